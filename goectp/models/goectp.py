@@ -1,0 +1,141 @@
+"""GoeCTP: a non-equivariant crystal-graph network ``g`` made O(3)-equivariant by the polar frame.
+
+    f(X) = F g(Fᵀ X) Fᵀ
+
+``g`` sees only canonical edge vectors ``Fᵀ r_ij`` (and invariant features), so ``g(Fᵀ R X) = g(Fᵀ X)`` for any
+orthogonal ``R`` (because ``F → R F``), and the tensor head's ``F ε̃ Fᵀ`` turns with the crystal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+import torch
+from torch import nn
+from torch_geometric.utils import scatter
+
+from goectp.elements import MAX_Z, element_feature_dim, element_feature_table
+from goectp.frame import polar_frame_torch
+from goectp.nn import GaussianRBF, LatticeEdgeLayer, MatformerLayer, MLPMessageLayer, ScalarHead, TensorHead
+from goectp.symmetry import symmetrize_tensors
+
+VARIANTS = ("goectp", "mat", "icom")
+
+
+@dataclass
+class GoeCTPConfig:
+    """Architecture settings. ``num_layers=None`` means the paper's depth (1 for goectp, 4 for mat/icom)."""
+
+    variant: Literal["goectp", "mat", "icom"] = "goectp"
+    hidden: int = 128
+    num_layers: int | None = None
+    heads: int = 4
+    num_rbf: int = 64
+    rbf_cutoff: float = 8.0
+    atom_features: Literal["cgcnn", "embedding"] = "cgcnn"
+    pooling: Literal["sum", "mean"] = "sum"
+    cell_reduction: Literal["none", "niggli"] = "none"
+    symmetrize: bool = False
+    positive_definite: bool = False
+    use_frame: bool = True
+    head: Literal["tensor", "scalar"] = "tensor"
+    k_neighbors: int = 16
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.variant not in VARIANTS:
+            raise ValueError(f"unknown variant {self.variant!r}; choose one of {VARIANTS}")
+        if self.num_layers is None:
+            self.num_layers = 1 if self.variant == "goectp" else 4
+        if self.pooling not in ("sum", "mean"):
+            raise ValueError(f"pooling must be 'sum' or 'mean', got {self.pooling!r}")
+        if self.cell_reduction not in ("none", "niggli"):
+            raise ValueError(f"cell_reduction must be 'none' or 'niggli', got {self.cell_reduction!r}")
+        if self.head not in ("tensor", "scalar"):
+            raise ValueError(f"head must be 'tensor' or 'scalar', got {self.head!r}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class GoeCTP(nn.Module):
+    """Frame-averaged crystal graph network predicting a symmetric 3x3 tensor (or an invariant scalar)."""
+
+    def __init__(self, config: GoeCTPConfig | None = None, **kwargs) -> None:
+        super().__init__()
+        cfg = config or GoeCTPConfig(**kwargs)
+        self.config = cfg
+        d = cfg.hidden
+        if cfg.atom_features == "cgcnn":
+            self.register_buffer("element_table", torch.from_numpy(element_feature_table()))
+            self.atom_embed = nn.Linear(element_feature_dim(), d)
+        else:
+            self.atom_embed = nn.Embedding(MAX_Z + 1, d)
+        self.rbf = GaussianRBF(0.0, cfg.rbf_cutoff, cfg.num_rbf)
+        # edge input: RBF(|r|) and the canonical unit vector r/|r| (this is what makes g orientation-aware)
+        self.edge_embed = nn.Sequential(nn.Linear(cfg.num_rbf + 3, d), nn.SiLU(), nn.Linear(d, d))
+        if cfg.variant == "goectp":
+            self.layers = nn.ModuleList(MLPMessageLayer(d, d) for _ in range(cfg.num_layers))
+        else:
+            self.layers = nn.ModuleList(MatformerLayer(d, cfg.heads) for _ in range(cfg.num_layers))
+        self.lattice_edge = LatticeEdgeLayer(d) if cfg.variant == "icom" else None
+        self.head = TensorHead(d, cfg.positive_definite) if cfg.head == "tensor" else ScalarHead(d)
+
+    # ----------------------------------------------------------------------------------------------------------
+    def frames(self, batch) -> tuple[torch.Tensor, torch.Tensor]:  # noqa: ANN001
+        """``(F, L)`` per graph ``[B, 3, 3]``: the polar frame and the lattice (input or reduced basis) it came from."""
+        lattice = batch.reduced_lattice if self.config.cell_reduction == "niggli" else batch.lattice
+        with torch.no_grad():
+            frame, _ = polar_frame_torch(lattice.double())
+        return frame, lattice
+
+    def embed(self, batch, use_frame: bool | None = None) -> tuple[torch.Tensor, torch.Tensor]:  # noqa: ANN001
+        """Run ``g`` up to the pooled features. Returns ``(pooled [B, d], frame [B, 3, 3])``.
+
+        With ``use_frame=False`` the frame is the identity: the backbone then sees raw Cartesian vectors and is
+        *not* equivariant (this is the "g alone" of the explorer and the augmentation baseline).
+        """
+        use_frame = self.config.use_frame if use_frame is None else use_frame
+        dtype = next(self.parameters()).dtype
+        frame, lattice = self.frames(batch)
+        if not use_frame:
+            frame = torch.eye(3, dtype=frame.dtype, device=frame.device).expand_as(frame)
+        frame = frame.to(dtype)
+        num_graphs = frame.size(0)
+        node_graph = batch.batch if getattr(batch, "batch", None) is not None else batch.z.new_zeros(batch.z.size(0))
+        src, dst = batch.edge_index
+        edge_graph = node_graph[dst]
+        # canonical coordinates: r̃ = Fᵀ r  (row vectors: r̃ᵀ = rᵀ F)
+        vec = torch.einsum("ex,exy->ey", batch.edge_vec.to(dtype), frame[edge_graph])  # [E, 3]
+        dist = vec.norm(dim=-1)  # [E]
+        e = self.edge_embed(torch.cat([self.rbf(dist), vec / dist.unsqueeze(-1)], dim=-1))  # [E, d]
+        if self.config.atom_features == "cgcnn":
+            h = self.atom_embed(self.element_table[batch.z].to(dtype))  # [N, d]
+        else:
+            h = self.atom_embed(batch.z)
+        canon_lat = frame.transpose(-1, -2) @ lattice.to(dtype)  # [B, 3, 3] = H (columns = canonical vectors)
+        for i, layer in enumerate(self.layers):
+            h = layer(h, batch.edge_index, e)
+            if i == 0 and self.lattice_edge is not None:
+                e = self.lattice_edge(e, vec, canon_lat[edge_graph])
+        pooled = scatter(h, node_graph, dim=0, dim_size=num_graphs, reduce=self.config.pooling)  # [B, d]
+        return pooled, frame
+
+    def forward(self, batch, use_frame: bool | None = None) -> torch.Tensor:  # noqa: ANN001
+        """Tensor head: ``[B, 3, 3]`` symmetric tensors in the input's Cartesian frame; scalar head: ``[B]``."""
+        pooled, frame = self.embed(batch, use_frame)
+        if self.config.head == "scalar":
+            return self.head(pooled)
+        eps = self.head(pooled, frame)
+        if self.config.symmetrize:
+            eps = symmetrize_tensors(eps, batch.sym_ops, batch.num_sym_ops)
+        return 0.5 * (eps + eps.transpose(-1, -2))
+
+    def backbone_prediction(self, batch) -> torch.Tensor:  # noqa: ANN001
+        """The non-equivariant backbone alone: the same network with the frame replaced by the identity."""
+        return self.forward(batch, use_frame=False)
+
+    def set_target_stats(self, scale: float, shift: float) -> None:
+        self.head.scale.fill_(float(scale))
+        self.head.shift.fill_(float(shift))
