@@ -111,6 +111,9 @@ def predict_graphs(graphs: list, model: nn.Module, device: str | torch.device | 
     """Predict from prebuilt graphs: ``[n, 3, 3]`` (or ``[M, n, 3, 3]`` for an ensemble)."""
     dev = default_device(device)
     model = model.to(dev).eval()
+    if len(graphs) == 0:  # nothing to predict: an empty array of the right shape
+        shape = (0,) if model.config.head == "scalar" else (0, 3, 3)
+        return np.zeros((len(model.members), *shape) if isinstance(model, Ensemble) else shape)
     outs = []
     for i in range(0, len(graphs), batch_size):
         batch = Batch.from_data_list(graphs[i : i + batch_size]).to(dev)

@@ -52,10 +52,13 @@ def polar_frame(lattice: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     lat = _check_lattice(lattice)
     u, s, vt = np.linalg.svd(lat)
     smax = s[..., :1]
-    if np.any(s[..., -1:] <= MIN_CONDITION * np.maximum(smax, 1e-300)):
+    bad = (s[..., -1] <= MIN_CONDITION * np.maximum(smax[..., 0], 1e-300)).reshape(-1)
+    if np.any(bad):
+        first = int(np.argmax(bad))
+        where = f" (lattice {first} of the batch)" if s.ndim > 1 else ""
         raise ValueError(
-            "lattice is singular or nearly singular (zero or near-zero cell volume; singular values "
-            f"{np.array2string(s.reshape(-1, 3)[0], precision=3)}): check the lattice vectors"
+            f"lattice is singular or nearly singular{where}: zero or near-zero cell volume, singular values "
+            f"{np.array2string(s.reshape(-1, 3)[first], precision=3)}; check the lattice vectors"
         )
     frame = u @ vt
     sym = np.swapaxes(vt, -1, -2) @ (s[..., :, None] * vt)
@@ -73,9 +76,16 @@ def polar_frame_torch(lattice):  # noqa: ANN001, ANN201 - torch is optional at i
     return frame, 0.5 * (sym + sym.transpose(-1, -2))
 
 
-def _snap(x: np.ndarray, scale: float, digits: int = 8) -> np.ndarray:
-    """Round to a grid relative to ``scale`` so that rotation noise (~1e-15) cannot change decisions."""
-    step = scale * 10.0 ** (-digits)
+#: Grid (Å) the canonical lattice is snapped to before reduction: a power of two, so that snapping is exact.
+SNAP_STEP = 2.0**-26
+
+
+def _snap(x: np.ndarray, step: float = SNAP_STEP) -> np.ndarray:
+    """Round to a fixed grid so that rotation noise (~1e-15 Å) cannot change the reduction's decisions.
+
+    The step is a fixed power of two (not relative to the lattice size, which itself carries the noise), so
+    ``round(x / step) * step`` is computed exactly and equal inputs up to noise give bit-identical outputs.
+    """
     return np.round(x / step) * step
 
 
@@ -90,7 +100,7 @@ def reduction_matrix(lattice: np.ndarray, method: CellReduction = "niggli") -> n
     from pymatgen.core import Lattice
 
     _, h = polar_frame(lattice)
-    h = _snap(h, float(np.abs(h).max()))
+    h = _snap(h)
     lat = Lattice(h.T)  # pymatgen wants rows = vectors
     if method == "niggli":
         red = lat.get_niggli_reduced_lattice()

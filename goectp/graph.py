@@ -20,10 +20,12 @@ import torch
 from torch_geometric.data import Data
 
 from goectp.frame import polar_frame, reduction_matrix
-from goectp.structures import validate_structure
+from goectp.structures import StructureError, validate_structure
 
 DEFAULT_K = 16
 TIE_TOL = 1e-5
+#: Atoms closer than this (Å) are treated as overlapping (duplicated sites), which no real crystal has.
+MIN_DISTANCE = 0.1
 
 
 class CrystalGraph(Data):
@@ -52,6 +54,12 @@ def neighbor_edges(structure, k: int = DEFAULT_K, tie_tol: float = TIE_TOL) -> t
     radius = max(2.0, 1.4 * (lat.volume / n * k) ** (1 / 3))
     for _ in range(12):
         c, p, img, d = structure.get_neighbor_list(radius, numerical_tol=1e-8, exclude_self=True)
+        if len(d) and d.min() < MIN_DISTANCE:
+            e = int(np.argmin(d))
+            raise StructureError(
+                f"atoms overlap: sites {c[e]} ({structure[int(c[e])].species_string}) and {p[e]} "
+                f"({structure[int(p[e])].species_string}) are {d[e]:.3g} Å apart (duplicated sites?)"
+            )
         counts = np.bincount(c, minlength=n)
         if counts.min() >= k:
             order = np.lexsort((d, c))
@@ -76,7 +84,10 @@ def symmetry_operations(structure, symprec: float = 0.01) -> np.ndarray:  # noqa
     rots = np.unique(sym["rotations"], axis=0)
     lat_cols = structure.lattice.matrix.T
     cart = lat_cols @ rots @ np.linalg.inv(lat_cols)  # R = L W L^-1 acts on Cartesian column vectors
-    return cart
+    # A structure that is symmetric only within symprec gives slightly non-orthogonal L W L^-1; its orthogonal
+    # polar factor is the nearest rotation, keeps R ε Rᵀ from rescaling ε, and still conjugates as Q R Qᵀ.
+    u, _, vt = np.linalg.svd(cart)
+    return u @ vt
 
 
 def build_crystal_graph(
@@ -104,6 +115,7 @@ def build_crystal_graph(
         raise ValueError("structure has no atoms")
     centers, neighbors, images, _ = neighbor_edges(structure, k=k, tie_tol=tie_tol)
     frac = np.mod(structure.frac_coords, 1.0)
+    frac[frac >= 1.0] = 0.0  # np.mod(-1e-17, 1.0) == 1.0
     frac_shift = structure.frac_coords - frac  # pymatgen's image offsets refer to the unwrapped coordinates
     images = images + np.rint(frac_shift[neighbors] - frac_shift[centers]).astype(np.int64)
     lat_rows = structure.lattice.matrix

@@ -35,7 +35,6 @@ def structure_from_file(path: str | os.PathLike, fmt: str | None = None):  # noq
     try:
         if suffix in {".xyz", ".extxyz", ".traj"} or fmt == "extxyz":
             from ase.io import read
-
             from pymatgen.io.ase import AseAtomsAdaptor
 
             return AseAtomsAdaptor.get_structure(read(str(path), index=0))
@@ -45,7 +44,8 @@ def structure_from_file(path: str | os.PathLike, fmt: str | None = None):  # noq
     except StructureError:
         raise
     except Exception as exc:  # pymatgen/ASE raise many exception types for bad files
-        raise StructureError(f"{path.name}: could not parse as a crystal structure ({type(exc).__name__}: {exc})") from exc
+        msg = f"{path.name}: could not parse as a crystal structure ({type(exc).__name__}: {exc})"
+        raise StructureError(msg) from exc
 
 
 def structure_from_string(text: str, fmt: str) -> Any:
@@ -61,7 +61,6 @@ def structure_from_string(text: str, fmt: str) -> Any:
             import io
 
             from ase.io import read
-
             from pymatgen.io.ase import AseAtomsAdaptor
 
             return AseAtomsAdaptor.get_structure(read(io.StringIO(text), format="extxyz", index=0))
@@ -69,7 +68,8 @@ def structure_from_string(text: str, fmt: str) -> Any:
             warnings.simplefilter("ignore")
             return Structure.from_str(text, fmt=fmt)
     except Exception as exc:
-        raise StructureError(f"could not parse the {fmt} text as a crystal structure ({type(exc).__name__}: {exc})") from exc
+        msg = f"could not parse the {fmt} text as a crystal structure ({type(exc).__name__}: {exc})"
+        raise StructureError(msg) from exc
 
 
 def to_structure(obj: Any) -> Any:
@@ -109,6 +109,8 @@ def validate_structure(structure: Any, max_sites: int = MAX_SITES) -> Any:
             f"structure is disordered (site {bad}: {structure[bad].species_string}); partial occupancies are not "
             "supported: order it first, e.g. with pymatgen's OrderDisorderedStructureTransformation"
         )
+    if not all(getattr(structure, "pbc", (True, True, True))):
+        raise StructureError("structure must be periodic in all three directions (pbc=True)")
     lat = structure.lattice.matrix
     if not np.all(np.isfinite(lat)):
         raise StructureError("lattice contains NaN or infinite values")
@@ -132,5 +134,16 @@ def load_structures(objs: Any | Iterable[Any], max_sites: int = MAX_SITES) -> li
     from pymatgen.core import Structure
 
     if isinstance(objs, (Structure, str, os.PathLike, dict)) or type(objs).__name__ == "Atoms":
-        objs = [objs]
-    return [validate_structure(to_structure(o), max_sites=max_sites) for o in objs]
+        return [validate_structure(to_structure(objs), max_sites=max_sites)]
+    if not isinstance(objs, Iterable):
+        raise StructureError(f"cannot use an object of type {type(objs).__name__} as a crystal structure")
+    objs = list(objs)
+    out = []
+    for i, obj in enumerate(objs):
+        try:
+            out.append(validate_structure(to_structure(obj), max_sites=max_sites))
+        except StructureError as exc:
+            if len(objs) == 1:
+                raise
+            raise StructureError(f"structure {i}: {exc}") from exc
+    return out

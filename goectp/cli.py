@@ -1,0 +1,242 @@
+"""Command line: ``goectp train | evaluate | predict | data | screen``. Run ``goectp <command> --help``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+
+# --------------------------------------------------------------------------------------------------------- predict
+def cmd_predict(args: argparse.Namespace) -> int:
+    from goectp.api import load_model, predict
+    from goectp.evaluation.metrics import anisotropy, eigenvalues, mean_eigenvalue
+    from goectp.structures import StructureError, load_structures
+
+    model = load_model(args.model)
+    rows = []
+    for path in args.structures:
+        try:
+            struct = load_structures(path, max_sites=args.max_sites)[0]
+            mean, std = predict(struct, model, device=args.device, return_std=True, use_frame=False if args.no_frame
+                                else None)
+        except (StructureError, FileNotFoundError, ValueError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            rows.append({"file": str(path), "error": str(exc)})
+            continue
+        eps, sd = mean[0], std[0]
+        rows.append({"file": str(path), "formula": struct.composition.reduced_formula, "tensor": eps.tolist(),
+                     "std": sd.tolist(), "eigenvalues": eigenvalues(eps).tolist(),
+                     "eps_mean": float(mean_eigenvalue(eps)), "anisotropy": float(anisotropy(eps))})
+    if args.json:
+        print(json.dumps(rows, indent=1))
+    else:
+        for r in rows:
+            if "error" in r:
+                continue
+            print(f"{r['file']}  ({r['formula']})")
+            for i, line in enumerate(r["tensor"]):
+                sd = "  ± " + " ".join(f"{v:6.3f}" for v in r["std"][i]) if np.any(r["std"]) else ""
+                print("  [" + " ".join(f"{v:9.3f}" for v in line) + " ]" + sd)
+            print("  eigenvalues: " + ", ".join(f"{v:.3f}" for v in r["eigenvalues"]))
+            print(f"  mean eigenvalue ε̄ = {r['eps_mean']:.3f}   anisotropy λmax/λmin = {r['anisotropy']:.3f}")
+    return 1 if any("error" in r for r in rows) else 0
+
+
+# --------------------------------------------------------------------------------------------------------- train
+def _model_config(args: argparse.Namespace):  # noqa: ANN202
+    from goectp.models import GoeCTPConfig
+
+    return GoeCTPConfig(variant=args.variant, hidden=args.hidden, num_layers=args.layers, pooling=args.pooling,
+                        cell_reduction=args.cell_reduction, symmetrize=args.symmetrize,
+                        positive_definite=args.positive_definite, use_frame=not args.no_frame)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from goectp.data import load_graph_set, sha256_file
+    from goectp.training import TrainConfig, run_split
+
+    path = _data_file(args)
+    gs = load_graph_set(path, progress=True)
+    mcfg = _model_config(args)
+    for split in args.splits:
+        cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, target=args.target,
+                          split_seed=split, seed=split, max_abs=args.max_abs, augment_rotations=args.augment,
+                          device=args.device)
+        out = Path(args.out) / f"split{split}"
+        init = _init_from(args.init_from, mcfg) if args.init_from else None
+        res = run_split(gs, mcfg, cfg, out, resume=not args.no_resume, data_sha256=sha256_file(path),
+                        init_state=init)
+        t = res["test"]
+        print(f"split {split}: best epoch {res['best_epoch']}, test MAE {t['all']['mae']:.4f} "
+              f"(|component|<100: {t['filtered']['mae']:.4f}) -> {out / 'best.pt'}")
+    return 0
+
+
+def _init_from(ckpt: str, mcfg) -> dict:  # noqa: ANN001
+    """Backbone weights of a (pretrained) checkpoint that fit the new model; the head is left fresh."""
+    from goectp.api import load_checkpoint
+    from goectp.models import GoeCTP
+
+    src = load_checkpoint(ckpt)
+    model = GoeCTP(mcfg)
+    own = model.state_dict()
+    loaded = {k: v for k, v in src.state_dict().items() if k in own and not k.startswith("head.")
+              and v.shape == own[k].shape}
+    if not loaded:
+        raise ValueError(f"{ckpt}: no backbone weights match the model configuration")
+    print(f"initialised {len(loaded)} of {len(own)} tensors from {ckpt} (head re-initialised)")
+    return loaded
+
+
+# --------------------------------------------------------------------------------------------------------- evaluate
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from goectp.api import load_model, predict_graphs
+    from goectp.data import load_graph_set, random_split
+    from goectp.evaluation import (
+        metrics_markdown,
+        parity_plot,
+        per_system_mae,
+        table2_markdown,
+        tensor_metrics,
+        write_report,
+    )
+
+    model = load_model(args.model)
+    gs = load_graph_set(_data_file(args), progress=True)
+    if args.split_seed is not None:
+        gs = gs.subset(random_split(len(gs), args.split_seed)["test"])
+    true = gs.targets(args.target)
+    pred = predict_graphs(gs.graphs, model, device=args.device)
+    if pred.ndim == 4:
+        pred = pred.mean(axis=0)
+    out = Path(args.out)
+    met = tensor_metrics(pred, true)
+    per = per_system_mae(pred, true, gs.crystal_systems)
+    png = parity_plot(pred, true, out.with_suffix(".png"), title=f"{args.model} on {len(gs)} structures")
+    write_report(out, f"Evaluation of {args.model}", {
+        "MAE per crystal system": table2_markdown({args.model: {k: (v, 0.0) for k, v in per.items()}}),
+        "Metrics": metrics_markdown({args.model: {k: (v, 0.0) for k, v in met.items()}}),
+        "Parity plot": f"![parity]({png.name})"}, {"metrics": met, "per_system": per})
+    print(json.dumps({"metrics": met, "per_system": per}, indent=1))
+    print(f"wrote {out.with_suffix('.md')}, {out.with_suffix('.json')}, {png}")
+    return 0
+
+
+# --------------------------------------------------------------------------------------------------------- data
+def _data_file(args: argparse.Namespace) -> Path:
+    from goectp.data import DIELECTRIC_FILE, data_dir
+
+    if getattr(args, "data_file", None):
+        return Path(args.data_file)
+    return data_dir(args.data_dir) / DIELECTRIC_FILE
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from goectp.data import loaders
+
+    if args.action == "info":
+        from collections import Counter
+
+        from goectp.data import read_dielectric_json
+
+        path = _data_file(args)
+        recs = read_dielectric_json(path)
+        n_out = sum(np.abs(r.target("total")).max() >= 100 for r in recs)
+        print(f"{path}: {len(recs)} records; sources {dict(Counter(r.source for r in recs))}; "
+              f"with band gap {sum(r.band_gap is not None for r in recs)}; any |total component| >= 100: {n_out}")
+        return 0
+    out = Path(args.out)
+    if args.action == "fetch-matminer":
+        loaders.fetch_matminer(out)
+    elif args.action == "fetch-mp":
+        loaders.fetch_materials_project(out)
+    elif args.action == "fetch-jarvis":
+        loaders.fetch_jarvis(out)
+    elif args.action == "convert-jarvis":
+        from goectp.data import write_dielectric_json
+
+        write_dielectric_json(loaders.read_jarvis_pickle(args.input), out)
+    print(f"wrote {out}")
+    return 0
+
+
+# --------------------------------------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="goectp", description="GoeCTP: equivariant dielectric tensor prediction")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("predict", help="predict the dielectric tensor of CIF/POSCAR/extxyz files")
+    p.add_argument("structures", nargs="+", help="structure files")
+    p.add_argument("--model", default="default", help="shipped model name or checkpoint path (default: default)")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.add_argument("--max-sites", type=int, default=500)
+    p.add_argument("--no-frame", action="store_true", help="run the non-equivariant backbone alone (for teaching)")
+    p.set_defaults(func=cmd_predict)
+
+    def data_opts(q: argparse.ArgumentParser) -> None:
+        q.add_argument("--data-dir", default=None, help="data directory (default: $GOECTP_DATA or ../shared/data)")
+        q.add_argument("--data-file", default=None, help="a DTNet-schema JSON(.gz) file (overrides --data-dir)")
+        q.add_argument("--target", default="total", choices=["total", "electronic", "ionic"])
+        q.add_argument("--device", default=None)
+
+    p = sub.add_parser("train", help="train on random 80/10/10 splits (the paper's protocol)")
+    data_opts(p)
+    p.add_argument("--variant", default="goectp", choices=["goectp", "mat", "icom"])
+    p.add_argument("--splits", nargs="+", type=int, default=[0, 1, 2, 3, 4], help="split seeds (default 0..4)")
+    p.add_argument("--epochs", type=int, default=200)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--hidden", type=int, default=128)
+    p.add_argument("--layers", type=int, default=None, help="message layers (default: 1 goectp, 4 mat/icom)")
+    p.add_argument("--pooling", default="mean", choices=["sum", "mean"])
+    p.add_argument("--cell-reduction", default="none", choices=["none", "niggli"])
+    p.add_argument("--symmetrize", action="store_true", help="point-group symmetrise the output")
+    p.add_argument("--positive-definite", action="store_true")
+    p.add_argument("--no-frame", action="store_true", help="baseline: no frame (not equivariant)")
+    p.add_argument("--augment", action="store_true", help="random O(3) rotation augmentation")
+    p.add_argument("--max-abs", type=float, default=None, help="drop train/val records with |component| >= this")
+    p.add_argument("--init-from", default=None, help="start from a (pretrained) checkpoint's backbone")
+    p.add_argument("--out", default="runs/train")
+    p.add_argument("--no-resume", action="store_true")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="evaluate a model: metrics, per-crystal-system table, parity plot")
+    data_opts(p)
+    p.add_argument("--model", default="default")
+    p.add_argument("--split-seed", type=int, default=None, help="evaluate on this split's test set only")
+    p.add_argument("--out", default="runs/evaluation/report")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("data", help="inspect or fetch dielectric datasets")
+    p.add_argument("action", choices=["info", "fetch-matminer", "fetch-mp", "fetch-jarvis", "convert-jarvis"])
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--data-file", default=None)
+    p.add_argument("--input", default=None, help="input file for convert-jarvis (jarvis_diele_piezo.pkl)")
+    p.add_argument("--out", default="mp_dielectric.json.gz")
+    p.set_defaults(func=cmd_data)
+
+    try:
+        from goectp.screening.cli import add_parser as add_screen
+    except ImportError:  # screening module not installed
+        add_screen = None
+    if add_screen is not None:
+        add_screen(sub)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (FileNotFoundError, ValueError, RuntimeError) as exc:
+        print(f"goectp {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,122 @@
+"""Reader for the DTNet/GoeCTP ``mp_dielectric.json`` schema (Monty JSON, optionally gzipped).
+
+``{id: {"structure": Structure.as_dict(), "electronic": 3x3, "ionic": 3x3, "total": 3x3, "band_gap": float|null,
+...}}``. The paper's original file and ``mp_dielectric_open.json.gz`` both read unchanged.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+Target = Literal["total", "electronic", "ionic"]
+TARGETS: tuple[str, ...] = ("total", "electronic", "ionic")
+
+
+@dataclass
+class DielectricRecord:
+    """One crystal with its DFPT dielectric tensors (relative permittivities, dimensionless)."""
+
+    id: str
+    structure: Any  # pymatgen Structure
+    tensors: dict[str, np.ndarray]
+    band_gap: float | None = None
+    material_id: str | None = None
+    source: str | None = None
+    extra: dict = field(default_factory=dict)
+
+    def target(self, name: str = "total") -> np.ndarray:
+        if name not in self.tensors:
+            raise KeyError(f"record {self.id} has no {name!r} tensor (has {sorted(self.tensors)})")
+        return self.tensors[name]
+
+
+def _open(path: Path):  # noqa: ANN202
+    with open(path, "rb") as f:
+        magic = f.read(2)
+    return gzip.open(path, "rt", encoding="utf-8") if magic == b"\x1f\x8b" else open(path, encoding="utf-8")
+
+
+def _tensor(value: Any, key: str, rid: str) -> np.ndarray:
+    arr = np.asarray(value, dtype=np.float64)
+    if arr.shape == (6,):  # Voigt-like order 11 22 33 23 13 12 is NOT assumed: refuse ambiguity
+        raise ValueError(f"record {rid}: {key} tensor has 6 components; give the full 3x3 matrix")
+    if arr.shape != (3, 3):
+        raise ValueError(f"record {rid}: {key} tensor must be 3x3, got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"record {rid}: {key} tensor contains NaN or infinite values")
+    return 0.5 * (arr + arr.T)
+
+
+def parse_dielectric_dict(data: dict[str, dict]) -> list[DielectricRecord]:
+    """Parse the in-memory schema (structures may be dicts or Structures)."""
+    from pymatgen.core import Structure
+
+    records = []
+    for rid, entry in data.items():
+        if "structure" not in entry:
+            raise ValueError(f"record {rid}: missing 'structure'")
+        struct = entry["structure"]
+        if isinstance(struct, dict):
+            struct = Structure.from_dict(struct)
+        tensors = {k: _tensor(entry[k], k, rid) for k in TARGETS if entry.get(k) is not None}
+        if not tensors:
+            raise ValueError(f"record {rid}: no dielectric tensor among {TARGETS}")
+        gap = entry.get("band_gap")
+        known = {"structure", *TARGETS, "band_gap", "material_id", "source"}
+        extra = {k: v for k, v in entry.items() if k not in known}
+        records.append(DielectricRecord(str(rid), struct, tensors, None if gap is None else float(gap),
+                                        entry.get("material_id"), entry.get("source"), extra))
+    return records
+
+
+def read_dielectric_json(path: str | os.PathLike) -> list[DielectricRecord]:
+    """Read a DTNet/GoeCTP-schema JSON file (``.json`` or ``.json.gz``)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file")
+    with _open(path) as f:
+        try:
+            data = json.load(f)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}: not valid JSON ({exc})") from exc
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a JSON object keyed by id (DTNet schema), got {type(data).__name__}")
+    return parse_dielectric_dict(data)
+
+
+def filter_records(records: list[DielectricRecord], target: str = "total",
+                   max_abs: float | None = None, min_value: float | None = None) -> list[DielectricRecord]:
+    """Keep records whose ``target`` tensor has every |component| < ``max_abs`` and every component >= ``min_value``.
+
+    The DTNet/GoeCTP loaders use ``max_abs=100`` (drops ferroelectric-like soft-mode outliers).
+    """
+    out = []
+    for r in records:
+        t = r.target(target)
+        if max_abs is not None and np.abs(t).max() >= max_abs:
+            continue
+        if min_value is not None and t.min() < min_value:
+            continue
+        out.append(r)
+    return out
+
+
+def write_dielectric_json(records: list[DielectricRecord], path: str | os.PathLike) -> None:
+    """Write records in the same schema (gzipped if the name ends in .gz)."""
+    out = {}
+    for r in records:
+        entry = {"structure": r.structure.as_dict(), "band_gap": r.band_gap, "material_id": r.material_id,
+                 "source": r.source}
+        entry.update({k: v.tolist() for k, v in r.tensors.items()})
+        out[r.id] = entry
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "wt", encoding="utf-8") as f:
+        json.dump(out, f)

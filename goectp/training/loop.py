@@ -1,0 +1,120 @@
+"""The training loop: read it top to bottom.
+
+Best-validation checkpointing: ``best.pt`` holds the weights of the epoch with the lowest validation MAE (that is
+the model evaluated and shipped); ``last.pt`` holds everything needed to resume (weights, optimiser, scheduler,
+epoch, RNG state, history).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn import functional as fn
+from torch_geometric.loader import DataLoader
+from tqdm.auto import tqdm
+
+from goectp.api import default_device, save_checkpoint
+from goectp.models import GoeCTP
+from goectp.training.augment import random_orthogonal, rotate_batch
+from goectp.training.config import TrainConfig
+
+
+def set_seed(seed: int) -> None:
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def target_stats(graphs: list) -> tuple[float, float]:
+    """``(scale, shift)``: shift = mean of ε̄ (isotropic part), scale = std of the remaining components."""
+    y = torch.cat([g.y for g in graphs]).double()
+    shift = torch.diagonal(y, dim1=-2, dim2=-1).mean().item()
+    scale = (y - shift * torch.eye(3, dtype=y.dtype)).std().item()
+    return max(scale, 1e-3), shift
+
+
+@torch.no_grad()
+def evaluate_mae(model: GoeCTP, loader: DataLoader, device: torch.device) -> float:
+    """Mean over structures of the mean |Δ| over the 9 components."""
+    model.eval()
+    total, count = 0.0, 0
+    for batch in loader:
+        batch = batch.to(device)
+        err = (model(batch) - batch.y.to(torch.get_default_dtype())).abs().mean(dim=(-1, -2))
+        total += err.sum().item()
+        count += err.numel()
+    return total / max(count, 1)
+
+
+def train(model: GoeCTP, train_graphs: list, val_graphs: list, cfg: TrainConfig, out_dir: str | Path,
+          resume: bool = False, meta: dict | None = None) -> dict:
+    """Train ``model`` on graphs whose ``y`` is the target tensor; returns the history and best validation MAE."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    set_seed(cfg.seed)
+    device = default_device(cfg.device)
+    loader_gen = torch.Generator().manual_seed(cfg.seed)
+    train_loader = DataLoader(train_graphs, batch_size=cfg.batch_size, shuffle=True, generator=loader_gen)
+    val_loader = DataLoader(val_graphs, batch_size=cfg.batch_size)
+    model.set_target_stats(*target_stats(train_graphs))
+    model.to(device)
+
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    total_steps = cfg.epochs * math.ceil(len(train_graphs) / cfg.batch_size)
+    end_factor = cfg.lr_end / cfg.lr
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: end_factor + (1 - end_factor) * (1 - min(s, total_steps) / total_steps) ** cfg.lr_power)
+    aug_gen = torch.Generator().manual_seed(cfg.seed + 1)
+    state = {"epoch": 0, "best_val": float("inf"), "best_epoch": -1, "history": []}
+
+    if resume and (out / "last.pt").exists():
+        ckpt = torch.load(out / "last.pt", map_location=device, weights_only=False)
+        model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        sched.load_state_dict(ckpt["scheduler"])
+        loader_gen.set_state(ckpt["loader_rng"])
+        aug_gen.set_state(ckpt["aug_rng"])
+        torch.set_rng_state(ckpt["torch_rng"])
+        state = ckpt["state"]
+        print(f"resumed from epoch {state['epoch']} (best val MAE {state['best_val']:.4f})")
+
+    bar = tqdm(range(state["epoch"], cfg.epochs), desc="epochs", disable=not cfg.progress, initial=state["epoch"],
+               total=cfg.epochs)
+    for epoch in bar:
+        model.train()
+        t0, losses = time.perf_counter(), []
+        for batch in train_loader:
+            batch = batch.to(device)
+            if cfg.augment_rotations:
+                rotate_batch(batch, random_orthogonal(batch.num_graphs, aug_gen))
+            pred = model(batch)
+            loss = fn.huber_loss(pred, batch.y.to(pred.dtype), delta=cfg.huber_delta)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            opt.step()
+            sched.step()
+            losses.append(loss.item())
+        val_mae = evaluate_mae(model, val_loader, device)
+        rec = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "val_mae": val_mae,
+               "lr": sched.get_last_lr()[0], "seconds": time.perf_counter() - t0}
+        state["history"].append(rec)
+        state["epoch"] = epoch + 1
+        if val_mae < state["best_val"]:
+            state["best_val"], state["best_epoch"] = val_mae, epoch + 1
+            save_checkpoint(out / "best.pt", model, train_config=cfg.to_dict(), epoch=epoch + 1, val_mae=val_mae,
+                            **(meta or {}))
+        torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                    "loader_rng": loader_gen.get_state(), "aug_rng": aug_gen.get_state(),
+                    "torch_rng": torch.get_rng_state(), "state": state}, out / "last.pt")
+        bar.set_postfix(loss=f"{rec['train_loss']:.3f}", val_mae=f"{val_mae:.3f}", best=f"{state['best_val']:.3f}")
+        if not cfg.progress and ((epoch + 1) % 10 == 0 or epoch + 1 == cfg.epochs):
+            print(f"epoch {epoch + 1}/{cfg.epochs} loss {rec['train_loss']:.4f} val_mae {val_mae:.4f} "
+                  f"best {state['best_val']:.4f} ({rec['seconds']:.1f}s)", flush=True)
+    (out / "history.json").write_text(json.dumps(state["history"], indent=1))
+    return {"best_val_mae": state["best_val"], "best_epoch": state["best_epoch"], "history": state["history"]}
