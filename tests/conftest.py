@@ -7,6 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+
+# Tests use tiny models: one thread is as fast and leaves the other core free.
+torch.set_num_threads(1)
 
 
 def _find_shared_data() -> Path | None:

@@ -51,8 +51,12 @@ def evaluate_mae(model: GoeCTP, loader: DataLoader, device: torch.device) -> flo
 
 
 def train(model: GoeCTP, train_graphs: list, val_graphs: list, cfg: TrainConfig, out_dir: str | Path,
-          resume: bool = False, meta: dict | None = None) -> dict:
-    """Train ``model`` on graphs whose ``y`` is the target tensor; returns the history and best validation MAE."""
+          resume: bool = False, meta: dict | None = None, stop_after: int | None = None) -> dict:
+    """Train ``model`` on graphs whose ``y`` is the target tensor; returns the history and best validation MAE.
+
+    ``resume`` continues from ``out_dir/last.pt``; ``stop_after`` ends this call after that many epochs in total
+    (a time-boxed job; the schedule still follows ``cfg.epochs``, and a later ``resume`` continues it).
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     set_seed(cfg.seed)
@@ -85,6 +89,8 @@ def train(model: GoeCTP, train_graphs: list, val_graphs: list, cfg: TrainConfig,
     bar = tqdm(range(state["epoch"], cfg.epochs), desc="epochs", disable=not cfg.progress, initial=state["epoch"],
                total=cfg.epochs)
     for epoch in bar:
+        if stop_after is not None and epoch >= stop_after:
+            break
         model.train()
         t0, losses = time.perf_counter(), []
         for batch in train_loader:

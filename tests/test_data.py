@@ -1,0 +1,153 @@
+"""Data layer: the DTNet/GoeCTP schema reader, filters, real loaders' parsing, splits, graph cache."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+from pymatgen.core import Lattice, Structure
+
+from goectp.data import (
+    DIELECTRIC_FILE,
+    filter_records,
+    load_graph_set,
+    random_split,
+    read_dielectric_json,
+    write_dielectric_json,
+)
+from goectp.data import loaders
+
+
+def _structure(a: float = 4.0) -> Structure:
+    return Structure(Lattice.tetragonal(a, a * 1.3), ["Mg", "O"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+
+
+def _entry(scale: float, struct: Structure | None = None) -> dict:
+    elec = np.diag([2.0, 2.0, 2.5]) * scale
+    ionic = np.array([[3.0, 0.1, 0.0], [0.1, 3.0, 0.0], [0.0, 0.0, 4.0]])
+    return {"structure": (struct or _structure()).as_dict(), "electronic": elec.tolist(), "ionic": ionic.tolist(),
+            "total": (elec + ionic).tolist(), "band_gap": 3.2, "material_id": "mp-1"}
+
+
+def test_reads_gzipped_and_plain_schema(tmp_path):
+    data = {"mp-1": _entry(1.0), "mp-2": _entry(2.0, _structure(5.0))}
+    plain = tmp_path / "d.json"
+    plain.write_text(json.dumps(data))
+    gz = tmp_path / "d.json.gz"
+    with gzip.open(gz, "wt") as f:
+        json.dump(data, f)
+    for p in (plain, gz):
+        recs = read_dielectric_json(p)
+        assert [r.id for r in recs] == ["mp-1", "mp-2"]
+        np.testing.assert_allclose(recs[1].target("total"), np.diag([4.0, 4.0, 5.0]) + _entry(0)["ionic"])
+        assert recs[0].band_gap == 3.2
+        assert recs[1].structure.lattice.a == pytest.approx(5.0)
+
+
+def test_bad_records_raise_clear_errors(tmp_path):
+    bad = _entry(1.0)
+    bad["total"] = [[1, 2], [3, 4]]
+    p = tmp_path / "bad.json"
+    p.write_text(json.dumps({"x": bad}))
+    with pytest.raises(ValueError, match="x: total tensor must be 3x3"):
+        read_dielectric_json(p)
+    nan = _entry(1.0)
+    nan["electronic"][0][0] = float("nan")
+    p.write_text(json.dumps({"y": nan}))
+    with pytest.raises(ValueError, match="NaN"):
+        read_dielectric_json(p)
+    p.write_text("[1, 2]")
+    with pytest.raises(ValueError, match="keyed by id"):
+        read_dielectric_json(p)
+    p.write_text("{not json")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        read_dielectric_json(p)
+
+
+def test_filter_and_roundtrip(tmp_path):
+    recs = read_dielectric_json(_write(tmp_path, {"a": _entry(1.0), "b": _entry(45.0)}))
+    assert [r.id for r in filter_records(recs, max_abs=100)] == ["a"]
+    out = tmp_path / "rt.json.gz"
+    write_dielectric_json(recs, out)
+    back = read_dielectric_json(out)
+    for r, s in zip(recs, back):
+        np.testing.assert_allclose(r.target("total"), s.target("total"))
+
+
+def _write(tmp_path, data):
+    p = tmp_path / "f.json"
+    p.write_text(json.dumps(data))
+    return p
+
+
+def test_matminer_frame_parsing():
+    s = _structure()
+    df = pd.DataFrame([{"material_id": "mp-7", "structure": s, "e_total": np.diag([5.0, 5, 6]).tolist(),
+                        "e_electronic": np.diag([2.0, 2, 2.5]).tolist(), "band_gap": 1.5}])
+    (r,) = loaders.records_from_matminer_frame(df)
+    assert r.id == "mp-7" and r.band_gap == 1.5
+    np.testing.assert_allclose(r.target("ionic"), np.diag([3.0, 3, 3.5]))
+
+
+def test_mp_docs_parsing_skips_docs_without_tensors():
+    s = _structure()
+
+    class Doc:  # the attribute-style documents mp-api returns
+        def __init__(self, **kw):
+            self.__dict__.update(kw)
+
+    docs = [Doc(material_id="mp-9", structure=s, e_electronic=np.eye(3) * 3, e_ionic=np.eye(3),
+                e_total=np.eye(3) * 4, band_gap=2.0),
+            {"material_id": "mp-10", "structure": s, "e_total": None, "e_electronic": None}]
+    (r,) = loaders.records_from_mp_docs(docs)
+    assert r.id == "mp-9" and r.source == "materials-project"
+    np.testing.assert_allclose(r.target("total"), np.eye(3) * 4)
+
+
+def test_jarvis_pickle_parsing(tmp_path):
+    atoms = {"lattice_mat": [[4, 0, 0], [0, 4, 0], [0, 0, 5]], "coords": [[0, 0, 0], [2, 2, 2.5]],
+             "elements": ["Na", "Cl"], "cartesian": True}
+    entries = [{"jid": "JVASP-1", "atoms": atoms, "dielectric": np.diag([3.0, 3, 4]).tolist(),
+                "optb88vdw_bandgap": 5.0},
+               {"jid": "JVASP-2", "atoms": atoms, "dielectric": None}]
+    p = tmp_path / "jarvis_diele_piezo.pkl"
+    with open(p, "wb") as f:
+        pickle.dump(entries, f)
+    (r,) = loaders.read_jarvis_pickle(p)
+    assert r.id == "JVASP-1" and r.band_gap == 5.0
+    np.testing.assert_allclose(r.structure.frac_coords[1], [0.5, 0.5, 0.5])
+    np.testing.assert_allclose(r.target("total"), np.diag([3.0, 3, 4]))
+
+
+def test_random_split_is_seeded_and_disjoint():
+    a, b = random_split(1000, 3), random_split(1000, 3)
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert [len(a[k]) for k in ("train", "val", "test")] == [800, 100, 100]
+    assert len(np.unique(np.concatenate(list(a.values())))) == 1000
+    assert not np.array_equal(random_split(1000, 4)["test"], a["test"])
+
+
+def test_graph_cache_is_reused(tmp_path, monkeypatch):
+    monkeypatch.setenv("GOECTP_CACHE", str(tmp_path / "cache"))
+    p = _write(tmp_path, {"a": _entry(1.0), "b": _entry(2.0, _structure(5.0))})
+    gs = load_graph_set(p, progress=False)
+    assert len(gs) == 2 and gs.crystal_systems == ["tetragonal", "tetragonal"]
+    assert len(list((tmp_path / "cache").glob("graphs-*.pt"))) == 1
+    again = load_graph_set(p, progress=False)
+    assert again.ids == gs.ids
+    np.testing.assert_allclose(again.targets("electronic"), gs.targets("electronic"))
+
+
+@pytest.mark.data
+def test_shared_open_set_matches_its_readme(shared_data_dir):
+    recs = read_dielectric_json(shared_data_dir / DIELECTRIC_FILE)
+    assert len(recs) == 2733
+    assert sum(np.abs(r.target("total")).max() > 100 for r in recs) == 47
+    assert len(filter_records(recs, max_abs=100)) == 2733 - 47
+    assert sum(r.band_gap is not None for r in recs) == 2192
+    r = recs[0]
+    np.testing.assert_allclose(r.target("total"), r.target("electronic") + r.target("ionic"), atol=1e-6)

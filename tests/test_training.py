@@ -1,0 +1,152 @@
+"""Training loop, resume, checkpoints, metrics and the CLI on a tiny synthetic dataset."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from pymatgen.core import Lattice, Structure
+
+from goectp import load_model, predict
+from goectp.cli import main as cli_main
+from goectp.data import graphs_from_records, parse_dielectric_dict
+from goectp.evaluation import anisotropy, mean_eigenvalue, per_system_mae, tensor_metrics
+from goectp.models import GoeCTPConfig
+from goectp.training import TrainConfig, run_split, train
+from goectp.training.augment import random_orthogonal, rotate_batch
+
+
+def _dataset(n: int = 20, seed: int = 0) -> dict:
+    """Rock-salt-like and tetragonal cells whose ε grows with the lattice constant (a learnable signal)."""
+    gen = np.random.default_rng(seed)
+    out = {}
+    for i in range(n):
+        a = gen.uniform(3.8, 5.0)
+        c = a * gen.uniform(0.9, 1.4)
+        s = Structure(Lattice.tetragonal(a, c), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+        eps = np.diag([a, a, c]) * 1.5
+        out[f"id-{i}"] = {"structure": s.as_dict(), "total": eps.tolist(), "electronic": (eps / 2).tolist(),
+                          "ionic": (eps / 2).tolist(), "band_gap": 2.0}
+    return out
+
+
+@pytest.fixture(scope="module")
+def graph_set():
+    return graphs_from_records(parse_dielectric_dict(_dataset()), progress=False)
+
+
+def _tiny(**kw) -> GoeCTPConfig:
+    return GoeCTPConfig(hidden=16, num_rbf=16, **kw)
+
+
+def test_training_reduces_loss_and_saves_best_checkpoint(graph_set, tmp_path):
+    from goectp.models import GoeCTP
+
+    torch.manual_seed(0)
+    model = GoeCTP(_tiny())
+    graphs = graph_set.with_target("total")
+    res = train(model, graphs[:16], graphs[16:], TrainConfig(epochs=8, batch_size=8, lr=3e-3, progress=False),
+                tmp_path)
+    losses = [h["train_loss"] for h in res["history"]]
+    assert losses[-1] < losses[0]
+    best = torch.load(tmp_path / "best.pt", weights_only=False)
+    assert best["config"]["hidden"] == 16 and best["meta"]["epoch"] == res["best_epoch"]
+    assert best["meta"]["train_config"]["epochs"] == 8
+    assert min(h["val_mae"] for h in res["history"]) == pytest.approx(res["best_val_mae"])
+
+
+def test_resume_matches_uninterrupted_run(graph_set, tmp_path):
+    from goectp.models import GoeCTP
+
+    graphs = graph_set.with_target("total")
+    cfg = TrainConfig(epochs=4, batch_size=8, progress=False, seed=3)
+    torch.manual_seed(3)
+    full = train(GoeCTP(_tiny()), graphs[:16], graphs[16:], cfg, tmp_path / "full")
+    torch.manual_seed(3)
+    train(GoeCTP(_tiny()), graphs[:16], graphs[16:], cfg, tmp_path / "r", stop_after=2)  # "interrupted"
+    # a fresh process would rebuild the model; resume restores weights, optimiser, scheduler and RNG state
+    torch.manual_seed(123)
+    resumed = train(GoeCTP(_tiny()), graphs[:16], graphs[16:], cfg, tmp_path / "r", resume=True)
+    np.testing.assert_allclose([h["val_mae"] for h in resumed["history"]], [h["val_mae"] for h in full["history"]],
+                               rtol=1e-5)
+
+
+def test_rotation_augmentation_rotates_everything_consistently(graph_set):
+    from torch_geometric.data import Batch
+
+    graphs = graph_set.with_target("total")[:3]
+    batch = Batch.from_data_list(graphs)
+    q = random_orthogonal(3, torch.Generator().manual_seed(0))
+    assert torch.allclose(q @ q.transpose(-1, -2), torch.eye(3, dtype=q.dtype).expand(3, 3, 3), atol=1e-12)
+    rot = rotate_batch(batch.clone(), q)
+    np.testing.assert_allclose(torch.linalg.eigvalsh(rot.y).numpy(), torch.linalg.eigvalsh(batch.y).numpy(),
+                               atol=1e-10)
+    np.testing.assert_allclose(rot.edge_vec.norm(dim=-1).numpy(), batch.edge_vec.norm(dim=-1).numpy(), atol=1e-10)
+    model_cfg = _tiny()
+    from goectp.models import GoeCTP
+
+    model = GoeCTP(model_cfg).double().eval()  # with the frame, a rotated batch gives the rotated prediction
+    with torch.no_grad():
+        a, b = model(batch), model(rot)
+    np.testing.assert_allclose(b.numpy(), (q @ a @ q.transpose(-1, -2)).numpy(), atol=1e-8)
+
+
+def test_metrics_against_hand_computation():
+    true = np.stack([np.eye(3) * 4, np.diag([2.0, 3.0, 6.0])])
+    pred = true.copy()
+    pred[0, 0, 0] += 0.9  # |Δ| mean = 0.1, ‖Δ‖_F = 0.9, rel = 0.9/sqrt(48) = 0.13
+    m = tensor_metrics(pred, true)
+    assert m["mae"] == pytest.approx(0.9 / 18)
+    assert m["frobenius"] == pytest.approx(0.45)
+    assert m["ewt_25"] == 1.0 and m["ewt_10"] == 0.5 and m["ewt_5"] == 0.5
+    assert m["mae_eps_mean"] == pytest.approx(0.15)
+    assert per_system_mae(pred, true, ["cubic", "orthorhombic"]) == pytest.approx(
+        {"cubic": 0.1, "orthorhombic": 0.0, "all": 0.05})
+    assert anisotropy(true[1]) == pytest.approx(3.0) and mean_eigenvalue(true[1]) == pytest.approx(11 / 3)
+    with pytest.raises(ValueError, match="NaN"):
+        tensor_metrics(pred * np.nan, true)
+
+
+def test_run_split_writes_metrics_and_predictions(graph_set, tmp_path):
+    res = run_split(graph_set, _tiny(), TrainConfig(epochs=2, batch_size=8, progress=False), tmp_path)
+    assert res["n_train"] == 16 and res["n_test"] == 2
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert saved["test"]["all"]["n"] == 2 and "tetragonal" in saved["test"]["all"]["per_system"]
+    z = np.load(tmp_path / "test_predictions.npz")
+    assert z["pred"].shape == (2, 3, 3)
+
+
+def test_cli_train_evaluate_predict(tmp_path, capsys):
+    data = tmp_path / "data.json"
+    data.write_text(json.dumps(_dataset(15, seed=1)))
+    out = tmp_path / "run"
+    assert cli_main(["train", "--data-file", str(data), "--splits", "0", "--epochs", "2", "--hidden", "16",
+                     "--out", str(out), "--batch-size", "8"]) == 0
+    ckpt = out / "split0" / "best.pt"
+    assert ckpt.exists()
+    assert cli_main(["evaluate", "--model", str(ckpt), "--data-file", str(data), "--out",
+                     str(tmp_path / "ev" / "report")]) == 0
+    assert (tmp_path / "ev" / "report.png").stat().st_size > 1000
+    assert "MAE per crystal system" in (tmp_path / "ev" / "report.md").read_text()
+    cif = tmp_path / "NaCl.cif"
+    s = Structure(Lattice.cubic(5.64), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    s.to(filename=str(cif))
+    capsys.readouterr()
+    assert cli_main(["predict", str(cif), "--model", str(ckpt)]) == 0
+    text = capsys.readouterr().out
+    assert "eigenvalues" in text and "anisotropy" in text
+    expected = predict(s, load_model(ckpt))[0]
+    assert f"{expected[0, 0]:9.3f}" in text
+    bad = tmp_path / "bad.cif"
+    bad.write_text("data_x\n_cell_length_a 5\n")
+    assert cli_main(["predict", str(bad), "--model", str(ckpt)]) == 1
+    assert "could not parse" in capsys.readouterr().err
+
+
+def test_cli_reports_missing_model(capsys, tmp_path):
+    cif = tmp_path / "x.cif"
+    Structure(Lattice.cubic(4), ["Na"], [[0, 0, 0]]).to(filename=str(cif))
+    assert cli_main(["predict", str(cif), "--model", "no-such-model"]) == 2
+    assert "no checkpoint or shipped model" in capsys.readouterr().err
