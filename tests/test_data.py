@@ -15,11 +15,11 @@ from goectp.data import (
     DIELECTRIC_FILE,
     filter_records,
     load_graph_set,
+    loaders,
     random_split,
     read_dielectric_json,
     write_dielectric_json,
 )
-from goectp.data import loaders
 
 
 def _structure(a: float = 4.0) -> Structure:
