@@ -1,0 +1,106 @@
+"""Stream the elements of a (gzip-compressed) JSON array or object without loading the whole file.
+
+A candidate pool is one large JSON document (``[{...}, {...}, ...]`` or ``{"id": {...}, ...}``). ``json.load``
+would hold every structure in memory at once; :func:`iter_json_items` reads the text in blocks and decodes one
+element at a time with :meth:`json.JSONDecoder.raw_decode`, so memory stays bounded by one block plus one element.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+BLOCK_CHARS = 1 << 16
+
+
+def open_text(path: str | os.PathLike) -> IO[str]:
+    """Open ``path`` for reading text, transparently decompressing ``*.gz``."""
+    path = Path(path)
+    if path.suffix == ".gz":
+        return gzip.open(path, "rt", encoding="utf-8")
+    return open(path, encoding="utf-8")
+
+
+class _Reader:
+    """A growable text buffer over a file handle with a read position."""
+
+    def __init__(self, handle: IO[str], block: int) -> None:
+        self.handle, self.block = handle, block
+        self.buf, self.pos, self.eof = "", 0, False
+
+    def more(self) -> bool:
+        """Append one block; drop the consumed prefix. Returns False at end of file."""
+        if self.eof:
+            return False
+        chunk = self.handle.read(self.block)
+        if not chunk:
+            self.eof = True
+            return False
+        self.buf = self.buf[self.pos :] + chunk
+        self.pos = 0
+        return True
+
+    def peek(self) -> str:
+        """Next non-whitespace character ('' at end of file), without consuming it."""
+        while True:
+            while self.pos < len(self.buf) and self.buf[self.pos] in " \t\r\n":
+                self.pos += 1
+            if self.pos < len(self.buf):
+                return self.buf[self.pos]
+            if not self.more():
+                return ""
+
+    def expect(self, chars: str, what: str) -> str:
+        c = self.peek()
+        if c == "" or c not in chars:
+            found = repr(c) if c else "end of file"
+            raise ValueError(f"malformed JSON: expected {what}, found {found}")
+        self.pos += 1
+        return c
+
+    def value(self, decoder: json.JSONDecoder) -> Any:
+        """Decode one complete JSON value (reading more blocks until it is complete)."""
+        self.peek()
+        while True:
+            try:
+                # Numbers and literals at the end of the buffer could decode truncated: require a delimiter after.
+                obj, end = decoder.raw_decode(self.buf, self.pos)
+                if end >= len(self.buf) and not self.eof and self.buf[self.pos] not in "{[\"":
+                    raise json.JSONDecodeError("value may continue", self.buf, end)
+            except json.JSONDecodeError:
+                if not self.more():
+                    raise ValueError("malformed JSON: truncated or invalid value near the end of the file") from None
+                continue
+            self.pos = end
+            return obj
+
+
+def iter_json_items(path: str | os.PathLike, block: int = BLOCK_CHARS) -> Iterator[tuple[str | int, Any]]:
+    """Yield ``(index, element)`` of a top-level JSON array, or ``(key, value)`` of a top-level JSON object.
+
+    Raises ``ValueError`` naming the problem if the document is not an array/object or is malformed.
+    """
+    decoder = json.JSONDecoder()
+    with open_text(path) as handle:
+        reader = _Reader(handle, block)
+        opening = reader.expect("[{", "a JSON array '[' or object '{' at the top level")
+        closing = "]" if opening == "[" else "}"
+        index = 0
+        if reader.peek() == closing:
+            return
+        while True:
+            if opening == "{":
+                key = reader.value(decoder)
+                if not isinstance(key, str):
+                    raise ValueError("malformed JSON: object key is not a string")
+                reader.expect(":", "':' after an object key")
+                yield key, reader.value(decoder)
+            else:
+                yield index, reader.value(decoder)
+            index += 1
+            if reader.expect("," + closing, f"',' or {closing!r}") == closing:
+                return

@@ -1,0 +1,76 @@
+"""The ensemble used for screening: checkpoint files → a picklable :class:`ModelSpec` → a cached :class:`Ensemble`.
+
+The spec carries the checkpoint *bytes*, so workers of a remote Dask cluster need no shared file system; each
+worker process builds the ensemble once and keeps it in :data:`_ENSEMBLE_CACHE`, keyed by the checkpoints'
+sha256s and the device.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from goectp.api import Ensemble, assets_dir, available_models, default_device, load_checkpoint
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Names, sha256 and bytes of the member checkpoints (sorted by file name, as ``load_model`` orders them)."""
+
+    names: tuple[str, ...]
+    sha256s: tuple[str, ...]
+    blobs: tuple[bytes, ...] = field(repr=False)
+    origin: str = ""
+
+    @property
+    def key(self) -> tuple[str, ...]:
+        return self.sha256s
+
+
+def resolve_checkpoints(name_or_path: str | os.PathLike) -> list[Path]:
+    """Checkpoint files for a file, a folder of ``*.pt`` members, or a model name shipped in ``assets/models``."""
+    path = Path(name_or_path)
+    if not path.exists():
+        path = assets_dir() / "models" / str(name_or_path)
+        if not path.exists():
+            raise FileNotFoundError(f"no checkpoint or shipped model named {str(name_or_path)!r}; "
+                                    f"shipped models: {available_models() or 'none'}")
+    if path.is_file():
+        return [path]
+    files = sorted(path.glob("*.pt"))
+    if not files:
+        raise FileNotFoundError(f"{path} holds no *.pt checkpoints")
+    return files
+
+
+def load_model_spec(name_or_path: str | os.PathLike) -> ModelSpec:
+    files = resolve_checkpoints(name_or_path)
+    blobs = tuple(f.read_bytes() for f in files)
+    return ModelSpec(names=tuple(f.stem for f in files), sha256s=tuple(hashlib.sha256(b).hexdigest() for b in blobs),
+                     blobs=blobs, origin=str(name_or_path))
+
+
+_ENSEMBLE_CACHE: dict[tuple, Ensemble] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def cached_ensemble(spec: ModelSpec, device: str | torch.device | None = None) -> Ensemble:
+    """The spec's ensemble on ``device`` (CUDA when available), built at most once per process."""
+    dev = default_device(device)
+    key = (spec.key, str(dev))
+    with _CACHE_LOCK:
+        if key not in _ENSEMBLE_CACHE:
+            members = [load_checkpoint(io.BytesIO(blob)) for blob in spec.blobs]
+            _ENSEMBLE_CACHE[key] = Ensemble(members, list(spec.names)).to(dev).eval()
+        return _ENSEMBLE_CACHE[key]
+
+
+def clear_cache() -> None:
+    with _CACHE_LOCK:
+        _ENSEMBLE_CACHE.clear()

@@ -1,0 +1,245 @@
+"""Candidate pools: where the structures to screen come from.
+
+A pool yields *candidate records*, plain picklable dicts that can be shipped to Dask workers:
+
+.. code-block:: text
+
+    {"id": str, "pool_index": int, "source": str | None, "formula": str | None, "band_gap": float | None,
+     "material_id": str | None,
+     "structure": dict | None,          # pymatgen Structure.as_dict(), or
+     "text": str | None, "fmt": str,    # file contents to parse on the worker (CIF / POSCAR / JSON)
+     "reject_code": str, "reject_reason": str}   # only when the record is already known to be unusable
+
+Three kinds of pool (:func:`open_pool`):
+
+- a JSON / JSON.gz file holding a list of records with a ``"structure"`` key (the shared
+  ``screening_candidates.json.gz``) or a dict ``{id: record}`` (``mp_dielectric_open.json.gz``), streamed;
+- a directory (searched recursively) or single file of CIF / POSCAR / extxyz / Structure-JSON;
+- ``"mp"`` or ``"mp:<chemsys>"``: a Materials Project query (see :mod:`goectp.screening.materials_project`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from goectp.screening.jsonstream import iter_json_items
+
+STRUCTURE_SUFFIXES = {".cif": "cif", ".mcif": "cif", ".vasp": "poscar", ".poscar": "poscar", ".xyz": "extxyz",
+                      ".extxyz": "extxyz", ".json": "json"}
+POSCAR_PREFIXES = ("POSCAR", "CONTCAR")
+
+
+class PoolError(ValueError):
+    """A pool that cannot be opened or read; the message says why."""
+
+
+def _float_or_none(value: Any) -> float | None:
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return None
+    return out if math.isfinite(out) else None
+
+
+def _str_or_none(value: Any) -> str | None:
+    return None if value is None or value == "" else str(value)
+
+
+def make_candidate(cid: str, pool_index: int, *, source: str | None = None, formula: str | None = None,
+                   band_gap: Any = None, material_id: Any = None, structure: dict | None = None,
+                   text: str | None = None, fmt: str | None = None, reject: tuple[str, str] | None = None) -> dict:
+    """Build one candidate record (see the module docstring for the fields)."""
+    rec = {"id": str(cid), "pool_index": int(pool_index), "source": _str_or_none(source),
+           "formula": _str_or_none(formula), "band_gap": _float_or_none(band_gap),
+           "material_id": _str_or_none(material_id), "structure": structure, "text": text, "fmt": fmt}
+    if reject is not None:
+        rec["reject_code"], rec["reject_reason"] = reject
+    return rec
+
+
+def sha256_file(path: str | os.PathLike, block: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(block):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass
+class JsonPool:
+    """Records streamed from a JSON array of candidate dicts, or a JSON object ``{id: record}``."""
+
+    path: Path
+
+    @property
+    def description(self) -> str:
+        return str(self.path)
+
+    def sha256(self) -> str:
+        return sha256_file(self.path)
+
+    def __iter__(self) -> Iterator[dict]:
+        default_source = self.path.name.split(".")[0]
+        for n, (key, rec) in enumerate(iter_json_items(self.path)):
+            if not isinstance(rec, dict):
+                why = f"pool entry {key!r} is a {type(rec).__name__}, not a record"
+                yield make_candidate(f"{default_source}-{n}", n, source=default_source, reject=("unparseable", why))
+                continue
+            cid = rec.get("id") or (key if isinstance(key, str) else f"{default_source}-{n}")
+            structure = rec.get("structure")
+            if structure is None and "@class" in rec and "sites" in rec:  # a bare Structure dict
+                structure = rec
+            reject = None
+            if not isinstance(structure, dict):
+                reject = ("unparseable", "record has no 'structure' (a pymatgen Structure.as_dict())")
+            yield make_candidate(cid, n, source=rec.get("source") or default_source, formula=rec.get("formula"),
+                                 band_gap=rec.get("band_gap"), material_id=rec.get("material_id"),
+                                 structure=structure if reject is None else None, reject=reject)
+
+    def count(self) -> int:
+        """Number of records (one streaming pass; about a second for the shared pool)."""
+        return sum(1 for _ in iter_json_items(self.path))
+
+
+def candidate_id(relative_path: str) -> str:
+    """``sub/NaCl.cif`` -> ``sub/NaCl``; ``x/POSCAR`` stays ``x/POSCAR`` (only known structure suffixes go)."""
+    stem = relative_path[:-3] if relative_path.lower().endswith(".gz") else relative_path
+    suffix = Path(stem).suffix
+    return stem[: -len(suffix)] if suffix and suffix.lower() in STRUCTURE_SUFFIXES else stem
+
+
+def structure_format(path: Path) -> str | None:
+    """'cif' / 'poscar' / 'extxyz' / 'json' from the file name, or None for files that are not structures."""
+    if path.name.upper().startswith(POSCAR_PREFIXES):
+        return "poscar"
+    name = path.name.lower()
+    if name.endswith(".gz"):
+        name = name[:-3]
+    return STRUCTURE_SUFFIXES.get(Path(name).suffix)
+
+
+@dataclass
+class FilePool:
+    """Every CIF / POSCAR / extxyz / Structure-JSON file in a directory (recursively, sorted), or one such file.
+
+    Ids are the path relative to the directory without the suffix (``sub/NaCl``); an extxyz file with several
+    frames gives ``<id>#<frame>``. CIF/POSCAR/JSON text is parsed on the worker; extxyz frames are read here.
+    """
+
+    path: Path
+
+    @property
+    def description(self) -> str:
+        return str(self.path)
+
+    def files(self) -> list[Path]:
+        if self.path.is_file():
+            return [self.path]
+        return sorted(p for p in self.path.rglob("*") if p.is_file() and structure_format(p) is not None)
+
+    def sha256(self) -> str:
+        """Hash of the sorted (relative path, content sha256) list: changes when any file changes."""
+        h = hashlib.sha256()
+        base = self.path if self.path.is_dir() else self.path.parent
+        for f in self.files():
+            h.update(f"{f.relative_to(base).as_posix()}\0{sha256_file(f)}\n".encode())
+        return h.hexdigest()
+
+    def count(self) -> int | None:
+        return None  # extxyz files may hold several frames: unknown without reading them
+
+    def __iter__(self) -> Iterator[dict]:
+        base = self.path if self.path.is_dir() else self.path.parent
+        n = 0
+        for f in self.files():
+            rel = f.relative_to(base).as_posix()
+            cid = candidate_id(rel)
+            fmt = structure_format(f)
+            if fmt is None:
+                fmt = "cif"  # a single file named explicitly: let the parser decide
+            if fmt == "extxyz":
+                for rec in self._extxyz_candidates(f, cid, n):
+                    yield rec
+                    n += 1
+                continue
+            try:
+                text = _read_text(f)
+                reject = ("unparseable", f"{rel}: file is empty") if not text.strip() else None
+            except (OSError, UnicodeDecodeError) as exc:
+                text, reject = None, ("unparseable", f"{rel}: cannot read ({type(exc).__name__}: {exc})")
+            yield make_candidate(cid, n, source=base.name, text=text if reject is None else None, fmt=fmt,
+                                 reject=reject)
+            n += 1
+
+    @staticmethod
+    def _extxyz_candidates(path: Path, cid: str, start: int) -> Iterator[dict]:
+        from ase.io import iread
+        from pymatgen.io.ase import AseAtomsAdaptor
+
+        try:
+            frames = list(iread(str(path), index=":", format="extxyz"))
+        except Exception as exc:  # ASE raises many types for bad files
+            yield make_candidate(cid, start, source=path.parent.name,
+                                 reject=("unparseable", f"{path.name}: could not parse as extxyz ({exc})"))
+            return
+        if not frames:
+            yield make_candidate(cid, start, source=path.parent.name,
+                                 reject=("unparseable", f"{path.name}: no frames in the file"))
+            return
+        for i, atoms in enumerate(frames):
+            fid = cid if len(frames) == 1 else f"{cid}#{i}"
+            reject, structure = None, None
+            if not all(atoms.pbc):
+                reject = ("unparseable", f"{path.name} frame {i}: not periodic in all three directions")
+            else:
+                try:
+                    structure = AseAtomsAdaptor.get_structure(atoms).as_dict()
+                except Exception as exc:
+                    reject = ("unparseable", f"{path.name} frame {i}: {type(exc).__name__}: {exc}")
+            yield make_candidate(fid, start + i, source=path.parent.name, structure=structure,
+                                 band_gap=atoms.info.get("band_gap"), material_id=atoms.info.get("material_id"),
+                                 reject=reject)
+
+
+def _read_text(path: Path) -> str:
+    if path.suffix == ".gz":
+        import gzip
+
+        with gzip.open(path, "rt", encoding="utf-8") as fh:
+            return fh.read()
+    return path.read_text(encoding="utf-8")
+
+
+def open_pool(spec: str | os.PathLike, max_sites: int | None = None) -> Any:
+    """Open a pool from a path or ``"mp"`` / ``"mp:<chemsys>"`` (Materials Project; needs ``MP_API_KEY``)."""
+    text = str(spec)
+    if text == "mp" or text.startswith("mp:"):
+        from goectp.screening.materials_project import MaterialsProjectPool
+
+        chemsys = text[3:] or None
+        return MaterialsProjectPool(chemsys=chemsys, max_sites=max_sites)
+    path = Path(spec)
+    if not path.exists():
+        raise PoolError(f"pool {path} does not exist (give a JSON(.gz) candidate file, a folder of structure files, "
+                        "a structure file, or 'mp' for a Materials Project query)")
+    name = path.name.lower()
+    if path.is_file() and (name.endswith(".json.gz") or name.endswith(".json")):
+        with _peek_open(path) as fh:
+            head = fh.read(4096).lstrip()
+        if head.startswith("["):
+            return JsonPool(path)
+        if head.startswith("{") and '"@class"' not in head[:200] and '"@module"' not in head[:200]:
+            return JsonPool(path)
+    return FilePool(path)
+
+
+def _peek_open(path: Path) -> Any:
+    from goectp.screening.jsonstream import open_text
+
+    return open_text(path)

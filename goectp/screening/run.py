@@ -1,0 +1,114 @@
+"""One complete screening run: score (resumably) → merge → rank → compare with DFT hits → write the tables.
+
+Outputs in ``out_dir``:
+
+- ``screening.parquet`` / ``.csv``: every scored candidate (ε̄, α, eigenvalues, mean and std tensors, scores,
+  ranks, crystal system) with provenance columns (model names and sha256s, pool sha256, date, version, κ);
+- ``top_high_k.*``, ``top_anisotropy.*``: the two top lists; ``rejects.csv``: id, status, reason of every
+  candidate not scored; ``reference_comparison.csv``; ``summary.json``; ``work/`` (resumable part files).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from goectp.screening.engine import PassReport, ScreeningOptions, load_training, merge_parts, options_dict, score_pool
+from goectp.screening.models import load_model_spec
+from goectp.screening.pool import open_pool
+from goectp.screening.provenance import Provenance
+from goectp.screening.ranking import Rankings, rank_candidates
+from goectp.screening.reference import ReferenceComparison, compare_with_reference, load_reference_hits
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ScreeningRun:
+    options: ScreeningOptions
+    report: PassReport
+    provenance: Provenance
+    rankings: Rankings | None = None  # None when the pass was interrupted
+    comparison: ReferenceComparison | None = None
+    summary: dict = field(default_factory=dict)
+    paths: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def interrupted(self) -> bool:
+        return self.report.interrupted
+
+
+def run_screening(opts: ScreeningOptions) -> ScreeningRun:
+    """Run (or resume) a screening; see the module docstring for what is written."""
+    model = load_model_spec(opts.model)
+    pool = open_pool(opts.pool, max_sites=opts.max_sites)
+    pool_sha = pool.sha256()
+    training, training_sha = load_training(opts.exclude_training)
+    provenance = Provenance.create(model.names, model.sha256s, pool.description, pool_sha, opts.kappa)
+    manifest_extra = {"pool_sha256": pool_sha, "training_sha256": training_sha}
+    report, work = score_pool(opts, model=model, training=training, pool=pool, manifest_extra=manifest_extra)
+    run = ScreeningRun(opts, report, provenance)
+    if report.interrupted:
+        log.warning("interrupted after %d chunks; rerun the same command to resume", report.chunks)
+        return run
+    table, n_dupes = merge_parts(work, report.expected_ids)
+    run.rankings = rank_candidates(table, opts.kappa, opts.top, opts.min_gap, opts.aniso_min_gap)
+    if opts.reference_dir is not None and Path(opts.reference_dir).exists():
+        run.comparison = compare_with_reference(run.rankings.results, run.rankings.rejects,
+                                                load_reference_hits(opts.reference_dir))
+    run.summary = build_summary(run, n_dupes, training)
+    run.paths = write_outputs(run, Path(opts.out_dir))
+    return run
+
+
+def build_summary(run: ScreeningRun, n_duplicate_rows: int, training) -> dict:  # noqa: ANN001
+    rk, rep = run.rankings, run.report
+    reasons = rk.rejects.groupby(["status", "reason_code"]).size() if len(rk.rejects) else pd.Series(dtype=int)
+    summary = {
+        "provenance": run.provenance.as_dict(),
+        "options": options_dict(run.options),
+        "n_candidates": len(rep.expected_ids),
+        "n_scored": len(rk.results),
+        "n_not_scored": {f"{s}:{c}": int(n) for (s, c), n in reasons.items()},
+        "n_skipped_already_done": rep.skipped_done,
+        "n_processed_this_run": rep.processed,
+        "seconds_this_run": round(rep.seconds, 3),
+        "startup_seconds_this_run": round(rep.startup_seconds, 3),
+        "structures_per_s_this_run": None if math.isnan(rep.structures_per_s) else round(rep.structures_per_s, 2),
+        "duplicate_rows_dropped_in_merge": n_duplicate_rows,
+        "training_records": len(training) if training is not None else 0,
+        "high_k_list": {"size": len(rk.top_high_k), "min_gap_eV": run.options.min_gap,
+                        "scored_with_unknown_gap_excluded": rk.unknown_gap_excluded},
+        "anisotropy_list": {"size": len(rk.top_anisotropy), "aniso_min_gap_eV": run.options.aniso_min_gap,
+                            "scored_with_nonpositive_tensor": int((~pd.Series(
+                                rk.results["score_aniso"].map(math.isfinite), dtype=bool)).sum())},
+    }
+    if run.comparison is not None:
+        c = run.comparison
+        summary["reference"] = {"n_reference": c.n_reference, "n_in_pool": c.n_in_pool, "n_scored": c.n_scored}
+    return summary
+
+
+def write_outputs(run: ScreeningRun, out_dir: Path) -> dict[str, Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rk, stamp = run.rankings, run.provenance.stamp
+    paths: dict[str, Path] = {}
+    for name, frame in (("screening", rk.results), ("top_high_k", rk.top_high_k),
+                        ("top_anisotropy", rk.top_anisotropy)):
+        stamped = stamp(frame)
+        stamped.to_parquet(out_dir / f"{name}.parquet", index=False)
+        stamped.to_csv(out_dir / f"{name}.csv", index=False)
+        paths[name] = out_dir / f"{name}.parquet"
+    rk.rejects.to_csv(out_dir / "rejects.csv", index=False)
+    paths["rejects"] = out_dir / "rejects.csv"
+    if run.comparison is not None:
+        run.comparison.table.to_csv(out_dir / "reference_comparison.csv", index=False)
+        paths["reference_comparison"] = out_dir / "reference_comparison.csv"
+    (out_dir / "summary.json").write_text(json.dumps(run.summary, indent=2, default=str))
+    paths["summary"] = out_dir / "summary.json"
+    return paths

@@ -1,0 +1,225 @@
+"""Score one chunk of candidates: parse → check → graph → ensemble prediction → statistics.
+
+:func:`score_chunk` runs unchanged in the driver process (``--no-dask``) or as a Dask task. It never raises for a
+bad structure: each candidate becomes one row with ``status`` ``scored``, ``rejected`` (bad structure),
+``excluded`` (training data), with a ``reason_code`` and a human ``reason``.
+
+Reason codes: ``unparseable``, ``unknown_element``, ``too_large``, ``disordered``, ``invalid_structure``,
+``graph_error``, ``model_error``, ``in_training``.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from goectp.screening.filters import TrainingIndex
+from goectp.screening.models import ModelSpec, cached_ensemble
+from goectp.screening.scoring import COMPONENT_NAMES, ensemble_statistics, tensor_components
+from goectp.structures import StructureError, structure_from_string, validate_structure
+
+STATS_COLUMNS = ["eps_mean", "eps_mean_std", "anisotropy", "anisotropy_std", "eps_eig1", "eps_eig2", "eps_eig3",
+                 *[f"eps_{c}" for c in COMPONENT_NAMES], *[f"std_{c}" for c in COMPONENT_NAMES]]
+PART_COLUMNS = ["id", "pool_index", "status", "reason_code", "reason", "source", "formula", "material_id",
+                "band_gap", "n_sites", "volume", "crystal_system", "spacegroup", *STATS_COLUMNS, "nonpositive",
+                "members_nonpositive", "n_members", "device", "worker"]
+FLOAT_COLUMNS = ["band_gap", "volume", *STATS_COLUMNS]
+INT_COLUMNS = ["pool_index", "n_sites", "spacegroup", "members_nonpositive", "n_members"]
+
+
+@dataclass(frozen=True)
+class ScoringContext:
+    """Everything a chunk needs besides its candidates; scattered once to every Dask worker."""
+
+    model: ModelSpec
+    training: TrainingIndex | None = None
+    max_sites: int = 20
+    device: str | None = None
+    batch_size: int = 64
+    torch_threads: int | None = 1
+    symprec: float | None = 0.1  # for the crystal system column; None skips it (half the CPU time of a chunk)
+
+
+class Rejected(Exception):  # noqa: N818 - a control-flow signal, not an error of the program
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(reason)
+        self.code, self.reason = code, reason
+
+
+def parse_candidate(rec: dict):  # noqa: ANN201 - pymatgen Structure
+    """The candidate's Structure, or :class:`Rejected` ('unparseable' / 'unknown_element')."""
+    from pymatgen.core import Structure
+
+    try:
+        if rec.get("structure") is not None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return Structure.from_dict(rec["structure"])
+        if rec.get("text") is not None:
+            return structure_from_string(rec["text"], rec.get("fmt") or "cif")
+    except Exception as exc:
+        msg = str(exc)
+        code = "unknown_element" if ("valid Element" in msg or "nrecognized element" in msg) else "unparseable"
+        raise Rejected(code, f"could not parse the structure: {msg}") from exc
+    raise Rejected("unparseable", "record has neither a structure dict nor file text")
+
+
+def check_structure(structure, max_sites: int) -> None:  # noqa: ANN001
+    """Raise :class:`Rejected` with the most specific reason code for a structure the model cannot use."""
+    from pymatgen.core import Element
+
+    n = len(structure)
+    if n > max_sites:
+        raise Rejected("too_large", f"{n} sites > the limit of {max_sites} per cell")
+    if not structure.is_ordered:
+        site = next(s for s in structure if not s.is_ordered)
+        raise Rejected("disordered", f"disordered site {site.species_string} (partial occupancy)")
+    for site in structure:
+        el = getattr(site.specie, "element", site.specie)
+        if not isinstance(el, Element) or not 1 <= el.Z <= 100:
+            raise Rejected("unknown_element", f"unknown or unsupported element {site.species_string!r}")
+    try:
+        validate_structure(structure, max_sites=max_sites)
+    except StructureError as exc:
+        raise Rejected("invalid_structure", str(exc)) from exc
+
+
+def _crystal_system(structure, symprec: float | None) -> tuple[str | None, int | None]:  # noqa: ANN001
+    from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+
+    if not symprec:
+        return None, None
+    try:
+        sga = SpacegroupAnalyzer(structure, symprec=symprec)
+        return sga.get_crystal_system(), sga.get_space_group_number()
+    except Exception:  # spglib fails on a few pathological cells; symmetry is informative only
+        return None, None
+
+
+def _base_row(rec: dict) -> dict:
+    row = dict.fromkeys(PART_COLUMNS)
+    for key in ("id", "pool_index", "source", "formula", "material_id", "band_gap"):
+        row[key] = rec.get(key)
+    return row
+
+
+def _worker_name() -> str:
+    """The Dask worker's address inside a Dask task, else ``host:pid``."""
+    try:
+        from distributed import get_worker
+
+        return get_worker().address
+    except (ImportError, ValueError):
+        return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _configure_threads(threads: int | None) -> None:
+    if threads and torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+
+
+def warm_up(context: ScoringContext) -> str:
+    """Load the ensemble into this worker's cache (and import everything a chunk needs); returns the device."""
+    import goectp.graph  # noqa: F401
+
+    _configure_threads(context.torch_threads)
+    return str(next(cached_ensemble(context.model, context.device).parameters()).device)
+
+
+def score_chunk(candidates: list[dict], context: ScoringContext) -> pd.DataFrame:
+    """One row per candidate (columns :data:`PART_COLUMNS`), in input order."""
+    from goectp.graph import build_crystal_graph
+
+    _configure_threads(context.torch_threads)
+    ensemble = cached_ensemble(context.model, context.device)
+    device = str(next(ensemble.parameters()).device)
+    k, symprec = ensemble.config.k_neighbors, (0.01 if ensemble.config.symmetrize else None)
+    worker = _worker_name()
+    rows, graphs, graph_rows = [], [], []
+    for rec in candidates:
+        row = _base_row(rec)
+        row["worker"], row["device"] = worker, device
+        rows.append(row)
+        try:
+            if rec.get("reject_code"):
+                raise Rejected(rec["reject_code"], rec.get("reject_reason") or rec["reject_code"])
+            structure = parse_candidate(rec)
+            row["n_sites"], row["volume"] = len(structure), float(structure.volume)
+            row["formula"] = row["formula"] or structure.composition.reduced_formula
+            check_structure(structure, context.max_sites)
+            if context.training is not None:
+                why = context.training.match(row["id"], row["material_id"], structure.composition.reduced_formula,
+                                             len(structure), structure.volume)
+                if why:
+                    row["status"], row["reason_code"], row["reason"] = "excluded", "in_training", why
+                    continue
+            try:
+                graph = build_crystal_graph(structure, k=k, symprec=symprec, validate=False)
+            except Exception as exc:
+                raise Rejected("graph_error", f"could not build the crystal graph: {exc}") from exc
+            row["crystal_system"], row["spacegroup"] = _crystal_system(structure, context.symprec)
+        except Rejected as rej:
+            row["status"], row["reason_code"], row["reason"] = "rejected", rej.code, rej.reason
+            continue
+        graphs.append(graph)
+        graph_rows.append(row)
+    if graphs:
+        _predict_into(graphs, graph_rows, ensemble, context)
+    return rows_to_frame(rows)
+
+
+def _predict_into(graphs: list, rows: list[dict], ensemble, context: ScoringContext) -> None:  # noqa: ANN001
+    """Predict all graphs in batches; if a batch fails, retry one by one so only the culprit is rejected."""
+    from goectp.api import predict_graphs
+
+    try:
+        preds = predict_graphs(graphs, ensemble, device=context.device, batch_size=context.batch_size)
+        ok = list(range(len(graphs)))
+    except Exception:
+        ok, singles = [], []
+        for i, g in enumerate(graphs):
+            try:
+                singles.append(predict_graphs([g], ensemble, device=context.device)[:, 0])
+                ok.append(i)
+            except Exception as exc:
+                rows[i]["status"], rows[i]["reason_code"] = "rejected", "model_error"
+                rows[i]["reason"] = f"model failed on this structure: {type(exc).__name__}: {exc}"
+        if not ok:
+            return
+        preds = np.stack(singles, axis=1)
+    stats = ensemble_statistics(preds)
+    mean_c, std_c = tensor_components(stats["mean"]), tensor_components(stats["std"])
+    for j, i in enumerate(ok):
+        row = rows[i]
+        row["status"] = "scored"
+        for key in ("eps_mean", "eps_mean_std", "anisotropy", "anisotropy_std"):
+            row[key] = float(stats[key][j])
+        row["eps_eig1"], row["eps_eig2"], row["eps_eig3"] = (float(v) for v in stats["eigenvalues"][j])
+        for c, name in enumerate(COMPONENT_NAMES):
+            row[f"eps_{name}"], row[f"std_{name}"] = float(mean_c[j, c]), float(std_c[j, c])
+        row["nonpositive"] = bool(stats["nonpositive"][j])
+        row["members_nonpositive"] = int(stats["members_nonpositive"][j])
+        row["n_members"] = int(stats["n_members"][j])
+
+
+def rows_to_frame(rows: list[dict]) -> pd.DataFrame:
+    """Rows → a DataFrame with the fixed column set and dtypes (so part files concatenate cleanly)."""
+    frame = pd.DataFrame(rows, columns=PART_COLUMNS)
+    return coerce_part_dtypes(frame)
+
+
+def coerce_part_dtypes(frame: pd.DataFrame) -> pd.DataFrame:
+    for col in FLOAT_COLUMNS:
+        frame[col] = pd.to_numeric(frame[col], errors="coerce").astype("float64")
+    for col in INT_COLUMNS:
+        frame[col] = pd.to_numeric(frame[col], errors="coerce").astype("Int64")
+    frame["nonpositive"] = frame["nonpositive"].astype("boolean")
+    for col in set(PART_COLUMNS) - set(FLOAT_COLUMNS) - set(INT_COLUMNS) - {"nonpositive"}:
+        frame[col] = frame[col].astype("string")
+    return frame
