@@ -31,7 +31,10 @@ EXPERIMENTS: dict[str, tuple[dict, dict]] = {
     "symmetrize": ({"variant": "goectp", "symmetrize": True}, {}),
     "pos_def": ({"variant": "goectp", "positive_definite": True}, {}),
     "best": ({"variant": "goectp", "pooling": "mean", "cell_reduction": "niggli", "symmetrize": True}, {}),
+    "best_prim": ({"variant": "goectp", "pooling": "mean", "cell_reduction": "primitive", "symmetrize": True}, {}),
     "noframe_aug": ({"variant": "goectp", "use_frame": False}, {"augment_rotations": True}),
+    "best_noframe_aug": ({"variant": "goectp", "pooling": "mean", "symmetrize": True, "use_frame": False},
+                         {"augment_rotations": True}),
     "mat": ({"variant": "mat"}, {}),
     "icom": ({"variant": "icom"}, {}),
     "filter100": ({"variant": "goectp"}, {"max_abs": 100.0}),
@@ -63,8 +66,8 @@ def report(runs: Path, gs) -> None:  # noqa: ANN001
         for name, per in results.items():
             splits = sorted(per)
             label = f"{name} ({len(splits)} split{'s' * (len(splits) > 1)}"
-            ep = {per[s].get("train_config", {}).get("epochs") for s in splits} - {None}
-            label += f", {ep.pop()} epochs)" if ep else ")"
+            ep = [per[s].get("train_config", {}).get("epochs") for s in splits]
+            label += f", {'/'.join(map(str, ep))} epochs)" if None not in ep else ")"
             t2[label] = summarize_splits([per[s]["test"][subset]["per_system"] for s in splits])
             mt[label] = summarize_splits([{k: v for k, v in per[s]["test"][subset].items() if k != "per_system"}
                                           for s in splits])

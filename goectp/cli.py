@@ -194,8 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hidden", type=int, default=128)
     p.add_argument("--layers", type=int, default=None, help="message layers (default: 1 goectp, 4 mat/icom)")
     p.add_argument("--pooling", default="mean", choices=["sum", "mean"])
-    p.add_argument("--cell-reduction", default="none", choices=["none", "niggli"])
-    p.add_argument("--symmetrize", action="store_true", help="point-group symmetrise the output")
+    p.add_argument("--no-symmetrize", dest="symmetrize", action="store_false",
+                   help="skip point-group symmetrisation")
+    p.add_argument("--cell-reduction", default="primitive", choices=["none", "niggli", "primitive"])
     p.add_argument("--positive-definite", action="store_true")
     p.add_argument("--no-frame", action="store_true", help="baseline: no frame (not equivariant)")
     p.add_argument("--augment", action="store_true", help="random O(3) rotation augmentation")
@@ -226,6 +227,12 @@ def build_parser() -> argparse.ArgumentParser:
         add_screen = None
     if add_screen is not None:
         add_screen(sub)
+    try:
+        from goectp.training.pretrain_cli import add_parser as add_pretrain
+    except ImportError:
+        add_pretrain = None
+    if add_pretrain is not None:
+        add_pretrain(sub)
     return ap
 
 

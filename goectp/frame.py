@@ -89,30 +89,99 @@ def _snap(x: np.ndarray, step: float = SNAP_STEP) -> np.ndarray:
     return np.round(x / step) * step
 
 
+def _sign(x: float) -> int:
+    return 1 if x > 0 else -1
+
+
+def niggli_matrix(lattice: np.ndarray, tol: float = 1e-5, max_steps: int = 1000) -> np.ndarray:
+    """Integer unimodular ``C`` such that ``L C`` is a Niggli-reduced basis (``L`` columns = lattice vectors).
+
+    The numerically stable algorithm of Grosse-Kunstleve, Sauter & Adams (Acta Cryst. A 60, 1 (2004)), steps
+    A1-A8 on the metric ``G = Lᵀ L`` with tolerance ``ε = tol · V^{1/3}``, started from pymatgen's LLL basis; every
+    step applies an integer matrix ``M`` (``G ← Mᵀ G M``) and ``C`` accumulates them. Unlike pymatgen's
+    ``get_niggli_reduced_lattice``, which only returns reduced *parameters* and then searches the lattice for a basis
+    matching them to 1° (and may pick a non-reduced basis with angles 90 ± δ), the basis here is the one the
+    algorithm produced.
+    """
+    from pymatgen.core import Lattice
+
+    lat = _check_lattice(lattice)
+    eps = tol * abs(np.linalg.det(lat)) ** (1 / 3)
+    c = np.asarray(Lattice(lat.T).lll_mapping, dtype=np.int64).T  # L c = LLL basis (columns)
+    g = (lat @ c).T @ (lat @ c)
+
+    def apply(m: list[list[int]]) -> None:
+        nonlocal c, g
+        m_arr = np.array(m, dtype=np.int64)
+        c = c @ m_arr
+        g = m_arr.T @ g @ m_arr
+
+    for _ in range(max_steps):
+        a, b, cc, xi, eta, zeta = g[0, 0], g[1, 1], g[2, 2], 2 * g[1, 2], 2 * g[0, 2], 2 * g[0, 1]
+        if a > b + eps or (abs(a - b) <= eps and abs(xi) > abs(eta) + eps):  # A1
+            apply([[0, -1, 0], [-1, 0, 0], [0, 0, -1]])
+            continue
+        if b > cc + eps or (abs(b - cc) <= eps and abs(eta) > abs(zeta) + eps):  # A2
+            apply([[-1, 0, 0], [0, 0, -1], [0, -1, 0]])
+            continue
+        signs = [0 if abs(x) <= eps else _sign(x) for x in (xi, eta, zeta)]
+        if signs[0] * signs[1] * signs[2] > 0:  # A3: make all three off-diagonal terms positive
+            apply(np.diag([-1 if s < 0 else 1 for s in signs]).tolist())
+        else:  # A4: make them all non-positive, fixing the parity with a zero term
+            flip = [-1 if s > 0 else 1 for s in signs]
+            if flip[0] * flip[1] * flip[2] < 0:
+                zero = next((i for i in (2, 1, 0) if signs[i] == 0), None)
+                if zero is not None:
+                    flip[zero] = -1
+            if flip[0] * flip[1] * flip[2] > 0:
+                apply(np.diag(flip).tolist())
+        a, b, cc, xi, eta, zeta = g[0, 0], g[1, 1], g[2, 2], 2 * g[1, 2], 2 * g[0, 2], 2 * g[0, 1]
+        if abs(xi) > b + eps or (abs(xi - b) <= eps and 2 * eta < zeta - eps) or (
+            abs(xi + b) <= eps and zeta < -eps
+        ):
+            apply([[1, 0, 0], [0, 1, -_sign(xi)], [0, 0, 1]])  # A5
+            continue
+        if abs(eta) > a + eps or (abs(eta - a) <= eps and 2 * xi < zeta - eps) or (
+            abs(eta + a) <= eps and zeta < -eps
+        ):
+            apply([[1, 0, -_sign(eta)], [0, 1, 0], [0, 0, 1]])  # A6
+            continue
+        if abs(zeta) > a + eps or (abs(zeta - a) <= eps and 2 * xi < eta - eps) or (
+            abs(zeta + a) <= eps and eta < -eps
+        ):
+            apply([[1, -_sign(zeta), 0], [0, 1, 0], [0, 0, 1]])  # A7
+            continue
+        total = xi + eta + zeta + a + b
+        if total < -eps or (abs(total) <= eps and 2 * (a + eta) + zeta > eps):  # A8
+            apply([[1, 0, 1], [0, 1, 1], [0, 0, 1]])
+            continue
+        if round(abs(np.linalg.det(c))) != 1:  # pragma: no cover - integer steps keep |det| = 1
+            raise ValueError("Niggli reduction produced a non-unimodular basis change")
+        return c
+    raise ValueError(f"Niggli reduction did not converge in {max_steps} steps (extremely skewed lattice?)")
+
+
 def reduction_matrix(lattice: np.ndarray, method: CellReduction = "niggli") -> np.ndarray:
     """Integer unimodular ``M`` such that ``L M`` is the reduced basis (``L`` columns = lattice vectors).
 
     ``M`` is computed from the canonical lattice ``H = sqrt(Lᵀ L)`` snapped to a fine grid, i.e. from the metric
-    alone, so it is identical for a crystal and any rotated or reflected copy of it.
+    alone, so it is identical for a crystal and any rotated or reflected copy of it. The reduced basis is unique
+    only up to the lattice's automorphisms (at least its overall sign: ``L M`` and ``-L M`` have the same metric).
     """
     if method == "none":
         return np.eye(3, dtype=np.int64)
-    from pymatgen.core import Lattice
-
     _, h = polar_frame(lattice)
     h = _snap(h)
-    lat = Lattice(h.T)  # pymatgen wants rows = vectors
     if method == "niggli":
-        red = lat.get_niggli_reduced_lattice()
-    elif method == "lll":
-        red = lat.get_lll_reduced_lattice()
-    else:
-        raise ValueError(f"unknown cell reduction {method!r}; use 'none', 'niggli' or 'lll'")
-    m = np.linalg.solve(h, red.matrix.T)  # h @ m = reduced columns
-    m_int = np.rint(m).astype(np.int64)
-    if np.abs(m - m_int).max() > 1e-4 or round(abs(np.linalg.det(m_int))) != 1:
-        raise ValueError("cell reduction did not produce a unimodular integer basis change")
-    return m_int
+        return niggli_matrix(h)
+    if method == "lll":
+        from pymatgen.core import Lattice
+
+        m = np.asarray(Lattice(h.T).lll_mapping, dtype=np.int64).T  # pymatgen rows: lll = mapping @ matrix
+        if round(abs(np.linalg.det(m))) != 1:  # pragma: no cover
+            raise ValueError("LLL reduction did not produce a unimodular integer basis change")
+        return m
+    raise ValueError(f"unknown cell reduction {method!r}; use 'none', 'niggli' or 'lll'")
 
 
 def reduce_lattice(lattice: np.ndarray, method: CellReduction = "niggli") -> tuple[np.ndarray, np.ndarray]:

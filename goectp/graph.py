@@ -13,6 +13,7 @@ topology is identical and its vectors rotate exactly with the crystal.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -73,21 +74,113 @@ def neighbor_edges(structure, k: int = DEFAULT_K, tie_tol: float = TIE_TOL) -> t
     raise ValueError(f"could not find {k} neighbours for every atom (cell too sparse?)")
 
 
-def symmetry_operations(structure, symprec: float = 0.01) -> np.ndarray:  # noqa: ANN001
-    """Distinct point-group rotations of the crystal as Cartesian ``(n_ops, 3, 3)`` matrices (spglib)."""
+def _spglib_symmetry(structure, symprec: float) -> dict | None:  # noqa: ANN001
+    """spglib's space-group operations ``{"rotations": [n, 3, 3] int, "translations": [n, 3]}`` or ``None``."""
     import spglib
 
     cell = (structure.lattice.matrix, structure.frac_coords, [s.specie.Z for s in structure])
-    sym = spglib.get_symmetry(cell, symprec=symprec)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # spglib 2.7+ nags about its error-handling switch
+        try:
+            return spglib.get_symmetry(cell, symprec=symprec)
+        except Exception:  # spglib >= 2.8 with new error handling raises instead of returning None
+            return None
+
+
+def _cartesian_operations(lat_rows: np.ndarray, sym: dict | None) -> np.ndarray:
     if sym is None:
         return np.eye(3)[None]
     rots = np.unique(sym["rotations"], axis=0)
-    lat_cols = structure.lattice.matrix.T
+    lat_cols = lat_rows.T
     cart = lat_cols @ rots @ np.linalg.inv(lat_cols)  # R = L W L^-1 acts on Cartesian column vectors
     # A structure that is symmetric only within symprec gives slightly non-orthogonal L W L^-1; its orthogonal
     # polar factor is the nearest rotation, keeps R ε Rᵀ from rescaling ε, and still conjugates as Q R Qᵀ.
     u, _, vt = np.linalg.svd(cart)
     return u @ vt
+
+
+def symmetry_operations(structure, symprec: float = 0.01) -> np.ndarray:  # noqa: ANN001
+    """Distinct point-group rotations of the crystal as Cartesian ``(n_ops, 3, 3)`` matrices (spglib).
+
+    spglib returns only operations that are integer matrices in the *given* cell, so a supercell whose lattice
+    is less symmetric than the crystal (a 2x1x1 cell of a cubic crystal) would lose some; the operations are
+    therefore taken from the primitive cell, whose lattice every operation of the crystal preserves.
+    """
+    sym = _spglib_symmetry(structure, symprec)
+    return _point_group(structure, symprec, sym, primitive_matrix(structure, symprec, sym))
+
+
+def _point_group(structure, symprec: float, sym: dict | None, prim: np.ndarray) -> np.ndarray:  # noqa: ANN001
+    """Cartesian point group from the cell's operations, or from the primitive cell ``L P`` when ``P != I``."""
+    if sym is None or np.array_equal(prim, np.eye(3)):
+        return _cartesian_operations(structure.lattice.matrix, sym)
+    import spglib
+
+    lat_rows = (structure.lattice.matrix.T @ prim).T
+    frac = np.mod(structure.frac_coords @ np.linalg.inv(prim).T, 1.0)
+    numbers = np.array([site.specie.Z for site in structure])
+    # keep one site of each group of translation-equivalent copies (n per site in a supercell)
+    diff = frac[:, None] - frac[None]
+    dist = np.linalg.norm((diff - np.rint(diff)) @ lat_rows, axis=-1)
+    same = (dist < 2 * symprec) & (numbers[:, None] == numbers[None])
+    first = np.argmax(same, axis=1)  # the lowest index each site coincides with
+    keep = first == np.arange(len(structure))
+    if keep.sum() * round(1 / abs(np.linalg.det(prim))) != len(structure):
+        return _cartesian_operations(structure.lattice.matrix, sym)  # inconsistent within symprec: keep the cell's
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            prim_sym = spglib.get_symmetry((lat_rows, frac[keep], numbers[keep]), symprec=symprec)
+        except Exception:
+            prim_sym = None
+    return _cartesian_operations(lat_rows, prim_sym if prim_sym is not None else sym)
+
+
+def _integer_lattice_basis(generators: np.ndarray) -> np.ndarray:
+    """A basis ``[3, 3]`` (columns) of the integer lattice spanned by the columns of ``generators`` ``[3, m]``.
+
+    Unimodular column operations (Euclid's algorithm row by row) bring the generators to lower-triangular Hermite
+    form; the result depends only on the generators, not on any floating-point geometry.
+    """
+    a = [list(map(int, col)) for col in np.asarray(generators, dtype=np.int64).T]
+    basis = []
+    for row in range(3):
+        while True:
+            live = [c for c in a if c[row] != 0]
+            if len(live) <= 1:
+                break
+            pivot = min(live, key=lambda c: abs(c[row]))
+            a = [c if c is pivot or c[row] == 0 else [x - (c[row] // pivot[row]) * y for x, y in zip(c, pivot)]
+                 for c in a]
+        live = [c for c in a if c[row] != 0]
+        if not live:
+            raise ValueError("lattice generators do not span three dimensions")
+        pivot = live[0] if live[0][row] > 0 else [-x for x in live[0]]
+        basis.append(pivot)
+        a = [c for c in a if c[row] == 0]
+    return np.array(basis, dtype=np.int64).T
+
+
+def primitive_matrix(structure, symprec: float = 0.01, sym: dict | None = None) -> np.ndarray:  # noqa: ANN001
+    """Rational ``P`` ``[3, 3]`` such that ``L P`` is a basis of the crystal's primitive lattice (``L`` columns).
+
+    The primitive lattice is spanned by the cell's lattice vectors and the pure translations found by spglib
+    (operations whose rotation is the identity): a supercell and the cell it repeats have the same one. ``P`` is
+    built from those rational translations alone (exact integer arithmetic), so rotated or reflected copies of a
+    crystal get the identical ``P``. Without extra translations ``P`` is the identity.
+    """
+    sym = _spglib_symmetry(structure, symprec) if sym is None else sym
+    if sym is None:
+        return np.eye(3)
+    pure = np.all(sym["rotations"] == np.eye(3, dtype=int), axis=(1, 2))
+    n = int(pure.sum())  # lattice points per cell = order of the translation group
+    if n <= 1:
+        return np.eye(3)
+    steps = np.mod(np.rint(sym["translations"][pure] * n).astype(np.int64), n)  # each n * t is integer
+    basis = _integer_lattice_basis(np.concatenate([n * np.eye(3, dtype=np.int64), steps.T], axis=1))
+    if round(abs(np.linalg.det(basis))) != n**2:  # not a group of order n: tolerance trouble, keep the cell
+        return np.eye(3)
+    return basis / n
 
 
 def build_crystal_graph(
@@ -106,7 +199,9 @@ def build_crystal_graph(
     - ``edge_index`` ``[2, E]`` (row 0 = source/neighbour, row 1 = target/centre, PyG convention).
     - ``edge_vec`` ``[E, 3]`` Cartesian vectors centre → neighbour image; ``edge_image`` ``[E, 3]`` integer offsets.
     - ``lattice`` ``[1, 3, 3]`` lattice vectors as columns; ``reduced_lattice`` ``[1, 3, 3]`` its Niggli-reduced
-      basis (same lattice, integer basis change chosen from the metric only).
+      basis (same lattice, integer basis change chosen from the metric only); ``primitive_lattice`` ``[1, 3, 3]``
+      the Niggli-reduced basis of the crystal's *primitive* lattice (spglib's pure translations, see
+      :func:`primitive_matrix`): the same for a supercell as for the cell it repeats.
     - ``sym_ops`` ``[S, 3, 3]`` Cartesian point-group rotations, ``num_sym_ops`` ``[1]`` (``symprec`` None: identity).
     """
     if validate:
@@ -124,7 +219,11 @@ def build_crystal_graph(
     lat_cols = lat_rows.T
     polar_frame(lat_cols)  # raises a clear error for singular lattices
     reduced = lat_cols @ reduction_matrix(lat_cols, "niggli")
-    ops = symmetry_operations(structure, symprec) if symprec else np.eye(3)[None]
+    sym = _spglib_symmetry(structure, symprec) if symprec else None
+    prim = primitive_matrix(structure, symprec, sym) if sym is not None else np.eye(3)
+    ops = _point_group(structure, symprec, sym, prim) if sym is not None else np.eye(3)[None]
+    primitive = lat_cols @ prim
+    primitive = primitive @ reduction_matrix(primitive, "niggli")
     return CrystalGraph(
         z=torch.tensor([s.specie.Z for s in structure], dtype=torch.long),
         frac=torch.from_numpy(frac),
@@ -133,6 +232,7 @@ def build_crystal_graph(
         edge_image=torch.from_numpy(images),
         lattice=torch.from_numpy(lat_cols.copy())[None],
         reduced_lattice=torch.from_numpy(reduced)[None],
+        primitive_lattice=torch.from_numpy(primitive)[None],
         sym_ops=torch.from_numpy(np.ascontiguousarray(ops, dtype=np.float64)),
         num_sym_ops=torch.tensor([len(ops)], dtype=torch.long),
         num_nodes=len(structure),

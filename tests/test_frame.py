@@ -139,12 +139,41 @@ def test_reduction_matrix_is_unimodular_and_rotation_independent(name, method):
         np.testing.assert_array_equal(reduction_matrix(rot @ lat, method), m)
 
 
-def test_niggli_reduced_cell_does_not_depend_on_the_input_basis():
-    lat = LATTICES["triclinic"].matrix.T
+UNIMODULAR = ([[1, 1, 0], [0, 1, 0], [0, 0, 1]], [[1, 0, -1], [0, 1, 2], [0, 0, 1]], [[0, 1, 0], [1, 0, 0], [0, 0, -1]],
+              [[2, 1, 1], [1, 1, 0], [1, 1, 1]], [[1, 2, 3], [0, 1, 4], [0, 0, 1]])
+
+
+NEAR_ORTHORHOMBIC = Lattice.from_parameters(4.2, 5.8, 6.7, 90.25, 90.19, 90.25)
+
+
+@pytest.mark.parametrize("lattice", [LATTICES["triclinic"], NEAR_ORTHORHOMBIC], ids=["triclinic", "near_orthorhombic"])
+def test_niggli_reduced_cell_does_not_depend_on_the_input_basis(lattice):
+    """A triclinic lattice's Niggli basis is unique up to its overall sign (-I is an automorphism of any lattice)."""
+    lat = lattice.matrix.T
     reduced, _ = reduce_lattice(lat)
-    for change in ([[1, 1, 0], [0, 1, 0], [0, 0, 1]], [[1, 0, -1], [0, 1, 2], [0, 0, 1]], [[0, 1, 0], [1, 0, 0], [0, 0, -1]]):
+    for change in UNIMODULAR:
+        assert round(abs(np.linalg.det(change))) == 1
         other, _ = reduce_lattice(lat @ np.array(change))
-        np.testing.assert_allclose(other, reduced, atol=1e-10)
+        sign = np.sign(np.vdot(other, reduced))
+        np.testing.assert_allclose(sign * other, reduced, atol=1e-10)
+
+
+def test_niggli_basis_satisfies_the_niggli_conditions():
+    """All-acute or all-non-acute angles, sorted lengths, |2 b·c| <= b·b etc., also for angles within 1° of 90°
+    (pymatgen's own reduction matches a basis to the reduced parameters within 1° and can return 90 ± δ)."""
+    rng = np.random.default_rng(5)
+    for _ in range(30):
+        lattice = Lattice.from_parameters(*rng.uniform(3, 8, 3), *(90 + rng.normal(0, 0.3, 3)))
+        for change in UNIMODULAR:
+            basis, _ = reduce_lattice(lattice.matrix.T @ np.array(change))
+            g = basis.T @ basis
+            a, b, c, xi, eta, zeta = g[0, 0], g[1, 1], g[2, 2], 2 * g[1, 2], 2 * g[0, 2], 2 * g[0, 1]
+            eps = 1e-5 * abs(np.linalg.det(basis)) ** (1 / 3)
+            assert a <= b + eps and b <= c + eps
+            assert abs(xi) <= b + eps and abs(eta) <= a + eps and abs(zeta) <= a + eps
+            signs = np.sign([x if abs(x) > eps else 0.0 for x in (xi, eta, zeta)])
+            assert np.all(signs > 0) or np.all(signs <= 0)
+            np.testing.assert_allclose(np.sort(np.linalg.norm(basis, axis=0)), sorted(lattice.abc), rtol=1e-9)
 
 
 def test_reduction_none_and_unknown_method():

@@ -13,7 +13,7 @@ from pymatgen.core import Lattice, Structure
 from scipy.spatial.transform import Rotation
 from torch_geometric.data import Batch
 
-from goectp.graph import TIE_TOL, build_crystal_graph, neighbor_edges
+from goectp.graph import TIE_TOL, build_crystal_graph, neighbor_edges, primitive_matrix, symmetry_operations
 
 MIRROR = np.diag([1.0, 1.0, -1.0])
 
@@ -201,6 +201,8 @@ def test_rotated_structure_gives_the_same_graph_with_rotated_vectors(name, prope
         np.testing.assert_allclose(other.lattice[0].numpy(), rot @ graph.lattice[0].numpy(), atol=1e-12)
         np.testing.assert_allclose(other.reduced_lattice[0].numpy(), rot @ graph.reduced_lattice[0].numpy(),
                                    atol=1e-12)
+        np.testing.assert_allclose(other.primitive_lattice[0].numpy(), rot @ graph.primitive_lattice[0].numpy(),
+                                   atol=1e-12)
         assert other.num_sym_ops.item() == graph.num_sym_ops.item()
         _assert_same_operation_set(other.sym_ops.numpy(), rot @ graph.sym_ops.numpy() @ rot.T)
 
@@ -281,6 +283,51 @@ def test_graphs_batch_with_offset_edges():
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# primitive lattice and point group (cell-choice options)
+
+
+def supercell(structure: Structure, scaling) -> Structure:  # noqa: ANN001
+    copy = structure.copy()
+    copy.make_supercell(scaling)
+    return copy
+
+
+@pytest.mark.parametrize(
+    ("name", "scaling", "points"),
+    [("fcc_copper", [1, 1, 1], 4), ("rock_salt", [1, 1, 1], 4), ("low_symmetry", [2, 1, 1], 2),
+     ("low_symmetry", [[1, 1, 0], [-1, 1, 0], [0, 0, 2]], 4), ("strontium_titanate", [3, 1, 2], 6),
+     ("simple_cubic", [1, 1, 1], 1)],
+)
+def test_primitive_matrix_finds_the_primitive_lattice(name, scaling, points):
+    structure = supercell(CRYSTALS[name](), scaling)
+    prim = primitive_matrix(structure)
+    np.testing.assert_allclose(abs(np.linalg.det(prim)), 1 / points, atol=1e-12)
+    np.testing.assert_allclose(prim * points, np.rint(prim * points), atol=1e-12)  # rational with denominator n
+    # every primitive vector is a translation of the crystal: it maps each atom onto an atom of the same kind
+    lat_cols = structure.lattice.matrix.T
+    for vector in (lat_cols @ prim).T:
+        shifted = Structure(structure.lattice, structure.species, structure.cart_coords + vector,
+                            coords_are_cartesian=True)
+        assert shifted.matches(structure, scale=False, primitive_cell=False, attempt_supercell=False)
+
+
+@pytest.mark.parametrize("name", ["low_symmetry", "strontium_titanate", "hcp_magnesium"])
+def test_supercells_share_the_point_group_and_primitive_frame(name):
+    structure = CRYSTALS[name]()
+    graph = build_crystal_graph(structure)
+    for scaling in ([2, 1, 1], [2, 2, 1], [[1, 1, 0], [-1, 1, 0], [0, 0, 1]]):
+        big = build_crystal_graph(supercell(structure, scaling))
+        # spglib alone loses operations that do not fit the supercell's lattice (48 -> 16 for a 2x1x1 cubic cell)
+        assert big.num_sym_ops.item() == graph.num_sym_ops.item()
+        _assert_same_operation_set(big.sym_ops.numpy(), graph.sym_ops.numpy())
+        np.testing.assert_allclose(abs(np.linalg.det(big.primitive_lattice[0].numpy())), structure.volume, rtol=1e-10)
+        if name == "low_symmetry":  # a triclinic Niggli basis is unique up to its sign
+            a, b = big.primitive_lattice[0].numpy(), graph.primitive_lattice[0].numpy()
+            np.testing.assert_allclose(np.sign(np.vdot(a, b)) * a, b, atol=1e-10)
+    assert len(symmetry_operations(supercell(strontium_titanate(), [2, 1, 1]))) == 48
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # real structures
 
 
@@ -300,7 +347,7 @@ def test_graphs_of_real_structures_are_sensible(shared_data_dir):
         counts = np.bincount(graph.edge_index[1].numpy(), minlength=n)
         assert counts.min() >= 16, record_id
         assert counts.max() <= 64, record_id  # ties add a shell at most, not the whole crystal
-        assert 0.5 < dist.min() and dist.max() < 12.0, record_id
+        assert dist.min() > 0.5 and dist.max() < 12.0, record_id
         # shortest edge = the structure's shortest interatomic distance (pymatgen, periodic)
         nearest = min(nb.nn_distance for site_nbs in structure.get_all_neighbors(dist.min() + 0.01)
                       for nb in site_nbs)
@@ -312,3 +359,6 @@ def test_graphs_of_real_structures_are_sensible(shared_data_dir):
         assert edge_set(other) == edge_set(graph), record_id
         np.testing.assert_allclose(other.reduced_lattice[0].numpy(), rot @ graph.reduced_lattice[0].numpy(),
                                    atol=1e-10)
+        np.testing.assert_allclose(other.primitive_lattice[0].numpy(), rot @ graph.primitive_lattice[0].numpy(),
+                                   atol=1e-10)
+        _assert_same_operation_set(other.sym_ops.numpy(), rot @ graph.sym_ops.numpy() @ rot.T)

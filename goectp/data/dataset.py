@@ -16,7 +16,7 @@ from goectp.data.paths import cache_dir, sha256_file
 from goectp.data.splits import crystal_system
 from goectp.graph import CrystalGraph, build_crystal_graph
 
-GRAPH_CACHE_VERSION = 1
+GRAPH_CACHE_VERSION = 2  # 2: own Niggli reduction, primitive_lattice, primitive-cell symmetry ops
 
 
 @dataclass

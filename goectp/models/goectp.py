@@ -34,13 +34,20 @@ class GoeCTPConfig:
     num_rbf: int = 64
     rbf_cutoff: float = 8.0
     atom_features: Literal["cgcnn", "embedding"] = "cgcnn"
-    pooling: Literal["sum", "mean"] = "sum"
-    cell_reduction: Literal["none", "niggli"] = "none"
-    symmetrize: bool = False
+    pooling: Literal["sum", "mean"] = "mean"
+    cell_reduction: Literal["none", "niggli", "primitive"] = "primitive"
+    symmetrize: bool = True
     positive_definite: bool = False
     use_frame: bool = True
     head: Literal["tensor", "scalar"] = "tensor"
     k_neighbors: int = 16
+    #: With a cell reduction, also average the pooled features over the reduced basis' sign (±F): removes the
+    #: last cell-choice ambiguity at twice the message-passing cost (see ``embed``).
+    sign_average: bool = False
+    #: Pretrained invariant per-atom features added to the node inputs (graphs carry ``x_extra`` ``[N, D]``):
+    #: the extractor's name (e.g. 'chgnet', see :mod:`goectp.features`) and ``D``; ``None``/0 = element features only.
+    node_features: str | None = None
+    node_feature_dim: int = 0
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -50,10 +57,15 @@ class GoeCTPConfig:
             self.num_layers = 1 if self.variant == "goectp" else 4
         if self.pooling not in ("sum", "mean"):
             raise ValueError(f"pooling must be 'sum' or 'mean', got {self.pooling!r}")
-        if self.cell_reduction not in ("none", "niggli"):
-            raise ValueError(f"cell_reduction must be 'none' or 'niggli', got {self.cell_reduction!r}")
+        if self.cell_reduction not in ("none", "niggli", "primitive"):
+            raise ValueError(
+                f"cell_reduction must be 'none', 'niggli' or 'primitive', got {self.cell_reduction!r}"
+            )
         if self.head not in ("tensor", "scalar"):
             raise ValueError(f"head must be 'tensor' or 'scalar', got {self.head!r}")
+        if bool(self.node_features) != (self.node_feature_dim > 0):
+            raise ValueError("node_features (the extractor's name) and node_feature_dim > 0 go together, got "
+                             f"node_features={self.node_features!r}, node_feature_dim={self.node_feature_dim}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -72,6 +84,9 @@ class GoeCTP(nn.Module):
             self.atom_embed = nn.Linear(element_feature_dim(), d)
         else:
             self.atom_embed = nn.Embedding(MAX_Z + 1, d)
+        # foundation-model features: LayerNorm (their scale is arbitrary) then a linear map added to h
+        self.node_feature_embed = (nn.Sequential(nn.LayerNorm(cfg.node_feature_dim), nn.Linear(cfg.node_feature_dim, d))
+                                   if cfg.node_feature_dim else None)
         self.rbf = GaussianRBF(0.0, cfg.rbf_cutoff, cfg.num_rbf)
         # edge input: RBF(|r|) and the canonical unit vector r/|r| (this is what makes g orientation-aware)
         self.edge_embed = nn.Sequential(nn.Linear(cfg.num_rbf + 3, d), nn.SiLU(), nn.Linear(d, d))
@@ -84,8 +99,15 @@ class GoeCTP(nn.Module):
 
     # ----------------------------------------------------------------------------------------------------------
     def frames(self, batch) -> tuple[torch.Tensor, torch.Tensor]:  # noqa: ANN001
-        """``(F, L)`` per graph ``[B, 3, 3]``: the polar frame and the lattice (input or reduced basis) it came from."""
-        lattice = batch.reduced_lattice if self.config.cell_reduction == "niggli" else batch.lattice
+        """``(F, L)`` per graph ``[B, 3, 3]``: the polar frame and the lattice it came from.
+
+        ``cell_reduction``: 'none' = the input cell; 'niggli' = its Niggli-reduced basis (independent of the input
+        basis); 'primitive' = the Niggli basis of the primitive lattice (also independent of supercells).
+        """
+        lattice = {"none": batch.lattice, "niggli": batch.reduced_lattice,
+                   "primitive": getattr(batch, "primitive_lattice", None)}[self.config.cell_reduction]
+        if lattice is None:
+            raise ValueError("cell_reduction='primitive' needs graphs with primitive_lattice: rebuild the graphs")
         with torch.no_grad():
             frame, _ = polar_frame_torch(lattice.double())
         return frame, lattice
@@ -95,6 +117,12 @@ class GoeCTP(nn.Module):
 
         With ``use_frame=False`` the frame is the identity: the backbone then sees raw Cartesian vectors and is
         *not* equivariant (this is the "g alone" of the explorer and the augmentation baseline).
+
+        With a cell reduction, the reduced basis is defined only up to its overall sign (``-I`` maps every lattice
+        onto itself, and ``L M`` and ``-L M`` have the same metric, so no rule based on the lattice can choose),
+        and ``F`` flips with it. With ``sign_average=True`` the pooled features are averaged over both signs,
+        ``p = ½ [p(Fᵀ X) + p(-Fᵀ X)]``, which makes the prediction independent of that choice. This loses
+        nothing: an O(3)-equivariant rank-2 tensor satisfies ``f(-X) = f(X)`` anyway.
         """
         use_frame = self.config.use_frame if use_frame is None else use_frame
         dtype = next(self.parameters()).dtype
@@ -104,31 +132,54 @@ class GoeCTP(nn.Module):
         frame = frame.to(dtype)
         num_graphs = frame.size(0)
         node_graph = batch.batch if getattr(batch, "batch", None) is not None else batch.z.new_zeros(batch.z.size(0))
-        src, dst = batch.edge_index
-        edge_graph = node_graph[dst]
+        edge_graph = node_graph[batch.edge_index[1]]
         # canonical coordinates: r̃ = Fᵀ r  (row vectors: r̃ᵀ = rᵀ F)
         vec = torch.einsum("ex,exy->ey", batch.edge_vec.to(dtype), frame[edge_graph])  # [E, 3]
-        dist = vec.norm(dim=-1)  # [E]
-        e = self.edge_embed(torch.cat([self.rbf(dist), vec / dist.unsqueeze(-1)], dim=-1))  # [E, d]
+        canon_lat = frame.transpose(-1, -2) @ lattice.to(dtype)  # [B, 3, 3] = H (columns = canonical vectors)
         if self.config.atom_features == "cgcnn":
             h = self.atom_embed(self.element_table[batch.z].to(dtype))  # [N, d]
         else:
             h = self.atom_embed(batch.z)
-        canon_lat = frame.transpose(-1, -2) @ lattice.to(dtype)  # [B, 3, 3] = H (columns = canonical vectors)
-        for i, layer in enumerate(self.layers):
-            h = layer(h, batch.edge_index, e)
-            if i == 0 and self.lattice_edge is not None:
-                e = self.lattice_edge(e, vec, canon_lat[edge_graph])
-        pooled = scatter(h, node_graph, dim=0, dim_size=num_graphs, reduce=self.config.pooling)  # [B, d]
+        if self.node_feature_embed is not None:  # invariant per-atom inputs keep g(Fᵀ R X) = g(Fᵀ X)
+            h = h + self.node_feature_embed(self._node_features(batch).to(dtype))
+        pooled = self._message_passing(h, vec, canon_lat[edge_graph], batch.edge_index, node_graph, num_graphs)
+        if use_frame and self.config.cell_reduction != "none" and self.config.sign_average:
+            flipped = self._message_passing(h, -vec, canon_lat[edge_graph], batch.edge_index, node_graph, num_graphs)
+            pooled = 0.5 * (pooled + flipped)
         return pooled, frame
 
+    def _message_passing(self, h: torch.Tensor, vec: torch.Tensor, edge_lattice: torch.Tensor,
+                         edge_index: torch.Tensor, node_graph: torch.Tensor, num_graphs: int) -> torch.Tensor:
+        """Edge embedding, the message layers and pooling: ``h [N, d]``, canonical ``vec [E, 3]`` → ``[B, d]``."""
+        dist = vec.norm(dim=-1)  # [E]
+        e = self.edge_embed(torch.cat([self.rbf(dist), vec / dist.unsqueeze(-1)], dim=-1))  # [E, d]
+        for i, layer in enumerate(self.layers):
+            h = layer(h, edge_index, e)
+            if i == 0 and self.lattice_edge is not None:
+                e = self.lattice_edge(e, vec, edge_lattice)
+        return scatter(h, node_graph, dim=0, dim_size=num_graphs, reduce=self.config.pooling)  # [B, d]
+
+    def _node_features(self, batch) -> torch.Tensor:  # noqa: ANN001
+        x = getattr(batch, "x_extra", None)
+        cfg = self.config
+        if x is None or x.shape != (batch.z.size(0), cfg.node_feature_dim):
+            got = "none" if x is None else f"shape {tuple(x.shape)}"
+            raise ValueError(f"this model needs {cfg.node_features!r} node features x_extra [N, {cfg.node_feature_dim}]"
+                             f" on its graphs (got {got}): build them with goectp.features.attach_node_features")
+        return x
+
     def forward(self, batch, use_frame: bool | None = None) -> torch.Tensor:  # noqa: ANN001
-        """Tensor head: ``[B, 3, 3]`` symmetric tensors in the input's Cartesian frame; scalar head: ``[B]``."""
+        """Tensor head: ``[B, 3, 3]`` symmetric tensors in the input's Cartesian frame; scalar head: ``[B]``.
+
+        ``use_frame=False`` on a model trained with the frame shows ``g`` alone: the frame *and* the point-group
+        symmetrisation (itself an equivariance-restoring step) are both left out.
+        """
         pooled, frame = self.embed(batch, use_frame)
         if self.config.head == "scalar":
             return self.head(pooled)
         eps = self.head(pooled, frame)
-        if self.config.symmetrize:
+        bare_backbone = use_frame is not None and use_frame != self.config.use_frame
+        if self.config.symmetrize and not bare_backbone:
             eps = symmetrize_tensors(eps, batch.sym_ops, batch.num_sym_ops)
         return 0.5 * (eps + eps.transpose(-1, -2))
 

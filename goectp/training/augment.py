@@ -24,6 +24,8 @@ def rotate_batch(batch, q: torch.Tensor):  # noqa: ANN001, ANN201
     batch.edge_vec = torch.einsum("eij,ej->ei", q[edge_graph].to(batch.edge_vec.dtype), batch.edge_vec)
     batch.lattice = q.to(batch.lattice.dtype) @ batch.lattice
     batch.reduced_lattice = q.to(batch.reduced_lattice.dtype) @ batch.reduced_lattice
+    if getattr(batch, "primitive_lattice", None) is not None:
+        batch.primitive_lattice = q.to(batch.primitive_lattice.dtype) @ batch.primitive_lattice
     owner = torch.repeat_interleave(torch.arange(q.size(0), device=q.device), batch.num_sym_ops)
     qo = q[owner].to(batch.sym_ops.dtype)
     batch.sym_ops = qo @ batch.sym_ops @ qo.transpose(-1, -2)

@@ -30,8 +30,13 @@ def set_seed(seed: int) -> None:
 
 
 def target_stats(graphs: list) -> tuple[float, float]:
-    """``(scale, shift)``: shift = mean of ε̄ (isotropic part), scale = std of the remaining components."""
+    """``(scale, shift)``: shift = mean of ε̄ (isotropic part), scale = std of the remaining components.
+
+    Scalar targets (``y`` ``[1]`` per graph, for pretraining): shift = mean, scale = std.
+    """
     y = torch.cat([g.y for g in graphs]).double()
+    if y.dim() == 1:
+        return max(y.std().item() if y.numel() > 1 else 1.0, 1e-3), y.mean().item()
     shift = torch.diagonal(y, dim1=-2, dim2=-1).mean().item()
     scale = (y - shift * torch.eye(3, dtype=y.dtype)).std().item()
     return max(scale, 1e-3), shift
@@ -39,12 +44,13 @@ def target_stats(graphs: list) -> tuple[float, float]:
 
 @torch.no_grad()
 def evaluate_mae(model: GoeCTP, loader: DataLoader, device: torch.device) -> float:
-    """Mean over structures of the mean |Δ| over the 9 components."""
+    """Mean over structures of the mean |Δ| over the 9 components (for scalar targets: the plain MAE)."""
     model.eval()
     total, count = 0.0, 0
     for batch in loader:
         batch = batch.to(device)
-        err = (model(batch) - batch.y.to(torch.get_default_dtype())).abs().mean(dim=(-1, -2))
+        err = (model(batch) - batch.y.to(torch.get_default_dtype())).abs()
+        err = err.reshape(err.size(0), -1).mean(dim=1)  # [B]
         total += err.sum().item()
         count += err.numel()
     return total / max(count, 1)
