@@ -1,0 +1,96 @@
+"""The GoeCTP Explorer app: ``panel serve explorer/app.py`` (or ``python explorer/app.py``).
+
+:class:`Explorer` wires the components together (no global state: every browser session gets its own):
+the loader's structure goes to the tensor panel, the 3D view and the equivariance check; the check's rotation R
+goes to the 3D view; a point picked on the screening map goes to the loader.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # `panel serve explorer/app.py` runs this file as a script
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import panel as pn
+import param
+
+from explorer.equivariance import EquivarianceCheck
+from explorer.loader import StructureLoader
+from explorer.models import ModelSelector
+from explorer.screening import ScreeningMap
+from explorer.tensor_view import TensorEllipsoid
+from explorer.viewer import StructureViewer
+
+TITLE = "GoeCTP Explorer"
+ABOUT = """**GoeCTP** predicts the dielectric tensor ε of a crystal with a graph network made O(3)-equivariant
+by the polar frame of its lattice, L = F H: f(X) = F g(Fᵀ X) Fᵀ (Hua et al., arXiv 2601.04755)."""
+
+
+def offline_fast_design() -> type:
+    """Panel's Fast design without its Google Fonts stylesheet (the only resource it loads from the internet;
+    everything else Panel and Bokeh serve themselves)."""
+    from panel.theme.fast import Fast
+
+    # keep the class name: Panel finds the design's bundled files under a folder named after it
+    return type("Fast", (Fast,), {"_resources": {k: v for k, v in Fast._resources.items() if k != "font"},
+                                  "__module__": Fast.__module__})
+
+
+class Explorer(param.Parameterized):
+    """All components of one session, wired together."""
+
+    def __init__(self, models: ModelSelector | None = None, loader: StructureLoader | None = None,
+                 screening: ScreeningMap | None = None, **params: Any) -> None:
+        super().__init__(**params)
+        self.models = models or ModelSelector()
+        self.loader = loader or StructureLoader()
+        self.tensor = TensorEllipsoid(models=self.models, structure=self.loader.structure,
+                                      reference=self.loader.reference, label=self.loader.label)
+        self.equivariance = EquivarianceCheck(models=self.models, structure=self.loader.structure)
+        self.viewer = StructureViewer(models=self.models, structure=self.loader.structure,
+                                      rotation=self.equivariance.rotation)
+        self.screening = screening or ScreeningMap()
+        self.screening.loader = self.loader
+        self.loader.param.watch(self._on_structure, ["structure", "reference", "label"])
+        self.equivariance.param.watch(self._on_rotation, ["rotation"])
+
+    def _on_structure(self, *_events: param.parameterized.Event) -> None:
+        s, ref = self.loader.structure, self.loader.reference
+        self.tensor.param.update(structure=s, reference=ref, label=self.loader.label)
+        self.equivariance.structure = s
+        self.viewer.structure = s
+
+    def _on_rotation(self, event: param.parameterized.Event) -> None:
+        self.viewer.rotation = event.new
+
+    def template(self) -> pn.template.FastListTemplate:
+        card = dict(sizing_mode="stretch_width", collapsible=False, margin=(8, 8))
+        main = [
+            pn.Row(
+                pn.Card(self.viewer, title="3D structure · frame F · ε ellipsoid", css_classes=["goectp-card-3d"],
+                        **card),
+                pn.Card(self.tensor, title="Predicted dielectric tensor", css_classes=["goectp-card-tensor"], **card),
+                sizing_mode="stretch_width"),
+            pn.Card(self.equivariance, title="Equivariance check: f(RX) vs R f(X) Rᵀ",
+                    css_classes=["goectp-card-equivariance"], **card),
+            pn.Card(self.screening, title="Screening map", css_classes=["goectp-card-screening"], **card),
+        ]
+        return pn.template.FastListTemplate(
+            title=TITLE, sidebar=[pn.pane.Markdown(ABOUT), self.models, pn.layout.Divider(), self.loader],
+            main=main, sidebar_width=360, accent="#1f5f8b", header_background="#1f5f8b",
+            design=offline_fast_design(), font_url="")
+
+
+def build_app(**kwargs: Any) -> pn.template.FastListTemplate:
+    """A fresh app (one per browser session)."""
+    pn.extension("tabulator", notifications=False)
+    return Explorer(**kwargs).template()
+
+
+if pn.state.served:
+    build_app().servable(title=TITLE)
+elif __name__ == "__main__":
+    pn.serve({"app": build_app}, port=5006, show=False, title=TITLE)

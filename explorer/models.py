@@ -1,0 +1,256 @@
+"""ModelSelector: which model predicts (a shipped ensemble, one member of it, or the untrained demo model).
+
+The selector owns the prediction cache, so the tensor panel, the 3D view and the equivariance check never run the
+same structure twice. Predictions run in float64 by default, so that the equivariance error of the frame-averaged
+model is at the level of float64 round-off (the check's tolerance is 1e-5).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import hashlib
+from collections import OrderedDict
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import panel as pn
+import param
+import torch
+
+DEMO_MODEL = "untrained demo model"
+ENSEMBLE_MEAN = "ensemble mean ± std"
+SINGLE_MEMBER = "single member"
+DEMO_SEEDS = (0, 1, 2)
+
+
+def build_demo_model(seeds: tuple[int, ...] = DEMO_SEEDS, hidden: int = 64):  # noqa: ANN201
+    """Untrained GoeCTP ensemble with fixed seeds (for trying the app before a trained model is shipped).
+
+    Its numbers mean nothing physically; the equivariance check works exactly as for a trained model. The
+    positive-definite head (ε = I + s F A Aᵀ Fᵀ) and mean pooling keep its ellipsoids dielectric-like.
+    """
+    from goectp.api import Ensemble, build_model
+
+    members = []
+    for seed in seeds:
+        torch.manual_seed(seed)
+        model = build_model("goectp", hidden=hidden, positive_definite=True, pooling="mean")
+        model.set_target_stats(scale=8.0, shift=0.0)
+        members.append(model.eval())
+    return Ensemble(members, [f"demo-seed{s}" for s in seeds]).eval()
+
+
+def structure_key(structure) -> str:  # noqa: ANN001
+    """Content hash of a structure (lattice, fractional coordinates, species) for the prediction cache."""
+    h = hashlib.sha1()
+    h.update(np.ascontiguousarray(structure.lattice.matrix, dtype=np.float64).tobytes())
+    h.update(np.ascontiguousarray(structure.frac_coords, dtype=np.float64).tobytes())
+    h.update(",".join(site.species_string for site in structure).encode())
+    return h.hexdigest()
+
+
+def model_target(model) -> str:  # noqa: ANN001
+    """Which DFPT tensor a model predicts ('total', 'electronic' or 'ionic'), from its checkpoint metadata."""
+    candidates = [model, *getattr(model, "members", [])]
+    for m in candidates:
+        meta = getattr(m, "meta", None) or {}
+        for where in (meta, meta.get("train_config") or {}):  # goectp.training saves train_config=cfg.to_dict()
+            for key in ("target", "target_kind"):
+                if isinstance(where.get(key), str):
+                    return where[key]
+        extra = getattr(getattr(m, "config", None), "extra", None) or {}
+        if isinstance(extra.get("target"), str):
+            return extra["target"]
+    return "total"
+
+
+class ModelSelector(pn.viewable.Viewer):
+    """Choose the model; predict (cached) tensors for structures with it.
+
+    Parameters ``model_name``, ``mode`` (ensemble mean ± std or a single member), ``member``, ``precision``.
+    Dependents watch ``version``, which increments whenever the effective model changes.
+    """
+
+    model_name = param.Selector(default=None, objects=[], doc="Shipped model (folder in assets/models)")
+    mode = param.Selector(default=ENSEMBLE_MEAN, objects=[ENSEMBLE_MEAN, SINGLE_MEMBER])
+    member = param.Integer(default=0, bounds=(0, None), doc="Member index for single-member mode")
+    precision = param.Selector(default="float64", objects=["float64", "float32"])
+    version = param.Integer(default=0, doc="Incremented when the effective model changes")
+    error = param.String(default="")
+    cache_size = param.Integer(default=256, bounds=(1, None))
+    num_threads = param.Integer(default=1, bounds=(1, None), allow_None=True, doc=(
+        "CPU threads for one interactive prediction (None: torch's setting). One structure is a tiny graph: extra "
+        "threads only add synchronisation, which on a busy machine costs seconds; restored after each call"))
+
+    def __init__(self, models: dict[str, Any] | None = None, **params: Any) -> None:
+        """``models``: extra in-memory models by name (tests, notebooks), listed before the shipped ones."""
+        from goectp.api import available_models
+
+        self._extra = dict(models or {})
+        names = list(self._extra) + available_models()
+        if not names:
+            names = [DEMO_MODEL]
+        super().__init__(**params)
+        self.param.model_name.objects = names
+        if self.model_name not in names:
+            self.model_name = "default" if "default" in names else names[0]
+        self._loaded: dict[str, Any] = {}
+        self._cache: OrderedDict[tuple, np.ndarray] = OrderedDict()
+        self._effective_models: dict[tuple, Any] = {}
+        self._effective: Any = None
+        self._model_key: tuple = ()
+        self._refresh()
+
+    # ------------------------------------------------------------------------------------------------ model
+    def _load(self, name: str) -> Any:
+        if name not in self._loaded:
+            if name in self._extra:
+                model = self._extra[name]
+            elif name == DEMO_MODEL:
+                model = build_demo_model()
+            else:  # shared read-only across sessions of one server (Panel's cache, not a module global)
+                from goectp.api import assets_dir, load_model
+
+                folder = assets_dir() / "models" / name
+                stamp = max((p.stat().st_mtime for p in folder.glob("*.pt")), default=0.0)
+                model = pn.state.as_cached(f"goectp-model-{name}-{stamp}", lambda: load_model(name))
+            self._loaded[name] = model.eval()
+        return self._loaded[name]
+
+    @property
+    def is_demo(self) -> bool:
+        return self.model_name == DEMO_MODEL
+
+    @property
+    def n_members(self) -> int:
+        model = self._load(self.model_name)
+        return len(model.members) if hasattr(model, "members") else 1
+
+    @property
+    def model(self) -> Any:
+        """The model that predicts: the ensemble, or one member, in the chosen precision."""
+        return self._effective
+
+    @property
+    def device(self) -> torch.device:
+        from goectp.api import default_device
+
+        return default_device()
+
+    @property
+    def target(self) -> str:
+        return model_target(self._load(self.model_name))
+
+    @param.depends("model_name", "mode", "member", "precision", watch=True)
+    def _refresh(self) -> None:
+        try:
+            base = self._load(self.model_name)
+        except Exception as exc:  # a broken checkpoint must not take the app down
+            self.error = f"could not load model {self.model_name!r}: {exc}"
+            return
+        n = len(base.members) if hasattr(base, "members") else 1
+        self.param.member.bounds = (0, n - 1)
+        if self.member > n - 1:
+            self.member = n - 1  # re-enters _refresh once with a valid member
+            return
+        single = self.mode == SINGLE_MEMBER and hasattr(base, "members")
+        key = (self.model_name, self.member if single else None, self.precision)
+        if key not in self._effective_models:
+            model = base.members[self.member] if single else base
+            dtype = torch.float64 if self.precision == "float64" else torch.float32
+            if next(model.parameters()).dtype != dtype:
+                model = copy.deepcopy(model).to(dtype)
+            self._effective_models[key] = model.eval()
+        self._effective, self._model_key = self._effective_models[key], key
+        self.error = ""
+        self.version += 1
+
+    @property
+    def description(self) -> str:
+        """One line describing the effective model (shown in every view that uses it)."""
+        base = self._load(self.model_name)
+        cfg = base.config
+        what = f"{self.model_name}"
+        if hasattr(base, "members"):
+            what += (f", ensemble of {len(base.members)} (mean ± std)" if self.mode == ENSEMBLE_MEAN
+                     else f", member {self.member} ({base.names[self.member]}) of {len(base.members)}")
+        label = "UNTRAINED DEMO MODEL — numbers are meaningless; " if self.is_demo else ""
+        return (f"{label}{what}; variant {cfg.variant}, hidden {cfg.hidden}, target ε {self.target}; "
+                f"{self.precision} on {self.device.type.upper()}")
+
+    # ------------------------------------------------------------------------------------------------ predict
+    @contextlib.contextmanager
+    def _threads(self) -> Iterator[None]:
+        if self.num_threads is None or self.device.type != "cpu":
+            yield
+            return
+        previous = torch.get_num_threads()
+        torch.set_num_threads(self.num_threads)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(previous)
+
+    def predict_members(self, structures: list, use_frame: bool | None = None) -> np.ndarray:
+        """Per-member predictions ``(M, n, 3, 3)`` (``M = 1`` for a single model), cached per structure."""
+        from goectp.api import graphs_for, predict_graphs
+
+        keys = [(self._model_key, use_frame, structure_key(s)) for s in structures]
+        missing = [i for i, k in enumerate(keys) if k not in self._cache]
+        if missing:
+            model = self.model
+            todo = [structures[i] for i in missing]
+            graphs = graphs_for(todo, model, max_sites=max([500] + [len(s) for s in todo]))
+            with self._threads():
+                out = predict_graphs(graphs, model, device=self.device, use_frame=use_frame)
+            if out.ndim == 3:  # single model: [n, 3, 3]
+                out = out[None]
+            for j, i in enumerate(missing):
+                self._cache[keys[i]] = out[:, j]
+        result = np.stack([self._cache[k] for k in keys], axis=1)
+        for k in keys:
+            self._cache.move_to_end(k)
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+        return result
+
+    def predict(self, structures: list, use_frame: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """``(mean, std)``, each ``(n, 3, 3)``, for a list of structures (std over members; zero for one model).
+
+        ``use_frame=False`` runs the backbone ``g`` alone (the non-equivariant baseline of the check).
+        """
+        members = self.predict_members(structures, use_frame=use_frame)
+        return members.mean(axis=0), members.std(axis=0)
+
+    def predict_one(self, structure, use_frame: bool | None = None) -> tuple[np.ndarray, np.ndarray]:  # noqa: ANN001
+        mean, std = self.predict([structure], use_frame=use_frame)
+        return mean[0], std[0]
+
+    # ------------------------------------------------------------------------------------------------ view
+    @param.depends("version", "error")
+    def _status(self) -> pn.viewable.Viewable:
+        if self.error:
+            return pn.pane.Alert(self.error, alert_type="danger")
+        kind = "warning" if self.is_demo else "info"
+        return pn.pane.Alert(self.description, alert_type=kind, css_classes=["goectp-model-status"])
+
+    @param.depends("version")
+    def _member_widget(self) -> pn.viewable.Viewable:
+        n = self.n_members
+        if n < 2:
+            return pn.pane.Markdown("Single model (no ensemble std).")
+        return pn.widgets.IntSlider.from_param(self.param.member, start=0, end=n - 1, name="Member",
+                                               disabled=self.mode != SINGLE_MEMBER)
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return pn.Column(
+            pn.pane.Markdown("### Model"),
+            pn.widgets.Select.from_param(self.param.model_name, name="Model"),
+            pn.widgets.RadioButtonGroup.from_param(self.param.mode, button_type="light"),
+            self._member_widget,
+            pn.widgets.RadioButtonGroup.from_param(self.param.precision, button_type="light"),
+            self._status,
+            sizing_mode="stretch_width",
+        )

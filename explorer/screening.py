@@ -1,0 +1,331 @@
+"""ScreeningMap: ε̄ vs band gap and α vs band gap of the screened candidates, over the training materials.
+
+Reads ``assets/screening/``: ``screening_results.csv`` (candidates with the ensemble's ε̄, α and their std),
+``training_set.csv`` (DFT values of the training data, the grey background) and ``top_structures.json.gz`` (the
+structures of the listed candidates, so a click loads one offline; the shared candidate pool is the fallback).
+Box/lasso selection fills the table; a tap (or a table row click) loads that structure into the loader.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import panel as pn
+import param
+
+from explorer.paths import CANDIDATES_FILE, data_dir, screening_dir
+from explorer.paths import SCREENING_RESULTS_FILE as RESULTS_FILE
+from explorer.paths import SCREENING_STRUCTURES_FILE as STRUCTURES_FILE
+from explorer.paths import SCREENING_TRAINING_FILE as TRAINING_FILE
+
+RESULT_COLUMNS = ("id", "formula", "source", "band_gap", "n_sites", "eps_mean", "eps_mean_std", "anisotropy",
+                  "anisotropy_std", "score")
+TRAINING_COLUMNS = ("id", "formula", "band_gap", "eps_mean", "anisotropy", "crystal_system")
+TABLE_COLUMNS = ["id", "formula", "source", "band_gap", "n_sites", "eps_mean", "eps_mean_std", "anisotropy",
+                 "anisotropy_std", "score"]
+#: Shown too when `goectp screen` wrote them.
+OPTIONAL_COLUMNS = ["score_aniso", "crystal_system", "spacegroup", "material_id", "has_structure"]
+
+
+def _holoviews():  # noqa: ANN202
+    """HoloViews with the Bokeh backend loaded (once; no notebook output when it already is)."""
+    import holoviews as hv
+
+    if "bokeh" not in hv.Store.loaded_backends():
+        hv.extension("bokeh", logo=False)
+    return hv
+
+
+class ScreeningData:
+    """The screening files, read lazily and kept; ``problem`` says what is missing or malformed."""
+
+    def __init__(self, directory: str | Path | None = None, pool_dir: str | Path | None = None) -> None:
+        self.directory = Path(directory) if directory else screening_dir()
+        self.pool_dir = Path(pool_dir) if pool_dir else data_dir()
+        self._results: pd.DataFrame | None = None
+        self._training: pd.DataFrame | None = None
+        self._structures: dict[str, dict] | None = None
+        self._pool: dict[str, dict] | None = None
+        self.problem = ""
+        self._read()
+
+    def _read(self) -> None:
+        path = self.directory / RESULTS_FILE
+        if not path.is_file():
+            self.problem = (f"No screening results found ({path} is missing). They are produced by "
+                            "`goectp screen` and committed to assets/screening/.")
+            return
+        try:
+            results = pd.read_csv(path, dtype={"id": str})
+        except Exception as exc:
+            self.problem = f"could not read {path.name}: {type(exc).__name__}: {exc}"
+            return
+        missing = [c for c in RESULT_COLUMNS if c not in results.columns]
+        if missing:
+            self.problem = f"{path.name} lacks the columns {missing}"
+            return
+        self._results = results.reset_index(drop=True)
+        tpath = self.directory / TRAINING_FILE
+        if tpath.is_file():
+            training = pd.read_csv(tpath, dtype={"id": str})
+            if all(c in training.columns for c in ("band_gap", "eps_mean", "anisotropy")):
+                self._training = training
+
+    @property
+    def available(self) -> bool:
+        return self._results is not None
+
+    @property
+    def results(self) -> pd.DataFrame:
+        return self._results if self._results is not None else pd.DataFrame(columns=list(RESULT_COLUMNS))
+
+    @property
+    def training(self) -> pd.DataFrame:
+        return self._training if self._training is not None else pd.DataFrame(columns=list(TRAINING_COLUMNS))
+
+    def structure(self, key: str):  # noqa: ANN201
+        """Structure of candidate ``key`` from top_structures.json.gz, else from the shared pool; None if absent."""
+        from pymatgen.core import Structure
+
+        if self._structures is None:
+            path = self.directory / STRUCTURES_FILE
+            self._structures = {}
+            if path.is_file():
+                with gzip.open(path, "rt", encoding="utf-8") as fh:
+                    self._structures = json.load(fh)
+        if key in self._structures:
+            return Structure.from_dict(self._structures[key])
+        if self.pool_dir is not None and (self.pool_dir / CANDIDATES_FILE).is_file():
+            if self._pool is None:
+                with gzip.open(self.pool_dir / CANDIDATES_FILE, "rt", encoding="utf-8") as fh:
+                    self._pool = {c["id"]: c["structure"] for c in json.load(fh)}
+            if key in self._pool:
+                return Structure.from_dict(self._pool[key])
+        return None
+
+
+class ScreeningMap(pn.viewable.Viewer):
+    """Scatter maps of the screening results with filters, selection table, structure loading and exports.
+
+    ``loader`` (a :class:`~explorer.loader.StructureLoader`, optional) receives the structure of a picked point.
+    Outputs: ``filtered`` (rows passing the filters), ``selected`` (rows of the current box/lasso/tap selection),
+    ``picked`` (id of the last point loaded), ``message``.
+    """
+
+    data = param.ClassSelector(class_=ScreeningData, default=None, allow_None=True)
+    loader = param.Parameter(default=None, doc="StructureLoader that receives picked structures")
+    min_band_gap = param.Number(default=0.0, bounds=(0.0, None), doc="Band gap ≥ (eV)")
+    max_sites = param.Integer(default=200, bounds=(1, None), doc="Atoms per cell ≤")
+    sources = param.ListSelector(default=[], objects=[], doc="Candidate sources shown")
+    search = param.String(default="", doc="Filter by formula or id (substring)")
+    color_by = param.Selector(default="ensemble std", objects=["ensemble std", "score", "n_sites"],
+                              doc="Colour: the std of the plotted quantity, the acquisition score, or cell size")
+    filtered = param.DataFrame(default=pd.DataFrame(columns=TABLE_COLUMNS), doc="Rows passing the filters")
+    selected = param.DataFrame(default=pd.DataFrame(columns=TABLE_COLUMNS), doc="Rows of the current selection")
+    picked = param.String(default="")
+    message = param.String(default="")
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        if self.data is None:
+            self.data = ScreeningData()
+        self._columns = TABLE_COLUMNS + [c for c in OPTIONAL_COLUMNS if c in self.data.results.columns]
+        if self.data.available:
+            srcs = sorted(self.data.results["source"].dropna().astype(str).unique())
+            self.param.sources.objects = srcs
+            if not self.sources:
+                self.sources = list(srcs)
+            if "score_aniso" in self.data.results.columns:
+                self.param.color_by.objects = [*self.param.color_by.objects, "score_aniso"]
+        self._table = pn.widgets.Tabulator(self._table_frame(), pagination="remote", page_size=10,
+                                           show_index=False, disabled=True, selectable=1,
+                                           sizing_mode="stretch_width", css_classes=["goectp-screening-table"])
+        self._table.on_click(self._on_table_click)
+        self._streams: list = []
+        self._apply_filters()
+
+    # ------------------------------------------------------------------------------------------------ state
+    @param.depends("min_band_gap", "max_sites", "sources", "search", watch=True)
+    def _apply_filters(self) -> None:
+        df = self.data.results
+        if self.data.available:
+            keep = (df["band_gap"].fillna(-1) >= self.min_band_gap) & (df["n_sites"] <= self.max_sites)
+            if self.param.sources.objects:
+                keep &= df["source"].astype(str).isin(self.sources)
+            q = self.search.strip().lower()
+            if q:
+                keep &= (df["formula"].astype(str).str.lower().str.contains(q, regex=False)
+                         | df["id"].astype(str).str.lower().str.contains(q, regex=False))
+            df = df[keep & df["band_gap"].notna()]
+        self.filtered = df[self._columns].reset_index(drop=True)
+        self.selected = self.filtered.iloc[0:0]
+        self._sync_table()
+
+    def set_selection(self, index: list[int]) -> None:
+        """Rows ``index`` (positions in ``filtered``, as the plots' selection streams report them)."""
+        index = [i for i in (index or []) if 0 <= i < len(self.filtered)]
+        self.selected = self.filtered.iloc[index].reset_index(drop=True)
+        self._sync_table()
+        if len(index) == 1:  # a tap: load it
+            self.pick(str(self.filtered.iloc[index[0]]["id"]))
+
+    def pick(self, key: str) -> bool:
+        """Load candidate ``key`` into the loader (if any). Returns whether its structure was found."""
+        structure = self.data.structure(key)
+        if structure is None:
+            self.message = f"{key}: its structure is not in {STRUCTURES_FILE} (nor in the shared candidate pool)"
+            return False
+        self.picked = key
+        row = self.data.results[self.data.results["id"] == key]
+        formula = str(row["formula"].iloc[0]) if len(row) else structure.composition.reduced_formula
+        self.message = f"Loaded {key} ({formula}) from the screening results"
+        if self.loader is not None:
+            ok = self.loader.set_structure(structure, f"{key} (screening)", "screening")
+            if not ok:
+                self.message = self.loader.error
+            return ok
+        return True
+
+    def _table_frame(self) -> pd.DataFrame:
+        if len(self.selected):
+            return self.selected
+        top = self.filtered.sort_values("score", ascending=False).head(50) if len(self.filtered) else self.filtered
+        return top.reset_index(drop=True)
+
+    def _sync_table(self) -> None:
+        if hasattr(self, "_table"):
+            self._table.value = self._table_frame()
+
+    def _on_table_click(self, event: Any) -> None:
+        frame = self._table.value
+        if 0 <= event.row < len(frame):
+            self.pick(str(frame.iloc[event.row]["id"]))
+
+    # ------------------------------------------------------------------------------------------------ plots
+    def _points(self, y: str, std: str, label: str):  # noqa: ANN202
+        hv = _holoviews()
+
+        df = self.filtered.replace([np.inf, -np.inf], np.nan)  # e.g. α of a tensor with λmin ≤ 0: not drawn
+        color = std if self.color_by == "ensemble std" else self.color_by
+        vdims = list(dict.fromkeys(["id", "formula", std, "score", "eps_mean_std", "anisotropy_std", "n_sites",
+                                    "source", color]))
+        pts = hv.Points(df, kdims=["band_gap", y], vdims=vdims, label="candidates")
+        return pts.opts(color=color, cmap="viridis", colorbar=True, clabel=color, size=7, line_color="black",
+                        line_width=0.3, tools=["hover", "box_select", "lasso_select", "tap"],
+                        active_tools=["box_select"], selection_color="#d62728", nonselection_alpha=0.35,
+                        hover_tooltips=[("formula", "@formula"), ("id", "@id"), (label, f"@{y}{{0.00}}"),
+                                        ("std", f"@{std}{{0.00}}"), ("band gap", "@band_gap{0.00} eV")])
+
+    def _background(self, y: str):  # noqa: ANN202
+        hv = _holoviews()
+
+        train = self.data.training.dropna(subset=["band_gap", y])
+        return hv.Points(train, kdims=["band_gap", y], vdims=["formula"], label="training set (DFT)").opts(
+            color="#b0b0b0", alpha=0.5, size=4, line_alpha=0, tools=[])
+
+    def plots(self):  # noqa: ANN201
+        """The two linked maps as a HoloViews layout (dynamic: they follow the filters)."""
+        hv = _holoviews()
+        self._streams = []
+        panels = []
+        for y, std, label in (("eps_mean", "eps_mean_std", "ε̄"), ("anisotropy", "anisotropy_std", "α")):
+            def points(filtered: pd.DataFrame, color_by: str, y: str = y, std: str = std, label: str = label):  # noqa: ANN202
+                return self._points(y, std, label)
+
+            dmap = hv.DynamicMap(pn.bind(points, filtered=self.param.filtered, color_by=self.param.color_by))
+            stream = hv.streams.Selection1D(source=dmap)
+            stream.add_subscriber(lambda index: self.set_selection(index))
+            self._streams.append(stream)
+            ylabel = "ε̄ (mean eigenvalue)" if y == "eps_mean" else "α = λmax/λmin"
+            overlay = (self._background(y) * dmap).opts(
+                hv.opts.Overlay(xlabel="band gap (eV)", ylabel=ylabel, responsive=True, min_height=340,
+                                legend_position="top_right", title=f"{ylabel} vs band gap"))
+            panels.append(overlay)
+        return panels
+
+    def static_layout(self):  # noqa: ANN201
+        """Non-dynamic copy of the current maps (for the HTML export)."""
+        hv = _holoviews()
+        els = []
+        for y, std, label in (("eps_mean", "eps_mean_std", "ε̄"), ("anisotropy", "anisotropy_std", "α")):
+            els.append((self._background(y) * self._points(y, std, label)).opts(
+                hv.opts.Overlay(width=600, height=420, xlabel="band gap (eV)", ylabel=label)))
+        return hv.Layout(els).cols(2)
+
+    # ------------------------------------------------------------------------------------------------ export
+    def export_rows(self) -> pd.DataFrame:
+        """The selection if there is one, else every row passing the filters."""
+        return self.selected if len(self.selected) else self.filtered
+
+    def export_csv(self) -> str:
+        buf = io.StringIO()
+        self.export_rows().to_csv(buf, index=False)
+        return buf.getvalue()
+
+    def export_json(self) -> str:
+        return self.export_rows().to_json(orient="records", indent=1)
+
+    def export_html(self) -> str:
+        """Self-contained HTML of the maps (Bokeh JS inlined: opens offline)."""
+        from bokeh.embed import file_html
+        from bokeh.resources import INLINE
+
+        hv = _holoviews()
+        model = hv.render(self.static_layout(), backend="bokeh")
+        return file_html(model, INLINE, title="GoeCTP screening map")
+
+    # ------------------------------------------------------------------------------------------------ view
+    @param.depends("message")
+    def _message(self) -> pn.viewable.Viewable:
+        return pn.pane.Markdown(self.message, css_classes=["goectp-screening-message"])
+
+    @param.depends("selected", "filtered")
+    def _counts(self) -> pn.viewable.Viewable:
+        what = (f"{len(self.selected)} selected" if len(self.selected)
+                else f"no selection — table shows the top {min(50, len(self.filtered))} by score")
+        return pn.pane.Markdown(f"{len(self.filtered)} of {len(self.data.results)} candidates pass the filters; "
+                                f"{what}. Box/lasso-select points to list them; tap a point or click a row to "
+                                "load its structure.")
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        if not self.data.available:
+            return pn.Column(pn.pane.Alert(self.data.problem, alert_type="warning",
+                                           css_classes=["goectp-no-screening"]),
+                             sizing_mode="stretch_width", css_classes=["goectp-screening"])
+        eps_plot, aniso_plot = self.plots()
+        filters = pn.Row(
+            pn.widgets.FloatInput.from_param(self.param.min_band_gap, name="band gap ≥ (eV)", step=0.1, width=140),
+            pn.widgets.IntInput.from_param(self.param.max_sites, name="atoms ≤", width=100),
+            pn.widgets.TextInput.from_param(self.param.search, name="formula / id contains", width=180),
+            pn.widgets.Select.from_param(self.param.color_by, name="colour by", width=160),
+            pn.widgets.MultiChoice.from_param(self.param.sources, name="sources", width=420),
+            sizing_mode="stretch_width")
+        exports = pn.Row(
+            pn.widgets.FileDownload(callback=lambda: io.StringIO(self.export_csv()), filename="goectp-screening.csv",
+                                    label="Rows CSV", button_type="light", css_classes=["goectp-export-rows-csv"]),
+            pn.widgets.FileDownload(callback=lambda: io.StringIO(self.export_json()),
+                                    filename="goectp-screening.json", label="Rows JSON", button_type="light"),
+            pn.widgets.FileDownload(callback=lambda: io.StringIO(self.export_html()),
+                                    filename="goectp-screening-map.html", label="Maps HTML (offline)",
+                                    button_type="light"),
+            pn.pane.Markdown("PNG: the save tool in each plot's toolbar.", styles={"font-size": "0.85em"}))
+        return pn.Column(
+            filters,
+            pn.Row(pn.pane.HoloViews(eps_plot, sizing_mode="stretch_width", min_height=360),
+                   pn.pane.HoloViews(aniso_plot, sizing_mode="stretch_width", min_height=360),
+                   sizing_mode="stretch_width", css_classes=["goectp-screening-plots"]),
+            self._counts, self._message, self._table, exports,
+            sizing_mode="stretch_width", css_classes=["goectp-screening"])
+
+
+def selection_summary(frame: pd.DataFrame) -> dict[str, float]:
+    """Mean ε̄, α and band gap of a set of rows (used in reports and tests)."""
+    if not len(frame):
+        return {}
+    return {k: float(np.nanmean(frame[k])) for k in ("eps_mean", "anisotropy", "band_gap")}

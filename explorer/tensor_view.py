@@ -1,0 +1,239 @@
+"""TensorEllipsoid: the predicted ε of the current structure — matrix, eigenvalues, ε̄, α, refractive index,
+ensemble std, and the DFT tensor with the error when the structure comes from the dataset; CSV/JSON export."""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import panel as pn
+import param
+
+from explorer.geometry import Ellipsoid, TensorSummary, ellipsoid_geometry, summarize_tensor
+from explorer.models import ModelSelector
+
+AXES = "xyz"
+
+
+def matrix_html(m: np.ndarray, title: str, css_id: str = "", std: np.ndarray | None = None, digits: int = 3) -> str:
+    """A 3x3 matrix as an HTML table (entries ``a ± s`` when ``std`` is given)."""
+    rows = []
+    for i in range(3):
+        cells = []
+        for j in range(3):
+            text = f"{m[i, j]:.{digits}f}"
+            if std is not None:
+                text += f"<span style='color:#888'> ± {std[i, j]:.{digits}f}</span>"
+            cells.append(f"<td style='padding:2px 8px;text-align:right;font-family:monospace'>{text}</td>")
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    ident = f' id="{css_id}"' if css_id else ""
+    return (f"<div{ident}><div style='font-weight:600;margin-bottom:2px'>{title}</div>"
+            f"<table style='border-left:2px solid #444;border-right:2px solid #444'>{''.join(rows)}</table></div>")
+
+
+def tensor_record(tensor: np.ndarray, std: np.ndarray | None = None) -> dict[str, Any]:
+    """JSON-able description of a tensor: matrix, eigenvalues/vectors, ε̄, α (and std when given)."""
+    s = summarize_tensor(tensor)
+    out = {"tensor": s.tensor.tolist(), "eigenvalues": s.eigenvalues.tolist(),
+           "eigenvectors_columns": s.eigenvectors.tolist(), "eps_mean": s.eps_mean,
+           "anisotropy": None if np.isnan(s.anisotropy) else s.anisotropy}
+    if std is not None:
+        out["std"] = np.asarray(std).tolist()
+    return out
+
+
+class TensorEllipsoid(pn.viewable.Viewer):
+    """Prediction for ``structure`` with ``models``; ``reference`` holds DFT tensors (dataset structures).
+
+    Outputs: ``mean``, ``std`` (3x3 arrays) and ``summary`` (:class:`TensorSummary` of the mean).
+    """
+
+    structure = param.Parameter(default=None)
+    models = param.ClassSelector(class_=ModelSelector, default=None, allow_None=True)
+    reference = param.Dict(default=None, allow_None=True, doc="{'electronic','ionic','total': 3x3, 'id', ...}")
+    label = param.String(default="")
+    mean = param.Parameter(default=None)
+    std = param.Parameter(default=None)
+    error = param.String(default="")
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        self._update()
+
+    @param.depends("structure", "models.version", watch=True)
+    def _update(self) -> None:
+        if self.structure is None or self.models is None:
+            self.param.update(mean=None, std=None)
+            return
+        try:
+            mean, std = self.models.predict_one(self.structure)
+        except Exception as exc:
+            self.param.update(mean=None, std=None, error=f"prediction failed: {type(exc).__name__}: {exc}")
+            return
+        self.param.update(mean=mean, std=std, error="")
+
+    # ------------------------------------------------------------------------------------------------ derived
+    @property
+    def summary(self) -> TensorSummary | None:
+        return None if self.mean is None else summarize_tensor(self.mean)
+
+    @property
+    def target(self) -> str:
+        return self.models.target if self.models is not None else "total"
+
+    @property
+    def dft_tensor(self) -> np.ndarray | None:
+        """The DFT tensor of the kind the model predicts, when the structure comes from the dataset."""
+        if not self.reference or self.target not in self.reference:
+            return None
+        return np.asarray(self.reference[self.target], dtype=np.float64)
+
+    def ellipsoid(self, size: float = 1.0, center: np.ndarray | None = None) -> Ellipsoid:
+        if self.mean is None:
+            raise ValueError("no prediction")
+        return ellipsoid_geometry(self.mean, center=center, size=size)
+
+    def refractive_index(self) -> tuple[np.ndarray | float | None, str]:
+        """``(n, how)``: n ≈ sqrt of ε_∞ = electronic eigenvalues when known, else an honest fallback."""
+        if self.reference is not None and "electronic" in self.reference:
+            lam = np.linalg.eigvalsh(np.asarray(self.reference["electronic"]))
+            return np.sqrt(np.clip(lam, 0, None)), "n = √λ of the DFT electronic ε∞ (dataset record)"
+        s = self.summary
+        if s is None:
+            return None, ""
+        if self.target == "electronic":
+            return s.refractive_indices(), "n = √λ of the predicted electronic ε∞"
+        if s.eps_mean <= 0:
+            return None, "not available (ε̄ ≤ 0)"
+        return (float(np.sqrt(s.eps_mean)),
+                f"n ≈ √ε̄ of the predicted static ({self.target}) ε — includes ionic screening, so an upper bound "
+                "on the optical index (n uses ε∞)")
+
+    def table(self) -> pd.DataFrame:
+        """One row per quantity: prediction, ensemble std, DFT, error (where known)."""
+        s = self.summary
+        if s is None:
+            return pd.DataFrame()
+        rows: list[dict[str, Any]] = []
+        std = self.std if self.std is not None else np.zeros((3, 3))
+        dft = self.dft_tensor
+        ds = summarize_tensor(dft) if dft is not None else None
+        std_eigs = None
+        if self.models is not None and np.any(std > 0):
+            std_eigs = self._member_spread()
+        for i in range(3):
+            rows.append({"quantity": f"λ{'₁₂₃'[i]}", "predicted": s.eigenvalues[i],
+                         "ensemble std": None if std_eigs is None else std_eigs[0][i],
+                         "DFT": None if ds is None else ds.eigenvalues[i]})
+        rows.append({"quantity": "ε̄ (mean eigenvalue)", "predicted": s.eps_mean,
+                     "ensemble std": None if std_eigs is None else std_eigs[1],
+                     "DFT": None if ds is None else ds.eps_mean})
+        rows.append({"quantity": "α = λmax/λmin", "predicted": s.anisotropy,
+                     "ensemble std": None if std_eigs is None else std_eigs[2],
+                     "DFT": None if ds is None else ds.anisotropy})
+        n, how = self.refractive_index()
+        if n is not None:
+            value = float(np.nanmean(n)) if isinstance(n, np.ndarray) else float(n)
+            from_dft = "DFT" in how
+            rows.append({"quantity": "n (mean √λ of ε∞)" if isinstance(n, np.ndarray) else "n ≈ √ε̄ (upper bound)",
+                         "predicted": None if from_dft else value, "ensemble std": None,
+                         "DFT": value if from_dft else None})
+        df = pd.DataFrame(rows)
+        if ds is not None:
+            df["error (pred − DFT)"] = df["predicted"] - df["DFT"]
+        return df
+
+    def _member_spread(self) -> tuple[np.ndarray, float, float] | None:
+        """Std over ensemble members of the sorted eigenvalues, ε̄ and α."""
+        per_member = self.models.predict_members([self.structure])[:, 0]  # [M, 3, 3] (cached)
+        if len(per_member) < 2:
+            return None
+        eigs = np.linalg.eigvalsh(per_member)  # [M, 3]
+        positive = eigs[:, 0] > 0
+        aniso_std = float((eigs[positive, -1] / eigs[positive, 0]).std()) if positive.sum() > 1 else float("nan")
+        return eigs.std(axis=0), float(eigs.mean(axis=1).std()), aniso_std
+
+    # ------------------------------------------------------------------------------------------------ export
+    def export_dict(self) -> dict[str, Any]:
+        if self.mean is None:
+            raise ValueError("no prediction to export")
+        out: dict[str, Any] = {
+            "structure": self.label or (self.structure.composition.reduced_formula if self.structure else ""),
+            "formula": self.structure.composition.reduced_formula,
+            "model": self.models.description if self.models is not None else "",
+            "target": self.target,
+            "prediction": tensor_record(self.mean, self.std),
+        }
+        n, how = self.refractive_index()
+        out["refractive_index"] = {"value": n.tolist() if isinstance(n, np.ndarray) else n, "how": how}
+        if self.dft_tensor is not None:
+            out["dft"] = tensor_record(self.dft_tensor)
+            out["dft"]["id"] = self.reference.get("id")
+            out["max_abs_error"] = float(np.abs(self.mean - self.dft_tensor).max())
+        return out
+
+    def export_json(self) -> str:
+        return json.dumps(self.export_dict(), indent=2)
+
+    def export_csv(self) -> str:
+        """Long-format CSV: one row per tensor component (i, j) with prediction, std and DFT where known."""
+        if self.mean is None:
+            raise ValueError("no prediction to export")
+        std = self.std if self.std is not None else np.zeros((3, 3))
+        dft = self.dft_tensor
+        rows = []
+        for i in range(3):
+            for j in range(3):
+                row = {"formula": self.structure.composition.reduced_formula, "component": f"{AXES[i]}{AXES[j]}",
+                       "i": i, "j": j, "predicted": self.mean[i, j], "std": std[i, j]}
+                if dft is not None:
+                    row["dft"] = dft[i, j]
+                rows.append(row)
+        buf = io.StringIO()
+        pd.DataFrame(rows).to_csv(buf, index=False)
+        return buf.getvalue()
+
+    # ------------------------------------------------------------------------------------------------ view
+    @param.depends("mean", "std", "reference", "error")
+    def _body(self) -> pn.viewable.Viewable:
+        if self.error:
+            return pn.pane.Alert(self.error, alert_type="danger")
+        if self.mean is None:
+            return pn.pane.Markdown("No prediction (choose a structure and a model).")
+        has_std = self.std is not None and np.any(self.std > 0)
+        blocks = [matrix_html(self.mean, f"Predicted ε ({self.target})" + (" mean ± std" if has_std else ""),
+                              "tensor-predicted", self.std if has_std else None, digits=2)]
+        dft = self.dft_tensor
+        if dft is not None:
+            blocks.append(matrix_html(dft, f"DFT ε ({self.target}, {self.reference.get('id')})", "tensor-dft",
+                                      digits=2))
+            blocks.append(matrix_html(self.mean - dft, f"Error (pred − DFT), max |Δ| = "
+                                      f"{np.abs(self.mean - dft).max():.2f}", "tensor-error", digits=2))
+        df = self.table()
+        if df["DFT"].isna().all():
+            df = df.drop(columns=["DFT"])
+        if df["ensemble std"].isna().all():
+            df = df.drop(columns=["ensemble std"])
+        shown = df.copy()
+        for col in shown.columns[1:]:
+            shown[col] = [("–" if v is None or not np.isfinite(v) else f"{v:.3f}") for v in df[col]]
+        n, how = self.refractive_index()
+        return pn.Column(
+            pn.pane.HTML("<div style='display:flex;gap:24px;flex-wrap:wrap'>" + "".join(blocks) + "</div>",
+                         sizing_mode="stretch_width"),
+            pn.widgets.Tabulator(shown, show_index=False, disabled=True, sizing_mode="stretch_width",
+                                 css_classes=["goectp-tensor-table"]),
+            pn.pane.Markdown(f"Refractive index: {how}." if how else ""),
+            sizing_mode="stretch_width")
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        csv = pn.widgets.FileDownload(callback=lambda: io.StringIO(self.export_csv()), filename="goectp-tensor.csv",
+                                      label="Tensor CSV", button_type="light", css_classes=["goectp-export-csv"])
+        js = pn.widgets.FileDownload(callback=lambda: io.StringIO(self.export_json()),
+                                     filename="goectp-tensor.json", label="Tensor JSON", button_type="light",
+                                     css_classes=["goectp-export-json"])
+        return pn.Column(self._body, pn.Row(csv, js), sizing_mode="stretch_width",
+                         css_classes=["goectp-tensor"])

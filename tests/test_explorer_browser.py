@@ -1,0 +1,256 @@
+"""End-to-end test: ``panel serve explorer/app.py`` driven by headless Chromium (Playwright).
+
+Starts the server on a free loopback port, opens the app, checks the 3D view rendered from the locally served
+3Dmol.js, uploads a CIF, moves a rotation slider and reads the equivariance errors from the page, checks the
+screening map rendered, uploads a bad file, and asserts that no request left loopback. Screenshots go to
+``test-artifacts/`` and one per view to ``docs/screenshots/`` (for the README).
+
+Chromium missing: skipped on a user's machine, a failure in CI (``CI`` set).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = Path(os.environ.get("GOECTP_CHROMIUM", "/usr/bin/chromium"))
+ARTIFACTS = ROOT / "test-artifacts"
+SCREENSHOTS = ROOT / "docs" / "screenshots"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
+
+
+def _require(condition: bool, message: str) -> None:
+    if condition:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="module")
+def playwright_api():
+    _require(CHROMIUM.exists(), f"{CHROMIUM} not found: install Debian's chromium (./install.sh does, as root)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _require(False, "the playwright Python package is not installed")
+    return sync_playwright
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _assets_for_test(tmp: Path) -> Path:
+    """The repository's assets, plus generated screening files when the real ones are not there yet."""
+    assets = tmp / "assets"
+    assets.mkdir()
+    repo = ROOT / "assets"
+    for sub in ("models", "examples"):
+        if (repo / sub).exists():
+            (assets / sub).symlink_to(repo / sub)
+    if (repo / "screening" / "screening_results.csv").exists():
+        (assets / "screening").symlink_to(repo / "screening")
+    else:
+        from explorer.testing import example_structures, write_demo_screening
+
+        write_demo_screening(assets / "screening", example_structures(repo / "examples"))
+    return assets
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, playwright_api):
+    tmp = tmp_path_factory.mktemp("explorer-server")
+    port = _free_port()
+    env = {**os.environ, "GOECTP_ASSETS": str(_assets_for_test(tmp)), "PYTHONPATH": str(ROOT)}
+    log = open(tmp / "panel.log", "w")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "panel", "serve", "explorer/app.py", "--port", str(port), "--address", "127.0.0.1",
+         "--allow-websocket-origin", f"127.0.0.1:{port}", "--liveness", "--warm"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 120
+    try:
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"panel serve exited early:\n{(tmp / 'panel.log').read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(f"{base}/liveness", timeout=2) as resp:
+                    if resp.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.time() > deadline:
+                pytest.fail(f"panel serve not ready after 120 s:\n{(tmp / 'panel.log').read_text()[-3000:]}")
+            time.sleep(0.5)
+        print(f"[browser test] panel serve ready (warmed up) after {time.time() - deadline + 120:.1f} s", flush=True)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+        ARTIFACTS.mkdir(exist_ok=True)
+        shutil.copy(tmp / "panel.log", ARTIFACTS / "panel-serve.log")
+
+
+def _error_values(page) -> tuple[float, float]:  # noqa: ANN001
+    frame = page.locator("#equivariance-error-frame").get_attribute("data-value")
+    backbone = page.locator("#equivariance-error-backbone").get_attribute("data-value")
+    return float(frame), float(backbone)
+
+
+def _rotation_text(page) -> str:  # noqa: ANN001
+    return page.locator("#rotation-matrix").inner_text()
+
+
+def _wait_for_change(page, read, old, what: str, timeout: float = 30.0) -> str:  # noqa: ANN001
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        new = read(page)
+        if new != old:
+            return new
+        page.wait_for_timeout(200)
+    raise AssertionError(f"{what} did not change within {timeout:.0f} s")
+
+
+def _shot(target, name: str, docs: bool = True, **kwargs) -> None:  # noqa: ANN001, ANN003
+    """Screenshot a page or locator into test-artifacts/ (and docs/screenshots/ for the README)."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    target.screenshot(path=str(ARTIFACTS / f"{name}.png"), **kwargs)
+    if docs:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ARTIFACTS / f"{name}.png", SCREENSHOTS / f"{name}.png")
+
+
+def _cif(name: str) -> bytes:
+    return (ROOT / "assets" / "examples" / name).read_bytes()
+
+
+def _log(msg: str, start: list[float] = []) -> None:  # noqa: B006 - a deliberate timer
+    if not start:
+        start.append(time.time())
+    print(f"[browser test {time.time() - start[0]:6.1f} s] {msg}", flush=True)
+
+
+def test_explorer_end_to_end_offline(server, playwright_api):
+    requests: list[str] = []
+    _log("server ready")
+    with playwright_api() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1500, "height": 1900})
+            page.on("request", lambda r: requests.append(r.url))
+            page.goto(f"{server}/app", wait_until="domcontentloaded", timeout=90_000)
+
+            # the equivariance check reports its errors
+            page.locator("#equivariance-error-frame[data-value]").wait_for(timeout=90_000)
+            frame_err, backbone_err = _error_values(page)
+            assert frame_err < 1e-5 < 1e-3 < backbone_err
+
+            _log("errors read")
+            # the 3D view drew with the locally served 3Dmol.js
+            view = page.frame_locator("iframe.goectp-3d")
+            view.locator("body[data-rendered='1']").wait_for(timeout=30_000)
+            assert view.locator("canvas").count() >= 1
+
+            _log("3D view rendered")
+            # the screening map rendered (Bokeh canvases) over its table
+            page.locator(".goectp-screening-plots canvas").first.wait_for(timeout=30_000)
+            assert page.locator(".goectp-screening-plots canvas").count() >= 2
+            page.locator(".goectp-screening-table").wait_for(timeout=10_000)
+            page.wait_for_timeout(1500)
+            _shot(page, "explorer_full", full_page=True)
+
+            _log("map rendered")
+            # upload a CIF: the summary, the 3D view and the check follow
+            rot_before = _rotation_text(page)
+            old_errors = _error_values(page)
+            page.locator(".goectp-upload input[type=file]").set_input_files(
+                files=[{"name": "uploaded_BaTiO3.cif", "mimeType": "chemical/x-cif",
+                        "buffer": _cif("BaTiO3_tetragonal.cif")}])
+            page.get_by_text("Loaded uploaded_BaTiO3.cif: BaTiO3").wait_for(timeout=30_000)
+            assert page.get_by_text("BaTiO3 — uploaded_BaTiO3.cif").count() == 1  # the structure summary
+            _wait_for_change(page, _error_values, old_errors, "equivariance errors after the upload")
+            view.locator("body[data-rendered='1']").wait_for(timeout=30_000)
+
+            _log("CIF uploaded")
+            # move the rotation-angle slider with the mouse: R changes, the errors are re-measured
+            handle = page.locator(".goectp-slider-angle .noUi-handle")
+            box = handle.bounding_box()
+            page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+            page.mouse.down()
+            page.mouse.move(box["x"] + box["width"] / 2 + 45, box["y"] + box["height"] / 2, steps=6)
+            page.mouse.up()
+            rot_after = _wait_for_change(page, _rotation_text, rot_before, "the rotation matrix")
+            page.wait_for_timeout(500)
+            frame_err, backbone_err = _error_values(page)
+            assert frame_err < 1e-5, f"f(RX) != R f(X) Rᵀ in the page: {frame_err}"
+            assert backbone_err > 1e-3, f"the backbone alone looks equivariant in the page: {backbone_err}"
+
+            _log("slider moved")
+            # random rotation + the rotated view: the crystal and its ellipsoid are redrawn
+            page.locator(".goectp-random-rotation button").click()
+            _wait_for_change(page, _rotation_text, rot_after, "the rotation after 'Random rotation'")
+            page.get_by_text("rotated (R X)").first.click()
+            page.wait_for_timeout(800)
+            view.locator("body[data-rendered='1']").wait_for(timeout=30_000)
+            page.wait_for_timeout(800)
+            assert _error_values(page)[0] < 1e-5
+
+            _log("random rotation")
+            # exports: the PNG of the 3D view (3Dmol's pngURI, in the browser) and the tensor CSV
+            with page.expect_download(timeout=30_000) as png:
+                view.locator("#save-png").click()
+            png_path = ARTIFACTS / "goectp-structure.png"
+            png.value.save_as(png_path)
+            assert png_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+            with page.expect_download(timeout=30_000) as csv:
+                page.locator(".goectp-export-csv button").click()
+            csv_path = ARTIFACTS / "goectp-tensor.csv"
+            csv.value.save_as(csv_path)
+            header, *rows = csv_path.read_text().strip().splitlines()
+            assert header.startswith("formula,component") and len(rows) == 9 and rows[0].startswith("BaTiO3,xx")
+            _log("exports downloaded")
+
+            # screenshots of each view
+            _shot(page.locator(".goectp-card-3d"), "structure_3d")
+            _shot(page.locator(".goectp-card-tensor"), "tensor")
+            _shot(page.locator(".goectp-card-equivariance"), "equivariance")
+            _shot(page.locator(".goectp-card-screening"), "screening_map")
+            _shot(page.locator("#sidebar"), "sidebar")
+
+            _log("screenshots")
+            # a bad file: a clear message, the previous structure stays, the app keeps working
+            page.locator(".goectp-upload input[type=file]").set_input_files(
+                files=[{"name": "broken.cif", "mimeType": "chemical/x-cif", "buffer": b"data_x\nnot a crystal\n"}])
+            error = page.get_by_text("Could not load the structure.")
+            error.wait_for(timeout=30_000)
+            assert page.get_by_text("broken.cif: could not parse").count() >= 1
+            assert page.get_by_text("BaTiO3 — uploaded_BaTiO3.cif").count() == 1  # still the previous structure
+            _shot(page.locator(".goectp-load-error"), "upload_error", docs=False)
+            _shot(page, "explorer_end", docs=False, full_page=True)
+        finally:
+            browser.close()
+
+    outside = sorted({u for u in requests if urlparse(u).scheme in ("http", "https", "ws", "wss")
+                      and urlparse(u).hostname not in LOOPBACK})
+    assert requests and not outside, f"requests left loopback: {outside}"
