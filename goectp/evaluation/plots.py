@@ -11,12 +11,10 @@ from goectp.evaluation.metrics import eigenvalues, mean_eigenvalue
 
 def parity_plot(pred: np.ndarray, true: np.ndarray, path: str | Path, title: str = "") -> Path:
     """Two panels: ε̄ (mean eigenvalue) and all eigenvalues, each with its MAE, log-log axes."""
-    import matplotlib
+    from matplotlib.figure import Figure  # no pyplot: leaves the caller's (e.g. a notebook's) backend alone
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(9, 4.2))
+    fig = Figure(figsize=(9, 4.2))
+    axes = fig.subplots(1, 2)
     pairs = [(mean_eigenvalue(true), mean_eigenvalue(pred), "ε̄ (mean eigenvalue)"),
              (eigenvalues(true).ravel(), eigenvalues(pred).ravel(), "eigenvalues")]
     for ax, (t, p, name) in zip(axes, pairs):
@@ -33,5 +31,4 @@ def parity_plot(pred: np.ndarray, true: np.ndarray, path: str | Path, title: str
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
-    plt.close(fig)
     return path
