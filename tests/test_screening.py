@@ -208,11 +208,11 @@ def test_high_k_list_needs_known_gap_above_threshold():
     assert top["id"].tolist() == ["d", "e"] and top["rank"].tolist() == [1, 2]  # tie on score broken by id
 
 
-def test_anisotropy_list_drops_known_metals_and_infinite_scores():
+def test_anisotropy_list_keeps_known_insulators_with_finite_scores():
     t = _table()
-    assert t.loc[anisotropy_mask(t, 0.0), "id"].tolist() == ["a", "c", "d", "e"]  # f: metal, b: inf
+    assert t.loc[anisotropy_mask(t, 0.5), "id"].tolist() == ["c", "d", "e"]  # a: gap unknown, b: inf, f: metal
     assert t.loc[anisotropy_mask(t, None), "id"].tolist() == ["a", "c", "d", "e", "f"]
-    assert top_n(t, anisotropy_mask(t, 0.0), "score_aniso", 2)["id"].tolist() == ["a", "e"]
+    assert top_n(t, anisotropy_mask(t, 0.5), "score_aniso", 2)["id"].tolist() == ["e", "c"]
 
 
 def _training_file(tmp_path: Path) -> Path:

@@ -65,9 +65,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     s.add_argument("--min-gap", type=float, default=1.8,
                    help="band gap (eV) above which a candidate may enter the high-k list; unknown gaps are "
                         "excluded from that list (default: %(default)s)")
-    s.add_argument("--aniso-min-gap", type=float, default=0.0,
-                   help="the anisotropy list drops candidates with a known gap <= this (known metals); unknown "
-                        "gaps are kept; negative disables (default: %(default)s)")
+    s.add_argument("--aniso-min-gap", type=float, default=0.5,
+                   help="the anisotropy list keeps only candidates with a known gap above this (insulators); "
+                        "unknown gaps are left out; negative disables (default: %(default)s)")
     s.add_argument("--top", type=int, default=60, help="length of the top lists (default: %(default)s)")
     e = p.add_argument_group("execution")
     e.add_argument("--out", default="runs/screening", help="output folder; its work/ subfolder makes runs "

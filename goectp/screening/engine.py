@@ -37,7 +37,7 @@ class ScreeningOptions:
     kappa: float = 1.0
     max_sites: int = 20
     min_gap: float = 1.8
-    aniso_min_gap: float | None = 0.0
+    aniso_min_gap: float | None = 0.5
     top: int = 60
     workers: int = 2
     scheduler: str | None = None

@@ -12,8 +12,9 @@ genuinely different polymorph with the same formula, site count and volume (rare
 
 **High-κ list**: scored, ``band_gap > min_gap`` (1.8 eV). Candidates with *unknown* band gap are excluded from this
 list (they are still scored and ranked in the full table). **Anisotropy list**: scored, finite ``score_aniso``
-(mean and every member positive definite), and not a known metal (``band_gap`` unknown or ``> aniso_min_gap``,
-default 0; pass a negative value to disable). Both lists are sorted by their acquisition score, ties by id.
+(mean and every member positive definite), and a known insulator: ``band_gap > aniso_min_gap`` (default 0.5 eV;
+candidates with unknown gap are left out, because the pools hold many intermetallics without a gap, whose static
+dielectric tensor is meaningless; pass a negative value to disable the rule). Both lists are sorted by their acquisition score, ties by id.
 """
 
 from __future__ import annotations
@@ -100,7 +101,7 @@ def anisotropy_mask(table: pd.DataFrame, aniso_min_gap: float | None) -> pd.Seri
     finite = pd.Series(np.isfinite(table["score_aniso"].to_numpy(dtype=float)), index=table.index)
     if aniso_min_gap is None or aniso_min_gap < 0:
         return finite
-    return finite & (table["band_gap"].isna() | (table["band_gap"] > aniso_min_gap))
+    return finite & known_gap_above(table["band_gap"], aniso_min_gap)
 
 
 def top_n(table: pd.DataFrame, mask: pd.Series, score_column: str, n: int) -> pd.DataFrame:
