@@ -36,6 +36,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, str(REPO))
 
+from _markdown import write_section  # noqa: E402 - benchmarks/ is on sys.path when run as a script
+
 from goectp.api import build_model, predict_graphs  # noqa: E402
 from goectp.graph import build_crystal_graph  # noqa: E402
 
@@ -165,19 +167,6 @@ def real_crystals(data_dir: Path, count: int, max_sites: int = 24) -> list[Struc
 def default_data_dir() -> Path:
     env = os.environ.get("GOECTP_DATA")
     return Path(env) if env else REPO.parent / "shared" / "data"
-
-
-def write_section(path: Path, heading: str, body: str) -> None:
-    """Replace (or append) the section that starts with ``heading`` in a Markdown file, keeping the others."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    lines = text.rstrip("\n").split("\n")
-    if heading in lines:
-        start = lines.index(heading)
-        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-        lines[start:end] = [heading, "", *body.rstrip("\n").split("\n"), ""]
-    else:
-        lines += ["", heading, "", *body.rstrip("\n").split("\n")]
-    path.write_text("\n".join(lines).rstrip("\n") + "\n")
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -35,6 +35,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, str(REPO))
 
+from _markdown import write_section  # noqa: E402 - benchmarks/ is on sys.path when run as a script
+
 from goectp.api import build_model  # noqa: E402
 from goectp.graph import build_crystal_graph, neighbor_edges, symmetry_operations  # noqa: E402
 
@@ -180,19 +182,6 @@ def cpu_name() -> str:
     lines = cpuinfo.read_text().splitlines() if cpuinfo.exists() else []
     names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
     return names[0] if names else (platform.processor() or platform.machine())
-
-
-def write_section(path: Path, heading: str, body: str) -> None:
-    """Replace (or append) the section that starts with ``heading`` in a Markdown file, keeping the others."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    lines = text.rstrip("\n").split("\n")
-    if heading in lines:
-        start = lines.index(heading)
-        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-        lines[start:end] = [heading, "", *body.rstrip("\n").split("\n"), ""]
-    else:
-        lines += ["", heading, "", *body.rstrip("\n").split("\n")]
-    path.write_text("\n".join(lines).rstrip("\n") + "\n")
 
 
 if __name__ == "__main__":

@@ -12,9 +12,10 @@ genuinely different polymorph with the same formula, site count and volume (rare
 
 **High-κ list**: scored, ``band_gap > min_gap`` (1.8 eV). Candidates with *unknown* band gap are excluded from this
 list (they are still scored and ranked in the full table). **Anisotropy list**: scored, finite ``score_aniso``
-(mean and every member positive definite), and a known insulator: ``band_gap > aniso_min_gap`` (default 0.5 eV;
-candidates with unknown gap are left out, because the pools hold many intermetallics without a gap, whose static
-dielectric tensor is meaningless; pass a negative value to disable the rule). Both lists are sorted by their acquisition score, ties by id.
+(mean and every member positive definite), and a known insulator: ``band_gap > aniso_min_gap`` (default
+0.5 eV; candidates with unknown gap are left out, because the pools hold many intermetallics without a gap,
+whose static dielectric tensor is meaningless; pass a negative value to disable the rule). Both lists are sorted
+by their acquisition score, ties by id.
 """
 
 from __future__ import annotations

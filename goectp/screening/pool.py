@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from goectp.data.paths import sha256_file
 from goectp.screening.jsonstream import iter_json_items
 
 STRUCTURE_SUFFIXES = {".cif": "cif", ".mcif": "cif", ".vasp": "poscar", ".poscar": "poscar", ".xyz": "extxyz",
@@ -61,14 +62,6 @@ def make_candidate(cid: str, pool_index: int, *, source: str | None = None, form
     if reject is not None:
         rec["reject_code"], rec["reject_reason"] = reject
     return rec
-
-
-def sha256_file(path: str | os.PathLike, block: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(block):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 @dataclass
