@@ -1,0 +1,216 @@
+"""Scratch vs scalar-pretrained vs foundation-feature (CHGNet) GoeCTP on the lead's splits of the open MP set.
+
+Every route uses the 'base' architecture (``GoeCTPConfig(variant='goectp')``, as ``benchmarks/train_paper.py``),
+the same splits (``random_split`` seeds), epochs and training settings; only the starting point or the node inputs
+differ. Runs land in ``runs/pretrain/<route>/split<k>/`` (resumable); ``--report`` writes
+``runs/pretrain/report.md``/``.json`` with paired differences to scratch and the cost of each route.
+
+    python benchmarks/pretraining.py --splits 0 1 --epochs 40 --pretrain-epochs 100 --threads 1
+    python benchmarks/pretraining.py --report
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from goectp.data import DIELECTRIC_FILE, data_dir, load_graph_set, sha256_file
+from goectp.evaluation import metrics_markdown, table2_markdown, write_report
+from goectp.evaluation.metrics import summarize_splits
+from goectp.models import GoeCTPConfig
+from goectp.training import TrainConfig, run_split
+from goectp.training.pretrain import backbone_state, load_scalar_set, pretrain, with_node_features
+
+BASE = {"variant": "goectp"}  # the lead's 'base' experiment
+
+
+def features_step(path: Path, runs: Path) -> dict:
+    from goectp.features import load_featured_graph_set
+
+    t0 = time.perf_counter()
+    gs, info = load_featured_graph_set(path, "chgnet", progress=False)
+    info = {**info, "cache": str(info["cache"]), "seconds_this_call": time.perf_counter() - t0, "n": len(gs)}
+    record = runs / "features_chgnet.json"
+    if not info["hit"] or not record.exists():  # keep the timing of the run that computed them
+        record.write_text(json.dumps(info, indent=1))
+    print(f"CHGNet features: {json.loads(record.read_text())}", flush=True)
+    return gs
+
+
+def time_features(path: Path, n: int, runs: Path) -> dict:
+    """CPU time (``time.process_time``, robust to other jobs on the machine) per structure: CHGNet features vs
+    GoeCTP's own graph construction, on ``n`` structures spread over the data set."""
+    from goectp.data import read_dielectric_json
+    from goectp.features import get_extractor
+    from goectp.graph import build_crystal_graph
+
+    recs = read_dielectric_json(path)
+    structs = [recs[i].structure for i in np.linspace(0, len(recs) - 1, n).astype(int)]
+    extractor = get_extractor("chgnet")
+    extractor(structs[:2])  # warm-up
+    t0 = time.process_time()
+    extractor(structs)
+    t1 = time.process_time()
+    for st in structs:
+        build_crystal_graph(st)
+    t2 = time.process_time()
+    res = {"n": n, "atoms_mean": float(np.mean([len(st) for st in structs])),
+           "chgnet_cpu_ms_per_structure": 1e3 * (t1 - t0) / n, "graph_cpu_ms_per_structure": 1e3 * (t2 - t1) / n,
+           "threads": torch.get_num_threads()}
+    (runs / "features_timing.json").write_text(json.dumps(res, indent=1))
+    print(res, flush=True)
+    return res
+
+
+def pretrain_step(dataset: str, epochs: int, runs: Path, node_features: str | None = None) -> Path:
+    out = runs / (f"pretrain-{dataset}-e{epochs}" + (f"-{node_features}" if node_features else ""))
+    if (out / "metrics.json").exists() and json.loads((out / "metrics.json").read_text())["train_config"][
+            "epochs"] == epochs:
+        print(f"pretraining on {dataset}: done already", flush=True)
+        return out / "best.pt"
+    t0 = time.perf_counter()
+    ss = load_scalar_set(dataset, progress=False)
+    mcfg = GoeCTPConfig(**BASE)
+    if node_features:
+        ss = with_node_features(ss, node_features, progress=False)
+        mcfg = GoeCTPConfig(**BASE, node_features=node_features, node_feature_dim=128)
+    graph_seconds = time.perf_counter() - t0
+    res = pretrain(ss, mcfg, TrainConfig(epochs=epochs, progress=False), out)
+    res["graphs_and_features_seconds_or_cache_load"] = graph_seconds
+    (out / "metrics.json").write_text(json.dumps(res, indent=1))
+    print(f"pretrained on {dataset} ({len(ss)}): val MAE {res['best_val_mae']:.4f}, test MAE {res['test_mae']:.4f} "
+          f"(label std {res['label_std']:.4f}), {res['seconds_total']:.0f} s", flush=True)
+    return out / "best.pt"
+
+
+def route_name(route: str, dataset: str, pretrain_epochs: int, lr: float) -> str:
+    if not route.startswith("pretrained"):
+        return route
+    return f"{route}-{dataset}-e{pretrain_epochs}" + ("" if lr == 1e-3 else f"-lr{lr:g}")
+
+
+def run_route(route: str, split: int, args: argparse.Namespace, gs, featured, ckpts: dict, sha: str) -> None:  # noqa: ANN001
+    name = route_name(route, args.pretrain_dataset, args.pretrain_epochs, args.finetune_lr)
+    out = args.runs / name / f"split{split}"
+    if (out / "metrics.json").exists():
+        print(f"{name} split {split}: done already", flush=True)
+        return
+    mcfg, init, lr, data = GoeCTPConfig(**BASE), None, 1e-3, gs
+    if route in ("chgnet", "pretrained_chgnet"):
+        mcfg, data = GoeCTPConfig(**BASE, node_features="chgnet", node_feature_dim=128), featured
+    if route.startswith("pretrained"):
+        ckpt = ckpts[route]
+        init, lr = backbone_state(ckpt, mcfg), args.finetune_lr
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "init_from.json").write_text(json.dumps({"checkpoint": str(ckpt), "pretrain_metrics": json.loads(
+            (ckpt.parent / "metrics.json").read_text())}, indent=1))
+    cfg = TrainConfig(epochs=args.epochs, lr=lr, split_seed=split, seed=split, progress=False)
+    res = run_split(data, mcfg, cfg, out, data_sha256=sha, init_state=init)
+    print(f"{name} split {split}: test MAE {res['test']['all']['mae']:.4f} (filtered "
+          f"{res['test']['filtered']['mae']:.4f}), best epoch {res['best_epoch']}", flush=True)
+
+
+def report(runs: Path, reference: Path | None) -> None:
+    results: dict[str, dict[int, dict]] = {}
+    for f in sorted(runs.glob("*/split*/metrics.json")):
+        results.setdefault(f.parent.parent.name, {})[int(f.parent.name[5:])] = json.loads(f.read_text())
+    if reference is not None and reference.exists():
+        for f in sorted(reference.glob("split*/metrics.json")):
+            results.setdefault(f"lead base ({reference})", {})[int(f.parent.name[5:])] = json.loads(f.read_text())
+    order = sorted(results, key=lambda n: (not n.startswith("scratch"), n))
+    sections, data = {}, {"routes": {}}
+    for subset in ("all", "filtered"):
+        t2, mt = {}, {}
+        for name in order:
+            per = results[name]
+            label = f"{name} ({len(per)} split{'s' * (len(per) > 1)}: {', '.join(map(str, sorted(per)))})"
+            t2[label] = summarize_splits([per[s]["test"][subset]["per_system"] for s in sorted(per)])
+            mt[label] = summarize_splits([{k: v for k, v in per[s]["test"][subset].items() if k != "per_system"}
+                                          for s in sorted(per)])
+        what = "all test structures" if subset == "all" else "test structures with every |component| < 100"
+        sections[f"MAE per crystal system (mean ± std over splits) — {what}"] = table2_markdown(t2)
+        sections[f"All metrics — {what}"] = metrics_markdown(mt)
+        data[subset] = {"per_system": t2, "metrics": mt}
+    scratch = results.get("scratch", {})
+    lines = ["| route | splits | test MAE per split | Δ vs scratch per split | mean Δ | best val MAE (mean) |",
+             "|---|---|---|---|---|---|"]
+    for name in order:
+        per = results[name]
+        common = [s for s in sorted(per) if s in scratch]
+        deltas = [per[s]["test"]["all"]["mae"] - scratch[s]["test"]["all"]["mae"] for s in common]
+        lines.append(f"| {name} | {','.join(map(str, sorted(per)))} | "
+                     + " ".join(f"{per[s]['test']['all']['mae']:.3f}" for s in sorted(per)) + " | "
+                     + " ".join(f"{d:+.3f}" for d in deltas) + f" | {np.mean(deltas) if deltas else float('nan'):+.3f}"
+                     + f" | {np.mean([per[s]['best_val_mae'] for s in per]):.3f} |")
+        data["routes"][name] = {"splits": sorted(per), "delta_vs_scratch": dict(zip(common, deltas))}
+    sections["Paired comparison with scratch (test MAE, all test structures)"] = "\n".join(lines)
+    cost = ["| item | value |", "|---|---|"]
+    timing = runs / "features_timing.json"
+    if timing.exists():
+        t = json.loads(timing.read_text())
+        cost.append(f"| CHGNet features, CPU time ({t['n']} structures, mean {t['atoms_mean']:.1f} atoms, "
+                    f"{t['threads']} thread) | {t['chgnet_cpu_ms_per_structure']:.1f} ms/structure |")
+        cost.append(f"| GoeCTP graph construction, CPU time (same structures) | "
+                    f"{t['graph_cpu_ms_per_structure']:.1f} ms/structure |")
+    feat = runs / "features_chgnet.json"
+    if feat.exists():
+        f = json.loads(feat.read_text())
+        cost.append(f"| CHGNet feature extraction of the whole set ({f['extractor']}, {f['n']} structures, wall "
+                    f"time on the loaded machine) | {f['ms_per_structure']:.1f} ms/structure |")
+    for p in sorted(runs.glob("pretrain-*/metrics.json")):
+        m = json.loads(p.read_text())
+        cost.append(f"| pretraining on {m['dataset']} ({m['n_train']} train structures, "
+                    f"{m['train_config']['epochs']} epochs) | {m['seconds_total'] / 60:.1f} min "
+                    f"({m['epoch_seconds_median']:.1f} s/epoch; val MAE {m['best_val_mae']:.3f}, test MAE "
+                    f"{m['test_mae']:.3f}, label std {m['label_std']:.3f}) |")
+    for name in order:
+        secs = [p["epoch_seconds_median"] for p in results[name].values() if "epoch_seconds_median" in p]
+        if secs:
+            cost.append(f"| {name}: median fine-tuning epoch | {np.median(secs):.2f} s |")
+    sections["Cost (this machine: 2 shared CPU cores, runs niced with 1 thread)"] = "\n".join(cost)
+    write_report(runs / "report", "Pretraining and foundation features (GoeCTP base, total tensor)", sections, data)
+    print((runs / "report.md").read_text())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--routes", nargs="*", default=["scratch", "pretrained", "chgnet"],
+                    choices=["scratch", "pretrained", "chgnet", "pretrained_chgnet"])
+    ap.add_argument("--splits", nargs="*", type=int, default=[0, 1])
+    ap.add_argument("--epochs", type=int, default=40)
+    ap.add_argument("--pretrain-dataset", default="perov5-formation")
+    ap.add_argument("--pretrain-epochs", type=int, default=100)
+    ap.add_argument("--finetune-lr", type=float, default=1e-3, help="paper: 1e-2")
+    ap.add_argument("--runs", type=Path, default=Path("runs/pretrain"))
+    ap.add_argument("--reference", type=Path, default=Path("runs/sweep40/base"))
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--time-features", type=int, default=0, help="time CHGNet features on N structures")
+    ap.add_argument("--report", action="store_true")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    args.runs.mkdir(parents=True, exist_ok=True)
+    path = data_dir() / DIELECTRIC_FILE
+    if args.time_features:
+        time_features(path, args.time_features, args.runs)
+    if args.routes and args.splits:
+        gs = load_graph_set(path, progress=False)
+        sha = sha256_file(path)
+        featured = features_step(path, args.runs) if {"chgnet", "pretrained_chgnet"} & set(args.routes) else None
+        ckpts = {route: pretrain_step(args.pretrain_dataset, args.pretrain_epochs, args.runs,
+                                      "chgnet" if route == "pretrained_chgnet" else None)
+                 for route in args.routes if route.startswith("pretrained")}
+        for split in args.splits:  # split-major: every route of split 0 first
+            for route in args.routes:
+                run_route(route, split, args, gs, featured, ckpts, sha)
+    if args.report:
+        report(args.runs, args.reference)
+
+
+if __name__ == "__main__":
+    main()

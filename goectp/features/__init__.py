@@ -1,0 +1,97 @@
+"""Pretrained invariant per-atom features from open universal potentials, as extra node inputs of GoeCTP.
+
+DTNet's gain came from the features of PFP, a closed commercial potential. Open universal potentials whose wheels ship
+their weights give the same kind of pretrained, O(3)-invariant per-atom descriptors. GoeCTP adds them to its node
+inputs (``GoeCTPConfig(node_features='chgnet', node_feature_dim=128)``, graphs carry ``x_extra`` ``[N, D]``); the
+polar frame keeps the whole model exactly equivariant because the features are invariant.
+
+- :func:`structure_features` — features for any structures (no cache).
+- :func:`load_featured_graph_set` — a dielectric dataset's graphs with cached features attached.
+- :func:`graphs_for_model` — graphs for new structures, with the features a model needs.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from functools import lru_cache
+from typing import Any
+
+from goectp.features.cache import attach_features, compute_features, dataset_features, feature_cache_path
+
+
+def _chgnet_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"chgnet-{version('chgnet')}-0.3.0"
+    except PackageNotFoundError:
+        return "chgnet-unavailable-0.3.0"
+
+
+def _make_chgnet() -> Callable:
+    from goectp.features.chgnet import ChgnetFeatures
+
+    return ChgnetFeatures()
+
+
+#: name → dim (the model's ``node_feature_dim``), factory, cache version (without loading the model)
+EXTRACTORS: dict[str, dict[str, Any]] = {
+    "chgnet": {"dim": 128, "factory": _make_chgnet, "version": _chgnet_version},
+}
+
+
+def feature_dim(name: str) -> int:
+    if name not in EXTRACTORS:
+        raise ValueError(f"unknown node features {name!r}; available: {sorted(EXTRACTORS)}")
+    return EXTRACTORS[name]["dim"]
+
+
+@lru_cache(maxsize=4)
+def get_extractor(name: str) -> Callable:
+    """The extractor object (loaded once per process)."""
+    feature_dim(name)
+    return EXTRACTORS[name]["factory"]()
+
+
+def structure_features(structures: Sequence[Any], name: str = "chgnet") -> list:
+    """``[N_i, D]`` float32 features of each structure (computed now, not cached)."""
+    return get_extractor(name)(list(structures))
+
+
+def load_featured_graph_set(path: str | os.PathLike, name: str = "chgnet", k: int = 16, progress: bool = True,
+                            use_cache: bool = True):  # noqa: ANN201
+    """:func:`goectp.data.load_graph_set` with ``x_extra`` attached to every graph (features cached on disk).
+
+    Returns ``(GraphSet, info)`` with ``info`` = cache path, hit or miss, ms per structure of a miss.
+    """
+    from goectp.data import load_graph_set, read_dielectric_json
+
+    gs = load_graph_set(path, k=k, use_cache=use_cache, progress=progress)
+    stored = dataset_features(path, gs.ids, lambda: {r.id: r.structure for r in read_dielectric_json(path)}, name,
+                              progress=progress, use_cache=use_cache)
+    gs.graphs = attach_features(gs.graphs, gs.ids, stored)
+    return gs, {k_: stored[k_] for k_ in ("cache", "hit", "ms_per_structure", "extractor")}
+
+
+def with_node_features(graphs: Sequence[Any], structures: Sequence[Any], name: str) -> list:
+    """Copies of ``graphs`` (built from ``structures``, same order) with ``name`` features as ``x_extra``."""
+    ids = [str(i) for i in range(len(graphs))]
+    stored = {"features": dict(zip(ids, structure_features(structures, name))),
+              "z": {i: [site.specie.Z for site in s] for i, s in zip(ids, structures)}}
+    return attach_features(graphs, ids, stored)
+
+
+def graphs_for_model(structures: Any, model: Any, max_sites: int = 500) -> list:
+    """Crystal graphs for ``model`` (as :func:`goectp.api.graphs_for`), with its node features when it uses any."""
+    from goectp.api import graphs_for
+    from goectp.structures import load_structures
+
+    graphs = graphs_for(structures, model, max_sites=max_sites)
+    name = getattr(model.config, "node_features", None)
+    return with_node_features(graphs, load_structures(structures, max_sites), name) if name else graphs
+
+
+__all__ = ["EXTRACTORS", "attach_features", "compute_features", "dataset_features", "feature_cache_path",
+           "feature_dim", "get_extractor", "graphs_for_model", "load_featured_graph_set", "structure_features",
+           "with_node_features"]
