@@ -36,7 +36,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, str(REPO))
 
-from _markdown import write_section  # noqa: E402 - benchmarks/ is on sys.path when run as a script
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/ (also when imported by the tests)
+from _markdown import write_section  # noqa: E402
 
 from goectp.api import build_model, predict_graphs  # noqa: E402
 from goectp.graph import build_crystal_graph  # noqa: E402
