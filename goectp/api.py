@@ -100,9 +100,17 @@ def load_model(path_or_name: str | Path = "default", member: int | None = None) 
 
 
 def graphs_for(structures: Any, model: nn.Module, max_sites: int = 500) -> list:
-    """Validated structures → crystal graphs with the model's neighbour count."""
+    """Validated structures → crystal graphs with the model's neighbour count, and the pretrained node features
+    (``x_extra``) when the model uses any (``config.node_features``, e.g. CHGNet: needs ``[foundation]``)."""
     k = model.config.k_neighbors
-    return [build_crystal_graph(s, k=k, max_sites=max_sites) for s in load_structures(structures, max_sites)]
+    loaded = load_structures(structures, max_sites)
+    graphs = [build_crystal_graph(s, k=k, max_sites=max_sites) for s in loaded]
+    name = getattr(model.config, "node_features", None)
+    if name and graphs:
+        from goectp.features import with_node_features
+
+        graphs = with_node_features(graphs, loaded, name)
+    return graphs
 
 
 @torch.no_grad()

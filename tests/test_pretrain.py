@@ -100,7 +100,8 @@ def test_backbone_is_loaded_and_head_reinitialised(pretrained):
         backbone_state(out / "best.pt", GoeCTPConfig(hidden=8, num_rbf=8), verbose=False)
 
 
-def test_cli_pretrain_then_train_init_from(tmp_path, capsys):
+def test_cli_pretrain_then_train_init_from(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("GOECTP_CACHE", str(tmp_path / "cache"))
     data = write_scalar_json([ScalarRecord(i, s, v) for i, s, v in _scalar_items(12, seed=1)],
                              tmp_path / "scalar.json.gz")
     env_out = tmp_path / "pt"

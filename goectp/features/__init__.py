@@ -7,7 +7,8 @@ polar frame keeps the whole model exactly equivariant because the features are i
 
 - :func:`structure_features` — features for any structures (no cache).
 - :func:`load_featured_graph_set` — a dielectric dataset's graphs with cached features attached.
-- :func:`graphs_for_model` — graphs for new structures, with the features a model needs.
+- :func:`graphs_for_model` — graphs for new structures, with the features a model needs;
+  :func:`with_node_features` — add them to graphs built elsewhere.
 """
 
 from __future__ import annotations
@@ -83,13 +84,10 @@ def with_node_features(graphs: Sequence[Any], structures: Sequence[Any], name: s
 
 
 def graphs_for_model(structures: Any, model: Any, max_sites: int = 500) -> list:
-    """Crystal graphs for ``model`` (as :func:`goectp.api.graphs_for`), with its node features when it uses any."""
+    """Crystal graphs for ``model``, with its node features when it uses any (= :func:`goectp.api.graphs_for`)."""
     from goectp.api import graphs_for
-    from goectp.structures import load_structures
 
-    graphs = graphs_for(structures, model, max_sites=max_sites)
-    name = getattr(model.config, "node_features", None)
-    return with_node_features(graphs, load_structures(structures, max_sites), name) if name else graphs
+    return graphs_for(structures, model, max_sites=max_sites)
 
 
 __all__ = ["EXTRACTORS", "attach_features", "compute_features", "dataset_features", "feature_cache_path",

@@ -5,7 +5,7 @@ bad structure: each candidate becomes one row with ``status`` ``scored``, ``reje
 ``excluded`` (training data), with a ``reason_code`` and a human ``reason``.
 
 Reason codes: ``unparseable``, ``unknown_element``, ``too_large``, ``disordered``, ``invalid_structure``,
-``graph_error``, ``model_error``, ``in_training``.
+``graph_error``, ``features_error``, ``model_error``, ``in_training``.
 """
 
 from __future__ import annotations
@@ -141,7 +141,7 @@ def score_chunk(candidates: list[dict], context: ScoringContext) -> pd.DataFrame
     device = str(next(ensemble.parameters()).device)
     k, symprec = ensemble.config.k_neighbors, (0.01 if ensemble.config.symmetrize else None)
     worker = _worker_name()
-    rows, graphs, graph_rows = [], [], []
+    rows, graphs, graph_rows, structures = [], [], [], []
     for rec in candidates:
         row = _base_row(rec)
         row["worker"], row["device"] = worker, device
@@ -169,9 +169,31 @@ def score_chunk(candidates: list[dict], context: ScoringContext) -> pd.DataFrame
             continue
         graphs.append(graph)
         graph_rows.append(row)
+        structures.append(structure)
+    if graphs and getattr(ensemble.config, "node_features", None):
+        graphs, graph_rows = _attach_node_features(graphs, graph_rows, structures, ensemble.config.node_features)
     if graphs:
         _predict_into(graphs, graph_rows, ensemble, context)
     return rows_to_frame(rows)
+
+
+def _attach_node_features(graphs: list, rows: list[dict], structures: list, name: str) -> tuple[list, list]:
+    """Pretrained node features (e.g. CHGNet) for a model that uses them; a structure whose features fail is
+    rejected alone (``features_error``)."""
+    from goectp.features import with_node_features
+
+    try:
+        return with_node_features(graphs, structures, name), rows
+    except Exception:
+        kept_graphs, kept_rows = [], []
+        for graph, row, structure in zip(graphs, rows, structures):
+            try:
+                kept_graphs += with_node_features([graph], [structure], name)
+                kept_rows.append(row)
+            except Exception as exc:
+                row["status"], row["reason_code"] = "rejected", "features_error"
+                row["reason"] = f"could not compute {name} node features: {type(exc).__name__}: {exc}"
+        return kept_graphs, kept_rows
 
 
 def _predict_into(graphs: list, rows: list[dict], ensemble, context: ScoringContext) -> None:  # noqa: ANN001

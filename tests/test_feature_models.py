@@ -1,0 +1,111 @@
+"""Models with pretrained node features (``config.node_features``) work through every entry point that builds
+graphs itself: ``goectp.predict``, the screening worker (and so ``goectp screen``) and the explorer's selector.
+
+An invariant stand-in extractor replaces CHGNet here, so these tests need no optional package; the CHGNet
+extractor itself is tested in ``tests/test_pretrain.py``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from pymatgen.core import Lattice, Structure
+
+import goectp.features as features
+from goectp.api import build_model, load_model, predict, save_checkpoint
+from goectp.screening.engine import ScreeningOptions
+from goectp.screening.run import run_screening
+
+NAME = "toy_volume"  # a name no other test registers (get_extractor caches per name)
+
+
+def volume_features(structures):  # noqa: ANN001, ANN201 - invariant per-atom features
+    out = []
+    for s in structures:
+        if any(site.specie.symbol == "Xe" for site in s):
+            raise RuntimeError("this extractor cannot handle Xe")
+        per_site = [[s.volume / len(s), site.specie.X] for site in s]
+        out.append(np.asarray(per_site, dtype=np.float32))
+    return out
+
+
+volume_features.name, volume_features.version = NAME, f"{NAME}-1"
+
+
+@pytest.fixture(autouse=True)
+def toy_extractor(monkeypatch):
+    monkeypatch.setitem(features.EXTRACTORS, NAME, {"dim": 2, "factory": lambda: volume_features,
+                                                     "version": lambda: f"{NAME}-1"})
+    features.get_extractor.cache_clear()
+    yield
+    features.get_extractor.cache_clear()
+
+
+def _model(seed: int = 0):  # noqa: ANN202
+    torch.manual_seed(seed)
+    return build_model("goectp", hidden=16, num_rbf=16, node_features=NAME, node_feature_dim=2).double().eval()
+
+
+def _triclinic() -> Structure:
+    lat = Lattice.from_parameters(4.1, 5.3, 6.2, 77.0, 84.0, 101.0)
+    return Structure(lat, ["Mg", "O", "Si", "O"], [[0, 0, 0], [0.31, 0.12, 0.44], [0.6, 0.55, 0.2], [0.8, 0.3, 0.9]])
+
+
+def _rocksalt(a: float, cation: str, anion: str) -> Structure:
+    lat = Lattice(0.5 * a * np.array([[0.0, 1.0, 1.0], [1.0, 0.0, 1.0], [1.0, 1.0, 0.0]]))
+    return Structure(lat, [cation, anion], [[0, 0, 0], [0.5, 0.5, 0.5]])
+
+
+def test_predict_computes_the_features_and_stays_equivariant():
+    model, s = _model(), _triclinic()
+    ref = predict(s, model)[0]
+    q = np.linalg.qr(np.random.default_rng(4).normal(size=(3, 3)))[0]
+    for r in (q, -q):  # a rotation or a rotoreflection, applied to the *structure*
+        turned = Structure(Lattice(s.lattice.matrix @ r.T), s.species, s.frac_coords)
+        np.testing.assert_allclose(predict(turned, model)[0], r @ ref @ r.T, rtol=0, atol=1e-5)
+    model.node_feature_embed[1].weight.data.zero_()  # the features really enter: removing them changes ε
+    assert np.abs(predict(s, model)[0] - ref).max() > 1e-4
+
+
+def _pool(tmp_path: Path, structures: list[Structure]) -> Path:
+    records = [{"id": f"c{i}", "structure": s.as_dict(), "formula": s.composition.reduced_formula, "band_gap": 3.0,
+                "material_id": None, "source": "test"} for i, s in enumerate(structures)]
+    path = tmp_path / "pool.json.gz"
+    with gzip.open(path, "wt", encoding="utf-8") as fh:
+        json.dump(records, fh)
+    return path
+
+
+def test_screening_a_feature_model_matches_predict_and_rejects_only_the_failing_structure(tmp_path):
+    members = tmp_path / "ensemble"
+    for seed in range(2):
+        save_checkpoint(members / f"member{seed}.pt", _model(seed).float(), seed=seed)
+    structures = [_rocksalt(4.2, "Mg", "O"), _triclinic(), _rocksalt(5.6, "Xe", "F"), _rocksalt(5.1, "Ca", "S")]
+    opts = ScreeningOptions(pool=_pool(tmp_path, structures), model=members, out_dir=tmp_path / "out",
+                            use_dask=False, chunk_size=8, progress=False, top=3, exclude_training=None, symprec=None)
+    run = run_screening(opts)
+    rejects = run.rankings.rejects.set_index("id")
+    assert list(rejects.index) == ["c2"] and rejects.loc["c2", "reason_code"] == "features_error"
+    assert "cannot handle Xe" in rejects.loc["c2", "reason"]
+    rows = run.rankings.results.set_index("id").sort_index()
+    ok = ["c0", "c1", "c3"]
+    assert list(rows.index) == ok and (rows["status"] == "scored").all()
+    mean = predict([structures[i] for i in (0, 1, 3)], load_model(members))
+    np.testing.assert_allclose(rows.loc[ok, "eps_11"].to_numpy(), mean[:, 0, 0], rtol=1e-5)
+    np.testing.assert_allclose(rows.loc[ok, "eps_mean"].to_numpy(), np.linalg.eigvalsh(mean).mean(axis=1), rtol=1e-5)
+
+
+def test_explorer_selector_predicts_with_a_feature_model():
+    pytest.importorskip("panel")
+    from explorer.models import ModelSelector
+
+    model = _model()
+    selector = ModelSelector(models={"featured": model}, model_name="featured")
+    mean, std = selector.predict_one(_triclinic())
+    np.testing.assert_allclose(mean, predict(_triclinic(), model)[0], rtol=0, atol=1e-10)
+    assert np.all(std == 0)
