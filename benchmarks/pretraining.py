@@ -68,6 +68,20 @@ def time_features(path: Path, n: int, runs: Path) -> dict:
     res = {"n": n, "atoms_mean": float(np.mean([len(st) for st in structs])),
            "chgnet_cpu_ms_per_structure": 1e3 * (t1 - t0) / n, "graph_cpu_ms_per_structure": 1e3 * (t2 - t1) / n,
            "threads": torch.get_num_threads()}
+    # the model's own forward pass (batches of 64), without and with the CHGNet inputs: median of 5 repeats
+    from goectp.api import graphs_for, predict_graphs
+    from goectp.models import GoeCTP
+
+    for label, extra in (("scratch", {}), ("chgnet", {"node_features": "chgnet", "node_feature_dim": 128})):
+        model = GoeCTP(GoeCTPConfig(**BASE, **extra)).eval()
+        graphs = graphs_for(structs, model)
+        predict_graphs(graphs[:8], model)  # warm-up
+        times = []
+        for _ in range(5):
+            t = time.process_time()
+            predict_graphs(graphs, model, batch_size=64)
+            times.append(time.process_time() - t)
+        res[f"forward_{label}_cpu_ms_per_structure"] = 1e3 * float(np.median(times)) / n
     (runs / "features_timing.json").write_text(json.dumps(res, indent=1))
     print(res, flush=True)
     return res
@@ -175,6 +189,10 @@ def report(runs: Path, reference: Path | None, benchmarks: Path | None = None) -
                     f"{t['threads']} thread) | {t['chgnet_cpu_ms_per_structure']:.1f} ms/structure |")
         cost.append(f"| GoeCTP graph construction, CPU time (same structures) | "
                     f"{t['graph_cpu_ms_per_structure']:.1f} ms/structure |")
+        for label in ("scratch", "chgnet"):
+            if f"forward_{label}_cpu_ms_per_structure" in t:
+                cost.append(f"| model forward pass, {label} model, batch 64, CPU time (same structures) | "
+                            f"{t[f'forward_{label}_cpu_ms_per_structure']:.2f} ms/structure |")
     feat = runs / "features_chgnet.json"
     if feat.exists():
         f = json.loads(feat.read_text())
@@ -182,7 +200,9 @@ def report(runs: Path, reference: Path | None, benchmarks: Path | None = None) -
                     f"time on the loaded machine) | {f['ms_per_structure']:.1f} ms/structure |")
     for p in sorted(runs.glob("pretrain-*/metrics.json")):
         m = json.loads(p.read_text())
-        cost.append(f"| pretraining on {m['dataset']} ({m['n_train']} train structures, "
+        with_features = m.get("model_config", {}).get("node_features")
+        cost.append(f"| pretraining on {m['dataset']}{f' with {with_features} features' if with_features else ''} "
+                    f"({m['n_train']} train structures, "
                     f"{m['train_config']['epochs']} epochs) | {m['seconds_total'] / 60:.1f} min "
                     f"({m['epoch_seconds_median']:.1f} s/epoch; val MAE {m['best_val_mae']:.3f}, test MAE "
                     f"{m['test_mae']:.3f}, label std {m['label_std']:.3f}) |")

@@ -253,3 +253,40 @@ def test_pretraining_with_node_features_end_to_end(tmp_path, monkeypatch):
     assert res["model_config"]["node_features"] == "toy" and np.isfinite(res["test_mae"])
     init = backbone_state(tmp_path / "run" / "best.pt", _tiny(node_features="toy", node_feature_dim=2), verbose=False)
     assert "node_feature_embed.1.weight" in init
+
+
+# ------------------------------------------------------------------------------------------- the benchmark's report
+def _fake_metrics(mae: float, pooling: str = "mean") -> dict:
+    subset = {"n": 10, "mae": mae, "frobenius": 3 * mae, "per_system": {"all": mae, "cubic": mae + 0.1}}
+    return {"model_config": {"variant": "goectp", "pooling": pooling, "cell_reduction": "primitive",
+                             "symmetrize": True}, "best_val_mae": mae, "epoch_seconds_median": 2.0,
+            "test": {"all": subset, "filtered": {**subset, "mae": mae - 0.5}}}
+
+
+def test_pretraining_report_pairs_each_route_with_scratch_of_the_same_setting(tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "pretraining.py"
+    spec = importlib.util.spec_from_file_location("bench_pretraining", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    runs = tmp_path / "runs"
+    maes = {"scratch": [2.0, 1.5, 1.8], "chgnet": [1.8, 1.6, 1.5], "plain": [1.9, None, None]}
+    for route, values in maes.items():
+        for split, mae in enumerate(values):
+            if mae is not None:
+                (runs / route / f"split{split}").mkdir(parents=True)
+                (runs / route / f"split{split}" / "metrics.json").write_text(json.dumps(
+                    _fake_metrics(mae, pooling="sum" if route == "plain" else "mean")))
+    bench_md = tmp_path / "BENCHMARKS.md"
+    bench_md.write_text("# Benchmarks\n\n## Other\n\nkept\n")
+    bench.report(runs, None, bench_md)
+    data = json.loads((runs / "report.json").read_text())
+    delta = data["routes"]["chgnet"]["delta_vs_scratch"]
+    assert delta["all"] == pytest.approx({"0": -0.2, "1": 0.1, "2": -0.3})
+    assert data["routes"]["plain"]["delta_vs_scratch"]["all"] == {}  # no scratch run with sum pooling
+    assert "| chgnet | mean/primitive/sym | 0,1,2 | 1.800 1.600 1.500 | -0.200 +0.100 -0.300 | -0.133 |" in \
+        (runs / "report.md").read_text()
+    text = bench_md.read_text()
+    assert "## Pretraining and foundation features" in text and "kept" in text and "-0.133" in text
