@@ -162,7 +162,7 @@ def report(runs: Path, reference: Path | None, benchmarks: Path | None = None) -
     for name in (n for n in order if n == "scratch" or n.startswith("lead ")):
         scratch_by_setting.setdefault(setting(next(iter(results[name].values()))["model_config"]), results[name])
     lines = ["| route | setting | splits | test MAE per split | Δ vs scratch per split | mean Δ (all) "
-             "| mean Δ (filtered) | best val MAE (mean) |", "|---|---|---|---|---|---|---|---|"]
+             "| mean Δ (filtered) | better than scratch | best val MAE (mean) |", "|---" * 9 + "|"]
     for name in order:
         per = results[name]
         cfgs = {setting(p["model_config"]) for p in per.values()}
@@ -173,9 +173,12 @@ def report(runs: Path, reference: Path | None, benchmarks: Path | None = None) -
         delta = {sub: [per[s]["test"][sub]["mae"] - scratch[s]["test"][sub]["mae"] for s in common]
                  for sub in ("all", "filtered")}
         mean = {sub: f"{np.mean(d):+.3f}" if d else "" for sub, d in delta.items()}
+        wins = f"{sum(d < 0 for d in delta['all'])} of {len(common)} splits" if common and name not in (
+            "scratch",) and not name.startswith("lead ") else ""
         lines.append(f"| {name} | {cfgs.pop()} | {','.join(map(str, sorted(per)))} | "
                      + " ".join(f"{per[s]['test']['all']['mae']:.3f}" for s in sorted(per)) + " | "
-                     + " ".join(f"{d:+.3f}" for d in delta["all"]) + f" | {mean['all']} | {mean['filtered']} | "
+                     + " ".join(f"{d:+.3f}" for d in delta["all"])
+                     + f" | {mean['all']} | {mean['filtered']} | {wins} | "
                      + f"{np.mean([per[s]['best_val_mae'] for s in per]):.3f} |")
         data["routes"][name] = {"splits": sorted(per), "delta_vs_scratch": {sub: dict(zip(common, d))
                                                                             for sub, d in delta.items()}}

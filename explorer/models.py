@@ -177,7 +177,8 @@ class ModelSelector(pn.viewable.Viewer):
             what += (f", ensemble of {len(base.members)} (mean ± std)" if self.mode == ENSEMBLE_MEAN
                      else f", member {self.member} ({base.names[self.member]}) of {len(base.members)}")
         label = "UNTRAINED DEMO MODEL — numbers are meaningless; " if self.is_demo else ""
-        return (f"{label}{what}; variant {cfg.variant}, hidden {cfg.hidden}, target ε {self.target}; "
+        inputs = f", + {cfg.node_features} node features" if getattr(cfg, "node_features", None) else ""
+        return (f"{label}{what}; variant {cfg.variant}{inputs}, hidden {cfg.hidden}, target ε {self.target}; "
                 f"{self.precision} on {self.device.type.upper()}")
 
     # ------------------------------------------------------------------------------------------------ predict

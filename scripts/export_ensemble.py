@@ -25,6 +25,8 @@ def main() -> None:
     ap.add_argument("--name", default="default")
     ap.add_argument("--command", default="", help="the command line that produced the run (for the card)")
     ap.add_argument("--assets", type=Path, default=Path("assets/models"))
+    ap.add_argument("--notes", type=Path, default=None,
+                    help="a Markdown file inserted after the model section (e.g. how it was pretrained)")
     args = ap.parse_args()
     out = args.assets / args.name
     out.mkdir(parents=True, exist_ok=True)
@@ -44,6 +46,7 @@ def main() -> None:
     perf = summarize_splits([m["test"]["filtered"]["per_system"] for m in metrics])
     cfg, tcfg = metrics[0]["model_config"], metrics[0]["train_config"]
     size = sum(f.stat().st_size for f in out.glob("*.pt")) / 1e6
+    notes = "\n" + args.notes.read_text().strip() + "\n" if args.notes else ""
     card = f"""# Model card: `{args.name}` — GoeCTP ensemble ({len(metrics)} split models)
 
 Produced by this project's own training code on {dt.date.today().isoformat()}; {size:.1f} MB in total.
@@ -61,7 +64,7 @@ Produced by this project's own training code on {dt.date.today().isoformat()}; {
 ```
 Training: {json.dumps({k: tcfg[k] for k in ('epochs', 'batch_size', 'lr', 'lr_end', 'weight_decay', 'huber_delta')})}.
 Checkpoint = best validation MAE epoch of each split.
-
+{notes}
 ## Command
 ```
 {args.command}

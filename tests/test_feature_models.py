@@ -109,3 +109,4 @@ def test_explorer_selector_predicts_with_a_feature_model():
     mean, std = selector.predict_one(_triclinic())
     np.testing.assert_allclose(mean, predict(_triclinic(), model)[0], rtol=0, atol=1e-10)
     assert np.all(std == 0)
+    assert f"+ {NAME} node features" in selector.description
