@@ -110,3 +110,26 @@ def test_explorer_selector_predicts_with_a_feature_model():
     np.testing.assert_allclose(mean, predict(_triclinic(), model)[0], rtol=0, atol=1e-10)
     assert np.all(std == 0)
     assert f"+ {NAME} node features" in selector.description
+
+
+def test_shipped_chgnet_ensemble_is_selectable_and_equivariant():
+    """The shipped ``chgnet`` ensemble (assets/models/chgnet) loads by name, predicts a real example exactly
+    equivariantly, and is offered by the explorer's model selector next to ``default``."""
+    pytest.importorskip("chgnet", reason="the shipped 'chgnet' model needs chgnet==0.4.2 (the 'foundation' extra)")
+    pytest.importorskip("panel")
+    from explorer.models import ModelSelector
+    from goectp.api import assets_dir, available_models
+
+    assert {"default", "chgnet"} <= set(available_models())
+    model = load_model("chgnet").double()
+    assert len(model.members) == 5 and model.config.node_features == "chgnet"
+    s = Structure.from_file(assets_dir() / "examples" / "GaN_wurtzite.cif")
+    mean, std = predict(s, model, return_std=True)
+    lam = np.linalg.eigvalsh(mean[0])
+    assert 5 < lam[0] <= lam[-1] < 20 and std.max() > 0  # a trained wurtzite-like tensor, members disagree a bit
+    r = np.linalg.qr(np.random.default_rng(7).normal(size=(3, 3)))[0]
+    turned = Structure(Lattice(s.lattice.matrix @ r.T), s.species, s.frac_coords)
+    np.testing.assert_allclose(predict(turned, model)[0], r @ mean[0] @ r.T, rtol=0, atol=1e-5)
+    selector = ModelSelector(model_name="chgnet")
+    assert selector.model_name == "chgnet" and "+ chgnet node features" in selector.description
+    assert ModelSelector().model_name == "default"  # the default stays the default

@@ -17,6 +17,8 @@ The weights ship inside the ``chgnet==0.4.2`` wheel: loading is offline. ``pip i
 
 from __future__ import annotations
 
+import contextlib
+import io
 from collections.abc import Sequence
 from typing import Any
 
@@ -50,7 +52,8 @@ class ChgnetFeatures:
         self.batch_size = batch_size
         #: goes into cache keys: a different CHGNet release or checkpoint gives different features
         self.version = f"chgnet-{chgnet.__version__}-{model_name}"
-        self.model = CHGNet.load(model_name=model_name, use_device=device, verbose=False).eval()
+        with contextlib.redirect_stdout(io.StringIO()):  # CHGNet prints a banner even with verbose=False
+            self.model = CHGNet.load(model_name=model_name, use_device=device, verbose=False).eval()
         self.model.graph_converter.set_isolated_atom_response("ignore")  # an isolated atom keeps its embedding
         self._final: list[torch.Tensor] = []
         hook_on = self.model.readout_norm if self.model.readout_norm is not None else self.model.atom_conv_layers[-1]
