@@ -35,53 +35,57 @@ from goectp.training.pretrain import backbone_state, load_scalar_set, pretrain, 
 BASE = {"variant": "goectp", "pooling": "mean", "cell_reduction": "primitive", "symmetrize": True}
 
 
-def features_step(path: Path, runs: Path) -> dict:
+#: feature-model routes → the extractor whose features they add to the node inputs
+ROUTE_FEATURES = {"chgnet": "chgnet", "pretrained_chgnet": "chgnet", "sevennet": "sevennet"}
+
+
+def features_step(path: Path, runs: Path, name: str) -> object:
     from goectp.features import load_featured_graph_set
 
     t0 = time.perf_counter()
-    gs, info = load_featured_graph_set(path, "chgnet", progress=False)
+    gs, info = load_featured_graph_set(path, name, progress=False)
     info = {**info, "cache": str(info["cache"]), "seconds_this_call": time.perf_counter() - t0, "n": len(gs)}
-    record = runs / "features_chgnet.json"
+    record = runs / f"features_{name}.json"
     if not info["hit"] or not record.exists():  # keep the timing of the run that computed them
         record.write_text(json.dumps(info, indent=1))
-    print(f"CHGNet features: {json.loads(record.read_text())}", flush=True)
+    print(f"{name} features: {json.loads(record.read_text())}", flush=True)
     return gs
 
 
-def time_features(path: Path, n: int, runs: Path) -> dict:
-    """CPU time (``time.process_time``, robust to other jobs on the machine) per structure: CHGNet features vs
-    GoeCTP's own graph construction, on ``n`` structures spread over the data set."""
+def _cpu_ms(fn, n: int, repeats: int = 1) -> float:  # noqa: ANN001
+    """Median CPU time (``time.process_time``: robust to other jobs on the machine) of ``fn()`` per item, in ms."""
+    times = []
+    for _ in range(repeats):
+        t = time.process_time()
+        fn()
+        times.append(time.process_time() - t)
+    return 1e3 * float(np.median(times)) / n
+
+
+def time_features(path: Path, n: int, runs: Path, names: tuple[str, ...] = ("chgnet", "sevennet")) -> dict:
+    """CPU time per structure of each foundation-feature extractor, of GoeCTP's own graph construction and of the
+    model's forward pass (batches of 64) with and without the features, on ``n`` structures spread over the set."""
+    from goectp.api import graphs_for, predict_graphs
     from goectp.data import read_dielectric_json
-    from goectp.features import get_extractor
+    from goectp.features import feature_dim, get_extractor
     from goectp.graph import build_crystal_graph
+    from goectp.models import GoeCTP
 
     recs = read_dielectric_json(path)
     structs = [recs[i].structure for i in np.linspace(0, len(recs) - 1, n).astype(int)]
-    extractor = get_extractor("chgnet")
-    extractor(structs[:2])  # warm-up
-    t0 = time.process_time()
-    extractor(structs)
-    t1 = time.process_time()
-    for st in structs:
-        build_crystal_graph(st)
-    t2 = time.process_time()
-    res = {"n": n, "atoms_mean": float(np.mean([len(st) for st in structs])),
-           "chgnet_cpu_ms_per_structure": 1e3 * (t1 - t0) / n, "graph_cpu_ms_per_structure": 1e3 * (t2 - t1) / n,
-           "threads": torch.get_num_threads()}
-    # the model's own forward pass (batches of 64), without and with the CHGNet inputs: median of 5 repeats
-    from goectp.api import graphs_for, predict_graphs
-    from goectp.models import GoeCTP
-
-    for label, extra in (("scratch", {}), ("chgnet", {"node_features": "chgnet", "node_feature_dim": 128})):
+    res = {"n": n, "atoms_mean": float(np.mean([len(st) for st in structs])), "threads": torch.get_num_threads(),
+           "graph_cpu_ms_per_structure": _cpu_ms(lambda: [build_crystal_graph(st) for st in structs], n)}
+    for name in names:
+        extractor = get_extractor(name)
+        extractor(structs[:2])  # warm-up
+        res[f"{name}_cpu_ms_per_structure"] = _cpu_ms(lambda: extractor(structs), n)  # noqa: B023
+    for label in ("scratch", *names):
+        extra = {} if label == "scratch" else {"node_features": label, "node_feature_dim": feature_dim(label)}
         model = GoeCTP(GoeCTPConfig(**BASE, **extra)).eval()
         graphs = graphs_for(structs, model)
         predict_graphs(graphs[:8], model)  # warm-up
-        times = []
-        for _ in range(5):
-            t = time.process_time()
-            predict_graphs(graphs, model, batch_size=64)
-            times.append(time.process_time() - t)
-        res[f"forward_{label}_cpu_ms_per_structure"] = 1e3 * float(np.median(times)) / n
+        res[f"forward_{label}_cpu_ms_per_structure"] = _cpu_ms(
+            lambda: predict_graphs(graphs, model, batch_size=64), n, repeats=5)  # noqa: B023
     (runs / "features_timing.json").write_text(json.dumps(res, indent=1))
     print(res, flush=True)
     return res
@@ -121,8 +125,9 @@ def run_route(route: str, split: int, args: argparse.Namespace, gs, featured, ck
         print(f"{name} split {split}: done already", flush=True)
         return
     mcfg, init, lr, data = GoeCTPConfig(**BASE), None, 1e-3, gs
-    if route in ("chgnet", "pretrained_chgnet"):
-        mcfg, data = GoeCTPConfig(**BASE, node_features="chgnet", node_feature_dim=128), featured
+    if route in ROUTE_FEATURES:
+        name_ = ROUTE_FEATURES[route]
+        mcfg, data = GoeCTPConfig(**BASE, node_features=name_, node_feature_dim=128), featured[name_]
     if route.startswith("pretrained"):
         ckpt = ckpts[route]
         init, lr = backbone_state(ckpt, mcfg), args.finetune_lr
@@ -188,25 +193,30 @@ def report(runs: Path, reference: Path | None, benchmarks: Path | None = None) -
     timing = runs / "features_timing.json"
     if timing.exists():
         t = json.loads(timing.read_text())
-        cost.append(f"| CHGNet features, CPU time ({t['n']} structures, mean {t['atoms_mean']:.1f} atoms, "
-                    f"{t['threads']} thread) | {t['chgnet_cpu_ms_per_structure']:.1f} ms/structure |")
-        cost.append(f"| GoeCTP graph construction, CPU time (same structures) | "
-                    f"{t['graph_cpu_ms_per_structure']:.1f} ms/structure |")
-        for label in ("scratch", "chgnet"):
+        names = [k[: -len("_cpu_ms_per_structure")] for k in t
+                 if k.endswith("_cpu_ms_per_structure") and not k.startswith(("graph", "forward"))]
+        cost.append(f"| GoeCTP graph construction, CPU time ({t['n']} structures, mean {t['atoms_mean']:.1f} atoms, "
+                    f"{t['threads']} thread) | {t['graph_cpu_ms_per_structure']:.1f} ms/structure |")
+        for name in names:
+            cost.append(f"| {name} features, CPU time (same structures) | "
+                        f"{t[f'{name}_cpu_ms_per_structure']:.1f} ms/structure |")
+        for label in ("scratch", *names):
             if f"forward_{label}_cpu_ms_per_structure" in t:
                 cost.append(f"| model forward pass, {label} model, batch 64, CPU time (same structures) | "
                             f"{t[f'forward_{label}_cpu_ms_per_structure']:.2f} ms/structure |")
-        if "forward_chgnet_cpu_ms_per_structure" in t:
-            plain = t["graph_cpu_ms_per_structure"] + t["forward_scratch_cpu_ms_per_structure"]
-            with_chgnet = plain + t["chgnet_cpu_ms_per_structure"] + (
-                t["forward_chgnet_cpu_ms_per_structure"] - t["forward_scratch_cpu_ms_per_structure"])
-            cost.append(f"| **prediction cost ratio** (graph + features + forward), chgnet model / scratch model | "
-                        f"**{with_chgnet / plain:.1f}x** |")
-    feat = runs / "features_chgnet.json"
-    if feat.exists():
+        plain = t["graph_cpu_ms_per_structure"] + t["forward_scratch_cpu_ms_per_structure"]
+        for name in names:
+            if f"forward_{name}_cpu_ms_per_structure" in t:
+                featured = (t["graph_cpu_ms_per_structure"] + t[f"{name}_cpu_ms_per_structure"]
+                            + t[f"forward_{name}_cpu_ms_per_structure"])
+                cost.append(f"| **prediction cost ratio** (graph + features + forward), {name} model / scratch "
+                            f"model | **{featured / plain:.1f}x** |")
+    for feat in sorted(runs.glob("features_*.json")):
+        if feat.name == "features_timing.json":
+            continue
         f = json.loads(feat.read_text())
-        cost.append(f"| CHGNet feature extraction of the whole set ({f['extractor']}, {f['n']} structures, wall "
-                    f"time on the loaded machine) | {f['ms_per_structure']:.1f} ms/structure |")
+        cost.append(f"| {f['extractor']} feature extraction of the whole set ({f['n']} structures, wall time on the "
+                    f"loaded machine, once; then cached) | {f['ms_per_structure']:.1f} ms/structure |")
     scratch_epoch = np.median([p["epoch_seconds_median"] for p in results.get("scratch", {}).values()] or [np.nan])
 
     def fine_tuning_ratio(seconds: float) -> str:
@@ -248,7 +258,7 @@ def setting(model_config: dict) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--routes", nargs="*", default=["scratch", "pretrained", "chgnet"],
-                    choices=["scratch", "pretrained", "chgnet", "pretrained_chgnet"])
+                    choices=["scratch", "pretrained", "chgnet", "pretrained_chgnet", "sevennet"])
     ap.add_argument("--splits", nargs="*", type=int, default=[0, 1])
     ap.add_argument("--epochs", type=int, default=40)
     ap.add_argument("--pretrain-dataset", default="perov5-formation")
@@ -257,7 +267,7 @@ def main() -> None:
     ap.add_argument("--runs", type=Path, default=Path("runs/pretrain"))
     ap.add_argument("--reference", type=Path, default=Path("runs/sweep40/base"))
     ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument("--time-features", type=int, default=0, help="time CHGNet features on N structures")
+    ap.add_argument("--time-features", type=int, default=0, help="time the feature extractors on N structures")
     ap.add_argument("--report", action="store_true")
     ap.add_argument("--benchmarks", type=Path, default=None, help="also write the summary into this BENCHMARKS.md")
     args = ap.parse_args()
@@ -270,7 +280,8 @@ def main() -> None:
     if args.routes and args.splits:
         gs = load_graph_set(path, progress=False)
         sha = sha256_file(path)
-        featured = features_step(path, args.runs) if {"chgnet", "pretrained_chgnet"} & set(args.routes) else None
+        featured = {name: features_step(path, args.runs, name)
+                    for name in sorted({ROUTE_FEATURES[r] for r in args.routes if r in ROUTE_FEATURES})}
         ckpts = {route: pretrain_step(args.pretrain_dataset, args.pretrain_epochs, args.runs,
                                       "chgnet" if route == "pretrained_chgnet" else None)
                  for route in args.routes if route.startswith("pretrained")}

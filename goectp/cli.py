@@ -50,18 +50,36 @@ def cmd_predict(args: argparse.Namespace) -> int:
 def _model_config(args: argparse.Namespace):  # noqa: ANN202
     from goectp.models import GoeCTPConfig
 
+    extra = {}
+    if getattr(args, "node_features", None):
+        from goectp.features import feature_dim
+
+        extra = {"node_features": args.node_features, "node_feature_dim": feature_dim(args.node_features)}
     return GoeCTPConfig(variant=args.variant, hidden=args.hidden, num_layers=args.layers, pooling=args.pooling,
                         cell_reduction=args.cell_reduction, symmetrize=args.symmetrize,
-                        positive_definite=args.positive_definite, use_frame=not args.no_frame)
+                        positive_definite=args.positive_definite, use_frame=not args.no_frame, **extra)
+
+
+def _graph_set(path: Path, node_features: str | None):  # noqa: ANN202 - GraphSet
+    """The data file's graphs, with cached foundation-model node features when the model uses them."""
+    from goectp.data import load_graph_set
+
+    if not node_features:
+        return load_graph_set(path, progress=True)
+    from goectp.features import load_featured_graph_set
+
+    gs, info = load_featured_graph_set(path, node_features, progress=True)
+    print(f"{node_features} node features: {'cache hit' if info['hit'] else 'computed'} ({info['cache']})")
+    return gs
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from goectp.data import load_graph_set, sha256_file
+    from goectp.data import sha256_file
     from goectp.training import TrainConfig, run_split
 
     path = _data_file(args)
-    gs = load_graph_set(path, progress=True)
     mcfg = _model_config(args)
+    gs = _graph_set(path, mcfg.node_features)
     for split in args.splits:
         cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, target=args.target,
                           split_seed=split, seed=split, max_abs=args.max_abs, augment_rotations=args.augment,
@@ -95,7 +113,7 @@ def _init_from(ckpt: str, mcfg) -> dict:  # noqa: ANN001
 # --------------------------------------------------------------------------------------------------------- evaluate
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from goectp.api import load_model, predict_graphs
-    from goectp.data import load_graph_set, random_split
+    from goectp.data import random_split
     from goectp.evaluation import (
         metrics_markdown,
         parity_plot,
@@ -106,7 +124,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     )
 
     model = load_model(args.model)
-    gs = load_graph_set(_data_file(args), progress=True)
+    gs = _graph_set(_data_file(args), model.config.node_features)
     if args.split_seed is not None:
         gs = gs.subset(random_split(len(gs), args.split_seed)["test"])
     true = gs.targets(args.target)
@@ -201,6 +219,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-frame", action="store_true", help="baseline: no frame (not equivariant)")
     p.add_argument("--augment", action="store_true", help="random O(3) rotation augmentation")
     p.add_argument("--max-abs", type=float, default=None, help="drop train/val records with |component| >= this")
+    p.add_argument("--node-features", default=None, choices=["chgnet", "sevennet"],
+                   help="add foundation-model per-atom features to the node inputs (pip install '.[foundation]')")
     p.add_argument("--init-from", default=None, help="start from a (pretrained) checkpoint's backbone")
     p.add_argument("--out", default="runs/train")
     p.add_argument("--no-resume", action="store_true")

@@ -181,6 +181,47 @@ def test_chgnet_feature_model_is_exactly_equivariant(triclinic):
         assert (model(Batch.from_data_list([shuffled]))[0] - ref).abs().max() > 1e-4
 
 
+def test_sevennet_feature_model_is_exactly_equivariant(triclinic):
+    pytest.importorskip("sevenn", reason="SevenNet features need sevenn==0.13.0 (the 'foundation' extra)")
+    from goectp.features import feature_dim, graphs_for_model, structure_features
+
+    torch.manual_seed(4)
+    model = GoeCTP(_tiny(node_features="sevennet", node_feature_dim=feature_dim("sevennet"))).double().eval()
+    ref_graph = graphs_for_model(triclinic, model)
+    x = ref_graph[0].x_extra
+    assert x.shape == (len(triclinic), 128) and x.abs().max() > 0.1 and torch.isfinite(x).all()
+    with torch.no_grad():
+        ref = model(Batch.from_data_list(ref_graph))[0]
+        for q in _rotation_and_reflection():  # rotate the *structure*, recompute features and graph
+            g = graphs_for_model(_rotated(triclinic, q), model)
+            torch.testing.assert_close(g[0].x_extra, x, rtol=0, atol=1e-4)  # float32 features, invariant
+            qt = torch.from_numpy(q)
+            torch.testing.assert_close(model(Batch.from_data_list(g))[0], qt @ ref @ qt.T, rtol=0, atol=1e-5)
+    swapped = Structure(triclinic.lattice, ["Li", "Ti", "O", "O", "O", "Ba"], triclinic.frac_coords)
+    assert np.abs(structure_features([swapped], "sevennet")[0][0] - x[0].numpy()).max() > 0.1  # chemistry enters
+    with pytest.raises(ValueError, match="no embedding for Og"):
+        structure_features([Structure(Lattice.cubic(4.0), ["Og"], [[0, 0, 0]])], "sevennet")
+
+
+def test_cli_train_and_evaluate_with_node_features(tmp_path, capsys, monkeypatch):
+    pytest.importorskip("chgnet", reason="CHGNet features need chgnet==0.4.2 (the 'foundation' extra)")
+    monkeypatch.setenv("GOECTP_CACHE", str(tmp_path / "cache"))
+    diel = {}
+    for i, s, v in _scalar_items(10, seed=3):
+        eps = (np.eye(3) * v / 5).tolist()
+        diel[i] = {"structure": s.as_dict(), "total": eps, "electronic": eps, "ionic": np.zeros((3, 3)).tolist()}
+    (tmp_path / "diel.json").write_text(json.dumps(diel))
+    assert cli_main(["train", "--data-file", str(tmp_path / "diel.json"), "--splits", "0", "--epochs", "1",
+                     "--hidden", "16", "--batch-size", "4", "--node-features", "chgnet",
+                     "--out", str(tmp_path / "run")]) == 0
+    assert "chgnet node features: computed" in capsys.readouterr().out
+    metrics = json.loads((tmp_path / "run" / "split0" / "metrics.json").read_text())
+    assert metrics["model_config"]["node_features"] == "chgnet" and metrics["model_config"]["node_feature_dim"] == 128
+    assert cli_main(["evaluate", "--data-file", str(tmp_path / "diel.json"), "--model",
+                     str(tmp_path / "run" / "split0" / "best.pt"), "--out", str(tmp_path / "eval" / "r")]) == 0
+    assert "chgnet node features: cache hit" in capsys.readouterr().out
+
+
 def test_feature_cache_hit_needs_no_extractor(tmp_path, monkeypatch):
     pytest.importorskip("chgnet", reason="CHGNet features need chgnet==0.4.2 (the 'foundation' extra)")
     import goectp.features as features

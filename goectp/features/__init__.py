@@ -36,9 +36,25 @@ def _make_chgnet() -> Callable:
     return ChgnetFeatures()
 
 
+def _sevennet_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"sevenn-{version('sevenn')}-7net-0"
+    except PackageNotFoundError:
+        return "sevenn-unavailable-7net-0"
+
+
+def _make_sevennet() -> Callable:
+    from goectp.features.sevennet import SevennetFeatures
+
+    return SevennetFeatures()
+
+
 #: name → dim (the model's ``node_feature_dim``), factory, cache version (without loading the model)
 EXTRACTORS: dict[str, dict[str, Any]] = {
     "chgnet": {"dim": 128, "factory": _make_chgnet, "version": _chgnet_version},
+    "sevennet": {"dim": 128, "factory": _make_sevennet, "version": _sevennet_version},
 }
 
 

@@ -53,7 +53,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--hidden", type=int, default=128)
     p.add_argument("--layers", type=int, default=None, help="message layers (default: 1 goectp, 4 mat/icom)")
     p.add_argument("--pooling", default="mean", choices=["sum", "mean"])
-    p.add_argument("--node-features", default=None, choices=["chgnet"],
+    p.add_argument("--node-features", default=None, choices=["chgnet", "sevennet"],
                    help="add foundation-model per-atom features to the node inputs (pip install '.[foundation]')")
     p.add_argument("--epochs", type=int, default=500, help="paper: 500")
     p.add_argument("--lr", type=float, default=1e-3, help="paper: 1e-3")

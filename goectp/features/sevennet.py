@@ -1,0 +1,90 @@
+r"""Invariant per-atom features from SevenNet-0 (Park et al., *J. Chem. Theory Comput.* 20, 4857 (2024)).
+
+SevenNet-0 (11 Jul 2024; a NequIP-type E(3)-equivariant potential trained on MPtrj) carries ``128x0e + 64x1e +
+32x2e`` features per atom through four interaction blocks; its fifth block keeps only the invariant channels:
+
+.. math::
+    x_i = h_i^{(5)} \in \mathbb{R}^{128} \quad (\texttt{128x0e}),
+
+the input of SevenNet's per-atom energy readout (``reduce_input_to_hidden``). They are O(3)-invariant (scalars of
+even parity); as for CHGNet, SevenNet runs on the structure rotated into GoeCTP's canonical orientation, so a
+rotated or reflected copy of a crystal is handed to it as the same numbers.
+
+Only the modules up to the readout are run, without gradients (no forces or stress). The checkpoint ships inside
+the ``sevenn==0.13.0`` wheel: loading is offline. ``pip install 'goectp-explorer[foundation]'``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from goectp.frame import canonicalize
+
+INSTALL_HINT = "SevenNet features need sevenn==0.13.0: pip install 'goectp-explorer[foundation]'"
+
+#: the module whose *input* is the feature vector
+READOUT = "reduce_input_to_hidden"
+
+
+class SevennetFeatures:
+    """Callable: ``structures`` → list of ``[N_i, 128]`` float32 arrays (site order of each structure).
+
+    Args:
+        model_name: a SevenNet checkpoint shipped in the wheel ('7net-0' default, the 11 Jul 2024 model).
+    """
+
+    name = "sevennet"
+    dim = 128
+
+    def __init__(self, model_name: str = "7net-0", device: str = "cpu") -> None:
+        try:
+            import sevenn
+            import sevenn.util
+            from sevenn.atom_graph_data import AtomGraphData
+            from sevenn.train.dataload import unlabeled_atoms_to_graph
+        except ImportError as exc:  # pragma: no cover - exercised only without the extra
+            raise ImportError(INSTALL_HINT) from exc
+        self._to_graph, self._data_cls = unlabeled_atoms_to_graph, AtomGraphData
+        self.model_name = model_name
+        #: goes into cache keys: a different SevenNet release or checkpoint gives different features
+        self.version = f"sevenn-{sevenn.__version__}-{model_name}"
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            checkpoint = sevenn.util.load_checkpoint(model_name)
+            self.model = checkpoint.build_model().to(device).eval()
+        self.model.set_is_batch_data(False)
+        if READOUT not in self.model._modules:
+            raise ValueError(f"SevenNet model {model_name!r} has no {READOUT!r} module; cannot take its features")
+        self.cutoff = float(checkpoint.config["cutoff"])
+        self.type_map = dict(self.model.type_map)
+        self.device = device
+
+    @torch.no_grad()
+    def __call__(self, structures: Sequence[Any]) -> list[np.ndarray]:
+        from pymatgen.io.ase import AseAtomsAdaptor
+
+        out: list[np.ndarray] = []
+        for s in structures:
+            formula = s.composition.reduced_formula
+            unknown = sorted({site.specie.symbol for site in s if site.specie.Z not in self.type_map})
+            if unknown:
+                raise ValueError(f"SevenNet-0 has no embedding for {', '.join(unknown)} (in {formula})")
+            atoms = AseAtomsAdaptor.get_atoms(canonicalize(s))
+            try:
+                data = self._data_cls.from_numpy_dict(self._to_graph(atoms, self.cutoff, with_shift=False))
+            except Exception as exc:
+                raise ValueError(f"SevenNet could not build a graph for {formula}: {exc}") from exc
+            data = self.model._preprocess(data.to(self.device))
+            for name, module in self.model._modules.items():
+                if name == READOUT:
+                    break
+                data = module(data)
+            out.append(data["x"].detach().float().cpu().numpy())
+        return out
