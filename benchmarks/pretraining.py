@@ -63,8 +63,9 @@ def _cpu_ms(fn, n: int, repeats: int = 1) -> float:  # noqa: ANN001
 
 
 def time_features(path: Path, n: int, runs: Path, names: tuple[str, ...] = ("chgnet", "sevennet")) -> dict:
-    """CPU time per structure of each foundation-feature extractor, of GoeCTP's own graph construction and of the
-    model's forward pass (batches of 64) with and without the features, on ``n`` structures spread over the set."""
+    """CPU time per structure (median of repeats) of each foundation-feature extractor, of GoeCTP's own graph
+    construction and of the model's forward pass (batches of 64) with and without the features, on ``n`` structures
+    spread over the set, all in one process so that the ratios compare like with like."""
     from goectp.api import graphs_for, predict_graphs
     from goectp.data import read_dielectric_json
     from goectp.features import feature_dim, get_extractor
@@ -74,11 +75,11 @@ def time_features(path: Path, n: int, runs: Path, names: tuple[str, ...] = ("chg
     recs = read_dielectric_json(path)
     structs = [recs[i].structure for i in np.linspace(0, len(recs) - 1, n).astype(int)]
     res = {"n": n, "atoms_mean": float(np.mean([len(st) for st in structs])), "threads": torch.get_num_threads(),
-           "graph_cpu_ms_per_structure": _cpu_ms(lambda: [build_crystal_graph(st) for st in structs], n)}
+           "graph_cpu_ms_per_structure": _cpu_ms(lambda: [build_crystal_graph(st) for st in structs], n, 3)}
     for name in names:
         extractor = get_extractor(name)
         extractor(structs[:2])  # warm-up
-        res[f"{name}_cpu_ms_per_structure"] = _cpu_ms(lambda: extractor(structs), n)  # noqa: B023
+        res[f"{name}_cpu_ms_per_structure"] = _cpu_ms(lambda: extractor(structs), n, 3)  # noqa: B023
     for label in ("scratch", *names):
         extra = {} if label == "scratch" else {"node_features": label, "node_feature_dim": feature_dim(label)}
         model = GoeCTP(GoeCTPConfig(**BASE, **extra)).eval()
@@ -238,14 +239,19 @@ def report(runs: Path, reference: Path | None, benchmarks: Path | None = None) -
     write_report(runs / "report", "Pretraining and foundation features (GoeCTP, total tensor)", sections, data)
     print((runs / "report.md").read_text())
     if benchmarks is not None:
-        body = ("Scratch vs scalar-pretrained vs CHGNet node features, 40 epochs each, same random 80/10/10 splits "
-                "(seeds = split numbers) of `mp_dielectric_open.json.gz`, total tensor, test MAE. Each route is "
-                "compared with the scratch run of the same setting on the same splits (Δ < 0: better). Details, "
-                "per-crystal-system tables and the reading: [docs/pretraining.md](docs/pretraining.md).\n\n"
-                + "\n".join(lines) + "\n\n" + "\n".join(cost)
-                + "\n\nCommand: `python benchmarks/pretraining.py --splits 0 1 2 3 4 --routes scratch chgnet "
-                "pretrained pretrained_chgnet --epochs 40 --pretrain-epochs 100 --threads 1 --report`; the e15 rows "
-                "(splits 0-1 only) add `--pretrain-epochs 15` (and `--finetune-lr 0.01`).")
+        body = " ".join([
+            "Scratch vs scalar-pretrained vs CHGNet / SevenNet-0 node features, 40 epochs each, same random",
+            "80/10/10 splits (seeds = split numbers) of `mp_dielectric_open.json.gz`, total tensor, test MAE.",
+            "Each route is compared with the scratch run of the same setting on the same splits (Δ < 0: better).",
+            "Details, per-crystal-system tables and the reading: [docs/pretraining.md](docs/pretraining.md).",
+        ])
+        command = " ".join([
+            "Command: `python benchmarks/pretraining.py --splits 0 1 2 3 4 --routes scratch chgnet pretrained",
+            "pretrained_chgnet sevennet --epochs 40 --pretrain-epochs 100 --threads 1`, then",
+            "`python benchmarks/pretraining.py --routes --time-features 100 --threads 1 --report --benchmarks",
+            "BENCHMARKS.md`; the e15 rows (splits 0-1 only) add `--pretrain-epochs 15` (and `--finetune-lr 0.01`).",
+        ])
+        body += "\n\n" + "\n".join(lines) + "\n\n" + "\n".join(cost) + "\n\n" + command
         write_section(benchmarks, "## Pretraining and foundation features", body)
 
 

@@ -68,7 +68,7 @@ Checkpoint = best validation MAE epoch of each split.
 ## Command
 ```
 {args.command}
-python scripts/export_ensemble.py {args.run} --name {args.name}
+python scripts/export_ensemble.py {args.run} --name {args.name}{f' --notes {args.notes}' if args.notes else ''}
 ```
 
 ## Metrics (test sets; MAE = mean |Δ| over the 9 components)
