@@ -29,6 +29,7 @@ RESULT_COLUMNS = ("id", "formula", "source", "band_gap", "n_sites", "eps_mean", 
 TRAINING_COLUMNS = ("id", "formula", "band_gap", "eps_mean", "anisotropy", "crystal_system")
 TABLE_COLUMNS = ["id", "formula", "source", "band_gap", "n_sites", "eps_mean", "eps_mean_std", "anisotropy",
                  "anisotropy_std", "score"]
+SUMMARY_FILE = "screening_summary.json"
 #: Shown too when `goectp screen` wrote them.
 OPTIONAL_COLUMNS = ["score_aniso", "crystal_system", "spacegroup", "material_id", "has_structure"]
 
@@ -80,6 +81,35 @@ class ScreeningData:
     @property
     def available(self) -> bool:
         return self._results is not None
+
+    @property
+    def provenance(self) -> dict:
+        """The ``provenance`` block of screening_summary.json (model checkpoints' sha256, pool, date), or {}."""
+        path = self.directory / SUMMARY_FILE
+        try:
+            return dict(json.loads(path.read_text()).get("provenance", {})) if path.is_file() else {}
+        except (ValueError, OSError):
+            return {}
+
+    def model_label(self) -> str:
+        """The shipped model whose checkpoints produced these results (matched by sha256), or a short description."""
+        import hashlib
+
+        from goectp.api import assets_dir, available_models
+
+        wanted = set(filter(None, str(self.provenance.get("model_sha256", "")).split(";")))
+        if not wanted:
+            return "an unrecorded model"
+        for name in available_models():
+            files = sorted((assets_dir() / "models" / name).glob("*.pt"))
+            if {hashlib.sha256(f.read_bytes()).hexdigest() for f in files} == wanted:
+                return f"the `{name}` ensemble"
+        return f"a model not shipped here ({len(wanted)} checkpoint{'s' * (len(wanted) != 1)})"
+
+    def caption(self) -> str:
+        when = str(self.provenance.get("screened_on", ""))[:10]
+        return (f"Screened with {self.model_label()}{f' on {when}' if when else ''}; the model menu does not change "
+                "these results (`goectp screen --model NAME --export-assets` recomputes them).")
 
     @property
     def results(self) -> pd.DataFrame:
@@ -316,6 +346,8 @@ class ScreeningMap(pn.viewable.Viewer):
                                     button_type="light"),
             pn.pane.Markdown("PNG: the save tool in each plot's toolbar.", styles={"font-size": "0.85em"}))
         return pn.Column(
+            pn.pane.Markdown(self.data.caption(), css_classes=["goectp-screening-caption"],
+                             styles={"font-size": "0.85em"}),
             filters,
             pn.Row(pn.pane.HoloViews(eps_plot, sizing_mode="stretch_width", min_height=360),
                    pn.pane.HoloViews(aniso_plot, sizing_mode="stretch_width", min_height=360),

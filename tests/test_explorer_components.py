@@ -465,3 +465,18 @@ def test_components_render_outside_a_server_as_in_a_notebook(models, gallery, sc
     viewer_root = pn.panel(viewer).get_root(Document())
     texts = [getattr(m, "text", "") or "" for m in viewer_root.references()]
     assert any("goectp-3d" in t and "srcdoc" in t for t in texts)
+
+
+def test_shipped_screening_results_name_the_model_that_made_them(tmp_path):
+    from explorer.paths import screening_dir as shipped_screening_dir
+
+    data = ScreeningData(shipped_screening_dir())
+    assert data.available and data.model_label() == "the `default` ensemble"  # matched by checkpoint sha256
+    assert "Screened with the `default` ensemble on 20" in data.caption()
+    summary = json.loads((shipped_screening_dir() / "screening_summary.json").read_text())
+    summary["provenance"]["model_sha256"] = "0" * 64
+    (tmp_path / "screening_summary.json").write_text(json.dumps(summary))
+    (tmp_path / "screening_results.csv").write_text((shipped_screening_dir() / "screening_results.csv").read_text())
+    assert ScreeningData(tmp_path).model_label() == "a model not shipped here (1 checkpoint)"
+    caption = ScreeningMap(data=data).__panel__()[0]  # shown above the map
+    assert isinstance(caption, pn.pane.Markdown) and caption.object == data.caption()
