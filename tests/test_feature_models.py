@@ -112,17 +112,20 @@ def test_explorer_selector_predicts_with_a_feature_model():
     assert f"+ {NAME} node features" in selector.description
 
 
-def test_shipped_chgnet_ensemble_is_selectable_and_equivariant():
-    """The shipped ``chgnet`` ensemble (assets/models/chgnet) loads by name, predicts a real example exactly
-    equivariantly, and is offered by the explorer's model selector next to ``default``."""
-    pytest.importorskip("chgnet", reason="the shipped 'chgnet' model needs chgnet==0.4.2 (the 'foundation' extra)")
+@pytest.mark.parametrize("name", ["chgnet", "pretrained-bulk-modulus"])
+def test_shipped_extra_ensembles_are_selectable_and_equivariant(name):
+    """The shipped ensembles besides ``default`` load by name, predict a real example exactly equivariantly, and
+    are offered by the explorer's model selector next to ``default``, which stays the default."""
+    if name == "chgnet":
+        pytest.importorskip("chgnet", reason="the shipped 'chgnet' model needs chgnet==0.4.2 (the 'foundation' extra)")
     pytest.importorskip("panel")
     from explorer.models import ModelSelector
     from goectp.api import assets_dir, available_models
 
-    assert {"default", "chgnet"} <= set(available_models())
-    model = load_model("chgnet").double()
-    assert len(model.members) == 5 and model.config.node_features == "chgnet"
+    assert {"default", name} <= set(available_models())
+    model = load_model(name).double()
+    assert len(model.members) == 5
+    assert model.config.node_features == ("chgnet" if name == "chgnet" else None)
     s = Structure.from_file(assets_dir() / "examples" / "GaN_wurtzite.cif")
     mean, std = predict(s, model, return_std=True)
     lam = np.linalg.eigvalsh(mean[0])
@@ -130,6 +133,7 @@ def test_shipped_chgnet_ensemble_is_selectable_and_equivariant():
     r = np.linalg.qr(np.random.default_rng(7).normal(size=(3, 3)))[0]
     turned = Structure(Lattice(s.lattice.matrix @ r.T), s.species, s.frac_coords)
     np.testing.assert_allclose(predict(turned, model)[0], r @ mean[0] @ r.T, rtol=0, atol=1e-5)
-    selector = ModelSelector(model_name="chgnet")
-    assert selector.model_name == "chgnet" and "+ chgnet node features" in selector.description
+    selector = ModelSelector(model_name=name)
+    assert selector.model_name == name and name in selector.description
+    assert ("+ chgnet node features" in selector.description) == (name == "chgnet")
     assert ModelSelector().model_name == "default"  # the default stays the default
