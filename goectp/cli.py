@@ -47,6 +47,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------------------------------------- train
+def _shipped() -> str:
+    from goectp.api import available_models
+
+    return ", ".join(available_models()) or "none shipped"
+
+
 def _model_config(args: argparse.Namespace):  # noqa: ANN202
     from goectp.models import GoeCTPConfig
 
@@ -189,7 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("predict", help="predict the dielectric tensor of CIF/POSCAR/extxyz files")
     p.add_argument("structures", nargs="+", help="structure files")
-    p.add_argument("--model", default="default", help="shipped model name or checkpoint path (default: default)")
+    p.add_argument("--model", default="default", help=f"shipped model ({_shipped()}) or checkpoint path "
+                                                      "(default: default)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.add_argument("--max-sites", type=int, default=500)
@@ -228,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="evaluate a model: metrics, per-crystal-system table, parity plot")
     data_opts(p)
-    p.add_argument("--model", default="default")
+    p.add_argument("--model", default="default", help=f"shipped model ({_shipped()}) or checkpoint path")
     p.add_argument("--split-seed", type=int, default=None, help="evaluate on this split's test set only")
     p.add_argument("--out", default="runs/evaluation/report")
     p.set_defaults(func=cmd_evaluate)
