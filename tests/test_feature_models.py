@@ -112,12 +112,13 @@ def test_explorer_selector_predicts_with_a_feature_model():
     assert f"+ {NAME} node features" in selector.description
 
 
-@pytest.mark.parametrize("name", ["chgnet", "pretrained-bulk-modulus"])
+@pytest.mark.parametrize("name", ["chgnet", "pretrained-bulk-modulus", "pretrained-bulk-modulus-chgnet"])
 def test_shipped_extra_ensembles_are_selectable_and_equivariant(name):
     """The shipped ensembles besides ``default`` load by name, predict a real example exactly equivariantly, and
     are offered by the explorer's model selector next to ``default``, which stays the default."""
-    if name == "chgnet":
-        pytest.importorskip("chgnet", reason="the shipped 'chgnet' model needs chgnet==0.4.2 (the 'foundation' extra)")
+    uses_chgnet = name.endswith("chgnet")
+    if uses_chgnet:
+        pytest.importorskip("chgnet", reason=f"the shipped {name!r} model needs chgnet==0.4.2 (the 'foundation' extra)")
     pytest.importorskip("panel")
     from explorer.models import ModelSelector
     from goectp.api import assets_dir, available_models
@@ -125,7 +126,7 @@ def test_shipped_extra_ensembles_are_selectable_and_equivariant(name):
     assert {"default", name} <= set(available_models())
     model = load_model(name).double()
     assert len(model.members) == 5
-    assert model.config.node_features == ("chgnet" if name == "chgnet" else None)
+    assert model.config.node_features == ("chgnet" if uses_chgnet else None)
     s = Structure.from_file(assets_dir() / "examples" / "GaN_wurtzite.cif")
     mean, std = predict(s, model, return_std=True)
     lam = np.linalg.eigvalsh(mean[0])
@@ -135,5 +136,5 @@ def test_shipped_extra_ensembles_are_selectable_and_equivariant(name):
     np.testing.assert_allclose(predict(turned, model)[0], r @ mean[0] @ r.T, rtol=0, atol=1e-5)
     selector = ModelSelector(model_name=name)
     assert selector.model_name == name and name in selector.description
-    assert ("+ chgnet node features" in selector.description) == (name == "chgnet")
+    assert ("+ chgnet node features" in selector.description) == uses_chgnet
     assert ModelSelector().model_name == "default"  # the default stays the default
