@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -82,7 +83,7 @@ class ScreeningData:
     def available(self) -> bool:
         return self._results is not None
 
-    @property
+    @cached_property
     def provenance(self) -> dict:
         """The ``provenance`` block of screening_summary.json (model checkpoints' sha256, pool, date), or {}."""
         path = self.directory / SUMMARY_FILE
@@ -93,6 +94,10 @@ class ScreeningData:
 
     def model_label(self) -> str:
         """The shipped model whose checkpoints produced these results (matched by sha256), or a short description."""
+        return self._model_label
+
+    @cached_property
+    def _model_label(self) -> str:  # hashes the shipped checkpoints once per ScreeningData
         import hashlib
 
         from goectp.api import assets_dir, available_models
@@ -102,7 +107,7 @@ class ScreeningData:
             return "an unrecorded model"
         for name in available_models():
             files = sorted((assets_dir() / "models" / name).glob("*.pt"))
-            if {hashlib.sha256(f.read_bytes()).hexdigest() for f in files} == wanted:
+            if len(files) == len(wanted) and {hashlib.sha256(f.read_bytes()).hexdigest() for f in files} == wanted:
                 return f"the `{name}` ensemble"
         return f"a model not shipped here ({len(wanted)} checkpoint{'s' * (len(wanted) != 1)})"
 

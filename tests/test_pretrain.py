@@ -38,6 +38,15 @@ def _scalar_items(n: int = 24, seed: int = 0) -> list[tuple[str, Structure, floa
     return out
 
 
+def _write_dielectric_json(path, n: int, seed: int) -> None:  # noqa: ANN001
+    """A tiny dielectric data file (DTNet schema): isotropic ε = (2a + c)/5 on the cells of :func:`_scalar_items`."""
+    diel = {}
+    for i, s, v in _scalar_items(n, seed=seed):
+        eps = (np.eye(3) * v / 5).tolist()
+        diel[i] = {"structure": s.as_dict(), "total": eps, "electronic": eps, "ionic": np.zeros((3, 3)).tolist()}
+    path.write_text(json.dumps(diel))
+
+
 def _tiny(**kw) -> GoeCTPConfig:
     return GoeCTPConfig(hidden=16, num_rbf=16, **kw)
 
@@ -108,11 +117,7 @@ def test_cli_pretrain_then_train_init_from(tmp_path, capsys, monkeypatch):
     assert cli_main(["pretrain", "--dataset", str(data), "--epochs", "2", "--hidden", "16", "--batch-size", "4",
                      "--out", str(env_out), "--quiet"]) == 0
     assert "fine-tune with: goectp train --init-from" in capsys.readouterr().out
-    diel = {}
-    for i, s, v in _scalar_items(12, seed=2):
-        eps = (np.eye(3) * v / 5).tolist()
-        diel[i] = {"structure": s.as_dict(), "total": eps, "electronic": eps, "ionic": np.zeros((3, 3)).tolist()}
-    (tmp_path / "diel.json").write_text(json.dumps(diel))
+    _write_dielectric_json(tmp_path / "diel.json", 12, seed=2)
     assert cli_main(["train", "--data-file", str(tmp_path / "diel.json"), "--splits", "0", "--epochs", "1",
                      "--hidden", "16", "--batch-size", "4", "--init-from", str(env_out / "best.pt"),
                      "--out", str(tmp_path / "ft")]) == 0
@@ -206,11 +211,7 @@ def test_sevennet_feature_model_is_exactly_equivariant(triclinic):
 def test_cli_train_and_evaluate_with_node_features(tmp_path, capsys, monkeypatch):
     pytest.importorskip("chgnet", reason="CHGNet features need chgnet==0.4.2 (the 'foundation' extra)")
     monkeypatch.setenv("GOECTP_CACHE", str(tmp_path / "cache"))
-    diel = {}
-    for i, s, v in _scalar_items(10, seed=3):
-        eps = (np.eye(3) * v / 5).tolist()
-        diel[i] = {"structure": s.as_dict(), "total": eps, "electronic": eps, "ionic": np.zeros((3, 3)).tolist()}
-    (tmp_path / "diel.json").write_text(json.dumps(diel))
+    _write_dielectric_json(tmp_path / "diel.json", 10, seed=3)
     assert cli_main(["train", "--data-file", str(tmp_path / "diel.json"), "--splits", "0", "--epochs", "1",
                      "--hidden", "16", "--batch-size", "4", "--node-features", "chgnet",
                      "--out", str(tmp_path / "run")]) == 0

@@ -21,28 +21,24 @@ from typing import Any
 from goectp.features.cache import attach_features, compute_features, dataset_features, feature_cache_path
 
 
-def _chgnet_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
+def _installed(dist: str, checkpoint: str) -> Callable[[], str]:
+    """Cache-version string ``<dist>-<version>-<checkpoint>`` of an extractor, without importing the package."""
 
-    try:
-        return f"chgnet-{version('chgnet')}-0.3.0"
-    except PackageNotFoundError:
-        return "chgnet-unavailable-0.3.0"
+    def version_string() -> str:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return f"{dist}-{version(dist)}-{checkpoint}"
+        except PackageNotFoundError:
+            return f"{dist}-unavailable-{checkpoint}"
+
+    return version_string
 
 
 def _make_chgnet() -> Callable:
     from goectp.features.chgnet import ChgnetFeatures
 
     return ChgnetFeatures()
-
-
-def _sevennet_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return f"sevenn-{version('sevenn')}-7net-0"
-    except PackageNotFoundError:
-        return "sevenn-unavailable-7net-0"
 
 
 def _make_sevennet() -> Callable:
@@ -53,8 +49,8 @@ def _make_sevennet() -> Callable:
 
 #: name → dim (the model's ``node_feature_dim``), factory, cache version (without loading the model)
 EXTRACTORS: dict[str, dict[str, Any]] = {
-    "chgnet": {"dim": 128, "factory": _make_chgnet, "version": _chgnet_version},
-    "sevennet": {"dim": 128, "factory": _make_sevennet, "version": _sevennet_version},
+    "chgnet": {"dim": 128, "factory": _make_chgnet, "version": _installed("chgnet", "0.3.0")},
+    "sevennet": {"dim": 128, "factory": _make_sevennet, "version": _installed("sevenn", "7net-0")},
 }
 
 
