@@ -101,19 +101,12 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _init_from(ckpt: str, mcfg) -> dict:  # noqa: ANN001
-    """Backbone weights of a (pretrained) checkpoint that fit the new model; the head is left fresh."""
-    from goectp.api import load_checkpoint
-    from goectp.models import GoeCTP
+    """Backbone weights of a (pretrained) checkpoint; raises on any mismatch, the head is left fresh."""
+    from goectp.training.pretrain import backbone_state
 
-    src = load_checkpoint(ckpt)
-    model = GoeCTP(mcfg)
-    own = model.state_dict()
-    loaded = {k: v for k, v in src.state_dict().items() if k in own and not k.startswith("head.")
-              and v.shape == own[k].shape}
-    if not loaded:
-        raise ValueError(f"{ckpt}: no backbone weights match the model configuration")
-    print(f"initialised {len(loaded)} of {len(own)} tensors from {ckpt} (head re-initialised)")
-    return loaded
+    state = backbone_state(ckpt, mcfg, verbose=False)
+    print(f"initialised all {len(state)} backbone tensors from {ckpt} (head re-initialised)")
+    return state
 
 
 # --------------------------------------------------------------------------------------------------------- evaluate

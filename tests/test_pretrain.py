@@ -105,8 +105,18 @@ def test_backbone_is_loaded_and_head_reinitialised(pretrained):
         assert not torch.equal(own["atom_embed.weight"], fresh.state_dict()["atom_embed.weight"])
         for k in (k for k in own if k.startswith("head.")):  # the tensor head is fresh, not the scalar one
             torch.testing.assert_close(own[k], fresh.state_dict()[k], rtol=0, atol=0)
-    with pytest.raises(ValueError, match="no backbone weights match"):
+    with pytest.raises(ValueError, match="does not fit the model configuration"):
         backbone_state(out / "best.pt", GoeCTPConfig(hidden=8, num_rbf=8), verbose=False)
+
+
+@pytest.mark.parametrize("change", [{"hidden": 24}, {"num_rbf": 6}, {"variant": "icom"}])
+def test_init_from_raises_on_any_mismatch(pretrained, change):
+    """A checkpoint of another width/depth must not silently leave the model at its random initialisation."""
+    out, _ = pretrained
+    cfg = GoeCTPConfig(**{**_tiny().to_dict(), **change})
+    for load in (lambda: backbone_state(out / "best.pt", cfg, verbose=False), lambda: _init_from(str(out / "best.pt"), cfg)):
+        with pytest.raises(ValueError, match="does not fit the model configuration"):
+            load()
 
 
 def test_cli_pretrain_then_train_init_from(tmp_path, capsys, monkeypatch):

@@ -19,6 +19,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import logging
 import math
 import os
 import time
@@ -39,6 +40,8 @@ from goectp.graph import CrystalGraph, build_crystal_graph
 from goectp.models import GoeCTP, GoeCTPConfig
 from goectp.training.config import TrainConfig
 from goectp.training.loop import evaluate_mae, set_seed, train
+
+logger = logging.getLogger(__name__)
 
 SCALAR_CACHE_VERSION = 1
 MEGNET2_FILE = "megnet2_formation_energy.json.gz"
@@ -288,21 +291,29 @@ def pretrain(scalar_set: ScalarSet, model_cfg: GoeCTPConfig, cfg: TrainConfig, o
 
 
 def backbone_state(checkpoint: str | os.PathLike, model_cfg: GoeCTPConfig, verbose: bool = True) -> dict:
-    """The tensors of a (pretrained) checkpoint that fit ``model_cfg``'s backbone: everything except ``head.*``.
+    """The backbone tensors of a (pretrained) checkpoint for ``model_cfg``: every tensor except ``head.*``.
 
-    Pass the result as ``init_state`` to :func:`goectp.training.run_split`; the head stays freshly initialised.
-    Raises when no backbone tensor matches (a different ``hidden``/``variant``/``num_rbf``), and reports partial
-    matches, since silently fine-tuning from a half-loaded backbone would mislead.
+    The one weight-transfer helper (``goectp train --init-from`` and the benchmarks use it). Pass the result as
+    ``init_state`` to :func:`goectp.training.run_split`; the head stays freshly initialised.
+
+    Raises:
+        ValueError: any backbone tensor of the new model is missing from the checkpoint or has another shape
+            (a different ``hidden``/``variant``/``num_rbf``/node features): fine-tuning from a half-loaded
+            backbone would silently train from scratch.
     """
     src = load_checkpoint(checkpoint).state_dict()
-    target = GoeCTP(model_cfg)
-    own = target.state_dict()
+    own = GoeCTP(model_cfg).state_dict()
     backbone = [k for k in own if not k.startswith("head.")]
-    loaded = {k: src[k] for k in backbone if k in src and src[k].shape == own[k].shape}
-    if not set(loaded) & {name for name, _ in target.named_parameters()}:  # constant buffers alone do not count
-        raise ValueError(f"{checkpoint}: no backbone weights match the model configuration")
-    skipped = sorted(set(backbone) - set(loaded))
+    missing = [k for k in backbone if k not in src]
+    mismatched = [f"{k} {tuple(src[k].shape)} vs {tuple(own[k].shape)}" for k in backbone
+                  if k in src and src[k].shape != own[k].shape]
+    extra = [k for k in src if not k.startswith("head.") and k not in own]
+    if missing or mismatched or extra:
+        parts = [f"{len(mismatched)} of other shape (checkpoint vs model): {', '.join(mismatched[:4])}"] * bool(mismatched)
+        parts += [f"{len(missing)} missing from the checkpoint: {', '.join(missing[:4])}"] * bool(missing)
+        parts += [f"{len(extra)} not in the model: {', '.join(extra[:4])}"] * bool(extra)
+        raise ValueError(f"{checkpoint}: its backbone does not fit the model configuration ({'; '.join(parts)}); "
+                         "use the --variant/--hidden/--layers/--node-features the checkpoint was trained with")
     if verbose:
-        print(f"initialised {len(loaded)} of {len(backbone)} backbone tensors from {checkpoint} (head re-initialised)"
-              + (f"; not in the checkpoint or shape differs: {skipped}" if skipped else ""))
-    return loaded
+        logger.info("initialised all %d backbone tensors from %s (head re-initialised)", len(backbone), checkpoint)
+    return {k: src[k] for k in backbone}
