@@ -32,7 +32,7 @@ import psutil
 import torch
 
 from goectp.api import assets_dir, build_model, save_checkpoint
-from goectp.screening.cli import data_dir
+from goectp.data.paths import data_dir
 from goectp.screening.engine import ScreeningOptions
 from goectp.screening.run import run_screening
 
@@ -125,7 +125,7 @@ def write_section(path: Path, body: str) -> None:
 
 
 def main() -> None:
-    d = data_dir()
+    d = data_dir(must_exist=False)
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--pool", type=Path, default=d / "screening_candidates.json.gz")
     p.add_argument("--training", type=Path, default=d / "mp_dielectric_open.json.gz")

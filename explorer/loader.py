@@ -16,28 +16,13 @@ import panel as pn
 import param
 
 from explorer.paths import DATASET_FILE, data_dir, examples_dir
+from goectp.io_formats import FORMAT_HELP, guess_format  # the one format guesser (also used by uploads' tests)
 
 #: Uploads larger than this are refused before parsing (bytes).
 MAX_UPLOAD_BYTES = 2_000_000
 #: The explorer draws every atom and bond; larger cells are refused (the CLI handles big cells).
 MAX_SITES = 200
 
-FORMAT_HELP = "use .cif, POSCAR/CONTCAR/.vasp, .xyz/.extxyz or .json (pymatgen Structure)"
-
-
-def guess_format(filename: str) -> str | None:
-    """File format from a file name: 'cif', 'poscar', 'extxyz', 'json', or ``None`` if it cannot tell."""
-    name = Path(filename).name.lower()
-    suffix = Path(name).suffix
-    if suffix in {".cif", ".mcif"}:
-        return "cif"
-    if suffix in {".xyz", ".extxyz"}:
-        return "extxyz"
-    if suffix == ".json":
-        return "json"
-    if suffix in {".vasp", ".poscar"} or name.startswith(("poscar", "contcar")):
-        return "poscar"
-    return None
 
 
 def default_structure():  # noqa: ANN201

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -38,9 +37,8 @@ def screening_dir() -> Path:
 
 
 def data_dir() -> Path | None:
-    """``$GOECTP_DATA`` if set, else ``../shared/data`` next to the repository when it exists, else ``None``."""
-    env = os.environ.get("GOECTP_DATA")
-    if env:
-        return Path(env)
-    shared = REPO_ROOT.parent / "shared" / "data"
-    return shared if shared.is_dir() else None
+    """The data directory (``$GOECTP_DATA`` or ``../shared/data``) when it exists, else ``None``: the library's one
+    resolver, :func:`goectp.data.paths.find_data_dir`."""
+    from goectp.data.paths import find_data_dir
+
+    return find_data_dir()

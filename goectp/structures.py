@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from goectp.io_formats import guess_format, normalize_format
+
 #: Cells larger than this are refused by default (graph size grows with k * n_sites).
 MAX_SITES = 500
 
@@ -31,9 +33,9 @@ def structure_from_file(path: str | os.PathLike, fmt: str | None = None):  # noq
         raise StructureError(f"{path}: no such file")
     if path.stat().st_size == 0:
         raise StructureError(f"{path}: file is empty")
-    suffix = path.suffix.lower()
+    fmt = normalize_format(fmt) if fmt else guess_format(path, compressed=True)
     try:
-        if suffix in {".xyz", ".extxyz", ".traj"} or fmt == "extxyz":
+        if fmt == "extxyz" or path.suffix.lower() == ".traj":  # ASE formats
             from ase.io import read
             from pymatgen.io.ase import AseAtomsAdaptor
 
@@ -52,8 +54,7 @@ def structure_from_string(text: str, fmt: str) -> Any:
     """Parse ``text`` in format ``fmt`` ('cif', 'poscar', 'extxyz', 'json')."""
     from pymatgen.core import Structure
 
-    fmt = fmt.lower().lstrip(".")
-    fmt = {"vasp": "poscar", "contcar": "poscar", "xyz": "extxyz", "mcif": "cif"}.get(fmt, fmt)
+    fmt = normalize_format(fmt)
     if not text.strip():
         raise StructureError("the file is empty")
     try:

@@ -25,11 +25,10 @@ if str(REPO) not in sys.path:  # import this checkout's goectp and explorer, als
 
 def find_data_dir() -> Path | None:
     """``$GOECTP_DATA`` or ``<repo>/../shared/data`` if it holds the dielectric data set, else ``None``."""
-    candidates = [os.environ.get("GOECTP_DATA"), REPO.parent / "shared" / "data"]
-    for cand in candidates:
-        if cand and (Path(cand) / "mp_dielectric_open.json.gz").is_file():
-            return Path(cand).resolve()
-    return None
+    from goectp.data.paths import DIELECTRIC_FILE, find_data_dir  # the one resolver
+
+    root = find_data_dir()
+    return root if root is not None and (root / DIELECTRIC_FILE).is_file() else None
 
 
 def data_file(name: str) -> Path | None:

@@ -14,14 +14,11 @@ torch.set_num_threads(1)
 
 
 def _find_shared_data() -> Path | None:
-    env = os.environ.get("GOECTP_DATA")
-    candidates = [Path(env)] if env else []
-    root = Path(__file__).resolve().parents[1]
-    candidates += [root.parent / "shared" / "data", root / ".." / "shared" / "data"]
-    for c in candidates:
-        if (c / "mp_dielectric_open.json.gz").exists():
-            return c.resolve()
-    return None
+    """The data directory of :func:`goectp.data.paths.find_data_dir` when it holds the dielectric data set."""
+    from goectp.data.paths import DIELECTRIC_FILE, find_data_dir
+
+    path = find_data_dir()
+    return path if path is not None and (path / DIELECTRIC_FILE).exists() else None
 
 
 @pytest.fixture(scope="session")

@@ -177,7 +177,8 @@ def test_model_with_node_features_demands_them():
 
 def test_chgnet_feature_model_is_exactly_equivariant(triclinic):
     pytest.importorskip("chgnet", reason="CHGNet features need chgnet==0.4.2 (the 'foundation' extra)")
-    from goectp.features import feature_dim, graphs_for_model
+    from goectp.api import graphs_for as graphs_for_model
+    from goectp.features import feature_dim
 
     torch.manual_seed(2)
     model = GoeCTP(_tiny(node_features="chgnet", node_feature_dim=feature_dim("chgnet"))).double().eval()
@@ -198,7 +199,8 @@ def test_chgnet_feature_model_is_exactly_equivariant(triclinic):
 
 def test_sevennet_feature_model_is_exactly_equivariant(triclinic):
     pytest.importorskip("sevenn", reason="SevenNet features need sevenn==0.13.0 (the 'foundation' extra)")
-    from goectp.features import feature_dim, graphs_for_model, structure_features
+    from goectp.api import graphs_for as graphs_for_model
+    from goectp.features import feature_dim, structure_features
 
     torch.manual_seed(4)
     model = GoeCTP(_tiny(node_features="sevennet", node_feature_dim=feature_dim("sevennet"))).double().eval()
@@ -251,7 +253,7 @@ def test_feature_cache_hit_needs_no_extractor(tmp_path, monkeypatch):
     def no_extractor(name):  # noqa: ANN001, ANN202
         raise AssertionError("a cache hit must not run the extractor")
 
-    monkeypatch.setattr(features, "get_extractor", no_extractor)
+    monkeypatch.setattr("goectp.features.cache.get_extractor", no_extractor)
     second, info2 = features.load_featured_graph_set(data, progress=False)
     assert info2["hit"] and info2["cache"] == info["cache"]
     for a, b in zip(first.graphs, second.graphs):

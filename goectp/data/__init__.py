@@ -9,11 +9,12 @@ from goectp.data.dielectric import (
     read_dielectric_json,
     write_dielectric_json,
 )
-from goectp.data.paths import CANDIDATES_FILE, DIELECTRIC_FILE, cache_dir, data_dir, sha256_file
+from goectp.data.paths import CANDIDATES_FILE, DIELECTRIC_FILE, cache_dir, data_dir, find_data_dir, sha256_file
 from goectp.data.splits import CRYSTAL_SYSTEMS, SPLIT_SEEDS, crystal_system, random_split
 
 __all__ = [
     "CANDIDATES_FILE", "CRYSTAL_SYSTEMS", "DIELECTRIC_FILE", "SPLIT_SEEDS", "TARGETS", "DielectricRecord", "GraphSet",
-    "cache_dir", "crystal_system", "data_dir", "filter_records", "graphs_from_records", "load_graph_set",
-    "parse_dielectric_dict", "random_split", "read_dielectric_json", "sha256_file", "write_dielectric_json",
+    "cache_dir", "crystal_system", "data_dir", "filter_records", "find_data_dir", "graphs_from_records",
+    "load_graph_set", "parse_dielectric_dict", "random_split", "read_dielectric_json", "sha256_file",
+    "write_dielectric_json",
 ]

@@ -15,15 +15,38 @@ def repo_root() -> Path:
 
 
 def data_dir(explicit: str | os.PathLike | None = None, must_exist: bool = True) -> Path:
-    """Resolve the data directory: an explicit path, ``$GOECTP_DATA``, or ``<repo>/../shared/data``."""
-    for cand in (explicit, os.environ.get("GOECTP_DATA"), repo_root().parent / "shared" / "data"):
-        if cand and Path(cand).is_dir():
-            return Path(cand).resolve()
+    """The data directory — the one resolver used by the library, the CLI, the explorer and the tests.
+
+    The first of these that is *given* is the answer: ``explicit`` (``--data-dir``), ``$GOECTP_DATA``,
+    ``<repo>/../shared/data``. A given but missing folder is never skipped silently.
+
+    Args:
+        explicit: a folder named by the caller, or ``None``.
+        must_exist: raise ``FileNotFoundError`` (naming the folder and where it came from) when the folder does not
+            exist; with ``False`` return it anyway (for defaults shown in ``--help``; see also
+            :func:`find_data_dir`).
+    """
+    env = os.environ.get("GOECTP_DATA")
+    if explicit:
+        path, origin = Path(explicit), "the given data directory"
+    elif env:
+        path, origin = Path(env), "$GOECTP_DATA"
+    else:
+        path, origin = repo_root().parent / "shared" / "data", "the default data directory"
+    if path.is_dir():
+        return path.resolve()
     if must_exist:
         raise FileNotFoundError(
-            "no data directory: pass --data-dir, set GOECTP_DATA, or fetch data with `goectp data fetch-matminer`"
+            f"no data directory: {origin} {path} does not exist; pass --data-dir, set GOECTP_DATA, or fetch data "
+            "with `goectp data fetch-matminer`"
         )
-    return Path(explicit or os.environ.get("GOECTP_DATA") or repo_root().parent / "shared" / "data")
+    return path
+
+
+def find_data_dir(explicit: str | os.PathLike | None = None) -> Path | None:
+    """:func:`data_dir` when that folder exists, else ``None`` (for optional data: the explorer's dataset browser)."""
+    path = data_dir(explicit, must_exist=False)
+    return path if path.is_dir() else None
 
 
 def cache_dir() -> Path:

@@ -7,69 +7,19 @@ polar frame keeps the whole model exactly equivariant because the features are i
 
 - :func:`structure_features` — features for any structures (no cache).
 - :func:`load_featured_graph_set` — a dielectric dataset's graphs with cached features attached.
-- :func:`graphs_for_model` — graphs for new structures, with the features a model needs;
-  :func:`with_node_features` — add them to graphs built elsewhere.
+- :func:`with_node_features` — add them to graphs built elsewhere (:func:`goectp.api.graphs_for` builds graphs for
+  new structures with the features a model needs).
+- :data:`EXTRACTORS` (in :mod:`goectp.features.registry`) — the known extractors.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
-from functools import lru_cache
+from collections.abc import Sequence
 from typing import Any
 
 from goectp.features.cache import attach_features, compute_features, dataset_features, feature_cache_path
-
-
-def _installed(dist: str, checkpoint: str) -> Callable[[], str]:
-    """Cache-version string ``<dist>-<version>-<checkpoint>`` of an extractor, without importing the package."""
-
-    def version_string() -> str:
-        from importlib.metadata import PackageNotFoundError, version
-
-        try:
-            return f"{dist}-{version(dist)}-{checkpoint}"
-        except PackageNotFoundError:
-            return f"{dist}-unavailable-{checkpoint}"
-
-    return version_string
-
-
-def _make_chgnet() -> Callable:
-    from goectp.features.chgnet import ChgnetFeatures
-
-    return ChgnetFeatures()
-
-
-def _make_sevennet() -> Callable:
-    from goectp.features.sevennet import SevennetFeatures
-
-    return SevennetFeatures()
-
-
-#: name → dim (the model's ``node_feature_dim``), factory, cache version (without loading the model)
-EXTRACTORS: dict[str, dict[str, Any]] = {
-    "chgnet": {"dim": 128, "factory": _make_chgnet, "version": _installed("chgnet", "0.3.0")},
-    "sevennet": {"dim": 128, "factory": _make_sevennet, "version": _installed("sevenn", "7net-0")},
-}
-
-
-def feature_dim(name: str) -> int:
-    if name not in EXTRACTORS:
-        raise ValueError(f"unknown node features {name!r}; available: {sorted(EXTRACTORS)}")
-    return EXTRACTORS[name]["dim"]
-
-
-@lru_cache(maxsize=4)
-def get_extractor(name: str) -> Callable:
-    """The extractor object (loaded once per process)."""
-    feature_dim(name)
-    return EXTRACTORS[name]["factory"]()
-
-
-def structure_features(structures: Sequence[Any], name: str = "chgnet") -> list:
-    """``[N_i, D]`` float32 features of each structure (computed now, not cached)."""
-    return get_extractor(name)(list(structures))
+from goectp.features.registry import EXTRACTORS, feature_dim, get_extractor, structure_features
 
 
 def load_featured_graph_set(path: str | os.PathLike, name: str = "chgnet", k: int = 16, progress: bool = True,
@@ -95,13 +45,6 @@ def with_node_features(graphs: Sequence[Any], structures: Sequence[Any], name: s
     return attach_features(graphs, ids, stored)
 
 
-def graphs_for_model(structures: Any, model: Any, max_sites: int = 500) -> list:
-    """Crystal graphs for ``model``, with its node features when it uses any (= :func:`goectp.api.graphs_for`)."""
-    from goectp.api import graphs_for
-
-    return graphs_for(structures, model, max_sites=max_sites)
-
-
 __all__ = ["EXTRACTORS", "attach_features", "compute_features", "dataset_features", "feature_cache_path",
-           "feature_dim", "get_extractor", "graphs_for_model", "load_featured_graph_set", "structure_features",
+           "feature_dim", "get_extractor", "load_featured_graph_set", "structure_features",
            "with_node_features"]

@@ -20,6 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from goectp.data.paths import cache_dir, sha256_file
+from goectp.features.registry import extractor_version, get_extractor
 
 FEATURE_CACHE_VERSION = 1
 
@@ -49,16 +50,14 @@ def dataset_features(data_file: str | os.PathLike, ids: Sequence[str], structure
         data_file: the dataset file (its sha256 keys the cache).
         ids: the record ids needed (those not in the cache yet are computed and added to it).
         structures_fn: called only on a cache miss; returns ``{id: Structure}``.
-        extractor: a name from :data:`goectp.features.EXTRACTORS` or an extractor object (with ``name``,
+        extractor: a name from :data:`goectp.features.registry.EXTRACTORS` or an extractor object (with ``name``,
             ``version`` and ``__call__(structures) -> list[[N, D] arrays]``).
 
     Returns ``{"features": {id: [N, D] float32}, "z": {id: [N] int}, "ms_per_structure": float | None,
     "extractor": version, "cache": path, "hit": bool}``.
     """
-    from goectp.features import EXTRACTORS, get_extractor
-
     name = extractor if isinstance(extractor, str) else extractor.name
-    version = EXTRACTORS[name]["version"]() if isinstance(extractor, str) else extractor.version
+    version = extractor_version(name) if isinstance(extractor, str) else extractor.version
     path = feature_cache_path(data_file, name, version)
     stored = {"features": {}, "z": {}}
     if use_cache and path.exists():

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from pathlib import Path
+
+from goectp.data.paths import data_dir
 
 EXIT_OK, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 130
 DESCRIPTION = """\
@@ -28,23 +29,13 @@ examples:
 """
 
 
-def repo_root() -> Path:
-    return Path(__file__).resolve().parents[2]
-
-
-def data_dir() -> Path:
-    """``$GOECTP_DATA``, else ``../shared/data`` next to the repository."""
-    env = os.environ.get("GOECTP_DATA")
-    return Path(env) if env else (repo_root().parent / "shared" / "data")
-
-
 def _optional_path(text: str) -> Path | None:
     return None if text.lower() in {"", "none", "no", "off"} else Path(text)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The ``screen`` options (shared by ``goectp screen`` and ``python -m goectp.screening``)."""
-    d = data_dir()
+    d = data_dir(must_exist=False)
     g = p.add_argument_group("input")
     g.add_argument("--pool", default=str(d / "screening_candidates.json.gz"),
                    help="candidate JSON(.gz) file, folder or file of CIF/POSCAR/extxyz, or 'mp' / 'mp:<chemsys>' "

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from goectp.screening.pool import PoolError, make_candidate
+from goectp.screening.candidates import PoolError, make_candidate
 
 MIN_GAP_EV = 1e-4  # "band gap > 0": the smallest reported non-zero PBE gaps are ~1e-3 eV
 MP_FIELDS = ["material_id", "formula_pretty", "structure", "band_gap", "energy_above_hull", "is_stable"]

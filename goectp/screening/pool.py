@@ -1,14 +1,7 @@
 """Candidate pools: where the structures to screen come from.
 
-A pool yields *candidate records*, plain picklable dicts that can be shipped to Dask workers:
-
-.. code-block:: text
-
-    {"id": str, "pool_index": int, "source": str | None, "formula": str | None, "band_gap": float | None,
-     "material_id": str | None,
-     "structure": dict | None,          # pymatgen Structure.as_dict(), or
-     "text": str | None, "fmt": str,    # file contents to parse on the worker (CIF / POSCAR / JSON)
-     "reject_code": str, "reject_reason": str}   # only when the record is already known to be unusable
+A pool yields *candidate records* (:func:`goectp.screening.candidates.make_candidate`), plain picklable dicts
+that can be shipped to Dask workers.
 
 Three kinds of pool (:func:`open_pool`):
 
@@ -21,7 +14,6 @@ Three kinds of pool (:func:`open_pool`):
 from __future__ import annotations
 
 import hashlib
-import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,39 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from goectp.data.paths import sha256_file
+from goectp.io_formats import STRUCTURE_SUFFIXES, guess_format
+from goectp.screening.candidates import PoolError, make_candidate
 from goectp.screening.jsonstream import iter_json_items
-
-STRUCTURE_SUFFIXES = {".cif": "cif", ".mcif": "cif", ".vasp": "poscar", ".poscar": "poscar", ".xyz": "extxyz",
-                      ".extxyz": "extxyz", ".json": "json"}
-POSCAR_PREFIXES = ("POSCAR", "CONTCAR")
-
-
-class PoolError(ValueError):
-    """A pool that cannot be opened or read; the message says why."""
-
-
-def _float_or_none(value: Any) -> float | None:
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        return None
-    return out if math.isfinite(out) else None
-
-
-def _str_or_none(value: Any) -> str | None:
-    return None if value is None or value == "" else str(value)
-
-
-def make_candidate(cid: str, pool_index: int, *, source: str | None = None, formula: str | None = None,
-                   band_gap: Any = None, material_id: Any = None, structure: dict | None = None,
-                   text: str | None = None, fmt: str | None = None, reject: tuple[str, str] | None = None) -> dict:
-    """Build one candidate record (see the module docstring for the fields)."""
-    rec = {"id": str(cid), "pool_index": int(pool_index), "source": _str_or_none(source),
-           "formula": _str_or_none(formula), "band_gap": _float_or_none(band_gap),
-           "material_id": _str_or_none(material_id), "structure": structure, "text": text, "fmt": fmt}
-    if reject is not None:
-        rec["reject_code"], rec["reject_reason"] = reject
-    return rec
 
 
 @dataclass
@@ -108,13 +70,8 @@ def candidate_id(relative_path: str) -> str:
 
 
 def structure_format(path: Path) -> str | None:
-    """'cif' / 'poscar' / 'extxyz' / 'json' from the file name, or None for files that are not structures."""
-    if path.name.upper().startswith(POSCAR_PREFIXES):
-        return "poscar"
-    name = path.name.lower()
-    if name.endswith(".gz"):
-        name = name[:-3]
-    return STRUCTURE_SUFFIXES.get(Path(name).suffix)
+    """'cif' / 'poscar' / 'extxyz' / 'json' from the file name (``.gz`` allowed), or None for other files."""
+    return guess_format(path, compressed=True)
 
 
 @dataclass

@@ -1,0 +1,131 @@
+"""The one-of-each helpers: the data-directory resolver, the file-format guesser, no import cycles."""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+import pytest
+
+from goectp.data.paths import data_dir, find_data_dir
+from goectp.io_formats import guess_format, normalize_format
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# ------------------------------------------------------------------------------------------------ data directory
+def test_data_dir_takes_the_first_given_folder(tmp_path, monkeypatch):
+    given, env = tmp_path / "given", tmp_path / "env"
+    given.mkdir()
+    env.mkdir()
+    monkeypatch.setenv("GOECTP_DATA", str(env))
+    assert data_dir(given) == given.resolve() and data_dir() == env.resolve() == find_data_dir()
+
+
+def test_a_missing_data_dir_is_an_error_that_names_it(tmp_path, monkeypatch):
+    missing = tmp_path / "nowhere"
+    monkeypatch.setenv("GOECTP_DATA", str(missing))
+    with pytest.raises(FileNotFoundError, match=r"\$GOECTP_DATA .*nowhere does not exist"):
+        data_dir()
+    assert data_dir(must_exist=False) == missing  # for defaults shown in --help
+    assert find_data_dir() is None  # optional data (the explorer): None, never a missing folder
+    with pytest.raises(FileNotFoundError, match="given data directory"):
+        data_dir(tmp_path / "also-missing")
+
+
+def test_every_component_uses_the_one_resolver(tmp_path, monkeypatch):
+    from explorer.paths import data_dir as explorer_data_dir
+    from goectp.screening import cli
+
+    monkeypatch.setenv("GOECTP_DATA", str(tmp_path / "missing"))
+    assert explorer_data_dir() is None
+    assert Path(cli.build_parser().parse_args([]).pool).parent == tmp_path / "missing"
+    monkeypatch.setenv("GOECTP_DATA", str(tmp_path))
+    assert explorer_data_dir() == tmp_path.resolve()
+    defs = [f"{p.relative_to(ROOT)}" for pkg in ("goectp", "explorer") for p in (ROOT / pkg).rglob("*.py")
+            if "def data_dir(" in p.read_text()]
+    assert len(defs) == 2, defs  # goectp.data.paths and explorer.paths' thin wrapper
+
+
+# ------------------------------------------------------------------------------------------------ file formats
+@pytest.mark.parametrize(("name", "fmt"), [
+    ("a.cif", "cif"), ("A.MCIF", "cif"), ("x/POSCAR", "poscar"), ("CONTCAR_relaxed", "poscar"), ("x.vasp", "poscar"),
+    ("t.extxyz", "extxyz"), ("t.xyz", "extxyz"), ("s.json", "json"), ("POSCAR_1.cif", "cif"), ("a.pdf", None),
+    ("a.cif.gz", None), ("README", None),
+])
+def test_guess_format(name, fmt):
+    assert guess_format(name) == fmt
+
+
+def test_guess_format_of_compressed_files():
+    assert guess_format("a.cif.gz", compressed=True) == "cif"
+    assert guess_format(Path("d/POSCAR.gz"), compressed=True) == "poscar"
+    assert guess_format("notes.txt.gz", compressed=True) is None
+
+
+def test_normalize_format():
+    assert [normalize_format(f) for f in (".VASP", "contcar", "xyz", "mcif", "cif", "cssr")] == [
+        "poscar", "poscar", "extxyz", "cif", "cif", "cssr"]
+
+
+def test_the_format_guesser_is_the_same_everywhere():
+    from explorer import loader
+    from goectp.io_formats import guess_format as one
+    from goectp.screening.pool import structure_format
+
+    assert loader.guess_format is one
+    assert structure_format(Path("sub/NaCl.cif.gz")) == "cif" and structure_format(Path("notes.md")) is None
+
+
+# ------------------------------------------------------------------------------------------------ import cycles
+def _import_graph(packages: tuple[str, ...]) -> dict[str, set[str]]:
+    """Module → project modules it imports (function-level imports included)."""
+    mods = {}
+    for pkg in packages:
+        for p in (ROOT / pkg).rglob("*.py"):
+            parts = list(p.relative_to(ROOT).with_suffix("").parts)
+            mods[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = p
+    edges: dict[str, set[str]] = {m: set() for m in mods}
+    for m, p in mods.items():
+        pkg = m if p.name == "__init__.py" else m.rsplit(".", 1)[0]
+        for node in ast.walk(ast.parse(p.read_text())):
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    up = pkg.split(".")[: len(pkg.split(".")) - node.level + 1]
+                    base = ".".join(up + ([base] if base else []))
+                targets = [base] + [f"{base}.{a.name}" for a in node.names]
+            else:
+                continue
+            for t in targets:
+                while t and t not in mods:
+                    t = t.rpartition(".")[0]
+                if t and t != m:
+                    edges[m].add(t)
+    return edges
+
+
+def test_no_import_cycles():
+    edges = _import_graph(("goectp", "explorer"))
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), 10000))
+    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
+    path: list[str] = []
+
+    def visit(m: str) -> None:
+        state[m] = 1
+        path.append(m)
+        for n in sorted(edges[m]):
+            if state.get(n) == 1:
+                cycle = path[path.index(n):] + [n]
+                pytest.fail("import cycle: " + " -> ".join(cycle))
+            if n not in state:
+                visit(n)
+        path.pop()
+        state[m] = 2
+
+    for m in sorted(edges):
+        if m not in state:
+            visit(m)
