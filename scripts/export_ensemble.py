@@ -12,8 +12,8 @@ import json
 from pathlib import Path
 
 import numpy as np
-import torch
 
+from goectp.checkpoint import SCHEMA_VERSION, atomic_save, read_checkpoint
 from goectp.data import DIELECTRIC_FILE, data_dir, sha256_file
 from goectp.evaluation import table2_markdown
 from goectp.evaluation.metrics import summarize_splits
@@ -32,12 +32,12 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     metrics, rows = [], []
     for split_dir in sorted(args.run.glob("split*")):
-        ck = torch.load(split_dir / "best.pt", map_location="cpu", weights_only=False)
+        ck = read_checkpoint(split_dir / "best.pt")  # weights_only=True
         m = json.loads((split_dir / "metrics.json").read_text())
-        slim = {"config": ck["config"], "state_dict": {k: v.float() if v.is_floating_point() else v
-                                                      for k, v in ck["state_dict"].items()},
+        slim = {"schema_version": SCHEMA_VERSION, "config": ck["config"],
+                "state_dict": {k: v.float() if v.is_floating_point() else v for k, v in ck["state_dict"].items()},
                 "meta": {**ck["meta"], "test_mae": m["test"]["all"]["mae"]}}
-        torch.save(slim, out / f"{split_dir.name}.pt")
+        atomic_save(slim, out / f"{split_dir.name}.pt")
         metrics.append(m)
         rows.append(f"| {m['split_seed']} | {m['n_train']}/{m['n_val']}/{m['n_test']} | {m['best_epoch']} | "
                     f"{m['best_val_mae']:.3f} | {m['test']['all']['mae']:.3f} | {m['test']['filtered']['mae']:.3f} |")

@@ -10,6 +10,7 @@ import torch
 from pymatgen.core import Lattice, Structure
 from torch_geometric.data import Batch
 
+from goectp.checkpoint import load_cache
 from goectp.cli import _init_from
 from goectp.cli import main as cli_main
 from goectp.graph import build_crystal_graph
@@ -80,7 +81,7 @@ def test_pretraining_reduces_the_loss_and_writes_a_scalar_checkpoint(pretrained)
     out, res = pretrained
     losses = [h["train_loss"] for h in json.loads((out / "history.json").read_text())]
     assert np.mean(losses[-3:]) < 0.7 * losses[0]
-    ckpt = torch.load(out / "best.pt", weights_only=False)
+    ckpt = torch.load(out / "best.pt", weights_only=True)
     assert ckpt["config"]["head"] == "scalar" and ckpt["meta"]["pretrain_dataset"] == "toy"
     saved = json.loads((out / "metrics.json").read_text())
     assert saved["n_train"] == 19 and saved["test_mae"] == pytest.approx(res["test_mae"])
@@ -89,7 +90,7 @@ def test_pretraining_reduces_the_loss_and_writes_a_scalar_checkpoint(pretrained)
 
 def test_backbone_is_loaded_and_head_reinitialised(pretrained):
     out, _ = pretrained
-    src = torch.load(out / "best.pt", weights_only=False)["state_dict"]
+    src = torch.load(out / "best.pt", weights_only=True)["state_dict"]
     cfg = _tiny()
     for init in (backbone_state(out / "best.pt", cfg, verbose=False), _init_from(str(out / "best.pt"), cfg)):
         torch.manual_seed(5)
@@ -258,7 +259,7 @@ def test_feature_cache_hit_needs_no_extractor(tmp_path, monkeypatch):
     assert info2["hit"] and info2["cache"] == info["cache"]
     for a, b in zip(first.graphs, second.graphs):
         torch.testing.assert_close(a.x_extra, b.x_extra, rtol=0, atol=0)
-    stored = torch.load(info["cache"], weights_only=False)
+    stored = load_cache(info["cache"])  # weights_only=True
     with pytest.raises(ValueError, match="do not match its graph"):
         features.attach_features(first.graphs[:1], ["gan" if first.ids[0] == "nacl" else "nacl"], stored)
 

@@ -51,7 +51,7 @@ def test_training_reduces_loss_and_saves_best_checkpoint(graph_set, tmp_path):
                 tmp_path)
     losses = [h["train_loss"] for h in res["history"]]
     assert losses[-1] < losses[0]
-    best = torch.load(tmp_path / "best.pt", weights_only=False)
+    best = torch.load(tmp_path / "best.pt", weights_only=True)
     assert best["config"]["hidden"] == 16 and best["meta"]["epoch"] == res["best_epoch"]
     assert best["meta"]["train_config"]["epochs"] == 8
     assert min(h["val_mae"] for h in res["history"]) == pytest.approx(res["best_val_mae"])

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from goectp.checkpoint import CheckpointError, atomic_save, load_cache
 from goectp.data.dielectric import DielectricRecord, read_dielectric_json
 from goectp.data.paths import cache_dir, sha256_file
 from goectp.data.splits import crystal_system
@@ -78,10 +79,11 @@ def load_graph_set(path: str | os.PathLike, k: int = 16, use_cache: bool = True,
     key = hashlib.sha256(f"{sha256_file(path)}-k{k}-v{GRAPH_CACHE_VERSION}".encode()).hexdigest()[:20]
     cache = cache_dir() / f"graphs-{path.name.split('.')[0]}-{key}.pt"
     if use_cache and cache.exists():
-        return GraphSet(**torch.load(cache, weights_only=False))
+        try:  # weights_only=True with the graph classes allowed; an unreadable cache is rebuilt
+            return GraphSet(**load_cache(cache))
+        except CheckpointError as exc:
+            print(f"ignoring the unreadable cache {cache}: {exc}")
     gs = graphs_from_records(read_dielectric_json(path), k=k, progress=progress)
     if use_cache:
-        tmp = cache.with_suffix(".tmp")
-        torch.save(gs.__dict__, tmp)
-        tmp.replace(cache)
+        atomic_save(gs.__dict__, cache)
     return gs

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from goectp.checkpoint import CheckpointError, atomic_save, load_cache
 from goectp.data.paths import cache_dir, sha256_file
 from goectp.features.registry import extractor_version, get_extractor
 
@@ -61,7 +62,10 @@ def dataset_features(data_file: str | os.PathLike, ids: Sequence[str], structure
     path = feature_cache_path(data_file, name, version)
     stored = {"features": {}, "z": {}}
     if use_cache and path.exists():
-        stored = torch.load(path, weights_only=False)
+        try:  # weights_only=True (NumPy arrays allowed); an unreadable cache is recomputed
+            stored = load_cache(path)
+        except CheckpointError as exc:
+            print(f"ignoring the unreadable feature cache {path}: {exc}")
         if all(i in stored["features"] for i in ids):
             return {**stored, "cache": path, "hit": True}
     missing = [i for i in dict.fromkeys(ids) if i not in stored["features"]]  # computed now, merged into the file
@@ -75,9 +79,7 @@ def dataset_features(data_file: str | os.PathLike, ids: Sequence[str], structure
               "z": {**stored["z"], **{i: np.array([site.specie.Z for site in structures[i]]) for i in missing}},
               "ms_per_structure": ms, "extractor": ext.version}
     if use_cache:
-        tmp = path.with_suffix(".tmp")
-        torch.save(stored, tmp)
-        tmp.replace(path)
+        atomic_save(stored, path)
     return {**stored, "cache": path, "hit": False}
 
 

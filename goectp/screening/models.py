@@ -8,7 +8,6 @@ sha256s and the device.
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import threading
 from dataclasses import dataclass, field
@@ -16,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from goectp.api import Ensemble, assets_dir, available_models, default_device, load_checkpoint
+from goectp.checkpoint import Ensemble, checkpoint_files, default_device, load_checkpoint
 
 
 @dataclass(frozen=True)
@@ -34,24 +33,20 @@ class ModelSpec:
 
 
 def resolve_checkpoints(name_or_path: str | os.PathLike) -> list[Path]:
-    """Checkpoint files for a file, a folder of ``*.pt`` members, or a model name shipped in ``assets/models``."""
-    path = Path(name_or_path)
-    if not path.exists():
-        path = assets_dir() / "models" / str(name_or_path)
-        if not path.exists():
-            raise FileNotFoundError(f"no checkpoint or shipped model named {str(name_or_path)!r}; "
-                                    f"shipped models: {available_models() or 'none'}")
-    if path.is_file():
-        return [path]
-    files = sorted(path.glob("*.pt"))
-    if not files:
-        raise FileNotFoundError(f"{path} holds no *.pt checkpoints")
-    return files
+    """Checkpoint files for a file, a folder of ``*.pt`` members, or a model name shipped in ``assets/models``
+    (see :func:`goectp.checkpoint.checkpoint_files`: a name never resolves to the working directory)."""
+    return checkpoint_files(name_or_path)
 
 
-def load_model_spec(name_or_path: str | os.PathLike) -> ModelSpec:
+def load_model_spec(name_or_path: str | os.PathLike, check: bool = True) -> ModelSpec:
+    """The spec of a model; with ``check`` every member is loaded once here (``weights_only=True``), so a file
+    that is not a usable checkpoint fails before anything is scored (:class:`~goectp.checkpoint.CheckpointError`,
+    naming the file)."""
     files = resolve_checkpoints(name_or_path)
     blobs = tuple(f.read_bytes() for f in files)
+    if check:
+        for f, blob in zip(files, blobs):
+            load_checkpoint(blob, name=str(f))
     return ModelSpec(names=tuple(f.stem for f in files), sha256s=tuple(hashlib.sha256(b).hexdigest() for b in blobs),
                      blobs=blobs, origin=str(name_or_path))
 
@@ -66,7 +61,7 @@ def cached_ensemble(spec: ModelSpec, device: str | torch.device | None = None) -
     key = (spec.key, str(dev))
     with _CACHE_LOCK:
         if key not in _ENSEMBLE_CACHE:
-            members = [load_checkpoint(io.BytesIO(blob)) for blob in spec.blobs]
+            members = [load_checkpoint(blob) for blob in spec.blobs]  # weights_only=True: data, never code
             _ENSEMBLE_CACHE[key] = Ensemble(members, list(spec.names)).to(dev).eval()
         return _ENSEMBLE_CACHE[key]
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from goectp.api import load_checkpoint, predict_graphs
+from goectp.api import predict_graphs
+from goectp.checkpoint import load_checkpoint
 from goectp.data.dataset import GraphSet
 from goectp.data.splits import random_split
 from goectp.evaluation.metrics import per_system_mae, tensor_metrics
@@ -45,10 +46,11 @@ def evaluate_test(model: GoeCTP, test: GraphSet, target: str, device: str | None
 
 
 def run_split(gs: GraphSet, model_cfg: GoeCTPConfig, cfg: TrainConfig, out_dir: str | Path, resume: bool = True,
-              data_sha256: str | None = None, init_state: dict | None = None) -> dict:
+              data_sha256: str | None = None, init_state: dict | None = None, run_meta: dict | None = None) -> dict:
     """Train on one split and evaluate its best-validation checkpoint on the test set.
 
     ``init_state``: a state dict (e.g. a pretrained backbone) loaded before training (``strict=False``).
+    ``run_meta``: more checkpoint metadata (the CLI's ``run_config``: the ``--config`` file and its content).
     """
     out = Path(out_dir)
     parts = split_graphs(gs, cfg)
@@ -57,7 +59,7 @@ def run_split(gs: GraphSet, model_cfg: GoeCTPConfig, cfg: TrainConfig, out_dir: 
     if init_state is not None:
         model.load_state_dict(init_state, strict=False)
     meta = {"split_seed": cfg.split_seed, "data_sha256": data_sha256, "n_train": len(parts["train"]),
-            "n_val": len(parts["val"]), "n_test": len(parts["test"])}
+            "n_val": len(parts["val"]), "n_test": len(parts["test"]), **(run_meta or {})}
     hist = train(model, parts["train"].with_target(cfg.target), parts["val"].with_target(cfg.target), cfg, out,
                  resume=resume, meta=meta)
     best = load_checkpoint(out / "best.pt")

@@ -18,7 +18,7 @@ from torch.nn import functional as fn
 from torch_geometric.loader import DataLoader
 from tqdm.auto import tqdm
 
-from goectp.api import default_device, save_checkpoint
+from goectp.checkpoint import default_device, load_training_state, save_checkpoint, save_training_state
 from goectp.models import GoeCTP
 from goectp.training.augment import random_orthogonal, rotate_batch
 from goectp.training.config import TrainConfig
@@ -82,13 +82,13 @@ def train(model: GoeCTP, train_graphs: list, val_graphs: list, cfg: TrainConfig,
     state = {"epoch": 0, "best_val": float("inf"), "best_epoch": -1, "history": []}
 
     if resume and (out / "last.pt").exists():
-        ckpt = torch.load(out / "last.pt", map_location=device, weights_only=False)
-        model.load_state_dict(ckpt["model"])
+        ckpt = load_training_state(out / "last.pt", map_location=device)  # weights_only=True
+        model.load_state_dict(ckpt["state_dict"])
         opt.load_state_dict(ckpt["optimizer"])
         sched.load_state_dict(ckpt["scheduler"])
-        loader_gen.set_state(ckpt["loader_rng"])
-        aug_gen.set_state(ckpt["aug_rng"])
-        torch.set_rng_state(ckpt["torch_rng"])
+        loader_gen.set_state(ckpt["rng"]["loader"].cpu())
+        aug_gen.set_state(ckpt["rng"]["aug"].cpu())
+        torch.set_rng_state(ckpt["rng"]["torch"].cpu())
         state = ckpt["state"]
         print(f"resumed from epoch {state['epoch']} (best val MAE {state['best_val']:.4f})")
 
@@ -121,9 +121,9 @@ def train(model: GoeCTP, train_graphs: list, val_graphs: list, cfg: TrainConfig,
             state["best_val"], state["best_epoch"] = val_mae, epoch + 1
             save_checkpoint(out / "best.pt", model, train_config=cfg.to_dict(), epoch=epoch + 1, val_mae=val_mae,
                             **(meta or {}))
-        torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                    "loader_rng": loader_gen.get_state(), "aug_rng": aug_gen.get_state(),
-                    "torch_rng": torch.get_rng_state(), "state": state}, out / "last.pt")
+        save_training_state(out / "last.pt", model, opt, sched, state=state,
+                            rng={"loader": loader_gen.get_state(), "aug": aug_gen.get_state(),
+                                 "torch": torch.get_rng_state()})
         bar.set_postfix(loss=f"{rec['train_loss']:.3f}", val_mae=f"{val_mae:.3f}", best=f"{state['best_val']:.3f}")
         if not cfg.progress and ((epoch + 1) % 10 == 0 or epoch + 1 == cfg.epochs):
             print(f"epoch {epoch + 1}/{cfg.epochs} loss {rec['train_loss']:.4f} val_mae {val_mae:.4f} "

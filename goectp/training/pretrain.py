@@ -33,7 +33,7 @@ import torch
 from torch_geometric.loader import DataLoader
 from tqdm.auto import tqdm
 
-from goectp.api import default_device, load_checkpoint
+from goectp.checkpoint import CheckpointError, atomic_save, default_device, load_cache, load_checkpoint
 from goectp.data.paths import CANDIDATES_FILE, cache_dir, data_dir, sha256_file
 from goectp.data.splits import random_split
 from goectp.graph import CrystalGraph, build_crystal_graph
@@ -218,7 +218,10 @@ def load_scalar_set(dataset: str, data_dir_: str | os.PathLike | None = None, k:
     key = hashlib.sha256(f"{sha}-{name}-k{k}-n{limit}-v{SCALAR_CACHE_VERSION}".encode()).hexdigest()[:20]
     cache = cache_dir() / f"scalar-graphs-{name}-{key}.pt"
     if use_cache and cache.exists():
-        return replace(ScalarSet(**torch.load(cache, weights_only=False)), source_path=str(source))
+        try:  # weights_only=True with the graph classes allowed; an unreadable cache is rebuilt
+            return replace(ScalarSet(**load_cache(cache)), source_path=str(source))
+        except CheckpointError as exc:
+            print(f"ignoring the unreadable cache {cache}: {exc}")
     if dataset in SCALAR_DATASETS:
         items = SCALAR_DATASETS[dataset][1](read_candidate_pool(source))
     else:
@@ -227,9 +230,7 @@ def load_scalar_set(dataset: str, data_dir_: str | os.PathLike | None = None, k:
         raise ValueError(f"{dataset}: no structures with a label in {source}")
     ss = replace(scalar_graphs(items[:limit], name, k=k, progress=progress, source_sha256=sha), source_path=str(source))
     if use_cache:
-        tmp = cache.with_suffix(".tmp")
-        torch.save(ss.__dict__, tmp)
-        tmp.replace(cache)
+        atomic_save(ss.__dict__, cache)
     return ss
 
 

@@ -1,0 +1,302 @@
+"""Checkpoints: one schema, safe loading, atomic writes, ensembles and the shipped-model registry.
+
+Schema (``SCHEMA_VERSION`` 1), a plain dict of tensors and JSON-like values::
+
+    {"schema_version": 1, "config": GoeCTPConfig.to_dict(), "state_dict": {name: Tensor}, "meta": {...}}
+
+Training resume files (``last.pt``) use the same ``state_dict`` key plus the optimiser / scheduler / RNG states
+(ByteTensors) and the loop's bookkeeping (:func:`save_training_state`). Files written before the schema had a
+version (no ``schema_version``; resume files with a ``model`` key instead of ``state_dict``) still load.
+
+Every load goes through :func:`safe_load`: ``torch.load(..., weights_only=True)``, so a file can only hold
+tensors and plain containers; a pickle that would run code, a text file or a truncated file raises
+:class:`CheckpointError` (a ``ValueError``) whose one-line message names the file. Nothing in a checkpoint is ever
+executed.
+
+Names: a *name* (a string without a path separator that does not end in ``.pt``, e.g. ``"default"``) is looked up
+only in ``assets/models/<name>`` (``$GOECTP_ASSETS``), never in the working directory; anything else (a
+:class:`~pathlib.Path`, ``"./default"``, ``"runs/x/best.pt"``, ``"x.pt"``) is a path.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from goectp.graph import CrystalGraph
+from goectp.models import GoeCTP, GoeCTPConfig
+
+#: Version of the checkpoint dict written by :func:`save_checkpoint` / :func:`save_training_state`.
+SCHEMA_VERSION = 1
+
+Source = str | os.PathLike | bytes | io.BytesIO
+
+
+class CheckpointError(ValueError):
+    """A file that is not a usable GoeCTP checkpoint; the message names the file and the problem."""
+
+
+# ------------------------------------------------------------------------------------------------ paths and devices
+def assets_dir() -> Path:
+    """``$GOECTP_ASSETS`` or the repository's ``assets/`` folder."""
+    env = os.environ.get("GOECTP_ASSETS")
+    return Path(env) if env else Path(__file__).resolve().parents[1] / "assets"
+
+
+def default_device(device: str | torch.device | None = None) -> torch.device:
+    """The requested device, else CUDA when available, else CPU.
+
+    Raises ``ValueError`` for a CUDA device on a machine without CUDA (instead of torch's ``AssertionError``).
+    """
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"unknown device {device!r} (use 'cpu' or 'cuda')") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but CUDA is not available on this machine (use 'cpu')")
+    return dev
+
+
+# ------------------------------------------------------------------------------------------------ writing
+def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
+    """``torch.save`` to a temporary file in the same folder, then ``os.replace``: readers never see a partial
+    file, and an interrupted write leaves the previous file intact."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(obj, fh)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def checkpoint_dict(model: GoeCTP, **meta: Any) -> dict:
+    """The checkpoint dict of ``model`` (see the module docstring)."""
+    return {"schema_version": SCHEMA_VERSION, "config": model.config.to_dict(), "state_dict": model.state_dict(),
+            "meta": meta}
+
+
+def save_checkpoint(path: str | os.PathLike, model: GoeCTP, **meta: Any) -> Path:
+    """Save weights together with the config (and any metadata: metrics, seeds, epoch), atomically."""
+    return atomic_save(checkpoint_dict(model, **meta), path)
+
+
+def save_training_state(path: str | os.PathLike, model: nn.Module, optimizer: Any, scheduler: Any,
+                        rng: dict[str, torch.Tensor], state: dict) -> Path:
+    """Everything needed to resume training (weights, optimiser, scheduler, RNG ByteTensors, loop state)."""
+    return atomic_save({"schema_version": SCHEMA_VERSION, "kind": "training_state",
+                        "state_dict": model.state_dict(), "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict(), "rng": dict(rng), "state": state}, path)
+
+
+# ------------------------------------------------------------------------------------------------ reading
+def _describe(source: Source) -> str:
+    if isinstance(source, (bytes, bytearray, io.BytesIO)):
+        return "<checkpoint bytes>"
+    return str(source)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    line = text[0] if text else ""
+    if "Weights only load failed" in line:  # torch's long message: keep the reason only
+        body = str(exc)
+        for marker in ("Unsupported global:", "Unsupported operand", "WeightsUnpickler error:"):
+            i = body.find(marker)
+            if i >= 0:
+                line = body[i:].splitlines()[0]
+                break
+    return f"{type(exc).__name__}: {line}"[:300]
+
+
+def safe_load(source: Source, map_location: str | torch.device | None = "cpu",
+              allow: Iterable[Any] = (), name: str | None = None) -> Any:
+    """``torch.load(source, weights_only=True)``; any failure becomes a one-line :class:`CheckpointError`.
+
+    ``allow`` lists extra classes the file may hold (e.g. cached graphs): they are reconstructed from data,
+    never called as arbitrary code. ``name`` is used in messages (default: the path).
+    """
+    name = name or _describe(source)
+    if isinstance(source, (bytes, bytearray)):
+        source = io.BytesIO(source)
+    elif not isinstance(source, io.BytesIO):
+        path = Path(source)
+        if not path.is_file():
+            raise CheckpointError(f"{name}: no such checkpoint file")
+        if path.stat().st_size == 0:
+            raise CheckpointError(f"{name}: the file is empty, not a checkpoint")
+    try:
+        allow = list(allow)
+        if allow:
+            with torch.serialization.safe_globals(allow):
+                return torch.load(source, map_location=map_location, weights_only=True)
+        return torch.load(source, map_location=map_location, weights_only=True)
+    except (OSError, MemoryError) as exc:
+        if isinstance(exc, (FileNotFoundError, PermissionError)):
+            raise CheckpointError(f"{name}: cannot read the file ({_first_line(exc)})") from exc
+        raise CheckpointError(f"{name}: not a valid checkpoint ({_first_line(exc)})") from exc
+    except Exception as exc:  # UnpicklingError, RuntimeError (truncated zip), EOFError, ValueError, ...
+        raise CheckpointError(f"{name}: not a valid checkpoint, or one holding code, which is never loaded "
+                              f"({_first_line(exc)})") from exc
+
+
+def cache_safe_globals() -> list[Any]:
+    """The classes goectp's own data caches hold besides tensors (crystal graphs, NumPy arrays): data only."""
+    import numpy as np
+    from torch_geometric.data.data import DataEdgeAttr, DataTensorAttr
+    from torch_geometric.data.storage import GlobalStorage
+
+    try:
+        from numpy._core.multiarray import _reconstruct
+    except ImportError:  # NumPy < 2
+        from numpy.core.multiarray import _reconstruct
+    dtypes = [type(np.dtype(t)) for t in ("f4", "f8", "i4", "i8", "u1", "b1", "U1", "c16")]
+    return [CrystalGraph, GlobalStorage, DataEdgeAttr, DataTensorAttr, np.ndarray, np.dtype, _reconstruct, *dtypes]
+
+
+def load_cache(path: str | os.PathLike) -> Any:
+    """A goectp data cache (graphs, features) written with ``torch.save``, loaded with ``weights_only=True`` and
+    :func:`cache_safe_globals` allowed."""
+    return safe_load(path, map_location=None, allow=cache_safe_globals())
+
+
+def read_checkpoint(source: Source, map_location: str | torch.device | None = "cpu", name: str | None = None) -> dict:
+    """The checkpoint dict of any schema version, normalised to the current keys (``state_dict``, ``meta``)."""
+    name = name or _describe(source)
+    ckpt = safe_load(source, map_location=map_location, name=name)
+    if not isinstance(ckpt, dict):
+        raise CheckpointError(f"{name}: not a GoeCTP checkpoint (holds a {type(ckpt).__name__}, not a dict)")
+    version = ckpt.get("schema_version", 0)
+    if not isinstance(version, int) or version > SCHEMA_VERSION:
+        raise CheckpointError(f"{name}: checkpoint schema version {version!r} is newer than this goectp "
+                              f"understands ({SCHEMA_VERSION}); upgrade goectp")
+    if "state_dict" not in ckpt and "model" in ckpt:  # resume files before schema version 1
+        ckpt = {**ckpt, "state_dict": ckpt["model"]}
+        ckpt.pop("model")
+    if not isinstance(ckpt.get("state_dict"), dict):
+        raise CheckpointError(f"{name}: not a GoeCTP checkpoint (no 'state_dict' of weights)")
+    ckpt.setdefault("meta", {})
+    ckpt["schema_version"] = version
+    return ckpt
+
+
+def model_from_checkpoint(ckpt: dict, name: str = "checkpoint") -> GoeCTP:
+    """Build the model a (normalised) checkpoint dict describes and load its weights."""
+    if not isinstance(ckpt.get("config"), dict):
+        raise CheckpointError(f"{name}: not a GoeCTP model checkpoint (missing 'config')")
+    try:
+        model = GoeCTP(GoeCTPConfig(**ckpt["config"]))
+    except TypeError as exc:  # unknown or missing config keys
+        raise CheckpointError(f"{name}: its model config does not match this goectp version ({exc})") from exc
+    try:
+        model.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise CheckpointError(f"{name}: weights do not match the model config ({first})") from exc
+    model.meta = ckpt.get("meta", {})
+    return model.eval()
+
+
+def load_checkpoint(source: Source, map_location: str | torch.device = "cpu", name: str | None = None) -> GoeCTP:
+    """A model from a checkpoint file (or its bytes; ``name`` for messages); never executes code from the file."""
+    name = name or _describe(source)
+    return model_from_checkpoint(read_checkpoint(source, map_location, name=name), name)
+
+
+def load_training_state(path: str | os.PathLike, map_location: str | torch.device | None = "cpu") -> dict:
+    """A ``last.pt`` resume dict: ``state_dict``, ``optimizer``, ``scheduler``, ``rng`` {name: ByteTensor},
+    ``state``. Older files with ``loader_rng`` / ``aug_rng`` / ``torch_rng`` keys are normalised."""
+    ckpt = read_checkpoint(path, map_location=map_location)
+    if "rng" not in ckpt:
+        ckpt["rng"] = {k[: -len("_rng")]: ckpt.pop(k) for k in ("loader_rng", "aug_rng", "torch_rng") if k in ckpt}
+    missing = [k for k in ("optimizer", "scheduler", "state") if k not in ckpt]
+    if missing:
+        raise CheckpointError(f"{path}: not a training resume file (missing {', '.join(missing)})")
+    return ckpt
+
+
+# ------------------------------------------------------------------------------------------------ ensembles
+class Ensemble(nn.Module):
+    """Several models with the same architecture; ``forward`` returns the member predictions ``[M, B, 3, 3]``."""
+
+    def __init__(self, members: Sequence[GoeCTP], names: Sequence[str] | None = None) -> None:
+        super().__init__()
+        if not members:
+            raise ValueError("an ensemble needs at least one member")
+        self.members = nn.ModuleList(members)
+        self.names = list(names or [f"member{i}" for i in range(len(members))])
+        self.config = members[0].config
+
+    def forward(self, batch, use_frame: bool | None = None) -> torch.Tensor:  # noqa: ANN001
+        return torch.stack([m(batch, use_frame=use_frame) for m in self.members])
+
+    def backbone_prediction(self, batch) -> torch.Tensor:  # noqa: ANN001
+        return self.forward(batch, use_frame=False)
+
+
+# ------------------------------------------------------------------------------------------------ names and paths
+def available_models() -> list[str]:
+    """Names of the models shipped in ``assets/models`` (folders holding ``*.pt`` members)."""
+    root = assets_dir() / "models"
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and any(p.glob("*.pt"))) if root.exists() else []
+
+
+def is_model_name(spec: str | os.PathLike) -> bool:
+    """True for a shipped-model *name*: a ``str`` without a path separator, not ``.``-prefixed, not ``*.pt``."""
+    if not isinstance(spec, str) or not spec:
+        return False
+    seps = {"/", os.sep, *([os.altsep] if os.altsep else [])}
+    return not any(s in spec for s in seps) and not spec.startswith((".", "~")) and not spec.endswith(".pt")
+
+
+def resolve_model_path(spec: str | os.PathLike) -> Path:
+    """The file or folder ``spec`` means: a name → ``assets/models/<name>`` only; anything else → that path."""
+    if is_model_name(spec):
+        path = assets_dir() / "models" / spec
+        if not path.exists():
+            hint = f"; to load ./{spec} from the working directory, give it as a path" if Path(spec).exists() else ""
+            raise FileNotFoundError(f"no shipped model named {spec!r}; shipped models: "
+                                    f"{available_models() or 'none'}{hint}")
+        return path
+    path = Path(spec).expanduser()
+    if not path.exists():
+        raise FileNotFoundError(f"no checkpoint file or folder {str(spec)!r}")
+    return path
+
+
+def checkpoint_files(spec: str | os.PathLike) -> list[Path]:
+    """Checkpoint files for a file, a folder of ``*.pt`` members (sorted by name), or a shipped model name."""
+    path = resolve_model_path(spec)
+    if path.is_file():
+        return [path]
+    files = sorted(p for p in path.glob("*.pt") if p.is_file())
+    if not files:
+        raise FileNotFoundError(f"{path} holds no *.pt checkpoints")
+    return files
+
+
+def load_model(path_or_name: str | os.PathLike = "default", member: int | None = None) -> GoeCTP | Ensemble:
+    """Load a checkpoint file, a folder of checkpoints (an ensemble), or a model shipped in ``assets/models``.
+
+    ``member`` picks a single member of an ensemble. Files are loaded with ``weights_only=True``.
+    """
+    path = resolve_model_path(path_or_name)
+    if path.is_file():
+        return load_checkpoint(path)
+    files = checkpoint_files(path)
+    if member is not None:
+        return load_checkpoint(files[member])
+    return Ensemble([load_checkpoint(f) for f in files], [f.stem for f in files]).eval()
