@@ -12,19 +12,20 @@ import numpy as np
 
 # --------------------------------------------------------------------------------------------------------- predict
 def cmd_predict(args: argparse.Namespace) -> int:
-    from goectp.api import load_model, predict
+    from goectp.api import default_device, load_model, predict
     from goectp.evaluation.metrics import anisotropy, eigenvalues, mean_eigenvalue
     from goectp.structures import StructureError, load_structures
 
+    device = default_device(args.device)  # a clear error for --device cuda without CUDA, before any work
     model = load_model(args.model)
     rows = []
     for path in args.structures:
         try:
             struct = load_structures(path, max_sites=args.max_sites)[0]
-            mean, std = predict(struct, model, device=args.device, return_std=True, use_frame=False if args.no_frame
-                                else None)
-        except (StructureError, FileNotFoundError, ValueError) as exc:
-            print(f"error: {exc}", file=sys.stderr)
+            mean, std = predict(struct, model, device=device, return_std=True, max_sites=args.max_sites,
+                                use_frame=False if args.no_frame else None)
+        except (StructureError, FileNotFoundError, ValueError, ArithmeticError, OSError) as exc:
+            print(f"error: {_one_line(exc)}", file=sys.stderr)
             rows.append({"file": str(path), "error": str(exc)})
             continue
         eps, sd = mean[0], std[0]
@@ -184,6 +185,9 @@ def cmd_data(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="goectp", description="GoeCTP: equivariant dielectric tensor prediction")
+    ap.add_argument("--debug", action="store_true",
+                    help="on an error, show the full traceback instead of a one-line message (also accepted after "
+                         "the subcommand)")
     sub = ap.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("predict", help="predict the dielectric tensor of CIF/POSCAR/extxyz files")
@@ -256,12 +260,35 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _one_line(exc: BaseException, limit: int = 400) -> str:
+    """``exc`` as one line: its message's first line (with the type for errors that are not plain ValueErrors)."""
+    lines = str(exc).strip().splitlines()
+    text = lines[0] if lines else type(exc).__name__
+    if not isinstance(exc, (ValueError, FileNotFoundError)):  # ours say what is wrong; name the others' type
+        text = f"{type(exc).__name__}: {text}"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run the CLI. Any error ends with a one-line message and exit status 2 (130 when interrupted); ``--debug``
+    (anywhere on the command line, or ``GOECTP_DEBUG=1``) shows the traceback instead."""
+    import os
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or os.environ.get("GOECTP_DEBUG", "") not in ("", "0")
+    argv = [a for a in argv if a != "--debug"]
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (FileNotFoundError, ValueError, RuntimeError) as exc:
-        print(f"goectp {args.command}: error: {exc}", file=sys.stderr)
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print(f"goectp {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if debug:
+            raise
+        print(f"goectp {args.command}: error: {_one_line(exc)} (--debug shows the traceback)", file=sys.stderr)
         return 2
 
 

@@ -1,7 +1,11 @@
 """Turn user input (Structure, ASE Atoms, CIF/POSCAR/extxyz path, text) into a validated pymatgen Structure.
 
-Every failure raises :class:`StructureError` (a ``ValueError``) whose message names the problem, so that the CLI
-and the explorer can show it instead of crashing.
+Every failure raises :class:`StructureError` (a ``ValueError``) whose message names the problem and whose ``code``
+is one of :data:`REASON_CODES`, so that the CLI, the explorer and the screening can show it instead of crashing.
+
+Cheap checks run before the expensive parse: :func:`precheck_structure_text` / :func:`precheck_structure_file`
+refuse a file that is too big or holds too many sites (counted from the text: CIF atom-site loop rows, the POSCAR
+counts line, the extxyz atom count), in milliseconds, before pymatgen's O(n²) parse.
 """
 
 from __future__ import annotations
@@ -18,21 +22,177 @@ from goectp.io_formats import guess_format, normalize_format
 
 #: Cells larger than this are refused by default (graph size grows with k * n_sites).
 MAX_SITES = 500
+#: Structure files larger than this are refused before reading them.
+MAX_FILE_BYTES = 50_000_000
+#: Lattice vectors longer than this (Å) are absurd for a crystal (and overflow the model's float arithmetic).
+MAX_LATTICE_LENGTH = 1.0e4
+#: Atoms closer than this (Å) overlap (duplicated sites); no real crystal has them.
+MIN_DISTANCE = 0.1
+#: Every atom needs at least one neighbour within this distance (Å): otherwise it is an isolated atom in vacuum.
+NEIGHBOR_CUTOFF = 8.0
+#: A string longer than this given as a structure is file contents, not a path.
+MAX_PATH_CHARS = 4096
+
+#: ``StructureError.code`` values (the screening's ``reason_code`` for rejected structures).
+REASON_CODES = {
+    "unparseable": "the file or object could not be read as a crystal structure",
+    "file_too_large": "the file is larger than the size limit",
+    "too_large": "more sites than the limit",
+    "empty": "no atoms",
+    "disordered": "partial occupancies",
+    "not_periodic": "not periodic in all three directions",
+    "non_finite": "NaN or infinite lattice or coordinates",
+    "degenerate_lattice": "singular or flat cell",
+    "absurd_lattice": "a lattice vector longer than MAX_LATTICE_LENGTH",
+    "unknown_element": "an element the model does not know",
+    "too_dense": "less than 1 Å^3 per atom (wrong units?)",
+    "overlapping_atoms": "two atoms closer than MIN_DISTANCE",
+    "too_few_neighbors": "an atom without any neighbour within NEIGHBOR_CUTOFF",
+    "invalid_structure": "any other problem",
+}
 
 
 class StructureError(ValueError):
-    """A structure that cannot be used for prediction; the message says why."""
+    """A structure that cannot be used for prediction; the message says why, ``code`` is in :data:`REASON_CODES`."""
+
+    def __init__(self, message: str, code: str = "invalid_structure") -> None:
+        super().__init__(message)
+        self.code = code
+
+    def __reduce__(self):  # noqa: ANN204 - keep the code across pickling (Dask)
+        return type(self), (str(self), self.code)
 
 
-def structure_from_file(path: str | os.PathLike, fmt: str | None = None):  # noqa: ANN201
-    """Read a CIF / POSCAR / extxyz (or anything pymatgen or ASE reads) from ``path``."""
+def _short(name: str, limit: int = 80) -> str:
+    return name if len(name) <= limit else name[: limit - 1] + "…"
+
+
+def _cif_site_rows(lines: list[str]) -> int | None:
+    """Rows of the first ``_atom_site_`` loop with coordinates (an asymmetric unit: a lower bound on the sites)."""
+    i, n = 0, len(lines)
+    while i < n:
+        if not lines[i].lstrip().lower().startswith("loop_"):
+            i += 1
+            continue
+        j, keys = i + 1, []
+        while j < n and (lines[j].lstrip().startswith("_") or not lines[j].strip()):
+            if lines[j].strip():
+                keys.append(lines[j].split()[0].lower())
+            j += 1
+        if not {"_atom_site_fract_x", "_atom_site_cartn_x"} & set(keys):
+            i = j
+            continue
+        rows = tokens = 0
+        while j < n:
+            t = lines[j].strip()
+            if t.lower().startswith(("loop_", "data_", "save_", "_")):
+                break
+            if t and not t.startswith(("#", ";")):
+                rows += 1
+                tokens += len(t.split())
+            j += 1
+        return min(rows, tokens // max(len(keys), 1))
+    return None
+
+
+def _poscar_sites(lines: list[str]) -> int | None:
+    for line in lines[5:7]:
+        parts = line.split()
+        if parts and all(p.isdigit() for p in parts):
+            return sum(int(p) for p in parts)
+    return None
+
+
+def estimate_site_count(text: str, fmt: str) -> int | None:
+    """Number of sites read from the file text without parsing the structure (milliseconds), or ``None``.
+
+    CIF: rows of the atom-site loop (the asymmetric unit, a lower bound); POSCAR: sum of the counts line; extxyz:
+    the first line; JSON: ``len(sites)``.
+    """
+    fmt = normalize_format(fmt)
+    try:
+        if fmt == "cif":
+            return _cif_site_rows(text.splitlines())
+        if fmt == "poscar":
+            return _poscar_sites(text.splitlines()[:8])
+        if fmt == "extxyz":
+            first = text.lstrip().split("\n", 1)[0].strip()
+            return int(first) if first.isdigit() else None
+        if fmt == "json":
+            import json
+
+            sites = json.loads(text).get("sites")
+            return len(sites) if isinstance(sites, list) else None
+    except (ValueError, AttributeError, RecursionError):
+        return None
+    return None
+
+
+def precheck_structure_text(text: str, fmt: str, max_sites: int | None = MAX_SITES, name: str = "structure",
+                            max_bytes: int | None = MAX_FILE_BYTES) -> int | None:
+    """Refuse, before any parsing, text that is empty, too large, or holds more than ``max_sites`` sites.
+
+    Returns the estimated site count (``None`` when the text does not tell); raises :class:`StructureError`
+    (codes ``empty``, ``file_too_large``, ``too_large``) naming ``name``. Cheap: safe to call on an upload in a
+    server's event loop.
+    """
+    name = _short(str(name))
+    if not text.strip():
+        raise StructureError(f"{name}: file is empty", code="empty")
+    if max_bytes is not None and len(text) > max_bytes:
+        raise StructureError(f"{name}: {len(text):,} characters, more than the limit of {max_bytes:,}",
+                             code="file_too_large")
+    count = estimate_site_count(text, fmt)
+    if max_sites is not None and count is not None and count > max_sites:
+        at_least = "at least " if normalize_format(fmt) == "cif" else ""
+        raise StructureError(f"{name}: {at_least}{count} sites, more than the limit of {max_sites} "
+                             "(raise max_sites to allow)", code="too_large")
+    return count
+
+
+def precheck_structure_file(path: str | os.PathLike, fmt: str | None = None, max_sites: int | None = MAX_SITES,
+                            max_bytes: int | None = MAX_FILE_BYTES) -> int | None:
+    """:func:`precheck_structure_text` for a file: existence, size (from ``stat``, before reading), site count.
+
+    Compressed or binary files are only size-checked. Returns the estimated site count or ``None``.
+    """
+    path = Path(path)
+    name = _short(path.name)
+    try:
+        if not path.is_file():
+            raise StructureError(f"{_short(str(path))}: no such file", code="unparseable")
+        size = path.stat().st_size
+    except OSError as exc:
+        raise StructureError(f"{_short(str(path))}: cannot open ({exc.strerror or exc})", code="unparseable") from exc
+    if size == 0:
+        raise StructureError(f"{name}: file is empty", code="empty")
+    if max_bytes is not None and size > max_bytes:
+        raise StructureError(f"{name}: {size:,} bytes, more than the limit of {max_bytes:,}", code="file_too_large")
+    fmt = normalize_format(fmt) if fmt else guess_format(path)
+    if fmt is None or max_sites is None:
+        return None
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise StructureError(f"{name}: cannot read ({exc.strerror or exc})", code="unparseable") from exc
+    return precheck_structure_text(text, fmt, max_sites=max_sites, name=name, max_bytes=None)
+
+
+def structure_from_file(path: str | os.PathLike, fmt: str | None = None, max_sites: int | None = None,  # noqa: ANN201
+                        max_bytes: int | None = MAX_FILE_BYTES):
+    """Read a CIF / POSCAR / extxyz (or anything pymatgen or ASE reads) from ``path``.
+
+    :func:`precheck_structure_file` runs first: ``max_sites`` (None: no limit here) and ``max_bytes`` refuse a
+    file before the expensive parse.
+    """
     from pymatgen.core import Structure
 
+    if isinstance(path, str) and (len(path) > MAX_PATH_CHARS or "\n" in path):
+        raise StructureError(f"a string given as a structure must be a file path; this one is {len(path):,} "
+                             "characters of text: use goectp.structures.structure_from_string(text, fmt) for file "
+                             "contents", code="unparseable")
     path = Path(path)
-    if not path.exists():
-        raise StructureError(f"{path}: no such file")
-    if path.stat().st_size == 0:
-        raise StructureError(f"{path}: file is empty")
+    precheck_structure_file(path, fmt, max_sites=max_sites, max_bytes=max_bytes)
     fmt = normalize_format(fmt) if fmt else guess_format(path, compressed=True)
     try:
         if fmt == "extxyz" or path.suffix.lower() == ".traj":  # ASE formats
@@ -46,17 +206,19 @@ def structure_from_file(path: str | os.PathLike, fmt: str | None = None):  # noq
     except StructureError:
         raise
     except Exception as exc:  # pymatgen/ASE raise many exception types for bad files
-        msg = f"{path.name}: could not parse as a crystal structure ({type(exc).__name__}: {exc})"
-        raise StructureError(msg) from exc
+        msg = f"{_short(path.name)}: could not parse as a crystal structure ({type(exc).__name__}: {exc})"
+        raise StructureError(msg, code="unparseable") from exc
 
 
-def structure_from_string(text: str, fmt: str) -> Any:
-    """Parse ``text`` in format ``fmt`` ('cif', 'poscar', 'extxyz', 'json')."""
+def structure_from_string(text: str, fmt: str, max_sites: int | None = None) -> Any:
+    """Parse ``text`` in format ``fmt`` ('cif', 'poscar', 'extxyz', 'json'); ``max_sites`` is checked on the text
+    first (:func:`precheck_structure_text`)."""
     from pymatgen.core import Structure
 
     fmt = normalize_format(fmt)
     if not text.strip():
-        raise StructureError("the file is empty")
+        raise StructureError("the file is empty", code="empty")
+    precheck_structure_text(text, fmt, max_sites=max_sites, name=f"the {fmt} text")
     try:
         if fmt == "extxyz":
             import io
@@ -70,29 +232,45 @@ def structure_from_string(text: str, fmt: str) -> Any:
             return Structure.from_str(text, fmt=fmt)
     except Exception as exc:
         msg = f"could not parse the {fmt} text as a crystal structure ({type(exc).__name__}: {exc})"
-        raise StructureError(msg) from exc
+        raise StructureError(msg, code="unparseable") from exc
 
 
-def to_structure(obj: Any) -> Any:
-    """Convert a Structure, ASE Atoms, dict (``Structure.as_dict()``) or file path to a pymatgen Structure."""
+def to_structure(obj: Any, max_sites: int | None = None) -> Any:
+    """Convert a Structure, ASE Atoms, dict (``Structure.as_dict()``) or file path to a pymatgen Structure.
+
+    ``max_sites`` lets a file be refused from its text before parsing (see :func:`precheck_structure_file`).
+    """
     from pymatgen.core import Structure
 
     if isinstance(obj, Structure):
         return obj
     if isinstance(obj, (str, os.PathLike)):
-        return structure_from_file(obj)
+        return structure_from_file(obj, max_sites=max_sites)
     if isinstance(obj, dict):
+        if max_sites is not None and isinstance(obj.get("sites"), list) and len(obj["sites"]) > max_sites:
+            raise StructureError(f"structure has {len(obj['sites'])} sites, more than the limit of {max_sites} "
+                                 "(raise max_sites to allow)", code="too_large")
         try:
             return Structure.from_dict(obj)
         except Exception as exc:
-            raise StructureError(f"dict is not a pymatgen Structure ({type(exc).__name__}: {exc})") from exc
+            raise StructureError(f"dict is not a pymatgen Structure ({type(exc).__name__}: {exc})",
+                                 code="unparseable") from exc
     if type(obj).__name__ == "Atoms":  # ASE, without importing ase eagerly
         from pymatgen.io.ase import AseAtomsAdaptor
 
         if not np.all(obj.pbc):
-            raise StructureError("ASE Atoms must be periodic in all three directions (pbc=True)")
-        return AseAtomsAdaptor.get_structure(obj)
-    raise StructureError(f"cannot use an object of type {type(obj).__name__} as a crystal structure")
+            raise StructureError("ASE Atoms must be periodic in all three directions (pbc=True)", code="not_periodic")
+        cell = np.asarray(obj.cell, dtype=float)
+        if not np.all(np.isfinite(cell)) or abs(np.linalg.det(cell)) < 1e-3:
+            raise StructureError(f"ASE Atoms has a singular or zero cell (volume {abs(np.linalg.det(cell)):.3g} Å^3):"
+                                 " set the cell of the crystal", code="degenerate_lattice")
+        try:
+            return AseAtomsAdaptor.get_structure(obj)
+        except Exception as exc:
+            raise StructureError(f"ASE Atoms could not be converted ({type(exc).__name__}: {exc})",
+                                 code="unparseable") from exc
+    raise StructureError(f"cannot use an object of type {type(obj).__name__} as a crystal structure",
+                         code="unparseable")
 
 
 def validate_structure(structure: Any, max_sites: int = MAX_SITES) -> Any:
@@ -101,33 +279,61 @@ def validate_structure(structure: Any, max_sites: int = MAX_SITES) -> Any:
 
     n = len(structure)
     if n == 0:
-        raise StructureError("structure has no atoms")
+        raise StructureError("structure has no atoms", code="empty")
     if n > max_sites:
-        raise StructureError(f"structure has {n} sites, more than the limit of {max_sites} (raise max_sites to allow)")
+        raise StructureError(f"structure has {n} sites, more than the limit of {max_sites} (raise max_sites to allow)",
+                             code="too_large")
     if not structure.is_ordered:
         bad = next(i for i, s in enumerate(structure) if not s.is_ordered)
         raise StructureError(
             f"structure is disordered (site {bad}: {structure[bad].species_string}); partial occupancies are not "
-            "supported: order it first, e.g. with pymatgen's OrderDisorderedStructureTransformation"
-        )
+            "supported: order it first, e.g. with pymatgen's OrderDisorderedStructureTransformation",
+            code="disordered")
     if not all(getattr(structure, "pbc", (True, True, True))):
-        raise StructureError("structure must be periodic in all three directions (pbc=True)")
+        raise StructureError("structure must be periodic in all three directions (pbc=True)", code="not_periodic")
     lat = structure.lattice.matrix
     if not np.all(np.isfinite(lat)):
-        raise StructureError("lattice contains NaN or infinite values")
+        raise StructureError("lattice contains NaN or infinite values", code="non_finite")
     if not np.all(np.isfinite(structure.frac_coords)):
-        raise StructureError("atomic coordinates contain NaN or infinite values")
-    vol = abs(np.linalg.det(lat))
-    if vol < 1e-3 or vol / max(np.linalg.norm(lat, axis=1).prod(), 1e-300) < 1e-6:
-        raise StructureError(f"lattice is singular or degenerate (cell volume {vol:.3g} Å^3)")
+        raise StructureError("atomic coordinates contain NaN or infinite values", code="non_finite")
+    lengths = np.linalg.norm(lat, axis=1)
+    if lengths.max() > MAX_LATTICE_LENGTH:
+        raise StructureError(f"lattice vector of {lengths.max():.3g} Å, longer than the limit of "
+                             f"{MAX_LATTICE_LENGTH:.0f} Å: not a crystal (check the units, Å expected)",
+                             code="absurd_lattice")
+    with np.errstate(all="ignore"):
+        vol = abs(np.linalg.det(lat))
+    if vol < 1e-3 or vol / max(lengths.prod(), 1e-300) < 1e-6:
+        raise StructureError(f"lattice is singular or degenerate (cell volume {vol:.3g} Å^3)",
+                             code="degenerate_lattice")
     for site in structure:
         sp = site.specie
         el = getattr(sp, "element", sp)
         if not isinstance(el, Element) or el.Z < 1 or el.Z > 100:
-            raise StructureError(f"unknown or unsupported element {site.species_string!r} (Z must be 1..100)")
+            raise StructureError(f"unknown or unsupported element {site.species_string!r} (Z must be 1..100)",
+                                 code="unknown_element")
     if vol / n < 1.0:
-        raise StructureError(f"atoms are too dense ({vol / n:.3g} Å^3 per atom): check the units (Å expected)")
+        raise StructureError(f"atoms are too dense ({vol / n:.3g} Å^3 per atom): check the units (Å expected)",
+                             code="too_dense")
+    _check_neighbors(structure)
     return structure
+
+
+def _check_neighbors(structure: Any) -> None:
+    """Overlapping atoms (closer than :data:`MIN_DISTANCE`) and isolated atoms (no neighbour within
+    :data:`NEIGHBOR_CUTOFF`), from one neighbour list."""
+    centers, points, _, dists = structure.get_neighbor_list(NEIGHBOR_CUTOFF, numerical_tol=1e-8, exclude_self=True)
+    if len(dists) and dists.min() < MIN_DISTANCE:
+        e = int(np.argmin(dists))
+        i, j = int(centers[e]), int(points[e])
+        raise StructureError(f"atoms overlap: sites {i} ({structure[i].species_string}) and {j} "
+                             f"({structure[j].species_string}) are {dists[e]:.3g} Å apart (duplicated sites?)",
+                             code="overlapping_atoms")
+    lonely = np.setdiff1d(np.arange(len(structure)), centers)
+    if len(lonely):
+        i = int(lonely[0])
+        raise StructureError(f"site {i} ({structure[i].species_string}) has no neighbour within {NEIGHBOR_CUTOFF:g} Å:"
+                             " an isolated atom, not a crystal (vacuum too large?)", code="too_few_neighbors")
 
 
 def load_structures(objs: Any | Iterable[Any], max_sites: int = MAX_SITES) -> list[Any]:
@@ -135,16 +341,16 @@ def load_structures(objs: Any | Iterable[Any], max_sites: int = MAX_SITES) -> li
     from pymatgen.core import Structure
 
     if isinstance(objs, (Structure, str, os.PathLike, dict)) or type(objs).__name__ == "Atoms":
-        return [validate_structure(to_structure(objs), max_sites=max_sites)]
+        return [validate_structure(to_structure(objs, max_sites=max_sites), max_sites=max_sites)]
     if not isinstance(objs, Iterable):
         raise StructureError(f"cannot use an object of type {type(objs).__name__} as a crystal structure")
     objs = list(objs)
     out = []
     for i, obj in enumerate(objs):
         try:
-            out.append(validate_structure(to_structure(obj), max_sites=max_sites))
+            out.append(validate_structure(to_structure(obj, max_sites=max_sites), max_sites=max_sites))
         except StructureError as exc:
             if len(objs) == 1:
                 raise
-            raise StructureError(f"structure {i}: {exc}") from exc
+            raise StructureError(f"structure {i}: {exc}", code=exc.code) from exc
     return out

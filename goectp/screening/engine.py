@@ -102,14 +102,31 @@ def load_training(path: str | Path | None) -> tuple[TrainingIndex | None, str | 
     return load_training_index(path), sha256_file(path)
 
 
-def iter_chunks(records: Iterable[dict], chunk_size: int, done: set[str], report: PassReport) -> Iterator[list[dict]]:
-    """Group pool records into chunks, skipping done ids and renaming duplicate ids (rejected as such)."""
+def duplicate_key(original: str, pool_index: int, taken: Callable[[str], bool]) -> str:
+    """``<id>#dup<pool_index>``, extended with further ``#dup<pool_index>`` until ``taken(key)`` is False, so the
+    key of a repeated id never equals another record's id."""
+    key = f"{original}#dup{pool_index}"
+    while taken(key):
+        key = f"{key}#dup{pool_index}"
+    return key
+
+
+def iter_chunks(records: Iterable[dict], chunk_size: int, done: set[str], report: PassReport,
+                all_ids: set[str] | None = None) -> Iterator[list[dict]]:
+    """Group pool records into chunks, skipping done ids and renaming duplicate ids (rejected as such).
+
+    A repeated id gets a key (:func:`duplicate_key`) that is neither an id seen so far nor, when ``all_ids`` (every
+    literal id of the pool) is given, any id still to come; without ``all_ids`` a later record whose literal id
+    equals an earlier key is renamed in turn. Either way every record keeps its own row in every output.
+    """
     seen: set[str] = set()
     chunk: list[dict] = []
+    ids = all_ids or set()
     for rec in records:
         if rec["id"] in seen:
             original = rec["id"]
-            rec = {**rec, "id": f"{original}#dup{rec['pool_index']}", "reject_code": "duplicate_id",
+            key = duplicate_key(original, rec["pool_index"], lambda k: k in seen or k in ids)
+            rec = {**rec, "id": key, "reject_code": "duplicate_id",
                    "reject_reason": f"id {original!r} occurs more than once in the pool"}
         seen.add(rec["id"])
         report.expected_ids.append(rec["id"])
@@ -211,8 +228,11 @@ def score_pool(opts: ScreeningOptions, model: ModelSpec | None = None,
     context = ScoringContext(model=model, training=training, max_sites=opts.max_sites, device=opts.device,
                              batch_size=opts.batch_size, torch_threads=opts.torch_threads, symprec=opts.symprec)
     report = PassReport()
-    total = opts.limit
-    if total is None and hasattr(pool, "count"):
+    total, all_ids = opts.limit, None
+    if total is None and hasattr(pool, "ids"):  # one cheap pass: the total, and the ids duplicate keys must avoid
+        ids = pool.ids()
+        total, all_ids = len(ids), set(ids)
+    elif total is None and hasattr(pool, "count"):
         total = pool.count()
     records = itertools.islice(iter(pool), opts.limit) if opts.limit is not None else iter(pool)
     bar = tqdm(total=total, unit="struct", desc="screening", disable=not opts.progress, smoothing=0.1)
@@ -232,7 +252,7 @@ def score_pool(opts: ScreeningOptions, model: ModelSpec | None = None,
             return True
         return False
 
-    chunks = iter_chunks(records, opts.chunk_size, done, report)
+    chunks = iter_chunks(records, opts.chunk_size, done, report, all_ids=all_ids)
     start = time.perf_counter()
     try:
         if opts.use_dask:

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from goectp.csvsafe import write_csv
 from goectp.screening.jsonstream import iter_json_items
 from goectp.screening.scoring import anisotropy_ratio
 
@@ -126,18 +127,18 @@ def export_assets(run, pool, out_dir: str | os.PathLike, training_path: str | os
     paths: dict[str, Path] = {}
     results = rk.results.assign(has_structure=rk.results["id"].isin(shipped))
     paths["screening_results"] = out / "screening_results.csv"
-    results[[*EXPLORER_COLUMNS, "has_structure"]].to_csv(paths["screening_results"], index=False,
-                                                          float_format=FLOAT_FORMAT)
+    write_csv(results[[*EXPLORER_COLUMNS, "has_structure"]], paths["screening_results"], index=False,
+              float_format=FLOAT_FORMAT)
     for name, frame in (("top_high_k", rk.top_high_k), ("top_anisotropy", rk.top_anisotropy)):
         paths[name] = out / f"{name}.csv"
-        run.provenance.stamp(frame.drop(columns=[c for c in DROP_FROM_TOP if c in frame])).to_csv(
-            paths[name], index=False, float_format=FLOAT_FORMAT)
+        write_csv(run.provenance.stamp(frame.drop(columns=[c for c in DROP_FROM_TOP if c in frame])), paths[name],
+                  index=False, float_format=FLOAT_FORMAT)
     paths["top_structures"] = out / "top_structures.json.gz"
     with gzip.open(paths["top_structures"], "wt", encoding="utf-8", compresslevel=9) as fh:
         json.dump(shipped, fh, separators=(",", ":"))
     if training_path is not None:
         paths["training_set"] = out / "training_set.csv"
-        training_table(training_path).to_csv(paths["training_set"], index=False, float_format=FLOAT_FORMAT)
+        write_csv(training_table(training_path), paths["training_set"], index=False, float_format=FLOAT_FORMAT)
     summary = {**run.summary, "provenance": {**run.provenance.as_dict(), "pool": Path(run.provenance.pool).name},
                "structures_shipped": len(shipped)}
     summary.pop("options", None)

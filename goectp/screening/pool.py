@@ -61,6 +61,10 @@ class JsonPool:
         """Number of records (one streaming pass; about a second for the shared pool)."""
         return sum(1 for _ in iter_json_items(self.path))
 
+    def ids(self) -> list[str]:
+        """The id of every record, in order, duplicates included (one streaming pass, like :meth:`count`)."""
+        return [rec["id"] for rec in self]
+
 
 def candidate_id(relative_path: str) -> str:
     """``sub/NaCl.cif`` -> ``sub/NaCl``; ``x/POSCAR`` stays ``x/POSCAR`` (only known structure suffixes go)."""

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from goectp.csvsafe import write_csv
 from goectp.screening.engine import PassReport, ScreeningOptions, load_training, merge_parts, options_dict, score_pool
 from goectp.screening.models import load_model_spec
 from goectp.screening.pool import open_pool
@@ -102,12 +103,12 @@ def write_outputs(run: ScreeningRun, out_dir: Path) -> dict[str, Path]:
                         ("top_anisotropy", rk.top_anisotropy)):
         stamped = stamp(frame)
         stamped.to_parquet(out_dir / f"{name}.parquet", index=False)
-        stamped.to_csv(out_dir / f"{name}.csv", index=False)
+        write_csv(stamped, out_dir / f"{name}.csv", index=False)
         paths[name] = out_dir / f"{name}.parquet"
-    rk.rejects.to_csv(out_dir / "rejects.csv", index=False)
+    write_csv(rk.rejects, out_dir / "rejects.csv", index=False)
     paths["rejects"] = out_dir / "rejects.csv"
     if run.comparison is not None:
-        run.comparison.table.to_csv(out_dir / "reference_comparison.csv", index=False)
+        write_csv(run.comparison.table, out_dir / "reference_comparison.csv", index=False)
         paths["reference_comparison"] = out_dir / "reference_comparison.csv"
     (out_dir / "summary.json").write_text(json.dumps(run.summary, indent=2, default=str))
     paths["summary"] = out_dir / "summary.json"

@@ -4,8 +4,9 @@
 bad structure: each candidate becomes one row with ``status`` ``scored``, ``rejected`` (bad structure),
 ``excluded`` (training data), with a ``reason_code`` and a human ``reason``.
 
-Reason codes: ``unparseable``, ``unknown_element``, ``too_large``, ``disordered``, ``invalid_structure``,
-``graph_error``, ``features_error``, ``model_error``, ``in_training``.
+Reason codes: those of :data:`goectp.structures.REASON_CODES` (``unparseable``, ``unknown_element``, ``too_large``,
+``disordered``, ``overlapping_atoms``, ``absurd_lattice``, ``too_few_neighbors``, …, ``invalid_structure``), and
+``duplicate_id``, ``graph_error``, ``features_error``, ``model_error``, ``in_training``.
 """
 
 from __future__ import annotations
@@ -52,17 +53,29 @@ class Rejected(Exception):  # noqa: N818 - a control-flow signal, not an error o
         self.code, self.reason = code, reason
 
 
-def parse_candidate(rec: dict):  # noqa: ANN201 - pymatgen Structure
-    """The candidate's Structure, or :class:`Rejected` ('unparseable' / 'unknown_element')."""
+def parse_candidate(rec: dict, max_sites: int | None = None):  # noqa: ANN201 - pymatgen Structure
+    """The candidate's Structure, or :class:`Rejected` ('unparseable' / 'unknown_element' / 'too_large': the site
+    count is checked on the text or dict before parsing)."""
     from pymatgen.core import Structure
 
     try:
         if rec.get("structure") is not None:
+            sites = rec["structure"].get("sites") if isinstance(rec["structure"], dict) else None
+            if max_sites is not None and isinstance(sites, list) and len(sites) > max_sites:
+                raise Rejected("too_large", f"{len(sites)} sites > the limit of {max_sites} per cell")
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 return Structure.from_dict(rec["structure"])
         if rec.get("text") is not None:
-            return structure_from_string(rec["text"], rec.get("fmt") or "cif")
+            return structure_from_string(rec["text"], rec.get("fmt") or "cif", max_sites=max_sites)
+    except Rejected:
+        raise
+    except StructureError as exc:
+        if exc.code in ("too_large", "empty", "file_too_large"):
+            raise Rejected("too_large" if exc.code != "empty" else "unparseable", str(exc)) from exc
+        msg = str(exc)
+        code = "unknown_element" if ("valid Element" in msg or "nrecognized element" in msg) else "unparseable"
+        raise Rejected(code, f"could not parse the structure: {msg}") from exc
     except Exception as exc:
         msg = str(exc)
         code = "unknown_element" if ("valid Element" in msg or "nrecognized element" in msg) else "unparseable"
@@ -71,23 +84,12 @@ def parse_candidate(rec: dict):  # noqa: ANN201 - pymatgen Structure
 
 
 def check_structure(structure, max_sites: int) -> None:  # noqa: ANN001
-    """Raise :class:`Rejected` with the most specific reason code for a structure the model cannot use."""
-    from pymatgen.core import Element
-
-    n = len(structure)
-    if n > max_sites:
-        raise Rejected("too_large", f"{n} sites > the limit of {max_sites} per cell")
-    if not structure.is_ordered:
-        site = next(s for s in structure if not s.is_ordered)
-        raise Rejected("disordered", f"disordered site {site.species_string} (partial occupancy)")
-    for site in structure:
-        el = getattr(site.specie, "element", site.specie)
-        if not isinstance(el, Element) or not 1 <= el.Z <= 100:
-            raise Rejected("unknown_element", f"unknown or unsupported element {site.species_string!r}")
+    """Raise :class:`Rejected` with the validator's reason code (:func:`goectp.structures.validate_structure`, the
+    one structure validator) for a structure the model cannot use."""
     try:
         validate_structure(structure, max_sites=max_sites)
     except StructureError as exc:
-        raise Rejected("invalid_structure", str(exc)) from exc
+        raise Rejected(exc.code, str(exc)) from exc
 
 
 def _crystal_system(structure, symprec: float | None) -> tuple[str | None, int | None]:  # noqa: ANN001
@@ -149,7 +151,7 @@ def score_chunk(candidates: list[dict], context: ScoringContext) -> pd.DataFrame
         try:
             if rec.get("reject_code"):
                 raise Rejected(rec["reject_code"], rec.get("reject_reason") or rec["reject_code"])
-            structure = parse_candidate(rec)
+            structure = parse_candidate(rec, context.max_sites)
             row["n_sites"], row["volume"] = len(structure), float(structure.volume)
             row["formula"] = row["formula"] or structure.composition.reduced_formula
             check_structure(structure, context.max_sites)
