@@ -54,47 +54,37 @@ def _shipped() -> str:
     return ", ".join(available_models()) or "none shipped"
 
 
-def _model_config(args: argparse.Namespace):  # noqa: ANN202
-    from goectp.models import GoeCTPConfig
-
-    extra = {}
-    if getattr(args, "node_features", None):
-        from goectp.features import feature_dim
-
-        extra = {"node_features": args.node_features, "node_feature_dim": feature_dim(args.node_features)}
-    return GoeCTPConfig(variant=args.variant, hidden=args.hidden, num_layers=args.layers, pooling=args.pooling,
-                        cell_reduction=args.cell_reduction, symmetrize=args.symmetrize,
-                        positive_definite=args.positive_definite, use_frame=not args.no_frame, **extra)
-
-
-def _graph_set(path: Path, node_features: str | None):  # noqa: ANN202 - GraphSet
-    """The data file's graphs, with cached foundation-model node features when the model uses them."""
+def _graph_set(path: Path, node_features: str | None, k: int = 16):  # noqa: ANN202 - GraphSet
+    """The data file's graphs (``k`` neighbours), with cached foundation-model node features when the model uses
+    them."""
     from goectp.data import load_graph_set
 
     if not node_features:
-        return load_graph_set(path, progress=True)
+        return load_graph_set(path, k=k, progress=True)
     from goectp.features import load_featured_graph_set
 
-    gs, info = load_featured_graph_set(path, node_features, progress=True)
+    gs, info = load_featured_graph_set(path, node_features, k=k, progress=True)
     print(f"{node_features} node features: {'cache hit' if info['hit'] else 'computed'} ({info['cache']})")
     return gs
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from goectp.cli_config import run_config_record, training_configs
     from goectp.data import sha256_file
     from goectp.training import TrainConfig, run_split
 
+    mcfg, train_values = training_configs(args, "train")  # command line > --config file > dataclass defaults
     path = _data_file(args)
-    mcfg = _model_config(args)
-    gs = _graph_set(path, mcfg.node_features)
-    for split in args.splits:
-        cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, target=args.target,
-                          split_seed=split, seed=split, max_abs=args.max_abs, augment_rotations=args.augment,
-                          device=args.device)
+    gs = _graph_set(path, mcfg.node_features, k=mcfg.k_neighbors)
+    splits = args.splits  # --splits, else a single --split-seed, else the paper's five splits
+    if splits is None:
+        splits = [train_values["split_seed"]] if "split_seed" in train_values else [0, 1, 2, 3, 4]
+    for split in splits:
+        cfg = TrainConfig(**{"seed": split, **train_values, "split_seed": split})
         out = Path(args.out) / f"split{split}"
         init = _init_from(args.init_from, mcfg) if args.init_from else None
         res = run_split(gs, mcfg, cfg, out, resume=not args.no_resume, data_sha256=sha256_file(path),
-                        init_state=init)
+                        init_state=init, run_meta={"run_config": run_config_record(args)})
         t = res["test"]
         print(f"split {split}: best epoch {res['best_epoch']}, test MAE {t['all']['mae']:.4f} "
               f"(|component|<100: {t['filtered']['mae']:.4f}) -> {out / 'best.pt'}")
@@ -200,34 +190,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-frame", action="store_true", help="run the non-equivariant backbone alone (for teaching)")
     p.set_defaults(func=cmd_predict)
 
-    def data_opts(q: argparse.ArgumentParser) -> None:
+    def data_opts(q: argparse.ArgumentParser, target_and_device: bool = True) -> None:
         q.add_argument("--data-dir", default=None, help="data directory (default: $GOECTP_DATA or ../shared/data)")
         q.add_argument("--data-file", default=None, help="a DTNet-schema JSON(.gz) file (overrides --data-dir)")
-        q.add_argument("--target", default="total", choices=["total", "electronic", "ionic"])
-        q.add_argument("--device", default=None)
+        if target_and_device:  # train: TrainConfig fields, generated below
+            from goectp.data.dielectric import TARGETS
 
-    p = sub.add_parser("train", help="train on random 80/10/10 splits (the paper's protocol)")
-    data_opts(p)
-    p.add_argument("--variant", default="goectp", choices=["goectp", "mat", "icom"])
-    p.add_argument("--splits", nargs="+", type=int, default=[0, 1, 2, 3, 4], help="split seeds (default 0..4)")
-    p.add_argument("--epochs", type=int, default=200)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--hidden", type=int, default=128)
-    p.add_argument("--layers", type=int, default=None, help="message layers (default: 1 goectp, 4 mat/icom)")
-    p.add_argument("--pooling", default="mean", choices=["sum", "mean"])
-    p.add_argument("--no-symmetrize", dest="symmetrize", action="store_false",
-                   help="skip point-group symmetrisation")
-    p.add_argument("--cell-reduction", default="primitive", choices=["none", "niggli", "primitive"])
-    p.add_argument("--positive-definite", action="store_true")
-    p.add_argument("--no-frame", action="store_true", help="baseline: no frame (not equivariant)")
-    p.add_argument("--augment", action="store_true", help="random O(3) rotation augmentation")
-    p.add_argument("--max-abs", type=float, default=None, help="drop train/val records with |component| >= this")
-    p.add_argument("--node-features", default=None, choices=["chgnet", "sevennet"],
-                   help="add foundation-model per-atom features to the node inputs (pip install '.[foundation]')")
+            q.add_argument("--target", default="total", choices=TARGETS)
+            q.add_argument("--device", default=None)
+
+    p = sub.add_parser("train", help="train on random 80/10/10 splits (the paper's protocol)",
+                       description="Train GoeCTP on random 80/10/10 splits of a dielectric data set (the paper's "
+                                   "protocol). Every GoeCTPConfig and TrainConfig field has an option; --config FILE "
+                                   "sets a whole run (TOML or YAML).")
+    data_opts(p, target_and_device=False)
+    p.add_argument("--splits", nargs="+", type=int, default=None,
+                   help="split seeds, one run each (default: --split-seed if given, else 0 1 2 3 4)")
     p.add_argument("--init-from", default=None, help="start from a (pretrained) checkpoint's backbone")
-    p.add_argument("--out", default="runs/train")
-    p.add_argument("--no-resume", action="store_true")
+    p.add_argument("--out", default="runs/train", help="run folder, one split<N> subfolder per split "
+                                                        "(default: %(default)s)")
+    p.add_argument("--no-resume", action="store_true", help="start again instead of resuming from last.pt")
+    from goectp.cli_config import add_training_options
+
+    add_training_options(p, "train")  # every GoeCTPConfig / TrainConfig field, and --config FILE
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="evaluate a model: metrics, per-crystal-system table, parity plot")
@@ -245,18 +230,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="mp_dielectric.json.gz")
     p.set_defaults(func=cmd_data)
 
-    try:
-        from goectp.screening.cli import add_parser as add_screen
-    except ImportError:  # screening module not installed
-        add_screen = None
-    if add_screen is not None:
-        add_screen(sub)
-    try:
-        from goectp.training.pretrain_cli import add_parser as add_pretrain
-    except ImportError:
-        add_pretrain = None
-    if add_pretrain is not None:
-        add_pretrain(sub)
+    from goectp.screening.cli import add_parser as add_screen
+    from goectp.training.pretrain_cli import add_parser as add_pretrain
+
+    add_screen(sub)
+    add_pretrain(sub)
     return ap
 
 

@@ -10,20 +10,35 @@ class TrainConfig:
     """The paper's protocol by default: Huber loss, AdamW (wd 1e-5), lr 1e-3 with polynomial decay, 200 epochs,
     batch 64."""
 
+    #: training epochs (the learning-rate schedule runs over all of them)
     epochs: int = 200
+    #: structures per batch
     batch_size: int = 64
+    #: peak AdamW learning rate
     lr: float = 1e-3
+    #: learning rate at the end of the polynomial decay
     lr_end: float = 1e-5
+    #: power of the polynomial decay (1 = linear)
     lr_power: float = 1.0
+    #: AdamW weight decay
     weight_decay: float = 1e-5
+    #: the Huber loss's delta
     huber_delta: float = 1.0
+    #: the tensor to learn: total, electronic or ionic
     target: str = "total"
+    #: seed of the random 80/10/10 split
     split_seed: int = 0
+    #: seed of the weights, batch order and augmentation (the CLI uses the split seed unless given)
     seed: int = 0
-    max_abs: float | None = None  # drop records with any |component| >= max_abs (DTNet/GoeCTP: 100)
-    augment_rotations: bool = False  # random O(3) rotations of every batch (for the no-frame baseline)
+    #: drop train/val records with any |component| >= this (DTNet/GoeCTP: 100); none keeps all
+    max_abs: float | None = None
+    #: random O(3) rotations of every batch (for the no-frame baseline)
+    augment_rotations: bool = False
+    #: clip the gradient norm to this; none disables
     grad_clip: float | None = 10.0
+    #: cpu, cuda, ... (none: cuda when available)
     device: str | None = None
+    #: progress bar (off: a line every 10 epochs)
     progress: bool = True
 
     def to_dict(self) -> dict:

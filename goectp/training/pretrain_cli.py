@@ -7,7 +7,7 @@ from pathlib import Path
 
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
-    from goectp.models import GoeCTPConfig
+    from goectp.cli_config import run_config_record, training_configs
     from goectp.training.config import TrainConfig
     from goectp.training.pretrain import load_scalar_set, pretrain, with_node_features
 
@@ -15,24 +15,19 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    ss = load_scalar_set(args.dataset, args.data_dir, limit=args.limit, progress=True)
+    mcfg, train_values = training_configs(args, "pretrain")  # command line > --config file > defaults
+    ss = load_scalar_set(args.dataset, args.data_dir, k=mcfg.k_neighbors, limit=args.limit, progress=True)
     print(f"{ss.name}: {len(ss)} structures, label mean {ss.values.mean():.4f} std {ss.values.std():.4f}")
-    features = {}
-    if args.node_features:
-        from goectp.features import feature_dim
-
-        ss = with_node_features(ss, args.node_features)
-        features = {"node_features": args.node_features, "node_feature_dim": feature_dim(args.node_features)}
-    mcfg = GoeCTPConfig(variant=args.variant, hidden=args.hidden, num_layers=args.layers, pooling=args.pooling,
-                        **features)
-    cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, split_seed=args.split_seed,
-                      seed=args.split_seed, device=args.device, progress=not args.quiet)
+    if mcfg.node_features:
+        ss = with_node_features(ss, mcfg.node_features)
+    cfg = TrainConfig(**{"seed": train_values.get("split_seed", 0), **train_values})  # seed follows the split seed
     out = Path(args.out or f"runs/pretrain/{ss.name}")
-    res = pretrain(ss, mcfg, cfg, out, resume=not args.no_resume)
+    res = pretrain(ss, mcfg, cfg, out, resume=not args.no_resume, run_meta={"run_config": run_config_record(args)})
     print(f"pretrained on {ss.name}: best epoch {res['best_epoch']}, val MAE {res['best_val_mae']:.4f}, "
           f"test MAE {res['test_mae']:.4f} (label std {res['label_std']:.4f}), {res['seconds_total']:.0f} s "
-          f"-> {out / 'best.pt'}\nfine-tune with: goectp train --init-from {out / 'best.pt'} --hidden {args.hidden} "
-          f"--variant {args.variant} --pooling {args.pooling}" + (f" --layers {args.layers}" if args.layers else ""))
+          f"-> {out / 'best.pt'}\nfine-tune with: goectp train --init-from {out / 'best.pt'} --hidden {mcfg.hidden} "
+          f"--variant {mcfg.variant} --pooling {mcfg.pooling} --num-layers {mcfg.num_layers}"
+          + (f" --node-features {mcfg.node_features}" if mcfg.node_features else ""))
     return 0
 
 
@@ -49,20 +44,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", default="perov5-formation",
                    help=f"{', '.join(SCALAR_DATASETS)}, megnet2, or a scalar JSON file (default perov5-formation)")
     p.add_argument("--data-dir", default=None, help="data directory (default: $GOECTP_DATA or ../shared/data)")
-    p.add_argument("--variant", default="goectp", choices=["goectp", "mat", "icom"])
-    p.add_argument("--hidden", type=int, default=128)
-    p.add_argument("--layers", type=int, default=None, help="message layers (default: 1 goectp, 4 mat/icom)")
-    p.add_argument("--pooling", default="mean", choices=["sum", "mean"])
-    p.add_argument("--node-features", default=None, choices=["chgnet", "sevennet"],
-                   help="add foundation-model per-atom features to the node inputs (pip install '.[foundation]')")
-    p.add_argument("--epochs", type=int, default=500, help="paper: 500")
-    p.add_argument("--lr", type=float, default=1e-3, help="paper: 1e-3")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--split-seed", type=int, default=0, help="80/10/10 split of the scalar set (val picks best.pt)")
     p.add_argument("--limit", type=int, default=None, help="use only the first N structures (quick runs)")
-    p.add_argument("--device", default=None)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--out", default=None, help="run folder (default runs/pretrain/<dataset>)")
     p.add_argument("--no-resume", action="store_true")
-    p.add_argument("--quiet", action="store_true", help="no progress bar; print every 10 epochs")
+    from goectp.cli_config import add_training_options
+
+    add_training_options(p, "pretrain")  # GoeCTPConfig / TrainConfig fields (epochs: 500), --config FILE
     p.set_defaults(func=cmd_pretrain)
