@@ -262,8 +262,10 @@ def scalar_model_config(model_cfg: GoeCTPConfig) -> GoeCTPConfig:
 
 
 def pretrain(scalar_set: ScalarSet, model_cfg: GoeCTPConfig, cfg: TrainConfig, out_dir: str | os.PathLike,
-             resume: bool = True) -> dict:
+             resume: bool = True, run_meta: dict | None = None) -> dict:
     """Pretrain a scalar-head model on an 80/10/10 split (``cfg.split_seed``) of ``scalar_set``.
+
+    ``run_meta``: more checkpoint metadata (the CLI's ``run_config``).
 
     Writes ``best.pt`` (best validation MAE; load its backbone with :func:`backbone_state`), ``last.pt``,
     ``history.json`` and ``metrics.json`` (validation/test MAE in the label's units, timing).
@@ -275,7 +277,8 @@ def pretrain(scalar_set: ScalarSet, model_cfg: GoeCTPConfig, cfg: TrainConfig, o
     model = GoeCTP(mcfg)
     t0 = time.perf_counter()
     hist = train(model, parts["train"].graphs, parts["val"].graphs, cfg, out, resume=resume,
-                 meta={"pretrain_dataset": scalar_set.name, "source_sha256": scalar_set.source_sha256})
+                 meta={"pretrain_dataset": scalar_set.name, "source_sha256": scalar_set.source_sha256,
+                       **(run_meta or {})})
     seconds = time.perf_counter() - t0
     best = load_checkpoint(out / "best.pt")
     device = default_device(cfg.device)
