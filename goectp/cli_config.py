@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import hashlib
+import json
 import re
 import types
 import typing
@@ -243,8 +244,9 @@ class ConfigFileAction(argparse.Action):
         except ConfigFileError as exc:
             parser.error(str(exc))
         raw = Path(values).read_bytes()
+        content = json.loads(json.dumps(data, default=str))  # plain types only (TOML dates → text): weights_only
         setattr(namespace, self.dest, {"path": str(Path(values).resolve()), "sha256": hashlib.sha256(raw).hexdigest(),
-                                       "content": data})
+                                       "content": content})
         namespace._config_defaults = {a.dest: a.default for a in parser._actions}  # for the [run] section
 
 
