@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from goectp.tensor_stats import anisotropy_ratio
+
 
 # ---------------------------------------------------------------------------------------------------- rotations
 def axis_from_angles(theta_deg: float, phi_deg: float) -> np.ndarray:
@@ -104,7 +106,8 @@ class TensorSummary:
 
     - ``eigenvalues`` ascending ``(3,)``, ``eigenvectors`` ``(3, 3)`` with eigenvector ``i`` in column ``i``;
     - ``eps_mean`` ``ε̄ = tr(ε)/3`` (the mean eigenvalue);
-    - ``anisotropy`` ``α = λmax/λmin`` (``nan`` when ``λmin ≤ 0``: the ratio is then meaningless).
+    - ``anisotropy`` ``α = λmax/λmin`` (``inf`` when ``λmin ≤ 0``, the one convention of
+      :mod:`goectp.tensor_stats`; ``positive_definite`` is then False).
     """
 
     tensor: np.ndarray
@@ -132,7 +135,7 @@ def summarize_tensor(tensor: np.ndarray) -> TensorSummary:
         raise ValueError("tensor contains NaN or infinite values")
     sym = 0.5 * (t + t.T)
     lam, vec = np.linalg.eigh(sym)
-    aniso = float(lam[-1] / lam[0]) if lam[0] > 0 else float("nan")
+    aniso = float(anisotropy_ratio(lam)[0])
     return TensorSummary(sym, lam, vec, float(lam.mean()), aniso)
 
 

@@ -1,6 +1,6 @@
 """GoeCTP: O(3)-equivariant dielectric tensor prediction by polar-frame averaging of crystal graph networks."""
 
-from goectp.api import Ensemble, available_models, build_model, load_model, predict
+from goectp.api import Ensemble, available_models, build_model, load_model, predict, predict_summary
 from goectp.frame import canonicalize, polar_frame
 from goectp.graph import build_crystal_graph
 from goectp.models import GoeCTP, GoeCTPConfig
@@ -20,4 +20,5 @@ __all__ = [
     "load_model",
     "polar_frame",
     "predict",
+    "predict_summary",
 ]

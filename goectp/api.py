@@ -24,9 +24,11 @@ from goectp.checkpoint import (  # noqa: F401 - re-exported public API
     load_model,
     save_checkpoint,
 )
+from goectp.calibration import calibration_for, element_symbols, predict_members_and_embeddings
 from goectp.graph import build_crystal_graph
 from goectp.models import GoeCTP, GoeCTPConfig
 from goectp.structures import load_structures
+from goectp.tensor_stats import ensemble_statistics, summary_records
 
 
 def build_model(variant: str = "goectp", **config: Any) -> GoeCTP:
@@ -69,14 +71,17 @@ def predict_graphs(graphs: list, model: nn.Module, device: str | torch.device | 
 
 
 def predict(structures: Any, model: nn.Module | str | None = None, device: str | torch.device | None = None,
-            batch_size: int = 64, return_std: bool = False, use_frame: bool | None = None, max_sites: int = 500):
+            batch_size: int = 64, return_std: bool = False, use_frame: bool | None = None, max_sites: int = 500,
+            calibrated: bool = True):
     """Predict dielectric tensors.
 
     Args:
         structures: a pymatgen ``Structure``, ASE ``Atoms``, CIF/POSCAR/extxyz path, or a list of them.
         model: a model, an :class:`Ensemble`, or a name/path for :func:`load_model` (default: ``"default"``).
         device: torch device; CUDA is used when available and nothing is given.
-        return_std: for an ensemble, also return the member standard deviation.
+        return_std: for an ensemble, also return σ of each component: the **calibrated** σ when the ensemble
+            ships a ``calibration.json`` (:mod:`goectp.calibration`), else the raw member std (population std).
+        calibrated: ``False`` returns the raw member std even for a calibrated ensemble.
         use_frame: ``False`` runs the non-equivariant backbone alone (for demonstrations).
 
     Returns:
@@ -90,4 +95,32 @@ def predict(structures: Any, model: nn.Module | str | None = None, device: str |
         mean, std = out.mean(axis=0), out.std(axis=0)
     else:
         mean, std = out, np.zeros_like(out)
+    cal = calibration_for(model) if (return_std and calibrated and isinstance(model, Ensemble)) else None
+    if cal is not None:  # the prediction is unchanged; only σ is rescaled
+        std = cal.sigma("tensor", std, mean, out.shape[0])
     return (mean, std) if return_std else mean
+
+
+def predict_summary(structures: Any, model: nn.Module | str | None = None, device: str | torch.device | None = None,
+                    batch_size: int = 64, max_sites: int = 500, calibrated: bool = True) -> list[dict[str, Any]]:
+    """ε̄ ± σ, α ± σ, eigenvalues ± σ and the tensor ± σ of each structure, with out-of-distribution flags.
+
+    All statistics come from :func:`goectp.tensor_stats.ensemble_statistics` (α = inf and ``nonpositive`` when
+    λmin <= 0); σ is calibrated when the ensemble ships a calibration (``"calibrated": True`` in each record; the
+    raw member spreads are kept as ``eps_mean_std_raw``/``anisotropy_std_raw``). ``"ood"`` is
+    ``{"flag", "reasons", "embedding_score"}`` (``None`` without a calibration: nothing to compare against).
+    The means equal :func:`predict`'s.
+    """
+    if model is None or isinstance(model, (str, Path)):
+        model = load_model(model or "default")
+    cal = calibration_for(model) if calibrated else None
+    graphs = graphs_for(structures, model, max_sites=max_sites)
+    model = model.to(default_device(device)).eval()
+    members, pooled = predict_members_and_embeddings(graphs, model, batch_size=batch_size, device=device)
+    stats = ensemble_statistics(members, calibration=cal)
+    records = summary_records(stats)
+    flags = (cal.ood([element_symbols(g.z.tolist()) for g in graphs], stats, pooled) if cal is not None
+             else [None] * len(records))
+    for rec, flag in zip(records, flags):
+        rec["ood"] = flag
+    return records

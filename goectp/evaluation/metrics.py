@@ -13,26 +13,14 @@ from collections import defaultdict
 import numpy as np
 
 from goectp.data.splits import CRYSTAL_SYSTEMS
+from goectp.tensor_stats import anisotropy, eigenvalues, mean_eigenvalue
 
 EWT_THRESHOLDS = (0.25, 0.10, 0.05)
 
 
-def eigenvalues(t: np.ndarray) -> np.ndarray:
-    """Sorted eigenvalues (ascending) of symmetric tensors ``[..., 3, 3]`` → ``[..., 3]``."""
-    t = np.asarray(t, dtype=np.float64)
-    return np.linalg.eigvalsh(0.5 * (t + np.swapaxes(t, -1, -2)))
-
-
-def mean_eigenvalue(t: np.ndarray) -> np.ndarray:
-    """ε̄ = trace / 3 = mean eigenvalue."""
-    return np.trace(np.asarray(t), axis1=-2, axis2=-1) / 3.0
-
-
-def anisotropy(t: np.ndarray) -> np.ndarray:
-    """α = λmax / λmin (inf when λmin <= 0)."""
-    ev = eigenvalues(t)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(ev[..., 0] > 0, ev[..., -1] / ev[..., 0], np.inf)
+# ε̄, eigenvalues and α (inf when λmin <= 0) come from the one tensor-statistics module.
+__all__ = ["EWT_THRESHOLDS", "anisotropy", "eigenvalues", "mean_eigenvalue", "per_system_mae", "summarize_splits",
+           "tensor_metrics"]
 
 
 def tensor_metrics(pred: np.ndarray, true: np.ndarray) -> dict[str, float]:
