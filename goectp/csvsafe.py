@@ -10,6 +10,7 @@ Every CSV writer of goectp goes through :func:`write_csv` (or :func:`csv_safe_fr
 
 from __future__ import annotations
 
+import csv
 import os
 from typing import Any
 
@@ -66,6 +67,18 @@ def csv_safe_frame(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def _has_carriage_return(frame: pd.DataFrame) -> bool:
+    text = [frame[c] for c in frame.columns if frame[c].dtype == object or pd.api.types.is_string_dtype(frame[c].dtype)]
+    return any(any(isinstance(v, str) and "\r" in v for v in series) for series in text)
+
+
 def write_csv(frame: pd.DataFrame, path: str | os.PathLike | None = None, **kwargs: Any) -> str | None:
-    """``DataFrame.to_csv`` of :func:`csv_safe_frame` (returns the text when ``path`` is None, like pandas)."""
-    return csv_safe_frame(frame).to_csv(path, **kwargs)
+    """``DataFrame.to_csv`` of :func:`csv_safe_frame` (returns the text when ``path`` is None, like pandas).
+
+    A text cell holding a carriage return would split its row (pandas and ``csv`` quote only the delimiter, the
+    quote character and the line terminator ``\n``): then every text cell is quoted (``QUOTE_NONNUMERIC``).
+    """
+    safe = csv_safe_frame(frame)
+    if "quoting" not in kwargs and _has_carriage_return(safe):
+        kwargs["quoting"] = csv.QUOTE_NONNUMERIC
+    return safe.to_csv(path, **kwargs)

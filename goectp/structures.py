@@ -67,6 +67,11 @@ def _short(name: str, limit: int = 80) -> str:
     return name if len(name) <= limit else name[: limit - 1] + "…"
 
 
+def _short_path(path: Path, limit: int = 100) -> str:
+    """The path, or ``…/<shortened file name>`` when it is long (the name is what the user recognises)."""
+    return str(path) if len(str(path)) <= limit else f"…/{_short(path.name, 60)}"
+
+
 def _cif_site_rows(lines: list[str]) -> int | None:
     """Rows of the first ``_atom_site_`` loop with coordinates (an asymmetric unit: a lower bound on the sites)."""
     i, n = 0, len(lines)
@@ -160,10 +165,10 @@ def precheck_structure_file(path: str | os.PathLike, fmt: str | None = None, max
     name = _short(path.name)
     try:
         if not path.is_file():
-            raise StructureError(f"{_short(str(path))}: no such file", code="unparseable")
+            raise StructureError(f"{_short_path(path)}: no such file", code="unparseable")
         size = path.stat().st_size
     except OSError as exc:
-        raise StructureError(f"{_short(str(path))}: cannot open ({exc.strerror or exc})", code="unparseable") from exc
+        raise StructureError(f"{_short_path(path)}: cannot open ({exc.strerror or exc})", code="unparseable") from exc
     if size == 0:
         raise StructureError(f"{name}: file is empty", code="empty")
     if max_bytes is not None and size > max_bytes:
