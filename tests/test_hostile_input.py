@@ -496,3 +496,16 @@ def test_debug_flag_shows_the_exception(tmp_path, ckpt):
         cli_main(["predict", str(cif), "--model", str(text_model), "--debug"])
     with pytest.raises(ck.CheckpointError):
         cli_main(["--debug", "predict", str(cif), "--model", str(text_model)])
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_screen_refuses_a_missing_cuda_device_before_scoring(tmp_path, members, capsys):
+    pool = tmp_path / "pool"
+    pool.mkdir()
+    write_cif(pool / "NaCl.cif")
+    out = tmp_path / "out"
+    rc = cli_main(["screen", "--pool", str(pool), "--model", str(members), "--out", str(out), "--no-dask",
+                   "--exclude-training", "none", "--reference", "none", "--no-progress", "--device", "cuda"])
+    err = stderr_lines(capsys)
+    assert rc == 1 and len(err) == 1 and "CUDA is not available" in err[0]
+    assert not out.exists()

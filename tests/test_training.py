@@ -149,4 +149,4 @@ def test_cli_reports_missing_model(capsys, tmp_path):
     cif = tmp_path / "x.cif"
     Structure(Lattice.cubic(4), ["Na"], [[0, 0, 0]]).to(filename=str(cif))
     assert cli_main(["predict", str(cif), "--model", "no-such-model"]) == 2
-    assert "no checkpoint or shipped model" in capsys.readouterr().err
+    assert "no shipped model named" in capsys.readouterr().err

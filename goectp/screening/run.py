@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from goectp.checkpoint import default_device
 from goectp.csvsafe import write_csv
 from goectp.screening.engine import PassReport, ScreeningOptions, load_training, merge_parts, options_dict, score_pool
 from goectp.screening.models import load_model_spec
@@ -45,8 +46,14 @@ class ScreeningRun:
 
 
 def run_screening(opts: ScreeningOptions) -> ScreeningRun:
-    """Run (or resume) a screening; see the module docstring for what is written."""
-    model = load_model_spec(opts.model)
+    """Run (or resume) a screening; see the module docstring for what is written.
+
+    Fails fast, before anything is scored: a model file that is not a usable checkpoint
+    (:class:`~goectp.checkpoint.CheckpointError`), or a device this machine lacks (local runs).
+    """
+    if opts.scheduler is None:  # remote workers may have a GPU the driver lacks
+        default_device(opts.device)
+    model = load_model_spec(opts.model)  # loads every member once (weights_only=True)
     pool = open_pool(opts.pool, max_sites=opts.max_sites)
     pool_sha = pool.sha256()
     training, training_sha = load_training(opts.exclude_training)
