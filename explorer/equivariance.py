@@ -128,7 +128,7 @@ class EquivarianceCheck(pn.viewable.Viewer):
     def _slider(self, name: str, label: str, step: float) -> pn.widgets.FloatSlider:
         """A slider that sets the parameter on release (``value_throttled``): one update per gesture."""
         p = self.param[name]
-        slider = pn.widgets.FloatSlider(name=label, start=p.bounds[0], end=p.bounds[1], step=step,
+        slider = pn.widgets.FloatSlider(label=label, start=p.bounds[0], end=p.bounds[1], step=step,
                                         value=getattr(self, name), css_classes=[f"goectp-slider-{name}"])
         slider.param.watch(lambda e: setattr(self, name, e.new), "value_throttled")
         self.param.watch(lambda e: setattr(slider, "value", e.new), name)  # random rotation moves the slider
@@ -140,7 +140,7 @@ class EquivarianceCheck(pn.viewable.Viewer):
             self._slider("axis_phi", "axis φ (°)", 0.5),
             self._slider("angle", "angle ω (°)", 1.0),
             pn.Row(pn.widgets.Checkbox.from_param(self.param.reflect, name="reflect (mirror ⟂ axis)"),
-                   pn.widgets.Button.from_param(self.param.randomize, button_type="primary",
+                   pn.widgets.Button.from_param(self.param.randomize, color="primary",
                                                 css_classes=["goectp-random-rotation"])),
             width=320)
         text = pn.pane.Markdown(

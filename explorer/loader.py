@@ -331,7 +331,7 @@ class StructureLoader(pn.viewable.Viewer):
         if not self.dataset.available:
             where = self.dataset.path or "GOECTP_DATA / ../shared/data"
             return pn.pane.Markdown(f"*Dataset browser off: no {DATASET_FILE} found ({where}).*")
-        load = pn.widgets.Button(name="Load record", button_type="primary")
+        load = pn.widgets.Button(label="Load record", color="primary")
         load.on_click(self._load_choice)
         return pn.Column(
             pn.widgets.TextInput.from_param(self.param.dataset_query, name="Search the DFPT dataset (formula or id)",

@@ -249,9 +249,9 @@ class ModelSelector(pn.viewable.Viewer):
         return pn.Column(
             pn.pane.Markdown("### Model"),
             pn.widgets.Select.from_param(self.param.model_name, name="Model"),
-            pn.widgets.RadioButtonGroup.from_param(self.param.mode, button_type="light"),
+            pn.widgets.RadioButtonGroup.from_param(self.param.mode, color="light"),
             self._member_widget,
-            pn.widgets.RadioButtonGroup.from_param(self.param.precision, button_type="light"),
+            pn.widgets.RadioButtonGroup.from_param(self.param.precision, color="light"),
             self._status,
             sizing_mode="stretch_width",
         )

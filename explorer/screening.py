@@ -343,12 +343,12 @@ class ScreeningMap(pn.viewable.Viewer):
             sizing_mode="stretch_width")
         exports = pn.Row(
             pn.widgets.FileDownload(callback=lambda: io.StringIO(self.export_csv()), filename="goectp-screening.csv",
-                                    label="Rows CSV", button_type="light", css_classes=["goectp-export-rows-csv"]),
+                                    label="Rows CSV", color="light", css_classes=["goectp-export-rows-csv"]),
             pn.widgets.FileDownload(callback=lambda: io.StringIO(self.export_json()),
-                                    filename="goectp-screening.json", label="Rows JSON", button_type="light"),
+                                    filename="goectp-screening.json", label="Rows JSON", color="light"),
             pn.widgets.FileDownload(callback=lambda: io.StringIO(self.export_html()),
                                     filename="goectp-screening-map.html", label="Maps HTML (offline)",
-                                    button_type="light"),
+                                    color="light"),
             pn.pane.Markdown("PNG: the save tool in each plot's toolbar.", styles={"font-size": "0.85em"}))
         return pn.Column(
             pn.pane.Markdown(self.data.caption(), css_classes=["goectp-screening-caption"],

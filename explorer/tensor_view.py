@@ -231,9 +231,9 @@ class TensorEllipsoid(pn.viewable.Viewer):
 
     def __panel__(self) -> pn.viewable.Viewable:
         csv = pn.widgets.FileDownload(callback=lambda: io.StringIO(self.export_csv()), filename="goectp-tensor.csv",
-                                      label="Tensor CSV", button_type="light", css_classes=["goectp-export-csv"])
+                                      label="Tensor CSV", color="light", css_classes=["goectp-export-csv"])
         js = pn.widgets.FileDownload(callback=lambda: io.StringIO(self.export_json()),
-                                     filename="goectp-tensor.json", label="Tensor JSON", button_type="light",
+                                     filename="goectp-tensor.json", label="Tensor JSON", color="light",
                                      css_classes=["goectp-export-json"])
         return pn.Column(self._body, pn.Row(csv, js), sizing_mode="stretch_width",
                          css_classes=["goectp-tensor"])

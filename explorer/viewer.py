@@ -175,14 +175,14 @@ class StructureViewer(pn.viewable.Viewer):
         else:
             warning = pn.pane.Markdown("")
         controls = pn.Column(
-            pn.widgets.RadioButtonGroup.from_param(self.param.orientation, button_type="light",
+            pn.widgets.RadioButtonGroup.from_param(self.param.orientation, color="light",
                                                    css_classes=["goectp-orientation"]),
             pn.Row(pn.widgets.Checkbox.from_param(self.param.show_bonds, name="bonds", width=80),
                    pn.widgets.Checkbox.from_param(self.param.show_frame, name="frame F", width=90),
                    pn.widgets.Checkbox.from_param(self.param.show_ellipsoid, name="ε ellipsoid", width=110)),
             sizing_mode="stretch_width")
         export = pn.widgets.FileDownload(callback=self._download_html, filename="goectp-structure-3d.html",
-                                         label="Download 3D view (HTML, offline)", button_type="light",
+                                         label="Download 3D view (HTML, offline)", color="light",
                                          css_classes=["goectp-export-3d"])
         return pn.Column(warning, controls, self._pane, pn.Row(export), self._legend(),
                          sizing_mode="stretch_width", css_classes=["goectp-viewer"])

@@ -1,5 +1,12 @@
 """GoeCTP: O(3)-equivariant dielectric tensor prediction by polar-frame averaging of crystal graph networks."""
 
+import os as _os
+
+# spglib's old error handling is deprecated (a DeprecationWarning on every call, also through pymatgen's
+# SpacegroupAnalyzer): opt in to its exceptions, which every spglib call in goectp catches. setdefault keeps a user's
+# own choice; Dask worker processes inherit it.
+_os.environ.setdefault("SPGLIB_OLD_ERROR_HANDLING", "false")
+
 from goectp.api import Ensemble, available_models, build_model, load_model, predict, predict_summary
 from goectp.frame import canonicalize, polar_frame
 from goectp.graph import build_crystal_graph
