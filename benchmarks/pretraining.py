@@ -262,6 +262,9 @@ def setting(model_config: dict) -> str:
 
 
 def main() -> None:
+    from goectp.logs import setup_logging
+
+    setup_logging()  # the library's progress messages (resumed from…, epoch lines) on stderr
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--routes", nargs="*", default=["scratch", "pretrained", "chgnet"],
                     choices=["scratch", "pretrained", "chgnet", "pretrained_chgnet", "sevennet"])

@@ -83,6 +83,9 @@ def report(runs: Path, gs) -> None:  # noqa: ANN001
 
 
 def main() -> None:
+    from goectp.logs import setup_logging
+
+    setup_logging()  # the library's progress messages (resumed from…, epoch lines) on stderr
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--experiments", nargs="*", default=[], choices=sorted(EXPERIMENTS))
     ap.add_argument("--splits", nargs="*", type=int, default=[0])

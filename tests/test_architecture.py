@@ -129,3 +129,61 @@ def test_no_import_cycles():
     for m in sorted(edges):
         if m not in state:
             visit(m)
+
+
+# ------------------------------------------------------------------------------------------------ logging
+#: Modules whose job is user-facing output (the command lines); everything else logs.
+CLI_MODULES = {"goectp/cli.py", "goectp/screening/cli.py", "goectp/training/pretrain_cli.py"}
+
+
+def test_library_modules_log_instead_of_printing():
+    offenders = []
+    for p in sorted((ROOT / "goectp").rglob("*.py")):
+        rel = p.relative_to(ROOT).as_posix()
+        if rel in CLI_MODULES:
+            continue
+        for node in ast.walk(ast.parse(p.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "print":
+                offenders.append(f"{rel}:{node.lineno}")
+    assert not offenders, offenders
+
+
+def test_training_progress_goes_to_the_log(tmp_path, caplog, capsys):
+    import logging
+
+    from pymatgen.core import Lattice, Structure
+
+    from goectp.data import graphs_from_records, parse_dielectric_dict
+    from goectp.models import GoeCTP, GoeCTPConfig
+    from goectp.training import TrainConfig, train
+
+    recs = {f"r{i}": {"structure": Structure(Lattice.cubic(4.0 + 0.1 * i), ["Na", "Cl"],
+                                             [[0, 0, 0], [0.5, 0.5, 0.5]]).as_dict(),
+                      "total": [[4.0 + i, 0, 0], [0, 4.0 + i, 0], [0, 0, 4.0 + i]]} for i in range(4)}
+    graphs = graphs_from_records(parse_dielectric_dict(recs), progress=False).with_target("total")
+    cfg = TrainConfig(epochs=1, batch_size=2, progress=False)
+    with caplog.at_level(logging.INFO, logger="goectp"):
+        train(GoeCTP(GoeCTPConfig(hidden=8, num_rbf=8)), graphs[:3], graphs[3:], cfg, tmp_path)
+        train(GoeCTP(GoeCTPConfig(hidden=8, num_rbf=8)), graphs[:3], graphs[3:], cfg, tmp_path, resume=True)
+    messages = [r.getMessage() for r in caplog.records if r.name == "goectp.training.loop"]
+    assert any(m.startswith("epoch 1/1 loss") for m in messages) and any("resumed from epoch 1" in m for m in messages)
+    assert capsys.readouterr().out == ""
+
+
+def test_setup_logging_shows_info_lines(monkeypatch):
+    import logging
+
+    from goectp.logs import setup_logging
+
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", [])  # a fresh process: no handler yet
+    monkeypatch.setattr(root, "level", logging.WARNING)
+    setup_logging()
+    assert len(root.handlers) == 1 and logging.getLogger("goectp").getEffectiveLevel() == logging.INFO
+    record = logging.LogRecord("goectp.x", logging.INFO, __file__, 1, "epoch %d", (3,), None)
+    assert root.handlers[0].format(record) == "epoch 3"
+    record.levelno, record.levelname = logging.WARNING, "WARNING"
+    assert root.handlers[0].format(record) == "warning: epoch 3"
+    setup_logging(debug=True)
+    assert len(root.handlers) == 1 and logging.getLogger("goectp").level == logging.DEBUG
+    logging.getLogger("goectp").setLevel(logging.NOTSET)

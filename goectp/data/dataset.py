@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,8 @@ from goectp.data.dielectric import DielectricRecord, read_dielectric_json
 from goectp.data.paths import cache_dir, sha256_file
 from goectp.data.splits import crystal_system
 from goectp.graph import CrystalGraph, build_crystal_graph
+
+logger = logging.getLogger(__name__)
 
 GRAPH_CACHE_VERSION = 2  # 2: own Niggli reduction, primitive_lattice, primitive-cell symmetry ops
 
@@ -69,7 +72,7 @@ def graphs_from_records(records: list[DielectricRecord], k: int = 16, progress: 
         gaps.append(r.band_gap)
         formulas.append(r.structure.composition.reduced_formula)
     if bad:
-        print(f"skipped {len(bad)} unusable structures, e.g. {bad[0][0]}: {bad[0][1]}")
+        logger.warning("skipped %d unusable structures, e.g. %s: %s", len(bad), bad[0][0], bad[0][1])
     return GraphSet(ids, graphs, systems, gaps, formulas)
 
 
@@ -82,7 +85,7 @@ def load_graph_set(path: str | os.PathLike, k: int = 16, use_cache: bool = True,
         try:  # weights_only=True with the graph classes allowed; an unreadable cache is rebuilt
             return GraphSet(**load_cache(cache))
         except CheckpointError as exc:
-            print(f"ignoring the unreadable cache {cache}: {exc}")
+            logger.warning("ignoring the unreadable cache %s: %s", cache, exc)
     gs = graphs_from_records(read_dielectric_json(path), k=k, progress=progress)
     if use_cache:
         atomic_save(gs.__dict__, cache)

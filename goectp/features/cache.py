@@ -9,6 +9,7 @@ hit needs neither the network nor the extractor's package.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -22,6 +23,8 @@ from tqdm.auto import tqdm
 from goectp.checkpoint import CheckpointError, atomic_save, load_cache
 from goectp.data.paths import cache_dir, sha256_file
 from goectp.features.registry import extractor_version, get_extractor
+
+logger = logging.getLogger(__name__)
 
 FEATURE_CACHE_VERSION = 1
 
@@ -65,7 +68,7 @@ def dataset_features(data_file: str | os.PathLike, ids: Sequence[str], structure
         try:  # weights_only=True (NumPy arrays allowed); an unreadable cache is recomputed
             stored = load_cache(path)
         except CheckpointError as exc:
-            print(f"ignoring the unreadable feature cache {path}: {exc}")
+            logger.warning("ignoring the unreadable feature cache %s: %s", path, exc)
         if all(i in stored["features"] for i in ids):
             return {**stored, "cache": path, "hit": True}
     missing = [i for i in dict.fromkeys(ids) if i not in stored["features"]]  # computed now, merged into the file

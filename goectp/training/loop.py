@@ -8,6 +8,7 @@ epoch, RNG state, history).
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
 from pathlib import Path
@@ -22,6 +23,8 @@ from goectp.checkpoint import default_device, load_training_state, save_checkpoi
 from goectp.models import GoeCTP
 from goectp.training.augment import random_orthogonal, rotate_batch
 from goectp.training.config import TrainConfig
+
+logger = logging.getLogger(__name__)
 
 
 def set_seed(seed: int) -> None:
@@ -90,7 +93,7 @@ def train(model: GoeCTP, train_graphs: list, val_graphs: list, cfg: TrainConfig,
         aug_gen.set_state(ckpt["rng"]["aug"].cpu())
         torch.set_rng_state(ckpt["rng"]["torch"].cpu())
         state = ckpt["state"]
-        print(f"resumed from epoch {state['epoch']} (best val MAE {state['best_val']:.4f})")
+        logger.info("resumed from epoch %d (best val MAE %.4f)", state["epoch"], state["best_val"])
 
     bar = tqdm(range(state["epoch"], cfg.epochs), desc="epochs", disable=not cfg.progress, initial=state["epoch"],
                total=cfg.epochs)
@@ -126,7 +129,7 @@ def train(model: GoeCTP, train_graphs: list, val_graphs: list, cfg: TrainConfig,
                                  "torch": torch.get_rng_state()})
         bar.set_postfix(loss=f"{rec['train_loss']:.3f}", val_mae=f"{val_mae:.3f}", best=f"{state['best_val']:.3f}")
         if not cfg.progress and ((epoch + 1) % 10 == 0 or epoch + 1 == cfg.epochs):
-            print(f"epoch {epoch + 1}/{cfg.epochs} loss {rec['train_loss']:.4f} val_mae {val_mae:.4f} "
-                  f"best {state['best_val']:.4f} ({rec['seconds']:.1f}s)", flush=True)
+            logger.info("epoch %d/%d loss %.4f val_mae %.4f best %.4f (%.1fs)", epoch + 1, cfg.epochs,
+                        rec["train_loss"], val_mae, state["best_val"], rec["seconds"])
     (out / "history.json").write_text(json.dumps(state["history"], indent=1))
     return {"best_val_mae": state["best_val"], "best_epoch": state["best_epoch"], "history": state["history"]}

@@ -190,7 +190,7 @@ def scalar_graphs(items: Iterable[tuple[str, Any, float]], name: str, k: int = 1
         graphs.append(g)
         values.append(value)
     if bad:
-        print(f"skipped {len(bad)} unusable structures, e.g. {bad[0][0]}: {bad[0][1]}")
+        logger.warning("skipped %d unusable structures, e.g. %s: %s", len(bad), bad[0][0], bad[0][1])
     return ScalarSet(name, ids, graphs, np.asarray(values, dtype=np.float64), source_sha256)
 
 
@@ -206,7 +206,7 @@ def load_scalar_set(dataset: str, data_dir_: str | os.PathLike | None = None, k:
     elif dataset == "megnet2":
         source = cache_dir() / MEGNET2_FILE
         if not source.exists():
-            print(f"megnet2 not in the cache: downloading it to {source} (jarvis-tools, internet)")
+            logger.info("megnet2 not in the cache: downloading it to %s (jarvis-tools, internet)", source)
             fetch_megnet2(source)
     elif Path(dataset).is_file():
         source = Path(dataset)
@@ -221,7 +221,7 @@ def load_scalar_set(dataset: str, data_dir_: str | os.PathLike | None = None, k:
         try:  # weights_only=True with the graph classes allowed; an unreadable cache is rebuilt
             return replace(ScalarSet(**load_cache(cache)), source_path=str(source))
         except CheckpointError as exc:
-            print(f"ignoring the unreadable cache {cache}: {exc}")
+            logger.warning("ignoring the unreadable cache %s: %s", cache, exc)
     if dataset in SCALAR_DATASETS:
         items = SCALAR_DATASETS[dataset][1](read_candidate_pool(source))
     else:
