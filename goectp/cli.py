@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from goectp.logs import setup_logging
+
 
 # --------------------------------------------------------------------------------------------------------- predict
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -256,6 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in argv or os.environ.get("GOECTP_DEBUG", "") not in ("", "0")
     argv = [a for a in argv if a != "--debug"]
     args = build_parser().parse_args(argv)
+    setup_logging(debug)  # the library's progress messages (logging) on stderr
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
