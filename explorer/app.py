@@ -7,6 +7,7 @@ goes to the 3D view; a point picked on the screening map goes to the loader.
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ import param
 from explorer.equivariance import EquivarianceCheck
 from explorer.loader import StructureLoader
 from explorer.models import ModelSelector
-from explorer.screening import ScreeningMap
+from explorer.screening import ScreeningData, ScreeningMap
 from explorer.tensor_view import TensorEllipsoid
 from explorer.viewer import StructureViewer
 
@@ -47,15 +48,26 @@ class Explorer(param.Parameterized):
         super().__init__(**params)
         self.models = models or ModelSelector()
         self.loader = loader or StructureLoader()
+        if self.loader.precompute is None:  # an upload's predictions run in the loader's worker thread
+            self.loader.precompute = self._precompute
         self.tensor = TensorEllipsoid(models=self.models, structure=self.loader.structure,
                                       reference=self.loader.reference, label=self.loader.label)
         self.equivariance = EquivarianceCheck(models=self.models, structure=self.loader.structure)
         self.viewer = StructureViewer(models=self.models, structure=self.loader.structure,
                                       rotation=self.equivariance.rotation)
-        self.screening = screening or ScreeningMap()
+        self.screening = screening or ScreeningMap(data=shared_screening_data())
         self.screening.loader = self.loader
         self.loader.param.watch(self._on_structure, ["structure", "reference", "label"])
         self.equivariance.param.watch(self._on_rotation, ["rotation"])
+
+    def _precompute(self, structure) -> None:  # noqa: ANN001
+        """Run (and cache) every prediction the cards will ask for ``structure``: called in the loader's worker
+        thread, so that the cards' updates on the event loop are cache hits."""
+        from explorer.geometry import rotate_structure
+
+        both = [structure, rotate_structure(structure, self.equivariance.rotation)]
+        self.models.predict(both)
+        self.models.predict(both, use_frame=False)
 
     def _on_structure(self, *_events: param.parameterized.Event) -> None:
         s, ref = self.loader.structure, self.loader.reference
@@ -65,6 +77,9 @@ class Explorer(param.Parameterized):
 
     def _on_rotation(self, event: param.parameterized.Event) -> None:
         self.viewer.rotation = event.new
+
+    def _screening_view(self) -> pn.viewable.Viewable:
+        return pn.panel(self.screening)
 
     def template(self) -> pn.template.FastListTemplate:
         card = dict(sizing_mode="stretch_width", collapsible=False, margin=(8, 8))
@@ -76,12 +91,23 @@ class Explorer(param.Parameterized):
                 sizing_mode="stretch_width"),
             pn.Card(self.equivariance, title="Equivariance check: f(RX) vs R f(X) Rᵀ",
                     css_classes=["goectp-card-equivariance"], **card),
-            pn.Card(self.screening, title="Screening map", css_classes=["goectp-card-screening"], **card),
+            # below the fold and the costliest to build (two Bokeh plots): built after the page has rendered
+            pn.Card(pn.panel(self._screening_view, defer_load=True, sizing_mode="stretch_width", min_height=400),
+                    title="Screening map", css_classes=["goectp-card-screening"], **card),
         ]
         return pn.template.FastListTemplate(
             title=TITLE, sidebar=[pn.pane.Markdown(ABOUT), self.models, pn.layout.Divider(), self.loader],
             main=main, sidebar_width=360, accent="#1f5f8b", header_background="#1f5f8b",
             design=offline_fast_design(), font_url="")
+
+
+def shared_screening_data() -> ScreeningData:
+    """The screening files, read once per server process and shared read-only by every session."""
+    from explorer.paths import SCREENING_RESULTS_FILE, screening_dir
+
+    results = screening_dir() / SCREENING_RESULTS_FILE
+    stamp = results.stat().st_mtime_ns if results.is_file() else 0
+    return pn.state.as_cached(f"goectp-screening-{results}-{stamp}", ScreeningData)
 
 
 def build_app(**kwargs: Any) -> pn.template.FastListTemplate:
@@ -90,7 +116,30 @@ def build_app(**kwargs: Any) -> pn.template.FastListTemplate:
     return Explorer(**kwargs).template()
 
 
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """``python explorer/app.py`` options: loopback only unless ``--address`` says otherwise."""
+    parser = argparse.ArgumentParser(
+        prog="python explorer/app.py", description=f"Serve the {TITLE} at http://ADDRESS:PORT/app.",
+        epilog="Sharing a server with other machines: see README (panel serve --address 0.0.0.0 "
+               "--allow-websocket-origin HOST:PORT --num-procs N).")
+    parser.add_argument("--address", default="127.0.0.1",
+                        help="interface to listen on (default 127.0.0.1: this machine only; 0.0.0.0 = every "
+                             "interface, then also pass --allow-websocket-origin)")
+    parser.add_argument("--port", type=int, default=5006, help="port (default 5006; 0 = any free port)")
+    parser.add_argument("--allow-websocket-origin", action="append", default=[], metavar="HOST[:PORT]",
+                        help="host (as typed in the browser) allowed to open the app's websocket; repeatable")
+    parser.add_argument("--show", action="store_true", help="open a browser tab")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    origins = args.allow_websocket_origin or [f"localhost:{args.port}", f"127.0.0.1:{args.port}"]
+    pn.serve({"app": build_app}, address=args.address, port=args.port, websocket_origin=origins,
+             show=args.show, title=TITLE)
+
+
 if pn.state.served:
     build_app().servable(title=TITLE)
 elif __name__ == "__main__":
-    pn.serve({"app": build_app}, port=5006, show=False, title=TITLE)
+    main()

@@ -5,8 +5,13 @@ Bad input never replaces the current structure: it sets ``error`` (shown as an a
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import functools
 import gzip
 import json
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,12 +21,27 @@ import panel as pn
 import param
 
 from explorer.paths import DATASET_FILE, data_dir, examples_dir
+from explorer.safe import escape_text, estimate_sites
 from goectp.io_formats import FORMAT_HELP, guess_format  # the one format guesser (also used by uploads' tests)
 
 #: Uploads larger than this are refused before parsing (bytes).
 MAX_UPLOAD_BYTES = 2_000_000
 #: The explorer draws every atom and bond; larger cells are refused (the CLI handles big cells).
 MAX_SITES = 200
+#: A CIF whose atom rows × symmetry operations exceed this multiple of ``max_sites`` is refused before parsing
+#: (pymatgen generates and merges that many candidate sites; a real 200-site cell needs far fewer).
+MAX_SYMMETRY_EXPANSION = 25
+#: Lattice vectors longer than this (Å) are refused: no crystal (nor a slab with vacuum) is that large.
+MAX_LATTICE_LENGTH = 500.0
+#: Two atoms closer than this (Å) overlap: refused (the model's graph and the 3D view both break on them).
+MIN_DISTANCE = 0.5
+_GALLERY_CACHE: dict[tuple, Any] = {}
+_GALLERY_LOCK = threading.Lock()
+#: The search box's placeholder: a formula and an id that are in the shipped data set (tested).
+SEARCH_EXAMPLES = ("TiO2", "mp-390")
+#: Parsing and preparing uploads runs here, off the server's event loop, so that one heavy upload never stalls
+#: another session's page (two workers: one busy upload leaves one for everybody else).
+_WORKERS = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="goectp-loader")
 
 
 
@@ -46,6 +66,101 @@ def describe_structure(structure) -> dict[str, Any]:  # noqa: ANN001
     lat = structure.lattice
     return {"formula": structure.composition.reduced_formula, "n_sites": len(structure), "spacegroup": spacegroup,
             "crystal_system": system, "abc": lat.abc, "angles": lat.angles, "volume": lat.volume}
+
+
+def check_at_the_door(structure, max_sites: int = MAX_SITES) -> None:  # noqa: ANN001
+    """The library's validation plus what would only fail later in every card: absurd lattice lengths and
+    overlapping atoms. Raises ``StructureError`` with the reason."""
+    from goectp.structures import StructureError, validate_structure
+
+    lengths = np.linalg.norm(np.asarray(structure.lattice.matrix, dtype=np.float64), axis=1)
+    if not np.all(np.isfinite(lengths)) or lengths.max() > MAX_LATTICE_LENGTH:
+        raise StructureError(f"lattice vector of {lengths.max():.3g} Å, longer than {MAX_LATTICE_LENGTH:g} Å: "
+                             "check the units (Å expected)")
+    validate_structure(structure, max_sites=max_sites)
+    if len(structure) > 1:
+        dist = np.asarray(structure.distance_matrix, dtype=np.float64)
+        np.fill_diagonal(dist, np.inf)
+        i, j = np.unravel_index(np.argmin(dist), dist.shape)
+        if dist[i, j] < MIN_DISTANCE:
+            raise StructureError(f"atoms {i} ({structure[i].species_string}) and {j} ({structure[j].species_string})"
+                                 f" overlap: {dist[i, j]:.3g} Å apart (less than {MIN_DISTANCE} Å)")
+
+
+def precheck_text(text: str, fmt: str, max_sites: int = MAX_SITES) -> str:
+    """Why ``text`` is refused before parsing (empty when it may be parsed): a site count estimated from the text
+    (see :func:`explorer.safe.estimate_sites`) above ``max_sites``, or a CIF whose symmetry expansion would be
+    huge. One pass over the text: microseconds, where pymatgen's parse of a 20,000-site CIF takes a minute."""
+    at_least, at_most = estimate_sites(text, fmt)
+    if at_least > max_sites:
+        return (f"the file lists {at_least} sites, more than the explorer's limit of {max_sites} "
+                "(use the goectp CLI for large cells)")
+    if at_most > MAX_SYMMETRY_EXPANSION * max_sites:
+        return (f"its {at_least} atom rows × symmetry operations would generate up to {at_most} sites, more than "
+                f"the explorer handles ({MAX_SYMMETRY_EXPANSION} × {max_sites}); use the goectp CLI")
+    return ""
+
+
+@dataclass
+class Prepared:
+    """The outcome of :func:`prepare_upload` / :func:`prepare_structure`: a checked structure with its
+    description, or an error message (exactly one of the two)."""
+
+    structure: Any = None
+    info: dict | None = None
+    error: str = ""
+
+
+def prepare_structure(structure, label: str, max_sites: int = MAX_SITES) -> Prepared:  # noqa: ANN001
+    """Check ``structure`` and describe it (thread-safe: touches no session state)."""
+    from goectp.structures import StructureError
+
+    try:
+        check_at_the_door(structure, max_sites=max_sites)
+        info = describe_structure(structure)
+    except StructureError as exc:
+        return Prepared(error=f"{label}: {exc}")
+    return Prepared(structure, info)
+
+
+def decode_upload(data: bytes | None, filename: str, max_bytes: int = MAX_UPLOAD_BYTES) -> tuple[str, str]:
+    """``(text, error)`` of an uploaded file: size limit and text decoding."""
+    if data is None or len(data) == 0:
+        return "", f"{filename}: the file is empty (0 bytes)"
+    if len(data) > max_bytes:
+        return "", (f"{filename}: the file is {len(data) / 1e6:.1f} MB, more than the explorer's limit of "
+                    f"{max_bytes / 1e6:.1f} MB (use the goectp CLI for large files)")
+    try:
+        return data.decode("utf-8"), ""
+    except UnicodeDecodeError:
+        text = data.decode("latin-1")  # decodes any byte string
+        if "\x00" in text:
+            return "", f"{filename}: this is a binary file, not a text structure file; {FORMAT_HELP}"
+        return text, ""
+
+
+def prepare_text(text: str, filename: str, max_sites: int = MAX_SITES) -> Prepared:
+    """Format from the name, the cheap pre-check, then the parse and the checks (thread-safe)."""
+    from goectp.structures import StructureError, structure_from_string
+
+    fmt = guess_format(filename)
+    if fmt is None:
+        return Prepared(error=f"{filename}: cannot tell the file format from its name; {FORMAT_HELP}")
+    problem = precheck_text(text, fmt, max_sites=max_sites)
+    if problem:
+        return Prepared(error=f"{filename}: {problem}")
+    try:
+        structure = structure_from_string(text, fmt)
+    except StructureError as exc:
+        return Prepared(error=f"{filename}: {exc}")
+    return prepare_structure(structure, filename, max_sites=max_sites)
+
+
+def prepare_upload(data: bytes | None, filename: str, max_bytes: int = MAX_UPLOAD_BYTES,
+                   max_sites: int = MAX_SITES) -> Prepared:
+    """An uploaded file from bytes to a checked structure, or the reason it is refused (thread-safe)."""
+    text, error = decode_upload(data, filename, max_bytes)
+    return Prepared(error=error) if error else prepare_text(text, filename, max_sites=max_sites)
 
 
 # ---------------------------------------------------------------------------------------------------- sources
@@ -81,9 +196,20 @@ class ExampleGallery:
         raise KeyError(f"no example named {name!r}; examples: {self.names}")
 
     def structure(self, name: str):  # noqa: ANN201
+        return self.prepared(name).structure
+
+    def prepared(self, name: str, max_sites: int = MAX_SITES) -> Prepared:
+        """The example parsed, checked and described: once per process (every session shows the same gallery;
+        the structures are shared read-only, nothing in the explorer modifies a structure in place)."""
         from goectp.structures import structure_from_file
 
-        return structure_from_file(self.directory / self.get(name).file)
+        path = self.directory / self.get(name).file
+        key = (str(path.resolve()), path.stat().st_mtime_ns, max_sites)
+        with _GALLERY_LOCK:
+            if key not in _GALLERY_CACHE:
+                structure = structure_from_file(path)
+                _GALLERY_CACHE[key] = prepare_structure(structure, f"{name} (example)", max_sites=max_sites)
+            return _GALLERY_CACHE[key]
 
 
 class DatasetIndex:
@@ -186,6 +312,10 @@ class StructureLoader(pn.viewable.Viewer):
     example = param.Selector(default=None, objects=[], allow_None=True, doc="Example from the gallery")
     dataset_query = param.String(default="", doc="Formula or id to search in the dataset")
     dataset_choice = param.Selector(default=None, objects=[], allow_None=True)
+    busy = param.Boolean(default=False, doc="An upload is being read (in a worker thread)")
+    precompute = param.Callable(default=None, allow_None=True, doc=(
+        "Called with a freshly parsed upload in the worker thread, before it is shown (the app warms the model's "
+        "prediction cache there, so that the cards' updates on the event loop are cache hits)"))
 
     def __init__(self, gallery: ExampleGallery | None = None, dataset: DatasetIndex | None = None,
                  **params: Any) -> None:
@@ -196,7 +326,8 @@ class StructureLoader(pn.viewable.Viewer):
         self._file_input = pn.widgets.FileInput(
             accept=".cif,.mcif,.vasp,.poscar,.xyz,.extxyz,.json,POSCAR,CONTCAR", multiple=False, label="Upload",
             css_classes=["goectp-upload"], sizing_mode="stretch_width")
-        self._file_input.param.watch(self._on_upload, "value")
+        # "filename" too: a 0-byte file arrives as value None (Panel decodes '' to None), only its name changes
+        self._file_input.param.watch(self._on_upload, ["value", "filename"])
         self._dataset_results: dict[str, str] = {}
         if self.structure is None:
             if self.gallery.names:
@@ -205,68 +336,76 @@ class StructureLoader(pn.viewable.Viewer):
                 self.set_structure(default_structure(), "SrTiO3 (built-in)", "python")
 
     # ------------------------------------------------------------------------------------------------ API
-    def set_structure(self, structure, label: str, source: str, reference: dict | None = None) -> bool:  # noqa: ANN001
-        """Validate and show ``structure``; on failure set ``error`` and keep the previous one. Returns success."""
-        from goectp.structures import StructureError, validate_structure
+    def set_structure(self, structure, label: str, source: str, reference: dict | None = None,  # noqa: ANN001
+                      info: dict | None = None) -> bool:
+        """Check and show ``structure``; on failure set ``error`` and keep the previous one. Returns success.
 
-        try:
-            validate_structure(structure, max_sites=self.max_sites)
-            info = describe_structure(structure)
-        except StructureError as exc:
-            self.error = f"{label}: {exc}"
-            self.message = ""
-            return False
+        ``info`` (from :func:`prepare_structure`): the structure was checked already (off the event loop)."""
+        if info is None:
+            prepared = prepare_structure(structure, label, max_sites=self.max_sites)
+            if prepared.error:
+                self.param.update(error=prepared.error, message="")
+                return False
+            info = prepared.info
         self.param.update(structure=structure, label=label, source=source, reference=reference, info=info,
                           error="", message=f"Loaded {label}: {info['formula']}, {len(structure)} sites, "
                                             f"{info['spacegroup']}")
         return True
 
-    def load_text(self, text: str, filename: str) -> bool:
-        """Parse text in the format implied by ``filename``; see :func:`guess_format`."""
-        from goectp.structures import StructureError, structure_from_string
+    def _apply_upload(self, prepared: Prepared, filename: str) -> bool:
+        if prepared.error:
+            self.param.update(error=prepared.error, message="")
+            return False
+        return self.set_structure(prepared.structure, filename, "upload", info=prepared.info)
 
-        fmt = guess_format(filename)
-        if fmt is None:
-            self.error = f"{filename}: cannot tell the file format from its name; {FORMAT_HELP}"
-            return False
-        try:
-            structure = structure_from_string(text, fmt)
-        except StructureError as exc:
-            self.error = f"{filename}: {exc}"
-            return False
-        return self.set_structure(structure, filename, "upload")
+    def load_text(self, text: str, filename: str) -> bool:
+        """Parse text in the format implied by ``filename`` (see :func:`guess_format`), after the cheap
+        pre-check of :func:`precheck_text`."""
+        return self._apply_upload(prepare_text(text, filename, max_sites=self.max_sites), filename)
 
     def load_bytes(self, data: bytes, filename: str) -> bool:
-        """An uploaded file: size limit, text decoding, then :meth:`load_text`."""
-        if data is None or len(data) == 0:
-            self.error = f"{filename}: the file is empty"
-            return False
-        if len(data) > self.max_upload_bytes:
-            self.error = (f"{filename}: the file is {len(data) / 1e6:.1f} MB, more than the explorer's limit of "
-                          f"{self.max_upload_bytes / 1e6:.1f} MB (use the goectp CLI for large files)")
-            return False
+        """An uploaded file: size limit, text decoding, pre-check, parse, checks (synchronously; the upload
+        widget runs the same steps in a worker thread, see :meth:`load_bytes_async`)."""
+        prepared = prepare_upload(data, filename, self.max_upload_bytes, self.max_sites)
+        if not prepared.error and self.precompute is not None:
+            self.precompute(prepared.structure)
+        return self._apply_upload(prepared, filename)
+
+    async def load_bytes_async(self, data: bytes | None, filename: str) -> bool:
+        """:meth:`load_bytes` with the decoding, pre-check, parse, checks and ``precompute`` (e.g. the model's
+        predictions) in a worker thread: the server's event loop, which serves every session, stays free."""
+        self.param.update(busy=True, error="", message=f"Reading {filename} …")
+        loop = asyncio.get_running_loop()
+        precompute = self.precompute
+
+        def work() -> Prepared:
+            prepared = prepare_upload(data, filename, self.max_upload_bytes, self.max_sites)
+            if not prepared.error and precompute is not None:
+                try:
+                    precompute(prepared.structure)
+                except Exception:  # the cards show their own error when they run the prediction themselves
+                    pass
+            return prepared
+
         try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError:
-            try:
-                text = data.decode("latin-1")
-            except UnicodeDecodeError:  # pragma: no cover - latin-1 decodes any byte string
-                text = ""
-            if "\x00" in text:
-                self.error = f"{filename}: this is a binary file, not a text structure file; {FORMAT_HELP}"
-                return False
-        return self.load_text(text, filename)
+            prepared = await loop.run_in_executor(_WORKERS, work)
+        finally:
+            self.busy = False
+        return self._apply_upload(prepared, filename)
 
     def load_example(self, name: str) -> bool:
         from goectp.structures import StructureError
 
         try:
-            structure = self.gallery.structure(name)
-        except (KeyError, StructureError) as exc:
+            prepared = self.gallery.prepared(name, max_sites=self.max_sites)
+        except (KeyError, StructureError, OSError) as exc:
             self.error = str(exc)
             return False
+        if prepared.error:
+            self.param.update(error=prepared.error, message="")
+            return False
         ex = self.gallery.get(name)
-        return self.set_structure(structure, f"{ex.name} (example)", "example")
+        return self.set_structure(prepared.structure, f"{ex.name} (example)", "example", info=prepared.info)
 
     def search_dataset(self, query: str) -> list[tuple[str, str, int]]:
         try:
@@ -289,10 +428,16 @@ class StructureLoader(pn.viewable.Viewer):
         return self.set_structure(structure, f"{key} (dataset)", "dataset", reference=reference)
 
     # ------------------------------------------------------------------------------------------------ widgets
-    def _on_upload(self, event: param.parameterized.Event) -> None:
-        if event.new is None:
+    def _on_upload(self, *events: param.parameterized.Event) -> None:
+        data, filename = self._file_input.value, self._file_input.filename
+        if data is None and not filename:
             return
-        self.load_bytes(event.new, self._file_input.filename or "upload")
+        filename = filename or "upload"
+        doc = pn.state.curdoc
+        if doc is not None and doc.session_context is not None:  # served: parse in a worker thread, so that the
+            pn.state.execute(functools.partial(self.load_bytes_async, data, filename))  # loop serves everyone
+        else:
+            self.load_bytes(data, filename)
 
     @param.depends("example", watch=True)
     def _on_example(self) -> None:
@@ -307,13 +452,16 @@ class StructureLoader(pn.viewable.Viewer):
         if self.dataset_choice:
             self.load_dataset_record(self._dataset_results[self.dataset_choice])
 
-    @param.depends("error", "message")
+    @param.depends("error", "message", "busy")
     def _status(self) -> pn.viewable.Viewable:
         if self.error:
-            return pn.pane.Alert(f"**Could not load the structure.** {self.error}", alert_type="danger",
+            return pn.pane.Alert(f"**Could not load the structure.** {escape_text(self.error)}", alert_type="danger",
                                  css_classes=["goectp-load-error"], sizing_mode="stretch_width")
-        return pn.pane.Alert(self.message or "Choose a structure.", alert_type="success",
-                             css_classes=["goectp-load-ok"], sizing_mode="stretch_width")
+        if self.busy:
+            return pn.pane.Alert(escape_text(self.message), alert_type="info", css_classes=["goectp-load-busy"],
+                                 sizing_mode="stretch_width")
+        return pn.pane.Alert(escape_text(self.message) if self.message else "Choose a structure.",
+                             alert_type="success", css_classes=["goectp-load-ok"], sizing_mode="stretch_width")
 
     @param.depends("info", "label")
     def _summary(self) -> pn.viewable.Viewable:
@@ -323,7 +471,8 @@ class StructureLoader(pn.viewable.Viewer):
         a, b, c = i["abc"]
         al, be, ga = i["angles"]
         return pn.pane.Markdown(
-            f"**{i['formula']}** — {self.label}  \n{i['n_sites']} sites, {i['spacegroup']}, {i['crystal_system']}  \n"
+            f"**{escape_text(i['formula'])}** — {escape_text(self.label)}  \n{i['n_sites']} sites, "
+            f"{escape_text(i['spacegroup'])}, {escape_text(i['crystal_system'])}  \n"
             f"a, b, c = {a:.3f}, {b:.3f}, {c:.3f} Å; α, β, γ = {al:.1f}°, {be:.1f}°, {ga:.1f}°",
             css_classes=["goectp-structure-summary"])
 
@@ -335,7 +484,7 @@ class StructureLoader(pn.viewable.Viewer):
         load.on_click(self._load_choice)
         return pn.Column(
             pn.widgets.TextInput.from_param(self.param.dataset_query, name="Search the DFPT dataset (formula or id)",
-                                            placeholder="e.g. TiO2, mp-2657"),
+                                            placeholder="e.g. " + ", ".join(SEARCH_EXAMPLES)),
             pn.widgets.Select.from_param(self.param.dataset_choice, name="Matches"),
             load, sizing_mode="stretch_width")
 

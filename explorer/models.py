@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import hashlib
+import threading
 from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Any
@@ -23,6 +24,43 @@ DEMO_MODEL = "untrained demo model"
 ENSEMBLE_MEAN = "ensemble mean ± std"
 SINGLE_MEMBER = "single member"
 DEMO_SEEDS = (0, 1, 2)
+
+
+class SharedPredictions:
+    """Process-wide LRU of predictions of the shipped models, shared read-only by every session of a server (the
+    gallery's first structure is predicted once per process, not once per visitor). Thread-safe: uploads are
+    predicted in the loader's worker threads."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self._data: OrderedDict[tuple, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple) -> np.ndarray | None:
+        with self._lock:
+            value = self._data.get(key)
+            if value is not None:
+                self._data.move_to_end(key)
+            return value
+
+    def put(self, key: tuple, value: np.ndarray) -> None:
+        value = np.array(value, copy=True)
+        value.setflags(write=False)  # read-only: no session can change what another one sees
+        with self._lock:
+            self._data[key] = value
+            self._data.move_to_end(key)
+            while len(self._data) > self.size:
+                self._data.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+#: Predictions of shipped models (keyed by the model's name, checkpoint stamp, member and precision).
+SHARED_PREDICTIONS = SharedPredictions()
+#: One lock per process around torch calls: torch's thread setting is global, and a session's event-loop callback
+#: and an upload's worker thread may predict at the same time.
+_PREDICT_LOCK = threading.RLock()
 
 
 def build_demo_model(seeds: tuple[int, ...] = DEMO_SEEDS, hidden: int = 64):  # noqa: ANN201
@@ -97,6 +135,8 @@ class ModelSelector(pn.viewable.Viewer):
         if self.model_name not in names:
             self.model_name = "default" if "default" in names else names[0]
         self._loaded: dict[str, Any] = {}
+        self._cache_lock = threading.RLock()
+        self._stamps: dict[str, Any] = {}  # shipped/demo models: identity of the process-wide shared copy
         self._cache: OrderedDict[tuple, np.ndarray] = OrderedDict()
         self._effective_models: dict[tuple, Any] = {}
         self._effective: Any = None
@@ -108,14 +148,16 @@ class ModelSelector(pn.viewable.Viewer):
         if name not in self._loaded:
             if name in self._extra:
                 model = self._extra[name]
-            elif name == DEMO_MODEL:
-                model = build_demo_model()
+            elif name == DEMO_MODEL:  # seeded: the same for every session, so built once per process
+                model = pn.state.as_cached("goectp-demo-model", build_demo_model)
+                self._stamps[name] = "demo"
             else:  # shared read-only across sessions of one server (Panel's cache, not a module global)
                 from goectp.api import assets_dir, load_model
 
                 folder = assets_dir() / "models" / name
                 stamp = max((p.stat().st_mtime for p in folder.glob("*.pt")), default=0.0)
                 model = pn.state.as_cached(f"goectp-model-{name}-{stamp}", lambda: load_model(name))
+                self._stamps[name] = stamp
             self._loaded[name] = model.eval()
         return self._loaded[name]
 
@@ -161,7 +203,11 @@ class ModelSelector(pn.viewable.Viewer):
             model = base.members[self.member] if single else base
             dtype = torch.float64 if self.precision == "float64" else torch.float32
             if next(model.parameters()).dtype != dtype:
-                model = copy.deepcopy(model).to(dtype)
+                if self.model_name in self._stamps:  # a shared model: its converted copy is shared too
+                    model = pn.state.as_cached(f"goectp-effective-{key}-{self._stamps[self.model_name]}",
+                                               lambda m=model: copy.deepcopy(m).to(dtype).eval())
+                else:
+                    model = copy.deepcopy(model).to(dtype)
             self._effective_models[key] = model.eval()
         self._effective, self._model_key = self._effective_models[key], key
         self.error = ""
@@ -195,21 +241,39 @@ class ModelSelector(pn.viewable.Viewer):
             torch.set_num_threads(previous)
 
     def predict_members(self, structures: list, use_frame: bool | None = None) -> np.ndarray:
-        """Per-member predictions ``(M, n, 3, 3)`` (``M = 1`` for a single model), cached per structure."""
+        """Per-member predictions ``(M, n, 3, 3)`` (``M = 1`` for a single model), cached per structure.
+
+        Thread-safe (an upload is predicted in the loader's worker thread while the session stays live)."""
+        with self._cache_lock:
+            return self._predict_members(structures, use_frame)
+
+    def _predict_members(self, structures: list, use_frame: bool | None) -> np.ndarray:
         from goectp.api import graphs_for, predict_graphs
 
         keys = [(self._model_key, use_frame, structure_key(s)) for s in structures]
+        stamp = self._stamps.get(self.model_name)
+        shared = None if stamp is None else (stamp,)  # shipped/demo model: the process-wide cache
+        for k in keys:
+            if k not in self._cache and shared is not None:
+                hit = SHARED_PREDICTIONS.get(shared + k)
+                if hit is not None:
+                    self._cache[k] = hit
         missing = [i for i, k in enumerate(keys) if k not in self._cache]
         if missing:
             model = self.model
             todo = [structures[i] for i in missing]
-            graphs = graphs_for(todo, model, max_sites=max([500] + [len(s) for s in todo]))
-            with self._threads():
-                out = predict_graphs(graphs, model, device=self.device, use_frame=use_frame)
+            with _PREDICT_LOCK:
+                graphs = graphs_for(todo, model, max_sites=max([500] + [len(s) for s in todo]))
+                with self._threads():
+                    out = predict_graphs(graphs, model, device=self.device, use_frame=use_frame)
             if out.ndim == 3:  # single model: [n, 3, 3]
                 out = out[None]
             for j, i in enumerate(missing):
-                self._cache[keys[i]] = out[:, j]
+                value = np.array(out[:, j], copy=True)
+                value.setflags(write=False)
+                self._cache[keys[i]] = value
+                if shared is not None:
+                    SHARED_PREDICTIONS.put(shared + keys[i], value)
         result = np.stack([self._cache[k] for k in keys], axis=1)
         for k in keys:
             self._cache.move_to_end(k)

@@ -1,0 +1,142 @@
+"""Explorer under load: N concurrent headless-Chromium sessions of ``panel serve explorer/app.py`` on loopback.
+
+Starts the server on 127.0.0.1 (a free port, ``--warm``: the model and the gallery's first predictions are loaded
+and cached once, before the first visitor), opens N pages at the same moment (one browser, one context each) and
+measures per session
+
+- **first render**: from ``page.goto`` until the predicted tensor (``#tensor-predicted``) and the 3D view's frame
+  are on the page (the part above the fold);
+- **complete**: until the screening map's plots (built after the first render: deferred) have drawn.
+
+Prints a Markdown table (median, max, per session). Run (Chromium from ./install.sh)::
+
+    nice -n 15 python benchmarks/bench_explorer_load.py            # 8 sessions
+    nice -n 15 python benchmarks/bench_explorer_load.py --sessions 4 --num-procs 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = Path(os.environ.get("GOECTP_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(port: int, num_procs: int, log: Path) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "panel", "serve", "explorer/app.py", "--address", "127.0.0.1", "--port", str(port),
+           "--allow-websocket-origin", f"127.0.0.1:{port}", "--liveness", "--warm", "--num-procs", str(num_procs)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"panel serve exited:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/liveness", timeout=2) as resp:
+                if resp.status == 200:
+                    return proc
+        except OSError:
+            time.sleep(0.5)
+    proc.terminate()
+    raise RuntimeError("panel serve not ready after 300 s")
+
+
+async def one_session(browser, url: str, index: int, timeout_ms: int) -> dict:  # noqa: ANN001
+    context = await browser.new_context(viewport={"width": 1500, "height": 1900})
+    page = await context.new_page()
+    start = time.perf_counter()
+    row = {"session": index, "first_render_s": float("nan"), "complete_s": float("nan"), "error": ""}
+    try:
+        await page.goto(url, wait_until="domcontentloaded", timeout=timeout_ms)
+        await page.locator("#tensor-predicted").wait_for(timeout=timeout_ms)
+        await page.locator("iframe.goectp-3d").wait_for(timeout=timeout_ms)
+        row["first_render_s"] = time.perf_counter() - start
+        await page.locator(".goectp-screening-plots canvas").first.wait_for(timeout=timeout_ms)
+        row["complete_s"] = time.perf_counter() - start
+    except Exception as exc:  # reported in the table, not raised: the other sessions still count
+        row["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:80]}"
+    finally:
+        await context.close()
+    return row
+
+
+async def run_sessions(url: str, sessions: int, timeout_ms: int) -> list[dict]:
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            return await asyncio.gather(*(one_session(browser, url, i + 1, timeout_ms) for i in range(sessions)))
+        finally:
+            await browser.close()
+
+
+def markdown_table(rows: list[dict], sessions: int, num_procs: int) -> str:
+    def fmt(v: float) -> str:
+        return "–" if v != v else f"{v:.1f}"
+
+    first = [r["first_render_s"] for r in rows if r["first_render_s"] == r["first_render_s"]]
+    complete = [r["complete_s"] for r in rows if r["complete_s"] == r["complete_s"]]
+    lines = [f"{sessions} concurrent sessions, `--num-procs {num_procs}`: seconds from `page.goto` to",
+             "",
+             "| | first render (tensor + 3D view) | complete (screening plots drawn) |",
+             "|---|---:|---:|",
+             f"| **median** | {fmt(statistics.median(first)) if first else '–'} | "
+             f"{fmt(statistics.median(complete)) if complete else '–'} |",
+             f"| **max** | {fmt(max(first)) if first else '–'} | {fmt(max(complete)) if complete else '–'} |"]
+    for r in rows:
+        note = f" ({r['error']})" if r["error"] else ""
+        lines.append(f"| session {r['session']} | {fmt(r['first_render_s'])} | {fmt(r['complete_s'])}{note} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sessions", type=int, default=8)
+    parser.add_argument("--num-procs", type=int, default=1, help="panel serve --num-procs")
+    parser.add_argument("--timeout", type=float, default=180.0, help="per-session timeout (s)")
+    parser.add_argument("--budget", type=float, default=5.0, help="first-render target (s): exit 1 if exceeded")
+    args = parser.parse_args(argv)
+    if not CHROMIUM.exists():
+        print(f"{CHROMIUM} not found: run ./install.sh as root (or set GOECTP_CHROMIUM)", file=sys.stderr)
+        return 2
+    port = free_port()
+    with tempfile.TemporaryDirectory() as tmp:
+        log = Path(tmp) / "panel.log"
+        t0 = time.perf_counter()
+        proc = start_server(port, args.num_procs, log)
+        print(f"server ready (warm) after {time.perf_counter() - t0:.1f} s", flush=True)
+        try:
+            rows = asyncio.run(run_sessions(f"http://127.0.0.1:{port}/app", args.sessions,
+                                            int(args.timeout * 1000)))
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    print(markdown_table(rows, args.sessions, args.num_procs))
+    worst = max((r["first_render_s"] for r in rows), default=float("inf"))
+    return 0 if worst == worst and worst <= args.budget else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
