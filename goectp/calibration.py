@@ -56,7 +56,6 @@ CALIBRATION_FILE = "calibration.json"
 CALIBRATION_VERSION = 1
 Z1, Z2 = 0.6827, 0.9545  # Gaussian coverage of ±1σ and ±2σ
 QUANTITIES = ("tensor", "eps_mean", "anisotropy")
-ANISOTROPY_REF = 1.0  # α's relative σ term grows with α - 1 (an isotropic crystal has α = 1 exactly)
 RARE_THRESHOLD = 5  # an element in fewer training records than this is "rare"
 
 
@@ -158,6 +157,42 @@ def fit_quantity(err: np.ndarray, tau: np.ndarray, mu: np.ndarray, seed: int = 0
     raw = tau * np.sqrt((5 - 1) / 5)  # the raw 5-member-equivalent population spread, for "before"
     return {"form": form, **{k: float(v) for k, v in params.items()}, "n_points": int(len(err)),
             "selection": scores, "coverage_raw": {"1sigma": coverage(err, raw, 1), "2sigma": coverage(err, raw, 2)}}
+
+
+def propagated_alpha_sigma(tensor_params: dict[str, Any], alpha: np.ndarray, eig: np.ndarray, eig_std_pop: np.ndarray,
+                           n: np.ndarray | int) -> np.ndarray:
+    """σ(α) from the calibrated eigenvalue σ's: α·sqrt((σ₃/λ₃)² + (σ₁/λ₁)²) (inf when λ₁ <= 0 or α is inf)."""
+    n = np.asarray(n)
+    sig = calibrated_sigma(tensor_params, eig_std_pop, eig, n.reshape(n.shape + (1,)) if n.ndim else n)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.abs(alpha) * np.sqrt((sig[..., 2] / eig[..., 2]) ** 2 + (sig[..., 0] / eig[..., 0]) ** 2)
+    return np.where((eig[..., 0] <= 0) | ~np.isfinite(alpha), np.inf, out)
+
+
+def _fit_k(err: np.ndarray, base: np.ndarray) -> float:
+    best = None
+    for target in (0.86, 0.88, 0.90, 0.92, 0.94, 0.954):
+        k = _scale_for(err, base, np.zeros_like(base), 0.0, target=target)
+        loss = _band_loss(coverage(err, k * base, 1.0), coverage(err, k * base, 2.0))
+        if best is None or loss < best[0] - 1e-9:
+            best = (loss, k)
+    return best[1]
+
+
+def fit_propagated(err: np.ndarray, base: np.ndarray, seed: int = 0, folds: int = 5) -> dict[str, Any]:
+    """α: σ(α) propagated from the calibrated eigenvalue σ's (:func:`propagated_alpha_sigma`) times a factor k,
+    fitted like :func:`fit_form` (coverage bands). A direct fit of α's own member spread is useless: for
+    (near-)cubic crystals every member gives α = 1, the spread is 0, and a scale fitted elsewhere explodes."""
+    ok = np.isfinite(err) & np.isfinite(base)
+    err, base = err[ok], base[ok]
+    fold = np.random.default_rng(seed).permutation(len(err)) % folds
+    sig = np.zeros_like(err)
+    for f in range(folds):
+        sig[fold == f] = _fit_k(err[fold != f], base[fold != f]) * base[fold == f]
+    return {"form": "propagated", "k": _fit_k(err, base), "s": 0.0, "c": 0.0, "n_points": int(len(err)),
+            "selection": {"propagated": {"nll_oof": gaussian_nll(err, sig), "coverage_1sigma_oof": coverage(err, sig, 1),
+                                         "coverage_2sigma_oof": coverage(err, sig, 2)}},
+            "coverage_raw": {}}
 
 
 # ---------------------------------------------------------------------------------------------------- held out
@@ -305,14 +340,18 @@ def subensemble_stats(members: np.ndarray, use: np.ndarray) -> dict[str, np.ndar
     eps_m = mean_eigenvalue(members)
     eps = (w * eps_m).sum(axis=0) / safe
     eps_std = np.sqrt((w * (eps_m - eps) ** 2).sum(axis=0) / safe)
-    alpha_m, nonpos_m = anisotropy_ratio(np.linalg.eigvalsh(members))
-    alpha, _ = anisotropy_ratio(np.linalg.eigvalsh(mean))
+    eig_m = np.linalg.eigvalsh(members)
+    eig = np.linalg.eigvalsh(mean)
+    eig_std = np.sqrt((w[..., None] * (eig_m - (w[..., None] * eig_m).sum(axis=0) / safe[:, None]) ** 2).sum(axis=0)
+                      / safe[:, None])
+    alpha_m, nonpos_m = anisotropy_ratio(eig_m)
+    alpha, _ = anisotropy_ratio(eig)
     any_nonpos = (nonpos_m & use).any(axis=0)
     am = np.where(nonpos_m, 0.0, alpha_m)
     a_mean = (w * am).sum(axis=0) / safe
     a_std = np.where(any_nonpos, np.inf, np.sqrt((w * (am - a_mean) ** 2).sum(axis=0) / safe))
     return {"n": n, "mean": mean, "std": std, "eps_mean": eps, "eps_mean_std": eps_std, "anisotropy": alpha,
-            "anisotropy_std": a_std}
+            "anisotropy_std": a_std, "eigenvalues": eig, "eigenvalues_std": eig_std}
 
 
 def calibration_points(held: dict[str, Any], records: np.ndarray | None = None) -> dict[str, dict[str, np.ndarray]]:
@@ -332,8 +371,9 @@ def calibration_points(held: dict[str, Any], records: np.ndarray | None = None) 
                    "mu": sub["mean"][ok][:, diag, diag].ravel()},
         "eps_mean": {"err": sub["eps_mean"][ok] - mean_eigenvalue(true[ok]),
                      "tau": tau_hat(sub["eps_mean_std"][ok], n), "mu": sub["eps_mean"][ok]},
-        "anisotropy": {"err": sub["anisotropy"][ok] - t_alpha[ok],
-                       "tau": tau_hat(sub["anisotropy_std"][ok], n), "mu": sub["anisotropy"][ok] - ANISOTROPY_REF},
+        "anisotropy": {"err": sub["anisotropy"][ok] - t_alpha[ok], "alpha": sub["anisotropy"][ok],
+                       "tau": tau_hat(sub["anisotropy_std"][ok], n),
+                       "eig": sub["eigenvalues"][ok], "eig_std": sub["eigenvalues_std"][ok], "n": n},
     }
 
 
@@ -351,6 +391,7 @@ class Calibration:
 
     # -------------------------------------------------------------------------------------------- σ
     def sigma(self, quantity: str, std_pop: np.ndarray, mean: np.ndarray, n_members: np.ndarray | int) -> np.ndarray:
+        """Calibrated σ of ``tensor`` components / eigenvalues or ``eps_mean`` (α: see :meth:`apply`)."""
         return calibrated_sigma(self.quantities[quantity], std_pop, mean, n_members)
 
     def apply(self, stats: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -358,13 +399,17 @@ class Calibration:
         out = dict(stats)
         n = np.asarray(stats["n_members"])
         for key, q, mean in (("std", "tensor", stats["mean"]), ("eigenvalues_std", "tensor", stats["eigenvalues"]),
-                             ("eps_mean_std", "eps_mean", stats["eps_mean"]),
-                             ("anisotropy_std", "anisotropy", stats["anisotropy"])):
+                             ("eps_mean_std", "eps_mean", stats["eps_mean"])):
             if key not in stats:
                 continue
             nn_ = n.reshape(n.shape + (1,) * (np.ndim(mean) - 1))
             out[f"{key}_raw"] = stats[key]
             out[key] = self.sigma(q, stats[key], mean, nn_)
+        if "anisotropy_std" in stats and "eigenvalues_std" in stats:
+            out["anisotropy_std_raw"] = stats["anisotropy_std"]
+            base = propagated_alpha_sigma(self.quantities["tensor"], stats["anisotropy"], stats["eigenvalues"],
+                                          stats["eigenvalues_std"], n)
+            out["anisotropy_std"] = float(self.quantities["anisotropy"]["k"]) * base
         out["calibrated"] = True
         return out
 
@@ -466,8 +511,12 @@ def element_counts(elements: Sequence[set[str]], records: np.ndarray) -> dict[st
 def fit_calibration(held: dict[str, Any], seed: int = 0) -> Calibration:
     """Fit the σ model (:func:`fit_quantity` per quantity) and the OOD statistics from :func:`heldout_predictions`."""
     pts = calibration_points(held)
-    quantities = {q: fit_quantity(pts[q]["err"], pts[q]["tau"], pts[q]["mu"], seed=seed) for q in QUANTITIES}
-    quantities["anisotropy"]["ref"] = ANISOTROPY_REF
+    quantities = {q: fit_quantity(pts[q]["err"], pts[q]["tau"], pts[q]["mu"], seed=seed) for q in ("tensor", "eps_mean")}
+    a = pts["anisotropy"]
+    base = propagated_alpha_sigma(quantities["tensor"], a["alpha"], a["eig"], a["eig_std"], a["n"])
+    quantities["anisotropy"] = fit_propagated(a["err"], base, seed=seed)
+    raw = a["tau"] * np.sqrt((5 - 1) / 5)
+    quantities["anisotropy"]["coverage_raw"] = {"1sigma": coverage(a["err"], raw, 1), "2sigma": coverage(a["err"], raw, 2)}
     ev = pts["eps_mean"]
     with np.errstate(divide="ignore", invalid="ignore"):
         rel = ev["tau"] / np.abs(ev["mu"])

@@ -14,8 +14,8 @@ from goectp.logs import setup_logging
 
 # --------------------------------------------------------------------------------------------------------- predict
 def cmd_predict(args: argparse.Namespace) -> int:
-    from goectp.api import default_device, load_model, predict
-    from goectp.evaluation.metrics import anisotropy, eigenvalues, mean_eigenvalue
+    from goectp.api import default_device, load_model, predict, predict_summary
+    from goectp.tensor_stats import anisotropy, eigenvalues, mean_eigenvalue
     from goectp.structures import StructureError, load_structures
 
     device = default_device(args.device)  # a clear error for --device cuda without CUDA, before any work
@@ -24,8 +24,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
     for path in args.structures:
         try:
             struct = load_structures(path, max_sites=args.max_sites)[0]
-            mean, std = predict(struct, model, device=device, return_std=True, max_sites=args.max_sites,
-                                use_frame=False if args.no_frame else None)
+            summary = None
+            if args.no_frame:
+                mean, std = predict(struct, model, device=device, return_std=True, max_sites=args.max_sites,
+                                    use_frame=False)
+            else:  # ε̄ ± σ, α ± σ (calibrated σ when the ensemble ships a calibration) and OOD flags
+                summary = predict_summary(struct, model, device=device, max_sites=args.max_sites)[0]
+                mean, std = np.array([summary["tensor"]]), np.array([summary["tensor_std"]])
         except (StructureError, FileNotFoundError, ValueError, ArithmeticError, OSError) as exc:
             print(f"error: {_one_line(exc)}", file=sys.stderr)
             rows.append({"file": str(path), "error": str(exc)})
@@ -34,6 +39,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
         rows.append({"file": str(path), "formula": struct.composition.reduced_formula, "tensor": eps.tolist(),
                      "std": sd.tolist(), "eigenvalues": eigenvalues(eps).tolist(),
                      "eps_mean": float(mean_eigenvalue(eps)), "anisotropy": float(anisotropy(eps))})
+        if summary is not None:
+            rows[-1].update({k: summary[k] for k in ("eps_mean_std", "anisotropy_std", "eigenvalues_std",
+                                                     "calibrated", "ood")})
     if args.json:
         print(json.dumps(rows, indent=1))
     else:
@@ -45,7 +53,16 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 sd = "  ± " + " ".join(f"{v:6.3f}" for v in r["std"][i]) if np.any(r["std"]) else ""
                 print("  [" + " ".join(f"{v:9.3f}" for v in line) + " ]" + sd)
             print("  eigenvalues: " + ", ".join(f"{v:.3f}" for v in r["eigenvalues"]))
-            print(f"  mean eigenvalue ε̄ = {r['eps_mean']:.3f}   anisotropy λmax/λmin = {r['anisotropy']:.3f}")
+            if "eps_mean_std" in r:
+                kind = "calibrated σ" if r["calibrated"] else "raw member std (no calibration)"
+                print(f"  mean eigenvalue ε̄ = {r['eps_mean']:.3f} ± {r['eps_mean_std']:.3f}   anisotropy "
+                      f"λmax/λmin = {r['anisotropy']:.3f} ± {r['anisotropy_std']:.3f}   (± = {kind})")
+                if r["ood"] and r["ood"]["flag"]:
+                    print("  WARNING out of distribution: " + "; ".join(r["ood"]["reasons"]))
+                elif r["ood"]:
+                    print("  in distribution (no OOD flag)")
+            else:
+                print(f"  mean eigenvalue ε̄ = {r['eps_mean']:.3f}   anisotropy λmax/λmin = {r['anisotropy']:.3f}")
     return 1 if any("error" in r for r in rows) else 0
 
 

@@ -81,18 +81,20 @@ def card_section(cal: Calibration, name: str) -> str:
                      ("anisotropy", "α = λmax/λmin")):
         p = cal.quantities[q]
         sel = p["selection"][p["form"]]
-        rows.append(f"| {label} | {p['form']} | {p['s']:.3g} | {p['c']:.3g} | {p['n_points']} | "
+        params = f"k = {p['k']:.3g}" if p["form"] == "propagated" else f"s = {p['s']:.3g}, c = {p['c']:.3g}"
+        rows.append(f"| {label} | {p['form']} | {params} | {p['n_points']} | "
                     f"{100 * p['coverage_raw']['1sigma']:.0f} % / {100 * p['coverage_raw']['2sigma']:.0f} % | "
                     f"{100 * sel['coverage_1sigma_oof']:.0f} % / {100 * sel['coverage_2sigma_oof']:.0f} % |")
     return f"""## Calibration
 
 `calibration.json` (written by `python scripts/calibrate_ensemble.py --model {name}`) rescales the member spread
-into a calibrated σ: σ² = (s·τ̂)² + (c·|μ|)², τ̂ = member std with ddof=1 (for α, μ is α − 1). Fitted on held-out
+into a calibrated σ: σ² = (s·τ̂)² + (c·|μ|)², τ̂ = member std with ddof=1; σ(α) = k·α·√((σ₃/λ₃)² + (σ₁/λ₁)²)
+from the calibrated eigenvalue σ's ("propagated"). Fitted on held-out
 **sub-ensembles**: for each record, the members that did not train on it ({cal.meta.get('n_calibration_records')}
 records are unseen by ≥ 2 members). Coverage: raw = the uncalibrated member std, calibrated = 5-fold out-of-fold.
 
-| quantity | form | s | c | points | raw ±1σ / ±2σ | calibrated ±1σ / ±2σ |
-|---|---|---|---|---|---|---|
+| quantity | form | parameters | points | raw ±1σ / ±2σ | calibrated ±1σ / ±2σ |
+|---|---|---|---|---|---|
 {chr(10).join(rows)}
 
 Out-of-distribution flags (`goectp predict`, `goectp.predict_summary`, explorer, screening): an element in no
@@ -134,7 +136,7 @@ def main() -> None:
     cal = calibrate(args.model, args.data, args.cache or None, plot=not args.no_plot)
     for q, p in cal.quantities.items():
         sel = p["selection"][p["form"]]
-        print(f"{q:10s} form={p['form']:15s} s={p['s']:.3g} c={p['c']:.3g}  raw ±1σ/±2σ "
+        print(f"{q:10s} form={p['form']:15s} s={p['s']:.3g} c={p['c']:.3g} k={p.get('k', 1):.3g}  raw ±1σ/±2σ "
               f"{p['coverage_raw']['1sigma']:.2f}/{p['coverage_raw']['2sigma']:.2f}  calibrated (out-of-fold) "
               f"{sel['coverage_1sigma_oof']:.2f}/{sel['coverage_2sigma_oof']:.2f}")
 
