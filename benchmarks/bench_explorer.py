@@ -36,7 +36,7 @@ TARGET_RENDER = 0.5
 TARGET_EQUIVARIANCE = 1.0
 
 
-def strained(structure, rng: np.random.Generator):  # noqa: ANN001, ANN201
+def strained(structure, rng: np.random.Generator):
     """A copy with a random 0.1 % strain (a new structure for the cache, the same crystal for the eye)."""
     from pymatgen.core import Lattice, Structure
 
@@ -45,7 +45,7 @@ def strained(structure, rng: np.random.Generator):  # noqa: ANN001, ANN201
     return Structure(Lattice(lat), structure.species, structure.frac_coords)
 
 
-def timed(fn) -> float:  # noqa: ANN001
+def timed(fn) -> float:
     start = time.perf_counter()
     fn()
     return time.perf_counter() - start

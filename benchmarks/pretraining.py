@@ -21,14 +21,14 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/ (the shared section writer)
-from _markdown import write_section  # noqa: E402
+from _markdown import write_section
 
-from goectp.data import DIELECTRIC_FILE, data_dir, load_graph_set, sha256_file  # noqa: E402
-from goectp.evaluation import metrics_markdown, table2_markdown, write_report  # noqa: E402
-from goectp.evaluation.metrics import summarize_splits  # noqa: E402
-from goectp.models import GoeCTPConfig  # noqa: E402
-from goectp.training import TrainConfig, run_split  # noqa: E402
-from goectp.training.pretrain import backbone_state, load_scalar_set, pretrain, with_node_features  # noqa: E402
+from goectp.data import DIELECTRIC_FILE, data_dir, load_graph_set, sha256_file
+from goectp.evaluation import metrics_markdown, table2_markdown, write_report
+from goectp.evaluation.metrics import summarize_splits
+from goectp.models import GoeCTPConfig
+from goectp.training import TrainConfig, run_split
+from goectp.training.pretrain import backbone_state, load_scalar_set, pretrain, with_node_features
 
 #: The shipped setting (primitive-cell frame, mean pooling, point-group symmetrisation), spelled out so that a change
 #: of the config defaults cannot change the comparison halfway.
@@ -52,7 +52,7 @@ def features_step(path: Path, runs: Path, name: str) -> object:
     return gs
 
 
-def _cpu_ms(fn, n: int, repeats: int = 1) -> float:  # noqa: ANN001
+def _cpu_ms(fn, n: int, repeats: int = 1) -> float:
     """Median CPU time (``time.process_time``: robust to other jobs on the machine) of ``fn()`` per item, in ms."""
     times = []
     for _ in range(repeats):
@@ -119,7 +119,7 @@ def route_name(route: str, dataset: str, pretrain_epochs: int, lr: float) -> str
     return f"{route}-{dataset}-e{pretrain_epochs}" + ("" if lr == 1e-3 else f"-lr{lr:g}")
 
 
-def run_route(route: str, split: int, args: argparse.Namespace, gs, featured, ckpts: dict, sha: str) -> None:  # noqa: ANN001
+def run_route(route: str, split: int, args: argparse.Namespace, gs, featured, ckpts: dict, sha: str) -> None:
     name = route_name(route, args.pretrain_dataset, args.pretrain_epochs, args.finetune_lr)
     out = args.runs / name / f"split{split}"
     if (out / "metrics.json").exists():

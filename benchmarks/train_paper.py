@@ -41,7 +41,7 @@ EXPERIMENTS: dict[str, tuple[dict, dict]] = {
 }
 
 
-def mean_tensor_baseline(gs, split_seed: int, target: str = "total") -> dict:  # noqa: ANN001
+def mean_tensor_baseline(gs, split_seed: int, target: str = "total") -> dict:
     idx = random_split(len(gs), split_seed)
     train_mean = gs.subset(idx["train"]).targets(target).mean(axis=0)
     test = gs.subset(idx["test"])
@@ -54,7 +54,7 @@ def mean_tensor_baseline(gs, split_seed: int, target: str = "total") -> dict:  #
                                                       [s for s, k in zip(test.crystal_systems, keep) if k])}}
 
 
-def report(runs: Path, gs) -> None:  # noqa: ANN001
+def report(runs: Path, gs) -> None:
     results: dict[str, dict[int, dict]] = {}
     for f in sorted(runs.glob("*/split*/metrics.json")):
         results.setdefault(f.parent.parent.name, {})[int(f.parent.name[5:])] = json.loads(f.read_text())

@@ -27,7 +27,7 @@ _CONTINUOUS = {
 }
 
 
-def _value(getter, el) -> float | None:  # noqa: ANN001
+def _value(getter, el) -> float | None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

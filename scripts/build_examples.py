@@ -88,14 +88,14 @@ RECIPES = [
 ]
 
 
-def build(recipe: Recipe):  # noqa: ANN201
+def build(recipe: Recipe):
     from pymatgen.core import Lattice, Structure
 
     lat = Lattice.from_parameters(**recipe.lattice)
     return Structure.from_spacegroup(recipe.spacegroup, lat, recipe.species, recipe.coords, tol=1e-3)
 
 
-def check(recipe: Recipe, structure) -> dict:  # noqa: ANN001
+def check(recipe: Recipe, structure) -> dict:
     """Raise if the structure does not have the intended symmetry, formula and bond length; return metadata."""
     from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
     from pymatgen.symmetry.groups import SpaceGroup

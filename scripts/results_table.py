@@ -12,7 +12,7 @@ from pathlib import Path
 from goectp.data import DIELECTRIC_FILE, data_dir, load_graph_set
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from train_paper import mean_tensor_baseline  # noqa: E402
+from train_paper import mean_tensor_baseline
 
 
 def main() -> None:

@@ -17,7 +17,7 @@ from goectp.models import GoeCTPConfig
 from goectp.training import TrainConfig
 
 
-def _parse(*argv: str, command: str = "train"):  # noqa: ANN202
+def _parse(*argv: str, command: str = "train"):
     return build_parser().parse_args([command, *argv])
 
 
@@ -26,7 +26,7 @@ def _configs(*argv: str, command: str = "train") -> tuple[GoeCTPConfig, TrainCon
     return mcfg, TrainConfig(**values)
 
 
-def _help(command: str, capsys) -> str:  # noqa: ANN001
+def _help(command: str, capsys) -> str:
     with pytest.raises(SystemExit):
         build_parser().parse_args([command, "--help"])
     return capsys.readouterr().out

@@ -24,7 +24,7 @@ from goectp.screening.run import run_screening
 NAME = "toy_volume"  # a name no other test registers (get_extractor caches per name)
 
 
-def volume_features(structures):  # noqa: ANN001, ANN201 - invariant per-atom features
+def volume_features(structures):
     out = []
     for s in structures:
         if any(site.specie.symbol == "Xe" for site in s):
@@ -46,7 +46,7 @@ def toy_extractor(monkeypatch):
     features.get_extractor.cache_clear()
 
 
-def _model(seed: int = 0):  # noqa: ANN202
+def _model(seed: int = 0):
     torch.manual_seed(seed)
     return build_model("goectp", hidden=16, num_rbf=16, node_features=NAME, node_feature_dim=2).double().eval()
 

@@ -91,7 +91,7 @@ def brute_force_edges(structure: Structure, k: int, tie_tol: float = TIE_TOL) ->
     return edges, d_k
 
 
-def edge_set(graph) -> set:  # noqa: ANN001
+def edge_set(graph) -> set:
     src, dst = graph.edge_index.numpy()
     return {(int(s), int(d), *map(int, img)) for s, d, img in zip(src, dst, graph.edge_image.numpy())}
 
@@ -207,7 +207,7 @@ def test_rotated_structure_gives_the_same_graph_with_rotated_vectors(name, prope
         _assert_same_operation_set(other.sym_ops.numpy(), rot @ graph.sym_ops.numpy() @ rot.T)
 
 
-def _edge_order(graph) -> np.ndarray:  # noqa: ANN001
+def _edge_order(graph) -> np.ndarray:
     keys = np.concatenate([graph.edge_index.t().numpy(), graph.edge_image.numpy()], axis=1)
     return np.lexsort(keys.T[::-1])
 
@@ -237,7 +237,7 @@ def test_translating_the_crystal_keeps_the_edge_vectors(name):
     assert _vector_multiset(shifted) == _vector_multiset(graph)
 
 
-def _vector_multiset(graph) -> list:  # noqa: ANN001
+def _vector_multiset(graph) -> list:
     src, dst = graph.edge_index.numpy()
     vec = np.round(graph.edge_vec.numpy(), 8) + 0.0
     return sorted(zip(src.tolist(), dst.tolist(), map(tuple, vec.tolist())))
@@ -286,7 +286,7 @@ def test_graphs_batch_with_offset_edges():
 # primitive lattice and point group (cell-choice options)
 
 
-def supercell(structure: Structure, scaling) -> Structure:  # noqa: ANN001
+def supercell(structure: Structure, scaling) -> Structure:
     copy = structure.copy()
     copy.make_supercell(scaling)
     return copy
@@ -331,7 +331,7 @@ def test_supercells_share_the_point_group_and_primitive_frame(name):
 # real structures
 
 
-def load_records(data_dir, count: int) -> list[tuple[str, Structure]]:  # noqa: ANN001
+def load_records(data_dir, count: int) -> list[tuple[str, Structure]]:
     with gzip.open(data_dir / "mp_dielectric_open.json.gz", "rt") as fh:
         records = json.load(fh)
     ids = sorted(records)[:: max(1, len(records) // count)][:count]

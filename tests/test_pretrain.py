@@ -39,7 +39,7 @@ def _scalar_items(n: int = 24, seed: int = 0) -> list[tuple[str, Structure, floa
     return out
 
 
-def _write_dielectric_json(path, n: int, seed: int) -> None:  # noqa: ANN001
+def _write_dielectric_json(path, n: int, seed: int) -> None:
     """A tiny dielectric data file (DTNet schema): isotropic ε = (2a + c)/5 on the cells of :func:`_scalar_items`."""
     diel = {}
     for i, s, v in _scalar_items(n, seed=seed):
@@ -115,7 +115,8 @@ def test_init_from_raises_on_any_mismatch(pretrained, change):
     """A checkpoint of another width/depth must not silently leave the model at its random initialisation."""
     out, _ = pretrained
     cfg = GoeCTPConfig(**{**_tiny().to_dict(), **change})
-    for load in (lambda: backbone_state(out / "best.pt", cfg, verbose=False), lambda: _init_from(str(out / "best.pt"), cfg)):
+    for load in (lambda: backbone_state(out / "best.pt", cfg, verbose=False),
+                 lambda: _init_from(str(out / "best.pt"), cfg)):
         with pytest.raises(ValueError, match="does not fit the model configuration"):
             load()
 
@@ -251,7 +252,7 @@ def test_feature_cache_hit_needs_no_extractor(tmp_path, monkeypatch):
     first, info = features.load_featured_graph_set(data, progress=False)
     assert not info["hit"] and info["cache"].exists() and info["ms_per_structure"] > 0
 
-    def no_extractor(name):  # noqa: ANN001, ANN202
+    def no_extractor(name):
         raise AssertionError("a cache hit must not run the extractor")
 
     monkeypatch.setattr("goectp.features.cache.get_extractor", no_extractor)
@@ -270,7 +271,7 @@ def test_feature_cache_adds_only_missing_structures(tmp_path, monkeypatch):
     class CountingExtractor:  # stands in for CHGNet: any object with name, version and __call__
         name, version, seen = "toy", "toy-1", []
 
-        def __call__(self, structures):  # noqa: ANN001, ANN204
+        def __call__(self, structures):
             self.seen.extend(len(s) for s in structures)
             return [np.tile(np.array([[s.volume]], dtype=np.float32), (len(s), 3)) for s in structures]
 
@@ -293,7 +294,7 @@ def test_pretraining_with_node_features_end_to_end(tmp_path, monkeypatch):
     import goectp.features as features
     from goectp.training.pretrain import load_scalar_set, with_node_features
 
-    def volume_features(structures):  # noqa: ANN001, ANN202 - an invariant stand-in for CHGNet
+    def volume_features(structures):
         return [np.tile(np.array([[s.volume / len(s), s.density]], dtype=np.float32), (len(s), 1)) for s in structures]
 
     volume_features.name, volume_features.version = "toy", "toy-1"

@@ -37,7 +37,7 @@ class DielectricRecord:
         return self.tensors[name]
 
 
-def _open(path: Path):  # noqa: ANN202
+def _open(path: Path):
     with open(path, "rb") as f:
         magic = f.read(2)
     return gzip.open(path, "rt", encoding="utf-8") if magic == b"\x1f\x8b" else open(path, encoding="utf-8")

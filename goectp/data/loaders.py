@@ -125,7 +125,7 @@ def records_from_jarvis(entries: Iterable[dict], key: str = "dielectric") -> lis
 def read_jarvis_pickle(path: str | Path, max_abs: float | None = None) -> list[DielectricRecord]:
     """Read GMTNet's ``jarvis_diele_piezo.pkl`` (a list of dicts or a pandas DataFrame)."""
     with open(path, "rb") as f:
-        data = pickle.load(f)  # noqa: S301 - a user-provided data file, as in GMTNet
+        data = pickle.load(f)
     entries = data.to_dict("records") if hasattr(data, "to_dict") else list(data)
     records = records_from_jarvis(entries)
     return filter_records(records, "total", max_abs=max_abs) if max_abs else records

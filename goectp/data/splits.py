@@ -22,7 +22,7 @@ def random_split(n: int, seed: int, fractions: tuple[float, float, float] = (0.8
             "test": np.sort(perm[n_train + n_val :])}
 
 
-def crystal_system(structure, symprec: float = CRYSTAL_SYSTEM_SYMPREC) -> str:  # noqa: ANN001
+def crystal_system(structure, symprec: float = CRYSTAL_SYSTEM_SYMPREC) -> str:
     """Crystal system from spglib (``SpacegroupAnalyzer(symprec).get_crystal_system()``); 'triclinic' on failure."""
     from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 

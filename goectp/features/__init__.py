@@ -23,7 +23,7 @@ from goectp.features.registry import EXTRACTORS, feature_dim, get_extractor, str
 
 
 def load_featured_graph_set(path: str | os.PathLike, name: str = "chgnet", k: int = 16, progress: bool = True,
-                            use_cache: bool = True):  # noqa: ANN201
+                            use_cache: bool = True):
     """:func:`goectp.data.load_graph_set` with ``x_extra`` attached to every graph (features cached on disk).
 
     Returns ``(GraphSet, info)`` with ``info`` = cache path, hit or miss, ms per structure of a miss.

@@ -85,7 +85,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="also write the explorer's small files (default DIR: assets/screening)")
 
 
-def add_parser(subparsers) -> None:  # noqa: ANN001 - argparse's private _SubParsersAction
+def add_parser(subparsers) -> None:
     """Register ``screen`` on the main CLI's subparsers."""
     p = subparsers.add_parser("screen", help="virtual screening of a candidate pool (high-k and anisotropy lists)",
                               description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -93,7 +93,7 @@ def add_parser(subparsers) -> None:  # noqa: ANN001 - argparse's private _SubPar
     p.set_defaults(func=run_from_args)
 
 
-def options_from_args(args: argparse.Namespace):  # noqa: ANN201
+def options_from_args(args: argparse.Namespace):
     from goectp.screening.engine import ScreeningOptions
 
     return ScreeningOptions(
@@ -147,7 +147,7 @@ def run_from_args(args: argparse.Namespace) -> int:
         return EXIT_ERROR
 
 
-def format_report(run, n_show: int = 10) -> str:  # noqa: ANN001
+def format_report(run, n_show: int = 10) -> str:
     """A short human summary of a finished run."""
     s, rk = run.summary, run.rankings
     lines = [f"screened {s['n_candidates']} candidates: {s['n_scored']} scored, "

@@ -73,7 +73,7 @@ def fit_structures(structures: dict[str, dict], priority: list[str], max_bytes: 
     return {i: structures[i] for i in ids[:lo]}
 
 
-def collect_structures(pool, ids: set[str]) -> dict[str, dict]:  # noqa: ANN001
+def collect_structures(pool, ids: set[str]) -> dict[str, dict]:
     """Structure dicts of ``ids`` from a pool (a second, streaming pass; file candidates are parsed here)."""
     from goectp.screening.worker import Rejected, parse_candidate
 
@@ -112,7 +112,7 @@ def training_table(path: str | os.PathLike, symprec: float = 0.1) -> pd.DataFram
     return pd.DataFrame(rows, columns=TRAINING_COLUMNS)
 
 
-def export_assets(run, pool, out_dir: str | os.PathLike, training_path: str | os.PathLike | None = None,  # noqa: ANN001
+def export_assets(run, pool, out_dir: str | os.PathLike, training_path: str | os.PathLike | None = None,
                   max_bytes: int = MAX_STRUCTURE_BYTES) -> dict[str, Path]:
     """Write the explorer's files for a finished :class:`~goectp.screening.run.ScreeningRun`; returns their paths."""
     rk = run.rankings

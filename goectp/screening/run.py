@@ -74,7 +74,7 @@ def run_screening(opts: ScreeningOptions) -> ScreeningRun:
     return run
 
 
-def build_summary(run: ScreeningRun, n_duplicate_rows: int, training) -> dict:  # noqa: ANN001
+def build_summary(run: ScreeningRun, n_duplicate_rows: int, training) -> dict:
     rk, rep = run.rankings, run.report
     reasons = rk.rejects.groupby(["status", "reason_code"]).size() if len(rk.rejects) else pd.Series(dtype=int)
     summary = {

@@ -9,14 +9,14 @@ from __future__ import annotations
 import torch
 
 
-def random_orthogonal(n: int, generator: torch.Generator | None = None, dtype=torch.float64) -> torch.Tensor:  # noqa: ANN001
+def random_orthogonal(n: int, generator: torch.Generator | None = None, dtype=torch.float64) -> torch.Tensor:
     """``[n, 3, 3]`` Haar-random orthogonal matrices (QR of a Gaussian, sign-fixed), half of them reflections."""
     a = torch.randn(n, 3, 3, generator=generator, dtype=dtype)
     q, r = torch.linalg.qr(a)
     return q * torch.sign(torch.diagonal(r, dim1=-2, dim2=-1)).unsqueeze(-2)
 
 
-def rotate_batch(batch, q: torch.Tensor):  # noqa: ANN001, ANN201
+def rotate_batch(batch, q: torch.Tensor):
     """Apply per-graph orthogonal ``q`` ``[B, 3, 3]`` to a batch in place and return it."""
     q = q.to(batch.edge_vec.device)
     node_graph = batch.batch
