@@ -25,6 +25,7 @@ from _markdown import write_section
 
 from goectp.data import DIELECTRIC_FILE, data_dir, load_graph_set, sha256_file
 from goectp.evaluation import metrics_markdown, table2_markdown, write_report
+from goectp.evaluation.compare import collect_split_metrics, paired_comparison, route_order
 from goectp.evaluation.metrics import summarize_splits
 from goectp.models import GoeCTPConfig
 from goectp.training import TrainConfig, run_split
@@ -142,14 +143,8 @@ def run_route(route: str, split: int, args: argparse.Namespace, gs, featured, ck
 
 
 def report(runs: Path, reference: Path | None, benchmarks: Path | None = None) -> None:
-    results: dict[str, dict[int, dict]] = {}
-    for f in sorted(runs.glob("*/split*/metrics.json")):
-        results.setdefault(f.parent.parent.name, {})[int(f.parent.name[5:])] = json.loads(f.read_text())
-    if reference is not None and reference.exists():
-        for f in sorted(reference.glob("split*/metrics.json")):
-            results.setdefault(f"scratch, paper setting ({reference})", {})[int(f.parent.name[5:])] = json.loads(
-                f.read_text())
-    order = sorted(results, key=lambda n: (not n.startswith("scratch"), n))
+    results = collect_split_metrics(runs, reference)
+    order = route_order(results)
     sections, data = {}, {"routes": {}}
     for subset in ("all", "filtered"):
         t2, mt = {}, {}
@@ -164,30 +159,7 @@ def report(runs: Path, reference: Path | None, benchmarks: Path | None = None) -
         sections[f"All metrics — {what}"] = metrics_markdown(mt)
         data[subset] = {"per_system": t2, "metrics": mt}
     # each route is compared with the scratch run of the same setting (ours, or the reference run)
-    scratch_by_setting = {}
-    for name in (n for n in order if n.startswith("scratch")):
-        scratch_by_setting.setdefault(setting(next(iter(results[name].values()))["model_config"]), results[name])
-    lines = ["| route | setting | splits | test MAE per split | Δ vs scratch per split | mean Δ (all) "
-             "| mean Δ (filtered) | better than scratch | best val MAE (mean) |", "|---" * 9 + "|"]
-    for name in order:
-        per = results[name]
-        cfgs = {setting(p["model_config"]) for p in per.values()}
-        if len(cfgs) > 1:
-            raise ValueError(f"{name}: splits were run with different settings {cfgs}")
-        scratch = scratch_by_setting.get(next(iter(cfgs)), {})
-        common = [s for s in sorted(per) if s in scratch]
-        delta = {sub: [per[s]["test"][sub]["mae"] - scratch[s]["test"][sub]["mae"] for s in common]
-                 for sub in ("all", "filtered")}
-        mean = {sub: f"{np.mean(d):+.3f}" if d else "" for sub, d in delta.items()}
-        wins = f"{sum(d < 0 for d in delta['all'])} of {len(common)} splits" if common and not name.startswith(
-            "scratch") else ""
-        lines.append(f"| {name} | {cfgs.pop()} | {','.join(map(str, sorted(per)))} | "
-                     + " ".join(f"{per[s]['test']['all']['mae']:.3f}" for s in sorted(per)) + " | "
-                     + " ".join(f"{d:+.3f}" for d in delta["all"])
-                     + f" | {mean['all']} | {mean['filtered']} | {wins} | "
-                     + f"{np.mean([per[s]['best_val_mae'] for s in per]):.3f} |")
-        data["routes"][name] = {"splits": sorted(per), "delta_vs_scratch": {sub: dict(zip(common, d))
-                                                                            for sub, d in delta.items()}}
+    lines, data["routes"] = paired_comparison(results)
     sections["Paired comparison with the scratch run of the same setting (test MAE)"] = \
         "\n".join(lines)
     cost = ["| item | value |", "|---|---|"]
@@ -253,12 +225,6 @@ def report(runs: Path, reference: Path | None, benchmarks: Path | None = None) -
         ])
         body += "\n\n" + "\n".join(lines) + "\n\n" + "\n".join(cost) + "\n\n" + command
         write_section(benchmarks, "## Pretraining and foundation features", body)
-
-
-def setting(model_config: dict) -> str:
-    """pooling/frame/symmetrisation of a model config, e.g. 'mean/primitive/sym' (defaults of the time filled in)."""
-    cfg = GoeCTPConfig(**{k: v for k, v in model_config.items() if k in GoeCTPConfig.__dataclass_fields__})
-    return f"{cfg.pooling}/{cfg.cell_reduction}/{'sym' if cfg.symmetrize else 'nosym'}"
 
 
 def main() -> None:

@@ -39,3 +39,17 @@ def write_report(path: str | Path, title: str, sections: dict[str, str], data: d
     md = f"# {title}\n\n" + "".join(f"## {h}\n\n{body}\n\n" for h, body in sections.items())
     path.with_suffix(".md").write_text(md)
     path.with_suffix(".json").write_text(json.dumps(data, indent=1, default=str))
+
+
+def write_section(path: str | Path, heading: str, body: str) -> None:
+    """Replace (or append) the section that starts with ``heading`` in a Markdown file, keeping the others."""
+    path = Path(path)
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    lines = text.rstrip("\n").split("\n")
+    if heading in lines:
+        start = lines.index(heading)
+        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+        lines[start:end] = [heading, "", *body.rstrip("\n").split("\n"), ""]
+    else:
+        lines += ["", heading, "", *body.rstrip("\n").split("\n")]
+    path.write_text("\n".join(lines).rstrip("\n") + "\n")
