@@ -297,9 +297,13 @@ class ModelSelector(pn.viewable.Viewer):
     @param.depends("version", "error")
     def _status(self) -> pn.viewable.Viewable:
         if self.error:
-            return pn.pane.Alert(self.error, alert_type="danger")
+            from explorer.safe import escape_text
+
+            return pn.pane.Alert(escape_text(self.error), alert_type="danger")
         kind = "warning" if self.is_demo else "info"
-        return pn.pane.Alert(self.description, alert_type=kind, css_classes=["goectp-model-status"])
+        from explorer.safe import escape_text
+
+        return pn.pane.Alert(escape_text(self.description), alert_type=kind, css_classes=["goectp-model-status"])
 
     @param.depends("version")
     def _member_widget(self) -> pn.viewable.Viewable:

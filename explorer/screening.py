@@ -254,8 +254,9 @@ class ScreeningMap(pn.viewable.Viewer):
         return pts.opts(color=color, cmap="viridis", colorbar=True, clabel=color, size=7, line_color="black",
                         line_width=0.3, tools=["hover", "box_select", "lasso_select", "tap"],
                         active_tools=["box_select"], selection_color="#d62728", nonselection_alpha=0.35,
-                        hover_tooltips=[("formula", "@formula"), ("id", "@id"), (label, f"@{y}{{0.00}}"),
-                                        ("std", f"@{std}{{0.00}}"), ("band gap", "@band_gap{0.00} eV")])
+                        # braces: HoloViews rewrites "@eps_mean" inside "@eps_mean_std" to "@{eps_mean}_std"
+                        hover_tooltips=[("formula", "@{formula}"), ("id", "@{id}"), (label, f"@{{{y}}}{{0.00}}"),
+                                        ("std", f"@{{{std}}}{{0.00}}"), ("band gap", "@{band_gap}{0.00} eV")])
 
     def _background(self, y: str):  # noqa: ANN202
         hv = _holoviews()
@@ -300,7 +301,9 @@ class ScreeningMap(pn.viewable.Viewer):
 
     def export_csv(self) -> str:
         buf = io.StringIO()
-        self.export_rows().to_csv(buf, index=False)
+        from explorer.safe import neutralize_csv_frame  # ids like =HYPERLINK(...) must not run in a spreadsheet
+
+        neutralize_csv_frame(self.export_rows()).to_csv(buf, index=False)
         return buf.getvalue()
 
     def export_json(self) -> str:
@@ -318,7 +321,9 @@ class ScreeningMap(pn.viewable.Viewer):
     # ------------------------------------------------------------------------------------------------ view
     @param.depends("message")
     def _message(self) -> pn.viewable.Viewable:
-        return pn.pane.Markdown(self.message, css_classes=["goectp-screening-message"])
+        from explorer.safe import escape_text  # ids and formulas come from files: shown as text, never as HTML
+
+        return pn.pane.Markdown(escape_text(self.message), css_classes=["goectp-screening-message"])
 
     @param.depends("selected", "filtered")
     def _counts(self) -> pn.viewable.Viewable:

@@ -3,6 +3,7 @@ ensemble std, and the DFT tensor with the error when the structure comes from th
 
 from __future__ import annotations
 
+import html
 import io
 import json
 from typing import Any
@@ -58,6 +59,7 @@ class TensorEllipsoid(pn.viewable.Viewer):
     mean = param.Parameter(default=None)
     std = param.Parameter(default=None)
     error = param.String(default="")
+    export_message = param.String(default="", doc="Why the last CSV/JSON download had nothing to export")
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
@@ -200,7 +202,9 @@ class TensorEllipsoid(pn.viewable.Viewer):
     @param.depends("mean", "std", "reference", "error")
     def _body(self) -> pn.viewable.Viewable:
         if self.error:
-            return pn.pane.Alert(self.error, alert_type="danger")
+            from explorer.safe import escape_text
+
+            return pn.pane.Alert(escape_text(self.error), alert_type="danger")
         if self.mean is None:
             return pn.pane.Markdown("No prediction (choose a structure and a model).")
         has_std = self.std is not None and np.any(self.std > 0)
@@ -208,7 +212,7 @@ class TensorEllipsoid(pn.viewable.Viewer):
                               "tensor-predicted", self.std if has_std else None, digits=2)]
         dft = self.dft_tensor
         if dft is not None:
-            blocks.append(matrix_html(dft, f"DFT ε ({self.target}, {self.reference.get('id')})", "tensor-dft",
+            blocks.append(matrix_html(dft, f"DFT ε ({self.target}, {html.escape(str(self.reference.get('id')))})", "tensor-dft",
                                       digits=2))
             blocks.append(matrix_html(self.mean - dft, f"Error (pred − DFT), max |Δ| = "
                                       f"{np.abs(self.mean - dft).max():.2f}", "tensor-error", digits=2))
@@ -230,10 +234,32 @@ class TensorEllipsoid(pn.viewable.Viewer):
             sizing_mode="stretch_width")
 
     def __panel__(self) -> pn.viewable.Viewable:
-        csv = pn.widgets.FileDownload(callback=lambda: io.StringIO(self.export_csv()), filename="goectp-tensor.csv",
+        csv = pn.widgets.FileDownload(callback=lambda: self._export_file("csv"), filename="goectp-tensor.csv",
                                       label="Tensor CSV", color="light", css_classes=["goectp-export-csv"])
-        js = pn.widgets.FileDownload(callback=lambda: io.StringIO(self.export_json()),
+        js = pn.widgets.FileDownload(callback=lambda: self._export_file("json"),
                                      filename="goectp-tensor.json", label="Tensor JSON", color="light",
                                      css_classes=["goectp-export-json"])
-        return pn.Column(self._body, pn.Row(csv, js), sizing_mode="stretch_width",
+        return pn.Column(self._body, pn.Row(csv, js), self._export_status, sizing_mode="stretch_width",
                          css_classes=["goectp-tensor"])
+
+    def _export_file(self, kind: str) -> io.StringIO:
+        """The CSV/JSON download; without a prediction a one-line explanation (in the file and in red under the
+        buttons) instead of a server traceback and an empty download."""
+        try:
+            text = self.export_csv() if kind == "csv" else self.export_json()
+        except Exception as exc:
+            why = self.error or str(exc)
+            self.export_message = f"Nothing to export: there is no prediction ({why})."
+            text = f"# {self.export_message}\n" if kind == "csv" else json.dumps({"error": self.export_message})
+        else:
+            self.export_message = ""
+        return io.StringIO(text)
+
+    @param.depends("export_message")
+    def _export_status(self) -> pn.viewable.Viewable:
+        from explorer.safe import escape_text
+
+        if not self.export_message:
+            return pn.pane.Markdown("", margin=0)
+        return pn.pane.Alert(escape_text(self.export_message), alert_type="danger",
+                             css_classes=["goectp-export-error"])

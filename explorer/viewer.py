@@ -7,6 +7,7 @@ model it turns rigidly with the crystal.
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 import numpy as np
@@ -147,7 +148,7 @@ class StructureViewer(pn.viewable.Viewer):
             self.scene = self.build_scene()
         except Exception as exc:  # a failing prediction or scene must not take the app down
             self.error = f"could not draw the structure: {type(exc).__name__}: {exc}"
-            self._pane.object = f'<div style="color:#a00">{self.error}</div>'
+            self._pane.object = f'<div style="color:#a00">{html.escape(self.error)}</div>'
             return
         mode = self.script
         if mode == "auto":
