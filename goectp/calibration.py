@@ -354,9 +354,13 @@ def subensemble_stats(members: np.ndarray, use: np.ndarray) -> dict[str, np.ndar
             "anisotropy_std": a_std, "eigenvalues": eig, "eigenvalues_std": eig_std}
 
 
-def calibration_points(held: dict[str, Any], records: np.ndarray | None = None) -> dict[str, dict[str, np.ndarray]]:
-    """Residuals, τ̂ and μ of the unseen sub-ensembles (``|U| >= 2``) per quantity (tensor = diagonal components)."""
-    unseen = ~held["trained"]
+def calibration_points(held: dict[str, Any], records: np.ndarray | None = None,
+                       use: np.ndarray | None = None) -> dict[str, dict[str, np.ndarray]]:
+    """Residuals, τ̂ and μ of the unseen sub-ensembles (``|U| >= 2``) per quantity (tensor = diagonal components).
+
+    ``records``: restrict to these record indices; ``use [M, N]``: the members to use (default: not trained on).
+    """
+    unseen = ~held["trained"] if use is None else use
     sub = subensemble_stats(held["members"], unseen)
     ok = sub["n"] >= 2
     if records is not None:
@@ -428,7 +432,7 @@ class Calibration:
         emb = self.embedding_score(pooled) if pooled is not None and self.embedding else None
         rel = None
         if stats is not None:
-            raw = stats.get("eps_mean_std_raw", stats["eps_mean_std"])
+            raw = stats["eps_mean_std_raw"] if "eps_mean_std_raw" in stats else stats["eps_mean_std"]
             with np.errstate(divide="ignore", invalid="ignore"):
                 rel = tau_hat(raw, stats["n_members"]) / np.abs(stats["eps_mean"])
         out = []
@@ -508,9 +512,10 @@ def element_counts(elements: Sequence[set[str]], records: np.ndarray) -> dict[st
     return dict(sorted(counts.items()))
 
 
-def fit_calibration(held: dict[str, Any], seed: int = 0) -> Calibration:
-    """Fit the σ model (:func:`fit_quantity` per quantity) and the OOD statistics from :func:`heldout_predictions`."""
-    pts = calibration_points(held)
+def fit_calibration(held: dict[str, Any], seed: int = 0, records: np.ndarray | None = None) -> Calibration:
+    """Fit the σ model (:func:`fit_quantity` per quantity) and the OOD statistics from :func:`heldout_predictions`
+    (``records``: fit the σ model on these record indices only, for cross-fitted benchmarks)."""
+    pts = calibration_points(held, records)
     quantities = {q: fit_quantity(pts[q]["err"], pts[q]["tau"], pts[q]["mu"], seed=seed) for q in ("tensor", "eps_mean")}
     a = pts["anisotropy"]
     base = propagated_alpha_sigma(quantities["tensor"], a["alpha"], a["eig"], a["eig_std"], a["n"])
