@@ -25,6 +25,8 @@ def main() -> None:
     ap.add_argument("--name", default="default")
     ap.add_argument("--command", default="", help="the command line that produced the run (for the card)")
     ap.add_argument("--assets", type=Path, default=Path("assets/models"))
+    ap.add_argument("--no-calibrate", action="store_true",
+                    help="skip scripts/calibrate_ensemble.py (calibrated σ + OOD statistics: calibration.json)")
     ap.add_argument("--notes", type=Path, default=None,
                     help="a Markdown file inserted after the model section (e.g. how it was pretrained)")
     args = ap.parse_args()
@@ -95,6 +97,14 @@ have seen the other splits' test structures in training), so the numbers above a
     (out / "MODEL_CARD.md").write_text(card)
     print(card)
     print(f"median test MAE {np.median([m['test']['all']['mae'] for m in metrics]):.3f}")
+    if not args.no_calibrate:  # a re-exported ensemble must never ship a stale calibration.json
+        import sys
+
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from calibrate_ensemble import calibrate
+
+        calibrate(out)
+        print(f"calibrated: {out / 'calibration.json'}")
 
 
 if __name__ == "__main__":
