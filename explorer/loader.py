@@ -321,7 +321,8 @@ class StructureLoader(pn.viewable.Viewer):
                  **params: Any) -> None:
         super().__init__(**params)
         self.gallery = gallery if gallery is not None else ExampleGallery()
-        self.dataset = dataset if dataset is not None else DatasetIndex()
+        # the data set is read-only: one index per server process, shared by every session
+        self.dataset = dataset if dataset is not None else pn.state.as_cached("goectp-dataset-index", DatasetIndex)
         self.param.example.objects = self.gallery.names
         self._file_input = pn.widgets.FileInput(
             accept=".cif,.mcif,.vasp,.poscar,.xyz,.extxyz,.json,POSCAR,CONTCAR", multiple=False, label="Upload",
@@ -446,7 +447,26 @@ class StructureLoader(pn.viewable.Viewer):
 
     @param.depends("dataset_query", watch=True)
     def _on_query(self) -> None:
-        self.search_dataset(self.dataset_query)
+        doc = pn.state.curdoc
+        if doc is not None and doc.session_context is not None and not self.dataset.loaded:
+            pn.state.execute(functools.partial(self._search_async, self.dataset_query))  # first load: ~seconds
+        else:
+            self.search_dataset(self.dataset_query)
+
+    async def _search_async(self, query: str) -> None:
+        """The first search loads the data set (seconds): in a worker thread, the event loop stays free."""
+        self.param.update(busy=True, error="", message="Loading the data set …")
+        try:
+            await asyncio.get_running_loop().run_in_executor(_WORKERS, self._load_dataset_quietly)
+        finally:
+            self.busy = False
+        self.search_dataset(query)
+
+    def _load_dataset_quietly(self) -> None:
+        try:
+            len(self.dataset)
+        except FileNotFoundError:
+            pass  # search_dataset reports it
 
     def _load_choice(self, _event: Any = None) -> None:
         if self.dataset_choice:
