@@ -17,10 +17,9 @@ from torch_geometric.utils import scatter
 
 from goectp.elements import MAX_Z, element_feature_dim, element_feature_table
 from goectp.frame import polar_frame_torch
+from goectp.models.registry import VARIANTS
 from goectp.nn import GaussianRBF, LatticeEdgeLayer, MatformerLayer, MLPMessageLayer, ScalarHead, TensorHead
 from goectp.symmetry import symmetrize_tensors
-
-VARIANTS = ("goectp", "mat", "icom")
 
 
 @dataclass
