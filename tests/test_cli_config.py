@@ -154,3 +154,24 @@ def test_train_with_a_config_file_records_it_in_the_checkpoint(tmp_path):
     assert meta["run_config"]["content"]["train"]["weight_decay"] == 0.02
     assert meta["train_config"]["weight_decay"] == 0.02 and meta["train_config"]["seed"] == 1
     assert model.config.hidden == 8 and model.config.k_neighbors == 8
+
+
+def test_pretrain_with_a_config_file_records_it(tmp_path, monkeypatch):
+    from goectp.training.pretrain import ScalarRecord, write_scalar_json
+
+    monkeypatch.setenv("GOECTP_CACHE", str(tmp_path / "cache"))
+    gen = np.random.default_rng(3)
+    records = []
+    for i in range(10):
+        a = gen.uniform(3.8, 5.0)
+        records.append(ScalarRecord(f"s{i}", Structure(Lattice.cubic(a), ["Na", "Cl"], [[0, 0, 0], [0.5] * 3]), a))
+    data = write_scalar_json(records, tmp_path / "scalar.json")
+    out = tmp_path / "pt"
+    path = tmp_path / "pre.toml"
+    path.write_text(f'[model]\nhidden = 8\nnum_rbf = 8\n[train]\nepochs = 1\nbatch_size = 4\nlr_end = 1e-4\n'
+                    f'[run]\ndataset = "{data.as_posix()}"\nout = "{out.as_posix()}"\n')
+    assert cli_main(["pretrain", "--config", str(path), "--quiet"]) == 0
+    model = load_model(out / "best.pt")
+    assert model.config.head == "scalar" and model.config.hidden == 8
+    assert model.meta["train_config"]["lr_end"] == 1e-4 and model.meta["train_config"]["epochs"] == 1
+    assert model.meta["run_config"]["content"]["run"]["out"] == out.as_posix()
