@@ -27,7 +27,8 @@ from goectp.screening.scoring import anisotropy_ratio
 
 EXPLORER_COLUMNS = ["id", "formula", "source", "band_gap", "n_sites", "crystal_system", "spacegroup", "eps_mean",
                     "eps_mean_std", "anisotropy", "anisotropy_std", "score", "score_aniso", "material_id",
-                    "eps_eig1", "eps_eig2", "eps_eig3", "rank_high_k", "rank_anisotropy"]
+                    "eps_eig1", "eps_eig2", "eps_eig3", "rank_high_k", "rank_anisotropy", "ood_flag", "ood_reason",
+                    "calibrated"]
 TRAINING_COLUMNS = ["id", "formula", "band_gap", "eps_mean", "anisotropy", "crystal_system", "n_sites", "source",
                     "material_id", "eps_eig1", "eps_eig2", "eps_eig3"]
 DROP_FROM_TOP = ["worker", "device", "status", "reason_code", "reason"]
@@ -127,7 +128,7 @@ def export_assets(run, pool, out_dir: str | os.PathLike, training_path: str | os
     paths: dict[str, Path] = {}
     results = rk.results.assign(has_structure=rk.results["id"].isin(shipped))
     paths["screening_results"] = out / "screening_results.csv"
-    write_csv(results[[*EXPLORER_COLUMNS, "has_structure"]], paths["screening_results"], index=False,
+    write_csv(results.reindex(columns=[*EXPLORER_COLUMNS, "has_structure"]), paths["screening_results"], index=False,
               float_format=FLOAT_FORMAT)
     for name, frame in (("top_high_k", rk.top_high_k), ("top_anisotropy", rk.top_anisotropy)):
         paths[name] = out / f"{name}.csv"

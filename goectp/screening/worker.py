@@ -29,7 +29,7 @@ STATS_COLUMNS = ["eps_mean", "eps_mean_std", "anisotropy", "anisotropy_std", "ep
                  *[f"eps_{c}" for c in COMPONENT_NAMES], *[f"std_{c}" for c in COMPONENT_NAMES]]
 PART_COLUMNS = ["id", "pool_index", "status", "reason_code", "reason", "source", "formula", "material_id",
                 "band_gap", "n_sites", "volume", "crystal_system", "spacegroup", *STATS_COLUMNS, "nonpositive",
-                "members_nonpositive", "n_members", "device", "worker"]
+                "members_nonpositive", "n_members", "ood_flag", "ood_reason", "calibrated", "device", "worker"]
 FLOAT_COLUMNS = ["band_gap", "volume", *STATS_COLUMNS]
 INT_COLUMNS = ["pool_index", "n_sites", "spacegroup", "members_nonpositive", "n_members"]
 
@@ -201,12 +201,17 @@ def _attach_node_features(graphs: list, rows: list[dict], structures: list, name
 def _predict_into(graphs: list, rows: list[dict], ensemble, context: ScoringContext) -> None:  # noqa: ANN001
     """Predict all graphs in batches; if a batch fails, retry one by one so only the culprit is rejected."""
     from goectp.api import predict_graphs
+    from goectp.calibration import calibration_for, element_symbols, predict_members_and_embeddings
 
+    calibration = calibration_for(ensemble)  # calibrated σ (and OOD flags) when the ensemble ships calibration.json
+    pooled = None
     try:
-        preds = predict_graphs(graphs, ensemble, device=context.device, batch_size=context.batch_size)
+        preds, pooled = predict_members_and_embeddings(graphs, ensemble, batch_size=context.batch_size)
+        if not np.all(np.isfinite(preds)):
+            raise FloatingPointError("the model produced NaN or infinite values")
         ok = list(range(len(graphs)))
     except Exception:
-        ok, singles = [], []
+        ok, singles, pooled = [], [], None
         for i, g in enumerate(graphs):
             try:
                 singles.append(predict_graphs([g], ensemble, device=context.device)[:, 0])
@@ -217,8 +222,10 @@ def _predict_into(graphs: list, rows: list[dict], ensemble, context: ScoringCont
         if not ok:
             return
         preds = np.stack(singles, axis=1)
-    stats = ensemble_statistics(preds)
+    stats = ensemble_statistics(preds, calibration=calibration)
     mean_c, std_c = tensor_components(stats["mean"]), tensor_components(stats["std"])
+    flags = (calibration.ood([element_symbols(graphs[i].z.tolist()) for i in ok], stats, pooled)
+             if calibration is not None else None)
     for j, i in enumerate(ok):
         row = rows[i]
         row["status"] = "scored"
@@ -230,6 +237,9 @@ def _predict_into(graphs: list, rows: list[dict], ensemble, context: ScoringCont
         row["nonpositive"] = bool(stats["nonpositive"][j])
         row["members_nonpositive"] = int(stats["members_nonpositive"][j])
         row["n_members"] = int(stats["n_members"][j])
+        row["calibrated"] = calibration is not None
+        if flags is not None:
+            row["ood_flag"], row["ood_reason"] = flags[j]["flag"], "; ".join(flags[j]["reasons"])
 
 
 def rows_to_frame(rows: list[dict]) -> pd.DataFrame:
@@ -243,7 +253,8 @@ def coerce_part_dtypes(frame: pd.DataFrame) -> pd.DataFrame:
         frame[col] = pd.to_numeric(frame[col], errors="coerce").astype("float64")
     for col in INT_COLUMNS:
         frame[col] = pd.to_numeric(frame[col], errors="coerce").astype("Int64")
-    frame["nonpositive"] = frame["nonpositive"].astype("boolean")
-    for col in set(PART_COLUMNS) - set(FLOAT_COLUMNS) - set(INT_COLUMNS) - {"nonpositive"}:
+    for col in ("nonpositive", "ood_flag", "calibrated"):
+        frame[col] = frame[col].astype("boolean")
+    for col in set(PART_COLUMNS) - set(FLOAT_COLUMNS) - set(INT_COLUMNS) - {"nonpositive", "ood_flag", "calibrated"}:
         frame[col] = frame[col].astype("string")
     return frame
