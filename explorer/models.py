@@ -287,7 +287,50 @@ class ModelSelector(pn.viewable.Viewer):
         ``use_frame=False`` runs the backbone ``g`` alone (the non-equivariant baseline of the check).
         """
         members = self.predict_members(structures, use_frame=use_frame)
-        return members.mean(axis=0), members.std(axis=0)
+        mean, std = members.mean(axis=0), members.std(axis=0)
+        cal = self.calibration if use_frame is None else None
+        if cal is not None:  # calibrated σ (goectp.calibration); the mean is unchanged
+            std = cal.sigma("tensor", std, mean, members.shape[0])
+        return mean, std
+
+    @property
+    def calibration(self) -> Any:
+        """The ensemble's :class:`goectp.calibration.Calibration` (``None`` for one member, the demo model, or an
+        ensemble without ``calibration.json``): σ shown by the explorer is then the calibrated σ."""
+        if self.mode != ENSEMBLE_MEAN:
+            return None
+        try:
+            base = self._load(self.model_name)
+        except Exception:  # noqa: BLE001 - the load error is shown by the status view
+            return None
+        from goectp.calibration import calibration_for
+
+        return calibration_for(base)
+
+    def statistics(self, structures: list) -> dict[str, np.ndarray]:
+        """ε̄, α, eigenvalues and their (calibrated when available) σ: :func:`goectp.tensor_stats.ensemble_statistics`."""
+        from goectp.tensor_stats import ensemble_statistics
+
+        return ensemble_statistics(self.predict_members(structures), calibration=self.calibration)
+
+    def ood_one(self, structure) -> dict[str, Any] | None:  # noqa: ANN001
+        """Out-of-distribution flag of one structure (``{"flag", "reasons", ...}``; ``None`` without calibration)."""
+        cal = self.calibration
+        if cal is None:
+            return None
+        cache = self.__dict__.setdefault("_ood_cache", {})
+        key = (self._model_key, structure_key(structure))
+        if key not in cache:
+            from goectp.api import graphs_for
+            from goectp.calibration import element_symbols, predict_members_and_embeddings
+            from goectp.tensor_stats import ensemble_statistics
+
+            graphs = graphs_for([structure], self.model, max_sites=max(500, len(structure)))
+            with self._threads():
+                members, pooled = predict_members_and_embeddings(graphs, self.model)
+            stats = ensemble_statistics(members, calibration=cal)
+            cache[key] = cal.ood([element_symbols(graphs[0].z.tolist())], stats, pooled)[0]
+        return cache[key]
 
     def predict_one(self, structure, use_frame: bool | None = None) -> tuple[np.ndarray, np.ndarray]:  # noqa: ANN001
         mean, std = self.predict([structure], use_frame=use_frame)

@@ -40,7 +40,7 @@ def tensor_record(tensor: np.ndarray, std: np.ndarray | None = None) -> dict[str
     s = summarize_tensor(tensor)
     out = {"tensor": s.tensor.tolist(), "eigenvalues": s.eigenvalues.tolist(),
            "eigenvectors_columns": s.eigenvectors.tolist(), "eps_mean": s.eps_mean,
-           "anisotropy": None if np.isnan(s.anisotropy) else s.anisotropy}
+           "anisotropy": None if not np.isfinite(s.anisotropy) else s.anisotropy}
     if std is not None:
         out["std"] = np.asarray(std).tolist()
     return out
@@ -149,14 +149,22 @@ class TensorEllipsoid(pn.viewable.Viewer):
         return df
 
     def _member_spread(self) -> tuple[np.ndarray, float, float] | None:
-        """Std over ensemble members of the sorted eigenvalues, ε̄ and α."""
-        per_member = self.models.predict_members([self.structure])[:, 0]  # [M, 3, 3] (cached)
-        if len(per_member) < 2:
+        """σ of the sorted eigenvalues, ε̄ and α (goectp.tensor_stats: calibrated when the ensemble ships a
+        calibration; σ(α) is inf when any member has λmin <= 0)."""
+        stats = self.models.statistics([self.structure])  # cached member predictions
+        if int(stats["n_members"][0]) < 2:
             return None
-        eigs = np.linalg.eigvalsh(per_member)  # [M, 3]
-        positive = eigs[:, 0] > 0
-        aniso_std = float((eigs[positive, -1] / eigs[positive, 0]).std()) if positive.sum() > 1 else float("nan")
-        return eigs.std(axis=0), float(eigs.mean(axis=1).std()), aniso_std
+        return stats["eigenvalues_std"][0], float(stats["eps_mean_std"][0]), float(stats["anisotropy_std"][0])
+
+    @property
+    def ood(self) -> dict[str, Any] | None:
+        """The out-of-distribution flag of the prediction (None without a calibrated ensemble)."""
+        if self.mean is None or self.models is None or self.structure is None:
+            return None
+        try:
+            return self.models.ood_one(self.structure)
+        except Exception:  # noqa: BLE001 - a flag that cannot be computed must not hide the prediction
+            return None
 
     # ------------------------------------------------------------------------------------------------ export
     def export_dict(self) -> dict[str, Any]:
@@ -169,6 +177,8 @@ class TensorEllipsoid(pn.viewable.Viewer):
             "target": self.target,
             "prediction": tensor_record(self.mean, self.std),
         }
+        out["sigma"] = "calibrated" if self.models is not None and self.models.calibration is not None else "raw"
+        out["ood"] = self.ood
         n, how = self.refractive_index()
         out["refractive_index"] = {"value": n.tolist() if isinstance(n, np.ndarray) else n, "how": how}
         if self.dft_tensor is not None:
@@ -208,7 +218,9 @@ class TensorEllipsoid(pn.viewable.Viewer):
         if self.mean is None:
             return pn.pane.Markdown("No prediction (choose a structure and a model).")
         has_std = self.std is not None and np.any(self.std > 0)
-        blocks = [matrix_html(self.mean, f"Predicted ε ({self.target})" + (" mean ± std" if has_std else ""),
+        calibrated = self.models is not None and self.models.calibration is not None
+        blocks = [matrix_html(self.mean, f"Predicted ε ({self.target})" + (
+            (" mean ± calibrated σ" if calibrated else " mean ± std") if has_std else ""),
                               "tensor-predicted", self.std if has_std else None, digits=2)]
         dft = self.dft_tensor
         if dft is not None:
@@ -225,7 +237,20 @@ class TensorEllipsoid(pn.viewable.Viewer):
         for col in shown.columns[1:]:
             shown[col] = [("–" if v is None or not np.isfinite(v) else f"{v:.3f}") for v in df[col]]
         n, how = self.refractive_index()
+        ood = self.ood
+        alerts = []
+        if ood is not None and ood["flag"]:
+            alerts.append(pn.pane.Alert("**Out of distribution — treat this prediction with caution.** "
+                                        + "; ".join(ood["reasons"]) + ".", alert_type="warning",
+                                        css_classes=["goectp-ood"], sizing_mode="stretch_width"))
+        elif ood is not None:
+            alerts.append(pn.pane.Markdown("In distribution (elements, embedding and member agreement within the "
+                                           "training range).", css_classes=["goectp-in-distribution"]))
+        if calibrated:
+            df = df.rename(columns={"ensemble std": "σ (calibrated)"})
+            shown = shown.rename(columns={"ensemble std": "σ (calibrated)"})
         return pn.Column(
+            *alerts,
             pn.pane.HTML("<div style='display:flex;gap:24px;flex-wrap:wrap'>" + "".join(blocks) + "</div>",
                          sizing_mode="stretch_width"),
             pn.widgets.Tabulator(shown, show_index=False, disabled=True, sizing_mode="stretch_width",
