@@ -32,7 +32,34 @@ TABLE_COLUMNS = ["id", "formula", "source", "band_gap", "n_sites", "eps_mean", "
                  "anisotropy_std", "score"]
 SUMMARY_FILE = "screening_summary.json"
 #: Shown too when `goectp screen` wrote them.
-OPTIONAL_COLUMNS = ["score_aniso", "crystal_system", "spacegroup", "material_id", "has_structure"]
+OPTIONAL_COLUMNS = ["score_aniso", "crystal_system", "spacegroup", "material_id", "has_structure", "ood_flag",
+                    "ood_reason"]
+#: Band-gap classes: a known metal (gap == 0: a static ε has no meaning), an insulator, or a gap nobody computed.
+GAP_INSULATOR, GAP_METAL, GAP_UNKNOWN = "insulator (gap > 0)", "metal (gap = 0)", "unknown gap"
+UNKNOWN_GAP_X = -0.4  # where candidates with an unknown gap are drawn (left of the axis origin, own marker)
+
+
+def gap_class(band_gap: pd.Series) -> pd.Series:
+    """``GAP_METAL`` for gap == 0, ``GAP_UNKNOWN`` for null, else ``GAP_INSULATOR``."""
+    gap = pd.to_numeric(band_gap, errors="coerce")
+    out = pd.Series(GAP_INSULATOR, index=band_gap.index, dtype=object)
+    out[gap.isna()] = GAP_UNKNOWN
+    out[gap <= 0] = GAP_METAL
+    return out
+
+
+def pareto_front(gap: np.ndarray, eps: np.ndarray) -> np.ndarray:
+    """Indices of the points not dominated in (gap, ε̄) — no other point has both a larger gap and a larger ε̄ —
+    sorted by gap (the ε̄–E_g trade-off curve of high-κ dielectrics)."""
+    gap, eps = np.asarray(gap, float), np.asarray(eps, float)
+    ok = np.flatnonzero(np.isfinite(gap) & np.isfinite(eps))
+    order = ok[np.lexsort((-eps[ok], -gap[ok]))]  # largest gap first, then largest ε̄
+    front, best = [], -np.inf
+    for i in order:
+        if eps[i] > best:
+            front.append(i)
+            best = eps[i]
+    return np.array(sorted(front, key=lambda i: gap[i]), dtype=int)
 
 
 def _holoviews():  # noqa: ANN202
@@ -156,6 +183,9 @@ class ScreeningMap(pn.viewable.Viewer):
     data = param.ClassSelector(class_=ScreeningData, default=None, allow_None=True)
     loader = param.Parameter(default=None, doc="StructureLoader that receives picked structures")
     min_band_gap = param.Number(default=0.0, bounds=(0.0, None), doc="Band gap ≥ (eV)")
+    gap_classes = param.ListSelector(default=[GAP_INSULATOR, GAP_UNKNOWN],
+                                     objects=[GAP_INSULATOR, GAP_METAL, GAP_UNKNOWN],
+                                     doc="Shown: insulators, known metals (hidden by default), unknown gaps")
     max_sites = param.Integer(default=200, bounds=(1, None), doc="Atoms per cell ≤")
     sources = param.ListSelector(default=[], objects=[], doc="Candidate sources shown")
     search = param.String(default="", doc="Filter by formula or id (substring)")
@@ -186,19 +216,24 @@ class ScreeningMap(pn.viewable.Viewer):
         self._apply_filters()
 
     # ------------------------------------------------------------------------------------------------ state
-    @param.depends("min_band_gap", "max_sites", "sources", "search", watch=True)
+    @param.depends("min_band_gap", "max_sites", "sources", "search", "gap_classes", watch=True)
     def _apply_filters(self) -> None:
         df = self.data.results
         if self.data.available:
-            keep = (df["band_gap"].fillna(-1) >= self.min_band_gap) & (df["n_sites"] <= self.max_sites)
+            df = df.assign(gap_class=gap_class(df["band_gap"]),
+                           fom=df["eps_mean"] * pd.to_numeric(df["band_gap"], errors="coerce"))
+            known = df["gap_class"] != GAP_UNKNOWN
+            keep = df["gap_class"].isin(self.gap_classes) & (df["n_sites"] <= self.max_sites)
+            keep &= ~known | (df["band_gap"].fillna(-1) >= self.min_band_gap)
             if self.param.sources.objects:
                 keep &= df["source"].astype(str).isin(self.sources)
             q = self.search.strip().lower()
             if q:
                 keep &= (df["formula"].astype(str).str.lower().str.contains(q, regex=False)
                          | df["id"].astype(str).str.lower().str.contains(q, regex=False))
-            df = df[keep & df["band_gap"].notna()]
-        self.filtered = df[self._columns].reset_index(drop=True)
+            df = df[keep]
+        cols = self._columns + [c for c in ("gap_class", "fom") if c in df.columns and c not in self._columns]
+        self.filtered = df.reindex(columns=cols).reset_index(drop=True)
         self.selected = self.filtered.iloc[0:0]
         self._sync_table()
 
@@ -247,10 +282,15 @@ class ScreeningMap(pn.viewable.Viewer):
         hv = _holoviews()
 
         df = self.filtered.replace([np.inf, -np.inf], np.nan)  # e.g. α of a tensor with λmin ≤ 0: not drawn
+        df = df.assign(band_gap=df["band_gap"].fillna(UNKNOWN_GAP_X))  # unknown gap: drawn left of 0, own marker
+        if "gap_class" not in df.columns:
+            df["gap_class"] = gap_class(self.filtered["band_gap"])
         color = std if self.color_by == "ensemble std" else self.color_by
         vdims = list(dict.fromkeys(["id", "formula", std, "score", "eps_mean_std", "anisotropy_std", "n_sites",
-                                    "source", color]))
-        pts = hv.Points(df, kdims=["band_gap", y], vdims=vdims, label="candidates")
+                                    "source", "gap_class", color]))
+        pts = hv.Points(df, kdims=["band_gap", y], vdims=vdims, label="candidates (◆ unknown gap, at −0.4 eV)")
+        markers = {GAP_INSULATOR: "circle", GAP_METAL: "square", GAP_UNKNOWN: "diamond"}
+        pts = pts.opts(marker=hv.dim("gap_class").categorize(markers, default="circle"))
         return pts.opts(color=color, cmap="viridis", colorbar=True, clabel=color, size=7, line_color="black",
                         line_width=0.3, tools=["hover", "box_select", "lasso_select", "tap"],
                         active_tools=["box_select"], selection_color="#d62728", nonselection_alpha=0.35,
@@ -282,8 +322,54 @@ class ScreeningMap(pn.viewable.Viewer):
             overlay = (self._background(y) * dmap).opts(
                 hv.opts.Overlay(xlabel="band gap (eV)", ylabel=ylabel, responsive=True, min_height=340,
                                 legend_position="top_right", title=f"{ylabel} vs band gap"))
-            panels.append(overlay)
+            extras = pn.bind(lambda filtered, y=y, std=std: self._highlights(y, std), filtered=self.param.filtered)
+            panels.append(overlay * hv.DynamicMap(extras))
         return panels
+
+    def _highlights(self, y: str, std: str):  # noqa: ANN202
+        """OOD-flagged candidates (× markers), and on the ε̄ map the Pareto front of ε̄ vs gap and the top 10 by the
+        figure of merit ε̄·E_g, with calibrated ±σ error bars."""
+        hv = _holoviews()
+
+        df = self.filtered.replace([np.inf, -np.inf], np.nan)
+        layers = [hv.Points([], label="OOD-flagged (x)")]
+        if "ood_flag" in df.columns:
+            ood = df[df["ood_flag"].astype("boolean").fillna(False).astype(bool)]
+            ood = ood.assign(band_gap=ood["band_gap"].fillna(UNKNOWN_GAP_X))
+            layers = [hv.Points(ood, kdims=["band_gap", y], vdims=["formula", "ood_reason"],
+                                label="OOD-flagged (x)").opts(marker="x", color="#ff7f0e", size=11, line_width=2,
+                                                              tools=["hover"])]
+        if y == "eps_mean":
+            known = df[pd.to_numeric(df["band_gap"], errors="coerce") > 0]
+            front = known.iloc[pareto_front(known["band_gap"], known["eps_mean"])] if len(known) else known
+            top = known.assign(fom=known["eps_mean"] * known["band_gap"]).nlargest(10, "fom") if len(known) else known
+            layers += [
+                hv.Curve(front, "band_gap", "eps_mean", label="Pareto front ε̄ vs gap").opts(
+                    color="#d62728", line_width=2, interpolation="steps-post"),
+                hv.ErrorBars(front, "band_gap", ["eps_mean", std]).opts(color="#d62728", line_width=1),
+                hv.Points(top, ["band_gap", "eps_mean"], ["formula", "fom"], label="top 10 ε̄·E_g").opts(
+                    marker="star", size=14, color="gold", line_color="black", tools=["hover"]),
+                hv.ErrorBars(top, "band_gap", ["eps_mean", std]).opts(color="#b8860b", line_width=1),
+            ]
+        return hv.Overlay(layers)
+
+    def score_explanation(self) -> str:
+        """How to read the map: the acquisition score, the σ it uses, metals vs unknown gaps, Pareto front, FOM."""
+        df = self.data.results
+        calibrated = "calibrated" in df.columns and bool(df["calibrated"].astype("boolean").fillna(False).any())
+        sigma = ("the **calibrated** σ of the ensemble (`calibration.json`: ±2σ covers ~90 % of held-out DFT values)"
+                 if calibrated else "the raw ensemble std (these results predate the calibration: re-run `goectp "
+                 "screen` for calibrated σ — the raw std is several times too narrow)")
+        kappa = self.data.provenance.get("kappa")
+        k = f"κ = {kappa}" if kappa is not None else "κ from `goectp screen --kappa`"
+        n_metal = int((pd.to_numeric(df["band_gap"], errors="coerce") <= 0).sum())
+        n_unknown = int(df["band_gap"].isna().sum())
+        return (f"**Acquisition score** = ε̄ + κ·σ(ε̄) ({k}), an upper confidence bound: it ranks a candidate high "
+                f"when its predicted ε̄ is high *or* the model is unsure about it (worth a DFT check); σ is {sigma}. "
+                f"**Known metals** (gap = 0, {n_metal}: a static ε has no meaning) are hidden by default; "
+                f"**unknown gaps** ({n_unknown}) are shown as ◆ at −0.4 eV. Red: the **Pareto front** of ε̄ vs band "
+                "gap (no candidate has both a larger gap and a larger ε̄), gold ★: top 10 by the **figure of merit "
+                "ε̄·E_g**, both with ±σ error bars; orange ×: out-of-distribution predictions (hover for the reason).")
 
     def static_layout(self):  # noqa: ANN201
         """Non-dynamic copy of the current maps (for the HTML export)."""
@@ -341,6 +427,8 @@ class ScreeningMap(pn.viewable.Viewer):
         eps_plot, aniso_plot = self.plots()
         filters = pn.Row(
             pn.widgets.FloatInput.from_param(self.param.min_band_gap, name="band gap ≥ (eV)", step=0.1, width=140),
+            pn.widgets.CheckButtonGroup.from_param(self.param.gap_classes, name="show", width=380,
+                                                   css_classes=["goectp-gap-classes"]),
             pn.widgets.IntInput.from_param(self.param.max_sites, name="atoms ≤", width=100),
             pn.widgets.TextInput.from_param(self.param.search, name="formula / id contains", width=180),
             pn.widgets.Select.from_param(self.param.color_by, name="colour by", width=160),
@@ -359,6 +447,8 @@ class ScreeningMap(pn.viewable.Viewer):
             pn.pane.Markdown(self.data.caption(), css_classes=["goectp-screening-caption"],
                              styles={"font-size": "0.85em"}),
             filters,
+            pn.pane.Markdown(self.score_explanation(), css_classes=["goectp-score-explanation"],
+                             styles={"font-size": "0.85em"}),
             pn.Row(pn.pane.HoloViews(eps_plot, sizing_mode="stretch_width", min_height=360),
                    pn.pane.HoloViews(aniso_plot, sizing_mode="stretch_width", min_height=360),
                    sizing_mode="stretch_width", css_classes=["goectp-screening-plots"]),
