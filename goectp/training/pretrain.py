@@ -313,7 +313,8 @@ def backbone_state(checkpoint: str | os.PathLike, model_cfg: GoeCTPConfig, verbo
                   if k in src and src[k].shape != own[k].shape]
     extra = [k for k in src if not k.startswith("head.") and k not in own]
     if missing or mismatched or extra:
-        parts = [f"{len(mismatched)} of other shape (checkpoint vs model): {', '.join(mismatched[:4])}"] * bool(mismatched)
+        parts = [f"{len(mismatched)} of other shape (checkpoint vs model): {', '.join(mismatched[:4])}"] * bool(
+            mismatched)
         parts += [f"{len(missing)} missing from the checkpoint: {', '.join(missing[:4])}"] * bool(missing)
         parts += [f"{len(extra)} not in the model: {', '.join(extra[:4])}"] * bool(extra)
         raise ValueError(f"{checkpoint}: its backbone does not fit the model configuration ({'; '.join(parts)}); "
