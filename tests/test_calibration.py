@@ -1,0 +1,140 @@
+"""Tensor statistics (one α convention), calibrated σ, and out-of-distribution flags."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from pymatgen.core import Lattice, Structure
+
+from goectp.calibration import (
+    Calibration,
+    attach_calibration,
+    calibration_points,
+    coverage,
+    fit_calibration,
+    tau_hat,
+)
+from goectp.tensor_stats import anisotropy, ensemble_statistics, summary_records
+
+
+# ---------------------------------------------------------------------------------------------------- tensor stats
+def test_anisotropy_is_inf_for_nonpositive_and_sigma_uses_all_members():
+    good = np.diag([2.0, 3.0, 4.0])
+    bad = np.diag([-1.0, 3.0, 4.0])
+    assert anisotropy(good) == pytest.approx(2.0)
+    assert math.isinf(anisotropy(bad))
+    # one of three members has λmin <= 0: σ(α) is inf (no positive-only subset), the flag counts it
+    stats = ensemble_statistics(np.stack([good, good * 1.1, bad])[:, None])
+    assert math.isinf(stats["anisotropy_std"][0]) and stats["members_nonpositive"][0] == 1
+    assert not stats["nonpositive"][0]  # the mean tensor itself is positive definite
+
+
+def test_explorer_summary_uses_the_same_convention():
+    from explorer.geometry import summarize_tensor
+
+    assert math.isinf(summarize_tensor(np.diag([0.0, 1.0, 2.0])).anisotropy)
+    assert summarize_tensor(np.diag([1.0, 1.0, 3.0])).anisotropy == pytest.approx(3.0)
+
+
+# ---------------------------------------------------------------------------------------------------- calibration
+def synthetic_held(n: int = 600, m: int = 5, seed: int = 0, noise_ratio: float = 4.0) -> dict:
+    """Members whose spread is ``noise_ratio`` times narrower than their error: calibration must widen σ."""
+    rng = np.random.default_rng(seed)
+    eps = rng.uniform(3, 30, n)
+    true = np.einsum("n,ij->nij", eps, np.eye(3))
+    spread = 0.05 * eps
+    shared = rng.normal(0, noise_ratio * spread)  # the error the members share (what a spread cannot see)
+    members = true[None] + (shared + rng.normal(0, 1, (m, n)) * spread)[..., None, None] * np.eye(3)
+    trained = rng.random((m, n)) < 0.5  # about half the members did not train on each record
+    elements = [{"O", "Ti"} if i % 2 else {"O", "Mg"} for i in range(n)]
+    pooled = rng.normal(0, 1, (m, n, 8))
+    return {"members": members, "true": true, "trained": trained, "test": ~trained, "ids": [str(i) for i in range(n)],
+            "elements": elements, "pooled": pooled, "model": "synthetic", "files": [], "fingerprint": "x"}
+
+
+def test_calibration_widens_too_narrow_sigma_to_the_target_coverage():
+    held = synthetic_held()
+    cal = fit_calibration(held, seed=0)
+    pts = calibration_points(held)["eps_mean"]
+    raw = pts["tau"] * np.sqrt(4 / 5)
+    assert coverage(pts["err"], raw, 2) < 0.6  # the raw spread is far too narrow
+    calibrated = cal.sigma("eps_mean", raw, pts["mu"], 5)
+    assert np.all(calibrated >= raw)
+    assert 0.88 <= coverage(pts["err"], calibrated, 2) <= 0.97
+    assert 0.55 <= coverage(pts["err"], calibrated, 1) <= 0.80
+    sel = cal.quantities["eps_mean"]["selection"][cal.quantities["eps_mean"]["form"]]
+    assert 0.85 <= sel["coverage_2sigma_oof"] <= 0.98  # out-of-fold, not only in-sample
+
+
+def test_calibration_roundtrips_through_json(tmp_path):
+    cal = fit_calibration(synthetic_held(n=300), seed=0)
+    cal.save(tmp_path)
+    back = Calibration.load(tmp_path)
+    stats = ensemble_statistics(synthetic_held(n=20)["members"])
+    a, b = cal.apply(stats), back.apply(stats)
+    np.testing.assert_allclose(a["eps_mean_std"], b["eps_mean_std"], rtol=1e-6)
+    np.testing.assert_array_equal(a["mean"], stats["mean"])  # calibration never changes the prediction
+    assert np.all(a["eps_mean_std"] > a["eps_mean_std_raw"])
+    assert (tmp_path / "calibration.json").stat().st_size < 50_000
+
+
+def test_tau_hat_puts_sub_ensembles_on_one_scale():
+    assert tau_hat(np.array([1.0]), 2)[0] == pytest.approx(math.sqrt(2))
+    assert tau_hat(np.array([1.0]), 1)[0] == 0.0
+
+
+def test_ood_flags_unseen_rare_elements_far_embeddings_and_disagreement():
+    held = synthetic_held(n=300)
+    cal = fit_calibration(held, seed=0)
+    assert cal.element_counts["O"] > 100 and "Np" not in cal.element_counts
+    cal.element_counts["Ba"] = 2  # rare
+    near = np.zeros((5, 1, 8))
+    far = np.full((5, 1, 8), 50.0)
+    stats = {"eps_mean": np.array([10.0]), "eps_mean_std": np.array([0.01]), "n_members": np.array([5])}
+    ok = cal.ood([{"O", "Ti"}], stats, near)[0]
+    assert not ok["flag"] and ok["reasons"] == []
+    assert "Np" in cal.ood([{"O", "Np"}], stats, near)[0]["reasons"][0]
+    assert "rare" in cal.ood([{"O", "Ba"}], stats, near)[0]["reasons"][0]
+    assert "embedding" in cal.ood([{"O", "Ti"}], stats, far)[0]["reasons"][0]
+    wild = dict(stats, eps_mean_std=np.array([9.0]))
+    assert "disagree" in cal.ood([{"O", "Ti"}], wild, near)[0]["reasons"][0]
+
+
+# ---------------------------------------------------------------------------------------------------- API
+@pytest.fixture(scope="module")
+def tiny_ensemble():
+    from goectp.api import Ensemble, build_model
+
+    members = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        members.append(build_model("goectp", hidden=16, num_rbf=8).double().eval())
+    return Ensemble(members)
+
+
+def test_predict_returns_calibrated_sigma_and_summary_flags_unseen_element(tiny_ensemble):
+    import goectp
+
+    cal = Calibration(quantities={"tensor": {"form": "scale", "s": 3.0, "c": 0.0},
+                                  "eps_mean": {"form": "scale", "s": 3.0, "c": 0.0},
+                                  "anisotropy": {"form": "propagated", "k": 1.0}},
+                      element_counts={"Mg": 50, "O": 100}, disagreement_p99=float("inf"))
+    mgo = Structure(Lattice.cubic(4.2), ["Mg", "O"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    npo = Structure(Lattice.cubic(4.2), ["Np", "O"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    attach_calibration(tiny_ensemble, None)
+    mean_raw, std_raw = goectp.predict([mgo], tiny_ensemble, return_std=True)
+    attach_calibration(tiny_ensemble, cal)
+    mean, std = goectp.predict([mgo], tiny_ensemble, return_std=True)
+    np.testing.assert_array_equal(mean, mean_raw)
+    diag = np.arange(3)
+    np.testing.assert_allclose(std[0][diag, diag], 3.0 * np.sqrt(2) * std_raw[0][diag, diag], rtol=1e-9)
+    summary = goectp.predict_summary([mgo, npo], tiny_ensemble)
+    assert summary[0]["calibrated"] and not summary[0]["ood"]["flag"]
+    assert summary[1]["ood"]["flag"] and "Np" in summary[1]["ood"]["reasons"][0]
+    assert summary[0]["eps_mean"] == pytest.approx(np.trace(mean[0]) / 3)
+    assert summary[0]["eps_mean_std"] > summary[0]["eps_mean_std_raw"]
+    assert summary_records(ensemble_statistics(np.zeros((2, 1, 3, 3)) + np.eye(3)))[0]["anisotropy"] == 1.0
+    attach_calibration(tiny_ensemble, None)
