@@ -58,6 +58,22 @@ def start_server(port: int, num_procs: int, log: Path) -> subprocess.Popen:
     raise RuntimeError("panel serve not ready after 300 s")
 
 
+def server_cpu_seconds(pid: int) -> float:
+    """CPU time used so far by the server and its children (``--num-procs`` forks workers)."""
+    import psutil
+
+    procs = [psutil.Process(pid)]
+    procs += procs[0].children(recursive=True)
+    total = 0.0
+    for p in procs:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
 async def one_session(browser, url: str, index: int, timeout_ms: int) -> dict:  # noqa: ANN001
     context = await browser.new_context(viewport={"width": 1500, "height": 1900})
     page = await context.new_page()
@@ -124,8 +140,12 @@ def main(argv: list[str] | None = None) -> int:
         proc = start_server(port, args.num_procs, log)
         print(f"server ready (warm) after {time.perf_counter() - t0:.1f} s", flush=True)
         try:
+            cpu0 = server_cpu_seconds(proc.pid)
+            wall0 = time.perf_counter()
             rows = asyncio.run(run_sessions(f"http://127.0.0.1:{port}/app", args.sessions,
                                             int(args.timeout * 1000)))
+            cpu = server_cpu_seconds(proc.pid) - cpu0
+            wall = time.perf_counter() - wall0
         finally:
             proc.terminate()
             try:
@@ -134,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
                 proc.kill()
                 proc.wait()
     print(markdown_table(rows, args.sessions, args.num_procs))
+    print(f"\nServer CPU time (user + sys, all its processes) while the {args.sessions} sessions loaded: {cpu:.1f} s in "
+          f"{wall:.1f} s wall, {cpu / args.sessions:.2f} s per session (independent of how busy the machine is); "
+          f"load average {os.getloadavg()[0]:.1f} at the end.")
     worst = max((r["first_render_s"] for r in rows), default=float("inf"))
     return 0 if worst == worst and worst <= args.budget else 1
 
