@@ -38,7 +38,6 @@ from goectp.calibration import (  # noqa: E402
     heldout_predictions,
     propagated_alpha_sigma,
     subensemble_stats,
-    tau_hat,
 )
 
 
@@ -59,8 +58,9 @@ def crossfit_coverage(held: dict, folds: int = 5, seed: int = 0) -> dict[str, di
             for q, label in (("eps_mean", "ε̄"), ("tensor", "diagonal components"), ("anisotropy", "α")):
                 p = pts[q]
                 if q == "anisotropy":
-                    after = cal.quantities[q]["k"] * propagated_alpha_sigma(cal.quantities["tensor"], p["alpha"],
-                                                                             p["eig"], p["eig_std"], p["n"])
+                    after = cal.quantities[q]["k"] * propagated_alpha_sigma(
+                        cal.quantities["tensor"], p["alpha"], p["eig"], p["eig_std"], p["n"]
+                    )
                 else:
                     after = calibrated_sigma(cal.quantities[q], p["tau"] * np.sqrt(4 / 5), p["mu"], 5)
                 before = p["tau"] * np.sqrt(4 / 5)
@@ -71,9 +71,14 @@ def crossfit_coverage(held: dict, folds: int = 5, seed: int = 0) -> dict[str, di
     out = {}
     for key, r in rows.items():
         err, before, after = (np.concatenate(r[k]) for k in ("err", "before", "after"))
-        out[key] = {"n": int(np.isfinite(err).sum()), "before1": coverage(err, before, 1),
-                    "before2": coverage(err, before, 2), "after1": coverage(err, after, 1),
-                    "after2": coverage(err, after, 2), "median_sigma_after": float(np.nanmedian(after[np.isfinite(after)]))}
+        out[key] = {
+            "n": int(np.isfinite(err).sum()),
+            "before1": coverage(err, before, 1),
+            "before2": coverage(err, before, 2),
+            "after1": coverage(err, after, 1),
+            "after2": coverage(err, after, 2),
+            "median_sigma_after": float(np.nanmedian(after[np.isfinite(after)])),
+        }
     return out
 
 
@@ -84,18 +89,27 @@ def ood_on_test_splits(held: dict) -> dict[str, float]:
     err_all, flag_all, reasons_all = [], [], []
     for k in range(held["members"].shape[0]):
         test = np.flatnonzero(held["test"][k])
-        ck = dataclasses.replace(cal, element_counts=element_counts(held["elements"], held["trained"][k]),
-                                 embedding=[cal.embedding[k]])
+        ck = dataclasses.replace(
+            cal, element_counts=element_counts(held["elements"], held["trained"][k]), embedding=[cal.embedding[k]]
+        )
         n = sub["n"][test]
-        stats = {"eps_mean": sub["eps_mean"][test], "n_members": n,
-                 "eps_mean_std_raw": np.where(n >= 2, sub["eps_mean_std"][test], 0.0)}
+        stats = {
+            "eps_mean": sub["eps_mean"][test],
+            "n_members": n,
+            "eps_mean_std_raw": np.where(n >= 2, sub["eps_mean_std"][test], 0.0),
+        }
         flags = ck.ood([held["elements"][i] for i in test], stats, held["pooled"][k : k + 1, test])
         err_all.append(np.abs(held["members"][k, test] - held["true"][test]).mean(axis=(1, 2)))
         flag_all.append([f["flag"] for f in flags])
         reasons_all += [" ".join(f["reasons"]) for f in flags]
     err, flag = np.concatenate(err_all), np.concatenate(flag_all)
-    out = {"n": len(err), "fraction_flagged": float(flag.mean()), "mae_flagged": float(err[flag].mean()) if flag.any()
-           else float("nan"), "mae_unflagged": float(err[~flag].mean()), "n_flagged": int(flag.sum())}
+    out = {
+        "n": len(err),
+        "fraction_flagged": float(flag.mean()),
+        "mae_flagged": float(err[flag].mean()) if flag.any() else float("nan"),
+        "mae_unflagged": float(err[~flag].mean()),
+        "n_flagged": int(flag.sum()),
+    }
     for tag, word in (("element", "element"), ("embedding", "embedding"), ("disagreement", "disagree")):
         hit = np.array([word in r for r in reasons_all])
         out[f"n_{tag}"] = int(hit.sum())
@@ -104,18 +118,28 @@ def ood_on_test_splits(held: dict) -> dict[str, float]:
 
 
 def markdown(name: str, cov: dict, ood: dict) -> str:
-    lines = [f"Model `{name}`. Coverage of the true value by mean ± kσ (target: ±1σ 60-75 %, ±2σ 90-97 %).", "",
-             "| records / quantity | n | raw ±1σ | raw ±2σ | calibrated ±1σ | calibrated ±2σ | median calibrated σ |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        f"Model `{name}`. Coverage of the true value by mean ± kσ (target: ±1σ 60-75 %, ±2σ 90-97 %).",
+        "",
+        "| records / quantity | n | raw ±1σ | raw ±2σ | calibrated ±1σ | calibrated ±2σ | median calibrated σ |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for key, r in cov.items():
-        lines.append(f"| {key} | {r['n']} | {100 * r['before1']:.0f} % | {100 * r['before2']:.0f} % | "
-                     f"{100 * r['after1']:.0f} % | {100 * r['after2']:.0f} % | {r['median_sigma_after']:.2f} |")
-    lines += ["", "OOD flags on the 5 test splits (member k on its own test split; MAE = mean |Δ| of 9 components):", "",
-              "| test predictions | flagged | MAE flagged | MAE unflagged | element flag (n, MAE) | embedding flag "
-              "(n, MAE) | disagreement flag (n, MAE) |", "|---|---|---|---|---|---|---|",
-              f"| {ood['n']} | {ood['n_flagged']} ({100 * ood['fraction_flagged']:.1f} %) | {ood['mae_flagged']:.2f} | "
-              f"{ood['mae_unflagged']:.2f} | {ood['n_element']}, {ood['mae_element']:.2f} | {ood['n_embedding']}, "
-              f"{ood['mae_embedding']:.2f} | {ood['n_disagreement']}, {ood['mae_disagreement']:.2f} |"]
+        lines.append(
+            f"| {key} | {r['n']} | {100 * r['before1']:.0f} % | {100 * r['before2']:.0f} % | "
+            f"{100 * r['after1']:.0f} % | {100 * r['after2']:.0f} % | {r['median_sigma_after']:.2f} |"
+        )
+    lines += [
+        "",
+        "OOD flags on the 5 test splits (member k on its own test split; MAE = mean |Δ| of 9 components):",
+        "",
+        "| test predictions | flagged | MAE flagged | MAE unflagged | element flag (n, MAE) | embedding flag "
+        "(n, MAE) | disagreement flag (n, MAE) |",
+        "|---|---|---|---|---|---|---|",
+        f"| {ood['n']} | {ood['n_flagged']} ({100 * ood['fraction_flagged']:.1f} %) | {ood['mae_flagged']:.2f} | "
+        f"{ood['mae_unflagged']:.2f} | {ood['n_element']}, {ood['mae_element']:.2f} | {ood['n_embedding']}, "
+        f"{ood['mae_embedding']:.2f} | {ood['n_disagreement']}, {ood['mae_disagreement']:.2f} |",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -131,8 +155,11 @@ def main() -> None:
     table = markdown(held["model"], crossfit_coverage(held), ood_on_test_splits(held))
     print(table)
     if args.write:
-        write_section(args.benchmarks, f"## Calibration and OOD flags: `{held['model']}`",
-                      table + "\n`python benchmarks/bench_calibration.py --model " + held["model"] + " --write`\n")
+        write_section(
+            args.benchmarks,
+            f"## Calibration and OOD flags: `{held['model']}`",
+            table + "\n`python benchmarks/bench_calibration.py --model " + held["model"] + " --write`\n",
+        )
 
 
 if __name__ == "__main__":

@@ -308,7 +308,8 @@ class ModelSelector(pn.viewable.Viewer):
         return calibration_for(base)
 
     def statistics(self, structures: list) -> dict[str, np.ndarray]:
-        """ε̄, α, eigenvalues and their (calibrated when available) σ: :func:`goectp.tensor_stats.ensemble_statistics`."""
+        """ε̄, α, eigenvalues and their σ (calibrated when available), from
+        :func:`goectp.tensor_stats.ensemble_statistics`."""
         from goectp.tensor_stats import ensemble_statistics
 
         return ensemble_statistics(self.predict_members(structures), calibration=self.calibration)

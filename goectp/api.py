@@ -14,6 +14,7 @@ import torch
 from torch import nn
 from torch_geometric.data import Batch
 
+from goectp.calibration import calibration_for, element_symbols, predict_members_and_embeddings
 from goectp.checkpoint import (  # noqa: F401 - re-exported public API
     CheckpointError,
     Ensemble,
@@ -24,7 +25,6 @@ from goectp.checkpoint import (  # noqa: F401 - re-exported public API
     load_model,
     save_checkpoint,
 )
-from goectp.calibration import calibration_for, element_symbols, predict_members_and_embeddings
 from goectp.graph import build_crystal_graph
 from goectp.models import GoeCTP, GoeCTPConfig
 from goectp.structures import load_structures

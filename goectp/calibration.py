@@ -22,7 +22,8 @@ grows with |ε|; for α it grows with α - 1). Fitting (:func:`fit_form`) is a c
 c) such that the ±1σ and ±2σ coverages of the calibration points lie in the bands 60-75 % and 90-97 %, closest to
 the Gaussian 68.3 % / 95.4 %; the form with the better 5-fold *out-of-fold* coverage is kept (:func:`fit_quantity`).
 The errors are heavy-tailed (a few % of crystals, soft-mode/ferroelectric-like, miss by about ε itself), so no
-single σ gives both Gaussian coverages; a relative floor c|μ| is what the data choose. Sub-ensembles of 2-3 members have a noisier spread and a noisier mean than the
+single σ gives both Gaussian coverages; a relative floor c|μ| is what the data choose.
+Sub-ensembles of 2-3 members have a noisier spread and a noisier mean than the
 5-member ensemble, so the calibrated σ is, if anything, slightly conservative for the deployed ensemble.
 
 OOD flags (:meth:`Calibration.ood`)
@@ -40,6 +41,7 @@ thresholds.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -90,8 +92,9 @@ def gaussian_nll(err: np.ndarray, sigma: np.ndarray) -> float:
     return float(np.mean(np.log(s) + 0.5 * (e / s) ** 2 + 0.5 * math.log(2 * math.pi)))
 
 
-def _scale_for(err: np.ndarray, tau: np.ndarray, rel: np.ndarray, c: float, k: float = 2.0,
-               target: float = Z2) -> float:
+def _scale_for(
+    err: np.ndarray, tau: np.ndarray, rel: np.ndarray, c: float, k: float = 2.0, target: float = Z2
+) -> float:
     """The s for which ``|err| <= k sqrt((s τ)² + (c rel)²)`` holds for a fraction ``target`` (bisection)."""
     lo, hi = 0.0, 1.0
     cov = lambda s: np.mean(np.abs(err) <= k * np.sqrt((s * tau) ** 2 + (c * rel) ** 2))  # noqa: E731
@@ -149,18 +152,32 @@ def fit_quantity(err: np.ndarray, tau: np.ndarray, mu: np.ndarray, seed: int = 0
         for f in range(folds):
             p = fit_form(err[fold != f], tau[fold != f], mu[fold != f], form)
             sig[fold == f] = np.sqrt((p["s"] * tau[fold == f]) ** 2 + (p["c"] * mu[fold == f]) ** 2)
-        scores[form] = {"nll_oof": gaussian_nll(err, sig), "coverage_1sigma_oof": coverage(err, sig, 1),
-                        "coverage_2sigma_oof": coverage(err, sig, 2)}
-    form = min(scores, key=lambda k: (_band_loss(scores[k]["coverage_1sigma_oof"], scores[k]["coverage_2sigma_oof"]),
-                                      scores[k]["nll_oof"]))
+        scores[form] = {
+            "nll_oof": gaussian_nll(err, sig),
+            "coverage_1sigma_oof": coverage(err, sig, 1),
+            "coverage_2sigma_oof": coverage(err, sig, 2),
+        }
+    form = min(
+        scores,
+        key=lambda k: (
+            _band_loss(scores[k]["coverage_1sigma_oof"], scores[k]["coverage_2sigma_oof"]),
+            scores[k]["nll_oof"],
+        ),
+    )
     params = fit_form(err, tau, mu, form)
     raw = tau * np.sqrt((5 - 1) / 5)  # the raw 5-member-equivalent population spread, for "before"
-    return {"form": form, **{k: float(v) for k, v in params.items()}, "n_points": int(len(err)),
-            "selection": scores, "coverage_raw": {"1sigma": coverage(err, raw, 1), "2sigma": coverage(err, raw, 2)}}
+    return {
+        "form": form,
+        **{k: float(v) for k, v in params.items()},
+        "n_points": int(len(err)),
+        "selection": scores,
+        "coverage_raw": {"1sigma": coverage(err, raw, 1), "2sigma": coverage(err, raw, 2)},
+    }
 
 
-def propagated_alpha_sigma(tensor_params: dict[str, Any], alpha: np.ndarray, eig: np.ndarray, eig_std_pop: np.ndarray,
-                           n: np.ndarray | int) -> np.ndarray:
+def propagated_alpha_sigma(
+    tensor_params: dict[str, Any], alpha: np.ndarray, eig: np.ndarray, eig_std_pop: np.ndarray, n: np.ndarray | int
+) -> np.ndarray:
     """σ(α) from the calibrated eigenvalue σ's: α·sqrt((σ₃/λ₃)² + (σ₁/λ₁)²) (inf when λ₁ <= 0 or α is inf)."""
     n = np.asarray(n)
     sig = calibrated_sigma(tensor_params, eig_std_pop, eig, n.reshape(n.shape + (1,)) if n.ndim else n)
@@ -189,10 +206,21 @@ def fit_propagated(err: np.ndarray, base: np.ndarray, seed: int = 0, folds: int 
     sig = np.zeros_like(err)
     for f in range(folds):
         sig[fold == f] = _fit_k(err[fold != f], base[fold != f]) * base[fold == f]
-    return {"form": "propagated", "k": _fit_k(err, base), "s": 0.0, "c": 0.0, "n_points": int(len(err)),
-            "selection": {"propagated": {"nll_oof": gaussian_nll(err, sig), "coverage_1sigma_oof": coverage(err, sig, 1),
-                                         "coverage_2sigma_oof": coverage(err, sig, 2)}},
-            "coverage_raw": {}}
+    return {
+        "form": "propagated",
+        "k": _fit_k(err, base),
+        "s": 0.0,
+        "c": 0.0,
+        "n_points": int(len(err)),
+        "selection": {
+            "propagated": {
+                "nll_oof": gaussian_nll(err, sig),
+                "coverage_1sigma_oof": coverage(err, sig, 1),
+                "coverage_2sigma_oof": coverage(err, sig, 2),
+            }
+        },
+        "coverage_raw": {},
+    }
 
 
 # ---------------------------------------------------------------------------------------------------- held out
@@ -222,8 +250,9 @@ def training_masks(n: int, metas: Sequence[dict], targets: np.ndarray | None = N
     return trained, test
 
 
-def predict_members_and_embeddings(graphs: list, ensemble: Any, batch_size: int = 64,
-                                   device: Any = None) -> tuple[np.ndarray, np.ndarray]:
+def predict_members_and_embeddings(
+    graphs: list, ensemble: Any, batch_size: int = 64, device: Any = None
+) -> tuple[np.ndarray, np.ndarray]:
     """``(members [M, n, 3, 3], pooled [M, n, D])`` in one pass (the pooled features ``forward`` computes)."""
     import torch
     from torch_geometric.data import Batch
@@ -257,8 +286,12 @@ def predict_members_and_embeddings(graphs: list, ensemble: Any, batch_size: int 
     return (np.stack([np.concatenate(p) for p in preds]), np.stack([np.concatenate(p) for p in pooled]))
 
 
-def heldout_predictions(model: str | Path, data_file: str | Path | None = None, cache: str | Path | None = "runs/calibration",
-                        progress: bool = False) -> dict[str, Any]:
+def heldout_predictions(
+    model: str | Path,
+    data_file: str | Path | None = None,
+    cache: str | Path | None = "runs/calibration",
+    progress: bool = False,
+) -> dict[str, Any]:
     """Member predictions and pooled embeddings of every record of the training data, with who trained on what.
 
     Cached in ``cache/<model folder name>-<hash of members and data>.npz``. Returns ``members [M,N,3,3]``,
@@ -295,8 +328,13 @@ def heldout_predictions(model: str | Path, data_file: str | Path | None = None, 
             gs = load_graph_set(data_file, k=cfg.k_neighbors, progress=progress)
         members, pooled = predict_members_and_embeddings(gs.graphs, ens)
         elements = [" ".join(element_symbols(g.z.tolist())) for g in gs.graphs]
-        out = {"members": members, "pooled": pooled.astype(np.float32), "true": gs.targets(cfg_target(metas)),
-               "ids": np.array(gs.ids), "elements": np.array(elements)}
+        out = {
+            "members": members,
+            "pooled": pooled.astype(np.float32),
+            "true": gs.targets(cfg_target(metas)),
+            "ids": np.array(gs.ids),
+            "elements": np.array(elements),
+        }
         if cached is not None:
             cached.parent.mkdir(parents=True, exist_ok=True)
             tmp = cached.with_suffix(".tmp.npz")
@@ -342,20 +380,31 @@ def subensemble_stats(members: np.ndarray, use: np.ndarray) -> dict[str, np.ndar
     eps_std = np.sqrt((w * (eps_m - eps) ** 2).sum(axis=0) / safe)
     eig_m = np.linalg.eigvalsh(members)
     eig = np.linalg.eigvalsh(mean)
-    eig_std = np.sqrt((w[..., None] * (eig_m - (w[..., None] * eig_m).sum(axis=0) / safe[:, None]) ** 2).sum(axis=0)
-                      / safe[:, None])
+    eig_std = np.sqrt(
+        (w[..., None] * (eig_m - (w[..., None] * eig_m).sum(axis=0) / safe[:, None]) ** 2).sum(axis=0) / safe[:, None]
+    )
     alpha_m, nonpos_m = anisotropy_ratio(eig_m)
     alpha, _ = anisotropy_ratio(eig)
     any_nonpos = (nonpos_m & use).any(axis=0)
     am = np.where(nonpos_m, 0.0, alpha_m)
     a_mean = (w * am).sum(axis=0) / safe
     a_std = np.where(any_nonpos, np.inf, np.sqrt((w * (am - a_mean) ** 2).sum(axis=0) / safe))
-    return {"n": n, "mean": mean, "std": std, "eps_mean": eps, "eps_mean_std": eps_std, "anisotropy": alpha,
-            "anisotropy_std": a_std, "eigenvalues": eig, "eigenvalues_std": eig_std}
+    return {
+        "n": n,
+        "mean": mean,
+        "std": std,
+        "eps_mean": eps,
+        "eps_mean_std": eps_std,
+        "anisotropy": alpha,
+        "anisotropy_std": a_std,
+        "eigenvalues": eig,
+        "eigenvalues_std": eig_std,
+    }
 
 
-def calibration_points(held: dict[str, Any], records: np.ndarray | None = None,
-                       use: np.ndarray | None = None) -> dict[str, dict[str, np.ndarray]]:
+def calibration_points(
+    held: dict[str, Any], records: np.ndarray | None = None, use: np.ndarray | None = None
+) -> dict[str, dict[str, np.ndarray]]:
     """Residuals, τ̂ and μ of the unseen sub-ensembles (``|U| >= 2``) per quantity (tensor = diagonal components).
 
     ``records``: restrict to these record indices; ``use [M, N]``: the members to use (default: not trained on).
@@ -370,14 +419,24 @@ def calibration_points(held: dict[str, Any], records: np.ndarray | None = None,
     diag = np.arange(3)
     t_alpha, _ = anisotropy_ratio(np.linalg.eigvalsh(true))
     return {
-        "tensor": {"err": (sub["mean"][ok][:, diag, diag] - true[ok][:, diag, diag]).ravel(),
-                   "tau": tau_hat(sub["std"][ok][:, diag, diag], n[:, None]).ravel(),
-                   "mu": sub["mean"][ok][:, diag, diag].ravel()},
-        "eps_mean": {"err": sub["eps_mean"][ok] - mean_eigenvalue(true[ok]),
-                     "tau": tau_hat(sub["eps_mean_std"][ok], n), "mu": sub["eps_mean"][ok]},
-        "anisotropy": {"err": sub["anisotropy"][ok] - t_alpha[ok], "alpha": sub["anisotropy"][ok],
-                       "tau": tau_hat(sub["anisotropy_std"][ok], n),
-                       "eig": sub["eigenvalues"][ok], "eig_std": sub["eigenvalues_std"][ok], "n": n},
+        "tensor": {
+            "err": (sub["mean"][ok][:, diag, diag] - true[ok][:, diag, diag]).ravel(),
+            "tau": tau_hat(sub["std"][ok][:, diag, diag], n[:, None]).ravel(),
+            "mu": sub["mean"][ok][:, diag, diag].ravel(),
+        },
+        "eps_mean": {
+            "err": sub["eps_mean"][ok] - mean_eigenvalue(true[ok]),
+            "tau": tau_hat(sub["eps_mean_std"][ok], n),
+            "mu": sub["eps_mean"][ok],
+        },
+        "anisotropy": {
+            "err": sub["anisotropy"][ok] - t_alpha[ok],
+            "alpha": sub["anisotropy"][ok],
+            "tau": tau_hat(sub["anisotropy_std"][ok], n),
+            "eig": sub["eigenvalues"][ok],
+            "eig_std": sub["eigenvalues_std"][ok],
+            "n": n,
+        },
     }
 
 
@@ -402,8 +461,11 @@ class Calibration:
         """Calibrated ``std``, ``eps_mean_std``, ``anisotropy_std``, ``eigenvalues_std`` (raw kept as ``*_raw``)."""
         out = dict(stats)
         n = np.asarray(stats["n_members"])
-        for key, q, mean in (("std", "tensor", stats["mean"]), ("eigenvalues_std", "tensor", stats["eigenvalues"]),
-                             ("eps_mean_std", "eps_mean", stats["eps_mean"])):
+        for key, q, mean in (
+            ("std", "tensor", stats["mean"]),
+            ("eigenvalues_std", "tensor", stats["eigenvalues"]),
+            ("eps_mean_std", "eps_mean", stats["eps_mean"]),
+        ):
             if key not in stats:
                 continue
             nn_ = n.reshape(n.shape + (1,) * (np.ndim(mean) - 1))
@@ -411,8 +473,9 @@ class Calibration:
             out[key] = self.sigma(q, stats[key], mean, nn_)
         if "anisotropy_std" in stats and "eigenvalues_std" in stats:
             out["anisotropy_std_raw"] = stats["anisotropy_std"]
-            base = propagated_alpha_sigma(self.quantities["tensor"], stats["anisotropy"], stats["eigenvalues"],
-                                          stats["eigenvalues_std"], n)
+            base = propagated_alpha_sigma(
+                self.quantities["tensor"], stats["anisotropy"], stats["eigenvalues"], stats["eigenvalues_std"], n
+            )
             out["anisotropy_std"] = float(self.quantities["anisotropy"]["k"]) * base
         out["calibrated"] = True
         return out
@@ -425,8 +488,12 @@ class Calibration:
         ratios = [embedding_distance(pooled[m], e) / e["p99"] for m, e in enumerate(self.embedding)]
         return np.mean(ratios, axis=0)
 
-    def ood(self, elements: Sequence[Sequence[str]], stats: dict[str, np.ndarray] | None = None,
-            pooled: np.ndarray | None = None) -> list[dict[str, Any]]:
+    def ood(
+        self,
+        elements: Sequence[Sequence[str]],
+        stats: dict[str, np.ndarray] | None = None,
+        pooled: np.ndarray | None = None,
+    ) -> list[dict[str, Any]]:
         """Per structure ``{"flag": bool, "reasons": [str], "embedding_score": float|None}``."""
         n = len(elements)
         emb = self.embedding_score(pooled) if pooled is not None and self.embedding else None
@@ -446,28 +513,42 @@ class Calibration:
             if self.element_counts and rare:
                 reasons.append(f"element rare in the training data (records): {', '.join(rare)}")
             if emb is not None and emb[i] > 1.0:
-                reasons.append(f"unlike the training crystals: embedding distance {emb[i]:.2f}× the training "
-                               "99th percentile")
+                reasons.append(
+                    f"unlike the training crystals: embedding distance {emb[i]:.2f}× the training 99th percentile"
+                )
             if rel is not None and np.isfinite(self.disagreement_p99) and rel[i] > self.disagreement_p99:
-                reasons.append(f"members disagree beyond the calibrated range: σ(ε̄)/ε̄ = {rel[i]:.2f} > "
-                               f"{self.disagreement_p99:.2f}")
-            out.append({"flag": bool(reasons), "reasons": reasons,
-                        "embedding_score": None if emb is None else float(emb[i])})
+                reasons.append(
+                    f"members disagree beyond the calibrated range: σ(ε̄)/ε̄ = {rel[i]:.2f} > {self.disagreement_p99:.2f}"
+                )
+            out.append(
+                {"flag": bool(reasons), "reasons": reasons, "embedding_score": None if emb is None else float(emb[i])}
+            )
         return out
 
     # -------------------------------------------------------------------------------------------- I/O
     def to_dict(self) -> dict[str, Any]:
-        return {"version": CALIBRATION_VERSION, "quantities": self.quantities, "element_counts": self.element_counts,
-                "rare_threshold": self.rare_threshold, "embedding": self.embedding,
-                "disagreement_p99": self.disagreement_p99, "meta": self.meta}
+        return {
+            "version": CALIBRATION_VERSION,
+            "quantities": self.quantities,
+            "element_counts": self.element_counts,
+            "rare_threshold": self.rare_threshold,
+            "embedding": self.embedding,
+            "disagreement_p99": self.disagreement_p99,
+            "meta": self.meta,
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Calibration:
         if d.get("version") != CALIBRATION_VERSION:
             raise ValueError(f"calibration version {d.get('version')!r} is not {CALIBRATION_VERSION}")
-        return cls(quantities=d["quantities"], element_counts=d.get("element_counts", {}),
-                   rare_threshold=int(d.get("rare_threshold", RARE_THRESHOLD)), embedding=d.get("embedding", []),
-                   disagreement_p99=float(d.get("disagreement_p99", float("inf"))), meta=d.get("meta", {}))
+        return cls(
+            quantities=d["quantities"],
+            element_counts=d.get("element_counts", {}),
+            rare_threshold=int(d.get("rare_threshold", RARE_THRESHOLD)),
+            embedding=d.get("embedding", []),
+            disagreement_p99=float(d.get("disagreement_p99", float("inf"))),
+            meta=d.get("meta", {}),
+        )
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
@@ -499,8 +580,13 @@ def embedding_stats(pooled: np.ndarray, trained: np.ndarray) -> list[dict[str, A
         x = pooled[m][trained[m]].astype(np.float64)
         st = {"mean": x.mean(axis=0), "std": np.maximum(x.std(axis=0), 1e-6)}
         d = embedding_distance(x, st)
-        out.append({"mean": [float(f"{v:.5g}") for v in st["mean"]], "std": [float(f"{v:.5g}") for v in st["std"]],
-                    "p99": float(np.percentile(d, 99))})
+        out.append(
+            {
+                "mean": [float(f"{v:.5g}") for v in st["mean"]],
+                "std": [float(f"{v:.5g}") for v in st["std"]],
+                "p99": float(np.percentile(d, 99)),
+            }
+        )
     return out
 
 
@@ -516,27 +602,38 @@ def fit_calibration(held: dict[str, Any], seed: int = 0, records: np.ndarray | N
     """Fit the σ model (:func:`fit_quantity` per quantity) and the OOD statistics from :func:`heldout_predictions`
     (``records``: fit the σ model on these record indices only, for cross-fitted benchmarks)."""
     pts = calibration_points(held, records)
-    quantities = {q: fit_quantity(pts[q]["err"], pts[q]["tau"], pts[q]["mu"], seed=seed) for q in ("tensor", "eps_mean")}
+    quantities = {
+        q: fit_quantity(pts[q]["err"], pts[q]["tau"], pts[q]["mu"], seed=seed) for q in ("tensor", "eps_mean")
+    }
     a = pts["anisotropy"]
     base = propagated_alpha_sigma(quantities["tensor"], a["alpha"], a["eig"], a["eig_std"], a["n"])
     quantities["anisotropy"] = fit_propagated(a["err"], base, seed=seed)
     raw = a["tau"] * np.sqrt((5 - 1) / 5)
-    quantities["anisotropy"]["coverage_raw"] = {"1sigma": coverage(a["err"], raw, 1), "2sigma": coverage(a["err"], raw, 2)}
+    quantities["anisotropy"]["coverage_raw"] = {
+        "1sigma": coverage(a["err"], raw, 1),
+        "2sigma": coverage(a["err"], raw, 2),
+    }
     ev = pts["eps_mean"]
     with np.errstate(divide="ignore", invalid="ignore"):
         rel = ev["tau"] / np.abs(ev["mu"])
     union = held["trained"].any(axis=0)
     n_cal = int((~held["trained"]).sum(axis=0).__ge__(2).sum())
     return Calibration(
-        quantities=quantities, element_counts=element_counts(held["elements"], union),
+        quantities=quantities,
+        element_counts=element_counts(held["elements"], union),
         embedding=embedding_stats(held["pooled"], held["trained"]),
         disagreement_p99=float(np.percentile(rel[np.isfinite(rel)], 99)),
-        meta={"model": held.get("model"), "members": held.get("files"), "n_records": len(held["ids"]),
-              "fingerprint": held.get("fingerprint"),
-              "n_calibration_records": n_cal,
-              "method": "unseen sub-ensembles (members whose training set excludes the record, |U| >= 2); "
-                        "sigma_cal^2 = (s*tau_hat)^2 + (c*|mu|)^2, tau_hat = ddof-1 member std; "
-                        "s: +-2 sigma covers 95.4 %; form by 5-fold out-of-fold NLL"})
+        meta={
+            "model": held.get("model"),
+            "members": held.get("files"),
+            "n_records": len(held["ids"]),
+            "fingerprint": held.get("fingerprint"),
+            "n_calibration_records": n_cal,
+            "method": "unseen sub-ensembles (members whose training set excludes the record, |U| >= 2); "
+            "sigma_cal^2 = (s*tau_hat)^2 + (c*|mu|)^2, tau_hat = ddof-1 member std; "
+            "s: +-2 sigma covers 95.4 %; form by 5-fold out-of-fold NLL",
+        },
+    )
 
 
 # ---------------------------------------------------------------------------------------------------- lookup
@@ -577,10 +674,8 @@ def calibration_for(model: Any) -> Calibration | None:
             if d.get("meta", {}).get("fingerprint") == fp:
                 found = Calibration.from_dict(d)
                 break
-    try:
+    with contextlib.suppress(Exception):  # a model that takes no attributes is simply not cached
         model._goectp_calibration = found
-    except Exception:  # noqa: BLE001 - a model that takes no attributes is simply not cached
-        pass
     return found
 
 

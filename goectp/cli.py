@@ -15,8 +15,8 @@ from goectp.logs import setup_logging
 # --------------------------------------------------------------------------------------------------------- predict
 def cmd_predict(args: argparse.Namespace) -> int:
     from goectp.api import default_device, load_model, predict, predict_summary
-    from goectp.tensor_stats import anisotropy, eigenvalues, mean_eigenvalue
     from goectp.structures import StructureError, load_structures
+    from goectp.tensor_stats import anisotropy, eigenvalues, mean_eigenvalue
 
     device = default_device(args.device)  # a clear error for --device cuda without CUDA, before any work
     model = load_model(args.model)

@@ -21,8 +21,15 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["anisotropy", "anisotropy_ratio", "eigenvalues", "ensemble_statistics", "mean_eigenvalue",
-           "summary_records", "symmetrize"]
+__all__ = [
+    "anisotropy",
+    "anisotropy_ratio",
+    "eigenvalues",
+    "ensemble_statistics",
+    "mean_eigenvalue",
+    "summary_records",
+    "symmetrize",
+]
 
 
 def symmetrize(tensors: np.ndarray) -> np.ndarray:
@@ -109,11 +116,15 @@ def summary_records(stats: dict[str, np.ndarray]) -> list[dict[str, Any]]:
     out = []
     for i in range(len(stats["eps_mean"])):
         rec: dict[str, Any] = {
-            "eps_mean": float(stats["eps_mean"][i]), "eps_mean_std": float(stats["eps_mean_std"][i]),
-            "anisotropy": float(stats["anisotropy"][i]), "anisotropy_std": float(stats["anisotropy_std"][i]),
+            "eps_mean": float(stats["eps_mean"][i]),
+            "eps_mean_std": float(stats["eps_mean_std"][i]),
+            "anisotropy": float(stats["anisotropy"][i]),
+            "anisotropy_std": float(stats["anisotropy_std"][i]),
             "nonpositive": bool(stats["nonpositive"][i]),
-            "eigenvalues": stats["eigenvalues"][i].tolist(), "eigenvalues_std": stats["eigenvalues_std"][i].tolist(),
-            "tensor": stats["mean"][i].tolist(), "tensor_std": stats["std"][i].tolist(),
+            "eigenvalues": stats["eigenvalues"][i].tolist(),
+            "eigenvalues_std": stats["eigenvalues_std"][i].tolist(),
+            "tensor": stats["mean"][i].tolist(),
+            "tensor_std": stats["std"][i].tolist(),
             "calibrated": bool(stats.get("calibrated", False)),
         }
         for key in ("eps_mean_std_raw", "anisotropy_std_raw"):

@@ -22,7 +22,6 @@ from goectp.calibration import (
     Calibration,
     calibrated_sigma,
     calibration_points,
-    coverage,
     fit_calibration,
     heldout_predictions,
 )
@@ -77,20 +76,25 @@ def plot_reliability(curves: dict, path: Path, title: str) -> Path:
 
 def card_section(cal: Calibration, name: str) -> str:
     rows = []
-    for q, label in (("tensor", "tensor components (fitted on diagonals)"), ("eps_mean", "ε̄"),
-                     ("anisotropy", "α = λmax/λmin")):
+    for q, label in (
+        ("tensor", "tensor components (fitted on diagonals)"),
+        ("eps_mean", "ε̄"),
+        ("anisotropy", "α = λmax/λmin"),
+    ):
         p = cal.quantities[q]
         sel = p["selection"][p["form"]]
         params = f"k = {p['k']:.3g}" if p["form"] == "propagated" else f"s = {p['s']:.3g}, c = {p['c']:.3g}"
-        rows.append(f"| {label} | {p['form']} | {params} | {p['n_points']} | "
-                    f"{100 * p['coverage_raw']['1sigma']:.0f} % / {100 * p['coverage_raw']['2sigma']:.0f} % | "
-                    f"{100 * sel['coverage_1sigma_oof']:.0f} % / {100 * sel['coverage_2sigma_oof']:.0f} % |")
+        rows.append(
+            f"| {label} | {p['form']} | {params} | {p['n_points']} | "
+            f"{100 * p['coverage_raw']['1sigma']:.0f} % / {100 * p['coverage_raw']['2sigma']:.0f} % | "
+            f"{100 * sel['coverage_1sigma_oof']:.0f} % / {100 * sel['coverage_2sigma_oof']:.0f} % |"
+        )
     return f"""## Calibration
 
 `calibration.json` (written by `python scripts/calibrate_ensemble.py --model {name}`) rescales the member spread
 into a calibrated σ: σ² = (s·τ̂)² + (c·|μ|)², τ̂ = member std with ddof=1; σ(α) = k·α·√((σ₃/λ₃)² + (σ₁/λ₁)²)
 from the calibrated eigenvalue σ's ("propagated"). Fitted on held-out
-**sub-ensembles**: for each record, the members that did not train on it ({cal.meta.get('n_calibration_records')}
+**sub-ensembles**: for each record, the members that did not train on it ({cal.meta.get("n_calibration_records")}
 records are unseen by ≥ 2 members). Coverage: raw = the uncalibrated member std, calibrated = 5-fold out-of-fold.
 
 | quantity | form | parameters | points | raw ±1σ / ±2σ | calibrated ±1σ / ±2σ |
@@ -113,15 +117,19 @@ def update_card(folder: Path, section: str) -> None:
     card.write_text(text)
 
 
-def calibrate(model: str | Path, data_file: Path | None = None, cache: str | None = "runs/calibration",
-              plot: bool = True) -> Calibration:
+def calibrate(
+    model: str | Path, data_file: Path | None = None, cache: str | None = "runs/calibration", plot: bool = True
+) -> Calibration:
     folder = resolve_model_path(str(model))
     held = heldout_predictions(folder, data_file=data_file, cache=cache)
     cal = fit_calibration(held)
     cal.save(folder / CALIBRATION_FILE)
     if plot:
-        plot_reliability(reliability_curves(held, cal), folder / "reliability.png",
-                         f"{folder.name}: held-out reliability before/after calibration")
+        plot_reliability(
+            reliability_curves(held, cal),
+            folder / "reliability.png",
+            f"{folder.name}: held-out reliability before/after calibration",
+        )
     update_card(folder, card_section(cal, folder.name))
     return cal
 
@@ -136,9 +144,11 @@ def main() -> None:
     cal = calibrate(args.model, args.data, args.cache or None, plot=not args.no_plot)
     for q, p in cal.quantities.items():
         sel = p["selection"][p["form"]]
-        print(f"{q:10s} form={p['form']:15s} s={p['s']:.3g} c={p['c']:.3g} k={p.get('k', 1):.3g}  raw ±1σ/±2σ "
-              f"{p['coverage_raw']['1sigma']:.2f}/{p['coverage_raw']['2sigma']:.2f}  calibrated (out-of-fold) "
-              f"{sel['coverage_1sigma_oof']:.2f}/{sel['coverage_2sigma_oof']:.2f}")
+        print(
+            f"{q:10s} form={p['form']:15s} s={p['s']:.3g} c={p['c']:.3g} k={p.get('k', 1):.3g}  raw ±1σ/±2σ "
+            f"{p['coverage_raw']['1sigma']:.2f}/{p['coverage_raw']['2sigma']:.2f}  calibrated (out-of-fold) "
+            f"{sel['coverage_1sigma_oof']:.2f}/{sel['coverage_2sigma_oof']:.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -51,8 +51,18 @@ def synthetic_held(n: int = 600, m: int = 5, seed: int = 0, noise_ratio: float =
     trained = rng.random((m, n)) < 0.5  # about half the members did not train on each record
     elements = [{"O", "Ti"} if i % 2 else {"O", "Mg"} for i in range(n)]
     pooled = rng.normal(0, 1, (m, n, 8))
-    return {"members": members, "true": true, "trained": trained, "test": ~trained, "ids": [str(i) for i in range(n)],
-            "elements": elements, "pooled": pooled, "model": "synthetic", "files": [], "fingerprint": "x"}
+    return {
+        "members": members,
+        "true": true,
+        "trained": trained,
+        "test": ~trained,
+        "ids": [str(i) for i in range(n)],
+        "elements": elements,
+        "pooled": pooled,
+        "model": "synthetic",
+        "files": [],
+        "fingerprint": "x",
+    }
 
 
 def test_calibration_widens_too_narrow_sigma_to_the_target_coverage():
@@ -118,10 +128,15 @@ def tiny_ensemble():
 def test_predict_returns_calibrated_sigma_and_summary_flags_unseen_element(tiny_ensemble):
     import goectp
 
-    cal = Calibration(quantities={"tensor": {"form": "scale", "s": 3.0, "c": 0.0},
-                                  "eps_mean": {"form": "scale", "s": 3.0, "c": 0.0},
-                                  "anisotropy": {"form": "propagated", "k": 1.0}},
-                      element_counts={"Mg": 50, "O": 100}, disagreement_p99=float("inf"))
+    cal = Calibration(
+        quantities={
+            "tensor": {"form": "scale", "s": 3.0, "c": 0.0},
+            "eps_mean": {"form": "scale", "s": 3.0, "c": 0.0},
+            "anisotropy": {"form": "propagated", "k": 1.0},
+        },
+        element_counts={"Mg": 50, "O": 100},
+        disagreement_p99=float("inf"),
+    )
     mgo = Structure(Lattice.cubic(4.2), ["Mg", "O"], [[0, 0, 0], [0.5, 0.5, 0.5]])
     npo = Structure(Lattice.cubic(4.2), ["Np", "O"], [[0, 0, 0], [0.5, 0.5, 0.5]])
     attach_calibration(tiny_ensemble, None)
@@ -138,3 +153,54 @@ def test_predict_returns_calibrated_sigma_and_summary_flags_unseen_element(tiny_
     assert summary[0]["eps_mean_std"] > summary[0]["eps_mean_std_raw"]
     assert summary_records(ensemble_statistics(np.zeros((2, 1, 3, 3)) + np.eye(3)))[0]["anisotropy"] == 1.0
     attach_calibration(tiny_ensemble, None)
+
+
+# ---------------------------------------------------------------------------------------------------- explorer
+def test_tensor_card_shows_calibrated_sigma_and_a_yellow_ood_alert(tiny_ensemble):
+    import panel as pn
+
+    from explorer.models import ModelSelector
+    from explorer.tensor_view import TensorEllipsoid
+
+    cal = Calibration(quantities={"tensor": {"form": "scale", "s": 3.0, "c": 0.0},
+                                  "eps_mean": {"form": "scale", "s": 3.0, "c": 0.0},
+                                  "anisotropy": {"form": "propagated", "k": 1.0}},
+                      element_counts={"Mg": 50, "O": 100})
+    attach_calibration(tiny_ensemble, cal)
+    try:
+        models = ModelSelector(models={"tiny": tiny_ensemble}, model_name="tiny")
+        npo = Structure(Lattice.cubic(4.2), ["Np", "O"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+        card = TensorEllipsoid(structure=npo, models=models)
+        body = card._body()
+        alerts = [o for o in body.objects if isinstance(o, pn.pane.Alert)]
+        assert alerts and alerts[0].alert_type == "warning" and "Np" in alerts[0].object
+        table = card.table()
+        raw = models.predict_members([npo])[:, 0]
+        raw_eps_std = (np.trace(raw, axis1=-2, axis2=-1) / 3).std()
+        eps_row = table[table["quantity"].str.startswith("ε̄")].iloc[0]
+        assert eps_row["ensemble std"] == pytest.approx(3.0 * math.sqrt(2) * raw_eps_std, rel=1e-6)
+        assert card.export_dict()["ood"]["flag"] and card.export_dict()["sigma"] == "calibrated"
+        mgo = Structure(Lattice.cubic(4.2), ["Mg", "O"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+        card.structure = mgo
+        assert not any(isinstance(o, pn.pane.Alert) for o in card._body().objects)
+    finally:
+        attach_calibration(tiny_ensemble, None)
+
+
+def test_map_hides_metals_by_default_and_marks_the_pareto_front(tmp_path):
+    import pandas as pd
+
+    from explorer.screening import GAP_METAL, ScreeningData, ScreeningMap, pareto_front
+
+    rows = [("m", 0.0, 50.0), ("u", None, 30.0), ("a", 1.0, 20.0), ("b", 3.0, 10.0), ("c", 2.0, 5.0)]
+    frame = pd.DataFrame([{"id": i, "formula": i.upper() + "O", "source": "s", "band_gap": g, "n_sites": 2,
+                           "eps_mean": e, "eps_mean_std": 1.0, "anisotropy": 1.0, "anisotropy_std": 0.1,
+                           "score": e + 1.0} for i, g, e in rows])
+    frame.to_csv(tmp_path / "screening_results.csv", index=False)
+    smap = ScreeningMap(data=ScreeningData(tmp_path, pool_dir=tmp_path))
+    assert set(smap.filtered["id"]) == {"u", "a", "b", "c"}  # the metal is hidden, the unknown gap is not
+    smap.gap_classes = [*smap.gap_classes, GAP_METAL]
+    assert "m" in set(smap.filtered["id"])
+    front = pareto_front(np.array([1.0, 3.0, 2.0]), np.array([20.0, 10.0, 5.0]))
+    assert front.tolist() == [0, 1]  # (2 eV, 5) is dominated by (3 eV, 10)
+    assert "Acquisition score" in smap.score_explanation() and "raw ensemble std" in smap.score_explanation()
