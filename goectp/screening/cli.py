@@ -160,7 +160,8 @@ def format_report(run, n_show: int = 10) -> str:
     cols = ["rank", "id", "formula", "band_gap", "eps_mean", "eps_mean_std", "anisotropy", "anisotropy_std"]
     for title, frame in (("top high-k", rk.top_high_k), ("top anisotropy", rk.top_anisotropy)):
         if len(frame):
-            lines += [f"{title}:", frame[cols].head(n_show).to_string(index=False, float_format="%.3g")]
+            shown = cols + [c for c in ("ood_flag",) if c in frame.columns]  # σ: calibrated when the model ships one
+            lines += [f"{title}:", frame[shown].head(n_show).to_string(index=False, float_format="%.3g")]
     if run.comparison is not None:
         lines.append(run.comparison.summary())
     lines.append("outputs: " + ", ".join(str(p) for p in run.paths.values()))
