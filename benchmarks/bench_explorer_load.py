@@ -154,7 +154,8 @@ def main(argv: list[str] | None = None) -> int:
                 proc.kill()
                 proc.wait()
     print(markdown_table(rows, args.sessions, args.num_procs))
-    print(f"\nServer CPU time (user + sys, all its processes) while the {args.sessions} sessions loaded: {cpu:.1f} s in "
+    print(f"\nServer CPU time (user + sys, all its processes) while the {args.sessions} sessions loaded: "
+          f"{cpu:.1f} s in "
           f"{wall:.1f} s wall, {cpu / args.sessions:.2f} s per session (independent of how busy the machine is); "
           f"load average {os.getloadavg()[0]:.1f} at the end.")
     worst = max((r["first_render_s"] for r in rows), default=float("inf"))

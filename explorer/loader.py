@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import functools
 import gzip
 import json
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -382,10 +382,9 @@ class StructureLoader(pn.viewable.Viewer):
         def work() -> Prepared:
             prepared = prepare_upload(data, filename, self.max_upload_bytes, self.max_sites)
             if not prepared.error and precompute is not None:
-                try:
+                # on failure the cards show their own error when they run the prediction themselves
+                with contextlib.suppress(Exception):
                     precompute(prepared.structure)
-                except Exception:  # the cards show their own error when they run the prediction themselves
-                    pass
             return prepared
 
         try:
@@ -463,10 +462,8 @@ class StructureLoader(pn.viewable.Viewer):
         self.search_dataset(query)
 
     def _load_dataset_quietly(self) -> None:
-        try:
+        with contextlib.suppress(FileNotFoundError):  # search_dataset reports it
             len(self.dataset)
-        except FileNotFoundError:
-            pass  # search_dataset reports it
 
     def _load_choice(self, _event: Any = None) -> None:
         if self.dataset_choice:

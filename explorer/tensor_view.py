@@ -224,8 +224,8 @@ class TensorEllipsoid(pn.viewable.Viewer):
                               "tensor-predicted", self.std if has_std else None, digits=2)]
         dft = self.dft_tensor
         if dft is not None:
-            blocks.append(matrix_html(dft, f"DFT ε ({self.target}, {html.escape(str(self.reference.get('id')))})", "tensor-dft",
-                                      digits=2))
+            ref_id = html.escape(str(self.reference.get("id")))
+            blocks.append(matrix_html(dft, f"DFT ε ({self.target}, {ref_id})", "tensor-dft", digits=2))
             blocks.append(matrix_html(self.mean - dft, f"Error (pred − DFT), max |Δ| = "
                                       f"{np.abs(self.mean - dft).max():.2f}", "tensor-error", digits=2))
         df = self.table()
