@@ -15,6 +15,7 @@ from torch import nn
 from torch_geometric.data import Batch
 
 from goectp.calibration import calibration_for, element_symbols, predict_members_and_embeddings
+from goectp.canonical import uses_canonical_cell
 from goectp.checkpoint import (  # noqa: F401 - re-exported public API
     CheckpointError,
     Ensemble,
@@ -40,13 +41,14 @@ def graphs_for(structures: Any, model: nn.Module, max_sites: int = 500) -> list:
     """Validated structures → crystal graphs with the model's neighbour count, and the pretrained node features
     (``x_extra``) when the model uses any (``config.node_features``, e.g. CHGNet: needs ``[foundation]``)."""
     k = model.config.k_neighbors
+    canonical = uses_canonical_cell(model.config)  # the canonical cell and its frames: exact cell-choice invariance
     loaded = load_structures(structures, max_sites)
-    graphs = [build_crystal_graph(s, k=k, max_sites=max_sites) for s in loaded]
+    graphs = [build_crystal_graph(s, k=k, max_sites=max_sites, canonical=canonical) for s in loaded]
     name = getattr(model.config, "node_features", None)
     if name and graphs:
         from goectp.features import with_node_features
 
-        graphs = with_node_features(graphs, loaded, name)
+        graphs = with_node_features(graphs, None if canonical else loaded, name)
     return graphs
 
 

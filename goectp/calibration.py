@@ -52,6 +52,7 @@ from typing import Any
 
 import numpy as np
 
+from goectp.canonical import uses_canonical_cell
 from goectp.tensor_stats import anisotropy_ratio, mean_eigenvalue, symmetrize
 
 CALIBRATION_FILE = "calibration.json"
@@ -307,7 +308,8 @@ def heldout_predictions(
     if not files:
         raise FileNotFoundError(f"{folder} holds no *.pt members")
     data_file = Path(data_file) if data_file else data_dir() / DIELECTRIC_FILE
-    key = hashlib.sha256("".join(sha256_file(f) for f in [*files, data_file]).encode()).hexdigest()[:16]
+    # "frames-v1": predictions on canonical cells averaged over their frames (goectp.canonical)
+    key = hashlib.sha256(("".join(sha256_file(f) for f in [*files, data_file]) + "frames-v1").encode()).hexdigest()[:16]
     cached = Path(cache) / f"{folder.name}-{key}.npz" if cache else None
     metas = [_member_meta(f) for f in files]
     if cached is not None and cached.exists():
@@ -321,11 +323,12 @@ def heldout_predictions(
         if getattr(cfg, "node_features", None):
             from goectp.features import load_featured_graph_set
 
-            gs, _ = load_featured_graph_set(data_file, name=cfg.node_features, k=cfg.k_neighbors, progress=progress)
+            gs, _ = load_featured_graph_set(data_file, name=cfg.node_features, k=cfg.k_neighbors, progress=progress,
+                                            canonical=uses_canonical_cell(cfg))
         else:
             from goectp.data import load_graph_set
 
-            gs = load_graph_set(data_file, k=cfg.k_neighbors, progress=progress)
+            gs = load_graph_set(data_file, k=cfg.k_neighbors, progress=progress, canonical=uses_canonical_cell(cfg))
         members, pooled = predict_members_and_embeddings(gs.graphs, ens)
         elements = [" ".join(element_symbols(g.z.tolist())) for g in gs.graphs]
         out = {

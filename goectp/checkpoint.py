@@ -248,10 +248,28 @@ class Ensemble(nn.Module):
 
 
 # ------------------------------------------------------------------------------------------------ names and paths
+#: ``assets/models/aliases.json``: ``{alias: folder name}``, e.g. ``{"default": "pretrained-bulk-modulus-chgnet"}``.
+ALIASES_FILE = "aliases.json"
+
+
+def model_aliases() -> dict[str, str]:
+    """Shipped aliases (``"default"`` → the most accurate ensemble), read from ``assets/models/aliases.json``."""
+    path = assets_dir() / "models" / ALIASES_FILE
+    if not path.is_file():
+        return {}
+    import json
+
+    aliases = json.loads(path.read_text())
+    return {str(k): str(v) for k, v in aliases.items() if is_model_name(str(k)) and is_model_name(str(v))}
+
+
 def available_models() -> list[str]:
-    """Names of the models shipped in ``assets/models`` (folders holding ``*.pt`` members)."""
+    """Names of the models shipped in ``assets/models``: folders holding ``*.pt`` members, and their aliases."""
     root = assets_dir() / "models"
-    return sorted(p.name for p in root.iterdir() if p.is_dir() and any(p.glob("*.pt"))) if root.exists() else []
+    if not root.exists():
+        return []
+    folders = {p.name for p in root.iterdir() if p.is_dir() and any(p.glob("*.pt"))}
+    return sorted(folders | {a for a, target in model_aliases().items() if target in folders})
 
 
 def is_model_name(spec: str | os.PathLike) -> bool:
@@ -266,6 +284,8 @@ def resolve_model_path(spec: str | os.PathLike) -> Path:
     """The file or folder ``spec`` means: a name → ``assets/models/<name>`` only; anything else → that path."""
     if is_model_name(spec):
         path = assets_dir() / "models" / spec
+        if not path.is_dir() and spec in model_aliases():
+            path = assets_dir() / "models" / model_aliases()[spec]
         if not path.exists():
             hint = f"; to load ./{spec} from the working directory, give it as a path" if Path(spec).exists() else ""
             raise FileNotFoundError(f"no shipped model named {spec!r}; shipped models: "

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from goectp.canonical import uses_canonical_cell
 from goectp.logs import setup_logging
 
 
@@ -73,16 +74,16 @@ def _shipped() -> str:
     return ", ".join(available_models()) or "none shipped"
 
 
-def _graph_set(path: Path, node_features: str | None, k: int = 16):  # noqa: ANN202 - GraphSet
-    """The data file's graphs (``k`` neighbours), with cached foundation-model node features when the model uses
-    them."""
+def _graph_set(path: Path, node_features: str | None, k: int = 16, canonical: bool = False):  # noqa: ANN202
+    """The data file's graphs (``k`` neighbours; canonical cells for models that average over their frames), with
+    cached foundation-model node features when the model uses them."""
     from goectp.data import load_graph_set
 
     if not node_features:
-        return load_graph_set(path, k=k, progress=True)
+        return load_graph_set(path, k=k, progress=True, canonical=canonical)
     from goectp.features import load_featured_graph_set
 
-    gs, info = load_featured_graph_set(path, node_features, k=k, progress=True)
+    gs, info = load_featured_graph_set(path, node_features, k=k, progress=True, canonical=canonical)
     print(f"{node_features} node features: {'cache hit' if info['hit'] else 'computed'} ({info['cache']})")
     return gs
 
@@ -94,7 +95,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     mcfg, train_values = training_configs(args, "train")  # command line > --config file > dataclass defaults
     path = _data_file(args)
-    gs = _graph_set(path, mcfg.node_features, k=mcfg.k_neighbors)
+    gs = _graph_set(path, mcfg.node_features, k=mcfg.k_neighbors, canonical=uses_canonical_cell(mcfg))
     splits = args.splits  # --splits, else a single --split-seed, else the paper's five splits
     if splits is None:
         splits = [train_values["split_seed"]] if "split_seed" in train_values else [0, 1, 2, 3, 4]
@@ -133,7 +134,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     )
 
     model = load_model(args.model)
-    gs = _graph_set(_data_file(args), model.config.node_features)
+    gs = _graph_set(_data_file(args), model.config.node_features, k=model.config.k_neighbors,
+                    canonical=uses_canonical_cell(model.config))
     if args.split_seed is not None:
         gs = gs.subset(random_split(len(gs), args.split_seed)["test"])
     true = gs.targets(args.target)

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch_geometric.data import Data
 
+from goectp.canonical import canonical_cell, frame_operations
 from goectp.frame import polar_frame, reduction_matrix
 from goectp.structures import StructureError, validate_structure
 
@@ -190,6 +191,7 @@ def build_crystal_graph(
     symprec: float | None = 0.01,
     validate: bool = True,
     max_sites: int = 500,
+    canonical: bool = False,
 ) -> CrystalGraph:
     """Build the multi-edge periodic graph of ``structure``.
 
@@ -203,11 +205,23 @@ def build_crystal_graph(
       the Niggli-reduced basis of the crystal's *primitive* lattice (spglib's pure translations, see
       :func:`primitive_matrix`): the same for a supercell as for the cell it repeats.
     - ``sym_ops`` ``[S, 3, 3]`` Cartesian point-group rotations, ``num_sym_ops`` ``[1]`` (``symprec`` None: identity).
+    - ``frame_ops`` ``[K, 3, 3]``, ``num_frame_ops`` ``[1]``: the frames ``Q F`` the model averages over (one per
+      coset of the primitive lattice's automorphisms by the point group, :func:`goectp.canonical.frame_operations`).
+
+    ``canonical=True`` (models with ``cell_reduction='primitive'``, see :func:`goectp.canonical.uses_canonical_cell`):
+    the graph is built from the crystal's idealized primitive cell in the input's
+    orientation (:func:`goectp.canonical.canonical_cell`), so every unit cell of the same crystal — any basis,
+    supercell, origin or wrapping — gives the same graph up to the order of its atoms, and exact symmetries stay
+    exact. ``canonical=False`` (default) keeps the input cell's atoms (one frame, no averaging).
     """
     if validate:
         validate_structure(structure, max_sites=max_sites)
     if len(structure) == 0:
         raise ValueError("structure has no atoms")
+    idealized = False
+    if canonical and symprec:
+        ideal = canonical_cell(structure, symprec)
+        idealized, structure = ideal is not structure, ideal
     centers, neighbors, images, _ = neighbor_edges(structure, k=k, tie_tol=tie_tol)
     frac = np.mod(structure.frac_coords, 1.0)
     frac[frac >= 1.0] = 0.0  # np.mod(-1e-17, 1.0) == 1.0
@@ -224,6 +238,10 @@ def build_crystal_graph(
     ops = _point_group(structure, symprec, sym, prim) if sym is not None else np.eye(3)[None]
     primitive = lat_cols @ prim
     primitive = primitive @ reduction_matrix(primitive, "niggli")
+    if canonical and symprec:  # exact symmetries of the idealized cell; without one, average over all of G_L
+        frames = frame_operations(primitive, ops if idealized else np.eye(3)[None])
+    else:
+        frames = np.eye(3)[None]
     return CrystalGraph(
         z=torch.tensor([s.specie.Z for s in structure], dtype=torch.long),
         frac=torch.from_numpy(frac),
@@ -235,5 +253,14 @@ def build_crystal_graph(
         primitive_lattice=torch.from_numpy(primitive)[None],
         sym_ops=torch.from_numpy(np.ascontiguousarray(ops, dtype=np.float64)),
         num_sym_ops=torch.tensor([len(ops)], dtype=torch.long),
+        frame_ops=torch.from_numpy(np.ascontiguousarray(frames, dtype=np.float64)),
+        num_frame_ops=torch.tensor([len(frames)], dtype=torch.long),
         num_nodes=len(structure),
     )
+
+
+def graph_structure(graph):  # noqa: ANN001, ANN201 - CrystalGraph -> pymatgen Structure
+    """The (possibly canonical) cell a graph was built from, as a pymatgen ``Structure`` (atoms in graph order)."""
+    from pymatgen.core import Lattice, Structure
+
+    return Structure(Lattice(graph.lattice[0].numpy().T), graph.z.tolist(), graph.frac.numpy())

@@ -144,7 +144,7 @@ def test_screening_workers_load_checkpoint_bytes_safely(tmp_path):
     assert not marker.exists()
 
 
-@pytest.mark.skipif(not (ROOT / "assets" / "models" / "default").exists(), reason="no shipped default model")
+@pytest.mark.skipif("default" not in ck.available_models(), reason="no shipped default model")
 def test_a_file_named_default_in_the_cwd_is_never_loaded(tmp_path, monkeypatch, capsys):
     marker = tmp_path / "marker"
     evil_checkpoint(tmp_path / "default", marker)

@@ -55,12 +55,15 @@ class GraphSet:
                         [self.formulas[i] for i in idx])
 
 
-def graphs_from_records(records: list[DielectricRecord], k: int = 16, progress: bool = True) -> GraphSet:
-    """Build graphs for records; records whose structure is unusable are dropped with a warning count."""
+def graphs_from_records(records: list[DielectricRecord], k: int = 16, progress: bool = True,
+                        canonical: bool = False) -> GraphSet:
+    """Build graphs for records; records whose structure is unusable are dropped with a warning count.
+
+    ``canonical``: graphs of the canonical cells (:func:`goectp.canonical.uses_canonical_cell` models)."""
     ids, graphs, systems, gaps, formulas, bad = [], [], [], [], [], []
     for r in tqdm(records, desc="graphs", disable=not progress, leave=False):
         try:
-            g = build_crystal_graph(r.structure, k=k)
+            g = build_crystal_graph(r.structure, k=k, canonical=canonical)
         except ValueError as exc:
             bad.append((r.id, str(exc)))
             continue
@@ -76,17 +79,21 @@ def graphs_from_records(records: list[DielectricRecord], k: int = 16, progress: 
     return GraphSet(ids, graphs, systems, gaps, formulas)
 
 
-def load_graph_set(path: str | os.PathLike, k: int = 16, use_cache: bool = True, progress: bool = True) -> GraphSet:
-    """Read a dielectric JSON file and return its graphs, from the cache when the file has not changed."""
+def load_graph_set(path: str | os.PathLike, k: int = 16, use_cache: bool = True, progress: bool = True,
+                   canonical: bool = False) -> GraphSet:
+    """Read a dielectric JSON file and return its graphs, from the cache when the file has not changed.
+
+    ``canonical``: graphs of the canonical cells with their frames (see :mod:`goectp.canonical`), cached apart."""
     path = Path(path)
-    key = hashlib.sha256(f"{sha256_file(path)}-k{k}-v{GRAPH_CACHE_VERSION}".encode()).hexdigest()[:20]
+    tag = "-canonical" if canonical else ""
+    key = hashlib.sha256(f"{sha256_file(path)}-k{k}-v{GRAPH_CACHE_VERSION}{tag}".encode()).hexdigest()[:20]
     cache = cache_dir() / f"graphs-{path.name.split('.')[0]}-{key}.pt"
     if use_cache and cache.exists():
         try:  # weights_only=True with the graph classes allowed; an unreadable cache is rebuilt
             return GraphSet(**load_cache(cache))
         except CheckpointError as exc:
             logger.warning("ignoring the unreadable cache %s: %s", cache, exc)
-    gs = graphs_from_records(read_dielectric_json(path), k=k, progress=progress)
+    gs = graphs_from_records(read_dielectric_json(path), k=k, progress=progress, canonical=canonical)
     if use_cache:
         atomic_save(gs.__dict__, cache)
     return gs

@@ -20,25 +20,34 @@ from typing import Any
 
 from goectp.features.cache import attach_features, compute_features, dataset_features, feature_cache_path
 from goectp.features.registry import EXTRACTORS, feature_dim, get_extractor, structure_features
+from goectp.graph import graph_structure
 
 
 def load_featured_graph_set(path: str | os.PathLike, name: str = "chgnet", k: int = 16, progress: bool = True,
-                            use_cache: bool = True):
+                            use_cache: bool = True, canonical: bool = False):
     """:func:`goectp.data.load_graph_set` with ``x_extra`` attached to every graph (features cached on disk).
 
     Returns ``(GraphSet, info)`` with ``info`` = cache path, hit or miss, ms per structure of a miss.
     """
     from goectp.data import load_graph_set, read_dielectric_json
 
-    gs = load_graph_set(path, k=k, use_cache=use_cache, progress=progress)
-    stored = dataset_features(path, gs.ids, lambda: {r.id: r.structure for r in read_dielectric_json(path)}, name,
-                              progress=progress, use_cache=use_cache)
+    gs = load_graph_set(path, k=k, use_cache=use_cache, progress=progress, canonical=canonical)
+    if canonical:  # features of the cells the graphs were built from
+        structures = lambda: {i: graph_structure(g) for i, g in zip(gs.ids, gs.graphs)}  # noqa: E731
+    else:
+        structures = lambda: {r.id: r.structure for r in read_dielectric_json(path)}  # noqa: E731
+    stored = dataset_features(path, gs.ids, structures, name, progress=progress, use_cache=use_cache,
+                              cells="canonical" if canonical else "input")
     gs.graphs = attach_features(gs.graphs, gs.ids, stored)
     return gs, {k_: stored[k_] for k_ in ("cache", "hit", "ms_per_structure", "extractor")}
 
 
-def with_node_features(graphs: Sequence[Any], structures: Sequence[Any], name: str) -> list:
-    """Copies of ``graphs`` (built from ``structures``, same order) with ``name`` features as ``x_extra``."""
+def with_node_features(graphs: Sequence[Any], structures: Sequence[Any] | None, name: str) -> list:
+    """Copies of ``graphs`` (built from ``structures``, same order) with ``name`` features as ``x_extra``.
+
+    ``structures=None``: the cells the graphs hold (:func:`goectp.graph.graph_structure`), e.g. canonical cells."""
+    if structures is None:
+        structures = [graph_structure(g) for g in graphs]
     ids = [str(i) for i in range(len(graphs))]
     stored = {"features": dict(zip(ids, structure_features(structures, name))),
               "z": {i: [site.specie.Z for site in s] for i, s in zip(ids, structures)}}

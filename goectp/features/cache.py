@@ -47,7 +47,7 @@ def compute_features(structures: Sequence[Any], extractor: Callable, chunk: int 
 
 def dataset_features(data_file: str | os.PathLike, ids: Sequence[str], structures_fn: Callable[[], dict],
                      extractor: str | Callable = "chgnet", progress: bool = True,
-                     use_cache: bool = True) -> dict[str, Any]:
+                     use_cache: bool = True, cells: str = "input") -> dict[str, Any]:
     """Features of the structures of one data file, from the cache when it is there.
 
     Args:
@@ -62,7 +62,8 @@ def dataset_features(data_file: str | os.PathLike, ids: Sequence[str], structure
     """
     name = extractor if isinstance(extractor, str) else extractor.name
     version = extractor_version(name) if isinstance(extractor, str) else extractor.version
-    path = feature_cache_path(data_file, name, version)
+    # features of the canonical cells (atoms in another order) are cached apart from those of the input cells
+    path = feature_cache_path(data_file, name, version if cells == "input" else f"{version}-{cells}")
     stored = {"features": {}, "z": {}}
     if use_cache and path.exists():
         try:  # weights_only=True (NumPy arrays allowed); an unreadable cache is recomputed

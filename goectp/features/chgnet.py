@@ -12,6 +12,11 @@ O(3)-invariant. To make it invariant *bit for bit* up to float32 rounding of a ~
 on the structure rotated into GoeCTP's canonical orientation (lattice ``H`` of ``L = F H``): a rotated or reflected
 copy of a crystal is handed to CHGNet as (almost exactly) the same numbers.
 
+CHGNet runs in **float64** here (its module-level ``TORCH_DTYPE`` switched for this process): in its own float32,
+two descriptions of the same crystal (another basis, a supercell) give features that differ by ~1e-7, enough to move
+a GoeCTP prediction by ~1e-6; in float64 they agree to ~1e-14, so the exact cell-choice invariance of
+:mod:`goectp.canonical` carries over to the feature models.
+
 The weights ship inside the ``chgnet==0.4.2`` wheel: loading is offline. ``pip install 'goectp-explorer[foundation]'``.
 """
 
@@ -51,9 +56,10 @@ class ChgnetFeatures:
         self.model_name = model_name
         self.batch_size = batch_size
         #: goes into cache keys: a different CHGNet release or checkpoint gives different features
-        self.version = f"chgnet-{chgnet.__version__}-{model_name}"
+        self.version = f"chgnet-{chgnet.__version__}-{model_name}-float64"
         with contextlib.redirect_stdout(io.StringIO()):  # CHGNet prints a banner even with verbose=False
-            self.model = CHGNet.load(model_name=model_name, use_device=device, verbose=False).eval()
+            self.model = CHGNet.load(model_name=model_name, use_device=device, verbose=False).eval().double()
+        _chgnet_in_float64(self.model)
         self.model.graph_converter.set_isolated_atom_response("ignore")  # an isolated atom keeps its embedding
         self._final: list[torch.Tensor] = []
         hook_on = self.model.readout_norm if self.model.readout_norm is not None else self.model.atom_conv_layers[-1]
@@ -67,7 +73,7 @@ class ChgnetFeatures:
             graphs = []
             for s in chunk:
                 try:
-                    graphs.append(self.model.graph_converter(canonicalize(s)))
+                    graphs.append(_to_float64(self.model.graph_converter(canonicalize(s))))
                 except Exception as exc:
                     formula = s.composition.reduced_formula
                     raise ValueError(f"CHGNet could not build a graph for {formula}: {exc}") from exc
@@ -77,3 +83,22 @@ class ChgnetFeatures:
             for penultimate, last in zip(pred["atom_fea"], final):
                 out.append(torch.cat([penultimate, last], dim=-1).float().cpu().numpy())
         return out
+
+
+def _chgnet_in_float64(model: Any) -> None:
+    """Make CHGNet build its graphs and composition inputs in float64 (it hard-codes float32 in three modules)."""
+    import chgnet.graph.converter as converter
+    import chgnet.graph.crystalgraph as crystalgraph
+    import chgnet.model.model as chgnet_model
+
+    converter.TORCH_DTYPE = crystalgraph.TORCH_DTYPE = chgnet_model.TORCH_DTYPE = torch.float64
+    comp = getattr(model, "composition_model", None)
+    if comp is not None:
+        comp._get_energy = lambda feas: comp.fc(feas.to(torch.float64)).view(-1)
+
+
+def _to_float64(graph: Any) -> Any:
+    for key, value in vars(graph).items():
+        if torch.is_tensor(value) and value.is_floating_point():
+            setattr(graph, key, value.to(torch.float64))
+    return graph

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 from torch_geometric.utils import scatter
 
+from goectp.canonical import uses_canonical_cell
 from goectp.elements import MAX_Z, element_feature_dim, element_feature_table
 from goectp.frame import polar_frame_torch
 from goectp.models.registry import VARIANTS
@@ -43,6 +44,10 @@ class GoeCTPConfig:
     #: With a cell reduction, also average the pooled features over the reduced basis' sign (±F): removes the
     #: last cell-choice ambiguity at twice the message-passing cost (see ``embed``).
     sign_average: bool = False
+    #: With ``cell_reduction='primitive'`` and ``symmetrize``: graphs of the canonical cell, and the prediction
+    #: averaged over the frames ``Q F`` its lattice leaves ambiguous (``frame_ops``, see :mod:`goectp.canonical`):
+    #: exact invariance to the choice of unit cell.
+    frame_average: bool = True
     #: Pretrained invariant per-atom features added to the node inputs (graphs carry ``x_extra`` ``[N, D]``):
     #: the extractor's name (e.g. 'chgnet', see :mod:`goectp.features`) and ``D``; ``None``/0 = element features only.
     node_features: str | None = None
@@ -114,26 +119,52 @@ class GoeCTP(nn.Module):
     def embed(self, batch, use_frame: bool | None = None) -> tuple[torch.Tensor, torch.Tensor]:  # noqa: ANN001
         """Run ``g`` up to the pooled features. Returns ``(pooled [B, d], frame [B, 3, 3])``.
 
+        With frame averaging the pooled features are the mean over the graph's frames (an invariant summary, e.g.
+        for a distance to the training set); the prediction itself averages the *tensors* (see :meth:`forward`).
+        """
+        pooled, frames, owner = self._embed_frames(batch, use_frame)
+        num_graphs = batch.lattice.size(0)
+        if owner is not None:
+            pooled = scatter(pooled, owner, dim=0, dim_size=num_graphs, reduce="mean")
+            frames = self.frames(batch)[0].to(pooled.dtype)
+        return pooled, frames
+
+    def _averages_frames(self, batch, use_frame: bool) -> bool:  # noqa: ANN001
+        return (use_frame and uses_canonical_cell(self.config)
+                and getattr(batch, "num_frame_ops", None) is not None and bool((batch.num_frame_ops > 1).any()))
+
+    def _embed_frames(self, batch, use_frame: bool | None = None):  # noqa: ANN001, ANN202
+        """Pooled features per frame: ``(pooled [V, d], frame [V, 3, 3], owner [V] or None)``.
+
+        Without frame averaging ``V = B`` and ``owner`` is ``None``. With it, graph ``b`` is evaluated once per
+        frame ``Q_k F_b`` (``k < K_b``, ``V = Σ K_b``), and ``owner[v]`` is the graph of copy ``v``.
+
         With ``use_frame=False`` the frame is the identity: the backbone then sees raw Cartesian vectors and is
         *not* equivariant (this is the "g alone" of the explorer and the augmentation baseline).
 
-        With a cell reduction, the reduced basis is defined only up to its overall sign (``-I`` maps every lattice
-        onto itself, and ``L M`` and ``-L M`` have the same metric, so no rule based on the lattice can choose),
-        and ``F`` flips with it. With ``sign_average=True`` the pooled features are averaged over both signs,
-        ``p = ½ [p(Fᵀ X) + p(-Fᵀ X)]``, which makes the prediction independent of that choice. This loses
-        nothing: an O(3)-equivariant rank-2 tensor satisfies ``f(-X) = f(X)`` anyway.
+        ``sign_average`` (older alternative, superseded by frame averaging): the pooled features averaged over
+        ``±F``, ``p = ½ [p(Fᵀ X) + p(-Fᵀ X)]``.
         """
         use_frame = self.config.use_frame if use_frame is None else use_frame
         dtype = next(self.parameters()).dtype
         frame, lattice = self.frames(batch)
         if not use_frame:
             frame = torch.eye(3, dtype=frame.dtype, device=frame.device).expand_as(frame)
-        frame = frame.to(dtype)
-        num_graphs = frame.size(0)
         node_graph = batch.batch if getattr(batch, "batch", None) is not None else batch.z.new_zeros(batch.z.size(0))
-        edge_graph = node_graph[batch.edge_index[1]]
+        num_graphs = frame.size(0)
+        edge_index, edge_vec, owner = batch.edge_index, batch.edge_vec, None
+        node_src = None
+        if self._averages_frames(batch, use_frame):
+            owner, node_src, edge_src, edge_index, node_graph = _expand_per_frame(
+                batch.num_frame_ops, node_graph, batch.edge_index, num_graphs)
+            frame = batch.frame_ops.to(frame.dtype) @ frame[owner]  # [V, 3, 3]: Q_k F
+            lattice = lattice[owner]
+            edge_vec = edge_vec[edge_src]
+            num_graphs = owner.size(0)
+        frame = frame.to(dtype)
+        edge_graph = node_graph[edge_index[1]]
         # canonical coordinates: r̃ = Fᵀ r  (row vectors: r̃ᵀ = rᵀ F)
-        vec = torch.einsum("ex,exy->ey", batch.edge_vec.to(dtype), frame[edge_graph])  # [E, 3]
+        vec = torch.einsum("ex,exy->ey", edge_vec.to(dtype), frame[edge_graph])  # [E, 3]
         canon_lat = frame.transpose(-1, -2) @ lattice.to(dtype)  # [B, 3, 3] = H (columns = canonical vectors)
         if self.config.atom_features == "cgcnn":
             h = self.atom_embed(self.element_table[batch.z].to(dtype))  # [N, d]
@@ -141,11 +172,13 @@ class GoeCTP(nn.Module):
             h = self.atom_embed(batch.z)
         if self.node_feature_embed is not None:  # invariant per-atom inputs keep g(Fᵀ R X) = g(Fᵀ X)
             h = h + self.node_feature_embed(self._node_features(batch).to(dtype))
-        pooled = self._message_passing(h, vec, canon_lat[edge_graph], batch.edge_index, node_graph, num_graphs)
+        if node_src is not None:
+            h = h[node_src]
+        pooled = self._message_passing(h, vec, canon_lat[edge_graph], edge_index, node_graph, num_graphs)
         if use_frame and self.config.cell_reduction != "none" and self.config.sign_average:
-            flipped = self._message_passing(h, -vec, canon_lat[edge_graph], batch.edge_index, node_graph, num_graphs)
+            flipped = self._message_passing(h, -vec, canon_lat[edge_graph], edge_index, node_graph, num_graphs)
             pooled = 0.5 * (pooled + flipped)
-        return pooled, frame
+        return pooled, frame, owner
 
     def _message_passing(self, h: torch.Tensor, vec: torch.Tensor, edge_lattice: torch.Tensor,
                          edge_index: torch.Tensor, node_graph: torch.Tensor, num_graphs: int) -> torch.Tensor:
@@ -173,10 +206,14 @@ class GoeCTP(nn.Module):
         ``use_frame=False`` on a model trained with the frame shows ``g`` alone: the frame *and* the point-group
         symmetrisation (itself an equivariance-restoring step) are both left out.
         """
-        pooled, frame = self.embed(batch, use_frame)
+        pooled, frame, owner = self._embed_frames(batch, use_frame)
+        num_graphs = batch.lattice.size(0)
         if self.config.head == "scalar":
-            return self.head(pooled)
-        eps = self.head(pooled, frame)
+            out = self.head(pooled)
+            return out if owner is None else scatter(out, owner, dim=0, dim_size=num_graphs, reduce="mean")
+        eps = self.head(pooled, frame)  # [V, 3, 3] in the input's Cartesian frame
+        if owner is not None:  # frame averaging: mean over each graph's frames
+            eps = scatter(eps, owner, dim=0, dim_size=num_graphs, reduce="mean")
         bare_backbone = use_frame is not None and use_frame != self.config.use_frame
         if self.config.symmetrize and not bare_backbone:
             eps = symmetrize_tensors(eps, batch.sym_ops, batch.num_sym_ops)
@@ -189,3 +226,34 @@ class GoeCTP(nn.Module):
     def set_target_stats(self, scale: float, shift: float) -> None:
         self.head.scale.fill_(float(scale))
         self.head.shift.fill_(float(shift))
+
+
+def _exclusive_cumsum(x: torch.Tensor) -> torch.Tensor:
+    return torch.cumsum(x, 0) - x
+
+
+def _expand_per_frame(num_frames: torch.Tensor, node_graph: torch.Tensor, edge_index: torch.Tensor,
+                      num_graphs: int) -> tuple[torch.Tensor, ...]:
+    """Index maps that copy graph ``b`` of a batch ``K_b`` times (one copy per frame).
+
+    Returns ``owner [V]`` (graph of each copy), ``node_src [N']`` and ``edge_src [E']`` (the original node / edge of
+    each copied one), the copies' ``edge_index [2, E']`` and ``node_graph [N']`` (copy of each node).
+    """
+    dev = node_graph.device
+    owner = torch.repeat_interleave(torch.arange(num_graphs, device=dev), num_frames)  # [V]
+    copies = torch.arange(owner.size(0), device=dev)
+    n_nodes = torch.bincount(node_graph, minlength=num_graphs)
+    node_ptr = _exclusive_cumsum(n_nodes)
+    copy_nodes = n_nodes[owner]
+    copy_node_ptr = _exclusive_cumsum(copy_nodes)
+    node_copy = torch.repeat_interleave(copies, copy_nodes)  # [N']
+    node_src = node_ptr[owner[node_copy]] + torch.arange(node_copy.size(0), device=dev) - copy_node_ptr[node_copy]
+    edge_graph = node_graph[edge_index[1]]
+    order = torch.sort(edge_graph, stable=True).indices  # edges grouped by graph
+    n_edges = torch.bincount(edge_graph, minlength=num_graphs)
+    copy_edges = n_edges[owner]
+    edge_copy = torch.repeat_interleave(copies, copy_edges)  # [E']
+    local = torch.arange(edge_copy.size(0), device=dev) - _exclusive_cumsum(copy_edges)[edge_copy]
+    edge_src = order[_exclusive_cumsum(n_edges)[owner[edge_copy]] + local]
+    new_index = copy_node_ptr[edge_copy] + (edge_index[:, edge_src] - node_ptr[owner[edge_copy]])
+    return owner, node_src, edge_src, new_index, node_copy

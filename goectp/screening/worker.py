@@ -136,12 +136,14 @@ def warm_up(context: ScoringContext) -> str:
 
 def score_chunk(candidates: list[dict], context: ScoringContext) -> pd.DataFrame:
     """One row per candidate (columns :data:`PART_COLUMNS`), in input order."""
-    from goectp.graph import build_crystal_graph
+    from goectp.canonical import uses_canonical_cell
+    from goectp.graph import build_crystal_graph, graph_structure
 
     _configure_threads(context.torch_threads)
     ensemble = cached_ensemble(context.model, context.device)
     device = str(next(ensemble.parameters()).device)
     k, symprec = ensemble.config.k_neighbors, (0.01 if ensemble.config.symmetrize else None)
+    canonical = uses_canonical_cell(ensemble.config) and symprec is not None
     worker = _worker_name()
     rows, graphs, graph_rows, structures = [], [], [], []
     for rec in candidates:
@@ -162,7 +164,7 @@ def score_chunk(candidates: list[dict], context: ScoringContext) -> pd.DataFrame
                     row["status"], row["reason_code"], row["reason"] = "excluded", "in_training", why
                     continue
             try:
-                graph = build_crystal_graph(structure, k=k, symprec=symprec, validate=False)
+                graph = build_crystal_graph(structure, k=k, symprec=symprec, validate=False, canonical=canonical)
             except Exception as exc:
                 raise Rejected("graph_error", f"could not build the crystal graph: {exc}") from exc
             row["crystal_system"], row["spacegroup"] = _crystal_system(structure, context.symprec)
@@ -171,7 +173,7 @@ def score_chunk(candidates: list[dict], context: ScoringContext) -> pd.DataFrame
             continue
         graphs.append(graph)
         graph_rows.append(row)
-        structures.append(structure)
+        structures.append(graph_structure(graph) if canonical else structure)  # node features: the graph's cell
     if graphs and getattr(ensemble.config, "node_features", None):
         graphs, graph_rows = _attach_node_features(graphs, graph_rows, structures, ensemble.config.node_features)
     if graphs:

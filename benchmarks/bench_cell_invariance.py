@@ -1,0 +1,139 @@
+"""Cell-choice invariance of the *shipped* models on every structure of the open set.
+
+The same infinite crystal, described by another unit cell, must get the same tensor. For each structure of
+``mp_dielectric_open.json.gz`` this builds five other descriptions — a random unimodular basis change with det +1 and
+one with det -1, a 2x1x1 and a 2x2x1 supercell, and all atoms translated by a random vector and wrapped — predicts
+all six with each shipped model in float64, exactly as :func:`goectp.predict` does (canonical cell, frame averaging,
+node features of the model), and records the largest component difference to the original cell's tensor.
+
+    python benchmarks/bench_cell_invariance.py --shard 0/2 &  python benchmarks/bench_cell_invariance.py --shard 1/2
+    python benchmarks/bench_cell_invariance.py --report            # merges the shards, prints the table
+
+Shards land in ``runs/cell_invariance/``; ``--report --write`` puts the table into BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from pymatgen.core import Structure
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_cell_choice import change_basis, random_unimodular, supercell  # noqa: E402
+
+from goectp.api import load_model, predict_graphs  # noqa: E402
+from goectp.canonical import uses_canonical_cell  # noqa: E402
+from goectp.data import DIELECTRIC_FILE, data_dir, read_dielectric_json  # noqa: E402
+from goectp.evaluation.report import write_section  # noqa: E402
+from goectp.graph import build_crystal_graph  # noqa: E402
+
+PERTURBATIONS = ("unimodular det +1", "unimodular det -1", "supercell 2x1x1", "supercell 2x2x1", "translated + wrapped")
+OUT = Path("runs/cell_invariance")
+THRESHOLD = 1e-6
+
+
+def perturbed(structure: Structure, kind: str, rng: np.random.Generator) -> Structure:
+    if kind.startswith("unimodular"):
+        u = random_unimodular(rng)
+        if (np.linalg.det(u) > 0) != kind.endswith("+1"):
+            u = u @ np.diag([1, 1, -1])
+        return change_basis(structure, u)
+    if kind == "supercell 2x1x1":
+        return supercell(structure, (2, 1, 1))
+    if kind == "supercell 2x2x1":
+        return supercell(structure, (2, 2, 1))
+    moved = structure.copy()
+    moved.translate_sites(list(range(len(moved))), rng.random(3), frac_coords=True, to_unit_cell=True)
+    return moved
+
+
+def run_shard(shard: int, shards: int, models: list[str], limit: int | None) -> Path:
+    torch.set_num_threads(1)
+    records = read_dielectric_json(data_dir() / DIELECTRIC_FILE)[shard::shards][:limit]
+    nets = {name: load_model(name).double() for name in models}
+    for name, net in nets.items():
+        if not uses_canonical_cell(net.config):
+            raise SystemExit(f"{name}: not a canonical-cell model, nothing to measure here")
+    k = next(iter(nets.values())).config.k_neighbors
+    feature_names = sorted({n.config.node_features for n in nets.values() if n.config.node_features})
+    rows, t0 = [], time.perf_counter()
+    for i, rec in enumerate(records):
+        rng = np.random.default_rng(i * shards + shard)  # fixed per structure
+        cells = [rec.structure] + [perturbed(rec.structure, kind, rng) for kind in PERTURBATIONS]
+        try:
+            graphs = [build_crystal_graph(c, k=k, canonical=True, max_sites=2000) for c in cells]
+        except Exception as exc:  # reported, never silently dropped
+            rows.append({"id": rec.id, "error": f"{type(exc).__name__}: {exc}"})
+            continue
+        featured = {}
+        for fname in feature_names:
+            from goectp.features import with_node_features
+
+            featured[fname] = with_node_features(graphs, None, fname)
+        row = {"id": rec.id, "n_sites": len(rec.structure), "frames": int(graphs[0].num_frame_ops)}
+        for name, net in nets.items():
+            gs = featured[net.config.node_features] if net.config.node_features else graphs
+            pred = predict_graphs(gs, net, device="cpu").mean(axis=0)  # ensemble mean [6, 3, 3]
+            row[name] = [float(np.abs(p - pred[0]).max()) for p in pred[1:]]
+        rows.append(row)
+        if (i + 1) % 100 == 0:
+            print(f"shard {shard}: {i + 1}/{len(records)} ({time.perf_counter() - t0:.0f} s)", flush=True)
+    OUT.mkdir(parents=True, exist_ok=True)
+    path = OUT / f"shard{shard}of{shards}.json"
+    path.write_text(json.dumps({"models": models, "perturbations": PERTURBATIONS, "rows": rows}))
+    return path
+
+
+def report(write: bool) -> str:
+    shards = [json.loads(p.read_text()) for p in sorted(OUT.glob("shard*.json"))]
+    models = shards[0]["models"]
+    rows = [r for s in shards for r in s["rows"]]
+    errors = [r for r in rows if "error" in r]
+    ok = [r for r in rows if "error" not in r]
+    lines = [f"{len(ok)} structures of the open set ({len(errors)} could not be built: "
+             f"{'; '.join(r['id'] + ': ' + r['error'][:80] for r in errors[:3]) or 'none'}); max |Δ| over the 9 "
+             "components between the original cell and another description, float64, ensemble mean.", "",
+             "| model | perturbation | median | max | structures > 1e-6 |", "|---|---|---|---|---|"]
+    for name in models:
+        drift = np.array([r[name] for r in ok])  # [n, 5]
+        for j, kind in enumerate(shards[0]["perturbations"]):
+            col = drift[:, j]
+            lines.append(f"| {name} | {kind} | {np.median(col):.1e} | {col.max():.1e} | {(col > THRESHOLD).sum()} |")
+        worst = sorted(ok, key=lambda r: -max(r[name]))[:3]
+        lines.append(f"| {name} | worst | " + ", ".join(f"{r['id']} ({max(r[name]):.1e})" for r in worst) + " | | |")
+    frames = np.array([r["frames"] for r in ok])
+    lines += ["", f"Frames per structure (cosets of the lattice group by the point group): mean {frames.mean():.2f}, "
+              + ", ".join(f"{k}: {c}" for k, c in zip(*np.unique(frames, return_counts=True)))]
+    table = "\n".join(lines)
+    if write:
+        cmd = ("Command: `python benchmarks/bench_cell_invariance.py --shard 0/2` and `--shard 1/2` (in parallel), "
+               "then `python benchmarks/bench_cell_invariance.py --report --write`.")
+        write_section(Path("BENCHMARKS.md"), "## Cell-choice invariance of the shipped models (open set)",
+                      table + "\n\n" + cmd)
+    return table
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--shard", default="0/1", help="i/n: this process takes every n-th structure from i")
+    ap.add_argument("--models", nargs="*", default=["fast", "pretrained-bulk-modulus", "chgnet",
+                                                    "pretrained-bulk-modulus-chgnet"])
+    ap.add_argument("--limit", type=int, default=None, help="at most this many structures per shard")
+    ap.add_argument("--report", action="store_true")
+    ap.add_argument("--write", action="store_true", help="with --report: write the table into BENCHMARKS.md")
+    args = ap.parse_args()
+    if args.report:
+        print(report(args.write))
+        return
+    i, n = (int(x) for x in args.shard.split("/"))
+    print(run_shard(i, n, args.models, args.limit))
+
+
+if __name__ == "__main__":
+    main()
