@@ -5,8 +5,8 @@ with coordinates that are symmetric only up to a tolerance. Two steps make the m
 
 1. :func:`canonical_cell` — spglib's *idealized primitive cell* (positions and lattice made exactly symmetric for
    the space group found at ``symprec``), rotated back into the input's own orientation by spglib's
-   ``std_rotation_matrix`` ``R``: with ``L_std`` the standardized basis of the input and ``L_ideal = R L_std`` its
-   idealized form, the cell returned has lattice ``Rᵀ L_ideal``. Every description of the crystal gives the same
+   rotation ``R`` that takes the input lattice onto the idealized one (the orthogonal factor of that linear map, the
+   same for every basis of the input): the cell returned has lattice ``Rᵀ L_ideal``. Every description of the crystal gives the same
    Cartesian crystal (up to a translation and the order of the atoms), and a rotated or reflected input gives the
    rotated or reflected crystal (``R → R Qᵀ``), so equivariance is untouched.
 
@@ -50,23 +50,59 @@ def _quiet(fn, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
 
 
 def canonical_cell(structure, symprec: float = 0.01):  # noqa: ANN001, ANN201 - pymatgen Structure
-    """The crystal's idealized primitive cell in the input's orientation (see the module docstring).
+    """The crystal's primitive cell made exactly symmetric, in the input's orientation (see the module docstring).
 
-    Returns the input unchanged when spglib finds no cell (then :func:`frame_operations` falls back to the whole
-    automorphism group, which is exact without any symmetry).
+    Lattice: spglib's idealized lattice of the space group found at ``symprec``, written in the input's basis and
+    turned into the input's orientation by the rotation ``R`` of ``A = L_ideal P L⁻¹`` (spglib's standardized basis
+    is ``L P⁻¹``; ``A`` is the same for every basis of the input, unlike spglib's ``std_rotation_matrix``).
+    Positions: the average of each atom over its images under the space group, in fractional coordinates (a
+    projection that commutes with any change of basis or origin, unlike spglib's choice of one representative).
+    Returns the input unchanged when spglib finds no symmetry dataset (then :func:`frame_operations` falls back to
+    the whole automorphism group, which is exact without any symmetry).
     """
     from pymatgen.core import Lattice, Structure
 
     spglib = _spglib()
-    cell = (structure.lattice.matrix, structure.frac_coords, [site.specie.Z for site in structure])
-    dataset = _quiet(spglib.get_symmetry_dataset, cell, symprec=symprec)
-    ideal = _quiet(spglib.standardize_cell, cell, to_primitive=True, no_idealize=False, symprec=symprec)
-    if dataset is None or ideal is None:
+    cell = (structure.lattice.matrix, np.mod(structure.frac_coords, 1.0), [site.specie.Z for site in structure])
+    # the primitive cell first (not idealized, not rotated): only there is every point operation an integer matrix
+    primitive = _quiet(spglib.standardize_cell, cell, to_primitive=True, no_idealize=True, symprec=symprec)
+    if primitive is None:
         return structure
-    lat_rows, frac, numbers = ideal
-    rot = np.asarray(dataset.std_rotation_matrix, dtype=np.float64)
-    # columns: Rᵀ L_ideal  ⇔  rows: L_ideal_rows R
-    return Structure(Lattice(np.asarray(lat_rows) @ rot), [int(z) for z in numbers], np.mod(frac, 1.0))
+    lat_rows, frac, numbers = (np.asarray(x) for x in primitive)
+    frac = np.mod(frac, 1.0)
+    lat_in = lat_rows.T
+    dataset = _quiet(spglib.get_symmetry_dataset, (lat_rows, frac, numbers), symprec=symprec)
+    if dataset is None:
+        return structure
+    p = np.asarray(dataset.transformation_matrix, dtype=np.float64)
+    ideal_std = np.asarray(dataset.std_lattice, dtype=np.float64).T
+    u, _, vt = np.linalg.svd(ideal_std @ p @ np.linalg.inv(lat_in))
+    ideal = (u @ vt).T @ ideal_std @ p  # columns: the idealized lattice, input basis, input orientation
+    symmetric = _orbit_average(frac, numbers, np.asarray(dataset.rotations), np.asarray(dataset.translations),
+                               lat_in, tol=2 * symprec)
+    if symmetric is None:
+        return structure
+    return Structure(Lattice(ideal.T), [int(z) for z in numbers], symmetric)
+
+
+def _orbit_average(frac: np.ndarray, numbers: np.ndarray, rotations: np.ndarray, translations: np.ndarray,
+                   lat_cols: np.ndarray, tol: float) -> np.ndarray | None:
+    """``x_j ← 1/|G| Σ_g (W_g x_{σ_g⁻¹(j)} + t_g)``, each image taken as the lattice copy nearest ``x_j``.
+
+    ``None`` when an operation does not map the atoms onto atoms of the same element within ``tol`` (Å).
+    """
+    total = np.zeros_like(frac)
+    for w, t in zip(rotations, translations):
+        images = frac @ w.T + t  # [N, 3]: image of atom i under g
+        diff = images[:, None, :] - frac[None, :, :]  # [i, j, 3]
+        diff -= np.rint(diff)
+        dist = np.linalg.norm(diff @ lat_cols.T, axis=-1)
+        dist[numbers[:, None] != numbers[None, :]] = np.inf
+        target = np.argmin(dist, axis=1)  # σ_g(i)
+        if dist[np.arange(len(frac)), target].max() > tol or len(set(target.tolist())) != len(frac):
+            return None
+        total[target] += frac[target] + diff[np.arange(len(frac)), target]  # image of i, next to x_σ(i)
+    return np.mod(total / len(rotations), 1.0)
 
 
 def _cartesian(lat_cols: np.ndarray, rotations: np.ndarray) -> np.ndarray:
