@@ -3,12 +3,13 @@
 The same infinite crystal can be handed over in any unit cell (a → a + b, a supercell, shifted or wrapped atoms) and
 with coordinates that are symmetric only up to a tolerance. Two steps make the model's input independent of all that:
 
-1. :func:`canonical_cell` — spglib's *idealized primitive cell* (positions and lattice made exactly symmetric for
-   the space group found at ``symprec``), rotated back into the input's own orientation by spglib's
-   rotation ``R`` that takes the input lattice onto the idealized one (the orthogonal factor of that linear map, the
-   same for every basis of the input): the cell returned has lattice ``Rᵀ L_ideal``. Every description of the crystal gives the same
-   Cartesian crystal (up to a translation and the order of the atoms), and a rotated or reflected input gives the
-   rotated or reflected crystal (``R → R Qᵀ``), so equivariance is untouched.
+1. :func:`canonical_cell` — the crystal's primitive cell made exactly symmetric for the space group found at
+   ``symprec``: each atom averaged over its images under the space group (in fractional coordinates, a projection
+   that commutes with any change of basis or origin) on spglib's idealized lattice, turned into the input's
+   orientation by the orthogonal factor ``R`` of the map that takes the input lattice onto the idealized one (the
+   same for every basis of the input). Every description of the crystal gives the same Cartesian crystal (up to a
+   translation and the order of the atoms), and a rotated or reflected input gives the rotated or reflected
+   crystal, so equivariance is untouched.
 
 2. :func:`frame_operations` — the reduced basis of a lattice is unique only up to the lattice's automorphism group
    ``G_L`` (``-I`` always belongs to it), so the polar frame ``F`` is unique only up to ``F → Q F``, ``Q ∈ G_L``.
