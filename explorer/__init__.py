@@ -12,6 +12,7 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
+    "CellChoiceCheck": "explorer.cell_choice",
     "DatasetIndex": "explorer.loader",
     "EquivarianceCheck": "explorer.equivariance",
     "ExampleGallery": "explorer.loader",

@@ -18,6 +18,7 @@ if __package__ in (None, ""):  # `panel serve explorer/app.py` runs this file as
 import panel as pn
 import param
 
+from explorer.cell_choice import CellChoiceCheck
 from explorer.equivariance import EquivarianceCheck
 from explorer.loader import StructureLoader
 from explorer.models import ModelSelector
@@ -53,6 +54,7 @@ class Explorer(param.Parameterized):
         self.tensor = TensorEllipsoid(models=self.models, structure=self.loader.structure,
                                       reference=self.loader.reference, label=self.loader.label)
         self.equivariance = EquivarianceCheck(models=self.models, structure=self.loader.structure)
+        self.cell_choice = CellChoiceCheck(models=self.models, structure=self.loader.structure)
         self.viewer = StructureViewer(models=self.models, structure=self.loader.structure,
                                       rotation=self.equivariance.rotation)
         self.screening = screening or ScreeningMap(data=shared_screening_data())
@@ -73,6 +75,7 @@ class Explorer(param.Parameterized):
         s, ref = self.loader.structure, self.loader.reference
         self.tensor.param.update(structure=s, reference=ref, label=self.loader.label)
         self.equivariance.structure = s
+        self.cell_choice.structure = s
         self.viewer.structure = s
 
     def _on_rotation(self, event: param.parameterized.Event) -> None:
@@ -91,6 +94,8 @@ class Explorer(param.Parameterized):
                 sizing_mode="stretch_width"),
             pn.Card(self.equivariance, title="Equivariance check: f(RX) vs R f(X) Rᵀ",
                     css_classes=["goectp-card-equivariance"], **card),
+            pn.Card(self.cell_choice, title="Change of cell: the same crystal in another unit cell",
+                    css_classes=["goectp-card-cell-choice"], **card),
             # below the fold and the costliest to build (two Bokeh plots): built after the page has rendered
             pn.Card(pn.panel(self._screening_view, defer_load=True, sizing_mode="stretch_width", min_height=400),
                     title="Screening map", css_classes=["goectp-card-screening"], **card),

@@ -480,3 +480,22 @@ def test_shipped_screening_results_name_the_model_that_made_them(tmp_path):
     assert ScreeningData(tmp_path).model_label() == "a model not shipped here (1 checkpoint)"
     caption = ScreeningMap(data=data).__panel__()[0]  # shown above the map
     assert isinstance(caption, pn.pane.Markdown) and caption.object == data.caption()
+
+
+def test_change_of_cell_leaves_the_shipped_setting_unchanged_and_moves_the_paper_setting(models, gallery):
+    from explorer.cell_choice import CHANGES, CellChoiceCheck
+
+    models.precision = "float64"
+    check = CellChoiceCheck(models=models, structure=gallery.structure("GaN wurtzite"))
+    assert check.drift_shipped is None  # nothing computed before the card is shown
+    html = pn.panel(check).get_root()  # first display computes
+    assert html is not None and check.drift_shipped is not None
+    paper = []
+    for change in CHANGES:
+        check.change = change
+        assert check.error == ""
+        assert check.drift_shipped < 1e-6, change
+        paper.append(check.drift_paper)
+    assert max(paper) > 1e-2  # sum pooling over a supercell, the input cell's frame: the paper setting drifts
+    shown = check._results().object
+    assert 'id="cell-drift-shipped"' in shown and "unchanged" in shown and "drifts" in shown
