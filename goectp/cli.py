@@ -90,24 +90,27 @@ def _graph_set(path: Path, node_features: str | None, k: int = 16, canonical: bo
 
 def cmd_train(args: argparse.Namespace) -> int:
     from goectp.cli_config import run_config_record, training_configs
-    from goectp.data import sha256_file
-    from goectp.training import TrainConfig, run_split
+    from goectp.training import TrainConfig
+    from goectp.training.parallel import sequential_or_parallel
 
     mcfg, train_values = training_configs(args, "train")  # command line > --config file > dataclass defaults
     path = _data_file(args)
-    gs = _graph_set(path, mcfg.node_features, k=mcfg.k_neighbors, canonical=uses_canonical_cell(mcfg))
+    _graph_set(path, mcfg.node_features, k=mcfg.k_neighbors, canonical=uses_canonical_cell(mcfg))  # fills the cache
     splits = args.splits  # --splits, else a single --split-seed, else the paper's five splits
     if splits is None:
         splits = [train_values["split_seed"]] if "split_seed" in train_values else [0, 1, 2, 3, 4]
-    for split in splits:
-        cfg = TrainConfig(**{"seed": split, **train_values, "split_seed": split})
-        out = Path(args.out) / f"split{split}"
-        init = _init_from(args.init_from, mcfg) if args.init_from else None
-        res = run_split(gs, mcfg, cfg, out, resume=not args.no_resume, data_sha256=sha256_file(path),
-                        init_state=init, run_meta={"run_config": run_config_record(args)})
+    if args.init_from:
+        _init_from(args.init_from, mcfg)  # fails here, before any training, on a mismatch
+    configs = [TrainConfig(**{"seed": split, **train_values, "split_seed": split}).to_dict() for split in splits]
+    outs = [Path(args.out) / f"split{split}" for split in splits]
+    results = sequential_or_parallel(path, mcfg.to_dict(), configs, outs, workers=args.workers,
+                                     scheduler=args.scheduler, resume=not args.no_resume, init_from=args.init_from,
+                                     run_meta={"run_config": run_config_record(args)})
+    for split, out, res in zip(splits, outs, results):
         t = res["test"]
+        done = " (finished before: not trained again)" if res.get("skipped") else ""
         print(f"split {split}: best epoch {res['best_epoch']}, test MAE {t['all']['mae']:.4f} "
-              f"(|component|<100: {t['filtered']['mae']:.4f}) -> {out / 'best.pt'}")
+              f"(|component|<100: {t['filtered']['mae']:.4f}) -> {out / 'best.pt'}{done}")
     return 0
 
 
@@ -231,6 +234,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/train", help="run folder, one split<N> subfolder per split "
                                                         "(default: %(default)s)")
     p.add_argument("--no-resume", action="store_true", help="start again instead of resuming from last.pt")
+    p.add_argument("--workers", type=int, default=1,
+                   help="train the splits in parallel on a local Dask cluster of this many single-threaded worker "
+                        "processes (default 1: one split after the other in this process)")
+    p.add_argument("--scheduler", default=None,
+                   help="address of a running Dask scheduler (tcp://host:8786) to train the splits on")
     from goectp.cli_config import add_training_options
 
     add_training_options(p, "train")  # every GoeCTPConfig / TrainConfig field, and --config FILE
