@@ -56,8 +56,8 @@ def train_one_split(data_file: str, model_config: dict, train_config: dict, out_
 
 
 def train_splits_on_dask(data_file: str | Path, model_config: dict, train_configs: Sequence[dict],
-                         out_dirs: Sequence[str | Path], workers: int | None = None, scheduler: str | None = None, resume: bool = True,
-                         init_from: str | None = None, run_meta: dict | None = None) -> list[dict]:
+                         out_dirs: Sequence[str | Path], workers: int | None = None, scheduler: str | None = None,
+                         resume: bool = True, init_from: str | None = None, run_meta: dict | None = None) -> list[dict]:
     """Run :func:`train_one_split` for every split on a Dask cluster (local unless ``scheduler`` is given)."""
     from dask.distributed import Client, LocalCluster
 
