@@ -171,3 +171,17 @@ def test_cli_train_splits_in_parallel_on_dask_equals_sequential_and_resumes(tmp_
     capsys.readouterr()
     assert cli_main([*common, "--out", str(tmp_path / "par"), "--workers", "2"]) == 0
     assert capsys.readouterr().out.count("not trained again") == 2
+
+
+def test_gpu_check_skips_cleanly_without_cuda():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("CUDA present: run benchmarks/gpu_check.py itself")
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.py"
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "skipped, no CUDA device" in done.stdout
