@@ -402,7 +402,7 @@ class ScreeningMap(pn.viewable.Viewer):
 
         hv = _holoviews()
         model = hv.render(self.static_layout(), backend="bokeh")
-        return file_html(model, INLINE, title="GoeCTP screening map")
+        return _inline_panel_stylesheets(file_html(model, INLINE, title="GoeCTP screening map"))
 
     # ------------------------------------------------------------------------------------------------ view
     @param.depends("message")
@@ -461,3 +461,24 @@ def selection_summary(frame: pd.DataFrame) -> dict[str, float]:
     if not len(frame):
         return {}
     return {k: float(np.nanmean(frame[k])) for k in ("eps_mean", "anisotropy", "band_gap")}
+
+
+def _inline_panel_stylesheets(html: str) -> str:
+    """Replace the CDN stylesheet links that Panel's registered extensions add (e.g. Tabulator's CSS) by the same
+    files from the installed ``panel/dist`` folder, inlined; a link with no local file is dropped. The export then
+    requests nothing from the network."""
+    import re
+    from pathlib import Path
+
+    import panel
+
+    dist = Path(panel.__file__).parent / "dist"
+
+    def inline(match: re.Match) -> str:
+        local = dist / match.group("path")
+        if local.is_file() and dist in local.resolve().parents:
+            return f"<style>\n{local.read_text(encoding='utf-8')}\n</style>"
+        return ""
+
+    pattern = r'<link[^>]*href="https?://cdn\.holoviz\.org/panel/[^/"]+/dist/(?P<path>[^"]+)"[^>]*>'
+    return re.sub(pattern, inline, html)
