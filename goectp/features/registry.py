@@ -40,7 +40,7 @@ def _make_sevennet() -> Callable:
 #: name → dim (the model's ``node_feature_dim``), factory, cache version (without loading the model)
 EXTRACTORS: dict[str, dict[str, Any]] = {
     "chgnet": {"dim": 128, "factory": _make_chgnet, "version": _installed("chgnet", "0.3.0-float64")},
-    "sevennet": {"dim": 128, "factory": _make_sevennet, "version": _installed("sevenn", "7net-0")},
+    "sevennet": {"dim": 128, "factory": _make_sevennet, "version": _installed("sevenn", "7net-0-inversion-mean")},
 }
 
 

@@ -6,9 +6,11 @@ SevenNet-0 (11 Jul 2024; a NequIP-type E(3)-equivariant potential trained on MPt
 .. math::
     x_i = h_i^{(5)} \in \mathbb{R}^{128} \quad (\texttt{128x0e}),
 
-the input of SevenNet's per-atom energy readout (``reduce_input_to_hidden``). They are O(3)-invariant (scalars of
-even parity); as for CHGNet, SevenNet runs on the structure rotated into GoeCTP's canonical orientation, so a
-rotated or reflected copy of a crystal is handed to it as the same numbers.
+the input of SevenNet's per-atom energy readout (``reduce_input_to_hidden``). SevenNet-0's irreps carry no parity
+(its vectors are ``1e``), so these scalars are rotation-invariant but change under inversion (by up to ~75 for a
+triclinic cell). The features used here are therefore the mean over the structure and its inversion image,
+``½ [x(X) + x(−X)]``: O(3)-invariant, at twice SevenNet's cost. As for CHGNet, SevenNet runs on the structure
+rotated into GoeCTP's canonical orientation.
 
 Only the modules up to the readout are run, without gradients (no forces or stress). The checkpoint ships inside
 the ``sevenn==0.13.0`` wheel: loading is offline. ``pip install 'goectp-explorer[foundation]'``.
@@ -54,7 +56,7 @@ class SevennetFeatures:
         self._to_graph, self._data_cls = unlabeled_atoms_to_graph, AtomGraphData
         self.model_name = model_name
         #: goes into cache keys: a different SevenNet release or checkpoint gives different features
-        self.version = f"sevenn-{sevenn.__version__}-{model_name}"
+        self.version = f"sevenn-{sevenn.__version__}-{model_name}-inversion-mean"
         with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             checkpoint = sevenn.util.load_checkpoint(model_name)
@@ -68,7 +70,6 @@ class SevennetFeatures:
 
     @torch.no_grad()
     def __call__(self, structures: Sequence[Any]) -> list[np.ndarray]:
-        from pymatgen.io.ase import AseAtomsAdaptor
 
         out: list[np.ndarray] = []
         for s in structures:
@@ -76,15 +77,21 @@ class SevennetFeatures:
             unknown = sorted({site.specie.symbol for site in s if site.specie.Z not in self.type_map})
             if unknown:
                 raise ValueError(f"SevenNet-0 has no embedding for {', '.join(unknown)} (in {formula})")
-            atoms = AseAtomsAdaptor.get_atoms(canonicalize(s))
-            try:
-                data = self._data_cls.from_numpy_dict(self._to_graph(atoms, self.cutoff, with_shift=False))
-            except Exception as exc:
-                raise ValueError(f"SevenNet could not build a graph for {formula}: {exc}") from exc
-            data = self.model._preprocess(data.to(self.device))
-            for name, module in self.model._modules.items():
-                if name == READOUT:
-                    break
-                data = module(data)
-            out.append(data["x"].detach().float().cpu().numpy())
+            inverted = type(s)(s.lattice, s.species, -s.frac_coords)  # the inversion image, same atom order
+            out.append(0.5 * (self._features(s, formula) + self._features(inverted, formula)))
         return out
+
+    def _features(self, structure: Any, formula: str) -> np.ndarray:
+        from pymatgen.io.ase import AseAtomsAdaptor
+
+        atoms = AseAtomsAdaptor.get_atoms(canonicalize(structure))
+        try:
+            data = self._data_cls.from_numpy_dict(self._to_graph(atoms, self.cutoff, with_shift=False))
+        except Exception as exc:
+            raise ValueError(f"SevenNet could not build a graph for {formula}: {exc}") from exc
+        data = self.model._preprocess(data.to(self.device))
+        for name, module in self.model._modules.items():
+            if name == READOUT:
+                break
+            data = module(data)
+        return data["x"].detach().float().cpu().numpy()
