@@ -298,12 +298,10 @@ def heldout_predictions(
     Cached in ``cache/<model folder name>-<hash of members and data>.npz``. Returns ``members [M,N,3,3]``,
     ``pooled [M,N,D]``, ``true [N,3,3]``, ``trained``/``test`` ``[M,N]``, ``ids``, ``elements`` (list of sets).
     """
-    from goectp.checkpoint import assets_dir, load_model
+    from goectp.checkpoint import load_model, resolve_model_path
     from goectp.data import DIELECTRIC_FILE, data_dir, sha256_file
 
-    folder = Path(model)
-    if not folder.exists():
-        folder = assets_dir() / "models" / str(model)
+    folder = resolve_model_path(model)  # a folder, or a shipped name / alias (never the working directory)
     files = sorted(folder.glob("*.pt"))
     if not files:
         raise FileNotFoundError(f"{folder} holds no *.pt members")
@@ -313,7 +311,7 @@ def heldout_predictions(
     cached = Path(cache) / f"{folder.name}-{key}.npz" if cache else None
     metas = [_member_meta(f) for f in files]
     if cached is not None and cached.exists():
-        z = np.load(cached, allow_pickle=True)
+        z = np.load(cached, allow_pickle=False)  # arrays of numbers and strings only
         out = {k: z[k] for k in z.files}
         out["ids"] = list(out["ids"])
         out["elements"] = [set(e.split()) for e in out["elements"]]
