@@ -68,6 +68,7 @@ class EquivarianceCheck(pn.viewable.Viewer):
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
+        self._view: pn.Column | None = None  # built once: a second display adds no watchers
         self._update()
 
     def random_rotation(self) -> np.ndarray:
@@ -135,6 +136,11 @@ class EquivarianceCheck(pn.viewable.Viewer):
         return slider
 
     def __panel__(self) -> pn.viewable.Viewable:
+        if self._view is None:
+            self._view = self._build()
+        return self._view
+
+    def _build(self) -> pn.Column:
         sliders = pn.Column(
             self._slider("axis_theta", "axis θ (°)", 0.5),
             self._slider("axis_phi", "axis φ (°)", 0.5),

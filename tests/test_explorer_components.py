@@ -499,3 +499,11 @@ def test_change_of_cell_leaves_the_shipped_setting_unchanged_and_moves_the_paper
     assert max(paper) > 1e-2  # sum pooling over a supercell, the input cell's frame: the paper setting drifts
     shown = check._results().object
     assert 'id="cell-drift-shipped"' in shown and "unchanged" in shown and "drifts" in shown
+
+
+def test_equivariance_card_layout_is_built_once(models, gallery):
+    check = EquivarianceCheck(models=models, structure=gallery.structure("ZnO wurtzite"))
+    watchers = len(check.param.watchers.get("angle", {}).get("value", []))
+    first = check.__panel__()
+    assert check.__panel__() is first  # displayed twice: the same layout, no new slider watchers
+    assert len(check.param.watchers.get("angle", {}).get("value", [])) == watchers + 1
