@@ -25,13 +25,13 @@ import torch
 from pymatgen.core import Structure
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_cell_choice import change_basis, random_unimodular, supercell  # noqa: E402
+from bench_cell_choice import change_basis, random_unimodular, supercell
 
-from goectp.api import load_model, predict_graphs  # noqa: E402
-from goectp.canonical import uses_canonical_cell  # noqa: E402
-from goectp.data import DIELECTRIC_FILE, data_dir, read_dielectric_json  # noqa: E402
-from goectp.evaluation.report import write_section  # noqa: E402
-from goectp.graph import build_crystal_graph  # noqa: E402
+from goectp.api import load_model, predict_graphs
+from goectp.canonical import uses_canonical_cell
+from goectp.data import DIELECTRIC_FILE, data_dir, read_dielectric_json
+from goectp.evaluation.report import write_section
+from goectp.graph import build_crystal_graph
 
 PERTURBATIONS = ("unimodular det +1", "unimodular det -1", "supercell 2x1x1", "supercell 2x2x1", "translated + wrapped")
 OUT = Path("runs/cell_invariance")
@@ -53,9 +53,10 @@ def perturbed(structure: Structure, kind: str, rng: np.random.Generator) -> Stru
     return moved
 
 
-def run_shard(shard: int, shards: int, models: list[str], limit: int | None) -> Path:
+def run_shard(shard: int, shards: int, models: list[str], limit: int | None, ids: set[str] | None = None) -> Path:
     torch.set_num_threads(1)
-    records = read_dielectric_json(data_dir() / DIELECTRIC_FILE)[shard::shards][:limit]
+    indexed = list(enumerate(read_dielectric_json(data_dir() / DIELECTRIC_FILE)))  # seeds follow the file order
+    records = [(g, r) for g, r in indexed[shard::shards] if ids is None or r.id in ids][:limit]
     nets = {name: load_model(name).double() for name in models}
     for name, net in nets.items():
         if not uses_canonical_cell(net.config):
@@ -63,8 +64,8 @@ def run_shard(shard: int, shards: int, models: list[str], limit: int | None) -> 
     k = next(iter(nets.values())).config.k_neighbors
     feature_names = sorted({n.config.node_features for n in nets.values() if n.config.node_features})
     rows, t0 = [], time.perf_counter()
-    for i, rec in enumerate(records):
-        rng = np.random.default_rng(i * shards + shard)  # fixed per structure
+    for i, (seed, rec) in enumerate(records):
+        rng = np.random.default_rng(seed)  # fixed per structure
         cells = [rec.structure] + [perturbed(rec.structure, kind, rng) for kind in PERTURBATIONS]
         try:
             graphs = [build_crystal_graph(c, k=k, canonical=True, max_sites=2000) for c in cells]
@@ -85,21 +86,25 @@ def run_shard(shard: int, shards: int, models: list[str], limit: int | None) -> 
         if (i + 1) % 100 == 0:
             print(f"shard {shard}: {i + 1}/{len(records)} ({time.perf_counter() - t0:.0f} s)", flush=True)
     OUT.mkdir(parents=True, exist_ok=True)
-    path = OUT / f"shard{shard}of{shards}.json"
+    path = OUT / (f"shard{shard}of{shards}.json" if ids is None else f"subset-shard{shard}of{shards}.json")
     path.write_text(json.dumps({"models": models, "perturbations": PERTURBATIONS, "rows": rows}))
     return path
 
 
-def report(write: bool) -> str:
-    shards = [json.loads(p.read_text()) for p in sorted(OUT.glob("shard*.json"))]
+def report(write: bool, prefix: str = "") -> str:
+    shards = [json.loads(p.read_text()) for p in sorted(OUT.glob(f"{prefix}shard*.json"))]
     models = shards[0]["models"]
     rows = [r for s in shards for r in s["rows"]]
     errors = [r for r in rows if "error" in r]
     ok = [r for r in rows if "error" not in r]
-    lines = [f"{len(ok)} structures of the open set ({len(errors)} could not be built: "
-             f"{'; '.join(r['id'] + ': ' + r['error'][:80] for r in errors[:3]) or 'none'}); max |Δ| over the 9 "
-             "components between the original cell and another description, float64, ensemble mean.", "",
-             "| model | perturbation | median | max | structures > 1e-6 |", "|---|---|---|---|---|"]
+    lines = [
+        f"{len(ok)} structures of the open set ({len(errors)} could not be built: "
+        f"{'; '.join(r['id'] + ': ' + r['error'][:80] for r in errors[:3]) or 'none'}); max |Δ| over the 9 "
+        "components between the original cell and another description, float64, ensemble mean.",
+        "",
+        "| model | perturbation | median | max | structures > 1e-6 |",
+        "|---|---|---|---|---|",
+    ]
     for name in models:
         drift = np.array([r[name] for r in ok])  # [n, 5]
         for j, kind in enumerate(shards[0]["perturbations"]):
@@ -108,31 +113,45 @@ def report(write: bool) -> str:
         worst = sorted(ok, key=lambda r: -max(r[name]))[:3]
         lines.append(f"| {name} | worst | " + ", ".join(f"{r['id']} ({max(r[name]):.1e})" for r in worst) + " | | |")
     frames = np.array([r["frames"] for r in ok])
-    lines += ["", f"Frames per structure (cosets of the lattice group by the point group): mean {frames.mean():.2f}, "
-              + ", ".join(f"{k}: {c}" for k, c in zip(*np.unique(frames, return_counts=True)))]
+    lines += [
+        "",
+        f"Frames per structure (cosets of the lattice group by the point group): mean {frames.mean():.2f}, "
+        + ", ".join(f"{k}: {c}" for k, c in zip(*np.unique(frames, return_counts=True))),
+    ]
     table = "\n".join(lines)
     if write:
-        cmd = ("Command: `python benchmarks/bench_cell_invariance.py --shard 0/2` and `--shard 1/2` (in parallel), "
-               "then `python benchmarks/bench_cell_invariance.py --report --write`.")
-        write_section(Path("BENCHMARKS.md"), "## Cell-choice invariance of the shipped models (open set)",
-                      table + "\n\n" + cmd)
+        cmd = (
+            "Command: `python benchmarks/bench_cell_invariance.py --shard 0/2` and `--shard 1/2` (in parallel), "
+            "then `python benchmarks/bench_cell_invariance.py --report --write`."
+        )
+        write_section(
+            Path("BENCHMARKS.md"), "## Cell-choice invariance of the shipped models (open set)", table + "\n\n" + cmd
+        )
     return table
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--shard", default="0/1", help="i/n: this process takes every n-th structure from i")
-    ap.add_argument("--models", nargs="*", default=["fast", "pretrained-bulk-modulus", "chgnet",
-                                                    "pretrained-bulk-modulus-chgnet"])
+    ap.add_argument(
+        "--models", nargs="*", default=["fast", "pretrained-bulk-modulus", "chgnet", "pretrained-bulk-modulus-chgnet"]
+    )
     ap.add_argument("--limit", type=int, default=None, help="at most this many structures per shard")
+    ap.add_argument(
+        "--ids",
+        type=Path,
+        default=None,
+        help="JSON list of structure ids: measure only those (results in runs/cell_invariance/subset-*)",
+    )
     ap.add_argument("--report", action="store_true")
     ap.add_argument("--write", action="store_true", help="with --report: write the table into BENCHMARKS.md")
     args = ap.parse_args()
     if args.report:
-        print(report(args.write))
+        print(report(args.write and args.ids is None, prefix="subset-" if args.ids else ""))
         return
     i, n = (int(x) for x in args.shard.split("/"))
-    print(run_shard(i, n, args.models, args.limit))
+    ids = set(json.loads(args.ids.read_text())) if args.ids else None
+    print(run_shard(i, n, args.models, args.limit, ids))
 
 
 if __name__ == "__main__":

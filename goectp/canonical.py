@@ -34,13 +34,13 @@ import numpy as np
 EXACT_SYMPREC = 1e-6
 
 
-def _spglib():  # noqa: ANN202
+def _spglib():
     import spglib
 
     return spglib
 
 
-def _quiet(fn, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+def _quiet(fn, *args, **kwargs):
     """Call a spglib function; ``None`` where it finds no symmetry (old and new error handling alike)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -50,17 +50,41 @@ def _quiet(fn, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
             return None
 
 
-def canonical_cell(structure, symprec: float = 0.01):  # noqa: ANN001, ANN201 - pymatgen Structure
+def canonical_cell(structure, symprec: float = 0.01, max_rounds: int = 4):
     """The crystal's primitive cell made exactly symmetric, in the input's orientation (see the module docstring).
 
-    Lattice: spglib's idealized lattice of the space group found at ``symprec``, written in the input's basis and
-    turned into the input's orientation by the rotation ``R`` of ``A = L_ideal P L⁻¹`` (spglib's standardized basis
-    is ``L P⁻¹``; ``A`` is the same for every basis of the input, unlike spglib's ``std_rotation_matrix``).
+    Lattice: :func:`symmetrized_lattice` of spglib's primitive cell under the point group found at ``symprec``
+    (spglib's own idealized lattice depends on which input vector it takes the lengths from, ~1e-7 Å apart for
+    relaxed structures, so different cells of one crystal would get different lattices).
     Positions: the average of each atom over its images under the space group, in fractional coordinates (a
-    projection that commutes with any change of basis or origin, unlike spglib's choice of one representative).
+    projection that commutes with any change of basis or origin, unlike spglib's choice of one representative),
+    with each operation's translation refitted to all atoms (see :func:`_orbit_average`).
+
+    Near a tolerance boundary spglib can find a subgroup in one cell of a crystal and the full group in another
+    (a structure 0.01 Å from C2/m: P-1 or C2/m depending on where the origin falls). So the symmetrized cell is
+    searched again, and again, until its group stops growing; the projections compose (``P_G P_H = P_G`` for
+    ``H ⊂ G``), so every route ends at the same crystal, turned back to the input's orientation at the end.
     Returns the input unchanged when spglib finds no symmetry dataset (then :func:`frame_operations` falls back to
     the whole automorphism group, which is exact without any symmetry).
     """
+    current, order, input_lattice = structure, 0, None
+    for _ in range(max_rounds):
+        step = _symmetrize_once(current, symprec)
+        if step is None:
+            break
+        symmetric, n_ops, lat_in = step
+        input_lattice = lat_in if input_lattice is None else input_lattice
+        if n_ops <= order:
+            break
+        current, order = symmetric, n_ops
+    if order == 0:
+        return structure
+    return _turned_like(current, input_lattice)
+
+
+def _symmetrize_once(structure, symprec: float):
+    """(primitive cell projected onto the space group found at ``symprec``, order of that group, spglib's primitive
+    lattice of the input as columns), or ``None`` when spglib finds no symmetry or an operation does not close."""
     from pymatgen.core import Lattice, Structure
 
     spglib = _spglib()
@@ -68,28 +92,67 @@ def canonical_cell(structure, symprec: float = 0.01):  # noqa: ANN001, ANN201 - 
     # the primitive cell first (not idealized, not rotated): only there is every point operation an integer matrix
     primitive = _quiet(spglib.standardize_cell, cell, to_primitive=True, no_idealize=True, symprec=symprec)
     if primitive is None:
-        return structure
+        return None
     lat_rows, frac, numbers = (np.asarray(x) for x in primitive)
     frac = np.mod(frac, 1.0)
     lat_in = lat_rows.T
     dataset = _quiet(spglib.get_symmetry_dataset, (lat_rows, frac, numbers), symprec=symprec)
     if dataset is None:
-        return structure
-    p = np.asarray(dataset.transformation_matrix, dtype=np.float64)
-    ideal_std = np.asarray(dataset.std_lattice, dtype=np.float64).T
-    u, _, vt = np.linalg.svd(ideal_std @ p @ np.linalg.inv(lat_in))
-    ideal = (u @ vt).T @ ideal_std @ p  # columns: the idealized lattice, input basis, input orientation
-    symmetric = _orbit_average(frac, numbers, np.asarray(dataset.rotations), np.asarray(dataset.translations),
-                               lat_in, tol=2 * symprec)
+        return None
+    rotations = np.asarray(dataset.rotations)
+    ideal = symmetrized_lattice(lat_in, rotations)  # columns: the idealized lattice, input basis and orientation
+    symmetric = _orbit_average(frac, numbers, rotations, np.asarray(dataset.translations), lat_in, tol=2 * symprec)
     if symmetric is None:
-        return structure
-    return Structure(Lattice(ideal.T), [int(z) for z in numbers], symmetric)
+        return None
+    return Structure(Lattice(ideal.T), [int(z) for z in numbers], symmetric), len(rotations), lat_in
 
 
-def _orbit_average(frac: np.ndarray, numbers: np.ndarray, rotations: np.ndarray, translations: np.ndarray,
-                   lat_cols: np.ndarray, tol: float) -> np.ndarray | None:
+def _turned_like(cell, lat_in: np.ndarray):
+    """``cell`` turned by the orthogonal factor of the map that takes ``lat_in`` (the input's primitive lattice,
+    columns; the same lattice up to the symmetrizing strain, in any basis) onto ``cell``'s lattice."""
+    from pymatgen.core import Lattice, Structure
+
+    lat = cell.lattice.matrix.T
+    basis = np.linalg.solve(lat_in, lat)
+    unimodular = np.rint(basis)
+    if np.abs(basis - unimodular).max() > 0.1 or abs(abs(np.linalg.det(unimodular)) - 1) > 1e-9:
+        return cell  # not the same lattice (cannot happen for a strain of a few %): keep the cell as found
+    u, _, vt = np.linalg.svd(lat @ np.linalg.inv(unimodular) @ np.linalg.inv(lat_in))
+    turn = u @ vt  # identity (to rounding) after one round: the symmetrizing map is then symmetric already
+    return Structure(Lattice((turn.T @ lat).T), cell.species, cell.frac_coords)
+
+
+def symmetrized_lattice(lat_cols: np.ndarray, rotations: np.ndarray) -> np.ndarray:
+    """The lattice made exactly invariant under the integer point operations ``W``, in the input's orientation.
+
+    The metric ``G = Lᵀ L`` is averaged over the group, ``G_s = 1/|G| Σ_W Wᵀ G W`` (a projection that commutes with
+    any change of basis ``L → L U``, ``W → U⁻¹ W U``), and the lattice with that metric nearest the input is
+    ``C^{1/2} L`` with ``C = L⁻ᵀ G_s L⁻¹`` — a symmetric positive-definite Cartesian map that is the same for every
+    basis of the input and turns with the input, so rotations and reflections stay exact.
+    """
+    ws = np.unique(np.asarray(rotations, dtype=np.float64), axis=0)
+    metric = lat_cols.T @ lat_cols
+    metric_sym = np.einsum("gji,jk,gkl->il", ws, metric, ws) / len(ws)
+    inv = np.linalg.inv(lat_cols)
+    c = inv.T @ metric_sym @ inv
+    c = (c + c.T) / 2
+    evals, evecs = np.linalg.eigh(c)
+    return (evecs * np.sqrt(evals)) @ evecs.T @ lat_cols
+
+
+def _orbit_average(
+    frac: np.ndarray,
+    numbers: np.ndarray,
+    rotations: np.ndarray,
+    translations: np.ndarray,
+    lat_cols: np.ndarray,
+    tol: float,
+) -> np.ndarray | None:
     """``x_j ← 1/|G| Σ_g (W_g x_{σ_g⁻¹(j)} + t_g)``, each image taken as the lattice copy nearest ``x_j``.
 
+    spglib's ``t_g`` comes from one pair of atoms, so its noise (the input's distance from exact symmetry) depends on
+    the order and cell of the input; it is replaced by the translation that fits all atoms best,
+    ``t_g + mean_i (x_σ(i) - W_g x_i - t_g)``, a function of the crystal alone.
     ``None`` when an operation does not map the atoms onto atoms of the same element within ``tol`` (Å).
     """
     total = np.zeros_like(frac)
@@ -102,7 +165,8 @@ def _orbit_average(frac: np.ndarray, numbers: np.ndarray, rotations: np.ndarray,
         target = np.argmin(dist, axis=1)  # σ_g(i)
         if dist[np.arange(len(frac)), target].max() > tol or len(set(target.tolist())) != len(frac):
             return None
-        total[target] += frac[target] + diff[np.arange(len(frac)), target]  # image of i, next to x_σ(i)
+        offset = diff[np.arange(len(frac)), target]  # image of i minus x_σ(i): the misfit of t_g at each atom
+        total[target] += frac[target] + offset - offset.mean(axis=0)  # image of i under the refitted t_g
     return np.mod(total / len(rotations), 1.0)
 
 
@@ -142,11 +206,15 @@ def frame_operations(lat_cols: np.ndarray, point_group: np.ndarray, tol: float =
     return np.stack(reps)
 
 
-def uses_canonical_cell(config) -> bool:  # noqa: ANN001 - a GoeCTPConfig (duck-typed: no import of the models)
+def uses_canonical_cell(config) -> bool:
     """Whether a model's graphs are built from the canonical cell and averaged over its frames.
 
     Needs the point-group symmetrisation: one frame per coset is exact only because the symmetrisation that
     follows makes the terms of ``Q`` and ``P Q`` (``P`` in the point group) equal.
     """
-    return (getattr(config, "cell_reduction", None) == "primitive" and bool(getattr(config, "frame_average", False))
-            and bool(getattr(config, "use_frame", True)) and bool(getattr(config, "symmetrize", False)))
+    return (
+        getattr(config, "cell_reduction", None) == "primitive"
+        and bool(getattr(config, "frame_average", False))
+        and bool(getattr(config, "use_frame", True))
+        and bool(getattr(config, "symmetrize", False))
+    )

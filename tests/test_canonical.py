@@ -56,12 +56,23 @@ def crystals() -> dict[str, Structure]:
     rutile = Structure.from_file(EXAMPLES / "TiO2_rutile.cif")
     noise = rng.normal(scale=1e-3, size=(len(rutile), 3))
     noisy = Structure(rutile.lattice, rutile.species, rutile.cart_coords + noise, coords_are_cartesian=True)
-    triclinic = Structure(Lattice.from_parameters(4.1, 5.3, 6.2, 81.0, 97.0, 103.0), ["Li", "O", "Ti", "F"],
-                          rng.random((4, 3)))
+    triclinic = Structure(
+        Lattice.from_parameters(4.1, 5.3, 6.2, 81.0, 97.0, 103.0), ["Li", "O", "Ti", "F"], rng.random((4, 3))
+    )
     monoclinic = Structure(Lattice.monoclinic(4.0, 5.5, 6.1, 104.0), ["Ba", "O", "Zn"], rng.random((3, 3)))
-    return {"GaN wurtzite (polar)": Structure.from_file(EXAMPLES / "GaN_wurtzite.cif"),
-            "calcite (R-3c)": Structure.from_file(EXAMPLES / "CaCO3_calcite.cif"),
-            "rutile + 1e-3 Å noise": noisy, "triclinic P1": triclinic, "monoclinic": monoclinic}
+    # a relaxed-looking polar crystal: a ≠ b and γ ≠ 120° by 1e-4, atoms off their sites by 1e-4 Å — the input cell
+    # decides which length spglib's idealized lattice keeps and which atom pair its translations come from
+    gan = Structure.from_file(EXAMPLES / "GaN_wurtzite.cif")
+    strained = Lattice(gan.lattice.matrix @ (np.eye(3) + np.array([[1e-4, 3e-5, 0], [0, -4e-5, 0], [0, 0, 0]])))
+    relaxed = Structure(strained, gan.species, gan.frac_coords + rng.normal(scale=3e-5, size=(len(gan), 3)))
+    return {
+        "GaN wurtzite (polar)": Structure.from_file(EXAMPLES / "GaN_wurtzite.cif"),
+        "calcite (R-3c)": Structure.from_file(EXAMPLES / "CaCO3_calcite.cif"),
+        "rutile + 1e-3 Å noise": noisy,
+        "triclinic P1": triclinic,
+        "monoclinic": monoclinic,
+        "GaN, strained lattice + noise (polar)": relaxed,
+    }
 
 
 CRYSTALS = crystals()
@@ -95,8 +106,10 @@ def test_the_idealized_cell_is_exactly_symmetric():
     assert len(symmetry_operations(noisy, symprec=1e-8)) == 1  # the input itself is not
 
 
-@pytest.mark.parametrize(("name", "frames"), [("GaN wurtzite (polar)", 2), ("calcite (R-3c)", 1),
-                                               ("rutile + 1e-3 Å noise", 1), ("triclinic P1", 2)])
+@pytest.mark.parametrize(
+    ("name", "frames"),
+    [("GaN wurtzite (polar)", 2), ("calcite (R-3c)", 1), ("rutile + 1e-3 Å noise", 1), ("triclinic P1", 2)],
+)
 def test_frames_are_one_per_coset_of_the_lattice_group(name, frames):
     g = build_crystal_graph(CRYSTALS[name], canonical=True)
     assert int(g.num_frame_ops) == frames
@@ -114,8 +127,9 @@ def test_frame_operations_without_symmetry_span_the_whole_lattice_group():
 
 def _tiny_model(seed: int) -> torch.nn.Module:
     torch.manual_seed(seed)
-    net = goectp.build_model("goectp", hidden=16, num_rbf=16, pooling="mean", cell_reduction="primitive",
-                             symmetrize=True)
+    net = goectp.build_model(
+        "goectp", hidden=16, num_rbf=16, pooling="mean", cell_reduction="primitive", symmetrize=True
+    )
     net.set_target_stats(5.0, 5.0)
     return net.double().eval()
 
@@ -135,8 +149,9 @@ def test_without_frame_averaging_the_polar_crystal_drifts():
     for member in net.members:
         member.config.frame_average = False
     s = CRYSTALS["GaN wurtzite (polar)"]
-    preds = goectp.predict([s] + [described(s, kind, seed=k) for k in range(4) for kind in ("det+1", "det-1")],
-                           net, device="cpu")
+    preds = goectp.predict(
+        [s] + [described(s, kind, seed=k) for k in range(4) for kind in ("det+1", "det-1")], net, device="cpu"
+    )
     assert np.abs(preds[1:] - preds[0]).max() > 1e-4
 
 
@@ -156,7 +171,7 @@ def test_shipped_models_are_invariant_to_the_cell(model_name):
         pytest.importorskip("chgnet", reason="the shipped default needs chgnet==0.4.2 (the 'foundation' extra)")
     net = goectp.load_model(model_name).double()
     assert uses_canonical_cell(net.config)
-    names = ["GaN wurtzite (polar)", "calcite (R-3c)", "rutile + 1e-3 Å noise"]
+    names = ["GaN, strained lattice + noise (polar)", "calcite (R-3c)", "rutile + 1e-3 Å noise"]
     if model_name == "default":
         names = names[:1]
     for name in names:
@@ -167,3 +182,24 @@ def test_shipped_models_are_invariant_to_the_cell(model_name):
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(pytest.main([__file__, "-q"]))
+
+
+def test_a_crystal_on_a_tolerance_boundary_gets_the_same_cell_from_any_origin(shared_data_dir):
+    """Li2MnO2F of the open set lies ~0.01 Å from C2/m: spglib finds P-1 in the file's cell and C2/m once the atoms
+    are shifted. Searching the symmetrized cell again until its group stops growing ends at C2/m from both."""
+    from goectp.canonical import _symmetrize_once
+    from goectp.data import DIELECTRIC_FILE, read_dielectric_json
+
+    records = read_dielectric_json(shared_data_dir / DIELECTRIC_FILE)
+    s = next(r.structure for r in records if r.id == "mf-dielectric_valid-110")
+    shifted = described(s, "translated", seed=0)
+    assert _symmetrize_once(s, 0.01)[1] == 2 and _symmetrize_once(shifted, 0.01)[1] == 4  # one round disagrees
+    for cell in (s, shifted):
+        assert len(symmetry_operations(canonical_cell(cell), symprec=1e-6)) == 4
+    rows, shares = _edge_fingerprint(s)
+    other_rows, other_shares = _edge_fingerprint(shifted)
+    assert other_rows.shape == rows.shape and np.abs(other_rows - rows).max() < 1e-6
+    assert np.allclose(other_shares, shares)
+    net = _tiny_model(13)
+    preds = goectp.predict([s, shifted, described(s, "det-1", seed=1)], net, device="cpu")
+    assert np.abs(preds[1:] - preds[0]).max() < TOL
