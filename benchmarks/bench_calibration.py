@@ -27,9 +27,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _markdown import write_section  # noqa: E402
+from _markdown import write_section
 
-from goectp.calibration import (  # noqa: E402
+from goectp.calibration import (
     calibrated_sigma,
     calibration_points,
     coverage,

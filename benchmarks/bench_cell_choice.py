@@ -105,11 +105,19 @@ def transformed(structure: Structure, perturbation: str, rng: np.random.Generato
     return Structure(Lattice(structure.lattice.matrix @ rot.T), structure.species, structure.frac_coords), rot
 
 
-def make_model(variant: str, reduction: str, pooling: str, symmetrize: bool = False, sign_average: bool = False,
-               seed: int = 0) -> torch.nn.Module:
+def make_model(
+    variant: str, reduction: str, pooling: str, symmetrize: bool = False, sign_average: bool = False, seed: int = 0
+) -> torch.nn.Module:
     torch.manual_seed(seed)
-    model = build_model(variant, hidden=32, num_layers=1 if variant == "goectp" else 2, cell_reduction=reduction,
-                        pooling=pooling, symmetrize=symmetrize, sign_average=sign_average)
+    model = build_model(
+        variant,
+        hidden=32,
+        num_layers=1 if variant == "goectp" else 2,
+        cell_reduction=reduction,
+        pooling=pooling,
+        symmetrize=symmetrize,
+        sign_average=sign_average,
+    )
     model.set_target_stats(5.0, 5.0)
     return model.double().eval()
 
@@ -125,8 +133,9 @@ def build_cases(structures: Sequence[Structure], rng: np.random.Generator) -> li
     return cases
 
 
-def measure_drift(cases: Sequence[tuple], variants: Sequence[str], settings: Sequence[tuple[str, str, bool, bool]]
-                  ) -> dict[tuple, np.ndarray]:
+def measure_drift(
+    cases: Sequence[tuple], variants: Sequence[str], settings: Sequence[tuple[str, str, bool, bool]]
+) -> dict[tuple, np.ndarray]:
     """Drift ``max |ε' - R ε Rᵀ|`` per (variant, *setting, perturbation), over the cases."""
     drift: dict[tuple, list[float]] = {}
     for variant in variants:
@@ -140,10 +149,14 @@ def measure_drift(cases: Sequence[tuple], variants: Sequence[str], settings: Seq
     return {key: np.array(values) for key, values in drift.items()}
 
 
-def markdown_table(drift: dict[tuple, np.ndarray], variants: Sequence[str],
-                   settings: Sequence[tuple[str, str, bool, bool]]) -> str:
-    header = ("| model | cell_reduction | pooling | symmetrize | sign_average | "
-              + " | ".join(f"{p}: median / max" for p in PERTURBATIONS) + " |")
+def markdown_table(
+    drift: dict[tuple, np.ndarray], variants: Sequence[str], settings: Sequence[tuple[str, str, bool, bool]]
+) -> str:
+    header = (
+        "| model | cell_reduction | pooling | symmetrize | sign_average | "
+        + " | ".join(f"{p}: median / max" for p in PERTURBATIONS)
+        + " |"
+    )
     lines = [header, "|" + "---|" * (5 + len(PERTURBATIONS))]
     for variant in variants:
         for reduction, pooling, symmetrize, sign in settings:
@@ -176,8 +189,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--real", type=int, default=20, help="real crystals from the data set (default 20; 0: none)")
     parser.add_argument("--variants", nargs="+", default=["goectp", "mat", "icom"])
     parser.add_argument("--real-variants", nargs="+", default=["goectp"])
-    parser.add_argument("--data-dir", type=Path, default=default_data_dir(),
-                        help="folder with mp_dielectric_open.json.gz (default: $GOECTP_DATA or ../shared/data)")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=default_data_dir(),
+        help="folder with mp_dielectric_open.json.gz (default: $GOECTP_DATA or ../shared/data)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", type=Path, default=REPO / "BENCHMARKS.md")
     parser.add_argument("--no-write", action="store_true", help="only print the tables")
@@ -198,10 +215,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         if (args.data_dir / "mp_dielectric_open.json.gz").exists():
             crystals = real_crystals(args.data_dir, args.real)
             real = build_cases(crystals, rng)
-            real_table = markdown_table(measure_drift(real, args.real_variants, SETTINGS_REAL), args.real_variants,
-                                        SETTINGS_REAL)
-            body += (f"\n**Real crystals** ({len(crystals)} of `mp_dielectric_open.json.gz`, ≤ 24 atoms, ids spread "
-                     f"evenly; most have symmetric lattices):\n\n{real_table}\n")
+            real_table = markdown_table(
+                measure_drift(real, args.real_variants, SETTINGS_REAL), args.real_variants, SETTINGS_REAL
+            )
+            body += (
+                f"\n**Real crystals** ({len(crystals)} of `mp_dielectric_open.json.gz`, ≤ 24 atoms, ids spread "
+                f"evenly; most have symmetric lattices):\n\n{real_table}\n"
+            )
         else:
             print(f"no data in {args.data_dir}: skipping the real-crystal table")
     body += (

@@ -113,12 +113,20 @@ def time_forward(graphs: list, variant: str, layers: int, batch_size: int, repea
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data-dir", type=Path, default=default_data_dir(),
-                        help="folder with mp_dielectric_open.json.gz (default: $GOECTP_DATA or ../shared/data)")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=default_data_dir(),
+        help="folder with mp_dielectric_open.json.gz (default: $GOECTP_DATA or ../shared/data)",
+    )
     parser.add_argument("--count", type=int, default=256, help="structures (default 256)")
     parser.add_argument("--repeats", type=int, default=5, help="timed passes per number (default 5)")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads (default 1: on a loaded machine 2 OpenMP threads were 30x slower)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (default 1: on a loaded machine 2 OpenMP threads were 30x slower)",
+    )
     parser.add_argument("--output", type=Path, default=REPO / "BENCHMARKS.md")
     parser.add_argument("--no-write", action="store_true", help="only print the table")
     args = parser.parse_args(argv)
@@ -130,8 +138,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     graph_times = time_graphs(structures, args.repeats)
     graphs = [build_crystal_graph(s) for s in structures]
     edges = np.array([g.edge_index.size(1) for g in graphs])
-    _, collate = median_time(lambda: [Batch.from_data_list(graphs[i : i + 64]) for i in range(0, len(graphs), 64)],
-                             args.repeats)
+    _, collate = median_time(
+        lambda: [Batch.from_data_list(graphs[i : i + 64]) for i in range(0, len(graphs), 64)], args.repeats
+    )
     print(f"graphs: {graph_times}")
 
     rows = []
@@ -148,8 +157,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         "| backbone | layers | parameters | batch 1: structures / CPU s | batch 64: structures / CPU s | ratio 64 / 1 "
         "| batch 1: structures / wall s | batch 64: structures / wall s | ratio 64 / 1 (wall) |",
         "|---|---|---|---|---|---|---|---|---|",
-        *(f"| {v} | {n} | {p:,} | {a[1]:.1f} | {b[1]:.1f} | {b[1] / a[1]:.1f}x | {a[0]:.1f} | {b[0]:.1f} | "
-          f"{b[0] / a[0]:.1f}x |" for v, n, p, a, b in rows),
+        *(
+            f"| {v} | {n} | {p:,} | {a[1]:.1f} | {b[1]:.1f} | {b[1] / a[1]:.1f}x | {a[0]:.1f} | {b[0]:.1f} | "
+            f"{b[0] / a[0]:.1f}x |"
+            for v, n, p, a, b in rows
+        ),
     ]
     body = (
         f"{len(structures)} structures of `mp_dielectric_open.json.gz` (ids spread evenly; atoms per cell median "

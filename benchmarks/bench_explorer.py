@@ -83,8 +83,11 @@ def main(argv: list[str] | None = None) -> int:
     load_start = os.getloadavg()
     gallery = ExampleGallery()
     rutile = gallery.structure("TiO2 rutile") * (2, 2, 2)  # 48 atoms
-    cells = {"TiO2 rutile 2x2x2 (48 atoms)": rutile, "CaCO3 calcite (30 atoms)": gallery.structure("CaCO3 calcite"),
-             "HfO2 monoclinic (12 atoms)": gallery.structure("HfO2 monoclinic")}
+    cells = {
+        "TiO2 rutile 2x2x2 (48 atoms)": rutile,
+        "CaCO3 calcite (30 atoms)": gallery.structure("CaCO3 calcite"),
+        "HfO2 monoclinic (12 atoms)": gallery.structure("HfO2 monoclinic"),
+    }
     models = ModelSelector(model_name=args.model) if args.model else ModelSelector()
     if models.is_demo:
         # no trained ensemble shipped yet: time an untrained stand-in of the shipped ensemble's size instead
@@ -100,8 +103,9 @@ def main(argv: list[str] | None = None) -> int:
     for label, cell in cells.items():
         viewer = StructureViewer(models=models, script="url")
         viewer.structure = strained(cell, rng)  # warm-up (first call pays one-off costs)
-        render = [timed(lambda v=viewer, c=cell: setattr(v, "structure", strained(c, rng)))
-                  for _ in range(args.repeats)]
+        render = [
+            timed(lambda v=viewer, c=cell: setattr(v, "structure", strained(c, rng))) for _ in range(args.repeats)
+        ]
         assert viewer.document and viewer.scene.ellipsoid is not None
 
         loader = StructureLoader(gallery=gallery, dataset=DatasetIndex(Path("/nonexistent")))
@@ -115,36 +119,57 @@ def main(argv: list[str] | None = None) -> int:
         loader.param.watch(on_structure, ["structure"])
         check.param.watch(lambda e, v=app_viewer: setattr(v, "rotation", e.new), ["rotation"])
         loader.set_structure(strained(cell, rng), label, "python")
-        load_all = [timed(lambda ld=loader, c=cell, lb=label: ld.set_structure(strained(c, rng), lb, "python"))
-                    for _ in range(args.repeats)]
+        load_all = [
+            timed(lambda ld=loader, c=cell, lb=label: ld.set_structure(strained(c, rng), lb, "python"))
+            for _ in range(args.repeats)
+        ]
         angles = rng.uniform(-180, 180, args.repeats)
         equivariance = [timed(lambda a=a, ck=check: setattr(ck, "angle", float(a))) for a in angles]
         assert check.error_frame < 1e-5, check.error_frame
-        rows.append((label, statistics.median(render), statistics.median(load_all), statistics.median(equivariance),
-                     max(render), max(equivariance), check.error_frame, check.error_backbone))
+        rows.append(
+            (
+                label,
+                statistics.median(render),
+                statistics.median(load_all),
+                statistics.median(equivariance),
+                max(render),
+                max(equivariance),
+                check.error_frame,
+                check.error_backbone,
+            )
+        )
 
-    header = ("| cell | predict + render (median) | load structure, all views (median) | equivariance update (median) "
-              "| max predict + render | max equivariance update | max abs(f(RX) − R f(X) Rᵀ) | backbone alone |")
+    header = (
+        "| cell | predict + render (median) | load structure, all views (median) | equivariance update (median) "
+        "| max predict + render | max equivariance update | max abs(f(RX) − R f(X) Rᵀ) | backbone alone |"
+    )
     lines = [header, "|" + "---|" * 8]
     for label, r, la, e, rmax, emax, ef, eb in rows:
-        lines.append(f"| {label} | {r * 1000:.0f} ms | {la * 1000:.0f} ms | {e * 1000:.0f} ms | {rmax * 1000:.0f} ms "
-                     f"| {emax * 1000:.0f} ms | {ef:.1e} | {eb:.2e} |")
+        lines.append(
+            f"| {label} | {r * 1000:.0f} ms | {la * 1000:.0f} ms | {e * 1000:.0f} ms | {rmax * 1000:.0f} ms "
+            f"| {emax * 1000:.0f} ms | {ef:.1e} | {eb:.2e} |"
+        )
     worst_render = max(r for _, r, *_ in rows)
     worst_eq = max(e for _, _, _, e, *_ in rows)
-    verdict = (f"Targets: predict + render < {TARGET_RENDER} s — worst median {worst_render:.3f} s "
-               f"({'met' if worst_render < TARGET_RENDER else 'MISSED'}, {TARGET_RENDER / worst_render:.1f}x margin); "
-               f"equivariance update < {TARGET_EQUIVARIANCE} s — worst median {worst_eq:.3f} s "
-               f"({'met' if worst_eq < TARGET_EQUIVARIANCE else 'MISSED'}, "
-               f"{TARGET_EQUIVARIANCE / worst_eq:.1f}x margin).")
+    verdict = (
+        f"Targets: predict + render < {TARGET_RENDER} s — worst median {worst_render:.3f} s "
+        f"({'met' if worst_render < TARGET_RENDER else 'MISSED'}, {TARGET_RENDER / worst_render:.1f}x margin); "
+        f"equivariance update < {TARGET_EQUIVARIANCE} s — worst median {worst_eq:.3f} s "
+        f"({'met' if worst_eq < TARGET_EQUIVARIANCE else 'MISSED'}, "
+        f"{TARGET_EQUIVARIANCE / worst_eq:.1f}x margin)."
+    )
     load = os.getloadavg()
-    context = (f"{args.repeats} repeats per cell, each on a freshly strained copy (no cache hits); model: "
-               f"{models.description}; torch {torch.__version__}, {models.num_threads} thread(s) per prediction; "
-               f"{platform.processor() or platform.machine()}, {len(os.sched_getaffinity(0))} CPU cores visible, "
-               f"load average {load_start[0]:.1f} at the start and {load[0]:.1f} at the end (the cores were shared "
-               f"with other jobs when this ran); measured {time.strftime('%Y-%m-%d')}. Server-side time only (the "
-               "browser then re-creates the 3D iframe, taking 3Dmol.js from its cache).")
-    body = "\n".join([SECTION, "", "Command: `python benchmarks/bench_explorer.py`", "", context, "", *lines, "",
-                      verdict])
+    context = (
+        f"{args.repeats} repeats per cell, each on a freshly strained copy (no cache hits); model: "
+        f"{models.description}; torch {torch.__version__}, {models.num_threads} thread(s) per prediction; "
+        f"{platform.processor() or platform.machine()}, {len(os.sched_getaffinity(0))} CPU cores visible, "
+        f"load average {load_start[0]:.1f} at the start and {load[0]:.1f} at the end (the cores were shared "
+        f"with other jobs when this ran); measured {time.strftime('%Y-%m-%d')}. Server-side time only (the "
+        "browser then re-creates the 3D iframe, taking 3Dmol.js from its cache)."
+    )
+    body = "\n".join(
+        [SECTION, "", "Command: `python benchmarks/bench_explorer.py`", "", context, "", *lines, "", verdict]
+    )
     print(body)
     if not args.no_write:
         update_section(args.out, body)

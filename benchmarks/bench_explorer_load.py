@@ -40,8 +40,23 @@ def free_port() -> int:
 
 
 def start_server(port: int, num_procs: int, log: Path) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "panel", "serve", "explorer/app.py", "--address", "127.0.0.1", "--port", str(port),
-           "--allow-websocket-origin", f"127.0.0.1:{port}", "--liveness", "--warm", "--num-procs", str(num_procs)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "panel",
+        "serve",
+        "explorer/app.py",
+        "--address",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--allow-websocket-origin",
+        f"127.0.0.1:{port}",
+        "--liveness",
+        "--warm",
+        "--num-procs",
+        str(num_procs),
+    ]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
     deadline = time.time() + 300
@@ -74,7 +89,7 @@ def server_cpu_seconds(pid: int) -> float:
     return total
 
 
-async def one_session(browser, url: str, index: int, timeout_ms: int) -> dict:  # noqa: ANN001
+async def one_session(browser, url: str, index: int, timeout_ms: int) -> dict:
     context = await browser.new_context(viewport={"width": 1500, "height": 1900})
     page = await context.new_page()
     start = time.perf_counter()
@@ -110,13 +125,15 @@ def markdown_table(rows: list[dict], sessions: int, num_procs: int) -> str:
 
     first = [r["first_render_s"] for r in rows if r["first_render_s"] == r["first_render_s"]]
     complete = [r["complete_s"] for r in rows if r["complete_s"] == r["complete_s"]]
-    lines = [f"{sessions} concurrent sessions, `--num-procs {num_procs}`: seconds from `page.goto` to",
-             "",
-             "| | first render (tensor + 3D view) | complete (screening plots drawn) |",
-             "|---|---:|---:|",
-             f"| **median** | {fmt(statistics.median(first)) if first else '–'} | "
-             f"{fmt(statistics.median(complete)) if complete else '–'} |",
-             f"| **max** | {fmt(max(first)) if first else '–'} | {fmt(max(complete)) if complete else '–'} |"]
+    lines = [
+        f"{sessions} concurrent sessions, `--num-procs {num_procs}`: seconds from `page.goto` to",
+        "",
+        "| | first render (tensor + 3D view) | complete (screening plots drawn) |",
+        "|---|---:|---:|",
+        f"| **median** | {fmt(statistics.median(first)) if first else '–'} | "
+        f"{fmt(statistics.median(complete)) if complete else '–'} |",
+        f"| **max** | {fmt(max(first)) if first else '–'} | {fmt(max(complete)) if complete else '–'} |",
+    ]
     for r in rows:
         note = f" ({r['error']})" if r["error"] else ""
         lines.append(f"| session {r['session']} | {fmt(r['first_render_s'])} | {fmt(r['complete_s'])}{note} |")
@@ -142,8 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             cpu0 = server_cpu_seconds(proc.pid)
             wall0 = time.perf_counter()
-            rows = asyncio.run(run_sessions(f"http://127.0.0.1:{port}/app", args.sessions,
-                                            int(args.timeout * 1000)))
+            rows = asyncio.run(run_sessions(f"http://127.0.0.1:{port}/app", args.sessions, int(args.timeout * 1000)))
             cpu = server_cpu_seconds(proc.pid) - cpu0
             wall = time.perf_counter() - wall0
         finally:
@@ -154,10 +170,12 @@ def main(argv: list[str] | None = None) -> int:
                 proc.kill()
                 proc.wait()
     print(markdown_table(rows, args.sessions, args.num_procs))
-    print(f"\nServer CPU time (user + sys, all its processes) while the {args.sessions} sessions loaded: "
-          f"{cpu:.1f} s in "
-          f"{wall:.1f} s wall, {cpu / args.sessions:.2f} s per session (independent of how busy the machine is); "
-          f"load average {os.getloadavg()[0]:.1f} at the end.")
+    print(
+        f"\nServer CPU time (user + sys, all its processes) while the {args.sessions} sessions loaded: "
+        f"{cpu:.1f} s in "
+        f"{wall:.1f} s wall, {cpu / args.sessions:.2f} s per session (independent of how busy the machine is); "
+        f"load average {os.getloadavg()[0]:.1f} at the end."
+    )
     worst = max((r["first_render_s"] for r in rows), default=float("inf"))
     return 0 if worst == worst and worst <= args.budget else 1
 

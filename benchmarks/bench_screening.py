@@ -87,32 +87,62 @@ def pool_size(path: Path) -> int:
     return open_pool(path).count()
 
 
-def run_case(pool: Path, model: Path, size: int | None, mode: str, workers: int, chunk_size: int,
-             training: Path | None, tmp: Path) -> dict:
-    opts = ScreeningOptions(pool=pool, model=model, out_dir=tmp / f"{mode}-{size}", limit=size,
-                            use_dask=mode == "dask", workers=workers, chunk_size=chunk_size, progress=False,
-                            exclude_training=training, reference_dir=None, fresh=True)
+def run_case(
+    pool: Path,
+    model: Path,
+    size: int | None,
+    mode: str,
+    workers: int,
+    chunk_size: int,
+    training: Path | None,
+    tmp: Path,
+) -> dict:
+    opts = ScreeningOptions(
+        pool=pool,
+        model=model,
+        out_dir=tmp / f"{mode}-{size}",
+        limit=size,
+        use_dask=mode == "dask",
+        workers=workers,
+        chunk_size=chunk_size,
+        progress=False,
+        exclude_training=training,
+        reference_dir=None,
+        fresh=True,
+    )
     start = time.perf_counter()
     with PeakRSS() as mem:
         run = run_screening(opts)
     wall = time.perf_counter() - start
     rep = run.report
-    return {"mode": mode, "workers": workers if mode == "dask" else 1, "size": len(rep.expected_ids),
-            "scored": len(run.rankings.results), "not_scored": len(run.rankings.rejects), "wall_s": wall,
-            "startup_s": rep.startup_seconds, "per_s": rep.structures_per_s,
-            "rss_driver_mb": mem.peak_self / 2**20, "rss_total_mb": mem.peak_total / 2**20}
+    return {
+        "mode": mode,
+        "workers": workers if mode == "dask" else 1,
+        "size": len(rep.expected_ids),
+        "scored": len(run.rankings.results),
+        "not_scored": len(run.rankings.rejects),
+        "wall_s": wall,
+        "startup_s": rep.startup_seconds,
+        "per_s": rep.structures_per_s,
+        "rss_driver_mb": mem.peak_self / 2**20,
+        "rss_total_mb": mem.peak_total / 2**20,
+    }
 
 
 def markdown(rows: list[dict], header: list[str]) -> str:
     base = {(r["size"]): r["per_s"] for r in rows if r["mode"] == "single"}
-    lines = ["| mode | workers | candidates | scored | not scored | structures/s | vs single | start-up s | "
-             "wall s | ms / candidate | peak RSS driver (MiB) | peak RSS incl. workers (MiB) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| mode | workers | candidates | scored | not scored | structures/s | vs single | start-up s | "
+        "wall s | ms / candidate | peak RSS driver (MiB) | peak RSS incl. workers (MiB) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         ratio = r["per_s"] / base[r["size"]] if r["size"] in base else float("nan")
-        lines.append(f"| {r['mode']} | {r['workers']} | {r['size']} | {r['scored']} | {r['not_scored']} | "
-                     f"{r['per_s']:.1f} | {ratio:.2f}x | {r['startup_s']:.1f} | {r['wall_s']:.1f} | "
-                     f"{1000 / r['per_s']:.2f} | {r['rss_driver_mb']:.0f} | {r['rss_total_mb']:.0f} |")
+        lines.append(
+            f"| {r['mode']} | {r['workers']} | {r['size']} | {r['scored']} | {r['not_scored']} | "
+            f"{r['per_s']:.1f} | {ratio:.2f}x | {r['startup_s']:.1f} | {r['wall_s']:.1f} | "
+            f"{1000 / r['per_s']:.2f} | {r['rss_driver_mb']:.0f} | {r['rss_total_mb']:.0f} |"
+        )
     return "\n".join([*header, "", *lines, ""])
 
 
@@ -133,8 +163,11 @@ def main() -> None:
     p.add_argument("--modes", nargs="+", default=["single", "dask"], choices=["single", "dask"])
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--chunk-size", type=int, default=256)
-    p.add_argument("--model", default=None, help="checkpoint folder (default: assets/models/default if present, "
-                                                  "else a random paper-size ensemble)")
+    p.add_argument(
+        "--model",
+        default=None,
+        help="checkpoint folder (default: assets/models/default if present, else a random paper-size ensemble)",
+    )
     p.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md")
     p.add_argument("--note", default="", help="extra sentence for the table header (e.g. machine load)")
     args = p.parse_args()
@@ -151,18 +184,24 @@ def main() -> None:
             model, model_note = shipped, "the shipped ensemble `assets/models/default`"
         else:
             model = paper_size_ensemble(tmp / "ensemble")
-            model_note = ("five **random** members of the paper's size (GoeCTP, hidden 128, 1 layer; "
-                          "`assets/models/default` was not there yet; cost does not depend on the weights)")
+            model_note = (
+                "five **random** members of the paper's size (GoeCTP, hidden 128, 1 layer; "
+                "`assets/models/default` was not there yet; cost does not depend on the weights)"
+            )
         n_members = len(list(Path(model).glob("*.pt"))) if Path(model).is_dir() else 1
         rows = []
         for size in sizes:
             for mode in args.modes:
                 row = run_case(args.pool, model, size, mode, args.workers, args.chunk_size, args.training, tmp)
                 rows.append(row)
-                print(f"{mode:6s} n={row['size']:6d}: {row['per_s']:.1f} structures/s, wall {row['wall_s']:.1f} s, "
-                      f"peak RSS {row['rss_total_mb']:.0f} MiB", flush=True)
+                print(
+                    f"{mode:6s} n={row['size']:6d}: {row['per_s']:.1f} structures/s, wall {row['wall_s']:.1f} s, "
+                    f"peak RSS {row['rss_total_mb']:.0f} MiB",
+                    flush=True,
+                )
     cmd = "python benchmarks/bench_screening.py " + " ".join(
-        [f"--sizes {' '.join(args.sizes)}", f"--workers {args.workers}", f"--chunk-size {args.chunk_size}"])
+        [f"--sizes {' '.join(args.sizes)}", f"--workers {args.workers}", f"--chunk-size {args.chunk_size}"]
+    )
     header = [
         f"Command: `{cmd}` ({time.strftime('%Y-%m-%d')}). Model: {model_note}; {n_members} members.",
         f"Machine: {platform.machine()}, {os.cpu_count()} logical CPUs, torch {torch.__version__}, "
@@ -173,9 +212,11 @@ def main() -> None:
         "LocalCluster, shipping the checkpoints and loading the ensemble on every worker (imports included). "
         "Peak RSS is sampled every 0.1 s; 'incl. workers' adds all child processes (nannies and workers).",
     ]
-    header.append(f"1-minute load average {load_before:.1f} before and {os.getloadavg()[0]:.1f} after the runs "
-                  f"(other jobs share the machine; on {os.cpu_count()} CPUs numbers above ~{os.cpu_count()} mean "
-                  "contention)." + (f" {args.note}" if args.note else ""))
+    header.append(
+        f"1-minute load average {load_before:.1f} before and {os.getloadavg()[0]:.1f} after the runs "
+        f"(other jobs share the machine; on {os.cpu_count()} CPUs numbers above ~{os.cpu_count()} mean "
+        "contention)." + (f" {args.note}" if args.note else "")
+    )
     table = markdown(rows, header)
     print(table)
     write_section(args.output, table)

@@ -52,19 +52,26 @@ def main() -> None:
     rows = {}
     for v in args.variants:
         t0 = time.perf_counter()
-        out = subprocess.run([sys.executable, "-c", CHILD, v, str(args.n), str(args.epochs), str(args.threads)],
-                             capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, "-c", CHILD, v, str(args.n), str(args.epochs), str(args.threads)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         rows[v] = json.loads(out.stdout.strip().splitlines()[-1])
         rows[v]["wall_s"] = time.perf_counter() - t0
     base = rows.get("goectp", next(iter(rows.values())))["epoch_s"]
-    print(f"Training cost per backbone: {args.n} structures, batch 64, {args.threads} threads, median of "
-          f"{args.epochs} epochs (CPU, this machine)\n")
+    print(
+        f"Training cost per backbone: {args.n} structures, batch 64, {args.threads} threads, median of "
+        f"{args.epochs} epochs (CPU, this machine)\n"
+    )
     print("| backbone | parameters | epoch (s) | ms / structure | ratio to goectp | peak RSS (MB) |")
     print("|---|---|---|---|---|---|")
     for v, r in rows.items():
-        print(f"| {v} | {r['params']:,} | {r['epoch_s']:.2f} | {1000 * r['epoch_s'] / args.n:.2f} | "
-              f"{r['epoch_s'] / base:.1f}x | {r['peak_rss_mb']:.0f} |")
-
+        print(
+            f"| {v} | {r['params']:,} | {r['epoch_s']:.2f} | {1000 * r['epoch_s'] / args.n:.2f} | "
+            f"{r['epoch_s'] / base:.1f}x | {r['peak_rss_mb']:.0f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -43,9 +43,13 @@ def metrics(pred: np.ndarray, true: np.ndarray, systems: np.ndarray) -> dict:
     keep = np.abs(true).max(axis=(1, 2)) < 100
     top = max(1, round(0.05 * len(true)))
     true_top, pred_top = set(np.argsort(-eps_true)[:top]), set(np.argsort(-eps_pred)[:top])
-    out = {"n": len(true), "mae": float(err.mean()), "mae_filtered": float(err[keep].mean()),
-           "spearman_eps_mean": float(spearmanr(eps_pred, eps_true).statistic),
-           "top5_recall": len(true_top & pred_top) / top}
+    out = {
+        "n": len(true),
+        "mae": float(err.mean()),
+        "mae_filtered": float(err[keep].mean()),
+        "spearman_eps_mean": float(spearmanr(eps_pred, eps_true).statistic),
+        "top5_recall": len(true_top & pred_top) / top,
+    }
     for lo, hi in BINS:
         sel = (eps_true >= lo) & (eps_true < hi)
         out[f"bin {lo}-{hi}"] = float(err[sel].mean()) if sel.any() else float("nan")
@@ -61,8 +65,9 @@ def evaluate(name: str) -> dict:
     held = heldout_predictions(name)
     members, true, trained, test = held["members"], held["true"], held["trained"], held["test"]
     cfg = load_model(name).config
-    gs = load_graph_set(data_dir() / DIELECTRIC_FILE, k=cfg.k_neighbors, progress=False,
-                        canonical=uses_canonical_cell(cfg))
+    gs = load_graph_set(
+        data_dir() / DIELECTRIC_FILE, k=cfg.k_neighbors, progress=False, canonical=uses_canonical_cell(cfg)
+    )
     system_of = dict(zip(gs.ids, gs.crystal_systems))
     systems = np.array([system_of[i] for i in held["ids"]])
     per_split = [metrics(members[k][test[k]], true[test[k]], systems[test[k]]) for k in range(len(members))]
@@ -78,7 +83,8 @@ def evaluate(name: str) -> dict:
 def table(results: list[dict]) -> str:
     keys = ["mae", "mae_filtered", "spearman_eps_mean", "top5_recall"] + [f"bin {lo}-{hi}" for lo, hi in BINS]
     head = ["component MAE", "MAE (\\|ε\\| < 100)", "ε̄ Spearman", "top-5 % recall"] + [
-        f"MAE ε̄ {lo}–{hi if np.isfinite(hi) else '∞'}" for lo, hi in BINS]
+        f"MAE ε̄ {lo}–{hi if np.isfinite(hi) else '∞'}" for lo, hi in BINS
+    ]
     lines = ["| model | evaluated as | " + " | ".join(head) + " |", "|---" * (len(head) + 2) + "|"]
     for r in results:
         label = f"`{r['model']}`" + (f" ({r['folder']})" if r["folder"] != r["model"] else "")
@@ -88,20 +94,31 @@ def table(results: list[dict]) -> str:
             cells.append(f"{np.nanmean(vals):.3f} ± {np.nanstd(vals):.3f}")
         lines.append(f"| {label} | members, own test split (5 splits) | " + " | ".join(cells) + " |")
         e = r["ensemble"]
-        lines.append(f"| {label} | ensemble of held-out members ({e['n']} records, "
-                     f"{e['members_per_record']:.1f} members each) | " + " | ".join(f"{e[k]:.3f}" for k in keys) + " |")
+        lines.append(
+            f"| {label} | ensemble of held-out members ({e['n']} records, "
+            f"{e['members_per_record']:.1f} members each) | " + " | ".join(f"{e[k]:.3f}" for k in keys) + " |"
+        )
     n_bins = results[0]["ensemble"]
-    lines += ["", "Records per ε̄ bin (ensemble row): " + ", ".join(
-        f"{lo}–{hi if np.isfinite(hi) else '∞'}: {n_bins[f'n bin {lo}-{hi}']}" for lo, hi in BINS)
-        + ". Median predicted/true ε̄ per bin (ensemble row): " + "; ".join(
-        f"`{r['model']}` " + ", ".join(f"{r['ensemble'][f'eps ratio {lo}-{hi}']:.2f}" for lo, hi in BINS)
-        for r in results) + "."]
+    lines += [
+        "",
+        "Records per ε̄ bin (ensemble row): "
+        + ", ".join(f"{lo}–{hi if np.isfinite(hi) else '∞'}: {n_bins[f'n bin {lo}-{hi}']}" for lo, hi in BINS)
+        + ". Median predicted/true ε̄ per bin (ensemble row): "
+        + "; ".join(
+            f"`{r['model']}` " + ", ".join(f"{r['ensemble'][f'eps ratio {lo}-{hi}']:.2f}" for lo, hi in BINS)
+            for r in results
+        )
+        + ".",
+    ]
     lines += ["", "| model | evaluated as | " + " | ".join(SYSTEMS) + " |", "|---" * (len(SYSTEMS) + 2) + "|"]
     for r in results:
         cells = [f"{np.nanmean([s[c] for s in r['per_split']]):.3f}" for c in SYSTEMS]
         lines.append(f"| `{r['model']}` | members (mean of 5 splits) | " + " | ".join(cells) + " |")
-        lines.append(f"| `{r['model']}` | ensemble of held-out members | "
-                     + " | ".join(f"{r['ensemble'][c]:.3f}" for c in SYSTEMS) + " |")
+        lines.append(
+            f"| `{r['model']}` | ensemble of held-out members | "
+            + " | ".join(f"{r['ensemble'][c]:.3f}" for c in SYSTEMS)
+            + " |"
+        )
     return "\n".join(lines)
 
 
@@ -118,8 +135,11 @@ def main() -> None:
     print(text)
     if args.write:
         cmd = f"Command: `python benchmarks/evaluate_ensemble.py --model {' '.join(args.model)} --write`."
-        write_section(Path("BENCHMARKS.md"), "## Shipped ensembles as users get them (canonical cell, frame averaging)",
-                      text + "\n\n" + cmd)
+        write_section(
+            Path("BENCHMARKS.md"),
+            "## Shipped ensembles as users get them (canonical cell, frame averaging)",
+            text + "\n\n" + cmd,
+        )
 
 
 if __name__ == "__main__":

@@ -28,8 +28,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--write", action="store_true")
     args = ap.parse_args(argv)
     if not torch.cuda.is_available():
-        print("gpu_check: skipped, no CUDA device on this machine (torch "
-              f"{torch.__version__}, built with CUDA {torch.version.cuda})")
+        print(
+            "gpu_check: skipped, no CUDA device on this machine (torch "
+            f"{torch.__version__}, built with CUDA {torch.version.cuda})"
+        )
         return 0
     from goectp.api import load_model, predict_graphs
     from goectp.canonical import uses_canonical_cell
@@ -43,11 +45,17 @@ def main(argv: list[str] | None = None) -> int:
     if cfg.node_features:
         from goectp.features import load_featured_graph_set
 
-        gs, _ = load_featured_graph_set(data_dir() / DIELECTRIC_FILE, cfg.node_features, k=cfg.k_neighbors,
-                                        progress=False, canonical=uses_canonical_cell(cfg))
+        gs, _ = load_featured_graph_set(
+            data_dir() / DIELECTRIC_FILE,
+            cfg.node_features,
+            k=cfg.k_neighbors,
+            progress=False,
+            canonical=uses_canonical_cell(cfg),
+        )
     else:
-        gs = load_graph_set(data_dir() / DIELECTRIC_FILE, k=cfg.k_neighbors, progress=False,
-                            canonical=uses_canonical_cell(cfg))
+        gs = load_graph_set(
+            data_dir() / DIELECTRIC_FILE, k=cfg.k_neighbors, progress=False, canonical=uses_canonical_cell(cfg)
+        )
     graphs = gs.graphs[: args.n]
     rows = [f"Device: {torch.cuda.get_device_name(0)}; torch {torch.__version__}; {len(graphs)} structures."]
 
@@ -69,22 +77,34 @@ def main(argv: list[str] | None = None) -> int:
         net = GoeCTP(GoeCTPConfig(**{k: v for k, v in cfg.to_dict().items() if k != "extra"}))
         with tempfile.TemporaryDirectory() as tmp:
             t0 = time.perf_counter()
-            train(net, train_graphs[:split], train_graphs[split:], TrainConfig(epochs=2, device=dev, progress=False),
-                  Path(tmp))
+            train(
+                net,
+                train_graphs[:split],
+                train_graphs[split:],
+                TrainConfig(epochs=2, device=dev, progress=False),
+                Path(tmp),
+            )
             train_speed[dev] = 2 * split / (time.perf_counter() - t0)
-    rows += ["", "| check | CPU | CUDA | ratio |", "|---|---|---|---|",
-             f"| prediction, structures/s ({args.model}, float64, ensemble) | {len(graphs) / times['cpu'][0]:.0f} | "
-             f"{len(graphs) / times['cuda'][0]:.0f} | {times['cpu'][0] / times['cuda'][0]:.1f}x |",
-             f"| training, structures/s (2 epochs, batch 64) | {train_speed['cpu']:.0f} | {train_speed['cuda']:.0f} | "
-             f"{train_speed['cuda'] / train_speed['cpu']:.1f}x |",
-             f"| CPU/GPU parity, max \\|Δ\\| (float64) | | {parity:.1e} | {'ok' if parity <= PARITY_TOL else 'FAIL'} |"]
+    rows += [
+        "",
+        "| check | CPU | CUDA | ratio |",
+        "|---|---|---|---|",
+        f"| prediction, structures/s ({args.model}, float64, ensemble) | {len(graphs) / times['cpu'][0]:.0f} | "
+        f"{len(graphs) / times['cuda'][0]:.0f} | {times['cpu'][0] / times['cuda'][0]:.1f}x |",
+        f"| training, structures/s (2 epochs, batch 64) | {train_speed['cpu']:.0f} | {train_speed['cuda']:.0f} | "
+        f"{train_speed['cuda'] / train_speed['cpu']:.1f}x |",
+        f"| CPU/GPU parity, max \\|Δ\\| (float64) | | {parity:.1e} | {'ok' if parity <= PARITY_TOL else 'FAIL'} |",
+    ]
     text = "\n".join(rows)
     print(text)
     if args.write:
         from goectp.evaluation.report import write_section
 
-        write_section(Path("BENCHMARKS.md"), "## GPU check", text + "\n\nCommand: `python benchmarks/gpu_check.py "
-                      f"--n {args.n} --model {args.model} --write`.")
+        write_section(
+            Path("BENCHMARKS.md"),
+            "## GPU check",
+            text + f"\n\nCommand: `python benchmarks/gpu_check.py --n {args.n} --model {args.model} --write`.",
+        )
     return 0 if parity <= PARITY_TOL else 1
 
 

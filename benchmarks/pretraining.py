@@ -75,8 +75,12 @@ def time_features(path: Path, n: int, runs: Path, names: tuple[str, ...] = ("chg
 
     recs = read_dielectric_json(path)
     structs = [recs[i].structure for i in np.linspace(0, len(recs) - 1, n).astype(int)]
-    res = {"n": n, "atoms_mean": float(np.mean([len(st) for st in structs])), "threads": torch.get_num_threads(),
-           "graph_cpu_ms_per_structure": _cpu_ms(lambda: [build_crystal_graph(st) for st in structs], n, 3)}
+    res = {
+        "n": n,
+        "atoms_mean": float(np.mean([len(st) for st in structs])),
+        "threads": torch.get_num_threads(),
+        "graph_cpu_ms_per_structure": _cpu_ms(lambda: [build_crystal_graph(st) for st in structs], n, 3),
+    }
     for name in names:
         extractor = get_extractor(name)
         extractor(structs[:2])  # warm-up
@@ -87,7 +91,8 @@ def time_features(path: Path, n: int, runs: Path, names: tuple[str, ...] = ("chg
         graphs = graphs_for(structs, model)
         predict_graphs(graphs[:8], model)  # warm-up
         res[f"forward_{label}_cpu_ms_per_structure"] = _cpu_ms(
-            lambda: predict_graphs(graphs, model, batch_size=64), n, repeats=5)  # noqa: B023
+            lambda g=graphs, m=model: predict_graphs(g, m, batch_size=64), n, repeats=5
+        )
     (runs / "features_timing.json").write_text(json.dumps(res, indent=1))
     print(res, flush=True)
     return res
@@ -96,7 +101,8 @@ def time_features(path: Path, n: int, runs: Path, names: tuple[str, ...] = ("chg
 def pretrain_step(dataset: str, epochs: int, runs: Path, node_features: str | None = None) -> Path:
     out = runs / (f"pretrain-{dataset}-e{epochs}" + (f"-{node_features}" if node_features else ""))
     if (out / "metrics.json").exists() and json.loads((out / "metrics.json").read_text())["train_config"][
-            "epochs"] == epochs:
+        "epochs"
+    ] == epochs:
         print(f"pretraining on {dataset}: done already", flush=True)
         return out / "best.pt"
     t0 = time.perf_counter()
@@ -109,8 +115,11 @@ def pretrain_step(dataset: str, epochs: int, runs: Path, node_features: str | No
     res = pretrain(ss, mcfg, TrainConfig(epochs=epochs, progress=False), out)
     res["graphs_and_features_seconds_or_cache_load"] = graph_seconds
     (out / "metrics.json").write_text(json.dumps(res, indent=1))
-    print(f"pretrained on {dataset} ({len(ss)}): val MAE {res['best_val_mae']:.4f}, test MAE {res['test_mae']:.4f} "
-          f"(label std {res['label_std']:.4f}), {res['seconds_total']:.0f} s", flush=True)
+    print(
+        f"pretrained on {dataset} ({len(ss)}): val MAE {res['best_val_mae']:.4f}, test MAE {res['test_mae']:.4f} "
+        f"(label std {res['label_std']:.4f}), {res['seconds_total']:.0f} s",
+        flush=True,
+    )
     return out / "best.pt"
 
 
@@ -134,12 +143,19 @@ def run_route(route: str, split: int, args: argparse.Namespace, gs, featured, ck
         ckpt = ckpts[route]
         init, lr = backbone_state(ckpt, mcfg), args.finetune_lr
         out.mkdir(parents=True, exist_ok=True)
-        (out / "init_from.json").write_text(json.dumps({"checkpoint": str(ckpt), "pretrain_metrics": json.loads(
-            (ckpt.parent / "metrics.json").read_text())}, indent=1))
+        (out / "init_from.json").write_text(
+            json.dumps(
+                {"checkpoint": str(ckpt), "pretrain_metrics": json.loads((ckpt.parent / "metrics.json").read_text())},
+                indent=1,
+            )
+        )
     cfg = TrainConfig(epochs=args.epochs, lr=lr, split_seed=split, seed=split, progress=False)
     res = run_split(data, mcfg, cfg, out, data_sha256=sha, init_state=init)
-    print(f"{name} split {split}: test MAE {res['test']['all']['mae']:.4f} (filtered "
-          f"{res['test']['filtered']['mae']:.4f}), best epoch {res['best_epoch']}", flush=True)
+    print(
+        f"{name} split {split}: test MAE {res['test']['all']['mae']:.4f} (filtered "
+        f"{res['test']['filtered']['mae']:.4f}), best epoch {res['best_epoch']}",
+        flush=True,
+    )
 
 
 def report(runs: Path, reference: Path | None, benchmarks: Path | None = None) -> None:
@@ -152,44 +168,60 @@ def report(runs: Path, reference: Path | None, benchmarks: Path | None = None) -
             per = results[name]
             label = f"{name} ({len(per)} split{'s' * (len(per) > 1)}: {', '.join(map(str, sorted(per)))})"
             t2[label] = summarize_splits([per[s]["test"][subset]["per_system"] for s in sorted(per)])
-            mt[label] = summarize_splits([{k: v for k, v in per[s]["test"][subset].items() if k != "per_system"}
-                                          for s in sorted(per)])
+            mt[label] = summarize_splits(
+                [{k: v for k, v in per[s]["test"][subset].items() if k != "per_system"} for s in sorted(per)]
+            )
         what = "all test structures" if subset == "all" else "test structures with every |component| < 100"
         sections[f"MAE per crystal system (mean ± std over splits) — {what}"] = table2_markdown(t2)
         sections[f"All metrics — {what}"] = metrics_markdown(mt)
         data[subset] = {"per_system": t2, "metrics": mt}
     # each route is compared with the scratch run of the same setting (ours, or the reference run)
     lines, data["routes"] = paired_comparison(results)
-    sections["Paired comparison with the scratch run of the same setting (test MAE)"] = \
-        "\n".join(lines)
+    sections["Paired comparison with the scratch run of the same setting (test MAE)"] = "\n".join(lines)
     cost = ["| item | value |", "|---|---|"]
     timing = runs / "features_timing.json"
     if timing.exists():
         t = json.loads(timing.read_text())
-        names = [k[: -len("_cpu_ms_per_structure")] for k in t
-                 if k.endswith("_cpu_ms_per_structure") and not k.startswith(("graph", "forward"))]
-        cost.append(f"| GoeCTP graph construction, CPU time ({t['n']} structures, mean {t['atoms_mean']:.1f} atoms, "
-                    f"{t['threads']} thread) | {t['graph_cpu_ms_per_structure']:.1f} ms/structure |")
+        names = [
+            k[: -len("_cpu_ms_per_structure")]
+            for k in t
+            if k.endswith("_cpu_ms_per_structure") and not k.startswith(("graph", "forward"))
+        ]
+        cost.append(
+            f"| GoeCTP graph construction, CPU time ({t['n']} structures, mean {t['atoms_mean']:.1f} atoms, "
+            f"{t['threads']} thread) | {t['graph_cpu_ms_per_structure']:.1f} ms/structure |"
+        )
         for name in names:
-            cost.append(f"| {name} features, CPU time (same structures) | "
-                        f"{t[f'{name}_cpu_ms_per_structure']:.1f} ms/structure |")
+            cost.append(
+                f"| {name} features, CPU time (same structures) | "
+                f"{t[f'{name}_cpu_ms_per_structure']:.1f} ms/structure |"
+            )
         for label in ("scratch", *names):
             if f"forward_{label}_cpu_ms_per_structure" in t:
-                cost.append(f"| model forward pass, {label} model, batch 64, CPU time (same structures) | "
-                            f"{t[f'forward_{label}_cpu_ms_per_structure']:.2f} ms/structure |")
+                cost.append(
+                    f"| model forward pass, {label} model, batch 64, CPU time (same structures) | "
+                    f"{t[f'forward_{label}_cpu_ms_per_structure']:.2f} ms/structure |"
+                )
         plain = t["graph_cpu_ms_per_structure"] + t["forward_scratch_cpu_ms_per_structure"]
         for name in names:
             if f"forward_{name}_cpu_ms_per_structure" in t:
-                featured = (t["graph_cpu_ms_per_structure"] + t[f"{name}_cpu_ms_per_structure"]
-                            + t[f"forward_{name}_cpu_ms_per_structure"])
-                cost.append(f"| **prediction cost ratio** (graph + features + forward), {name} model / scratch "
-                            f"model | **{featured / plain:.1f}x** |")
+                featured = (
+                    t["graph_cpu_ms_per_structure"]
+                    + t[f"{name}_cpu_ms_per_structure"]
+                    + t[f"forward_{name}_cpu_ms_per_structure"]
+                )
+                cost.append(
+                    f"| **prediction cost ratio** (graph + features + forward), {name} model / scratch "
+                    f"model | **{featured / plain:.1f}x** |"
+                )
     for feat in sorted(runs.glob("features_*.json")):
         if feat.name == "features_timing.json":
             continue
         f = json.loads(feat.read_text())
-        cost.append(f"| {f['extractor']} feature extraction of the whole set ({f['n']} structures, wall time on the "
-                    f"loaded machine, once; then cached) | {f['ms_per_structure']:.1f} ms/structure |")
+        cost.append(
+            f"| {f['extractor']} feature extraction of the whole set ({f['n']} structures, wall time on the "
+            f"loaded machine, once; then cached) | {f['ms_per_structure']:.1f} ms/structure |"
+        )
     scratch_epoch = np.median([p["epoch_seconds_median"] for p in results.get("scratch", {}).values()] or [np.nan])
 
     def fine_tuning_ratio(seconds: float) -> str:
@@ -198,11 +230,13 @@ def report(runs: Path, reference: Path | None, benchmarks: Path | None = None) -
     for p in sorted(runs.glob("pretrain-*/metrics.json")):
         m = json.loads(p.read_text())
         with_features = m.get("model_config", {}).get("node_features")
-        cost.append(f"| pretraining on {m['dataset']}{f' with {with_features} features' if with_features else ''} "
-                    f"({m['n_train']} train structures, "
-                    f"{m['train_config']['epochs']} epochs) | {m['seconds_total'] / 60:.1f} min "
-                    f"({m['epoch_seconds_median']:.1f} s/epoch; val MAE {m['best_val_mae']:.3f}, test MAE "
-                    f"{m['test_mae']:.3f}, label std {m['label_std']:.3f}){fine_tuning_ratio(m['seconds_total'])} |")
+        cost.append(
+            f"| pretraining on {m['dataset']}{f' with {with_features} features' if with_features else ''} "
+            f"({m['n_train']} train structures, "
+            f"{m['train_config']['epochs']} epochs) | {m['seconds_total'] / 60:.1f} min "
+            f"({m['epoch_seconds_median']:.1f} s/epoch; val MAE {m['best_val_mae']:.3f}, test MAE "
+            f"{m['test_mae']:.3f}, label std {m['label_std']:.3f}){fine_tuning_ratio(m['seconds_total'])} |"
+        )
     for name in order:
         secs = [p["epoch_seconds_median"] for p in results[name].values() if "epoch_seconds_median" in p]
         if secs:
@@ -211,18 +245,22 @@ def report(runs: Path, reference: Path | None, benchmarks: Path | None = None) -
     write_report(runs / "report", "Pretraining and foundation features (GoeCTP, total tensor)", sections, data)
     print((runs / "report.md").read_text())
     if benchmarks is not None:
-        body = " ".join([
-            "Scratch vs scalar-pretrained vs CHGNet / SevenNet-0 node features, 40 epochs each, same random",
-            "80/10/10 splits (seeds = split numbers) of `mp_dielectric_open.json.gz`, total tensor, test MAE.",
-            "Each route is compared with the scratch run of the same setting on the same splits (Δ < 0: better).",
-            "Details, per-crystal-system tables and the reading: [docs/pretraining.md](docs/pretraining.md).",
-        ])
-        command = " ".join([
-            "Command: `python benchmarks/pretraining.py --splits 0 1 2 3 4 --routes scratch chgnet pretrained",
-            "pretrained_chgnet sevennet --epochs 40 --pretrain-epochs 100 --threads 1`, then",
-            "`python benchmarks/pretraining.py --routes --time-features 100 --threads 1 --report --benchmarks",
-            "BENCHMARKS.md`; the e15 rows (splits 0-1 only) add `--pretrain-epochs 15` (and `--finetune-lr 0.01`).",
-        ])
+        body = " ".join(
+            [
+                "Scratch vs scalar-pretrained vs CHGNet / SevenNet-0 node features, 40 epochs each, same random",
+                "80/10/10 splits (seeds = split numbers) of `mp_dielectric_open.json.gz`, total tensor, test MAE.",
+                "Each route is compared with the scratch run of the same setting on the same splits (Δ < 0: better).",
+                "Details, per-crystal-system tables and the reading: [docs/pretraining.md](docs/pretraining.md).",
+            ]
+        )
+        command = " ".join(
+            [
+                "Command: `python benchmarks/pretraining.py --splits 0 1 2 3 4 --routes scratch chgnet pretrained",
+                "pretrained_chgnet sevennet --epochs 40 --pretrain-epochs 100 --threads 1`, then",
+                "`python benchmarks/pretraining.py --routes --time-features 100 --threads 1 --report --benchmarks",
+                "BENCHMARKS.md`; the e15 rows (splits 0-1 only) add `--pretrain-epochs 15` (and `--finetune-lr 0.01`).",
+            ]
+        )
         body += "\n\n" + "\n".join(lines) + "\n\n" + "\n".join(cost) + "\n\n" + command
         write_section(benchmarks, "## Pretraining and foundation features", body)
 
@@ -232,8 +270,12 @@ def main() -> None:
 
     setup_logging()  # the library's progress messages (resumed from…, epoch lines) on stderr
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--routes", nargs="*", default=["scratch", "pretrained", "chgnet"],
-                    choices=["scratch", "pretrained", "chgnet", "pretrained_chgnet", "sevennet"])
+    ap.add_argument(
+        "--routes",
+        nargs="*",
+        default=["scratch", "pretrained", "chgnet"],
+        choices=["scratch", "pretrained", "chgnet", "pretrained_chgnet", "sevennet"],
+    )
     ap.add_argument("--splits", nargs="*", type=int, default=[0, 1])
     ap.add_argument("--epochs", type=int, default=40)
     ap.add_argument("--pretrain-dataset", default="perov5-formation")
@@ -255,11 +297,20 @@ def main() -> None:
     if args.routes and args.splits:
         gs = load_graph_set(path, progress=False)
         sha = sha256_file(path)
-        featured = {name: features_step(path, args.runs, name)
-                    for name in sorted({ROUTE_FEATURES[r] for r in args.routes if r in ROUTE_FEATURES})}
-        ckpts = {route: pretrain_step(args.pretrain_dataset, args.pretrain_epochs, args.runs,
-                                      "chgnet" if route == "pretrained_chgnet" else None)
-                 for route in args.routes if route.startswith("pretrained")}
+        featured = {
+            name: features_step(path, args.runs, name)
+            for name in sorted({ROUTE_FEATURES[r] for r in args.routes if r in ROUTE_FEATURES})
+        }
+        ckpts = {
+            route: pretrain_step(
+                args.pretrain_dataset,
+                args.pretrain_epochs,
+                args.runs,
+                "chgnet" if route == "pretrained_chgnet" else None,
+            )
+            for route in args.routes
+            if route.startswith("pretrained")
+        }
         for split in args.splits:  # split-major: every route of split 0 first
             for route in args.routes:
                 run_route(route, split, args, gs, featured, ckpts, sha)

@@ -33,8 +33,10 @@ EXPERIMENTS: dict[str, tuple[dict, dict]] = {
     "best": ({"variant": "goectp", "pooling": "mean", "cell_reduction": "niggli", "symmetrize": True}, {}),
     "best_prim": ({"variant": "goectp", "pooling": "mean", "cell_reduction": "primitive", "symmetrize": True}, {}),
     "noframe_aug": ({"variant": "goectp", "use_frame": False}, {"augment_rotations": True}),
-    "best_noframe_aug": ({"variant": "goectp", "pooling": "mean", "symmetrize": True, "use_frame": False},
-                         {"augment_rotations": True}),
+    "best_noframe_aug": (
+        {"variant": "goectp", "pooling": "mean", "symmetrize": True, "use_frame": False},
+        {"augment_rotations": True},
+    ),
     "mat": ({"variant": "mat"}, {}),
     "icom": ({"variant": "icom"}, {}),
     "filter100": ({"variant": "goectp"}, {"max_abs": 100.0}),
@@ -48,10 +50,13 @@ def mean_tensor_baseline(gs, split_seed: int, target: str = "total") -> dict:
     true = test.targets(target)
     pred = np.broadcast_to(train_mean, true.shape)
     keep = np.abs(true).max(axis=(1, 2)) < 100
-    return {"all": {**tensor_metrics(pred, true), "per_system": per_system_mae(pred, true, test.crystal_systems)},
-            "filtered": {**tensor_metrics(pred[keep], true[keep]),
-                         "per_system": per_system_mae(pred[keep], true[keep],
-                                                      [s for s, k in zip(test.crystal_systems, keep) if k])}}
+    return {
+        "all": {**tensor_metrics(pred, true), "per_system": per_system_mae(pred, true, test.crystal_systems)},
+        "filtered": {
+            **tensor_metrics(pred[keep], true[keep]),
+            "per_system": per_system_mae(pred[keep], true[keep], [s for s, k in zip(test.crystal_systems, keep) if k]),
+        },
+    }
 
 
 def report(runs: Path, gs) -> None:
@@ -69,14 +74,18 @@ def report(runs: Path, gs) -> None:
             ep = [per[s].get("train_config", {}).get("epochs") for s in splits]
             label += f", {'/'.join(map(str, ep))} epochs)" if None not in ep else ")"
             t2[label] = summarize_splits([per[s]["test"][subset]["per_system"] for s in splits])
-            mt[label] = summarize_splits([{k: v for k, v in per[s]["test"][subset].items() if k != "per_system"}
-                                          for s in splits])
+            mt[label] = summarize_splits(
+                [{k: v for k, v in per[s]["test"][subset].items() if k != "per_system"} for s in splits]
+            )
         what = "all test structures" if subset == "all" else "test structures with every |component| < 100"
         sections[f"MAE per crystal system — {what}"] = table2_markdown(t2)
         sections[f"All metrics — {what}"] = metrics_markdown(mt)
         data[subset] = {"per_system": t2, "metrics": mt}
-    times = {n: float(np.median([p["epoch_seconds_median"] for p in per.values()]))
-             for n, per in results.items() if all("epoch_seconds_median" in p for p in per.values())}
+    times = {
+        n: float(np.median([p["epoch_seconds_median"] for p in per.values()]))
+        for n, per in results.items()
+        if all("epoch_seconds_median" in p for p in per.values())
+    }
     sections["Median epoch time (s, this machine, shared CPU)"] = "\n".join(f"- {k}: {v:.2f}" for k, v in times.items())
     write_report(runs / "report", "GoeCTP on the open MP dielectric set (total tensor)", sections, data)
     print((runs / "report.md").read_text())
@@ -109,8 +118,11 @@ def main() -> None:
                 continue
             cfg = TrainConfig(epochs=args.epochs, split_seed=split, seed=split, progress=False, **tcfg)
             res = run_split(gs, GoeCTPConfig(**mcfg), cfg, out, data_sha256=sha)
-            print(f"{name} split {split}: test MAE {res['test']['all']['mae']:.4f} "
-                  f"(filtered {res['test']['filtered']['mae']:.4f}), best epoch {res['best_epoch']}", flush=True)
+            print(
+                f"{name} split {split}: test MAE {res['test']['all']['mae']:.4f} "
+                f"(filtered {res['test']['filtered']['mae']:.4f}), best epoch {res['best_epoch']}",
+                flush=True,
+            )
     if args.report:
         report(args.runs, gs)
 

@@ -37,32 +37,45 @@ def offline_fast_design() -> type:
     from panel.theme.fast import Fast
 
     # keep the class name: Panel finds the design's bundled files under a folder named after it
-    return type("Fast", (Fast,), {"_resources": {k: v for k, v in Fast._resources.items() if k != "font"},
-                                  "__module__": Fast.__module__})
+    return type(
+        "Fast",
+        (Fast,),
+        {"_resources": {k: v for k, v in Fast._resources.items() if k != "font"}, "__module__": Fast.__module__},
+    )
 
 
 class Explorer(param.Parameterized):
     """All components of one session, wired together."""
 
-    def __init__(self, models: ModelSelector | None = None, loader: StructureLoader | None = None,
-                 screening: ScreeningMap | None = None, **params: Any) -> None:
+    def __init__(
+        self,
+        models: ModelSelector | None = None,
+        loader: StructureLoader | None = None,
+        screening: ScreeningMap | None = None,
+        **params: Any,
+    ) -> None:
         super().__init__(**params)
         self.models = models or ModelSelector()
         self.loader = loader or StructureLoader()
         if self.loader.precompute is None:  # an upload's predictions run in the loader's worker thread
             self.loader.precompute = self._precompute
-        self.tensor = TensorEllipsoid(models=self.models, structure=self.loader.structure,
-                                      reference=self.loader.reference, label=self.loader.label)
+        self.tensor = TensorEllipsoid(
+            models=self.models,
+            structure=self.loader.structure,
+            reference=self.loader.reference,
+            label=self.loader.label,
+        )
         self.equivariance = EquivarianceCheck(models=self.models, structure=self.loader.structure)
         self.cell_choice = CellChoiceCheck(models=self.models, structure=self.loader.structure)
-        self.viewer = StructureViewer(models=self.models, structure=self.loader.structure,
-                                      rotation=self.equivariance.rotation)
+        self.viewer = StructureViewer(
+            models=self.models, structure=self.loader.structure, rotation=self.equivariance.rotation
+        )
         self.screening = screening or ScreeningMap(data=shared_screening_data())
         self.screening.loader = self.loader
         self.loader.param.watch(self._on_structure, ["structure", "reference", "label"])
         self.equivariance.param.watch(self._on_rotation, ["rotation"])
 
-    def _precompute(self, structure) -> None:  # noqa: ANN001
+    def _precompute(self, structure) -> None:
         """Run (and cache) every prediction the cards will ask for ``structure``: called in the loader's worker
         thread, so that the cards' updates on the event loop are cache hits."""
         from explorer.geometry import rotate_structure
@@ -88,22 +101,42 @@ class Explorer(param.Parameterized):
         card = dict(sizing_mode="stretch_width", collapsible=False, margin=(8, 8))
         main = [
             pn.Row(
-                pn.Card(self.viewer, title="3D structure · frame F · ε ellipsoid", css_classes=["goectp-card-3d"],
-                        **card),
+                pn.Card(
+                    self.viewer, title="3D structure · frame F · ε ellipsoid", css_classes=["goectp-card-3d"], **card
+                ),
                 pn.Card(self.tensor, title="Predicted dielectric tensor", css_classes=["goectp-card-tensor"], **card),
-                sizing_mode="stretch_width"),
-            pn.Card(self.equivariance, title="Equivariance check: f(RX) vs R f(X) Rᵀ",
-                    css_classes=["goectp-card-equivariance"], **card),
-            pn.Card(self.cell_choice, title="Change of cell: the same crystal in another unit cell",
-                    css_classes=["goectp-card-cell-choice"], **card),
+                sizing_mode="stretch_width",
+            ),
+            pn.Card(
+                self.equivariance,
+                title="Equivariance check: f(RX) vs R f(X) Rᵀ",
+                css_classes=["goectp-card-equivariance"],
+                **card,
+            ),
+            pn.Card(
+                self.cell_choice,
+                title="Change of cell: the same crystal in another unit cell",
+                css_classes=["goectp-card-cell-choice"],
+                **card,
+            ),
             # below the fold and the costliest to build (two Bokeh plots): built after the page has rendered
-            pn.Card(pn.panel(self._screening_view, defer_load=True, sizing_mode="stretch_width", min_height=400),
-                    title="Screening map", css_classes=["goectp-card-screening"], **card),
+            pn.Card(
+                pn.panel(self._screening_view, defer_load=True, sizing_mode="stretch_width", min_height=400),
+                title="Screening map",
+                css_classes=["goectp-card-screening"],
+                **card,
+            ),
         ]
         return pn.template.FastListTemplate(
-            title=TITLE, sidebar=[pn.pane.Markdown(ABOUT), self.models, pn.layout.Divider(), self.loader],
-            main=main, sidebar_width=360, accent="#1f5f8b", header_background="#1f5f8b",
-            design=offline_fast_design(), font_url="")
+            title=TITLE,
+            sidebar=[pn.pane.Markdown(ABOUT), self.models, pn.layout.Divider(), self.loader],
+            main=main,
+            sidebar_width=360,
+            accent="#1f5f8b",
+            header_background="#1f5f8b",
+            design=offline_fast_design(),
+            font_url="",
+        )
 
 
 def shared_screening_data() -> ScreeningData:
@@ -124,15 +157,25 @@ def build_app(**kwargs: Any) -> pn.template.FastListTemplate:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """``python explorer/app.py`` options: loopback only unless ``--address`` says otherwise."""
     parser = argparse.ArgumentParser(
-        prog="python explorer/app.py", description=f"Serve the {TITLE} at http://ADDRESS:PORT/app.",
+        prog="python explorer/app.py",
+        description=f"Serve the {TITLE} at http://ADDRESS:PORT/app.",
         epilog="Sharing a server with other machines: see README (panel serve --address 0.0.0.0 "
-               "--allow-websocket-origin HOST:PORT --num-procs N).")
-    parser.add_argument("--address", default="127.0.0.1",
-                        help="interface to listen on (default 127.0.0.1: this machine only; 0.0.0.0 = every "
-                             "interface, then also pass --allow-websocket-origin)")
+        "--allow-websocket-origin HOST:PORT --num-procs N).",
+    )
+    parser.add_argument(
+        "--address",
+        default="127.0.0.1",
+        help="interface to listen on (default 127.0.0.1: this machine only; 0.0.0.0 = every "
+        "interface, then also pass --allow-websocket-origin)",
+    )
     parser.add_argument("--port", type=int, default=5006, help="port (default 5006; 0 = any free port)")
-    parser.add_argument("--allow-websocket-origin", action="append", default=[], metavar="HOST[:PORT]",
-                        help="host (as typed in the browser) allowed to open the app's websocket; repeatable")
+    parser.add_argument(
+        "--allow-websocket-origin",
+        action="append",
+        default=[],
+        metavar="HOST[:PORT]",
+        help="host (as typed in the browser) allowed to open the app's websocket; repeatable",
+    )
     parser.add_argument("--show", action="store_true", help="open a browser tab")
     return parser.parse_args(argv)
 
@@ -140,8 +183,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     origins = args.allow_websocket_origin or [f"localhost:{args.port}", f"127.0.0.1:{args.port}"]
-    pn.serve({"app": build_app}, address=args.address, port=args.port, websocket_origin=origins,
-             show=args.show, title=TITLE)
+    pn.serve(
+        {"app": build_app}, address=args.address, port=args.port, websocket_origin=origins, show=args.show, title=TITLE
+    )
 
 
 if pn.state.served:

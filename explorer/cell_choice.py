@@ -22,8 +22,13 @@ from explorer.safe import escape_text
 from explorer.tensor_view import matrix_html
 
 TOLERANCE = 1e-6
-CHANGES = ("a → a + b", "random unimodular (det −1)", "random unimodular (det +1)", "supercell 2×1×1",
-           "supercell 2×2×1")
+CHANGES = (
+    "a → a + b",
+    "random unimodular (det −1)",
+    "random unimodular (det +1)",
+    "supercell 2×1×1",
+    "supercell 2×2×1",
+)
 #: The paper's setting: frame of the input cell, sum pooling, no point-group symmetrisation, no frame averaging.
 PAPER_SETTING = {"cell_reduction": "none", "pooling": "sum", "symmetrize": False, "frame_average": False}
 
@@ -96,11 +101,20 @@ class CellChoiceCheck(pn.viewable.Viewer):
                 "Describe the **same crystal** by another unit cell. The shipped model builds its graph from the "
                 "canonical cell and averages over the frames the lattice leaves ambiguous: the tensor does not "
                 "change. The same weights in the paper's setting (frame of the input cell, sum pooling) do.",
-                sizing_mode="stretch_width"),
-            pn.Row(pn.Column(pn.widgets.Select.from_param(self.param.change, label="change of cell"),
-                             pn.widgets.IntInput.from_param(self.param.seed, label="seed (random)"), width=260),
-                   self._results, sizing_mode="stretch_width"),
-            sizing_mode="stretch_width", css_classes=["goectp-cell-choice"])
+                sizing_mode="stretch_width",
+            ),
+            pn.Row(
+                pn.Column(
+                    pn.widgets.Select.from_param(self.param.change, label="change of cell"),
+                    pn.widgets.IntInput.from_param(self.param.seed, label="seed (random)"),
+                    width=260,
+                ),
+                self._results,
+                sizing_mode="stretch_width",
+            ),
+            sizing_mode="stretch_width",
+            css_classes=["goectp-cell-choice"],
+        )
 
     def _paper_model(self) -> Any:
         model = self.models.model
@@ -121,24 +135,37 @@ class CellChoiceCheck(pn.viewable.Viewer):
         try:
             other = changed_cell(self.structure, u)
             shipped, _ = self.models.predict([self.structure, other])
-            paper = predict([self.structure, other], self._paper_model(), device=self.models.device,
-                            max_sites=2000)
+            paper = predict([self.structure, other], self._paper_model(), device=self.models.device, max_sites=2000)
         except Exception as exc:
-            self.param.update(transform=u, error=f"prediction failed: {type(exc).__name__}: {exc}",
-                              drift_shipped=None, drift_paper=None)
+            self.param.update(
+                transform=u,
+                error=f"prediction failed: {type(exc).__name__}: {exc}",
+                drift_shipped=None,
+                drift_paper=None,
+            )
             return
-        self.param.update(transform=u, shipped_x=shipped[0], shipped_ux=shipped[1], paper_x=paper[0],
-                          paper_ux=paper[1], drift_shipped=float(np.abs(shipped[1] - shipped[0]).max()),
-                          drift_paper=float(np.abs(paper[1] - paper[0]).max()), n_sites=len(other),
-                          seconds=time.perf_counter() - start, error="")
+        self.param.update(
+            transform=u,
+            shipped_x=shipped[0],
+            shipped_ux=shipped[1],
+            paper_x=paper[0],
+            paper_ux=paper[1],
+            drift_shipped=float(np.abs(shipped[1] - shipped[0]).max()),
+            drift_paper=float(np.abs(paper[1] - paper[0]).max()),
+            n_sites=len(other),
+            seconds=time.perf_counter() - start,
+            error="",
+        )
 
     @staticmethod
     def _badge(value: float | None, css_id: str, tolerance: float, good: str, bad: str) -> str:
         if value is None:
             return f'<span id="{css_id}" data-value="">–</span>'
         color, word = ("#1a7f37", good) if value < tolerance else ("#cf222e", bad)
-        return (f'<span id="{css_id}" data-value="{value:.6e}" style="font-weight:700;color:{color}">'
-                f"max |Δ| = {value:.3e} — {word}</span>")
+        return (
+            f'<span id="{css_id}" data-value="{value:.6e}" style="font-weight:700;color:{color}">'
+            f"max |Δ| = {value:.3e} — {word}</span>"
+        )
 
     @param.depends("drift_shipped", "drift_paper", "error")
     def _results(self) -> pn.viewable.Viewable:
@@ -148,22 +175,44 @@ class CellChoiceCheck(pn.viewable.Viewer):
             return pn.pane.Alert(escape_text(self.error), alert_type="danger")
         if self.drift_shipped is None:
             return pn.pane.Markdown("Load a structure and choose a model.")
-        u = matrix_html(self.transform.astype(float), f"U (new basis = old basis · U), {self.n_sites} sites",
-                        "cell-change-matrix", digits=0)
+        u = matrix_html(
+            self.transform.astype(float),
+            f"U (new basis = old basis · U), {self.n_sites} sites",
+            "cell-change-matrix",
+            digits=0,
+        )
 
         def row(title: str, a: np.ndarray, b: np.ndarray, drift: float, css: str, good: str, bad: str) -> str:
-            return (f"<div style='margin-top:8px'><div style='font-weight:700'>{title}</div>"
-                    "<div style='display:flex;gap:20px;flex-wrap:wrap;align-items:center'>"
-                    f"{matrix_html(a, 'original cell', digits=4)}{matrix_html(b, 'changed cell', digits=4)}"
-                    f"<div>{self._badge(drift, css, self.tolerance, good, bad)}</div></div></div>")
+            return (
+                f"<div style='margin-top:8px'><div style='font-weight:700'>{title}</div>"
+                "<div style='display:flex;gap:20px;flex-wrap:wrap;align-items:center'>"
+                f"{matrix_html(a, 'original cell', digits=4)}{matrix_html(b, 'changed cell', digits=4)}"
+                f"<div>{self._badge(drift, css, self.tolerance, good, bad)}</div></div></div>"
+            )
 
-        html = (f"<div style='display:flex;gap:24px'>{u}</div>"
-                + row("Shipped model (canonical cell, frame averaging)", self.shipped_x, self.shipped_ux,
-                      self.drift_shipped, "cell-drift-shipped", "unchanged", "CHANGED")
-                + row("Same weights, paper's setting (input-cell frame, sum pooling)", self.paper_x, self.paper_ux,
-                      self.drift_paper, "cell-drift-paper", "unchanged here", "drifts")
-                + f"<div style='color:#666;font-size:0.85em;margin-top:6px'>tolerance {self.tolerance:g}; "
-                  f"update took {self.seconds * 1000:.0f} ms</div>")
+        html = (
+            f"<div style='display:flex;gap:24px'>{u}</div>"
+            + row(
+                "Shipped model (canonical cell, frame averaging)",
+                self.shipped_x,
+                self.shipped_ux,
+                self.drift_shipped,
+                "cell-drift-shipped",
+                "unchanged",
+                "CHANGED",
+            )
+            + row(
+                "Same weights, paper's setting (input-cell frame, sum pooling)",
+                self.paper_x,
+                self.paper_ux,
+                self.drift_paper,
+                "cell-drift-paper",
+                "unchanged here",
+                "drifts",
+            )
+            + f"<div style='color:#666;font-size:0.85em;margin-top:6px'>tolerance {self.tolerance:g}; "
+            f"update took {self.seconds * 1000:.0f} ms</div>"
+        )
         return pn.pane.HTML(html, sizing_mode="stretch_width", css_classes=["goectp-cell-choice-results"])
 
     def __panel__(self) -> pn.viewable.Viewable:

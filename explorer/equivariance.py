@@ -33,8 +33,10 @@ def _badge(value: float | None, css_id: str, tolerance: float) -> str:
         return f'<span id="{css_id}" data-value="">–</span>'
     ok = value < tolerance
     color, word = ("#1a7f37", "equivariant") if ok else ("#cf222e", "NOT equivariant")
-    return (f'<span id="{css_id}" data-value="{value:.6e}" style="font-weight:700;color:{color}">'
-            f"max |Δ| = {value:.3e} — {word}</span>")
+    return (
+        f'<span id="{css_id}" data-value="{value:.6e}" style="font-weight:700;color:{color}">'
+        f"max |Δ| = {value:.3e} — {word}</span>"
+    )
 
 
 class EquivarianceCheck(pn.viewable.Viewer):
@@ -90,15 +92,29 @@ class EquivarianceCheck(pn.viewable.Viewer):
             f_both, _ = self.models.predict([self.structure, rotated])
             g_both, _ = self.models.predict([self.structure, rotated], use_frame=False)
         except Exception as exc:
-            self.param.update(rotation=rot, error=f"prediction failed: {type(exc).__name__}: {exc}",
-                              error_frame=None, error_backbone=None)
+            self.param.update(
+                rotation=rot,
+                error=f"prediction failed: {type(exc).__name__}: {exc}",
+                error_frame=None,
+                error_backbone=None,
+            )
             return
         f_x, f_rx = f_both
         g_x, g_rx = g_both
         rf_x, rg_x = conjugate(rot, f_x), conjugate(rot, g_x)
-        self.param.update(rotation=rot, f_x=f_x, f_rx=f_rx, rf_x=rf_x, g_x=g_x, g_rx=g_rx, rg_x=rg_x,
-                          error_frame=max_abs_diff(f_rx, rf_x), error_backbone=max_abs_diff(g_rx, rg_x),
-                          seconds=time.perf_counter() - start, error="")
+        self.param.update(
+            rotation=rot,
+            f_x=f_x,
+            f_rx=f_rx,
+            rf_x=rf_x,
+            g_x=g_x,
+            g_rx=g_rx,
+            rg_x=rg_x,
+            error_frame=max_abs_diff(f_rx, rf_x),
+            error_backbone=max_abs_diff(g_rx, rg_x),
+            seconds=time.perf_counter() - start,
+            error="",
+        )
 
     # ------------------------------------------------------------------------------------------------ view
     @param.depends("rotation", "error_frame", "error_backbone", "error")
@@ -112,25 +128,49 @@ class EquivarianceCheck(pn.viewable.Viewer):
         r_html = matrix_html(self.rotation, f"R ({kind}, det R = {det:+.0f})", "rotation-matrix", digits=4)
 
         def row(title: str, a: np.ndarray, b: np.ndarray, err: float, css: str, la: str, lb: str) -> str:
-            return (f"<div style='margin-top:8px'><div style='font-weight:700'>{title}</div>"
-                    "<div style='display:flex;gap:20px;flex-wrap:wrap;align-items:center'>"
-                    f"{matrix_html(a, la, digits=4)}{matrix_html(b, lb, digits=4)}"
-                    f"<div>{_badge(err, css, self.tolerance)}</div></div></div>")
+            return (
+                f"<div style='margin-top:8px'><div style='font-weight:700'>{title}</div>"
+                "<div style='display:flex;gap:20px;flex-wrap:wrap;align-items:center'>"
+                f"{matrix_html(a, la, digits=4)}{matrix_html(b, lb, digits=4)}"
+                f"<div>{_badge(err, css, self.tolerance)}</div></div></div>"
+            )
 
-        html = (f"<div style='display:flex;gap:24px'>{r_html}</div>"
-                + row("GoeCTP f(X) = F g(Fᵀ X) Fᵀ (with the polar frame)", self.f_rx, self.rf_x,
-                      self.error_frame, "equivariance-error-frame", "f(R X)", "R f(X) Rᵀ")
-                + row("Backbone g alone (frame replaced by the identity)", self.g_rx, self.rg_x,
-                      self.error_backbone, "equivariance-error-backbone", "g(R X)", "R g(X) Rᵀ")
-                + f"<div style='color:#666;font-size:0.85em;margin-top:6px'>tolerance {self.tolerance:g}; "
-                  f"update took {self.seconds * 1000:.0f} ms (two graphs rebuilt, four predictions, cached)</div>")
+        html = (
+            f"<div style='display:flex;gap:24px'>{r_html}</div>"
+            + row(
+                "GoeCTP f(X) = F g(Fᵀ X) Fᵀ (with the polar frame)",
+                self.f_rx,
+                self.rf_x,
+                self.error_frame,
+                "equivariance-error-frame",
+                "f(R X)",
+                "R f(X) Rᵀ",
+            )
+            + row(
+                "Backbone g alone (frame replaced by the identity)",
+                self.g_rx,
+                self.rg_x,
+                self.error_backbone,
+                "equivariance-error-backbone",
+                "g(R X)",
+                "R g(X) Rᵀ",
+            )
+            + f"<div style='color:#666;font-size:0.85em;margin-top:6px'>tolerance {self.tolerance:g}; "
+            f"update took {self.seconds * 1000:.0f} ms (two graphs rebuilt, four predictions, cached)</div>"
+        )
         return pn.pane.HTML(html, sizing_mode="stretch_width", css_classes=["goectp-equivariance-results"])
 
     def _slider(self, name: str, label: str, step: float) -> pn.widgets.FloatSlider:
         """A slider that sets the parameter on release (``value_throttled``): one update per gesture."""
         p = self.param[name]
-        slider = pn.widgets.FloatSlider(label=label, start=p.bounds[0], end=p.bounds[1], step=step,
-                                        value=getattr(self, name), css_classes=[f"goectp-slider-{name}"])
+        slider = pn.widgets.FloatSlider(
+            label=label,
+            start=p.bounds[0],
+            end=p.bounds[1],
+            step=step,
+            value=getattr(self, name),
+            css_classes=[f"goectp-slider-{name}"],
+        )
         slider.param.watch(lambda e: setattr(self, name, e.new), "value_throttled")
         self.param.watch(lambda e: setattr(slider, "value", e.new), name)  # random rotation moves the slider
         return slider
@@ -145,14 +185,24 @@ class EquivarianceCheck(pn.viewable.Viewer):
             self._slider("axis_theta", "axis θ (°)", 0.5),
             self._slider("axis_phi", "axis φ (°)", 0.5),
             self._slider("angle", "angle ω (°)", 1.0),
-            pn.Row(pn.widgets.Checkbox.from_param(self.param.reflect, name="reflect (mirror ⟂ axis)"),
-                   pn.widgets.Button.from_param(self.param.randomize, color="primary",
-                                                css_classes=["goectp-random-rotation"])),
-            width=320)
+            pn.Row(
+                pn.widgets.Checkbox.from_param(self.param.reflect, name="reflect (mirror ⟂ axis)"),
+                pn.widgets.Button.from_param(
+                    self.param.randomize, color="primary", css_classes=["goectp-random-rotation"]
+                ),
+            ),
+            width=320,
+        )
         text = pn.pane.Markdown(
             "Rotate the **crystal** by R (its graph is rebuilt from the rotated structure). An equivariant model "
             "gives **f(RX) = R f(X) Rᵀ**. The polar frame F of the lattice turns into R F, so the network g only "
             "ever sees the same canonical crystal. Switch the 3D view to *rotated (R X)*: the ellipsoid turns with "
-            "the crystal.", sizing_mode="stretch_width")
-        return pn.Column(text, pn.Row(sliders, self._results, sizing_mode="stretch_width"),
-                         sizing_mode="stretch_width", css_classes=["goectp-equivariance"])
+            "the crystal.",
+            sizing_mode="stretch_width",
+        )
+        return pn.Column(
+            text,
+            pn.Row(sliders, self._results, sizing_mode="stretch_width"),
+            sizing_mode="stretch_width",
+            css_classes=["goectp-equivariance"],
+        )

@@ -51,11 +51,13 @@ def random_rotation(rng: np.random.Generator) -> np.ndarray:
     """A rotation drawn uniformly from SO(3) (Haar measure, via a random unit quaternion)."""
     q = rng.normal(size=4)
     w, x, y, z = q / np.linalg.norm(q)
-    return np.array([
-        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
-    ])
+    return np.array(
+        [
+            [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+            [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+            [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+        ]
+    )
 
 
 def rotation_to_axis_angle(rot: np.ndarray) -> tuple[float, float, float]:
@@ -76,7 +78,7 @@ def rotation_to_axis_angle(rot: np.ndarray) -> tuple[float, float, float]:
     return theta, phi, math.degrees(w)
 
 
-def rotate_structure(structure, rot: np.ndarray):  # noqa: ANN001, ANN201 - pymatgen Structure in and out
+def rotate_structure(structure, rot: np.ndarray):
     """Rotate/reflect a crystal by ``R``: new lattice vectors ``R aᵢ``, same fractional coordinates and species.
 
     This rotates the *structure* (the graph must be rebuilt from it), never a finished graph.
@@ -181,8 +183,9 @@ def _unit_sphere(n_lat: int, n_lon: int) -> tuple[np.ndarray, np.ndarray]:
     return verts, np.asarray(faces, dtype=np.int64)
 
 
-def ellipsoid_geometry(tensor: np.ndarray, center: np.ndarray | None = None, size: float = 1.0,
-                       resolution: int = 18) -> Ellipsoid:
+def ellipsoid_geometry(
+    tensor: np.ndarray, center: np.ndarray | None = None, size: float = 1.0, resolution: int = 18
+) -> Ellipsoid:
     """Mesh of the tensor ellipsoid: principal axes = eigenvectors, semi-axes ``∝ |eigenvalues|``.
 
     Args:

@@ -44,16 +44,16 @@ SEARCH_EXAMPLES = ("TiO2", "mp-390")
 _WORKERS = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="goectp-loader")
 
 
-
-def default_structure():  # noqa: ANN201
+def default_structure():
     """Cubic SrTiO3 (Pm-3m, a = 3.905 Å): shown when the example gallery has not been built."""
     from pymatgen.core import Lattice, Structure
 
-    return Structure.from_spacegroup("Pm-3m", Lattice.cubic(3.905), ["Sr", "Ti", "O"],
-                                     [[0, 0, 0], [0.5, 0.5, 0.5], [0.5, 0.5, 0]])
+    return Structure.from_spacegroup(
+        "Pm-3m", Lattice.cubic(3.905), ["Sr", "Ti", "O"], [[0, 0, 0], [0.5, 0.5, 0.5], [0.5, 0.5, 0]]
+    )
 
 
-def describe_structure(structure) -> dict[str, Any]:  # noqa: ANN001
+def describe_structure(structure) -> dict[str, Any]:
     """Formula, number of sites, space group (spglib, symprec 0.01 Å) and lattice parameters."""
     from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
@@ -64,27 +64,38 @@ def describe_structure(structure) -> dict[str, Any]:  # noqa: ANN001
     except Exception:  # spglib can fail on odd cells; the description is informative only
         spacegroup, system = "unknown", "unknown"
     lat = structure.lattice
-    return {"formula": structure.composition.reduced_formula, "n_sites": len(structure), "spacegroup": spacegroup,
-            "crystal_system": system, "abc": lat.abc, "angles": lat.angles, "volume": lat.volume}
+    return {
+        "formula": structure.composition.reduced_formula,
+        "n_sites": len(structure),
+        "spacegroup": spacegroup,
+        "crystal_system": system,
+        "abc": lat.abc,
+        "angles": lat.angles,
+        "volume": lat.volume,
+    }
 
 
-def check_at_the_door(structure, max_sites: int = MAX_SITES) -> None:  # noqa: ANN001
+def check_at_the_door(structure, max_sites: int = MAX_SITES) -> None:
     """The library's validation plus what would only fail later in every card: absurd lattice lengths and
     overlapping atoms. Raises ``StructureError`` with the reason."""
     from goectp.structures import StructureError, validate_structure
 
     lengths = np.linalg.norm(np.asarray(structure.lattice.matrix, dtype=np.float64), axis=1)
     if not np.all(np.isfinite(lengths)) or lengths.max() > MAX_LATTICE_LENGTH:
-        raise StructureError(f"lattice vector of {lengths.max():.3g} Å, longer than {MAX_LATTICE_LENGTH:g} Å: "
-                             "check the units (Å expected)")
+        raise StructureError(
+            f"lattice vector of {lengths.max():.3g} Å, longer than {MAX_LATTICE_LENGTH:g} Å: "
+            "check the units (Å expected)"
+        )
     validate_structure(structure, max_sites=max_sites)
     if len(structure) > 1:
         dist = np.asarray(structure.distance_matrix, dtype=np.float64)
         np.fill_diagonal(dist, np.inf)
         i, j = np.unravel_index(np.argmin(dist), dist.shape)
         if dist[i, j] < MIN_DISTANCE:
-            raise StructureError(f"atoms {i} ({structure[i].species_string}) and {j} ({structure[j].species_string})"
-                                 f" overlap: {dist[i, j]:.3g} Å apart (less than {MIN_DISTANCE} Å)")
+            raise StructureError(
+                f"atoms {i} ({structure[i].species_string}) and {j} ({structure[j].species_string})"
+                f" overlap: {dist[i, j]:.3g} Å apart (less than {MIN_DISTANCE} Å)"
+            )
 
 
 def precheck_text(text: str, fmt: str, max_sites: int = MAX_SITES) -> str:
@@ -93,11 +104,15 @@ def precheck_text(text: str, fmt: str, max_sites: int = MAX_SITES) -> str:
     huge. One pass over the text: microseconds, where pymatgen's parse of a 20,000-site CIF takes a minute."""
     at_least, at_most = estimate_sites(text, fmt)
     if at_least > max_sites:
-        return (f"the file lists {at_least} sites, more than the explorer's limit of {max_sites} "
-                "(use the goectp CLI for large cells)")
+        return (
+            f"the file lists {at_least} sites, more than the explorer's limit of {max_sites} "
+            "(use the goectp CLI for large cells)"
+        )
     if at_most > MAX_SYMMETRY_EXPANSION * max_sites:
-        return (f"its {at_least} atom rows × symmetry operations would generate up to {at_most} sites, more than "
-                f"the explorer handles ({MAX_SYMMETRY_EXPANSION} × {max_sites}); use the goectp CLI")
+        return (
+            f"its {at_least} atom rows × symmetry operations would generate up to {at_most} sites, more than "
+            f"the explorer handles ({MAX_SYMMETRY_EXPANSION} × {max_sites}); use the goectp CLI"
+        )
     return ""
 
 
@@ -111,7 +126,7 @@ class Prepared:
     error: str = ""
 
 
-def prepare_structure(structure, label: str, max_sites: int = MAX_SITES) -> Prepared:  # noqa: ANN001
+def prepare_structure(structure, label: str, max_sites: int = MAX_SITES) -> Prepared:
     """Check ``structure`` and describe it (thread-safe: touches no session state)."""
     from goectp.structures import StructureError
 
@@ -128,8 +143,10 @@ def decode_upload(data: bytes | None, filename: str, max_bytes: int = MAX_UPLOAD
     if data is None or len(data) == 0:
         return "", f"{filename}: the file is empty (0 bytes)"
     if len(data) > max_bytes:
-        return "", (f"{filename}: the file is {len(data) / 1e6:.1f} MB, more than the explorer's limit of "
-                    f"{max_bytes / 1e6:.1f} MB (use the goectp CLI for large files)")
+        return "", (
+            f"{filename}: the file is {len(data) / 1e6:.1f} MB, more than the explorer's limit of "
+            f"{max_bytes / 1e6:.1f} MB (use the goectp CLI for large files)"
+        )
     try:
         return data.decode("utf-8"), ""
     except UnicodeDecodeError:
@@ -156,8 +173,9 @@ def prepare_text(text: str, filename: str, max_sites: int = MAX_SITES) -> Prepar
     return prepare_structure(structure, filename, max_sites=max_sites)
 
 
-def prepare_upload(data: bytes | None, filename: str, max_bytes: int = MAX_UPLOAD_BYTES,
-                   max_sites: int = MAX_SITES) -> Prepared:
+def prepare_upload(
+    data: bytes | None, filename: str, max_bytes: int = MAX_UPLOAD_BYTES, max_sites: int = MAX_SITES
+) -> Prepared:
     """An uploaded file from bytes to a checked structure, or the reason it is refused (thread-safe)."""
     text, error = decode_upload(data, filename, max_bytes)
     return Prepared(error=error) if error else prepare_text(text, filename, max_sites=max_sites)
@@ -195,7 +213,7 @@ class ExampleGallery:
                 return e
         raise KeyError(f"no example named {name!r}; examples: {self.names}")
 
-    def structure(self, name: str):  # noqa: ANN201
+    def structure(self, name: str):
         return self.prepared(name).structure
 
     def prepared(self, name: str, max_sites: int = MAX_SITES) -> Prepared:
@@ -286,8 +304,9 @@ class DatasetIndex:
             raise KeyError(f"no record {key!r} in {DATASET_FILE}")
         rec = records[key]
         reference = {name: np.asarray(rec[name], dtype=np.float64) for name in ("electronic", "ionic", "total")}
-        reference.update(id=key, band_gap=rec.get("band_gap"), source=rec.get("source", ""),
-                         material_id=rec.get("material_id"))
+        reference.update(
+            id=key, band_gap=rec.get("band_gap"), source=rec.get("source", ""), material_id=rec.get("material_id")
+        )
         return Structure.from_dict(rec["structure"]), reference
 
 
@@ -313,20 +332,30 @@ class StructureLoader(pn.viewable.Viewer):
     dataset_query = param.String(default="", doc="Formula or id to search in the dataset")
     dataset_choice = param.Selector(default=None, objects=[], allow_None=True)
     busy = param.Boolean(default=False, doc="An upload is being read (in a worker thread)")
-    precompute = param.Callable(default=None, allow_None=True, doc=(
-        "Called with a freshly parsed upload in the worker thread, before it is shown (the app warms the model's "
-        "prediction cache there, so that the cards' updates on the event loop are cache hits)"))
+    precompute = param.Callable(
+        default=None,
+        allow_None=True,
+        doc=(
+            "Called with a freshly parsed upload in the worker thread, before it is shown (the app warms the model's "
+            "prediction cache there, so that the cards' updates on the event loop are cache hits)"
+        ),
+    )
 
-    def __init__(self, gallery: ExampleGallery | None = None, dataset: DatasetIndex | None = None,
-                 **params: Any) -> None:
+    def __init__(
+        self, gallery: ExampleGallery | None = None, dataset: DatasetIndex | None = None, **params: Any
+    ) -> None:
         super().__init__(**params)
         self.gallery = gallery if gallery is not None else ExampleGallery()
         # the data set is read-only: one index per server process, shared by every session
         self.dataset = dataset if dataset is not None else pn.state.as_cached("goectp-dataset-index", DatasetIndex)
         self.param.example.objects = self.gallery.names
         self._file_input = pn.widgets.FileInput(
-            accept=".cif,.mcif,.vasp,.poscar,.xyz,.extxyz,.json,POSCAR,CONTCAR", multiple=False, label="Upload",
-            css_classes=["goectp-upload"], sizing_mode="stretch_width")
+            accept=".cif,.mcif,.vasp,.poscar,.xyz,.extxyz,.json,POSCAR,CONTCAR",
+            multiple=False,
+            label="Upload",
+            css_classes=["goectp-upload"],
+            sizing_mode="stretch_width",
+        )
         # "filename" too: a 0-byte file arrives as value None (Panel decodes '' to None), only its name changes
         self._file_input.param.watch(self._on_upload, ["value", "filename"])
         self._dataset_results: dict[str, str] = {}
@@ -337,8 +366,9 @@ class StructureLoader(pn.viewable.Viewer):
                 self.set_structure(default_structure(), "SrTiO3 (built-in)", "python")
 
     # ------------------------------------------------------------------------------------------------ API
-    def set_structure(self, structure, label: str, source: str, reference: dict | None = None,  # noqa: ANN001
-                      info: dict | None = None) -> bool:
+    def set_structure(
+        self, structure, label: str, source: str, reference: dict | None = None, info: dict | None = None
+    ) -> bool:
         """Check and show ``structure``; on failure set ``error`` and keep the previous one. Returns success.
 
         ``info`` (from :func:`prepare_structure`): the structure was checked already (off the event loop)."""
@@ -348,9 +378,15 @@ class StructureLoader(pn.viewable.Viewer):
                 self.param.update(error=prepared.error, message="")
                 return False
             info = prepared.info
-        self.param.update(structure=structure, label=label, source=source, reference=reference, info=info,
-                          error="", message=f"Loaded {label}: {info['formula']}, {len(structure)} sites, "
-                                            f"{info['spacegroup']}")
+        self.param.update(
+            structure=structure,
+            label=label,
+            source=source,
+            reference=reference,
+            info=info,
+            error="",
+            message=f"Loaded {label}: {info['formula']}, {len(structure)} sites, {info['spacegroup']}",
+        )
         return True
 
     def _apply_upload(self, prepared: Prepared, filename: str) -> bool:
@@ -472,13 +508,25 @@ class StructureLoader(pn.viewable.Viewer):
     @param.depends("error", "message", "busy")
     def _status(self) -> pn.viewable.Viewable:
         if self.error:
-            return pn.pane.Alert(f"**Could not load the structure.** {escape_text(self.error)}", alert_type="danger",
-                                 css_classes=["goectp-load-error"], sizing_mode="stretch_width")
+            return pn.pane.Alert(
+                f"**Could not load the structure.** {escape_text(self.error)}",
+                alert_type="danger",
+                css_classes=["goectp-load-error"],
+                sizing_mode="stretch_width",
+            )
         if self.busy:
-            return pn.pane.Alert(escape_text(self.message), alert_type="info", css_classes=["goectp-load-busy"],
-                                 sizing_mode="stretch_width")
-        return pn.pane.Alert(escape_text(self.message) if self.message else "Choose a structure.",
-                             alert_type="success", css_classes=["goectp-load-ok"], sizing_mode="stretch_width")
+            return pn.pane.Alert(
+                escape_text(self.message),
+                alert_type="info",
+                css_classes=["goectp-load-busy"],
+                sizing_mode="stretch_width",
+            )
+        return pn.pane.Alert(
+            escape_text(self.message) if self.message else "Choose a structure.",
+            alert_type="success",
+            css_classes=["goectp-load-ok"],
+            sizing_mode="stretch_width",
+        )
 
     @param.depends("info", "label")
     def _summary(self) -> pn.viewable.Viewable:
@@ -491,7 +539,8 @@ class StructureLoader(pn.viewable.Viewer):
             f"**{escape_text(i['formula'])}** — {escape_text(self.label)}  \n{i['n_sites']} sites, "
             f"{escape_text(i['spacegroup'])}, {escape_text(i['crystal_system'])}  \n"
             f"a, b, c = {a:.3f}, {b:.3f}, {c:.3f} Å; α, β, γ = {al:.1f}°, {be:.1f}°, {ga:.1f}°",
-            css_classes=["goectp-structure-summary"])
+            css_classes=["goectp-structure-summary"],
+        )
 
     def _dataset_panel(self) -> pn.viewable.Viewable:
         if not self.dataset.available:
@@ -500,19 +549,28 @@ class StructureLoader(pn.viewable.Viewer):
         load = pn.widgets.Button(label="Load record", color="primary")
         load.on_click(self._load_choice)
         return pn.Column(
-            pn.widgets.TextInput.from_param(self.param.dataset_query, name="Search the DFPT dataset (formula or id)",
-                                            placeholder="e.g. " + ", ".join(SEARCH_EXAMPLES)),
+            pn.widgets.TextInput.from_param(
+                self.param.dataset_query,
+                name="Search the DFPT dataset (formula or id)",
+                placeholder="e.g. " + ", ".join(SEARCH_EXAMPLES),
+            ),
             pn.widgets.Select.from_param(self.param.dataset_choice, name="Matches"),
-            load, sizing_mode="stretch_width")
+            load,
+            sizing_mode="stretch_width",
+        )
 
     def __panel__(self) -> pn.viewable.Viewable:
-        gallery = (pn.widgets.Select.from_param(self.param.example, name="Example gallery")
-                   if self.gallery.names else pn.pane.Markdown("*No examples: run scripts/build_examples.py.*"))
+        gallery = (
+            pn.widgets.Select.from_param(self.param.example, name="Example gallery")
+            if self.gallery.names
+            else pn.pane.Markdown("*No examples: run scripts/build_examples.py.*")
+        )
         return pn.Column(
             pn.pane.Markdown("### Structure"),
             gallery,
-            pn.pane.Markdown(f"Upload CIF / POSCAR / extxyz (≤ {self.max_upload_bytes / 1e6:.0f} MB, "
-                             f"≤ {self.max_sites} sites):"),
+            pn.pane.Markdown(
+                f"Upload CIF / POSCAR / extxyz (≤ {self.max_upload_bytes / 1e6:.0f} MB, ≤ {self.max_sites} sites):"
+            ),
             self._file_input,
             self._dataset_panel(),
             self._status,

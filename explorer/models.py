@@ -63,7 +63,7 @@ SHARED_PREDICTIONS = SharedPredictions()
 _PREDICT_LOCK = threading.RLock()
 
 
-def build_demo_model(seeds: tuple[int, ...] = DEMO_SEEDS, hidden: int = 64):  # noqa: ANN201
+def build_demo_model(seeds: tuple[int, ...] = DEMO_SEEDS, hidden: int = 64):
     """Untrained GoeCTP ensemble with fixed seeds (for trying the app before a trained model is shipped).
 
     Its numbers mean nothing physically; the equivariance check works exactly as for a trained model. The
@@ -80,7 +80,7 @@ def build_demo_model(seeds: tuple[int, ...] = DEMO_SEEDS, hidden: int = 64):  # 
     return Ensemble(members, [f"demo-seed{s}" for s in seeds]).eval()
 
 
-def structure_key(structure) -> str:  # noqa: ANN001
+def structure_key(structure) -> str:
     """Content hash of a structure (lattice, fractional coordinates, species) for the prediction cache."""
     h = hashlib.sha1()
     h.update(np.ascontiguousarray(structure.lattice.matrix, dtype=np.float64).tobytes())
@@ -89,7 +89,7 @@ def structure_key(structure) -> str:  # noqa: ANN001
     return h.hexdigest()
 
 
-def model_target(model) -> str:  # noqa: ANN001
+def model_target(model) -> str:
     """Which DFPT tensor a model predicts ('total', 'electronic' or 'ionic'), from its checkpoint metadata."""
     candidates = [model, *getattr(model, "members", [])]
     for m in candidates:
@@ -118,9 +118,15 @@ class ModelSelector(pn.viewable.Viewer):
     version = param.Integer(default=0, doc="Incremented when the effective model changes")
     error = param.String(default="")
     cache_size = param.Integer(default=256, bounds=(1, None))
-    num_threads = param.Integer(default=1, bounds=(1, None), allow_None=True, doc=(
-        "CPU threads for one interactive prediction (None: torch's setting). One structure is a tiny graph: extra "
-        "threads only add synchronisation, which on a busy machine costs seconds; restored after each call"))
+    num_threads = param.Integer(
+        default=1,
+        bounds=(1, None),
+        allow_None=True,
+        doc=(
+            "CPU threads for one interactive prediction (None: torch's setting). One structure is a tiny graph: extra "
+            "threads only add synchronisation, which on a busy machine costs seconds; restored after each call"
+        ),
+    )
 
     def __init__(self, models: dict[str, Any] | None = None, **params: Any) -> None:
         """``models``: extra in-memory models by name (tests, notebooks), listed before the shipped ones."""
@@ -204,8 +210,10 @@ class ModelSelector(pn.viewable.Viewer):
             dtype = torch.float64 if self.precision == "float64" else torch.float32
             if next(model.parameters()).dtype != dtype:
                 if self.model_name in self._stamps:  # a shared model: its converted copy is shared too
-                    model = pn.state.as_cached(f"goectp-effective-{key}-{self._stamps[self.model_name]}",
-                                               lambda m=model: copy.deepcopy(m).to(dtype).eval())
+                    model = pn.state.as_cached(
+                        f"goectp-effective-{key}-{self._stamps[self.model_name]}",
+                        lambda m=model: copy.deepcopy(m).to(dtype).eval(),
+                    )
                 else:
                     model = copy.deepcopy(model).to(dtype)
             self._effective_models[key] = model.eval()
@@ -220,12 +228,17 @@ class ModelSelector(pn.viewable.Viewer):
         cfg = base.config
         what = f"{self.model_name}"
         if hasattr(base, "members"):
-            what += (f", ensemble of {len(base.members)} (mean ± std)" if self.mode == ENSEMBLE_MEAN
-                     else f", member {self.member} ({base.names[self.member]}) of {len(base.members)}")
+            what += (
+                f", ensemble of {len(base.members)} (mean ± std)"
+                if self.mode == ENSEMBLE_MEAN
+                else f", member {self.member} ({base.names[self.member]}) of {len(base.members)}"
+            )
         label = "UNTRAINED DEMO MODEL — numbers are meaningless; " if self.is_demo else ""
         inputs = f", + {cfg.node_features} node features" if getattr(cfg, "node_features", None) else ""
-        return (f"{label}{what}; variant {cfg.variant}{inputs}, hidden {cfg.hidden}, target ε {self.target}; "
-                f"{self.precision} on {self.device.type.upper()}")
+        return (
+            f"{label}{what}; variant {cfg.variant}{inputs}, hidden {cfg.hidden}, target ε {self.target}; "
+            f"{self.precision} on {self.device.type.upper()}"
+        )
 
     # ------------------------------------------------------------------------------------------------ predict
     @contextlib.contextmanager
@@ -301,7 +314,7 @@ class ModelSelector(pn.viewable.Viewer):
             return None
         try:
             base = self._load(self.model_name)
-        except Exception:  # noqa: BLE001 - the load error is shown by the status view
+        except Exception:
             return None
         from goectp.calibration import calibration_for
 
@@ -314,7 +327,7 @@ class ModelSelector(pn.viewable.Viewer):
 
         return ensemble_statistics(self.predict_members(structures), calibration=self.calibration)
 
-    def ood_one(self, structure) -> dict[str, Any] | None:  # noqa: ANN001
+    def ood_one(self, structure) -> dict[str, Any] | None:
         """Out-of-distribution flag of one structure (``{"flag", "reasons", ...}``; ``None`` without calibration)."""
         cal = self.calibration
         if cal is None:
@@ -333,7 +346,7 @@ class ModelSelector(pn.viewable.Viewer):
             cache[key] = cal.ood([element_symbols(graphs[0].z.tolist())], stats, pooled)[0]
         return cache[key]
 
-    def predict_one(self, structure, use_frame: bool | None = None) -> tuple[np.ndarray, np.ndarray]:  # noqa: ANN001
+    def predict_one(self, structure, use_frame: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
         mean, std = self.predict([structure], use_frame=use_frame)
         return mean[0], std[0]
 
@@ -354,8 +367,9 @@ class ModelSelector(pn.viewable.Viewer):
         n = self.n_members
         if n < 2:
             return pn.pane.Markdown("Single model (no ensemble std).")
-        return pn.widgets.IntSlider.from_param(self.param.member, start=0, end=n - 1, name="Member",
-                                               disabled=self.mode != SINGLE_MEMBER)
+        return pn.widgets.IntSlider.from_param(
+            self.param.member, start=0, end=n - 1, name="Member", disabled=self.mode != SINGLE_MEMBER
+        )
 
     def __panel__(self) -> pn.viewable.Viewable:
         return pn.Column(

@@ -83,8 +83,13 @@ def cell_edges(lattice_rows: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
     return edges
 
 
-def structure_scene(structure, bonds: bool = True, boundary_tol: float = 1e-3,  # noqa: ANN001
-                    bond_tolerance: float = BOND_TOLERANCE, bond_margin: float = 0.02) -> Scene:
+def structure_scene(
+    structure,
+    bonds: bool = True,
+    boundary_tol: float = 1e-3,
+    bond_tolerance: float = BOND_TOLERANCE,
+    bond_margin: float = 0.02,
+) -> Scene:
     """Pure-Python scene: atoms in the cell plus their images on the cell faces, covalent bonds, cell edges.
 
     A bond ``i–j`` is drawn when ``d < bond_tolerance (r_i + r_j)`` (covalent radii; no metal–metal bonds in
@@ -138,7 +143,7 @@ def structure_scene(structure, bonds: bool = True, boundary_tol: float = 1e-3,  
     return scene
 
 
-def crystal_toolkit_scene(structure) -> Scene:  # noqa: ANN001
+def crystal_toolkit_scene(structure) -> Scene:
     """Scene from crystal-toolkit's ``Structure.get_scene()`` JSON (spheres, cylinders, lines). Lazy import."""
     import crystal_toolkit  # noqa: F401 - registers Structure.get_scene (and changes pymatgen's Jupyter display)
 
@@ -194,8 +199,14 @@ def atom_radius(symbol: str) -> float:
     return 0.22 + 0.2 * covalent_radius(symbol)
 
 
-def scene_view(scene: Scene, js_url: str = "3Dmol-min.js", width: str = "100%", height: str = "100%",
-               bond_radius: float = 0.1, ellipsoid_opacity: float = 0.75):  # noqa: ANN201
+def scene_view(
+    scene: Scene,
+    js_url: str = "3Dmol-min.js",
+    width: str = "100%",
+    height: str = "100%",
+    bond_radius: float = 0.1,
+    ellipsoid_opacity: float = 0.75,
+):
     """Build a ``py3Dmol.view`` drawing ``scene`` (atoms as a model so that ``zoomTo`` frames the crystal)."""
     import py3Dmol
 
@@ -206,32 +217,53 @@ def scene_view(scene: Scene, js_url: str = "3Dmol-min.js", width: str = "100%", 
         lines += [f"{s} {p[0]:.5f} {p[1]:.5f} {p[2]:.5f}" for (s, _), p in zip(scene.atoms, screen)]
         view.addModel("\n".join(lines), "xyz")
         for symbol in sorted({s for s, _ in scene.atoms}):
-            view.setStyle({"elem": symbol}, {"sphere": {"radius": round(atom_radius(symbol), 3),
-                                                        "colorscheme": "Jmol"}})
+            view.setStyle(
+                {"elem": symbol}, {"sphere": {"radius": round(atom_radius(symbol), 3), "colorscheme": "Jmol"}}
+            )
     for a, b, color in scene.bonds:
-        view.addCylinder({"start": _xyz(a), "end": _xyz(b), "radius": bond_radius, "color": color,
-                          "fromCap": 1, "toCap": 0})
+        view.addCylinder(
+            {"start": _xyz(a), "end": _xyz(b), "radius": bond_radius, "color": color, "fromCap": 1, "toCap": 0}
+        )
     for a, b in scene.cell_edges:
         view.addLine({"start": _xyz(a), "end": _xyz(b), "color": "#555555", "dashed": False})
     for a, b, color, label in scene.arrows:
-        view.addArrow({"start": _xyz(a), "end": _xyz(b), "radius": 0.07, "color": color, "radiusRatio": 2.2,
-                       "mid": 0.85})
+        view.addArrow(
+            {"start": _xyz(a), "end": _xyz(b), "radius": 0.07, "color": color, "radiusRatio": 2.2, "mid": 0.85}
+        )
         if label:
-            view.addLabel(label, {"position": _xyz(b + 0.12 * (b - a)), "fontSize": 13, "fontColor": color,
-                                  "backgroundOpacity": 0.0, "inFront": True})
+            view.addLabel(
+                label,
+                {
+                    "position": _xyz(b + 0.12 * (b - a)),
+                    "fontSize": 13,
+                    "fontColor": color,
+                    "backgroundOpacity": 0.0,
+                    "inFront": True,
+                },
+            )
     ell = scene.ellipsoid
     if ell is not None:
-        view.addCustom({
-            "vertexArr": _xyz_list(ell.vertices),
-            "normalArr": _xyz_list(ell.normals, digits=3),
-            "faceArr": [int(i) for i in ell.faces.ravel()],
-            "color": scene.ellipsoid_color,
-            "opacity": ellipsoid_opacity,
-        })
+        view.addCustom(
+            {
+                "vertexArr": _xyz_list(ell.vertices),
+                "normalArr": _xyz_list(ell.normals, digits=3),
+                "faceArr": [int(i) for i in ell.faces.ravel()],
+                "color": scene.ellipsoid_color,
+                "opacity": ellipsoid_opacity,
+            }
+        )
         for i in range(3):  # principal axes through the ellipsoid, in the order of the eigenvalues
             half = ell.axes[:, i] * ell.semi_axes[i]
-            view.addCylinder({"start": _xyz(ell.center - half), "end": _xyz(ell.center + half), "radius": 0.035,
-                              "color": "#7f3b08", "fromCap": 1, "toCap": 1})
+            view.addCylinder(
+                {
+                    "start": _xyz(ell.center - half),
+                    "end": _xyz(ell.center + half),
+                    "radius": 0.035,
+                    "color": "#7f3b08",
+                    "fromCap": 1,
+                    "toCap": 1,
+                }
+            )
     view.zoomTo()
     return view
 
@@ -246,8 +278,13 @@ def threedmol_available() -> bool:
     return THREEDMOL_JS.is_file()
 
 
-def viewer_document(view, script: str = "inline", js_url: str | None = None, toolbar: bool = True,  # noqa: ANN001
-                    title: str = "GoeCTP Explorer 3D view") -> str:
+def viewer_document(
+    view,
+    script: str = "inline",
+    js_url: str | None = None,
+    toolbar: bool = True,
+    title: str = "GoeCTP Explorer 3D view",
+) -> str:
     """Standalone HTML document for a py3Dmol view.
 
     Args:
@@ -262,10 +299,13 @@ def viewer_document(view, script: str = "inline", js_url: str | None = None, too
         raise FileNotFoundError(f"3Dmol.js not found at {THREEDMOL_JS}: run ./install.sh")
     body = view._make_html()  # py3Dmol's own HTML: a div and a script that waits for $3Dmolpromise
     uid = view.uniqueid
-    head = ['<meta charset="utf-8">', f"<title>{html.escape(title)}</title>",
-            "<style>html,body{margin:0;height:100%;overflow:hidden;font-family:sans-serif}"
-            "#tools{position:absolute;right:6px;top:6px;z-index:10}"
-            "#tools button{font-size:12px;padding:2px 8px;cursor:pointer}</style>"]
+    head = [
+        '<meta charset="utf-8">',
+        f"<title>{html.escape(title)}</title>",
+        "<style>html,body{margin:0;height:100%;overflow:hidden;font-family:sans-serif}"
+        "#tools{position:absolute;right:6px;top:6px;z-index:10}"
+        "#tools button{font-size:12px;padding:2px 8px;cursor:pointer}</style>",
+    ]
     if script == "inline":
         head.append(f"<script>{_inline_script(str(THREEDMOL_JS), THREEDMOL_JS.stat().st_mtime)}</script>")
         head.append("<script>var $3Dmolpromise = Promise.resolve();</script>")
@@ -273,7 +313,7 @@ def viewer_document(view, script: str = "inline", js_url: str | None = None, too
         raise ValueError("script must be 'inline', or 'url' together with js_url")
     tools = ""
     if toolbar:
-        tools = ('<div id="tools"><button id="save-png" title="Save the current view as PNG">Save PNG</button></div>')
+        tools = '<div id="tools"><button id="save-png" title="Save the current view as PNG">Save PNG</button></div>'
     ready = f"""<script>
 $3Dmolpromise.then(function() {{
   var v = window['viewer_{uid}'];
@@ -286,17 +326,25 @@ $3Dmolpromise.then(function() {{
   }};
 }});
 </script>"""
-    return ("<!DOCTYPE html><html><head>" + "".join(head) + "</head><body>" + tools + body + ready
-            + "</body></html>")
+    return "<!DOCTYPE html><html><head>" + "".join(head) + "</head><body>" + tools + body + ready + "</body></html>"
 
 
 def iframe(document: str, height: int = 460, css_class: str = "goectp-3d") -> str:
     """Wrap a document in an ``<iframe srcdoc>`` (scripts in Panel's HTML pane would not run otherwise)."""
-    return (f'<iframe class="{css_class}" title="3D structure view" srcdoc="{html.escape(document, quote=True)}" '
-            f'style="width:100%;height:{height}px;border:1px solid #ddd;border-radius:4px"></iframe>')
+    return (
+        f'<iframe class="{css_class}" title="3D structure view" srcdoc="{html.escape(document, quote=True)}" '
+        f'style="width:100%;height:{height}px;border:1px solid #ddd;border-radius:4px"></iframe>'
+    )
 
 
 def scene_summary(scene: Scene) -> str:
     """A short JSON description (for tests and debugging)."""
-    return json.dumps({"atoms": len(scene.atoms), "bonds": len(scene.bonds), "cell_edges": len(scene.cell_edges),
-                       "arrows": [a[3] for a in scene.arrows], "ellipsoid": scene.ellipsoid is not None})
+    return json.dumps(
+        {
+            "atoms": len(scene.atoms),
+            "bonds": len(scene.bonds),
+            "cell_edges": len(scene.cell_edges),
+            "arrows": [a[3] for a in scene.arrows],
+            "ellipsoid": scene.ellipsoid is not None,
+        }
+    )

@@ -25,15 +25,42 @@ from explorer.paths import SCREENING_RESULTS_FILE as RESULTS_FILE
 from explorer.paths import SCREENING_STRUCTURES_FILE as STRUCTURES_FILE
 from explorer.paths import SCREENING_TRAINING_FILE as TRAINING_FILE
 
-RESULT_COLUMNS = ("id", "formula", "source", "band_gap", "n_sites", "eps_mean", "eps_mean_std", "anisotropy",
-                  "anisotropy_std", "score")
+RESULT_COLUMNS = (
+    "id",
+    "formula",
+    "source",
+    "band_gap",
+    "n_sites",
+    "eps_mean",
+    "eps_mean_std",
+    "anisotropy",
+    "anisotropy_std",
+    "score",
+)
 TRAINING_COLUMNS = ("id", "formula", "band_gap", "eps_mean", "anisotropy", "crystal_system")
-TABLE_COLUMNS = ["id", "formula", "source", "band_gap", "n_sites", "eps_mean", "eps_mean_std", "anisotropy",
-                 "anisotropy_std", "score"]
+TABLE_COLUMNS = [
+    "id",
+    "formula",
+    "source",
+    "band_gap",
+    "n_sites",
+    "eps_mean",
+    "eps_mean_std",
+    "anisotropy",
+    "anisotropy_std",
+    "score",
+]
 SUMMARY_FILE = "screening_summary.json"
 #: Shown too when `goectp screen` wrote them.
-OPTIONAL_COLUMNS = ["score_aniso", "crystal_system", "spacegroup", "material_id", "has_structure", "ood_flag",
-                    "ood_reason"]
+OPTIONAL_COLUMNS = [
+    "score_aniso",
+    "crystal_system",
+    "spacegroup",
+    "material_id",
+    "has_structure",
+    "ood_flag",
+    "ood_reason",
+]
 #: Band-gap classes: a known metal (gap == 0: a static ε has no meaning), an insulator, or a gap nobody computed.
 GAP_INSULATOR, GAP_METAL, GAP_UNKNOWN = "insulator (gap > 0)", "metal (gap = 0)", "unknown gap"
 UNKNOWN_GAP_X = -0.4  # where candidates with an unknown gap are drawn (left of the axis origin, own marker)
@@ -62,7 +89,7 @@ def pareto_front(gap: np.ndarray, eps: np.ndarray) -> np.ndarray:
     return np.array(sorted(front, key=lambda i: gap[i]), dtype=int)
 
 
-def _holoviews():  # noqa: ANN202
+def _holoviews():
     """HoloViews with the Bokeh backend loaded (once; no notebook output when it already is)."""
     import holoviews as hv
 
@@ -87,8 +114,10 @@ class ScreeningData:
     def _read(self) -> None:
         path = self.directory / RESULTS_FILE
         if not path.is_file():
-            self.problem = (f"No screening results found ({path} is missing). They are produced by "
-                            "`goectp screen` and committed to assets/screening/.")
+            self.problem = (
+                f"No screening results found ({path} is missing). They are produced by "
+                "`goectp screen` and committed to assets/screening/."
+            )
             return
         try:
             results = pd.read_csv(path, dtype={"id": str})
@@ -140,8 +169,10 @@ class ScreeningData:
 
     def caption(self) -> str:
         when = str(self.provenance.get("screened_on", ""))[:10]
-        return (f"Screened with {self.model_label()}{f' on {when}' if when else ''}; the model menu does not change "
-                "these results (`goectp screen --model NAME --export-assets` recomputes them).")
+        return (
+            f"Screened with {self.model_label()}{f' on {when}' if when else ''}; the model menu does not change "
+            "these results (`goectp screen --model NAME --export-assets` recomputes them)."
+        )
 
     @property
     def results(self) -> pd.DataFrame:
@@ -151,7 +182,7 @@ class ScreeningData:
     def training(self) -> pd.DataFrame:
         return self._training if self._training is not None else pd.DataFrame(columns=list(TRAINING_COLUMNS))
 
-    def structure(self, key: str):  # noqa: ANN201
+    def structure(self, key: str):
         """Structure of candidate ``key`` from top_structures.json.gz, else from the shared pool; None if absent."""
         from pymatgen.core import Structure
 
@@ -183,14 +214,19 @@ class ScreeningMap(pn.viewable.Viewer):
     data = param.ClassSelector(class_=ScreeningData, default=None, allow_None=True)
     loader = param.Parameter(default=None, doc="StructureLoader that receives picked structures")
     min_band_gap = param.Number(default=0.0, bounds=(0.0, None), doc="Band gap ≥ (eV)")
-    gap_classes = param.ListSelector(default=[GAP_INSULATOR, GAP_UNKNOWN],
-                                     objects=[GAP_INSULATOR, GAP_METAL, GAP_UNKNOWN],
-                                     doc="Shown: insulators, known metals (hidden by default), unknown gaps")
+    gap_classes = param.ListSelector(
+        default=[GAP_INSULATOR, GAP_UNKNOWN],
+        objects=[GAP_INSULATOR, GAP_METAL, GAP_UNKNOWN],
+        doc="Shown: insulators, known metals (hidden by default), unknown gaps",
+    )
     max_sites = param.Integer(default=200, bounds=(1, None), doc="Atoms per cell ≤")
     sources = param.ListSelector(default=[], objects=[], doc="Candidate sources shown")
     search = param.String(default="", doc="Filter by formula or id (substring)")
-    color_by = param.Selector(default="ensemble std", objects=["ensemble std", "score", "n_sites"],
-                              doc="Colour: the std of the plotted quantity, the acquisition score, or cell size")
+    color_by = param.Selector(
+        default="ensemble std",
+        objects=["ensemble std", "score", "n_sites"],
+        doc="Colour: the std of the plotted quantity, the acquisition score, or cell size",
+    )
     filtered = param.DataFrame(default=pd.DataFrame(columns=TABLE_COLUMNS), doc="Rows passing the filters")
     selected = param.DataFrame(default=pd.DataFrame(columns=TABLE_COLUMNS), doc="Rows of the current selection")
     picked = param.String(default="")
@@ -208,9 +244,16 @@ class ScreeningMap(pn.viewable.Viewer):
                 self.sources = list(srcs)
             if "score_aniso" in self.data.results.columns:
                 self.param.color_by.objects = [*self.param.color_by.objects, "score_aniso"]
-        self._table = pn.widgets.Tabulator(self._table_frame(), pagination="remote", page_size=10,
-                                           show_index=False, disabled=True, selectable=1,
-                                           sizing_mode="stretch_width", css_classes=["goectp-screening-table"])
+        self._table = pn.widgets.Tabulator(
+            self._table_frame(),
+            pagination="remote",
+            page_size=10,
+            show_index=False,
+            disabled=True,
+            selectable=1,
+            sizing_mode="stretch_width",
+            css_classes=["goectp-screening-table"],
+        )
         self._table.on_click(self._on_table_click)
         self._streams: list = []
         self._apply_filters()
@@ -220,8 +263,9 @@ class ScreeningMap(pn.viewable.Viewer):
     def _apply_filters(self) -> None:
         df = self.data.results
         if self.data.available:
-            df = df.assign(gap_class=gap_class(df["band_gap"]),
-                           fom=df["eps_mean"] * pd.to_numeric(df["band_gap"], errors="coerce"))
+            df = df.assign(
+                gap_class=gap_class(df["band_gap"]), fom=df["eps_mean"] * pd.to_numeric(df["band_gap"], errors="coerce")
+            )
             known = df["gap_class"] != GAP_UNKNOWN
             keep = df["gap_class"].isin(self.gap_classes) & (df["n_sites"] <= self.max_sites)
             keep &= ~known | (df["band_gap"].fillna(-1) >= self.min_band_gap)
@@ -229,8 +273,9 @@ class ScreeningMap(pn.viewable.Viewer):
                 keep &= df["source"].astype(str).isin(self.sources)
             q = self.search.strip().lower()
             if q:
-                keep &= (df["formula"].astype(str).str.lower().str.contains(q, regex=False)
-                         | df["id"].astype(str).str.lower().str.contains(q, regex=False))
+                keep &= df["formula"].astype(str).str.lower().str.contains(q, regex=False) | df["id"].astype(
+                    str
+                ).str.lower().str.contains(q, regex=False)
             df = df[keep]
         cols = self._columns + [c for c in ("gap_class", "fom") if c in df.columns and c not in self._columns]
         self.filtered = df.reindex(columns=cols).reset_index(drop=True)
@@ -278,7 +323,7 @@ class ScreeningMap(pn.viewable.Viewer):
             self.pick(str(frame.iloc[event.row]["id"]))
 
     # ------------------------------------------------------------------------------------------------ plots
-    def _points(self, y: str, std: str, label: str):  # noqa: ANN202
+    def _points(self, y: str, std: str, label: str):
         hv = _holoviews()
 
         df = self.filtered.replace([np.inf, -np.inf], np.nan)  # e.g. α of a tensor with λmin ≤ 0: not drawn
@@ -286,32 +331,63 @@ class ScreeningMap(pn.viewable.Viewer):
         if "gap_class" not in df.columns:
             df["gap_class"] = gap_class(self.filtered["band_gap"])
         color = std if self.color_by == "ensemble std" else self.color_by
-        vdims = list(dict.fromkeys(["id", "formula", std, "score", "eps_mean_std", "anisotropy_std", "n_sites",
-                                    "source", "gap_class", color]))
+        vdims = list(
+            dict.fromkeys(
+                [
+                    "id",
+                    "formula",
+                    std,
+                    "score",
+                    "eps_mean_std",
+                    "anisotropy_std",
+                    "n_sites",
+                    "source",
+                    "gap_class",
+                    color,
+                ]
+            )
+        )
         pts = hv.Points(df, kdims=["band_gap", y], vdims=vdims, label="candidates (◆ unknown gap, at −0.4 eV)")
         markers = {GAP_INSULATOR: "circle", GAP_METAL: "square", GAP_UNKNOWN: "diamond"}
         pts = pts.opts(marker=hv.dim("gap_class").categorize(markers, default="circle"))
-        return pts.opts(color=color, cmap="viridis", colorbar=True, clabel=color, size=7, line_color="black",
-                        line_width=0.3, tools=["hover", "box_select", "lasso_select", "tap"],
-                        active_tools=["box_select"], selection_color="#d62728", nonselection_alpha=0.35,
-                        # braces: HoloViews rewrites "@eps_mean" inside "@eps_mean_std" to "@{eps_mean}_std"
-                        hover_tooltips=[("formula", "@{formula}"), ("id", "@{id}"), (label, f"@{{{y}}}{{0.00}}"),
-                                        ("std", f"@{{{std}}}{{0.00}}"), ("band gap", "@{band_gap}{0.00} eV")])
+        return pts.opts(
+            color=color,
+            cmap="viridis",
+            colorbar=True,
+            clabel=color,
+            size=7,
+            line_color="black",
+            line_width=0.3,
+            tools=["hover", "box_select", "lasso_select", "tap"],
+            active_tools=["box_select"],
+            selection_color="#d62728",
+            nonselection_alpha=0.35,
+            # braces: HoloViews rewrites "@eps_mean" inside "@eps_mean_std" to "@{eps_mean}_std"
+            hover_tooltips=[
+                ("formula", "@{formula}"),
+                ("id", "@{id}"),
+                (label, f"@{{{y}}}{{0.00}}"),
+                ("std", f"@{{{std}}}{{0.00}}"),
+                ("band gap", "@{band_gap}{0.00} eV"),
+            ],
+        )
 
-    def _background(self, y: str):  # noqa: ANN202
+    def _background(self, y: str):
         hv = _holoviews()
 
         train = self.data.training.dropna(subset=["band_gap", y])
         return hv.Points(train, kdims=["band_gap", y], vdims=["formula"], label="training set (DFT)").opts(
-            color="#b0b0b0", alpha=0.5, size=4, line_alpha=0, tools=[])
+            color="#b0b0b0", alpha=0.5, size=4, line_alpha=0, tools=[]
+        )
 
-    def plots(self):  # noqa: ANN201
+    def plots(self):
         """The two linked maps as a HoloViews layout (dynamic: they follow the filters)."""
         hv = _holoviews()
         self._streams = []
         panels = []
         for y, std, label in (("eps_mean", "eps_mean_std", "ε̄"), ("anisotropy", "anisotropy_std", "α")):
-            def points(filtered: pd.DataFrame, color_by: str, y: str = y, std: str = std, label: str = label):  # noqa: ANN202
+
+            def points(filtered: pd.DataFrame, color_by: str, y: str = y, std: str = std, label: str = label):
                 return self._points(y, std, label)
 
             dmap = hv.DynamicMap(pn.bind(points, filtered=self.param.filtered, color_by=self.param.color_by))
@@ -320,13 +396,20 @@ class ScreeningMap(pn.viewable.Viewer):
             self._streams.append(stream)
             ylabel = "ε̄ (mean eigenvalue)" if y == "eps_mean" else "α = λmax/λmin"
             overlay = (self._background(y) * dmap).opts(
-                hv.opts.Overlay(xlabel="band gap (eV)", ylabel=ylabel, responsive=True, min_height=340,
-                                legend_position="top_right", title=f"{ylabel} vs band gap"))
+                hv.opts.Overlay(
+                    xlabel="band gap (eV)",
+                    ylabel=ylabel,
+                    responsive=True,
+                    min_height=340,
+                    legend_position="top_right",
+                    title=f"{ylabel} vs band gap",
+                )
+            )
             extras = pn.bind(lambda filtered, y=y, std=std: self._highlights(y, std), filtered=self.param.filtered)
             panels.append(overlay * hv.DynamicMap(extras))
         return panels
 
-    def _highlights(self, y: str, std: str):  # noqa: ANN202
+    def _highlights(self, y: str, std: str):
         """OOD-flagged candidates (× markers), and on the ε̄ map the Pareto front of ε̄ vs gap and the top 10 by the
         figure of merit ε̄·E_g, with calibrated ±σ error bars."""
         hv = _holoviews()
@@ -336,19 +419,23 @@ class ScreeningMap(pn.viewable.Viewer):
         if "ood_flag" in df.columns:
             ood = df[df["ood_flag"].astype("boolean").fillna(False).astype(bool)]
             ood = ood.assign(band_gap=ood["band_gap"].fillna(UNKNOWN_GAP_X))
-            layers = [hv.Points(ood, kdims=["band_gap", y], vdims=["formula", "ood_reason"],
-                                label="OOD-flagged (x)").opts(marker="x", color="#ff7f0e", size=11, line_width=2,
-                                                              tools=["hover"])]
+            layers = [
+                hv.Points(ood, kdims=["band_gap", y], vdims=["formula", "ood_reason"], label="OOD-flagged (x)").opts(
+                    marker="x", color="#ff7f0e", size=11, line_width=2, tools=["hover"]
+                )
+            ]
         if y == "eps_mean":
             known = df[pd.to_numeric(df["band_gap"], errors="coerce") > 0]
             front = known.iloc[pareto_front(known["band_gap"], known["eps_mean"])] if len(known) else known
             top = known.assign(fom=known["eps_mean"] * known["band_gap"]).nlargest(10, "fom") if len(known) else known
             layers += [
                 hv.Curve(front, "band_gap", "eps_mean", label="Pareto front ε̄ vs gap").opts(
-                    color="#d62728", line_width=2, interpolation="steps-post"),
+                    color="#d62728", line_width=2, interpolation="steps-post"
+                ),
                 hv.ErrorBars(front, "band_gap", ["eps_mean", std]).opts(color="#d62728", line_width=1),
                 hv.Points(top, ["band_gap", "eps_mean"], ["formula", "fom"], label="top 10 ε̄·E_g").opts(
-                    marker="star", size=14, color="gold", line_color="black", tools=["hover"]),
+                    marker="star", size=14, color="gold", line_color="black", tools=["hover"]
+                ),
                 hv.ErrorBars(top, "band_gap", ["eps_mean", std]).opts(color="#b8860b", line_width=1),
             ]
         return hv.Overlay(layers)
@@ -357,27 +444,35 @@ class ScreeningMap(pn.viewable.Viewer):
         """How to read the map: the acquisition score, the σ it uses, metals vs unknown gaps, Pareto front, FOM."""
         df = self.data.results
         calibrated = "calibrated" in df.columns and bool(df["calibrated"].astype("boolean").fillna(False).any())
-        sigma = ("the **calibrated** σ of the ensemble (`calibration.json`: ±2σ covers ~90 % of held-out DFT values)"
-                 if calibrated else "the raw ensemble std (these results predate the calibration: re-run `goectp "
-                 "screen` for calibrated σ — the raw std is several times too narrow)")
+        sigma = (
+            "the **calibrated** σ of the ensemble (`calibration.json`: ±2σ covers ~90 % of held-out DFT values)"
+            if calibrated
+            else "the raw ensemble std (these results predate the calibration: re-run `goectp "
+            "screen` for calibrated σ — the raw std is several times too narrow)"
+        )
         kappa = self.data.provenance.get("kappa")
         k = f"κ = {kappa}" if kappa is not None else "κ from `goectp screen --kappa`"
         n_metal = int((pd.to_numeric(df["band_gap"], errors="coerce") <= 0).sum())
         n_unknown = int(df["band_gap"].isna().sum())
-        return (f"**Acquisition score** = ε̄ + κ·σ(ε̄) ({k}), an upper confidence bound: it ranks a candidate high "
-                f"when its predicted ε̄ is high *or* the model is unsure about it (worth a DFT check); σ is {sigma}. "
-                f"**Known metals** (gap = 0, {n_metal}: a static ε has no meaning) are hidden by default; "
-                f"**unknown gaps** ({n_unknown}) are shown as ◆ at −0.4 eV. Red: the **Pareto front** of ε̄ vs band "
-                "gap (no candidate has both a larger gap and a larger ε̄), gold ★: top 10 by the **figure of merit "
-                "ε̄·E_g**, both with ±σ error bars; orange ×: out-of-distribution predictions (hover for the reason).")
+        return (
+            f"**Acquisition score** = ε̄ + κ·σ(ε̄) ({k}), an upper confidence bound: it ranks a candidate high "
+            f"when its predicted ε̄ is high *or* the model is unsure about it (worth a DFT check); σ is {sigma}. "
+            f"**Known metals** (gap = 0, {n_metal}: a static ε has no meaning) are hidden by default; "
+            f"**unknown gaps** ({n_unknown}) are shown as ◆ at −0.4 eV. Red: the **Pareto front** of ε̄ vs band "
+            "gap (no candidate has both a larger gap and a larger ε̄), gold ★: top 10 by the **figure of merit "
+            "ε̄·E_g**, both with ±σ error bars; orange ×: out-of-distribution predictions (hover for the reason)."
+        )
 
-    def static_layout(self):  # noqa: ANN201
+    def static_layout(self):
         """Non-dynamic copy of the current maps (for the HTML export)."""
         hv = _holoviews()
         els = []
         for y, std, label in (("eps_mean", "eps_mean_std", "ε̄"), ("anisotropy", "anisotropy_std", "α")):
-            els.append((self._background(y) * self._points(y, std, label)).opts(
-                hv.opts.Overlay(width=600, height=420, xlabel="band gap (eV)", ylabel=label)))
+            els.append(
+                (self._background(y) * self._points(y, std, label)).opts(
+                    hv.opts.Overlay(width=600, height=420, xlabel="band gap (eV)", ylabel=label)
+                )
+            )
         return hv.Layout(els).cols(2)
 
     # ------------------------------------------------------------------------------------------------ export
@@ -413,47 +508,79 @@ class ScreeningMap(pn.viewable.Viewer):
 
     @param.depends("selected", "filtered")
     def _counts(self) -> pn.viewable.Viewable:
-        what = (f"{len(self.selected)} selected" if len(self.selected)
-                else f"no selection — table shows the top {min(50, len(self.filtered))} by score")
-        return pn.pane.Markdown(f"{len(self.filtered)} of {len(self.data.results)} candidates pass the filters; "
-                                f"{what}. Box/lasso-select points to list them; tap a point or click a row to "
-                                "load its structure.")
+        what = (
+            f"{len(self.selected)} selected"
+            if len(self.selected)
+            else f"no selection — table shows the top {min(50, len(self.filtered))} by score"
+        )
+        return pn.pane.Markdown(
+            f"{len(self.filtered)} of {len(self.data.results)} candidates pass the filters; "
+            f"{what}. Box/lasso-select points to list them; tap a point or click a row to "
+            "load its structure."
+        )
 
     def __panel__(self) -> pn.viewable.Viewable:
         if not self.data.available:
-            return pn.Column(pn.pane.Alert(self.data.problem, alert_type="warning",
-                                           css_classes=["goectp-no-screening"]),
-                             sizing_mode="stretch_width", css_classes=["goectp-screening"])
+            return pn.Column(
+                pn.pane.Alert(self.data.problem, alert_type="warning", css_classes=["goectp-no-screening"]),
+                sizing_mode="stretch_width",
+                css_classes=["goectp-screening"],
+            )
         eps_plot, aniso_plot = self.plots()
         filters = pn.Row(
             pn.widgets.FloatInput.from_param(self.param.min_band_gap, name="band gap ≥ (eV)", step=0.1, width=140),
-            pn.widgets.CheckButtonGroup.from_param(self.param.gap_classes, name="show", width=380,
-                                                   css_classes=["goectp-gap-classes"]),
+            pn.widgets.CheckButtonGroup.from_param(
+                self.param.gap_classes, name="show", width=380, css_classes=["goectp-gap-classes"]
+            ),
             pn.widgets.IntInput.from_param(self.param.max_sites, name="atoms ≤", width=100),
             pn.widgets.TextInput.from_param(self.param.search, name="formula / id contains", width=180),
             pn.widgets.Select.from_param(self.param.color_by, name="colour by", width=160),
             pn.widgets.MultiChoice.from_param(self.param.sources, name="sources", width=420),
-            sizing_mode="stretch_width")
+            sizing_mode="stretch_width",
+        )
         exports = pn.Row(
-            pn.widgets.FileDownload(callback=lambda: io.StringIO(self.export_csv()), filename="goectp-screening.csv",
-                                    label="Rows CSV", color="light", css_classes=["goectp-export-rows-csv"]),
-            pn.widgets.FileDownload(callback=lambda: io.StringIO(self.export_json()),
-                                    filename="goectp-screening.json", label="Rows JSON", color="light"),
-            pn.widgets.FileDownload(callback=lambda: io.StringIO(self.export_html()),
-                                    filename="goectp-screening-map.html", label="Maps HTML (offline)",
-                                    color="light"),
-            pn.pane.Markdown("PNG: the save tool in each plot's toolbar.", styles={"font-size": "0.85em"}))
+            pn.widgets.FileDownload(
+                callback=lambda: io.StringIO(self.export_csv()),
+                filename="goectp-screening.csv",
+                label="Rows CSV",
+                color="light",
+                css_classes=["goectp-export-rows-csv"],
+            ),
+            pn.widgets.FileDownload(
+                callback=lambda: io.StringIO(self.export_json()),
+                filename="goectp-screening.json",
+                label="Rows JSON",
+                color="light",
+            ),
+            pn.widgets.FileDownload(
+                callback=lambda: io.StringIO(self.export_html()),
+                filename="goectp-screening-map.html",
+                label="Maps HTML (offline)",
+                color="light",
+            ),
+            pn.pane.Markdown("PNG: the save tool in each plot's toolbar.", styles={"font-size": "0.85em"}),
+        )
         return pn.Column(
-            pn.pane.Markdown(self.data.caption(), css_classes=["goectp-screening-caption"],
-                             styles={"font-size": "0.85em"}),
+            pn.pane.Markdown(
+                self.data.caption(), css_classes=["goectp-screening-caption"], styles={"font-size": "0.85em"}
+            ),
             filters,
-            pn.pane.Markdown(self.score_explanation(), css_classes=["goectp-score-explanation"],
-                             styles={"font-size": "0.85em"}),
-            pn.Row(pn.pane.HoloViews(eps_plot, sizing_mode="stretch_width", min_height=360),
-                   pn.pane.HoloViews(aniso_plot, sizing_mode="stretch_width", min_height=360),
-                   sizing_mode="stretch_width", css_classes=["goectp-screening-plots"]),
-            self._counts, self._message, self._table, exports,
-            sizing_mode="stretch_width", css_classes=["goectp-screening"])
+            pn.pane.Markdown(
+                self.score_explanation(), css_classes=["goectp-score-explanation"], styles={"font-size": "0.85em"}
+            ),
+            pn.Row(
+                pn.pane.HoloViews(eps_plot, sizing_mode="stretch_width", min_height=360),
+                pn.pane.HoloViews(aniso_plot, sizing_mode="stretch_width", min_height=360),
+                sizing_mode="stretch_width",
+                css_classes=["goectp-screening-plots"],
+            ),
+            self._counts,
+            self._message,
+            self._table,
+            exports,
+            sizing_mode="stretch_width",
+            css_classes=["goectp-screening"],
+        )
 
 
 def selection_summary(frame: pd.DataFrame) -> dict[str, float]:

@@ -31,16 +31,22 @@ def matrix_html(m: np.ndarray, title: str, css_id: str = "", std: np.ndarray | N
             cells.append(f"<td style='padding:2px 8px;text-align:right;font-family:monospace'>{text}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
     ident = f' id="{css_id}"' if css_id else ""
-    return (f"<div{ident}><div style='font-weight:600;margin-bottom:2px'>{title}</div>"
-            f"<table style='border-left:2px solid #444;border-right:2px solid #444'>{''.join(rows)}</table></div>")
+    return (
+        f"<div{ident}><div style='font-weight:600;margin-bottom:2px'>{title}</div>"
+        f"<table style='border-left:2px solid #444;border-right:2px solid #444'>{''.join(rows)}</table></div>"
+    )
 
 
 def tensor_record(tensor: np.ndarray, std: np.ndarray | None = None) -> dict[str, Any]:
     """JSON-able description of a tensor: matrix, eigenvalues/vectors, ε̄, α (and std when given)."""
     s = summarize_tensor(tensor)
-    out = {"tensor": s.tensor.tolist(), "eigenvalues": s.eigenvalues.tolist(),
-           "eigenvectors_columns": s.eigenvectors.tolist(), "eps_mean": s.eps_mean,
-           "anisotropy": None if not np.isfinite(s.anisotropy) else s.anisotropy}
+    out = {
+        "tensor": s.tensor.tolist(),
+        "eigenvalues": s.eigenvalues.tolist(),
+        "eigenvectors_columns": s.eigenvectors.tolist(),
+        "eps_mean": s.eps_mean,
+        "anisotropy": None if not np.isfinite(s.anisotropy) else s.anisotropy,
+    }
     if std is not None:
         out["std"] = np.asarray(std).tolist()
     return out
@@ -110,9 +116,11 @@ class TensorEllipsoid(pn.viewable.Viewer):
             return s.refractive_indices(), "n = √λ of the predicted electronic ε∞"
         if s.eps_mean <= 0:
             return None, "not available (ε̄ ≤ 0)"
-        return (float(np.sqrt(s.eps_mean)),
-                f"n ≈ √ε̄ of the predicted static ({self.target}) ε — includes ionic screening, so an upper bound "
-                "on the optical index (n uses ε∞)")
+        return (
+            float(np.sqrt(s.eps_mean)),
+            f"n ≈ √ε̄ of the predicted static ({self.target}) ε — includes ionic screening, so an upper bound "
+            "on the optical index (n uses ε∞)",
+        )
 
     def table(self) -> pd.DataFrame:
         """One row per quantity: prediction, ensemble std, DFT, error (where known)."""
@@ -127,22 +135,42 @@ class TensorEllipsoid(pn.viewable.Viewer):
         if self.models is not None and np.any(std > 0):
             std_eigs = self._member_spread()
         for i in range(3):
-            rows.append({"quantity": f"λ{'₁₂₃'[i]}", "predicted": s.eigenvalues[i],
-                         "ensemble std": None if std_eigs is None else std_eigs[0][i],
-                         "DFT": None if ds is None else ds.eigenvalues[i]})
-        rows.append({"quantity": "ε̄ (mean eigenvalue)", "predicted": s.eps_mean,
-                     "ensemble std": None if std_eigs is None else std_eigs[1],
-                     "DFT": None if ds is None else ds.eps_mean})
-        rows.append({"quantity": "α = λmax/λmin", "predicted": s.anisotropy,
-                     "ensemble std": None if std_eigs is None else std_eigs[2],
-                     "DFT": None if ds is None else ds.anisotropy})
+            rows.append(
+                {
+                    "quantity": f"λ{'₁₂₃'[i]}",
+                    "predicted": s.eigenvalues[i],
+                    "ensemble std": None if std_eigs is None else std_eigs[0][i],
+                    "DFT": None if ds is None else ds.eigenvalues[i],
+                }
+            )
+        rows.append(
+            {
+                "quantity": "ε̄ (mean eigenvalue)",
+                "predicted": s.eps_mean,
+                "ensemble std": None if std_eigs is None else std_eigs[1],
+                "DFT": None if ds is None else ds.eps_mean,
+            }
+        )
+        rows.append(
+            {
+                "quantity": "α = λmax/λmin",
+                "predicted": s.anisotropy,
+                "ensemble std": None if std_eigs is None else std_eigs[2],
+                "DFT": None if ds is None else ds.anisotropy,
+            }
+        )
         n, how = self.refractive_index()
         if n is not None:
             value = float(np.nanmean(n)) if isinstance(n, np.ndarray) else float(n)
             from_dft = "DFT" in how
-            rows.append({"quantity": "n (mean √λ of ε∞)" if isinstance(n, np.ndarray) else "n ≈ √ε̄ (upper bound)",
-                         "predicted": None if from_dft else value, "ensemble std": None,
-                         "DFT": value if from_dft else None})
+            rows.append(
+                {
+                    "quantity": "n (mean √λ of ε∞)" if isinstance(n, np.ndarray) else "n ≈ √ε̄ (upper bound)",
+                    "predicted": None if from_dft else value,
+                    "ensemble std": None,
+                    "DFT": value if from_dft else None,
+                }
+            )
         df = pd.DataFrame(rows)
         if ds is not None:
             df["error (pred − DFT)"] = df["predicted"] - df["DFT"]
@@ -163,7 +191,7 @@ class TensorEllipsoid(pn.viewable.Viewer):
             return None
         try:
             return self.models.ood_one(self.structure)
-        except Exception:  # noqa: BLE001 - a flag that cannot be computed must not hide the prediction
+        except Exception:
             return None
 
     # ------------------------------------------------------------------------------------------------ export
@@ -199,8 +227,14 @@ class TensorEllipsoid(pn.viewable.Viewer):
         rows = []
         for i in range(3):
             for j in range(3):
-                row = {"formula": self.structure.composition.reduced_formula, "component": f"{AXES[i]}{AXES[j]}",
-                       "i": i, "j": j, "predicted": self.mean[i, j], "std": std[i, j]}
+                row = {
+                    "formula": self.structure.composition.reduced_formula,
+                    "component": f"{AXES[i]}{AXES[j]}",
+                    "i": i,
+                    "j": j,
+                    "predicted": self.mean[i, j],
+                    "std": std[i, j],
+                }
                 if dft is not None:
                     row["dft"] = dft[i, j]
                 rows.append(row)
@@ -219,15 +253,28 @@ class TensorEllipsoid(pn.viewable.Viewer):
             return pn.pane.Markdown("No prediction (choose a structure and a model).")
         has_std = self.std is not None and np.any(self.std > 0)
         calibrated = self.models is not None and self.models.calibration is not None
-        blocks = [matrix_html(self.mean, f"Predicted ε ({self.target})" + (
-            (" mean ± calibrated σ" if calibrated else " mean ± std") if has_std else ""),
-                              "tensor-predicted", self.std if has_std else None, digits=2)]
+        blocks = [
+            matrix_html(
+                self.mean,
+                f"Predicted ε ({self.target})"
+                + ((" mean ± calibrated σ" if calibrated else " mean ± std") if has_std else ""),
+                "tensor-predicted",
+                self.std if has_std else None,
+                digits=2,
+            )
+        ]
         dft = self.dft_tensor
         if dft is not None:
             ref_id = html.escape(str(self.reference.get("id")))
             blocks.append(matrix_html(dft, f"DFT ε ({self.target}, {ref_id})", "tensor-dft", digits=2))
-            blocks.append(matrix_html(self.mean - dft, f"Error (pred − DFT), max |Δ| = "
-                                      f"{np.abs(self.mean - dft).max():.2f}", "tensor-error", digits=2))
+            blocks.append(
+                matrix_html(
+                    self.mean - dft,
+                    f"Error (pred − DFT), max |Δ| = {np.abs(self.mean - dft).max():.2f}",
+                    "tensor-error",
+                    digits=2,
+                )
+            )
         df = self.table()
         if df["DFT"].isna().all():
             df = df.drop(columns=["DFT"])
@@ -240,32 +287,55 @@ class TensorEllipsoid(pn.viewable.Viewer):
         ood = self.ood
         alerts = []
         if ood is not None and ood["flag"]:
-            alerts.append(pn.pane.Alert("**Out of distribution — treat this prediction with caution.** "
-                                        + "; ".join(ood["reasons"]) + ".", alert_type="warning",
-                                        css_classes=["goectp-ood"], sizing_mode="stretch_width"))
+            alerts.append(
+                pn.pane.Alert(
+                    "**Out of distribution — treat this prediction with caution.** " + "; ".join(ood["reasons"]) + ".",
+                    alert_type="warning",
+                    css_classes=["goectp-ood"],
+                    sizing_mode="stretch_width",
+                )
+            )
         elif ood is not None:
-            alerts.append(pn.pane.Markdown("In distribution (elements, embedding and member agreement within the "
-                                           "training range).", css_classes=["goectp-in-distribution"]))
+            alerts.append(
+                pn.pane.Markdown(
+                    "In distribution (elements, embedding and member agreement within the training range).",
+                    css_classes=["goectp-in-distribution"],
+                )
+            )
         if calibrated:
             df = df.rename(columns={"ensemble std": "σ (calibrated)"})
             shown = shown.rename(columns={"ensemble std": "σ (calibrated)"})
         return pn.Column(
             *alerts,
-            pn.pane.HTML("<div style='display:flex;gap:24px;flex-wrap:wrap'>" + "".join(blocks) + "</div>",
-                         sizing_mode="stretch_width"),
-            pn.widgets.Tabulator(shown, show_index=False, disabled=True, sizing_mode="stretch_width",
-                                 css_classes=["goectp-tensor-table"]),
+            pn.pane.HTML(
+                "<div style='display:flex;gap:24px;flex-wrap:wrap'>" + "".join(blocks) + "</div>",
+                sizing_mode="stretch_width",
+            ),
+            pn.widgets.Tabulator(
+                shown, show_index=False, disabled=True, sizing_mode="stretch_width", css_classes=["goectp-tensor-table"]
+            ),
             pn.pane.Markdown(f"Refractive index: {how}." if how else ""),
-            sizing_mode="stretch_width")
+            sizing_mode="stretch_width",
+        )
 
     def __panel__(self) -> pn.viewable.Viewable:
-        csv = pn.widgets.FileDownload(callback=lambda: self._export_file("csv"), filename="goectp-tensor.csv",
-                                      label="Tensor CSV", color="light", css_classes=["goectp-export-csv"])
-        js = pn.widgets.FileDownload(callback=lambda: self._export_file("json"),
-                                     filename="goectp-tensor.json", label="Tensor JSON", color="light",
-                                     css_classes=["goectp-export-json"])
-        return pn.Column(self._body, pn.Row(csv, js), self._export_status, sizing_mode="stretch_width",
-                         css_classes=["goectp-tensor"])
+        csv = pn.widgets.FileDownload(
+            callback=lambda: self._export_file("csv"),
+            filename="goectp-tensor.csv",
+            label="Tensor CSV",
+            color="light",
+            css_classes=["goectp-export-csv"],
+        )
+        js = pn.widgets.FileDownload(
+            callback=lambda: self._export_file("json"),
+            filename="goectp-tensor.json",
+            label="Tensor JSON",
+            color="light",
+            css_classes=["goectp-export-json"],
+        )
+        return pn.Column(
+            self._body, pn.Row(csv, js), self._export_status, sizing_mode="stretch_width", css_classes=["goectp-tensor"]
+        )
 
     def _export_file(self, kind: str) -> io.StringIO:
         """The CSV/JSON download; without a prediction a one-line explanation (in the file and in red under the
@@ -286,5 +356,4 @@ class TensorEllipsoid(pn.viewable.Viewer):
 
         if not self.export_message:
             return pn.pane.Markdown("", margin=0)
-        return pn.pane.Alert(escape_text(self.export_message), alert_type="danger",
-                             css_classes=["goectp-export-error"])
+        return pn.pane.Alert(escape_text(self.export_message), alert_type="danger", css_classes=["goectp-export-error"])

@@ -28,8 +28,9 @@ def example_structures(directory: str | Path) -> list:
     return [Structure.from_file(str(Path(directory) / e["file"])) for e in index]
 
 
-def write_demo_screening(directory: str | Path, structures: list, n_training: int = 60, seed: int = 0,
-                         kappa: float = 1.0) -> pd.DataFrame:
+def write_demo_screening(
+    directory: str | Path, structures: list, n_training: int = 60, seed: int = 0, kappa: float = 1.0
+) -> pd.DataFrame:
     """Write ``screening_results.csv``, ``training_set.csv`` and ``top_structures.json.gz`` into ``directory``.
 
     One candidate per structure (ids ``demo-0``, ``demo-1``, …, sources alternate 'demo-a'/'demo-b'); the last
@@ -44,20 +45,32 @@ def write_demo_screening(directory: str | Path, structures: list, n_training: in
         eps = float(rng.uniform(3, 40))
         aniso = float(rng.uniform(1.0, 3.0))
         eps_std, aniso_std = float(rng.uniform(0.1, 3)), float(rng.uniform(0.01, 0.5))
-        rows.append({"id": f"demo-{i}", "formula": s.composition.reduced_formula,
-                     "source": "demo-a" if i % 2 == 0 else "demo-b", "band_gap": float(rng.uniform(0.5, 8)),
-                     "n_sites": len(s), "eps_mean": eps, "eps_mean_std": eps_std, "anisotropy": aniso,
-                     "anisotropy_std": aniso_std, "score": eps + kappa * eps_std})
+        rows.append(
+            {
+                "id": f"demo-{i}",
+                "formula": s.composition.reduced_formula,
+                "source": "demo-a" if i % 2 == 0 else "demo-b",
+                "band_gap": float(rng.uniform(0.5, 8)),
+                "n_sites": len(s),
+                "eps_mean": eps,
+                "eps_mean_std": eps_std,
+                "anisotropy": aniso,
+                "anisotropy_std": aniso_std,
+                "score": eps + kappa * eps_std,
+            }
+        )
     results = pd.DataFrame(rows)
     results.to_csv(out / RESULTS_FILE, index=False)
-    training = pd.DataFrame({
-        "id": [f"train-{i}" for i in range(n_training)],
-        "formula": [f"X{i}O" for i in range(n_training)],
-        "band_gap": rng.uniform(0, 9, n_training),
-        "eps_mean": rng.uniform(2, 60, n_training),
-        "anisotropy": rng.uniform(1, 4, n_training),
-        "crystal_system": rng.choice(CRYSTAL_SYSTEMS, n_training),
-    })
+    training = pd.DataFrame(
+        {
+            "id": [f"train-{i}" for i in range(n_training)],
+            "formula": [f"X{i}O" for i in range(n_training)],
+            "band_gap": rng.uniform(0, 9, n_training),
+            "eps_mean": rng.uniform(2, 60, n_training),
+            "anisotropy": rng.uniform(1, 4, n_training),
+            "crystal_system": rng.choice(CRYSTAL_SYSTEMS, n_training),
+        }
+    )
     training.to_csv(out / TRAINING_FILE, index=False)
     stored = {f"demo-{i}": s.as_dict() for i, s in enumerate(structures[:-1])}
     with gzip.open(out / STRUCTURES_FILE, "wt", encoding="utf-8") as fh:

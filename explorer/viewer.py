@@ -59,12 +59,18 @@ class StructureViewer(pn.viewable.Viewer):
     show_bonds = param.Boolean(default=True)
     show_frame = param.Boolean(default=True, doc="Draw the polar frame F's columns as arrows")
     show_ellipsoid = param.Boolean(default=True)
-    scene_source = param.Selector(default="built-in", objects=["built-in", "crystal-toolkit"],
-                                  doc="Who computes atoms/bonds: this package, or crystal-toolkit's scene")
+    scene_source = param.Selector(
+        default="built-in",
+        objects=["built-in", "crystal-toolkit"],
+        doc="Who computes atoms/bonds: this package, or crystal-toolkit's scene",
+    )
     ellipsoid_size = param.Number(default=0.45, bounds=(0.05, 2.0), doc="Largest semi-axis / (cell volume)^(1/3)")
     height = param.Integer(default=460, bounds=(200, 2000))
-    script = param.Selector(default="auto", objects=["auto", "url", "inline"],
-                            doc="3Dmol.js from the Panel server ('url'), inlined ('inline'), or decide ('auto')")
+    script = param.Selector(
+        default="auto",
+        objects=["auto", "url", "inline"],
+        doc="3Dmol.js from the Panel server ('url'), inlined ('inline'), or decide ('auto')",
+    )
     # outputs
     document = param.String(default="", doc="Standalone HTML of the current view")
     displayed_tensor = param.Parameter(default=None, doc="The ellipsoid's tensor (3x3) or None")
@@ -72,13 +78,14 @@ class StructureViewer(pn.viewable.Viewer):
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
-        self._pane = pn.pane.HTML("", sizing_mode="stretch_width", min_height=self.height,
-                                  css_classes=["goectp-viewer-pane"])
+        self._pane = pn.pane.HTML(
+            "", sizing_mode="stretch_width", min_height=self.height, css_classes=["goectp-viewer-pane"]
+        )
         self.scene = None
         self._render()
 
     # ------------------------------------------------------------------------------------------------ geometry
-    def displayed_structure(self):  # noqa: ANN201
+    def displayed_structure(self):
         """The structure in the chosen orientation."""
         from goectp.frame import canonicalize
 
@@ -91,7 +98,7 @@ class StructureViewer(pn.viewable.Viewer):
             return canonicalize(s)
         return s
 
-    def build_scene(self):  # noqa: ANN201
+    def build_scene(self):
         """Scene of the displayed structure with frame arrows and the ellipsoid of its predicted tensor."""
         from goectp.frame import polar_frame
 
@@ -134,8 +141,17 @@ class StructureViewer(pn.viewable.Viewer):
         if self.orientation == ROTATED:  # R only changes what is shown in the rotated orientation
             self._render()
 
-    @param.depends("structure", "models.version", "orientation", "show_bonds", "show_frame", "show_ellipsoid",
-                   "scene_source", "ellipsoid_size", watch=True)
+    @param.depends(
+        "structure",
+        "models.version",
+        "orientation",
+        "show_bonds",
+        "show_frame",
+        "show_ellipsoid",
+        "scene_source",
+        "ellipsoid_size",
+        watch=True,
+    )
     def _render(self) -> None:
         if self.structure is None:
             self._pane.object = "<p>No structure.</p>"
@@ -154,12 +170,13 @@ class StructureViewer(pn.viewable.Viewer):
         if mode == "auto":
             mode = "url" if running_on_server() else "inline"
         url = threedmol_url() if mode == "url" else "inline"
-        self.document = viewer_document(scene_view(self.scene, js_url=url), script=mode,
-                                        js_url=url if mode == "url" else None)
+        self.document = viewer_document(
+            scene_view(self.scene, js_url=url), script=mode, js_url=url if mode == "url" else None
+        )
         self._pane.object = iframe(self.document, height=self.height)
         self.error = ""
 
-    def _download_html(self):  # noqa: ANN202
+    def _download_html(self):
         from io import StringIO
 
         return StringIO(self.html_document("inline"))
@@ -168,7 +185,9 @@ class StructureViewer(pn.viewable.Viewer):
         return pn.pane.Markdown(
             "Arrows F₁ F₂ F₃ (red, green, blue): columns of the polar frame F of L = F H. Orange: ellipsoid of "
             "the predicted ε (axes = eigenvectors, semi-axes ∝ eigenvalues), centred in the cell. Drag to rotate "
-            "the camera; **Save PNG** (top right of the view) saves an image.", styles={"font-size": "0.85em"})
+            "the camera; **Save PNG** (top right of the view) saves an image.",
+            styles={"font-size": "0.85em"},
+        )
 
     def __panel__(self) -> pn.viewable.Viewable:
         if not threedmol_available():
@@ -176,14 +195,29 @@ class StructureViewer(pn.viewable.Viewer):
         else:
             warning = pn.pane.Markdown("")
         controls = pn.Column(
-            pn.widgets.RadioButtonGroup.from_param(self.param.orientation, color="light",
-                                                   css_classes=["goectp-orientation"]),
-            pn.Row(pn.widgets.Checkbox.from_param(self.param.show_bonds, name="bonds", width=80),
-                   pn.widgets.Checkbox.from_param(self.param.show_frame, name="frame F", width=90),
-                   pn.widgets.Checkbox.from_param(self.param.show_ellipsoid, name="ε ellipsoid", width=110)),
-            sizing_mode="stretch_width")
-        export = pn.widgets.FileDownload(callback=self._download_html, filename="goectp-structure-3d.html",
-                                         label="Download 3D view (HTML, offline)", color="light",
-                                         css_classes=["goectp-export-3d"])
-        return pn.Column(warning, controls, self._pane, pn.Row(export), self._legend(),
-                         sizing_mode="stretch_width", css_classes=["goectp-viewer"])
+            pn.widgets.RadioButtonGroup.from_param(
+                self.param.orientation, color="light", css_classes=["goectp-orientation"]
+            ),
+            pn.Row(
+                pn.widgets.Checkbox.from_param(self.param.show_bonds, name="bonds", width=80),
+                pn.widgets.Checkbox.from_param(self.param.show_frame, name="frame F", width=90),
+                pn.widgets.Checkbox.from_param(self.param.show_ellipsoid, name="ε ellipsoid", width=110),
+            ),
+            sizing_mode="stretch_width",
+        )
+        export = pn.widgets.FileDownload(
+            callback=self._download_html,
+            filename="goectp-structure-3d.html",
+            label="Download 3D view (HTML, offline)",
+            color="light",
+            css_classes=["goectp-export-3d"],
+        )
+        return pn.Column(
+            warning,
+            controls,
+            self._pane,
+            pn.Row(export),
+            self._legend(),
+            sizing_mode="stretch_width",
+            css_classes=["goectp-viewer"],
+        )

@@ -53,8 +53,13 @@ def graphs_for(structures: Any, model: nn.Module, max_sites: int = 500) -> list:
 
 
 @torch.no_grad()
-def predict_graphs(graphs: list, model: nn.Module, device: str | torch.device | None = None, batch_size: int = 64,
-                   use_frame: bool | None = None) -> np.ndarray:
+def predict_graphs(
+    graphs: list,
+    model: nn.Module,
+    device: str | torch.device | None = None,
+    batch_size: int = 64,
+    use_frame: bool | None = None,
+) -> np.ndarray:
     """Predict from prebuilt graphs: ``[n, 3, 3]`` (or ``[M, n, 3, 3]`` for an ensemble)."""
     dev = default_device(device)
     model = model.to(dev).eval()
@@ -72,9 +77,16 @@ def predict_graphs(graphs: list, model: nn.Module, device: str | torch.device | 
     return out
 
 
-def predict(structures: Any, model: nn.Module | str | None = None, device: str | torch.device | None = None,
-            batch_size: int = 64, return_std: bool = False, use_frame: bool | None = None, max_sites: int = 500,
-            calibrated: bool = True):
+def predict(
+    structures: Any,
+    model: nn.Module | str | None = None,
+    device: str | torch.device | None = None,
+    batch_size: int = 64,
+    return_std: bool = False,
+    use_frame: bool | None = None,
+    max_sites: int = 500,
+    calibrated: bool = True,
+):
     """Predict dielectric tensors.
 
     Args:
@@ -103,8 +115,14 @@ def predict(structures: Any, model: nn.Module | str | None = None, device: str |
     return (mean, std) if return_std else mean
 
 
-def predict_summary(structures: Any, model: nn.Module | str | None = None, device: str | torch.device | None = None,
-                    batch_size: int = 64, max_sites: int = 500, calibrated: bool = True) -> list[dict[str, Any]]:
+def predict_summary(
+    structures: Any,
+    model: nn.Module | str | None = None,
+    device: str | torch.device | None = None,
+    batch_size: int = 64,
+    max_sites: int = 500,
+    calibrated: bool = True,
+) -> list[dict[str, Any]]:
     """ε̄ ± σ, α ± σ, eigenvalues ± σ and the tensor ± σ of each structure, with out-of-distribution flags.
 
     All statistics come from :func:`goectp.tensor_stats.ensemble_statistics` (α = inf and ``nonpositive`` when
@@ -121,8 +139,11 @@ def predict_summary(structures: Any, model: nn.Module | str | None = None, devic
     members, pooled = predict_members_and_embeddings(graphs, model, batch_size=batch_size, device=device)
     stats = ensemble_statistics(members, calibration=cal)
     records = summary_records(stats)
-    flags = (cal.ood([element_symbols(g.z.tolist()) for g in graphs], stats, pooled) if cal is not None
-             else [None] * len(records))
+    flags = (
+        cal.ood([element_symbols(g.z.tolist()) for g in graphs], stats, pooled)
+        if cal is not None
+        else [None] * len(records)
+    )
     for rec, flag in zip(records, flags):
         rec["ood"] = flag
     return records

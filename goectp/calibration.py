@@ -321,8 +321,13 @@ def heldout_predictions(
         if getattr(cfg, "node_features", None):
             from goectp.features import load_featured_graph_set
 
-            gs, _ = load_featured_graph_set(data_file, name=cfg.node_features, k=cfg.k_neighbors, progress=progress,
-                                            canonical=uses_canonical_cell(cfg))
+            gs, _ = load_featured_graph_set(
+                data_file,
+                name=cfg.node_features,
+                k=cfg.k_neighbors,
+                progress=progress,
+                canonical=uses_canonical_cell(cfg),
+            )
         else:
             from goectp.data import load_graph_set
 

@@ -85,8 +85,12 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
 
 def checkpoint_dict(model: GoeCTP, **meta: Any) -> dict:
     """The checkpoint dict of ``model`` (see the module docstring)."""
-    return {"schema_version": SCHEMA_VERSION, "config": model.config.to_dict(), "state_dict": model.state_dict(),
-            "meta": meta}
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "config": model.config.to_dict(),
+        "state_dict": model.state_dict(),
+        "meta": meta,
+    }
 
 
 def save_checkpoint(path: str | os.PathLike, model: GoeCTP, **meta: Any) -> Path:
@@ -94,12 +98,22 @@ def save_checkpoint(path: str | os.PathLike, model: GoeCTP, **meta: Any) -> Path
     return atomic_save(checkpoint_dict(model, **meta), path)
 
 
-def save_training_state(path: str | os.PathLike, model: nn.Module, optimizer: Any, scheduler: Any,
-                        rng: dict[str, torch.Tensor], state: dict) -> Path:
+def save_training_state(
+    path: str | os.PathLike, model: nn.Module, optimizer: Any, scheduler: Any, rng: dict[str, torch.Tensor], state: dict
+) -> Path:
     """Everything needed to resume training (weights, optimiser, scheduler, RNG ByteTensors, loop state)."""
-    return atomic_save({"schema_version": SCHEMA_VERSION, "kind": "training_state",
-                        "state_dict": model.state_dict(), "optimizer": optimizer.state_dict(),
-                        "scheduler": scheduler.state_dict(), "rng": dict(rng), "state": state}, path)
+    return atomic_save(
+        {
+            "schema_version": SCHEMA_VERSION,
+            "kind": "training_state",
+            "state_dict": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "rng": dict(rng),
+            "state": state,
+        },
+        path,
+    )
 
 
 # ------------------------------------------------------------------------------------------------ reading
@@ -122,8 +136,9 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {line}"[:300]
 
 
-def safe_load(source: Source, map_location: str | torch.device | None = "cpu",
-              allow: Iterable[Any] = (), name: str | None = None) -> Any:
+def safe_load(
+    source: Source, map_location: str | torch.device | None = "cpu", allow: Iterable[Any] = (), name: str | None = None
+) -> Any:
     """``torch.load(source, weights_only=True)``; any failure becomes a one-line :class:`CheckpointError`.
 
     ``allow`` lists extra classes the file may hold (e.g. cached graphs): they are reconstructed from data,
@@ -149,8 +164,9 @@ def safe_load(source: Source, map_location: str | torch.device | None = "cpu",
             raise CheckpointError(f"{name}: cannot read the file ({_first_line(exc)})") from exc
         raise CheckpointError(f"{name}: not a valid checkpoint ({_first_line(exc)})") from exc
     except Exception as exc:  # UnpicklingError, RuntimeError (truncated zip), EOFError, ValueError, ...
-        raise CheckpointError(f"{name}: not a valid checkpoint, or one holding code, which is never loaded "
-                              f"({_first_line(exc)})") from exc
+        raise CheckpointError(
+            f"{name}: not a valid checkpoint, or one holding code, which is never loaded ({_first_line(exc)})"
+        ) from exc
 
 
 def cache_safe_globals() -> list[Any]:
@@ -181,8 +197,10 @@ def read_checkpoint(source: Source, map_location: str | torch.device | None = "c
         raise CheckpointError(f"{name}: not a GoeCTP checkpoint (holds a {type(ckpt).__name__}, not a dict)")
     version = ckpt.get("schema_version", 0)
     if not isinstance(version, int) or version > SCHEMA_VERSION:
-        raise CheckpointError(f"{name}: checkpoint schema version {version!r} is newer than this goectp "
-                              f"understands ({SCHEMA_VERSION}); upgrade goectp")
+        raise CheckpointError(
+            f"{name}: checkpoint schema version {version!r} is newer than this goectp "
+            f"understands ({SCHEMA_VERSION}); upgrade goectp"
+        )
     if "state_dict" not in ckpt and "model" in ckpt:  # resume files before schema version 1
         ckpt = {**ckpt, "state_dict": ckpt["model"]}
         ckpt.pop("model")
@@ -240,10 +258,10 @@ class Ensemble(nn.Module):
         self.names = list(names or [f"member{i}" for i in range(len(members))])
         self.config = members[0].config
 
-    def forward(self, batch, use_frame: bool | None = None) -> torch.Tensor:  # noqa: ANN001
+    def forward(self, batch, use_frame: bool | None = None) -> torch.Tensor:
         return torch.stack([m(batch, use_frame=use_frame) for m in self.members])
 
-    def backbone_prediction(self, batch) -> torch.Tensor:  # noqa: ANN001
+    def backbone_prediction(self, batch) -> torch.Tensor:
         return self.forward(batch, use_frame=False)
 
 
@@ -288,8 +306,9 @@ def resolve_model_path(spec: str | os.PathLike) -> Path:
             path = assets_dir() / "models" / model_aliases()[spec]
         if not path.exists():
             hint = f"; to load ./{spec} from the working directory, give it as a path" if Path(spec).exists() else ""
-            raise FileNotFoundError(f"no shipped model named {spec!r}; shipped models: "
-                                    f"{available_models() or 'none'}{hint}")
+            raise FileNotFoundError(
+                f"no shipped model named {spec!r}; shipped models: {available_models() or 'none'}{hint}"
+            )
         return path
     path = Path(spec).expanduser()
     if not path.exists():

@@ -27,8 +27,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
             struct = load_structures(path, max_sites=args.max_sites)[0]
             summary = None
             if args.no_frame:
-                mean, std = predict(struct, model, device=device, return_std=True, max_sites=args.max_sites,
-                                    use_frame=False)
+                mean, std = predict(
+                    struct, model, device=device, return_std=True, max_sites=args.max_sites, use_frame=False
+                )
             else:  # ε̄ ± σ, α ± σ (calibrated σ when the ensemble ships a calibration) and OOD flags
                 summary = predict_summary(struct, model, device=device, max_sites=args.max_sites)[0]
                 mean, std = np.array([summary["tensor"]]), np.array([summary["tensor_std"]])
@@ -37,12 +38,21 @@ def cmd_predict(args: argparse.Namespace) -> int:
             rows.append({"file": str(path), "error": str(exc)})
             continue
         eps, sd = mean[0], std[0]
-        rows.append({"file": str(path), "formula": struct.composition.reduced_formula, "tensor": eps.tolist(),
-                     "std": sd.tolist(), "eigenvalues": eigenvalues(eps).tolist(),
-                     "eps_mean": float(mean_eigenvalue(eps)), "anisotropy": float(anisotropy(eps))})
+        rows.append(
+            {
+                "file": str(path),
+                "formula": struct.composition.reduced_formula,
+                "tensor": eps.tolist(),
+                "std": sd.tolist(),
+                "eigenvalues": eigenvalues(eps).tolist(),
+                "eps_mean": float(mean_eigenvalue(eps)),
+                "anisotropy": float(anisotropy(eps)),
+            }
+        )
         if summary is not None:
-            rows[-1].update({k: summary[k] for k in ("eps_mean_std", "anisotropy_std", "eigenvalues_std",
-                                                     "calibrated", "ood")})
+            rows[-1].update(
+                {k: summary[k] for k in ("eps_mean_std", "anisotropy_std", "eigenvalues_std", "calibrated", "ood")}
+            )
     if args.json:
         print(json.dumps(rows, indent=1))
     else:
@@ -56,8 +66,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
             print("  eigenvalues: " + ", ".join(f"{v:.3f}" for v in r["eigenvalues"]))
             if "eps_mean_std" in r:
                 kind = "calibrated σ" if r["calibrated"] else "raw member std (no calibration)"
-                print(f"  mean eigenvalue ε̄ = {r['eps_mean']:.3f} ± {r['eps_mean_std']:.3f}   anisotropy "
-                      f"λmax/λmin = {r['anisotropy']:.3f} ± {r['anisotropy_std']:.3f}   (± = {kind})")
+                print(
+                    f"  mean eigenvalue ε̄ = {r['eps_mean']:.3f} ± {r['eps_mean_std']:.3f}   anisotropy "
+                    f"λmax/λmin = {r['anisotropy']:.3f} ± {r['anisotropy_std']:.3f}   (± = {kind})"
+                )
                 if r["ood"] and r["ood"]["flag"]:
                     print("  WARNING out of distribution: " + "; ".join(r["ood"]["reasons"]))
                 elif r["ood"]:
@@ -74,7 +86,7 @@ def _shipped() -> str:
     return ", ".join(available_models()) or "none shipped"
 
 
-def _graph_set(path: Path, node_features: str | None, k: int = 16, canonical: bool = False):  # noqa: ANN202
+def _graph_set(path: Path, node_features: str | None, k: int = 16, canonical: bool = False):
     """The data file's graphs (``k`` neighbours; canonical cells for models that average over their frames), with
     cached foundation-model node features when the model uses them."""
     from goectp.data import load_graph_set
@@ -103,18 +115,28 @@ def cmd_train(args: argparse.Namespace) -> int:
         _init_from(args.init_from, mcfg)  # fails here, before any training, on a mismatch
     configs = [TrainConfig(**{"seed": split, **train_values, "split_seed": split}).to_dict() for split in splits]
     outs = [Path(args.out) / f"split{split}" for split in splits]
-    results = sequential_or_parallel(path, mcfg.to_dict(), configs, outs, workers=args.workers,
-                                     scheduler=args.scheduler, resume=not args.no_resume, init_from=args.init_from,
-                                     run_meta={"run_config": run_config_record(args)})
+    results = sequential_or_parallel(
+        path,
+        mcfg.to_dict(),
+        configs,
+        outs,
+        workers=args.workers,
+        scheduler=args.scheduler,
+        resume=not args.no_resume,
+        init_from=args.init_from,
+        run_meta={"run_config": run_config_record(args)},
+    )
     for split, out, res in zip(splits, outs, results):
         t = res["test"]
         done = " (finished before: not trained again)" if res.get("skipped") else ""
-        print(f"split {split}: best epoch {res['best_epoch']}, test MAE {t['all']['mae']:.4f} "
-              f"(|component|<100: {t['filtered']['mae']:.4f}) -> {out / 'best.pt'}{done}")
+        print(
+            f"split {split}: best epoch {res['best_epoch']}, test MAE {t['all']['mae']:.4f} "
+            f"(|component|<100: {t['filtered']['mae']:.4f}) -> {out / 'best.pt'}{done}"
+        )
     return 0
 
 
-def _init_from(ckpt: str, mcfg) -> dict:  # noqa: ANN001
+def _init_from(ckpt: str, mcfg) -> dict:
     """Backbone weights of a (pretrained) checkpoint; raises on any mismatch, the head is left fresh."""
     from goectp.training.pretrain import backbone_state
 
@@ -137,8 +159,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     )
 
     model = load_model(args.model)
-    gs = _graph_set(_data_file(args), model.config.node_features, k=model.config.k_neighbors,
-                    canonical=uses_canonical_cell(model.config))
+    gs = _graph_set(
+        _data_file(args),
+        model.config.node_features,
+        k=model.config.k_neighbors,
+        canonical=uses_canonical_cell(model.config),
+    )
     if args.split_seed is not None:
         gs = gs.subset(random_split(len(gs), args.split_seed)["test"])
     true = gs.targets(args.target)
@@ -149,10 +175,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     met = tensor_metrics(pred, true)
     per = per_system_mae(pred, true, gs.crystal_systems)
     png = parity_plot(pred, true, out.with_suffix(".png"), title=f"{args.model} on {len(gs)} structures")
-    write_report(out, f"Evaluation of {args.model}", {
-        "MAE per crystal system": table2_markdown({args.model: {k: (v, 0.0) for k, v in per.items()}}),
-        "Metrics": metrics_markdown({args.model: {k: (v, 0.0) for k, v in met.items()}}),
-        "Parity plot": f"![parity]({png.name})"}, {"metrics": met, "per_system": per})
+    write_report(
+        out,
+        f"Evaluation of {args.model}",
+        {
+            "MAE per crystal system": table2_markdown({args.model: {k: (v, 0.0) for k, v in per.items()}}),
+            "Metrics": metrics_markdown({args.model: {k: (v, 0.0) for k, v in met.items()}}),
+            "Parity plot": f"![parity]({png.name})",
+        },
+        {"metrics": met, "per_system": per},
+    )
     print(json.dumps({"metrics": met, "per_system": per}, indent=1))
     print(f"wrote {out.with_suffix('.md')}, {out.with_suffix('.json')}, {png}")
     return 0
@@ -178,8 +210,10 @@ def cmd_data(args: argparse.Namespace) -> int:
         path = _data_file(args)
         recs = read_dielectric_json(path)
         n_out = sum(np.abs(r.target("total")).max() >= 100 for r in recs)
-        print(f"{path}: {len(recs)} records; sources {dict(Counter(r.source for r in recs))}; "
-              f"with band gap {sum(r.band_gap is not None for r in recs)}; any |total component| >= 100: {n_out}")
+        print(
+            f"{path}: {len(recs)} records; sources {dict(Counter(r.source for r in recs))}; "
+            f"with band gap {sum(r.band_gap is not None for r in recs)}; any |total component| >= 100: {n_out}"
+        )
         return 0
     out = Path(args.out)
     if args.action == "fetch-matminer":
@@ -199,15 +233,18 @@ def cmd_data(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="goectp", description="GoeCTP: equivariant dielectric tensor prediction")
-    ap.add_argument("--debug", action="store_true",
-                    help="on an error, show the full traceback instead of a one-line message (also accepted after "
-                         "the subcommand)")
+    ap.add_argument(
+        "--debug",
+        action="store_true",
+        help="on an error, show the full traceback instead of a one-line message (also accepted after the subcommand)",
+    )
     sub = ap.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("predict", help="predict the dielectric tensor of CIF/POSCAR/extxyz files")
     p.add_argument("structures", nargs="+", help="structure files")
-    p.add_argument("--model", default="default", help=f"shipped model ({_shipped()}) or checkpoint path "
-                                                      "(default: default)")
+    p.add_argument(
+        "--model", default="default", help=f"shipped model ({_shipped()}) or checkpoint path (default: default)"
+    )
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.add_argument("--max-sites", type=int, default=500)
@@ -223,22 +260,36 @@ def build_parser() -> argparse.ArgumentParser:
             q.add_argument("--target", default="total", choices=TARGETS)
             q.add_argument("--device", default=None)
 
-    p = sub.add_parser("train", help="train on random 80/10/10 splits (the paper's protocol)",
-                       description="Train GoeCTP on random 80/10/10 splits of a dielectric data set (the paper's "
-                                   "protocol). Every GoeCTPConfig and TrainConfig field has an option; --config FILE "
-                                   "sets a whole run (TOML or YAML).")
+    p = sub.add_parser(
+        "train",
+        help="train on random 80/10/10 splits (the paper's protocol)",
+        description="Train GoeCTP on random 80/10/10 splits of a dielectric data set (the paper's "
+        "protocol). Every GoeCTPConfig and TrainConfig field has an option; --config FILE "
+        "sets a whole run (TOML or YAML).",
+    )
     data_opts(p, target_and_device=False)
-    p.add_argument("--splits", nargs="+", type=int, default=None,
-                   help="split seeds, one run each (default: --split-seed if given, else 0 1 2 3 4)")
+    p.add_argument(
+        "--splits",
+        nargs="+",
+        type=int,
+        default=None,
+        help="split seeds, one run each (default: --split-seed if given, else 0 1 2 3 4)",
+    )
     p.add_argument("--init-from", default=None, help="start from a (pretrained) checkpoint's backbone")
-    p.add_argument("--out", default="runs/train", help="run folder, one split<N> subfolder per split "
-                                                        "(default: %(default)s)")
+    p.add_argument(
+        "--out", default="runs/train", help="run folder, one split<N> subfolder per split (default: %(default)s)"
+    )
     p.add_argument("--no-resume", action="store_true", help="start again instead of resuming from last.pt")
-    p.add_argument("--workers", type=int, default=1,
-                   help="train the splits in parallel on a local Dask cluster of this many single-threaded worker "
-                        "processes (default 1: one split after the other in this process)")
-    p.add_argument("--scheduler", default=None,
-                   help="address of a running Dask scheduler (tcp://host:8786) to train the splits on")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="train the splits in parallel on a local Dask cluster of this many single-threaded worker "
+        "processes (default 1: one split after the other in this process)",
+    )
+    p.add_argument(
+        "--scheduler", default=None, help="address of a running Dask scheduler (tcp://host:8786) to train the splits on"
+    )
     from goectp.cli_config import add_training_options
 
     add_training_options(p, "train")  # every GoeCTPConfig / TrainConfig field, and --config FILE

@@ -69,8 +69,9 @@ def _parse_scalar(kind: type, optional: bool) -> Any:
         try:
             return kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {kind.__name__}{' or none' if optional else ''}, "
-                                             f"got {text!r}") from None
+            raise argparse.ArgumentTypeError(
+                f"expected {kind.__name__}{' or none' if optional else ''}, got {text!r}"
+            ) from None
 
     convert.__name__ = kind.__name__  # argparse names the type in its error messages
     return convert
@@ -120,11 +121,18 @@ def _help_text(cls: type) -> dict[str, str]:
     return helps
 
 
-def add_config_arguments(parser: argparse.ArgumentParser, cls: type, section: str, *, title: str | None = None,
-                         skip: typing.Iterable[str] = (), choices: dict[str, typing.Sequence] | None = None,
-                         defaults: dict[str, Any] | None = None,
-                         aliases: dict[str, list[tuple[str, dict]]] | None = None,
-                         helps: dict[str, str] | None = None) -> argparse._ArgumentGroup:
+def add_config_arguments(
+    parser: argparse.ArgumentParser,
+    cls: type,
+    section: str,
+    *,
+    title: str | None = None,
+    skip: typing.Iterable[str] = (),
+    choices: dict[str, typing.Sequence] | None = None,
+    defaults: dict[str, Any] | None = None,
+    aliases: dict[str, list[tuple[str, dict]]] | None = None,
+    helps: dict[str, str] | None = None,
+) -> argparse._ArgumentGroup:
     """Add one option per field of the dataclass ``cls`` to ``parser`` (in an argument group ``title``).
 
     Args:
@@ -220,8 +228,9 @@ def check_config(data: dict[str, Any], path: str | Path, parser: argparse.Argume
             raise ConfigFileError(f"{path}: [{section}] must be a table of keys, got {type(values).__name__}")
         for key in values:
             if key not in known.get(section, set()):
-                raise ConfigFileError(f"{path}: unknown key {key!r} in [{section}]; known keys: "
-                                      f"{', '.join(sorted(known[section]))}")
+                raise ConfigFileError(
+                    f"{path}: unknown key {key!r} in [{section}]; known keys: {', '.join(sorted(known[section]))}"
+                )
 
 
 def _config_fields(parser: argparse.ArgumentParser) -> dict[str, set[str]]:
@@ -236,8 +245,13 @@ def _classes(parser: argparse.ArgumentParser) -> dict[str, type]:
 class ConfigFileAction(argparse.Action):
     """``--config FILE``: reads and checks the file as soon as it is parsed (errors name the file and key)."""
 
-    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
-                 option_string: str | None = None) -> None:
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
         try:
             data = read_config_file(values)
             check_config(data, values, parser)
@@ -245,21 +259,30 @@ class ConfigFileAction(argparse.Action):
             parser.error(str(exc))
         raw = Path(values).read_bytes()
         content = json.loads(json.dumps(data, default=str))  # plain types only (TOML dates → text): weights_only
-        setattr(namespace, self.dest, {"path": str(Path(values).resolve()), "sha256": hashlib.sha256(raw).hexdigest(),
-                                       "content": content})
+        setattr(
+            namespace,
+            self.dest,
+            {"path": str(Path(values).resolve()), "sha256": hashlib.sha256(raw).hexdigest(), "content": content},
+        )
         namespace._config_defaults = {a.dest: a.default for a in parser._actions}  # for the [run] section
 
 
 def add_config_file_option(parser: argparse.ArgumentParser, classes: dict[str, type]) -> None:
     """Add ``--config FILE`` to ``parser`` (``classes``: section → dataclass, e.g. ``{"model": GoeCTPConfig}``)."""
     parser._goectp_config_classes = dict(classes)
-    parser.add_argument("--config", metavar="FILE", action=ConfigFileAction, default=None,
-                        help="a TOML (or YAML, with pyyaml) file with [model], [train] and [run] sections for the "
-                             "whole run; options given on the command line win (recorded in every checkpoint)")
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        action=ConfigFileAction,
+        default=None,
+        help="a TOML (or YAML, with pyyaml) file with [model], [train] and [run] sections for the "
+        "whole run; options given on the command line win (recorded in every checkpoint)",
+    )
 
 
-def resolve_configs(args: argparse.Namespace, defaults: dict[str, dict[str, Any]] | None = None
-                    ) -> dict[str, dict[str, Any]]:
+def resolve_configs(
+    args: argparse.Namespace, defaults: dict[str, dict[str, Any]] | None = None
+) -> dict[str, dict[str, Any]]:
     """The field values for each section: command line, then ``--config`` file, then ``defaults[section]``.
 
     Only fields set somewhere are returned (the dataclass supplies the rest). The ``run`` section's values are
@@ -272,7 +295,7 @@ def resolve_configs(args: argparse.Namespace, defaults: dict[str, dict[str, Any]
         values = dict((defaults or {}).get(section, {}))
         values.update(file.get(section, {}))
         prefix = section + "."
-        values.update({k[len(prefix):]: v for k, v in vars(args).items() if k.startswith(prefix)})
+        values.update({k[len(prefix) :]: v for k, v in vars(args).items() if k.startswith(prefix)})
         out[section] = values
     parser_defaults = getattr(args, "_config_defaults", {})
     for key, value in file.get("run", {}).items():
@@ -322,18 +345,33 @@ def add_training_options(parser: argparse.ArgumentParser, command: str = "train"
     pretrain = command == "pretrain"
     model_skip = {"node_feature_dim", "extra", "head"} | ({"symmetrize", "positive_definite"} if pretrain else set())
     add_config_arguments(
-        parser, GoeCTPConfig, "model", title="model (GoeCTPConfig; [model] in --config)", skip=model_skip,
-        choices={"variant": VARIANTS, "node_features": sorted(EXTRACTORS)}, helps=MODEL_HELP,
-        aliases={"num_layers": [("--layers", {"type": _parse_scalar(int, True), "metavar": "INT|none",
-                                                  "help": "= --num-layers"})],
-                 "use_frame": [("--no-frame", {"action": "store_false", "help": "= --no-use-frame"})]})
+        parser,
+        GoeCTPConfig,
+        "model",
+        title="model (GoeCTPConfig; [model] in --config)",
+        skip=model_skip,
+        choices={"variant": VARIANTS, "node_features": sorted(EXTRACTORS)},
+        helps=MODEL_HELP,
+        aliases={
+            "num_layers": [
+                ("--layers", {"type": _parse_scalar(int, True), "metavar": "INT|none", "help": "= --num-layers"})
+            ],
+            "use_frame": [("--no-frame", {"action": "store_false", "help": "= --no-use-frame"})],
+        },
+    )
     add_config_arguments(
-        parser, TrainConfig, "train", title="training (TrainConfig; [train] in --config)",
-        skip={"target", "max_abs"} if pretrain else set(), choices={"target": TARGETS},
+        parser,
+        TrainConfig,
+        "train",
+        title="training (TrainConfig; [train] in --config)",
+        skip={"target", "max_abs"} if pretrain else set(),
+        choices={"target": TARGETS},
         defaults=PRETRAIN_DEFAULTS["train"] if pretrain else None,
-        aliases={"augment_rotations": [("--augment", {"action": "store_true", "help": "= --augment-rotations"})],
-                 **({"progress": [("--quiet", {"action": "store_false", "help": "= --no-progress"})]}
-                    if pretrain else {})})
+        aliases={
+            "augment_rotations": [("--augment", {"action": "store_true", "help": "= --augment-rotations"})],
+            **({"progress": [("--quiet", {"action": "store_false", "help": "= --no-progress"})]} if pretrain else {}),
+        },
+    )
     add_config_file_option(parser, {"model": GoeCTPConfig, "train": TrainConfig})
 
 

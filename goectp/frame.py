@@ -66,7 +66,7 @@ def polar_frame(lattice: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return frame, sym
 
 
-def polar_frame_torch(lattice):  # noqa: ANN001, ANN201 - torch is optional at import time here
+def polar_frame_torch(lattice):
     """Differentiable torch version of :func:`polar_frame` (columns are lattice vectors)."""
     import torch
 
@@ -136,18 +136,16 @@ def niggli_matrix(lattice: np.ndarray, tol: float = 1e-5, max_steps: int = 1000)
             if flip[0] * flip[1] * flip[2] > 0:
                 apply(np.diag(flip).tolist())
         a, b, cc, xi, eta, zeta = g[0, 0], g[1, 1], g[2, 2], 2 * g[1, 2], 2 * g[0, 2], 2 * g[0, 1]
-        if abs(xi) > b + eps or (abs(xi - b) <= eps and 2 * eta < zeta - eps) or (
-            abs(xi + b) <= eps and zeta < -eps
-        ):
+        if abs(xi) > b + eps or (abs(xi - b) <= eps and 2 * eta < zeta - eps) or (abs(xi + b) <= eps and zeta < -eps):
             apply([[1, 0, 0], [0, 1, -_sign(xi)], [0, 0, 1]])  # A5
             continue
-        if abs(eta) > a + eps or (abs(eta - a) <= eps and 2 * xi < zeta - eps) or (
-            abs(eta + a) <= eps and zeta < -eps
-        ):
+        if abs(eta) > a + eps or (abs(eta - a) <= eps and 2 * xi < zeta - eps) or (abs(eta + a) <= eps and zeta < -eps):
             apply([[1, 0, -_sign(eta)], [0, 1, 0], [0, 0, 1]])  # A6
             continue
-        if abs(zeta) > a + eps or (abs(zeta - a) <= eps and 2 * xi < eta - eps) or (
-            abs(zeta + a) <= eps and eta < -eps
+        if (
+            abs(zeta) > a + eps
+            or (abs(zeta - a) <= eps and 2 * xi < eta - eps)
+            or (abs(zeta + a) <= eps and eta < -eps)
         ):
             apply([[1, -_sign(zeta), 0], [0, 1, 0], [0, 0, 1]])  # A7
             continue
@@ -191,7 +189,7 @@ def reduce_lattice(lattice: np.ndarray, method: CellReduction = "niggli") -> tup
     return lat @ m, m
 
 
-def canonicalize(structure, reduction: CellReduction = "none"):  # noqa: ANN001, ANN201
+def canonicalize(structure, reduction: CellReduction = "none"):
     """Return a copy of a pymatgen ``Structure`` rotated into the canonical orientation (lattice ``H``).
 
     Fractional coordinates are unchanged (with ``reduction`` they are re-expressed in the reduced basis); the

@@ -44,7 +44,7 @@ class CrystalGraph(Data):
         return 0
 
 
-def neighbor_edges(structure, k: int = DEFAULT_K, tie_tol: float = TIE_TOL) -> tuple[np.ndarray, ...]:  # noqa: ANN001
+def neighbor_edges(structure, k: int = DEFAULT_K, tie_tol: float = TIE_TOL) -> tuple[np.ndarray, ...]:
     """Edges from each atom to all images within its k-th-neighbour distance (+ ``tie_tol``).
 
     Returns ``(centers, neighbors, images, distances)``: edge ``e`` goes from site ``neighbors[e]`` in cell
@@ -75,7 +75,7 @@ def neighbor_edges(structure, k: int = DEFAULT_K, tie_tol: float = TIE_TOL) -> t
     raise ValueError(f"could not find {k} neighbours for every atom (cell too sparse?)")
 
 
-def _spglib_symmetry(structure, symprec: float) -> dict | None:  # noqa: ANN001
+def _spglib_symmetry(structure, symprec: float) -> dict | None:
     """spglib's space-group operations ``{"rotations": [n, 3, 3] int, "translations": [n, 3]}`` or ``None``."""
     import spglib
 
@@ -100,7 +100,7 @@ def _cartesian_operations(lat_rows: np.ndarray, sym: dict | None) -> np.ndarray:
     return u @ vt
 
 
-def symmetry_operations(structure, symprec: float = 0.01) -> np.ndarray:  # noqa: ANN001
+def symmetry_operations(structure, symprec: float = 0.01) -> np.ndarray:
     """Distinct point-group rotations of the crystal as Cartesian ``(n_ops, 3, 3)`` matrices (spglib).
 
     spglib returns only operations that are integer matrices in the *given* cell, so a supercell whose lattice
@@ -111,7 +111,7 @@ def symmetry_operations(structure, symprec: float = 0.01) -> np.ndarray:  # noqa
     return _point_group(structure, symprec, sym, primitive_matrix(structure, symprec, sym))
 
 
-def _point_group(structure, symprec: float, sym: dict | None, prim: np.ndarray) -> np.ndarray:  # noqa: ANN001
+def _point_group(structure, symprec: float, sym: dict | None, prim: np.ndarray) -> np.ndarray:
     """Cartesian point group from the cell's operations, or from the primitive cell ``L P`` when ``P != I``."""
     if sym is None or np.array_equal(prim, np.eye(3)):
         return _cartesian_operations(structure.lattice.matrix, sym)
@@ -151,8 +151,10 @@ def _integer_lattice_basis(generators: np.ndarray) -> np.ndarray:
             if len(live) <= 1:
                 break
             pivot = min(live, key=lambda c: abs(c[row]))
-            a = [c if c is pivot or c[row] == 0 else [x - (c[row] // pivot[row]) * y for x, y in zip(c, pivot)]
-                 for c in a]
+            a = [
+                c if c is pivot or c[row] == 0 else [x - (c[row] // pivot[row]) * y for x, y in zip(c, pivot)]
+                for c in a
+            ]
         live = [c for c in a if c[row] != 0]
         if not live:
             raise ValueError("lattice generators do not span three dimensions")
@@ -162,7 +164,7 @@ def _integer_lattice_basis(generators: np.ndarray) -> np.ndarray:
     return np.array(basis, dtype=np.int64).T
 
 
-def primitive_matrix(structure, symprec: float = 0.01, sym: dict | None = None) -> np.ndarray:  # noqa: ANN001
+def primitive_matrix(structure, symprec: float = 0.01, sym: dict | None = None) -> np.ndarray:
     """Rational ``P`` ``[3, 3]`` such that ``L P`` is a basis of the crystal's primitive lattice (``L`` columns).
 
     The primitive lattice is spanned by the cell's lattice vectors and the pure translations found by spglib
@@ -185,7 +187,7 @@ def primitive_matrix(structure, symprec: float = 0.01, sym: dict | None = None) 
 
 
 def build_crystal_graph(
-    structure,  # noqa: ANN001 - pymatgen Structure
+    structure,
     k: int = DEFAULT_K,
     tie_tol: float = TIE_TOL,
     symprec: float | None = 0.01,
@@ -259,7 +261,7 @@ def build_crystal_graph(
     )
 
 
-def graph_structure(graph):  # noqa: ANN001, ANN201 - CrystalGraph -> pymatgen Structure
+def graph_structure(graph):
     """The (possibly canonical) cell a graph was built from, as a pymatgen ``Structure`` (atoms in graph order)."""
     from pymatgen.core import Lattice, Structure
 

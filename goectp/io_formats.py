@@ -12,8 +12,15 @@ from pathlib import Path
 #: The formats GoeCTP reads from text (pymatgen for cif/poscar/json, ASE for extxyz).
 FORMATS = ("cif", "poscar", "extxyz", "json")
 #: File suffix → format.
-STRUCTURE_SUFFIXES = {".cif": "cif", ".mcif": "cif", ".vasp": "poscar", ".poscar": "poscar", ".xyz": "extxyz",
-                      ".extxyz": "extxyz", ".json": "json"}
+STRUCTURE_SUFFIXES = {
+    ".cif": "cif",
+    ".mcif": "cif",
+    ".vasp": "poscar",
+    ".poscar": "poscar",
+    ".xyz": "extxyz",
+    ".extxyz": "extxyz",
+    ".json": "json",
+}
 #: File names starting with these (any case) and without a known suffix are POSCARs (``CONTCAR_relaxed``).
 POSCAR_PREFIXES = ("POSCAR", "CONTCAR")
 #: Other spellings of a format accepted by :func:`normalize_format`.

@@ -59,7 +59,7 @@ class StructureError(ValueError):
         super().__init__(message)
         self.code = code
 
-    def __reduce__(self):  # noqa: ANN204 - keep the code across pickling (Dask)
+    def __reduce__(self):
         return type(self), (str(self), self.code)
 
 
@@ -133,8 +133,13 @@ def estimate_site_count(text: str, fmt: str) -> int | None:
     return None
 
 
-def precheck_structure_text(text: str, fmt: str, max_sites: int | None = MAX_SITES, name: str = "structure",
-                            max_bytes: int | None = MAX_FILE_BYTES) -> int | None:
+def precheck_structure_text(
+    text: str,
+    fmt: str,
+    max_sites: int | None = MAX_SITES,
+    name: str = "structure",
+    max_bytes: int | None = MAX_FILE_BYTES,
+) -> int | None:
     """Refuse, before any parsing, text that is empty, too large, or holds more than ``max_sites`` sites.
 
     Returns the estimated site count (``None`` when the text does not tell); raises :class:`StructureError`
@@ -145,18 +150,25 @@ def precheck_structure_text(text: str, fmt: str, max_sites: int | None = MAX_SIT
     if not text.strip():
         raise StructureError(f"{name}: file is empty", code="empty")
     if max_bytes is not None and len(text) > max_bytes:
-        raise StructureError(f"{name}: {len(text):,} characters, more than the limit of {max_bytes:,}",
-                             code="file_too_large")
+        raise StructureError(
+            f"{name}: {len(text):,} characters, more than the limit of {max_bytes:,}", code="file_too_large"
+        )
     count = estimate_site_count(text, fmt)
     if max_sites is not None and count is not None and count > max_sites:
         at_least = "at least " if normalize_format(fmt) == "cif" else ""
-        raise StructureError(f"{name}: {at_least}{count} sites, more than the limit of {max_sites} "
-                             "(raise max_sites to allow)", code="too_large")
+        raise StructureError(
+            f"{name}: {at_least}{count} sites, more than the limit of {max_sites} (raise max_sites to allow)",
+            code="too_large",
+        )
     return count
 
 
-def precheck_structure_file(path: str | os.PathLike, fmt: str | None = None, max_sites: int | None = MAX_SITES,
-                            max_bytes: int | None = MAX_FILE_BYTES) -> int | None:
+def precheck_structure_file(
+    path: str | os.PathLike,
+    fmt: str | None = None,
+    max_sites: int | None = MAX_SITES,
+    max_bytes: int | None = MAX_FILE_BYTES,
+) -> int | None:
     """:func:`precheck_structure_text` for a file: existence, size (from ``stat``, before reading), site count.
 
     Compressed or binary files are only size-checked. Returns the estimated site count or ``None``.
@@ -183,8 +195,12 @@ def precheck_structure_file(path: str | os.PathLike, fmt: str | None = None, max
     return precheck_structure_text(text, fmt, max_sites=max_sites, name=name, max_bytes=None)
 
 
-def structure_from_file(path: str | os.PathLike, fmt: str | None = None, max_sites: int | None = None,  # noqa: ANN201
-                        max_bytes: int | None = MAX_FILE_BYTES):
+def structure_from_file(
+    path: str | os.PathLike,
+    fmt: str | None = None,
+    max_sites: int | None = None,
+    max_bytes: int | None = MAX_FILE_BYTES,
+):
     """Read a CIF / POSCAR / extxyz (or anything pymatgen or ASE reads) from ``path``.
 
     :func:`precheck_structure_file` runs first: ``max_sites`` (None: no limit here) and ``max_bytes`` refuse a
@@ -193,9 +209,12 @@ def structure_from_file(path: str | os.PathLike, fmt: str | None = None, max_sit
     from pymatgen.core import Structure
 
     if isinstance(path, str) and (len(path) > MAX_PATH_CHARS or "\n" in path):
-        raise StructureError(f"a string given as a structure must be a file path; this one is {len(path):,} "
-                             "characters of text: use goectp.structures.structure_from_string(text, fmt) for file "
-                             "contents", code="unparseable")
+        raise StructureError(
+            f"a string given as a structure must be a file path; this one is {len(path):,} "
+            "characters of text: use goectp.structures.structure_from_string(text, fmt) for file "
+            "contents",
+            code="unparseable",
+        )
     path = Path(path)
     precheck_structure_file(path, fmt, max_sites=max_sites, max_bytes=max_bytes)
     fmt = normalize_format(fmt) if fmt else guess_format(path, compressed=True)
@@ -253,13 +272,17 @@ def to_structure(obj: Any, max_sites: int | None = None) -> Any:
         return structure_from_file(obj, max_sites=max_sites)
     if isinstance(obj, dict):
         if max_sites is not None and isinstance(obj.get("sites"), list) and len(obj["sites"]) > max_sites:
-            raise StructureError(f"structure has {len(obj['sites'])} sites, more than the limit of {max_sites} "
-                                 "(raise max_sites to allow)", code="too_large")
+            raise StructureError(
+                f"structure has {len(obj['sites'])} sites, more than the limit of {max_sites} "
+                "(raise max_sites to allow)",
+                code="too_large",
+            )
         try:
             return Structure.from_dict(obj)
         except Exception as exc:
-            raise StructureError(f"dict is not a pymatgen Structure ({type(exc).__name__}: {exc})",
-                                 code="unparseable") from exc
+            raise StructureError(
+                f"dict is not a pymatgen Structure ({type(exc).__name__}: {exc})", code="unparseable"
+            ) from exc
     if type(obj).__name__ == "Atoms":  # ASE, without importing ase eagerly
         from pymatgen.io.ase import AseAtomsAdaptor
 
@@ -267,15 +290,20 @@ def to_structure(obj: Any, max_sites: int | None = None) -> Any:
             raise StructureError("ASE Atoms must be periodic in all three directions (pbc=True)", code="not_periodic")
         cell = np.asarray(obj.cell, dtype=float)
         if not np.all(np.isfinite(cell)) or abs(np.linalg.det(cell)) < 1e-3:
-            raise StructureError(f"ASE Atoms has a singular or zero cell (volume {abs(np.linalg.det(cell)):.3g} Å^3):"
-                                 " set the cell of the crystal", code="degenerate_lattice")
+            raise StructureError(
+                f"ASE Atoms has a singular or zero cell (volume {abs(np.linalg.det(cell)):.3g} Å^3):"
+                " set the cell of the crystal",
+                code="degenerate_lattice",
+            )
         try:
             return AseAtomsAdaptor.get_structure(obj)
         except Exception as exc:
-            raise StructureError(f"ASE Atoms could not be converted ({type(exc).__name__}: {exc})",
-                                 code="unparseable") from exc
-    raise StructureError(f"cannot use an object of type {type(obj).__name__} as a crystal structure",
-                         code="unparseable")
+            raise StructureError(
+                f"ASE Atoms could not be converted ({type(exc).__name__}: {exc})", code="unparseable"
+            ) from exc
+    raise StructureError(
+        f"cannot use an object of type {type(obj).__name__} as a crystal structure", code="unparseable"
+    )
 
 
 def validate_structure(structure: Any, max_sites: int = MAX_SITES) -> Any:
@@ -286,14 +314,16 @@ def validate_structure(structure: Any, max_sites: int = MAX_SITES) -> Any:
     if n == 0:
         raise StructureError("structure has no atoms", code="empty")
     if n > max_sites:
-        raise StructureError(f"structure has {n} sites, more than the limit of {max_sites} (raise max_sites to allow)",
-                             code="too_large")
+        raise StructureError(
+            f"structure has {n} sites, more than the limit of {max_sites} (raise max_sites to allow)", code="too_large"
+        )
     if not structure.is_ordered:
         bad = next(i for i, s in enumerate(structure) if not s.is_ordered)
         raise StructureError(
             f"structure is disordered (site {bad}: {structure[bad].species_string}); partial occupancies are not "
             "supported: order it first, e.g. with pymatgen's OrderDisorderedStructureTransformation",
-            code="disordered")
+            code="disordered",
+        )
     if not all(getattr(structure, "pbc", (True, True, True))):
         raise StructureError("structure must be periodic in all three directions (pbc=True)", code="not_periodic")
     lat = structure.lattice.matrix
@@ -303,23 +333,28 @@ def validate_structure(structure: Any, max_sites: int = MAX_SITES) -> Any:
         raise StructureError("atomic coordinates contain NaN or infinite values", code="non_finite")
     lengths = np.linalg.norm(lat, axis=1)
     if lengths.max() > MAX_LATTICE_LENGTH:
-        raise StructureError(f"lattice vector of {lengths.max():.3g} Å, longer than the limit of "
-                             f"{MAX_LATTICE_LENGTH:.0f} Å: not a crystal (check the units, Å expected)",
-                             code="absurd_lattice")
+        raise StructureError(
+            f"lattice vector of {lengths.max():.3g} Å, longer than the limit of "
+            f"{MAX_LATTICE_LENGTH:.0f} Å: not a crystal (check the units, Å expected)",
+            code="absurd_lattice",
+        )
     with np.errstate(all="ignore"):
         vol = abs(np.linalg.det(lat))
     if vol < 1e-3 or vol / max(lengths.prod(), 1e-300) < 1e-6:
-        raise StructureError(f"lattice is singular or degenerate (cell volume {vol:.3g} Å^3)",
-                             code="degenerate_lattice")
+        raise StructureError(
+            f"lattice is singular or degenerate (cell volume {vol:.3g} Å^3)", code="degenerate_lattice"
+        )
     for site in structure:
         sp = site.specie
         el = getattr(sp, "element", sp)
         if not isinstance(el, Element) or el.Z < 1 or el.Z > 100:
-            raise StructureError(f"unknown or unsupported element {site.species_string!r} (Z must be 1..100)",
-                                 code="unknown_element")
+            raise StructureError(
+                f"unknown or unsupported element {site.species_string!r} (Z must be 1..100)", code="unknown_element"
+            )
     if vol / n < 1.0:
-        raise StructureError(f"atoms are too dense ({vol / n:.3g} Å^3 per atom): check the units (Å expected)",
-                             code="too_dense")
+        raise StructureError(
+            f"atoms are too dense ({vol / n:.3g} Å^3 per atom): check the units (Å expected)", code="too_dense"
+        )
     _check_neighbors(structure)
     return structure
 
@@ -331,14 +366,19 @@ def _check_neighbors(structure: Any) -> None:
     if len(dists) and dists.min() < MIN_DISTANCE:
         e = int(np.argmin(dists))
         i, j = int(centers[e]), int(points[e])
-        raise StructureError(f"atoms overlap: sites {i} ({structure[i].species_string}) and {j} "
-                             f"({structure[j].species_string}) are {dists[e]:.3g} Å apart (duplicated sites?)",
-                             code="overlapping_atoms")
+        raise StructureError(
+            f"atoms overlap: sites {i} ({structure[i].species_string}) and {j} "
+            f"({structure[j].species_string}) are {dists[e]:.3g} Å apart (duplicated sites?)",
+            code="overlapping_atoms",
+        )
     lonely = np.setdiff1d(np.arange(len(structure)), centers)
     if len(lonely):
         i = int(lonely[0])
-        raise StructureError(f"site {i} ({structure[i].species_string}) has no neighbour within {NEIGHBOR_CUTOFF:g} Å:"
-                             " an isolated atom, not a crystal (vacuum too large?)", code="too_few_neighbors")
+        raise StructureError(
+            f"site {i} ({structure[i].species_string}) has no neighbour within {NEIGHBOR_CUTOFF:g} Å:"
+            " an isolated atom, not a crystal (vacuum too large?)",
+            code="too_few_neighbors",
+        )
 
 
 def load_structures(objs: Any | Iterable[Any], max_sites: int = MAX_SITES) -> list[Any]:

@@ -31,8 +31,9 @@ def symmetric_tensor(tensor: Any) -> np.ndarray:
     return 0.5 * (t + t.T)
 
 
-def ellipsoid_surface(tensor: Any, center: Sequence[float] | None = None, size: float = 1.0,
-                      resolution: int = 24) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def ellipsoid_surface(
+    tensor: Any, center: Sequence[float] | None = None, size: float = 1.0, resolution: int = 24
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Grid ``(X, Y, Z)``, each ``(resolution + 1, 2 resolution + 1)``, of the tensor's ellipsoid (for
     ``Axes3D.plot_surface``). Semi-axes ``∝ |λ_i|``, the largest equal to ``size``.
 
@@ -103,8 +104,16 @@ def set_axes_equal(ax: Any, points: np.ndarray | None = None, margin: float = 0.
     ax.set_box_aspect((1, 1, 1))
 
 
-def draw_ellipsoid(ax: Any, tensor: Any, center: Sequence[float] | None = None, size: float = 1.0,
-                   color: str = "#ff7f0e", alpha: float = 0.35, show_axes: bool = True, resolution: int = 20) -> None:
+def draw_ellipsoid(
+    ax: Any,
+    tensor: Any,
+    center: Sequence[float] | None = None,
+    size: float = 1.0,
+    color: str = "#ff7f0e",
+    alpha: float = 0.35,
+    show_axes: bool = True,
+    resolution: int = 20,
+) -> None:
     """Draw the tensor ellipsoid (and its principal axes) on a 3D axes."""
     x, y, z = ellipsoid_surface(tensor, center, size, resolution)
     ax.plot_surface(x, y, z, color=color, alpha=alpha, linewidth=0, shade=True)
@@ -121,16 +130,24 @@ def draw_structure(ax: Any, structure: Any, atom_size: float = 60.0, cell_color:
     lat = structure.lattice.matrix
     cart = np.mod(structure.frac_coords, 1.0) @ lat
     colors = [element_color(site.specie.symbol) for site in structure]
-    ax.scatter(cart[:, 0], cart[:, 1], cart[:, 2], s=atom_size, c=colors, edgecolors="k", linewidths=0.4,
-               depthshade=False)
+    ax.scatter(
+        cart[:, 0], cart[:, 1], cart[:, 2], s=atom_size, c=colors, edgecolors="k", linewidths=0.4, depthshade=False
+    )
     edges = cell_edges(lat)
     for a, b in edges:
         ax.plot(*np.stack([a, b]).T, color=cell_color, lw=1)
     return np.concatenate([cart, edges.reshape(-1, 3)])
 
 
-def draw_crystal_and_tensor(ax: Any, structure: Any, tensor: Any | None = None, size: float | None = None,
-                            title: str = "", color: str = "#ff7f0e", lab_axes: bool = True) -> None:
+def draw_crystal_and_tensor(
+    ax: Any,
+    structure: Any,
+    tensor: Any | None = None,
+    size: float | None = None,
+    title: str = "",
+    color: str = "#ff7f0e",
+    lab_axes: bool = True,
+) -> None:
     """The crystal with the tensor ellipsoid at the centre of its cell, on one 3D axes, equal scaling.
 
     ``size`` (largest semi-axis, Å) defaults to 40 % of the shortest lattice vector.
@@ -151,8 +168,14 @@ def draw_crystal_and_tensor(ax: Any, structure: Any, tensor: Any | None = None, 
         ax.set_title(title, fontsize=10)
 
 
-def crystal_tensor_figure(structures: Sequence[Any], tensors: Sequence[Any | None], titles: Sequence[str] = (),
-                          size: float | None = None, panel_inches: float = 3.2, colors: Sequence[str] = ()) -> Any:
+def crystal_tensor_figure(
+    structures: Sequence[Any],
+    tensors: Sequence[Any | None],
+    titles: Sequence[str] = (),
+    size: float | None = None,
+    panel_inches: float = 3.2,
+    colors: Sequence[str] = (),
+) -> Any:
     """A row of 3D panels, one per (structure, tensor). Returns the matplotlib ``Figure`` (not shown or closed).
 
     Uses ``matplotlib.figure.Figure`` directly (no pyplot state, no backend change), so it is safe in scripts,
@@ -166,7 +189,13 @@ def crystal_tensor_figure(structures: Sequence[Any], tensors: Sequence[Any | Non
     fig = Figure(figsize=(panel_inches * n, panel_inches))
     for i, (s, t) in enumerate(zip(structures, tensors)):
         ax = fig.add_subplot(1, n, i + 1, projection="3d")
-        draw_crystal_and_tensor(ax, s, t, size=size, title=titles[i] if i < len(titles) else "",
-                                color=colors[i] if i < len(colors) else "#ff7f0e")
+        draw_crystal_and_tensor(
+            ax,
+            s,
+            t,
+            size=size,
+            title=titles[i] if i < len(titles) else "",
+            color=colors[i] if i < len(colors) else "#ff7f0e",
+        )
     fig.subplots_adjust(left=0, right=1, bottom=0, top=0.9, wspace=0.02)
     return fig

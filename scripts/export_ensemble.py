@@ -25,10 +25,17 @@ def main() -> None:
     ap.add_argument("--name", default="default")
     ap.add_argument("--command", default="", help="the command line that produced the run (for the card)")
     ap.add_argument("--assets", type=Path, default=Path("assets/models"))
-    ap.add_argument("--no-calibrate", action="store_true",
-                    help="skip scripts/calibrate_ensemble.py (calibrated σ + OOD statistics: calibration.json)")
-    ap.add_argument("--notes", type=Path, default=None,
-                    help="a Markdown file inserted after the model section (e.g. how it was pretrained)")
+    ap.add_argument(
+        "--no-calibrate",
+        action="store_true",
+        help="skip scripts/calibrate_ensemble.py (calibrated σ + OOD statistics: calibration.json)",
+    )
+    ap.add_argument(
+        "--notes",
+        type=Path,
+        default=None,
+        help="a Markdown file inserted after the model section (e.g. how it was pretrained)",
+    )
     args = ap.parse_args()
     out = args.assets / args.name
     out.mkdir(parents=True, exist_ok=True)
@@ -36,13 +43,18 @@ def main() -> None:
     for split_dir in sorted(args.run.glob("split*")):
         ck = read_checkpoint(split_dir / "best.pt")  # weights_only=True
         m = json.loads((split_dir / "metrics.json").read_text())
-        slim = {"schema_version": SCHEMA_VERSION, "config": ck["config"],
-                "state_dict": {k: v.float() if v.is_floating_point() else v for k, v in ck["state_dict"].items()},
-                "meta": {**ck["meta"], "test_mae": m["test"]["all"]["mae"]}}
+        slim = {
+            "schema_version": SCHEMA_VERSION,
+            "config": ck["config"],
+            "state_dict": {k: v.float() if v.is_floating_point() else v for k, v in ck["state_dict"].items()},
+            "meta": {**ck["meta"], "test_mae": m["test"]["all"]["mae"]},
+        }
         atomic_save(slim, out / f"{split_dir.name}.pt")
         metrics.append(m)
-        rows.append(f"| {m['split_seed']} | {m['n_train']}/{m['n_val']}/{m['n_test']} | {m['best_epoch']} | "
-                    f"{m['best_val_mae']:.3f} | {m['test']['all']['mae']:.3f} | {m['test']['filtered']['mae']:.3f} |")
+        rows.append(
+            f"| {m['split_seed']} | {m['n_train']}/{m['n_val']}/{m['n_test']} | {m['best_epoch']} | "
+            f"{m['best_val_mae']:.3f} | {m['test']['all']['mae']:.3f} | {m['test']['filtered']['mae']:.3f} |"
+        )
     data_file = data_dir() / DIELECTRIC_FILE
     per = summarize_splits([m["test"]["all"]["per_system"] for m in metrics])
     perf = summarize_splits([m["test"]["filtered"]["per_system"] for m in metrics])
@@ -56,21 +68,21 @@ Produced by this project's own training code on {dt.date.today().isoformat()}; {
 ## Data
 - File: `{DIELECTRIC_FILE}` (shared data directory), sha256 `{sha256_file(data_file)}`.
 - 2,733 Materials Project DFPT records (Petousis 2017 + mace-field), CC BY 4.0 — see the data README.
-- Target: the **{tcfg['target']}** dielectric tensor (electronic + ionic), relative permittivity.
-- Splits: random 80/10/10 with split seeds {[m['split_seed'] for m in metrics]} (`goectp.data.random_split`);
-  training seeds equal the split seeds. Train/val filter `max_abs` = {tcfg['max_abs']}.
+- Target: the **{tcfg["target"]}** dielectric tensor (electronic + ionic), relative permittivity.
+- Splits: random 80/10/10 with split seeds {[m["split_seed"] for m in metrics]} (`goectp.data.random_split`);
+  training seeds equal the split seeds. Train/val filter `max_abs` = {tcfg["max_abs"]}.
 
 ## Model
 ```json
 {json.dumps(cfg, indent=1)}
 ```
-Training: {json.dumps({k: tcfg[k] for k in ('epochs', 'batch_size', 'lr', 'lr_end', 'weight_decay', 'huber_delta')})}.
+Training: {json.dumps({k: tcfg[k] for k in ("epochs", "batch_size", "lr", "lr_end", "weight_decay", "huber_delta")})}.
 Checkpoint = best validation MAE epoch of each split.
 {notes}
 ## Command
 ```
 {args.command}
-python scripts/export_ensemble.py {args.run} --name {args.name}{f' --notes {args.notes}' if args.notes else ''}
+python scripts/export_ensemble.py {args.run} --name {args.name}{f" --notes {args.notes}" if args.notes else ""}
 ```
 
 ## Metrics (test sets; MAE = mean |Δ| over the 9 components)

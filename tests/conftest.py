@@ -43,8 +43,11 @@ def perovskite():
     """Cubic SrTiO3 (Pm-3m, a = 3.905 Å)."""
     from pymatgen.core import Lattice, Structure
 
-    return Structure(Lattice.cubic(3.905), ["Sr", "Ti", "O", "O", "O"],
-                     [[0, 0, 0], [0.5, 0.5, 0.5], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]])
+    return Structure(
+        Lattice.cubic(3.905),
+        ["Sr", "Ti", "O", "O", "O"],
+        [[0, 0, 0], [0.5, 0.5, 0.5], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]],
+    )
 
 
 @pytest.fixture()
@@ -53,5 +56,6 @@ def triclinic():
     from pymatgen.core import Lattice, Structure
 
     gen = np.random.default_rng(7)
-    return Structure(Lattice.from_parameters(4.1, 5.3, 6.2, 80, 95, 104), ["Ba", "Ti", "O", "O", "O", "Li"],
-                     gen.random((6, 3)))
+    return Structure(
+        Lattice.from_parameters(4.1, 5.3, 6.2, 80, 95, 104), ["Ba", "Ti", "O", "O", "O", "Li"], gen.random((6, 3))
+    )

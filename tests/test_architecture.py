@@ -43,17 +43,33 @@ def test_every_component_uses_the_one_resolver(tmp_path, monkeypatch):
     assert Path(cli.build_parser().parse_args([]).pool).parent == tmp_path / "missing"
     monkeypatch.setenv("GOECTP_DATA", str(tmp_path))
     assert explorer_data_dir() == tmp_path.resolve()
-    defs = [f"{p.relative_to(ROOT)}" for pkg in ("goectp", "explorer") for p in (ROOT / pkg).rglob("*.py")
-            if "def data_dir(" in p.read_text()]
+    defs = [
+        f"{p.relative_to(ROOT)}"
+        for pkg in ("goectp", "explorer")
+        for p in (ROOT / pkg).rglob("*.py")
+        if "def data_dir(" in p.read_text()
+    ]
     assert len(defs) == 2, defs  # goectp.data.paths and explorer.paths' thin wrapper
 
 
 # ------------------------------------------------------------------------------------------------ file formats
-@pytest.mark.parametrize(("name", "fmt"), [
-    ("a.cif", "cif"), ("A.MCIF", "cif"), ("x/POSCAR", "poscar"), ("CONTCAR_relaxed", "poscar"), ("x.vasp", "poscar"),
-    ("t.extxyz", "extxyz"), ("t.xyz", "extxyz"), ("s.json", "json"), ("POSCAR_1.cif", "cif"), ("a.pdf", None),
-    ("a.cif.gz", None), ("README", None),
-])
+@pytest.mark.parametrize(
+    ("name", "fmt"),
+    [
+        ("a.cif", "cif"),
+        ("A.MCIF", "cif"),
+        ("x/POSCAR", "poscar"),
+        ("CONTCAR_relaxed", "poscar"),
+        ("x.vasp", "poscar"),
+        ("t.extxyz", "extxyz"),
+        ("t.xyz", "extxyz"),
+        ("s.json", "json"),
+        ("POSCAR_1.cif", "cif"),
+        ("a.pdf", None),
+        ("a.cif.gz", None),
+        ("README", None),
+    ],
+)
 def test_guess_format(name, fmt):
     assert guess_format(name) == fmt
 
@@ -66,7 +82,13 @@ def test_guess_format_of_compressed_files():
 
 def test_normalize_format():
     assert [normalize_format(f) for f in (".VASP", "contcar", "xyz", "mcif", "cif", "cssr")] == [
-        "poscar", "poscar", "extxyz", "cif", "cif", "cssr"]
+        "poscar",
+        "poscar",
+        "extxyz",
+        "cif",
+        "cif",
+        "cssr",
+    ]
 
 
 def test_the_format_guesser_is_the_same_everywhere():
@@ -119,7 +141,7 @@ def test_no_import_cycles():
         path.append(m)
         for n in sorted(edges[m]):
             if state.get(n) == 1:
-                cycle = path[path.index(n):] + [n]
+                cycle = path[path.index(n) :] + [n]
                 pytest.fail("import cycle: " + " -> ".join(cycle))
             if n not in state:
                 visit(n)
@@ -157,9 +179,13 @@ def test_training_progress_goes_to_the_log(tmp_path, caplog, capsys):
     from goectp.models import GoeCTP, GoeCTPConfig
     from goectp.training import TrainConfig, train
 
-    recs = {f"r{i}": {"structure": Structure(Lattice.cubic(4.0 + 0.1 * i), ["Na", "Cl"],
-                                             [[0, 0, 0], [0.5, 0.5, 0.5]]).as_dict(),
-                      "total": [[4.0 + i, 0, 0], [0, 4.0 + i, 0], [0, 0, 4.0 + i]]} for i in range(4)}
+    recs = {
+        f"r{i}": {
+            "structure": Structure(Lattice.cubic(4.0 + 0.1 * i), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]]).as_dict(),
+            "total": [[4.0 + i, 0, 0], [0, 4.0 + i, 0], [0, 0, 4.0 + i]],
+        }
+        for i in range(4)
+    }
     graphs = graphs_from_records(parse_dielectric_dict(recs), progress=False).with_target("total")
     cfg = TrainConfig(epochs=1, batch_size=2, progress=False)
     with caplog.at_level(logging.INFO, logger="goectp"):

@@ -20,8 +20,12 @@ def tiny_model() -> goectp.GoeCTP:
 
 
 def rock_salt(**kwargs) -> Structure:
-    return Structure(kwargs.pop("lattice", Lattice.cubic(5.64)), kwargs.pop("species", ["Na", "Cl"]),
-                     kwargs.pop("coords", ROCK_SALT), **kwargs)
+    return Structure(
+        kwargs.pop("lattice", Lattice.cubic(5.64)),
+        kwargs.pop("species", ["Na", "Cl"]),
+        kwargs.pop("coords", ROCK_SALT),
+        **kwargs,
+    )
 
 
 def big_supercell() -> Structure:
@@ -40,11 +44,15 @@ BAD_STRUCTURES = {
     "x_symbol": (lambda: rock_salt(species=["X", "Cl"]), ["unknown", "element", "X"]),
     "empty": (lambda: Structure(Lattice.cubic(4.0), [], []), ["no atoms"]),
     "nan_frac": (lambda: rock_salt(coords=[[0, np.nan, 0], [0.5, 0.5, 0.5]]), ["coordinates", "NaN"]),
-    "nan_cartesian": (lambda: rock_salt(coords=[[0, 0, 0], [np.nan, 2.8, 2.8]], coords_are_cartesian=True),
-                      ["coordinates", "NaN"]),
+    "nan_cartesian": (
+        lambda: rock_salt(coords=[[0, 0, 0], [np.nan, 2.8, 2.8]], coords_are_cartesian=True),
+        ["coordinates", "NaN"],
+    ),
     "too_many_sites": (big_supercell, ["686 sites", "limit of 500"]),
-    "overlapping_atoms": (lambda: rock_salt(species=["Na", "Cl", "Cl"], coords=[*ROCK_SALT, [0.5, 0.5, 0.5]]),
-                          ["overlap", "Cl"]),
+    "overlapping_atoms": (
+        lambda: rock_salt(species=["Na", "Cl", "Cl"], coords=[*ROCK_SALT, [0.5, 0.5, 0.5]]),
+        ["overlap", "Cl"],
+    ),
     "units_not_angstrom": (lambda: rock_salt(lattice=Lattice.cubic(0.564)), ["too dense", "units"]),
     "not_periodic": (lambda: rock_salt(lattice=Lattice(np.eye(3) * 5.64, pbc=(True, True, False))), ["periodic"]),
 }

@@ -162,10 +162,14 @@ def test_tensor_card_shows_calibrated_sigma_and_a_yellow_ood_alert(tiny_ensemble
     from explorer.models import ModelSelector
     from explorer.tensor_view import TensorEllipsoid
 
-    cal = Calibration(quantities={"tensor": {"form": "scale", "s": 3.0, "c": 0.0},
-                                  "eps_mean": {"form": "scale", "s": 3.0, "c": 0.0},
-                                  "anisotropy": {"form": "propagated", "k": 1.0}},
-                      element_counts={"Mg": 50, "O": 100})
+    cal = Calibration(
+        quantities={
+            "tensor": {"form": "scale", "s": 3.0, "c": 0.0},
+            "eps_mean": {"form": "scale", "s": 3.0, "c": 0.0},
+            "anisotropy": {"form": "propagated", "k": 1.0},
+        },
+        element_counts={"Mg": 50, "O": 100},
+    )
     attach_calibration(tiny_ensemble, cal)
     try:
         models = ModelSelector(models={"tiny": tiny_ensemble}, model_name="tiny")
@@ -193,9 +197,23 @@ def test_map_hides_metals_by_default_and_marks_the_pareto_front(tmp_path):
     from explorer.screening import GAP_METAL, ScreeningData, ScreeningMap, pareto_front
 
     rows = [("m", 0.0, 50.0), ("u", None, 30.0), ("a", 1.0, 20.0), ("b", 3.0, 10.0), ("c", 2.0, 5.0)]
-    frame = pd.DataFrame([{"id": i, "formula": i.upper() + "O", "source": "s", "band_gap": g, "n_sites": 2,
-                           "eps_mean": e, "eps_mean_std": 1.0, "anisotropy": 1.0, "anisotropy_std": 0.1,
-                           "score": e + 1.0} for i, g, e in rows])
+    frame = pd.DataFrame(
+        [
+            {
+                "id": i,
+                "formula": i.upper() + "O",
+                "source": "s",
+                "band_gap": g,
+                "n_sites": 2,
+                "eps_mean": e,
+                "eps_mean_std": 1.0,
+                "anisotropy": 1.0,
+                "anisotropy_std": 0.1,
+                "score": e + 1.0,
+            }
+            for i, g, e in rows
+        ]
+    )
     frame.to_csv(tmp_path / "screening_results.csv", index=False)
     smap = ScreeningMap(data=ScreeningData(tmp_path, pool_dir=tmp_path))
     assert set(smap.filtered["id"]) == {"u", "a", "b", "c"}  # the metal is hidden, the unknown gap is not

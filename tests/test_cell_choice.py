@@ -40,8 +40,9 @@ def test_print_drift_table(triclinic_drift, capsys):
     assert table.count("\n") == 1 + 2 * len(bench.SETTINGS)
 
 
-def drift(table: dict, reduction: str, pooling: str, perturbation: str, variant: str = "goectp",
-          sign_average: bool = True) -> np.ndarray:
+def drift(
+    table: dict, reduction: str, pooling: str, perturbation: str, variant: str = "goectp", sign_average: bool = True
+) -> np.ndarray:
     return table[(variant, reduction, pooling, False, sign_average and reduction != "none", perturbation)]
 
 
@@ -87,12 +88,17 @@ def test_rotation_control_is_exact_for_every_setting(triclinic_drift):
 
 def symmetric_crystals() -> dict[str, Structure]:
     return {
-        "SrTiO3 (cubic)": Structure(Lattice.cubic(3.905), ["Sr", "Ti", "O", "O", "O"],
-                                    [[0, 0, 0], [0.5, 0.5, 0.5], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]]),
-        "TiO2 (rutile)": Structure.from_spacegroup("P4_2/mnm", Lattice.tetragonal(4.594, 2.959), ["Ti", "O"],
-                                                   [[0, 0, 0], [0.3048, 0.3048, 0]]),
-        "ZnO (wurtzite)": Structure.from_spacegroup("P6_3mc", Lattice.hexagonal(3.25, 5.207), ["Zn", "O"],
-                                                    [[1 / 3, 2 / 3, 0], [1 / 3, 2 / 3, 0.382]]),
+        "SrTiO3 (cubic)": Structure(
+            Lattice.cubic(3.905),
+            ["Sr", "Ti", "O", "O", "O"],
+            [[0, 0, 0], [0.5, 0.5, 0.5], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]],
+        ),
+        "TiO2 (rutile)": Structure.from_spacegroup(
+            "P4_2/mnm", Lattice.tetragonal(4.594, 2.959), ["Ti", "O"], [[0, 0, 0], [0.3048, 0.3048, 0]]
+        ),
+        "ZnO (wurtzite)": Structure.from_spacegroup(
+            "P6_3mc", Lattice.hexagonal(3.25, 5.207), ["Zn", "O"], [[1 / 3, 2 / 3, 0], [1 / 3, 2 / 3, 0.382]]
+        ),
         "orthorhombic": Structure(Lattice.orthorhombic(4.1, 5.3, 6.2), ["Ba", "O"], [[0, 0, 0], [0.5, 0.5, 0.5]]),
     }
 
@@ -107,8 +113,9 @@ def test_symmetric_crystals_are_exact_with_reduction_and_symmetrisation(name):
     model = bench.make_model("icom", "primitive", "mean", symmetrize=True, sign_average=True)
     eps = predict_graphs(graphs, model, device="cpu")
     assert np.abs(eps[1:] - eps[0]).max() < 1e-6
-    niggli = predict_graphs(graphs[:4], bench.make_model("icom", "niggli", "sum", symmetrize=True, sign_average=True),
-                            device="cpu")
+    niggli = predict_graphs(
+        graphs[:4], bench.make_model("icom", "niggli", "sum", symmetrize=True, sign_average=True), device="cpu"
+    )
     assert np.abs(niggli[1:] - niggli[0]).max() < 1e-6
 
 

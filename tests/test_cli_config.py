@@ -56,15 +56,60 @@ def test_defaults_are_the_dataclasses():
 
 
 def test_every_field_is_reachable_from_the_command_line():
-    mcfg, cfg = _configs("--weight-decay", "0.1", "--lr-end", "1e-6", "--huber-delta", "0.5", "--grad-clip", "none",
-                         "--lr-power", "2", "--max-abs", "100", "--seed", "7", "--no-progress", "--augment",
-                         "--target", "ionic", "--device", "cpu", "--variant", "mat", "--layers", "2", "--heads", "2",
-                         "--no-symmetrize", "--no-frame", "--k-neighbors", "12", "--sign-average", "--num-rbf", "8")
+    mcfg, cfg = _configs(
+        "--weight-decay",
+        "0.1",
+        "--lr-end",
+        "1e-6",
+        "--huber-delta",
+        "0.5",
+        "--grad-clip",
+        "none",
+        "--lr-power",
+        "2",
+        "--max-abs",
+        "100",
+        "--seed",
+        "7",
+        "--no-progress",
+        "--augment",
+        "--target",
+        "ionic",
+        "--device",
+        "cpu",
+        "--variant",
+        "mat",
+        "--layers",
+        "2",
+        "--heads",
+        "2",
+        "--no-symmetrize",
+        "--no-frame",
+        "--k-neighbors",
+        "12",
+        "--sign-average",
+        "--num-rbf",
+        "8",
+    )
     assert (cfg.weight_decay, cfg.lr_end, cfg.huber_delta, cfg.grad_clip, cfg.lr_power, cfg.max_abs) == (
-        0.1, 1e-6, 0.5, None, 2.0, 100.0)
+        0.1,
+        1e-6,
+        0.5,
+        None,
+        2.0,
+        100.0,
+    )
     assert (cfg.seed, cfg.progress, cfg.augment_rotations, cfg.target, cfg.device) == (7, False, True, "ionic", "cpu")
-    assert (mcfg.variant, mcfg.num_layers, mcfg.heads, mcfg.symmetrize, mcfg.use_frame, mcfg.k_neighbors,
-            mcfg.sign_average, mcfg.num_rbf) == ("mat", 2, 2, False, False, 12, True, 8)
+    assert (
+        mcfg.variant,
+        mcfg.num_layers,
+        mcfg.heads,
+        mcfg.symmetrize,
+        mcfg.use_frame,
+        mcfg.k_neighbors,
+        mcfg.sign_average,
+        mcfg.num_rbf,
+    ) == ("mat", 2, 2, False, False, 12, True, 8)
 
 
 def test_bad_values_and_choices_are_argparse_errors(capsys):
@@ -81,15 +126,18 @@ def test_choices_come_from_the_registries(monkeypatch):
     monkeypatch.setitem(EXTRACTORS, "toy", {"dim": 3, "factory": None, "version": lambda: "toy-1"})
     mcfg, _ = _configs("--node-features", "toy")
     assert (mcfg.node_features, mcfg.node_feature_dim) == ("toy", 3)  # the dimension follows from the registry
-    action = next(a for a in build_parser()._subparsers._group_actions[0].choices["train"]._actions
-                  if a.dest == "model.variant")
+    action = next(
+        a for a in build_parser()._subparsers._group_actions[0].choices["train"]._actions if a.dest == "model.variant"
+    )
     assert list(action.choices) == list(VARIANTS)
 
 
 def test_config_file_sets_a_whole_run_and_the_command_line_wins(tmp_path):
     path = tmp_path / "run.toml"
-    path.write_text('[model]\nhidden = 32\nvariant = "icom"\nextra = {note = "x"}\n'
-                    '[train]\nweight_decay = 0.01\nepochs = 3\n[run]\nsplits = [2, 4]\nout = "runs/x"\n')
+    path.write_text(
+        '[model]\nhidden = 32\nvariant = "icom"\nextra = {note = "x"}\n'
+        '[train]\nweight_decay = 0.01\nepochs = 3\n[run]\nsplits = [2, 4]\nout = "runs/x"\n'
+    )
     args = _parse("--config", str(path), "--epochs", "5")
     mcfg, values = training_configs(args, "train")
     cfg = TrainConfig(**values)
@@ -107,13 +155,16 @@ def test_yaml_config_file(tmp_path):
     assert mcfg.hidden == 24 and cfg.grad_clip is None
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("[model]\nhiden = 3\n", "unknown key 'hiden' in [model]"),
-    ("[train]\nweight_decy = 0.1\n", "unknown key 'weight_decy' in [train]"),
-    ("[run]\noutput = 'x'\n", "unknown key 'output' in [run]"),
-    ("[optim]\nlr = 1\n", "unknown section [optim]"),
-    ("[model\n", "not valid TOML"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[model]\nhiden = 3\n", "unknown key 'hiden' in [model]"),
+        ("[train]\nweight_decy = 0.1\n", "unknown key 'weight_decy' in [train]"),
+        ("[run]\noutput = 'x'\n", "unknown key 'output' in [run]"),
+        ("[optim]\nlr = 1\n", "unknown section [optim]"),
+        ("[model\n", "not valid TOML"),
+    ],
+)
 def test_config_file_errors_name_the_key(tmp_path, capsys, text, message):
     path = tmp_path / "bad.toml"
     path.write_text(text)
@@ -145,9 +196,11 @@ def test_train_with_a_config_file_records_it_in_the_checkpoint(tmp_path):
     data.write_text(json.dumps(_dataset()))
     path = tmp_path / "run.toml"
     out = tmp_path / "run"
-    path.write_text(f'[model]\nhidden = 8\nnum_rbf = 8\nk_neighbors = 8\n'
-                    f'[train]\nepochs = 1\nbatch_size = 4\nprogress = false\nweight_decay = 0.02\n'
-                    f'[run]\nsplits = [1]\nout = "{out.as_posix()}"\ndata_file = "{data.as_posix()}"\n')
+    path.write_text(
+        f"[model]\nhidden = 8\nnum_rbf = 8\nk_neighbors = 8\n"
+        f"[train]\nepochs = 1\nbatch_size = 4\nprogress = false\nweight_decay = 0.02\n"
+        f'[run]\nsplits = [1]\nout = "{out.as_posix()}"\ndata_file = "{data.as_posix()}"\n'
+    )
     assert cli_main(["train", "--config", str(path)]) == 0
     model = load_model(out / "split1" / "best.pt")
     meta = model.meta
@@ -168,8 +221,10 @@ def test_pretrain_with_a_config_file_records_it(tmp_path, monkeypatch):
     data = write_scalar_json(records, tmp_path / "scalar.json")
     out = tmp_path / "pt"
     path = tmp_path / "pre.toml"
-    path.write_text(f'[model]\nhidden = 8\nnum_rbf = 8\n[train]\nepochs = 1\nbatch_size = 4\nlr_end = 1e-4\n'
-                    f'[run]\ndataset = "{data.as_posix()}"\nout = "{out.as_posix()}"\n')
+    path.write_text(
+        f"[model]\nhidden = 8\nnum_rbf = 8\n[train]\nepochs = 1\nbatch_size = 4\nlr_end = 1e-4\n"
+        f'[run]\ndataset = "{data.as_posix()}"\nout = "{out.as_posix()}"\n'
+    )
     assert cli_main(["pretrain", "--config", str(path), "--quiet"]) == 0
     model = load_model(out / "best.pt")
     assert model.config.head == "scalar" and model.config.hidden == 8

@@ -29,8 +29,14 @@ def _structure(a: float = 4.0) -> Structure:
 def _entry(scale: float, struct: Structure | None = None) -> dict:
     elec = np.diag([2.0, 2.0, 2.5]) * scale
     ionic = np.array([[3.0, 0.1, 0.0], [0.1, 3.0, 0.0], [0.0, 0.0, 4.0]])
-    return {"structure": (struct or _structure()).as_dict(), "electronic": elec.tolist(), "ionic": ionic.tolist(),
-            "total": (elec + ionic).tolist(), "band_gap": 3.2, "material_id": "mp-1"}
+    return {
+        "structure": (struct or _structure()).as_dict(),
+        "electronic": elec.tolist(),
+        "ionic": ionic.tolist(),
+        "total": (elec + ionic).tolist(),
+        "band_gap": 3.2,
+        "material_id": "mp-1",
+    }
 
 
 def test_reads_gzipped_and_plain_schema(tmp_path):
@@ -86,8 +92,17 @@ def _write(tmp_path, data):
 
 def test_matminer_frame_parsing():
     s = _structure()
-    df = pd.DataFrame([{"material_id": "mp-7", "structure": s, "e_total": np.diag([5.0, 5, 6]).tolist(),
-                        "e_electronic": np.diag([2.0, 2, 2.5]).tolist(), "band_gap": 1.5}])
+    df = pd.DataFrame(
+        [
+            {
+                "material_id": "mp-7",
+                "structure": s,
+                "e_total": np.diag([5.0, 5, 6]).tolist(),
+                "e_electronic": np.diag([2.0, 2, 2.5]).tolist(),
+                "band_gap": 1.5,
+            }
+        ]
+    )
     (r,) = loaders.records_from_matminer_frame(df)
     assert r.id == "mp-7" and r.band_gap == 1.5
     np.testing.assert_allclose(r.target("ionic"), np.diag([3.0, 3, 3.5]))
@@ -100,20 +115,33 @@ def test_mp_docs_parsing_skips_docs_without_tensors():
         def __init__(self, **kw):
             self.__dict__.update(kw)
 
-    docs = [Doc(material_id="mp-9", structure=s, e_electronic=np.eye(3) * 3, e_ionic=np.eye(3),
-                e_total=np.eye(3) * 4, band_gap=2.0),
-            {"material_id": "mp-10", "structure": s, "e_total": None, "e_electronic": None}]
+    docs = [
+        Doc(
+            material_id="mp-9",
+            structure=s,
+            e_electronic=np.eye(3) * 3,
+            e_ionic=np.eye(3),
+            e_total=np.eye(3) * 4,
+            band_gap=2.0,
+        ),
+        {"material_id": "mp-10", "structure": s, "e_total": None, "e_electronic": None},
+    ]
     (r,) = loaders.records_from_mp_docs(docs)
     assert r.id == "mp-9" and r.source == "materials-project"
     np.testing.assert_allclose(r.target("total"), np.eye(3) * 4)
 
 
 def test_jarvis_pickle_parsing(tmp_path):
-    atoms = {"lattice_mat": [[4, 0, 0], [0, 4, 0], [0, 0, 5]], "coords": [[0, 0, 0], [2, 2, 2.5]],
-             "elements": ["Na", "Cl"], "cartesian": True}
-    entries = [{"jid": "JVASP-1", "atoms": atoms, "dielectric": np.diag([3.0, 3, 4]).tolist(),
-                "optb88vdw_bandgap": 5.0},
-               {"jid": "JVASP-2", "atoms": atoms, "dielectric": None}]
+    atoms = {
+        "lattice_mat": [[4, 0, 0], [0, 4, 0], [0, 0, 5]],
+        "coords": [[0, 0, 0], [2, 2, 2.5]],
+        "elements": ["Na", "Cl"],
+        "cartesian": True,
+    }
+    entries = [
+        {"jid": "JVASP-1", "atoms": atoms, "dielectric": np.diag([3.0, 3, 4]).tolist(), "optb88vdw_bandgap": 5.0},
+        {"jid": "JVASP-2", "atoms": atoms, "dielectric": None},
+    ]
     p = tmp_path / "jarvis_diele_piezo.pkl"
     with open(p, "wb") as f:
         pickle.dump(entries, f)

@@ -31,8 +31,13 @@ OPTIONS = {
     "mean": {**PAPER, "pooling": "mean"},
     "symmetrize": {**PAPER, "symmetrize": True},
     "positive_definite": {**PAPER, "positive_definite": True},
-    "all": {"cell_reduction": "niggli", "pooling": "mean", "symmetrize": True, "positive_definite": True,
-            "sign_average": True},
+    "all": {
+        "cell_reduction": "niggli",
+        "pooling": "mean",
+        "symmetrize": True,
+        "positive_definite": True,
+        "sign_average": True,
+    },
 }
 FAST = settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 ELEMENTS = ["Li", "O", "Ti", "Ba", "F", "Si", "Zn", "Cs", "N"]
@@ -42,8 +47,9 @@ ELEMENTS = ["Li", "O", "Ti", "Ba", "F", "Si", "Zn", "Cs", "N"]
 def model(variant: str, option: str = "plain", head: str = "tensor") -> goectp.GoeCTP:
     """Small fixed-seed float64 model (cached: the tests never change its weights)."""
     torch.manual_seed(zlib.crc32(f"{variant}/{option}/{head}".encode()))  # a fixed integer (hash() is salted)
-    net = goectp.build_model(variant, hidden=16 if variant == "goectp" else 32, num_layers=2, head=head,
-                             num_rbf=32, **OPTIONS[option])
+    net = goectp.build_model(
+        variant, hidden=16 if variant == "goectp" else 32, num_layers=2, head=head, num_rbf=32, **OPTIONS[option]
+    )
     net.set_target_stats(5.0, 5.0)
     return net.double().eval()
 
@@ -68,8 +74,9 @@ def random_crystal(seed: int, system: str, n_atoms: int) -> Structure:
     raise AssertionError("could not place atoms")  # pragma: no cover - lattices above always have room
 
 
-crystals = st.builds(random_crystal, st.integers(0, 2**32 - 1), st.sampled_from(["triclinic", "monoclinic", "cubic"]),
-                     st.integers(1, 4))
+crystals = st.builds(
+    random_crystal, st.integers(0, 2**32 - 1), st.sampled_from(["triclinic", "monoclinic", "cubic"]), st.integers(1, 4)
+)
 
 
 def orthogonal(seed: int, proper: bool) -> np.ndarray:
@@ -81,8 +88,9 @@ def moved(structure: Structure, rot: np.ndarray) -> Structure:
     return Structure(Lattice(structure.lattice.matrix @ rot.T), structure.species, structure.frac_coords)
 
 
-def equivariance_error(net: torch.nn.Module, structure: Structure, rot: np.ndarray, use_frame: bool | None = None
-                       ) -> float:
+def equivariance_error(
+    net: torch.nn.Module, structure: Structure, rot: np.ndarray, use_frame: bool | None = None
+) -> float:
     eps, eps_rot = goectp.predict([structure, moved(structure, rot)], net, device="cpu", use_frame=use_frame)
     return float(np.abs(eps_rot - rot @ eps @ rot.T).max())
 
@@ -122,8 +130,7 @@ def test_invariant_to_atom_order_translation_and_wrapping(variant, structure, se
     perm = rng.permutation(n)
     permuted = Structure(structure.lattice, [structure.species[i] for i in perm], structure.frac_coords[perm])
     translated = Structure(structure.lattice, structure.species, structure.frac_coords + rng.random(3))
-    wrapped = Structure(structure.lattice, structure.species,
-                        structure.frac_coords + rng.integers(-3, 4, size=(n, 3)))
+    wrapped = Structure(structure.lattice, structure.species, structure.frac_coords + rng.integers(-3, 4, size=(n, 3)))
     eps = goectp.predict([structure, permuted, translated, wrapped], net, device="cpu")
     assert np.abs(eps[1:] - eps[0]).max() < 1e-9
 
@@ -153,8 +160,13 @@ def rock_salt_primitive() -> Structure:
 def test_cubic_crystals_are_isotropic_after_symmetrisation(variant, perovskite):
     stretched = perovskite.copy()
     stretched.make_supercell([2, 1, 1])  # tetragonal cell of a cubic crystal: symmetry must come from the crystal
-    cubic = [perovskite, rock_salt(), rock_salt_primitive(), moved(perovskite, orthogonal(3, proper=False)),
-             moved(stretched, orthogonal(4, proper=True))]
+    cubic = [
+        perovskite,
+        rock_salt(),
+        rock_salt_primitive(),
+        moved(perovskite, orthogonal(3, proper=False)),
+        moved(stretched, orthogonal(4, proper=True)),
+    ]
     eps = goectp.predict(cubic, model(variant, "symmetrize"), device="cpu")
     iso = np.trace(eps, axis1=1, axis2=2)[:, None, None] / 3 * np.eye(3)
     assert np.abs(eps - iso).max() < 1e-8
@@ -191,8 +203,9 @@ def test_scalar_head_is_invariant(variant, structure, rotation_seed, proper):
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_backbone_without_frame_is_measurably_not_equivariant(variant, triclinic):
     net = model(variant, "plain")
-    errors = [equivariance_error(net, triclinic, orthogonal(seed, proper=seed % 2 == 0), use_frame=False)
-              for seed in range(4)]
+    errors = [
+        equivariance_error(net, triclinic, orthogonal(seed, proper=seed % 2 == 0), use_frame=False) for seed in range(4)
+    ]
     assert min(errors) > 1e-2, errors
     # with the frame, on the very same inputs, the error is float noise
     assert max(equivariance_error(net, triclinic, orthogonal(seed, proper=seed % 2 == 0)) for seed in range(4)) < TOL

@@ -82,9 +82,26 @@ def server(tmp_path_factory, playwright_api):
     env = {**os.environ, "GOECTP_ASSETS": str(_assets_for_test(tmp)), "PYTHONPATH": str(ROOT)}
     log = open(tmp / "panel.log", "w")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
-        [sys.executable, "-m", "panel", "serve", "explorer/app.py", "--port", str(port), "--address", "127.0.0.1",
-         "--allow-websocket-origin", f"127.0.0.1:{port}", "--liveness", "--warm"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        [
+            sys.executable,
+            "-m",
+            "panel",
+            "serve",
+            "explorer/app.py",
+            "--port",
+            str(port),
+            "--address",
+            "127.0.0.1",
+            "--allow-websocket-origin",
+            f"127.0.0.1:{port}",
+            "--liveness",
+            "--warm",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     base = f"http://127.0.0.1:{port}"
     deadline = time.time() + 120
     try:
@@ -114,17 +131,17 @@ def server(tmp_path_factory, playwright_api):
         shutil.copy(tmp / "panel.log", ARTIFACTS / "panel-serve.log")
 
 
-def _error_values(page) -> tuple[float, float]:  # noqa: ANN001
+def _error_values(page) -> tuple[float, float]:
     frame = page.locator("#equivariance-error-frame").get_attribute("data-value")
     backbone = page.locator("#equivariance-error-backbone").get_attribute("data-value")
     return float(frame), float(backbone)
 
 
-def _rotation_text(page) -> str:  # noqa: ANN001
+def _rotation_text(page) -> str:
     return page.locator("#rotation-matrix").inner_text()
 
 
-def _wait_for_change(page, read, old, what: str, timeout: float = 30.0) -> str:  # noqa: ANN001
+def _wait_for_change(page, read, old, what: str, timeout: float = 30.0) -> str:
     deadline = time.time() + timeout
     while time.time() < deadline:
         new = read(page)
@@ -134,7 +151,7 @@ def _wait_for_change(page, read, old, what: str, timeout: float = 30.0) -> str: 
     raise AssertionError(f"{what} did not change within {timeout:.0f} s")
 
 
-def _shot(target, name: str, **kwargs) -> None:  # noqa: ANN001, ANN003
+def _shot(target, name: str, **kwargs) -> None:
     """Screenshot a page or locator into test-artifacts/ (never into the tracked docs/screenshots/)."""
     ARTIFACTS.mkdir(exist_ok=True)
     target.screenshot(path=str(ARTIFACTS / f"{name}.png"), **kwargs)
@@ -185,8 +202,14 @@ def test_explorer_end_to_end_offline(server, playwright_api):
             rot_before = _rotation_text(page)
             old_errors = _error_values(page)
             page.locator(".goectp-upload input[type=file]").set_input_files(
-                files=[{"name": "uploaded_BaTiO3.cif", "mimeType": "chemical/x-cif",
-                        "buffer": _cif("BaTiO3_tetragonal.cif")}])
+                files=[
+                    {
+                        "name": "uploaded_BaTiO3.cif",
+                        "mimeType": "chemical/x-cif",
+                        "buffer": _cif("BaTiO3_tetragonal.cif"),
+                    }
+                ]
+            )
             page.get_by_text("Loaded uploaded_BaTiO3.cif: BaTiO3").wait_for(timeout=30_000)
             assert page.get_by_text("BaTiO3 — uploaded_BaTiO3.cif").count() == 1  # the structure summary
             _wait_for_change(page, _error_values, old_errors, "equivariance errors after the upload")
@@ -241,7 +264,8 @@ def test_explorer_end_to_end_offline(server, playwright_api):
             _log("screenshots")
             # a bad file: a clear message, the previous structure stays, the app keeps working
             page.locator(".goectp-upload input[type=file]").set_input_files(
-                files=[{"name": "broken.cif", "mimeType": "chemical/x-cif", "buffer": b"data_x\nnot a crystal\n"}])
+                files=[{"name": "broken.cif", "mimeType": "chemical/x-cif", "buffer": b"data_x\nnot a crystal\n"}]
+            )
             error = page.get_by_text("Could not load the structure.")
             error.wait_for(timeout=30_000)
             assert page.get_by_text("broken.cif: could not parse").count() >= 1
@@ -251,8 +275,13 @@ def test_explorer_end_to_end_offline(server, playwright_api):
         finally:
             browser.close()
 
-    outside = sorted({u for u in requests if urlparse(u).scheme in ("http", "https", "ws", "wss")
-                      and urlparse(u).hostname not in LOOPBACK})
+    outside = sorted(
+        {
+            u
+            for u in requests
+            if urlparse(u).scheme in ("http", "https", "ws", "wss") and urlparse(u).hostname not in LOOPBACK
+        }
+    )
     assert requests and not outside, f"requests left loopback: {outside}"
 
 
@@ -261,10 +290,12 @@ def _p1_cif(n: int, seed: int = 0) -> bytes:
     import numpy as np
 
     rng = np.random.default_rng(seed)
-    head = ("data_big\n_cell_length_a 60\n_cell_length_b 60\n_cell_length_c 60\n_cell_angle_alpha 90\n"
-            "_cell_angle_beta 90\n_cell_angle_gamma 90\n_symmetry_space_group_name_H-M 'P 1'\nloop_\n"
-            " _symmetry_equiv_pos_as_xyz\n 'x, y, z'\nloop_\n _atom_site_label\n _atom_site_type_symbol\n"
-            " _atom_site_fract_x\n _atom_site_fract_y\n _atom_site_fract_z\n _atom_site_occupancy\n")
+    head = (
+        "data_big\n_cell_length_a 60\n_cell_length_b 60\n_cell_length_c 60\n_cell_angle_alpha 90\n"
+        "_cell_angle_beta 90\n_cell_angle_gamma 90\n_symmetry_space_group_name_H-M 'P 1'\nloop_\n"
+        " _symmetry_equiv_pos_as_xyz\n 'x, y, z'\nloop_\n _atom_site_label\n _atom_site_type_symbol\n"
+        " _atom_site_fract_x\n _atom_site_fract_y\n _atom_site_fract_z\n _atom_site_occupancy\n"
+    )
     rows = "".join(f" O{i} O {x:.5f} {y:.5f} {z:.5f} 1\n" for i, (x, y, z) in enumerate(rng.random((n, 3))))
     return (head + rows).encode()
 
@@ -291,12 +322,14 @@ def test_hostile_names_and_search_text_stay_text(server, playwright_api):
             page.goto(f"{server}/app", wait_until="domcontentloaded", timeout=90_000)
             upload = page.locator(".goectp-upload input[type=file]")
             upload.wait_for(state="attached", timeout=90_000)
-            upload.set_input_files(files=[{"name": name, "mimeType": "chemical/x-cif",
-                                           "buffer": _cif("MgO_rocksalt.cif")}])
+            upload.set_input_files(
+                files=[{"name": name, "mimeType": "chemical/x-cif", "buffer": _cif("MgO_rocksalt.cif")}]
+            )
             page.get_by_text(f"Loaded {name}: MgO").wait_for(timeout=60_000)
             assert page.get_by_text(f"MgO — {name}").count() == 1  # the structure summary, as text
-            upload.set_input_files(files=[{"name": name, "mimeType": "chemical/x-cif",
-                                           "buffer": b"data_x\nnot a crystal\n"}])
+            upload.set_input_files(
+                files=[{"name": name, "mimeType": "chemical/x-cif", "buffer": b"data_x\nnot a crystal\n"}]
+            )
             page.get_by_text(f"{name}: could not parse").wait_for(timeout=60_000)
             search = page.get_by_placeholder("e.g. TiO2")
             if search.count():  # the dataset browser is on when the shared data is there
@@ -322,8 +355,9 @@ def test_heavy_upload_does_not_stall_other_sessions(server, playwright_api):
             upload = page.locator(".goectp-upload input[type=file]")
             upload.wait_for(state="attached", timeout=90_000)
             page.get_by_text("Loaded TiO2 rutile").first.wait_for(timeout=90_000)  # the session is live
-            upload.set_input_files(files=[{"name": "big20k.cif", "mimeType": "chemical/x-cif",
-                                           "buffer": _p1_cif(20_000)}])
+            upload.set_input_files(
+                files=[{"name": "big20k.cif", "mimeType": "chemical/x-cif", "buffer": _p1_cif(20_000)}]
+            )
             page.wait_for_timeout(300)  # the file is on its way over the websocket
             during = _get_seconds(f"{server}/app")
             page.get_by_text("big20k.cif: the file lists 20000 sites").wait_for(timeout=60_000)

@@ -45,8 +45,9 @@ def tiny_ensemble():
     members = []
     for seed in (0, 1):
         torch.manual_seed(seed)
-        members.append(goectp.build_model("goectp", hidden=16, num_rbf=16, k_neighbors=8,
-                                          positive_definite=True).eval())
+        members.append(
+            goectp.build_model("goectp", hidden=16, num_rbf=16, k_neighbors=8, positive_definite=True).eval()
+        )
     return goectp.Ensemble(members, ["tiny0", "tiny1"]).eval()
 
 
@@ -83,8 +84,16 @@ def test_gallery_examples_parse_with_their_space_groups(gallery):
     index = json.loads((EXAMPLES / "index.json").read_text())["examples"]
     assert len(index) >= 10
     names = {e["name"] for e in index}
-    for wanted in ("SrTiO3 cubic", "BaTiO3 tetragonal", "TiO2 rutile", "ZnO wurtzite", "SiO2 alpha-quartz",
-                   "CaCO3 calcite", "MoS2 2H", "HfO2 monoclinic"):
+    for wanted in (
+        "SrTiO3 cubic",
+        "BaTiO3 tetragonal",
+        "TiO2 rutile",
+        "ZnO wurtzite",
+        "SiO2 alpha-quartz",
+        "CaCO3 calcite",
+        "MoS2 2H",
+        "HfO2 monoclinic",
+    ):
         assert wanted in names
     for entry in index:
         s = gallery.structure(entry["name"])
@@ -123,12 +132,15 @@ def test_poscar_and_extxyz_uploads(loader, gallery):
     np.testing.assert_allclose(loader.structure.lattice.abc, gallery.structure("GaN wurtzite").lattice.abc)
 
 
-@pytest.mark.parametrize("payload, filename, phrase", [
-    (b"data_broken\n_cell_length_a 3.0\nthis is not a cif\n", "broken.cif", "could not parse"),
-    (b"", "empty.cif", "empty"),
-    (b"\x00\x01\x02\xff\xfe" * 20, "binary.cif", "binary"),
-    (b"hello", "notes.txt", "file format"),
-])
+@pytest.mark.parametrize(
+    "payload, filename, phrase",
+    [
+        (b"data_broken\n_cell_length_a 3.0\nthis is not a cif\n", "broken.cif", "could not parse"),
+        (b"", "empty.cif", "empty"),
+        (b"\x00\x01\x02\xff\xfe" * 20, "binary.cif", "binary"),
+        (b"hello", "notes.txt", "file format"),
+    ],
+)
 def test_a_bad_file_sets_an_error_and_keeps_the_old_structure(loader, payload, filename, phrase):
     before = loader.structure
     assert not loader.load_bytes(payload, filename)
@@ -171,8 +183,9 @@ def test_dataset_browser_finds_and_loads_records_with_dft_tensors(shared_data_di
     loader = StructureLoader(gallery=ExampleGallery(EXAMPLES), dataset=index)
     assert loader.load_dataset_record(key)
     assert loader.source == "dataset" and loader.reference["id"] == key
-    np.testing.assert_allclose(loader.reference["total"], loader.reference["electronic"] + loader.reference["ionic"],
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        loader.reference["total"], loader.reference["electronic"] + loader.reference["ionic"], atol=1e-6
+    )
     panel = TensorEllipsoid(models=models, structure=loader.structure, reference=loader.reference)
     table = panel.table()
     assert "DFT" in table and "error (pred − DFT)" in table
@@ -301,8 +314,11 @@ def test_ellipsoid_turns_rigidly_with_the_crystal(models, gallery):
     original = viewer.displayed_tensor.copy()
     viewer.orientation = ROTATED
     np.testing.assert_allclose(viewer.displayed_tensor, rot @ original @ rot.T, atol=1e-8)
-    np.testing.assert_allclose(viewer.scene.ellipsoid.axes @ np.diag(viewer.scene.ellipsoid.eigenvalues)
-                               @ viewer.scene.ellipsoid.axes.T, rot @ original @ rot.T, atol=1e-8)
+    np.testing.assert_allclose(
+        viewer.scene.ellipsoid.axes @ np.diag(viewer.scene.ellipsoid.eigenvalues) @ viewer.scene.ellipsoid.axes.T,
+        rot @ original @ rot.T,
+        atol=1e-8,
+    )
     shown = viewer.displayed_structure()
     np.testing.assert_allclose(shown.lattice.matrix, s.lattice.matrix @ rot.T)
 
@@ -445,8 +461,10 @@ def test_app_wires_the_components(models, gallery, screening_dir, loader):
     app.equivariance.angle = 33.0
     np.testing.assert_allclose(app.viewer.rotation, app.equivariance.rotation)
     app.screening.pick("demo-0")
-    assert app.tensor.structure.composition.reduced_formula == gallery.structure(gallery.names[0]).composition \
-        .reduced_formula
+    assert (
+        app.tensor.structure.composition.reduced_formula
+        == gallery.structure(gallery.names[0]).composition.reduced_formula
+    )
 
 
 def test_components_render_outside_a_server_as_in_a_notebook(models, gallery, screening_dir, loader):
@@ -456,9 +474,14 @@ def test_components_render_outside_a_server_as_in_a_notebook(models, gallery, sc
     s = gallery.structure("GaN wurtzite")
     viewer = StructureViewer(structure=s, models=models)
     assert "var $3Dmolpromise = Promise.resolve()" in viewer.document  # inlined: no server to load it from
-    components = [models, loader, viewer, TensorEllipsoid(models=models, structure=s),
-                  EquivarianceCheck(models=models, structure=s),
-                  ScreeningMap(data=ScreeningData(screening_dir), loader=loader)]
+    components = [
+        models,
+        loader,
+        viewer,
+        TensorEllipsoid(models=models, structure=s),
+        EquivarianceCheck(models=models, structure=s),
+        ScreeningMap(data=ScreeningData(screening_dir), loader=loader),
+    ]
     for component in components:
         root = pn.panel(component).get_root(Document())
         assert len(list(root.references())) > 3

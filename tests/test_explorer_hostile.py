@@ -42,13 +42,13 @@ XSS_NAME = "<img src=x onerror=alert(1)>.cif"
 XSS_SEARCH = "<script>alert(8)</script>"
 
 
-def _structure(lattice: float = 4.0, coords=((0, 0, 0), (0.5, 0.5, 0.5))):  # noqa: ANN001, ANN202
+def _structure(lattice: float = 4.0, coords=((0, 0, 0), (0.5, 0.5, 0.5))):
     from pymatgen.core import Lattice, Structure
 
     return Structure(Lattice.cubic(lattice), ["Na", "Cl"], list(coords))
 
 
-def _cif(structure) -> str:  # noqa: ANN001
+def _cif(structure) -> str:
     from pymatgen.io.cif import CifWriter
 
     relabelled = structure.copy()
@@ -59,14 +59,16 @@ def _cif(structure) -> str:  # noqa: ANN001
 def p1_cif(n: int, seed: int = 0, a: float = 60.0) -> str:
     """A P1 CIF listing ``n`` random O sites (the issue's 0.7 MB, 20,000-site file for n = 20,000)."""
     rng = np.random.default_rng(seed)
-    head = (f"data_big\n_cell_length_a {a}\n_cell_length_b {a}\n_cell_length_c {a}\n_cell_angle_alpha 90\n"
-            "_cell_angle_beta 90\n_cell_angle_gamma 90\n_symmetry_space_group_name_H-M 'P 1'\nloop_\n"
-            " _symmetry_equiv_pos_as_xyz\n 'x, y, z'\nloop_\n _atom_site_label\n _atom_site_type_symbol\n"
-            " _atom_site_fract_x\n _atom_site_fract_y\n _atom_site_fract_z\n _atom_site_occupancy\n")
+    head = (
+        f"data_big\n_cell_length_a {a}\n_cell_length_b {a}\n_cell_length_c {a}\n_cell_angle_alpha 90\n"
+        "_cell_angle_beta 90\n_cell_angle_gamma 90\n_symmetry_space_group_name_H-M 'P 1'\nloop_\n"
+        " _symmetry_equiv_pos_as_xyz\n 'x, y, z'\nloop_\n _atom_site_label\n _atom_site_type_symbol\n"
+        " _atom_site_fract_x\n _atom_site_fract_y\n _atom_site_fract_z\n _atom_site_occupancy\n"
+    )
     return head + "".join(f" O{i} O {x:.5f} {y:.5f} {z:.5f} 1\n" for i, (x, y, z) in enumerate(rng.random((n, 3))))
 
 
-def _rendered(viewable) -> str:  # noqa: ANN001
+def _rendered(viewable) -> str:
     """The markup a pane sends to the browser."""
     return str(viewable.object)
 
@@ -93,8 +95,13 @@ def test_uploaded_file_name_is_shown_as_text(loader, valid):
 
 def test_search_text_and_dataset_ids_are_shown_as_text(tmp_path):
     s = _structure()
-    record = {"structure": s.as_dict(), "electronic": np.eye(3).tolist(), "ionic": np.eye(3).tolist(),
-              "total": (2 * np.eye(3)).tolist(), "band_gap": 3.0}
+    record = {
+        "structure": s.as_dict(),
+        "electronic": np.eye(3).tolist(),
+        "ionic": np.eye(3).tolist(),
+        "total": (2 * np.eye(3)).tolist(),
+        "band_gap": 3.0,
+    }
     with gzip.open(tmp_path / "mp_dielectric_open.json.gz", "wt") as fh:
         json.dump({"<b onmouseover=alert(5)>mp-1": record}, fh)
     ld = StructureLoader(gallery=ExampleGallery(EXAMPLES), dataset=DatasetIndex(tmp_path))
@@ -146,15 +153,17 @@ def test_huge_symmetry_expansion_is_refused_before_parsing():
     mgo = (EXAMPLES / "MgO_rocksalt.cif").read_text()
     head, _, _ = mgo.partition(" _atom_site_type_symbol")
     rows = "".join(f"  Mg  Mg{i}  1  {0.013 * i:.4f}  0.1  0.2  1\n" for i in range(60))
-    text = head + " _atom_site_type_symbol\n _atom_site_label\n _atom_site_symmetry_multiplicity\n" \
+    text = (
+        head + " _atom_site_type_symbol\n _atom_site_label\n _atom_site_symmetry_multiplicity\n"
         " _atom_site_fract_x\n _atom_site_fract_y\n _atom_site_fract_z\n _atom_site_occupancy\n" + rows
+    )
     low, high = estimate_sites(text, "cif")
     assert (low, high) == (60, 60 * 192)
     assert "symmetry operations" in precheck_text(text, "cif")
 
 
 # ---------------------------------------------------------------------------------------------------- off the loop
-def _ticks_during(coro_factory) -> tuple[int, object]:  # noqa: ANN001
+def _ticks_during(coro_factory) -> tuple[int, object]:
     """Run ``coro_factory()`` while a 10 ms ticker runs on the same event loop; count the ticks."""
     done = [False]
 
@@ -181,7 +190,7 @@ def test_upload_is_parsed_off_the_event_loop(loader, monkeypatch):
     run synchronously on the loop (what the app did before) stalls it: the check can fail."""
     real = loader_module.prepare_upload
 
-    def slow(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+    def slow(*args, **kwargs):
         time.sleep(1.5)
         return real(*args, **kwargs)
 
@@ -208,10 +217,13 @@ def test_empty_upload_through_the_widget_shows_a_red_message(loader):
     assert "goectp-load-error" in loader._status().css_classes and loader.structure is before
 
 
-@pytest.mark.parametrize("make, words", [
-    (lambda: _structure(coords=((0, 0, 0), (0.01, 0, 0))), "overlap"),
-    (lambda: _structure(lattice=1e30), "longer than"),
-])
+@pytest.mark.parametrize(
+    "make, words",
+    [
+        (lambda: _structure(coords=((0, 0, 0), (0.01, 0, 0))), "overlap"),
+        (lambda: _structure(lattice=1e30), "longer than"),
+    ],
+)
 def test_absurd_structures_are_refused_by_the_loader(loader, make, words):
     before = loader.structure
     assert not loader.load_bytes(_cif(make()).encode(), "absurd.cif")
@@ -232,7 +244,7 @@ def test_tensor_downloads_after_a_failed_prediction_explain_themselves(loader):
 
 def test_rows_csv_neutralises_formula_cells(tmp_path):
     results = write_demo_screening(tmp_path, example_structures(EXAMPLES))
-    payloads = ["=HYPERLINK(\"http://x\",\"y\")", "=cmd|' /C calc'!A0", "+SUM(1,1)", "@SUM(1)", "-2+3", "\tx"]
+    payloads = ['=HYPERLINK("http://x","y")', "=cmd|' /C calc'!A0", "+SUM(1,1)", "@SUM(1)", "-2+3", "\tx"]
     results.loc[: len(payloads) - 1, "id"] = payloads
     results.to_csv(tmp_path / "screening_results.csv", index=False)
     smap = ScreeningMap(data=ScreeningData(tmp_path, pool_dir=tmp_path))
@@ -295,15 +307,22 @@ def test_app_parse_args_default_to_loopback():
 def test_python_app_listens_on_loopback_only():
     psutil = pytest.importorskip("psutil")
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "explorer/app.py", "--port", str(port)], cwd=ROOT,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "explorer/app.py", "--port", str(port)],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
     try:
         deadline = time.time() + 200
         listening: list = []
         while time.time() < deadline and proc.poll() is None:
-            listening = [c.laddr for c in psutil.Process(proc.pid).net_connections(kind="inet")
-                         if c.status == psutil.CONN_LISTEN and c.laddr.port == port]
+            listening = [
+                c.laddr
+                for c in psutil.Process(proc.pid).net_connections(kind="inet")
+                if c.status == psutil.CONN_LISTEN and c.laddr.port == port
+            ]
             if listening:
                 break
             time.sleep(0.5)

@@ -39,8 +39,9 @@ volume_features.name, volume_features.version = NAME, f"{NAME}-1"
 
 @pytest.fixture(autouse=True)
 def toy_extractor(monkeypatch):
-    monkeypatch.setitem(features.EXTRACTORS, NAME, {"dim": 2, "factory": lambda: volume_features,
-                                                     "version": lambda: f"{NAME}-1"})
+    monkeypatch.setitem(
+        features.EXTRACTORS, NAME, {"dim": 2, "factory": lambda: volume_features, "version": lambda: f"{NAME}-1"}
+    )
     features.get_extractor.cache_clear()
     yield
     features.get_extractor.cache_clear()
@@ -73,8 +74,17 @@ def test_predict_computes_the_features_and_stays_equivariant():
 
 
 def _pool(tmp_path: Path, structures: list[Structure]) -> Path:
-    records = [{"id": f"c{i}", "structure": s.as_dict(), "formula": s.composition.reduced_formula, "band_gap": 3.0,
-                "material_id": None, "source": "test"} for i, s in enumerate(structures)]
+    records = [
+        {
+            "id": f"c{i}",
+            "structure": s.as_dict(),
+            "formula": s.composition.reduced_formula,
+            "band_gap": 3.0,
+            "material_id": None,
+            "source": "test",
+        }
+        for i, s in enumerate(structures)
+    ]
     path = tmp_path / "pool.json.gz"
     with gzip.open(path, "wt", encoding="utf-8") as fh:
         json.dump(records, fh)
@@ -86,8 +96,17 @@ def test_screening_a_feature_model_matches_predict_and_rejects_only_the_failing_
     for seed in range(2):
         save_checkpoint(members / f"member{seed}.pt", _model(seed).float(), seed=seed)
     structures = [_rocksalt(4.2, "Mg", "O"), _triclinic(), _rocksalt(5.6, "Xe", "F"), _rocksalt(5.1, "Ca", "S")]
-    opts = ScreeningOptions(pool=_pool(tmp_path, structures), model=members, out_dir=tmp_path / "out",
-                            use_dask=False, chunk_size=8, progress=False, top=3, exclude_training=None, symprec=None)
+    opts = ScreeningOptions(
+        pool=_pool(tmp_path, structures),
+        model=members,
+        out_dir=tmp_path / "out",
+        use_dask=False,
+        chunk_size=8,
+        progress=False,
+        top=3,
+        exclude_training=None,
+        symprec=None,
+    )
     run = run_screening(opts)
     rejects = run.rankings.rejects.set_index("id")
     assert list(rejects.index) == ["c2"] and rejects.loc["c2", "reason_code"] == "features_error"

@@ -139,8 +139,13 @@ def test_reduction_matrix_is_unimodular_and_rotation_independent(name, method):
         np.testing.assert_array_equal(reduction_matrix(rot @ lat, method), m)
 
 
-UNIMODULAR = ([[1, 1, 0], [0, 1, 0], [0, 0, 1]], [[1, 0, -1], [0, 1, 2], [0, 0, 1]], [[0, 1, 0], [1, 0, 0], [0, 0, -1]],
-              [[2, 1, 1], [1, 1, 0], [1, 1, 1]], [[1, 2, 3], [0, 1, 4], [0, 0, 1]])
+UNIMODULAR = (
+    [[1, 1, 0], [0, 1, 0], [0, 0, 1]],
+    [[1, 0, -1], [0, 1, 2], [0, 0, 1]],
+    [[0, 1, 0], [1, 0, 0], [0, 0, -1]],
+    [[2, 1, 1], [1, 1, 0], [1, 1, 1]],
+    [[1, 2, 3], [0, 1, 4], [0, 0, 1]],
+)
 
 
 NEAR_ORTHORHOMBIC = Lattice.from_parameters(4.2, 5.8, 6.7, 90.25, 90.19, 90.25)

@@ -27,8 +27,11 @@ def fcc_copper() -> Structure:
 
 
 def strontium_titanate() -> Structure:
-    return Structure(Lattice.cubic(3.905), ["Sr", "Ti", "O", "O", "O"],
-                     [[0, 0, 0], [0.5, 0.5, 0.5], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]])
+    return Structure(
+        Lattice.cubic(3.905),
+        ["Sr", "Ti", "O", "O", "O"],
+        [[0, 0, 0], [0.5, 0.5, 0.5], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]],
+    )
 
 
 def rock_salt() -> Structure:
@@ -48,13 +51,24 @@ def tiny_triclinic() -> Structure:
 
 
 def low_symmetry() -> Structure:
-    return Structure(Lattice.from_parameters(4.1, 5.3, 6.2, 80, 95, 104), ["Ba", "Ti", "O", "O", "O", "Li"],
-                     [[0.02, 0.11, 0.93], [0.48, 0.52, 0.45], [0.51, 0.08, 0.41], [0.05, 0.49, 0.55],
-                      [0.47, 0.55, 0.02], [0.81, 0.77, 0.71]])
+    return Structure(
+        Lattice.from_parameters(4.1, 5.3, 6.2, 80, 95, 104),
+        ["Ba", "Ti", "O", "O", "O", "Li"],
+        [
+            [0.02, 0.11, 0.93],
+            [0.48, 0.52, 0.45],
+            [0.51, 0.08, 0.41],
+            [0.05, 0.49, 0.55],
+            [0.47, 0.55, 0.02],
+            [0.81, 0.77, 0.71],
+        ],
+    )
 
 
-CRYSTALS = {f.__name__: f for f in (fcc_copper, strontium_titanate, rock_salt, simple_cubic, hcp_magnesium,
-                                    tiny_triclinic, low_symmetry)}
+CRYSTALS = {
+    f.__name__: f
+    for f in (fcc_copper, strontium_titanate, rock_salt, simple_cubic, hcp_magnesium, tiny_triclinic, low_symmetry)
+}
 
 
 def _all_image_distances(structure: Structure, n_images: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -151,8 +165,9 @@ def test_one_atom_cell_has_multi_edges_to_its_own_images():
     images = graph.edge_image.numpy()
     assert len({tuple(i) for i in images}) == len(images) == 18
     assert not np.any(np.all(images == 0, axis=1))
-    np.testing.assert_allclose(np.sort(graph.edge_vec.norm(dim=-1).numpy()),
-                               [3.35] * 6 + [3.35 * np.sqrt(2)] * 12, atol=1e-12)
+    np.testing.assert_allclose(
+        np.sort(graph.edge_vec.norm(dim=-1).numpy()), [3.35] * 6 + [3.35 * np.sqrt(2)] * 12, atol=1e-12
+    )
 
 
 def test_small_cell_has_parallel_edges_between_the_same_atoms():
@@ -176,9 +191,12 @@ def test_edge_vectors_are_frac_plus_image_times_lattice(name):
     np.testing.assert_allclose(graph.edge_vec.numpy(), expected, atol=1e-12)
     # and the vectors are real interatomic vectors: their lengths are pymatgen's periodic distances
     for e in range(0, graph.edge_index.size(1), 7):
-        d = structure[int(dst[e])].distance(structure[int(src[e])], jimage=graph.edge_image[e].numpy()
-                                            + np.floor(structure.frac_coords[int(src[e])]).astype(int)
-                                            - np.floor(structure.frac_coords[int(dst[e])]).astype(int))
+        d = structure[int(dst[e])].distance(
+            structure[int(src[e])],
+            jimage=graph.edge_image[e].numpy()
+            + np.floor(structure.frac_coords[int(src[e])]).astype(int)
+            - np.floor(structure.frac_coords[int(dst[e])]).astype(int),
+        )
         assert abs(d - graph.edge_vec[e].norm().item()) < 1e-10
 
 
@@ -196,13 +214,12 @@ def test_rotated_structure_gives_the_same_graph_with_rotated_vectors(name, prope
         other = build_crystal_graph(moved(structure, rot))
         assert edge_set(other) == edge_set(graph)
         order, order_o = _edge_order(graph), _edge_order(other)
-        np.testing.assert_allclose(other.edge_vec.numpy()[order_o], graph.edge_vec.numpy()[order] @ rot.T,
-                                   atol=1e-12)
+        np.testing.assert_allclose(other.edge_vec.numpy()[order_o], graph.edge_vec.numpy()[order] @ rot.T, atol=1e-12)
         np.testing.assert_allclose(other.lattice[0].numpy(), rot @ graph.lattice[0].numpy(), atol=1e-12)
-        np.testing.assert_allclose(other.reduced_lattice[0].numpy(), rot @ graph.reduced_lattice[0].numpy(),
-                                   atol=1e-12)
-        np.testing.assert_allclose(other.primitive_lattice[0].numpy(), rot @ graph.primitive_lattice[0].numpy(),
-                                   atol=1e-12)
+        np.testing.assert_allclose(other.reduced_lattice[0].numpy(), rot @ graph.reduced_lattice[0].numpy(), atol=1e-12)
+        np.testing.assert_allclose(
+            other.primitive_lattice[0].numpy(), rot @ graph.primitive_lattice[0].numpy(), atol=1e-12
+        )
         assert other.num_sym_ops.item() == graph.num_sym_ops.item()
         _assert_same_operation_set(other.sym_ops.numpy(), rot @ graph.sym_ops.numpy() @ rot.T)
 
@@ -224,16 +241,18 @@ def test_wrapping_fractional_coordinates_changes_nothing():
     wrapped = build_crystal_graph(Structure(structure.lattice, structure.species, structure.frac_coords + shifts))
     np.testing.assert_allclose(wrapped.frac.numpy(), graph.frac.numpy(), atol=1e-14)
     assert edge_set(wrapped) == edge_set(graph)
-    np.testing.assert_allclose(wrapped.edge_vec.numpy()[_edge_order(wrapped)],
-                               graph.edge_vec.numpy()[_edge_order(graph)], atol=1e-12)
+    np.testing.assert_allclose(
+        wrapped.edge_vec.numpy()[_edge_order(wrapped)], graph.edge_vec.numpy()[_edge_order(graph)], atol=1e-12
+    )
 
 
 @pytest.mark.parametrize("name", ["low_symmetry", "strontium_titanate", "hcp_magnesium"])
 def test_translating_the_crystal_keeps_the_edge_vectors(name):
     structure = CRYSTALS[name]()
     graph = build_crystal_graph(structure)
-    shifted = build_crystal_graph(Structure(structure.lattice, structure.species,
-                                            structure.frac_coords + [0.37, -0.81, 0.55]))
+    shifted = build_crystal_graph(
+        Structure(structure.lattice, structure.species, structure.frac_coords + [0.37, -0.81, 0.55])
+    )
     assert _vector_multiset(shifted) == _vector_multiset(graph)
 
 
@@ -247,8 +266,9 @@ def test_permuting_atoms_permutes_the_graph():
     structure = low_symmetry()
     perm = np.array([3, 0, 5, 1, 4, 2])
     graph = build_crystal_graph(structure)
-    permuted = build_crystal_graph(Structure(structure.lattice, [structure.species[i] for i in perm],
-                                             structure.frac_coords[perm]))
+    permuted = build_crystal_graph(
+        Structure(structure.lattice, [structure.species[i] for i in perm], structure.frac_coords[perm])
+    )
     np.testing.assert_array_equal(permuted.z.numpy(), graph.z.numpy()[perm])
     new_index = np.argsort(perm)  # old site i is new site new_index[i]
     mapped = {(int(new_index[s]), int(new_index[d]), *img) for s, d, *img in edge_set(graph)}
@@ -294,9 +314,14 @@ def supercell(structure: Structure, scaling) -> Structure:
 
 @pytest.mark.parametrize(
     ("name", "scaling", "points"),
-    [("fcc_copper", [1, 1, 1], 4), ("rock_salt", [1, 1, 1], 4), ("low_symmetry", [2, 1, 1], 2),
-     ("low_symmetry", [[1, 1, 0], [-1, 1, 0], [0, 0, 2]], 4), ("strontium_titanate", [3, 1, 2], 6),
-     ("simple_cubic", [1, 1, 1], 1)],
+    [
+        ("fcc_copper", [1, 1, 1], 4),
+        ("rock_salt", [1, 1, 1], 4),
+        ("low_symmetry", [2, 1, 1], 2),
+        ("low_symmetry", [[1, 1, 0], [-1, 1, 0], [0, 0, 2]], 4),
+        ("strontium_titanate", [3, 1, 2], 6),
+        ("simple_cubic", [1, 1, 1], 1),
+    ],
 )
 def test_primitive_matrix_finds_the_primitive_lattice(name, scaling, points):
     structure = supercell(CRYSTALS[name](), scaling)
@@ -306,8 +331,9 @@ def test_primitive_matrix_finds_the_primitive_lattice(name, scaling, points):
     # every primitive vector is a translation of the crystal: it maps each atom onto an atom of the same kind
     lat_cols = structure.lattice.matrix.T
     for vector in (lat_cols @ prim).T:
-        shifted = Structure(structure.lattice, structure.species, structure.cart_coords + vector,
-                            coords_are_cartesian=True)
+        shifted = Structure(
+            structure.lattice, structure.species, structure.cart_coords + vector, coords_are_cartesian=True
+        )
         assert shifted.matches(structure, scale=False, primitive_cell=False, attempt_supercell=False)
 
 
@@ -349,16 +375,15 @@ def test_graphs_of_real_structures_are_sensible(shared_data_dir):
         assert counts.max() <= 64, record_id  # ties add a shell at most, not the whole crystal
         assert dist.min() > 0.5 and dist.max() < 12.0, record_id
         # shortest edge = the structure's shortest interatomic distance (pymatgen, periodic)
-        nearest = min(nb.nn_distance for site_nbs in structure.get_all_neighbors(dist.min() + 0.01)
-                      for nb in site_nbs)
+        nearest = min(nb.nn_distance for site_nbs in structure.get_all_neighbors(dist.min() + 0.01) for nb in site_nbs)
         assert abs(dist.min() - nearest) < 1e-8, record_id
         assert graph.z.tolist() == [s.specie.Z for s in structure]
         assert 1 <= graph.num_sym_ops.item() <= 48
         rot = orthogonal(len(record_id), proper=n % 2 == 0)
         other = build_crystal_graph(moved(structure, rot))
         assert edge_set(other) == edge_set(graph), record_id
-        np.testing.assert_allclose(other.reduced_lattice[0].numpy(), rot @ graph.reduced_lattice[0].numpy(),
-                                   atol=1e-10)
-        np.testing.assert_allclose(other.primitive_lattice[0].numpy(), rot @ graph.primitive_lattice[0].numpy(),
-                                   atol=1e-10)
+        np.testing.assert_allclose(other.reduced_lattice[0].numpy(), rot @ graph.reduced_lattice[0].numpy(), atol=1e-10)
+        np.testing.assert_allclose(
+            other.primitive_lattice[0].numpy(), rot @ graph.primitive_lattice[0].numpy(), atol=1e-10
+        )
         _assert_same_operation_set(other.sym_ops.numpy(), rot @ graph.sym_ops.numpy() @ rot.T)

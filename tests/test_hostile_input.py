@@ -41,7 +41,7 @@ class _Payload:
     def __init__(self, marker: Path) -> None:
         self.marker = marker
 
-    def __reduce__(self):  # noqa: ANN204
+    def __reduce__(self):
         return exec, (f"open({str(self.marker)!r}, 'w').write('pwned')",)
 
 
@@ -70,14 +70,33 @@ def p1_cif(n_sites: int, a: float = 200.0) -> str:
     """A P1 CIF with ``n_sites`` distinct Na sites on a grid (no parsing needed to count them)."""
     rng = np.random.default_rng(0)
     rows = [f"Na{i} Na {x:.5f} {y:.5f} {z:.5f} 1" for i, (x, y, z) in enumerate(rng.random((n_sites, 3)))]
-    return "\n".join(["data_big", "_symmetry_space_group_name_H-M 'P 1'", f"_cell_length_a {a}",
-                      f"_cell_length_b {a}", f"_cell_length_c {a}", "_cell_angle_alpha 90", "_cell_angle_beta 90",
-                      "_cell_angle_gamma 90", "loop_", " _symmetry_equiv_pos_as_xyz", " 'x, y, z'", "loop_",
-                      " _atom_site_label", " _atom_site_type_symbol", " _atom_site_fract_x", " _atom_site_fract_y",
-                      " _atom_site_fract_z", " _atom_site_occupancy", *rows, ""])
+    return "\n".join(
+        [
+            "data_big",
+            "_symmetry_space_group_name_H-M 'P 1'",
+            f"_cell_length_a {a}",
+            f"_cell_length_b {a}",
+            f"_cell_length_c {a}",
+            "_cell_angle_alpha 90",
+            "_cell_angle_beta 90",
+            "_cell_angle_gamma 90",
+            "loop_",
+            " _symmetry_equiv_pos_as_xyz",
+            " 'x, y, z'",
+            "loop_",
+            " _atom_site_label",
+            " _atom_site_type_symbol",
+            " _atom_site_fract_x",
+            " _atom_site_fract_y",
+            " _atom_site_fract_z",
+            " _atom_site_occupancy",
+            *rows,
+            "",
+        ]
+    )
 
 
-def stderr_lines(capsys) -> list[str]:  # noqa: ANN001
+def stderr_lines(capsys) -> list[str]:
     return [line for line in capsys.readouterr().err.splitlines() if line.strip()]
 
 
@@ -124,8 +143,23 @@ def test_cli_predict_and_screen_never_execute_code(tmp_path, capsys):
     pool.mkdir()
     write_cif(pool / "NaCl.cif")
     out = tmp_path / "out"
-    rc = cli_main(["screen", "--pool", str(pool), "--model", str(evil), "--out", str(out), "--no-dask",
-                   "--exclude-training", "none", "--reference", "none", "--no-progress"])
+    rc = cli_main(
+        [
+            "screen",
+            "--pool",
+            str(pool),
+            "--model",
+            str(evil),
+            "--out",
+            str(out),
+            "--no-dask",
+            "--exclude-training",
+            "none",
+            "--reference",
+            "none",
+            "--no-progress",
+        ]
+    )
     assert rc != 0 and "evil.pt" in capsys.readouterr().err
     assert not (out / "screening.csv").exists() and not (out / "work").exists()  # failed before scoring
     assert not marker.exists()
@@ -230,8 +264,14 @@ def test_training_state_round_trips_with_weights_only(tmp_path):
     sched.step()
     gen = torch.Generator().manual_seed(7)
     state = {"epoch": 1, "best_val": float("inf"), "best_epoch": -1, "history": [{"epoch": 1, "val_mae": 0.5}]}
-    ck.save_training_state(tmp_path / "last.pt", model, opt, sched, state=state,
-                           rng={"loader": gen.get_state(), "torch": torch.get_rng_state()})
+    ck.save_training_state(
+        tmp_path / "last.pt",
+        model,
+        opt,
+        sched,
+        state=state,
+        rng={"loader": gen.get_state(), "torch": torch.get_rng_state()},
+    )
     raw = torch.load(tmp_path / "last.pt", weights_only=True)  # optimiser, scheduler and RNG states are data
     assert raw["rng"]["loader"].dtype == torch.uint8
     back = ck.load_training_state(tmp_path / "last.pt")
@@ -242,9 +282,18 @@ def test_training_state_round_trips_with_weights_only(tmp_path):
     opt2.load_state_dict(back["optimizer"])
     assert back["state"] == state
     # a resume file of the schema before version 1 ("model" key, *_rng keys)
-    torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                "loader_rng": gen.get_state(), "aug_rng": gen.get_state(), "torch_rng": torch.get_rng_state(),
-                "state": state}, tmp_path / "old_last.pt")
+    torch.save(
+        {
+            "model": model.state_dict(),
+            "optimizer": opt.state_dict(),
+            "scheduler": sched.state_dict(),
+            "loader_rng": gen.get_state(),
+            "aug_rng": gen.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "state": state,
+        },
+        tmp_path / "old_last.pt",
+    )
     old = ck.load_training_state(tmp_path / "old_last.pt")
     assert set(old["rng"]) == {"loader", "aug", "torch"} and set(old["state_dict"]) == set(model.state_dict())
 
@@ -267,9 +316,14 @@ def test_neutralize_cell_quotes_formulas_only():
 
 
 def test_write_csv_neutralises_text_but_not_negative_numbers(tmp_path):
-    frame = pd.DataFrame({"id": FORMULA_IDS, "value": -np.arange(1, len(FORMULA_IDS) + 1) * 1.5,
-                          "n": pd.array(range(-3, len(FORMULA_IDS) - 3), dtype="Int64"),
-                          "label": pd.Series(FORMULA_IDS, dtype="string")})
+    frame = pd.DataFrame(
+        {
+            "id": FORMULA_IDS,
+            "value": -np.arange(1, len(FORMULA_IDS) + 1) * 1.5,
+            "n": pd.array(range(-3, len(FORMULA_IDS) - 3), dtype="Int64"),
+            "label": pd.Series(FORMULA_IDS, dtype="string"),
+        }
+    )
     write_csv(frame, tmp_path / "x.csv", index=False)
     with open(tmp_path / "x.csv", newline="") as fh:
         rows = list(csv.reader(fh))[1:]
@@ -283,8 +337,15 @@ def _formula_pool(tmp_path: Path) -> Path:
     records = []
     for i, cid in enumerate(FORMULA_IDS[:5]):
         s = rocksalt(5.0 + 0.2 * i)
-        records.append({"id": cid, "structure": s.as_dict(), "formula": "=1+1" if i == 0 else None,
-                        "band_gap": 3.0, "source": "@evil"})
+        records.append(
+            {
+                "id": cid,
+                "structure": s.as_dict(),
+                "formula": "=1+1" if i == 0 else None,
+                "band_gap": 3.0,
+                "source": "@evil",
+            }
+        )
     records.append({"id": "+broken", "structure": {"lattice": "nonsense"}, "band_gap": 1.0})
     path = tmp_path / "pool.json.gz"
     with gzip.open(path, "wt", encoding="utf-8") as fh:
@@ -310,8 +371,17 @@ def test_screening_csv_outputs_have_no_formula_cells(tmp_path, members):
     from goectp.screening.pool import open_pool
     from goectp.screening.run import run_screening
 
-    opts = ScreeningOptions(pool=_formula_pool(tmp_path), model=members, out_dir=tmp_path / "out", use_dask=False,
-                            progress=False, top=5, exclude_training=None, symprec=None, aniso_min_gap=None)
+    opts = ScreeningOptions(
+        pool=_formula_pool(tmp_path),
+        model=members,
+        out_dir=tmp_path / "out",
+        use_dask=False,
+        progress=False,
+        top=5,
+        exclude_training=None,
+        symprec=None,
+        aniso_min_gap=None,
+    )
     run = run_screening(opts)
     assert sorted(run.rankings.results["id"]) == sorted(FORMULA_IDS[:5])
     paths = export_assets(run, open_pool(opts.pool), tmp_path / "assets")
@@ -335,13 +405,25 @@ def test_duplicate_ids_get_keys_that_collide_with_no_literal_id(tmp_path, member
         assert len(set(keys)) == 3 and keys[0] == "X"
         if all_ids:
             assert keys[2] == "X#dup1"  # the literal id keeps its name
-    records = [{"id": cid, "structure": rocksalt(5.0 + 0.1 * i).as_dict(), "band_gap": 2.0}
-               for i, cid in enumerate(["X", "X", "X#dup1"])]
+    records = [
+        {"id": cid, "structure": rocksalt(5.0 + 0.1 * i).as_dict(), "band_gap": 2.0}
+        for i, cid in enumerate(["X", "X", "X#dup1"])
+    ]
     pool = tmp_path / "pool.json.gz"
     with gzip.open(pool, "wt", encoding="utf-8") as fh:
         json.dump(records, fh)
-    run = run_screening(ScreeningOptions(pool=pool, model=members, out_dir=tmp_path / "out", use_dask=False,
-                                         progress=False, top=5, exclude_training=None, symprec=None))
+    run = run_screening(
+        ScreeningOptions(
+            pool=pool,
+            model=members,
+            out_dir=tmp_path / "out",
+            use_dask=False,
+            progress=False,
+            top=5,
+            exclude_training=None,
+            symprec=None,
+        )
+    )
     scored, rejects = run.rankings.results, run.rankings.rejects
     assert sorted(scored["id"]) == ["X", "X#dup1"]
     assert list(rejects["id"]) == ["X#dup1#dup1"] and list(rejects["reason_code"]) == ["duplicate_id"]
@@ -356,8 +438,23 @@ def test_screen_fails_fast_on_a_model_it_cannot_load(tmp_path, members, capsys):
     pool.mkdir()
     write_cif(pool / "NaCl.cif")
     out = tmp_path / "out"
-    rc = cli_main(["screen", "--pool", str(pool), "--model", str(bad), "--out", str(out), "--no-dask",
-                   "--exclude-training", "none", "--reference", "none", "--no-progress"])
+    rc = cli_main(
+        [
+            "screen",
+            "--pool",
+            str(pool),
+            "--model",
+            str(bad),
+            "--out",
+            str(out),
+            "--no-dask",
+            "--exclude-training",
+            "none",
+            "--reference",
+            "none",
+            "--no-progress",
+        ]
+    )
     err = stderr_lines(capsys)
     assert rc == 1 and len(err) == 1 and "truncated.pt" in err[0]
     assert not out.exists()
@@ -376,16 +473,28 @@ def test_worker_uses_the_one_validator(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------ validation
-@pytest.mark.parametrize(("make", "code", "words"), [
-    (lambda: Structure(Lattice.cubic(1e30), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]]), "absurd_lattice",
-     ["longer than the limit"]),
-    (lambda: Structure(Lattice.orthorhombic(5, 5, 2e4), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]]),
-     "absurd_lattice", ["lattice vector"]),
-    (lambda: Structure(Lattice.cubic(30.0), ["Na"], [[0, 0, 0]]), "too_few_neighbors", ["no neighbour", "Na"]),
-    (lambda: Structure(Lattice.cubic(5.0), ["Na", "Na"], [[0, 0, 0], [0.001, 0, 0]]), "overlapping_atoms",
-     ["overlap"]),
-    (lambda: Structure(Lattice.cubic(0.5), ["Na"], [[0, 0, 0]]), "too_dense", ["too dense"]),
-])
+@pytest.mark.parametrize(
+    ("make", "code", "words"),
+    [
+        (
+            lambda: Structure(Lattice.cubic(1e30), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]]),
+            "absurd_lattice",
+            ["longer than the limit"],
+        ),
+        (
+            lambda: Structure(Lattice.orthorhombic(5, 5, 2e4), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]]),
+            "absurd_lattice",
+            ["lattice vector"],
+        ),
+        (lambda: Structure(Lattice.cubic(30.0), ["Na"], [[0, 0, 0]]), "too_few_neighbors", ["no neighbour", "Na"]),
+        (
+            lambda: Structure(Lattice.cubic(5.0), ["Na", "Na"], [[0, 0, 0], [0.001, 0, 0]]),
+            "overlapping_atoms",
+            ["overlap"],
+        ),
+        (lambda: Structure(Lattice.cubic(0.5), ["Na"], [[0, 0, 0]]), "too_dense", ["too dense"]),
+    ],
+)
 def test_validation_at_the_door_has_reason_codes(make, code, words):
     with pytest.raises(StructureError) as info:
         load_structures(make())
@@ -430,7 +539,7 @@ def test_site_count_estimates_from_text():
     poscar = "NaCl\n1.0\n5 0 0\n0 5 0\n0 0 5\nNa Cl\n400 300\nDirect\n"
     assert estimate_site_count(poscar, "poscar") == 700
     assert estimate_site_count(poscar.replace("Na Cl\n", ""), "vasp") == 700
-    assert estimate_site_count("1234\nLattice=\"1 0 0 0 1 0 0 0 1\"\n", "extxyz") == 1234
+    assert estimate_site_count('1234\nLattice="1 0 0 0 1 0 0 0 1"\n', "extxyz") == 1234
     assert estimate_site_count(json.dumps(rocksalt().as_dict()), "json") == 2
     assert estimate_site_count(p1_cif(37), "cif") == 37
     assert estimate_site_count(rocksalt().to(fmt="cif"), "cif") == 2
@@ -459,8 +568,9 @@ def test_predict_max_sites_reaches_predict(tmp_path, ckpt, capsys):
     path.write_text(json.dumps(big.as_dict()))
     assert cli_main(["predict", str(path), "--model", str(ckpt), "--device", "cpu"]) == 1
     assert "limit of 500" in capsys.readouterr().err
-    assert cli_main(["predict", str(path), "--model", str(ckpt), "--max-sites", "600", "--device", "cpu",
-                     "--json"]) == 0
+    assert (
+        cli_main(["predict", str(path), "--model", str(ckpt), "--max-sites", "600", "--device", "cpu", "--json"]) == 0
+    )
     assert json.loads(capsys.readouterr().out)[0]["formula"] == "NaCl"
 
 
@@ -504,8 +614,25 @@ def test_screen_refuses_a_missing_cuda_device_before_scoring(tmp_path, members, 
     pool.mkdir()
     write_cif(pool / "NaCl.cif")
     out = tmp_path / "out"
-    rc = cli_main(["screen", "--pool", str(pool), "--model", str(members), "--out", str(out), "--no-dask",
-                   "--exclude-training", "none", "--reference", "none", "--no-progress", "--device", "cuda"])
+    rc = cli_main(
+        [
+            "screen",
+            "--pool",
+            str(pool),
+            "--model",
+            str(members),
+            "--out",
+            str(out),
+            "--no-dask",
+            "--exclude-training",
+            "none",
+            "--reference",
+            "none",
+            "--no-progress",
+            "--device",
+            "cuda",
+        ]
+    )
     err = stderr_lines(capsys)
     assert rc == 1 and len(err) == 1 and "CUDA is not available" in err[0]
     assert not out.exists()

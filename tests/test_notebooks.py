@@ -86,7 +86,7 @@ def test_every_notebook_is_tested() -> None:
 POLL_SLICE_S = 1.0
 
 
-def _sliced_get_msg(wait):  # noqa: ANN001, ANN202
+def _sliced_get_msg(wait):
     """``shell_channel.get_msg`` that waits in slices of :data:`POLL_SLICE_S`, re-polling the socket each time.
 
     Cause of the ~300 s stalls after notebook 01's ipywidgets cell: nbclient waits for a cell's ``execute_reply``
@@ -114,18 +114,19 @@ def _sliced_get_msg(wait):  # noqa: ANN001, ANN202
     return get_msg
 
 
-def _client(nb: nbformat.NotebookNode):  # noqa: ANN202
+def _client(nb: nbformat.NotebookNode):
     """An nbclient ``NotebookClient`` whose shell-reply wait cannot miss a reply (see :func:`_sliced_get_msg`)."""
     from nbclient import NotebookClient
 
     class SlicedPollClient(NotebookClient):
-        async def async_start_new_kernel_client(self):  # noqa: ANN202
+        async def async_start_new_kernel_client(self):
             kc = await super().async_start_new_kernel_client()
             kc.shell_channel.get_msg = _sliced_get_msg(kc.shell_channel.get_msg)
             return kc
 
-    return SlicedPollClient(nb, timeout=CELL_TIMEOUT_S, kernel_name="python3",
-                            resources={"metadata": {"path": str(NOTEBOOK_DIR)}})
+    return SlicedPollClient(
+        nb, timeout=CELL_TIMEOUT_S, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOK_DIR)}}
+    )
 
 
 def _execute(name: str) -> nbformat.NotebookNode:
@@ -175,8 +176,9 @@ def test_sliced_get_msg_finds_a_reply_a_long_poll_missed() -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(CELL_TIMEOUT_S + 600)
 @pytest.mark.parametrize("name", NOTEBOOKS)
-def test_notebook_runs_offline(name: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch,
-                               tmp_path: Path) -> None:
+def test_notebook_runs_offline(
+    name: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     if name in NEEDS_DATA:
         monkeypatch.setenv("GOECTP_DATA", str(request.getfixturevalue("shared_data_dir")))
     monkeypatch.setenv("GOECTP_NOTEBOOK_FAST", "1")
@@ -190,8 +192,12 @@ def test_notebook_runs_offline(name: str, request: pytest.FixtureRequest, monkey
     assert not errors, f"{name}: error outputs (e.g. in a widget callback): {errors}"
     figures = [o for o in outputs if "image/png" in o.get("data", {})]
     assert figures, f"{name}: no figure was drawn"
-    remote = {s for o in outputs for mime in ("text/html", "application/javascript")
-              for s in remote_scripts(str(o.get("data", {}).get(mime, "")))}
+    remote = {
+        s
+        for o in outputs
+        for mime in ("text/html", "application/javascript")
+        for s in remote_scripts(str(o.get("data", {}).get(mime, "")))
+    }
     assert not remote, f"{name}: outputs load scripts from the internet: {sorted(remote)[:5]}"
     text = json.dumps([o.get("text", "") for o in outputs])
     assert "Traceback" not in text, f"{name}: a traceback was printed"

@@ -115,24 +115,63 @@ def test_init_from_raises_on_any_mismatch(pretrained, change):
     """A checkpoint of another width/depth must not silently leave the model at its random initialisation."""
     out, _ = pretrained
     cfg = GoeCTPConfig(**{**_tiny().to_dict(), **change})
-    for load in (lambda: backbone_state(out / "best.pt", cfg, verbose=False),
-                 lambda: _init_from(str(out / "best.pt"), cfg)):
+    for load in (
+        lambda: backbone_state(out / "best.pt", cfg, verbose=False),
+        lambda: _init_from(str(out / "best.pt"), cfg),
+    ):
         with pytest.raises(ValueError, match="does not fit the model configuration"):
             load()
 
 
 def test_cli_pretrain_then_train_init_from(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("GOECTP_CACHE", str(tmp_path / "cache"))
-    data = write_scalar_json([ScalarRecord(i, s, v) for i, s, v in _scalar_items(12, seed=1)],
-                             tmp_path / "scalar.json.gz")
+    data = write_scalar_json(
+        [ScalarRecord(i, s, v) for i, s, v in _scalar_items(12, seed=1)], tmp_path / "scalar.json.gz"
+    )
     env_out = tmp_path / "pt"
-    assert cli_main(["pretrain", "--dataset", str(data), "--epochs", "2", "--hidden", "16", "--batch-size", "4",
-                     "--out", str(env_out), "--quiet"]) == 0
+    assert (
+        cli_main(
+            [
+                "pretrain",
+                "--dataset",
+                str(data),
+                "--epochs",
+                "2",
+                "--hidden",
+                "16",
+                "--batch-size",
+                "4",
+                "--out",
+                str(env_out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert "fine-tune with: goectp train --init-from" in capsys.readouterr().out
     _write_dielectric_json(tmp_path / "diel.json", 12, seed=2)
-    assert cli_main(["train", "--data-file", str(tmp_path / "diel.json"), "--splits", "0", "--epochs", "1",
-                     "--hidden", "16", "--batch-size", "4", "--init-from", str(env_out / "best.pt"),
-                     "--out", str(tmp_path / "ft")]) == 0
+    assert (
+        cli_main(
+            [
+                "train",
+                "--data-file",
+                str(tmp_path / "diel.json"),
+                "--splits",
+                "0",
+                "--epochs",
+                "1",
+                "--hidden",
+                "16",
+                "--batch-size",
+                "4",
+                "--init-from",
+                str(env_out / "best.pt"),
+                "--out",
+                str(tmp_path / "ft"),
+            ]
+        )
+        == 0
+    )
     assert "head re-initialised" in capsys.readouterr().out
     assert (tmp_path / "ft" / "split0" / "metrics.json").exists()
 
@@ -149,22 +188,54 @@ def test_scalar_head_is_rotation_invariant(triclinic):
 
 
 def test_megnet_and_pool_parsing():
-    atoms = {"lattice_mat": [[4, 0, 0], [0, 4, 0], [0, 0, 4]], "coords": [[0, 0, 0], [0.5, 0.5, 0.5]],
-             "elements": ["Cs", "Cl"], "cartesian": False}
-    recs = records_from_megnet([{"id": "mp-22865", "atoms": atoms, "formation_energy_per_atom": -2.2},
-                                {"id": "x", "atoms": atoms, "formation_energy_per_atom": "na"},
-                                {"id": "mp-1", "atoms": atoms, "e_form": -1.5}])
+    atoms = {
+        "lattice_mat": [[4, 0, 0], [0, 4, 0], [0, 0, 4]],
+        "coords": [[0, 0, 0], [0.5, 0.5, 0.5]],
+        "elements": ["Cs", "Cl"],
+        "cartesian": False,
+    }
+    recs = records_from_megnet(
+        [
+            {"id": "mp-22865", "atoms": atoms, "formation_energy_per_atom": -2.2},
+            {"id": "x", "atoms": atoms, "formation_energy_per_atom": "na"},
+            {"id": "mp-1", "atoms": atoms, "e_form": -1.5},
+        ]
+    )
     assert [(r.id, r.value) for r in recs] == [("mp-22865", -2.2), ("mp-1", -1.5)]
     assert recs[0].structure.composition.reduced_formula == "CsCl" and recs[0].structure.volume == pytest.approx(64)
-    pool = [{"id": "perov5-1", "source": "cdvae-perov_5-val", "structure": {}, "formation_energy": 1.2,
-             "band_gap": 0.0, "extra": {}},
-            {"id": "mp-2", "source": "matcalc-mp-binary-pbe-elasticity-2025.1", "structure": {},
-             "formation_energy": None, "band_gap": None, "extra": {"bulk_modulus_vrh": 100.0}},
-            {"id": "wbm-1-1", "source": "matcalc-wbm-random-pbe52-equilibrium-2025.1", "structure": {},
-             "formation_energy": -0.5, "band_gap": 1.5, "extra": {}}]
+    pool = [
+        {
+            "id": "perov5-1",
+            "source": "cdvae-perov_5-val",
+            "structure": {},
+            "formation_energy": 1.2,
+            "band_gap": 0.0,
+            "extra": {},
+        },
+        {
+            "id": "mp-2",
+            "source": "matcalc-mp-binary-pbe-elasticity-2025.1",
+            "structure": {},
+            "formation_energy": None,
+            "band_gap": None,
+            "extra": {"bulk_modulus_vrh": 100.0},
+        },
+        {
+            "id": "wbm-1-1",
+            "source": "matcalc-wbm-random-pbe52-equilibrium-2025.1",
+            "structure": {},
+            "formation_energy": -0.5,
+            "band_gap": 1.5,
+            "extra": {},
+        },
+    ]
     pick = {name: [(i, v) for i, _, v in sel(pool)] for name, (_, sel) in SCALAR_DATASETS.items()}
-    assert pick == {"perov5-formation": [("perov5-1", 1.2)], "wbm-formation": [("wbm-1-1", -0.5)],
-                    "band-gap": [("perov5-1", 0.0), ("wbm-1-1", 1.5)], "log-bulk-modulus": [("mp-2", 2.0)]}
+    assert pick == {
+        "perov5-formation": [("perov5-1", 1.2)],
+        "wbm-formation": [("wbm-1-1", -0.5)],
+        "band-gap": [("perov5-1", 0.0), ("wbm-1-1", 1.5)],
+        "log-bulk-modulus": [("mp-2", 2.0)],
+    }
 
 
 # ------------------------------------------------------------------------------------------- foundation features
@@ -229,14 +300,45 @@ def test_cli_train_and_evaluate_with_node_features(tmp_path, capsys, monkeypatch
     pytest.importorskip("chgnet", reason="CHGNet features need chgnet==0.4.2 (the 'foundation' extra)")
     monkeypatch.setenv("GOECTP_CACHE", str(tmp_path / "cache"))
     _write_dielectric_json(tmp_path / "diel.json", 10, seed=3)
-    assert cli_main(["train", "--data-file", str(tmp_path / "diel.json"), "--splits", "0", "--epochs", "1",
-                     "--hidden", "16", "--batch-size", "4", "--node-features", "chgnet",
-                     "--out", str(tmp_path / "run")]) == 0
+    assert (
+        cli_main(
+            [
+                "train",
+                "--data-file",
+                str(tmp_path / "diel.json"),
+                "--splits",
+                "0",
+                "--epochs",
+                "1",
+                "--hidden",
+                "16",
+                "--batch-size",
+                "4",
+                "--node-features",
+                "chgnet",
+                "--out",
+                str(tmp_path / "run"),
+            ]
+        )
+        == 0
+    )
     assert "chgnet node features: computed" in capsys.readouterr().out
     metrics = json.loads((tmp_path / "run" / "split0" / "metrics.json").read_text())
     assert metrics["model_config"]["node_features"] == "chgnet" and metrics["model_config"]["node_feature_dim"] == 128
-    assert cli_main(["evaluate", "--data-file", str(tmp_path / "diel.json"), "--model",
-                     str(tmp_path / "run" / "split0" / "best.pt"), "--out", str(tmp_path / "eval" / "r")]) == 0
+    assert (
+        cli_main(
+            [
+                "evaluate",
+                "--data-file",
+                str(tmp_path / "diel.json"),
+                "--model",
+                str(tmp_path / "run" / "split0" / "best.pt"),
+                "--out",
+                str(tmp_path / "eval" / "r"),
+            ]
+        )
+        == 0
+    )
     assert "chgnet node features: cache hit" in capsys.readouterr().out
 
 
@@ -245,10 +347,14 @@ def test_feature_cache_hit_needs_no_extractor(tmp_path, monkeypatch):
     import goectp.features as features
 
     monkeypatch.setenv("GOECTP_CACHE", str(tmp_path / "cache"))
-    structs = {"nacl": Structure(Lattice.cubic(5.64), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]]),
-               "gan": Structure(Lattice.hexagonal(3.19, 5.19), ["Ga", "Ga", "N", "N"],
-                                [[1 / 3, 2 / 3, 0], [2 / 3, 1 / 3, 0.5], [1 / 3, 2 / 3, 0.377],
-                                 [2 / 3, 1 / 3, 0.877]])}
+    structs = {
+        "nacl": Structure(Lattice.cubic(5.64), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]]),
+        "gan": Structure(
+            Lattice.hexagonal(3.19, 5.19),
+            ["Ga", "Ga", "N", "N"],
+            [[1 / 3, 2 / 3, 0], [2 / 3, 1 / 3, 0.5], [1 / 3, 2 / 3, 0.377], [2 / 3, 1 / 3, 0.877]],
+        ),
+    }
     eps = (np.eye(3) * 5).tolist()
     data = tmp_path / "diel.json"
     data.write_text(json.dumps({k: {"structure": s.as_dict(), "total": eps} for k, s in structs.items()}))
@@ -301,14 +407,19 @@ def test_pretraining_with_node_features_end_to_end(tmp_path, monkeypatch):
         return [np.tile(np.array([[s.volume / len(s), s.density]], dtype=np.float32), (len(s), 1)) for s in structures]
 
     volume_features.name, volume_features.version = "toy", "toy-1"
-    monkeypatch.setitem(features.EXTRACTORS, "toy", {"dim": 2, "factory": lambda: volume_features,
-                                                      "version": lambda: "toy-1"})
+    monkeypatch.setitem(
+        features.EXTRACTORS, "toy", {"dim": 2, "factory": lambda: volume_features, "version": lambda: "toy-1"}
+    )
     monkeypatch.setenv("GOECTP_CACHE", str(tmp_path / "cache"))
     data = write_scalar_json([ScalarRecord(i, s, v) for i, s, v in _scalar_items(10)], tmp_path / "s.json")
     ss = with_node_features(load_scalar_set(str(data), progress=False), "toy", progress=False)
     assert all(g.x_extra.shape == (2, 2) for g in ss.graphs)
-    res = pretrain(ss, _tiny(node_features="toy", node_feature_dim=2),
-                   TrainConfig(epochs=2, batch_size=4, progress=False), tmp_path / "run")
+    res = pretrain(
+        ss,
+        _tiny(node_features="toy", node_feature_dim=2),
+        TrainConfig(epochs=2, batch_size=4, progress=False),
+        tmp_path / "run",
+    )
     assert res["model_config"]["node_features"] == "toy" and np.isfinite(res["test_mae"])
     init = backbone_state(tmp_path / "run" / "best.pt", _tiny(node_features="toy", node_feature_dim=2), verbose=False)
     assert "node_feature_embed.1.weight" in init
@@ -317,9 +428,12 @@ def test_pretraining_with_node_features_end_to_end(tmp_path, monkeypatch):
 # ------------------------------------------------------------------------------------------- the benchmark's report
 def _fake_metrics(mae: float, pooling: str = "mean") -> dict:
     subset = {"n": 10, "mae": mae, "frobenius": 3 * mae, "per_system": {"all": mae, "cubic": mae + 0.1}}
-    return {"model_config": {"variant": "goectp", "pooling": pooling, "cell_reduction": "primitive",
-                             "symmetrize": True}, "best_val_mae": mae, "epoch_seconds_median": 2.0,
-            "test": {"all": subset, "filtered": {**subset, "mae": mae - 0.5}}}
+    return {
+        "model_config": {"variant": "goectp", "pooling": pooling, "cell_reduction": "primitive", "symmetrize": True},
+        "best_val_mae": mae,
+        "epoch_seconds_median": 2.0,
+        "test": {"all": subset, "filtered": {**subset, "mae": mae - 0.5}},
+    }
 
 
 def test_pretraining_report_pairs_each_route_with_scratch_of_the_same_setting(tmp_path):
@@ -332,8 +446,9 @@ def test_pretraining_report_pairs_each_route_with_scratch_of_the_same_setting(tm
         for split, mae in enumerate(values):
             if mae is not None:
                 (runs / route / f"split{split}").mkdir(parents=True)
-                (runs / route / f"split{split}" / "metrics.json").write_text(json.dumps(
-                    _fake_metrics(mae, pooling="sum" if route == "plain" else "mean")))
+                (runs / route / f"split{split}" / "metrics.json").write_text(
+                    json.dumps(_fake_metrics(mae, pooling="sum" if route == "plain" else "mean"))
+                )
     results = collect_split_metrics(runs)
     assert route_order(results) == ["scratch", "chgnet", "plain"]
     lines, routes = paired_comparison(results)

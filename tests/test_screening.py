@@ -34,10 +34,29 @@ from goectp.screening.scoring import (
 )
 from goectp.screening.store import ScreeningError
 
-STAT_COLUMNS = ["eps_mean", "eps_mean_std", "anisotropy", "anisotropy_std", "eps_eig1", "eps_eig2", "eps_eig3",
-                *[f"eps_{c}" for c in COMPONENT_NAMES], *[f"std_{c}" for c in COMPONENT_NAMES]]
-ROCKSALTS = [("Na", "Cl"), ("K", "Cl"), ("Mg", "O"), ("Ca", "O"), ("Li", "F"), ("Sr", "S"), ("Ba", "Se"),
-             ("Rb", "Br"), ("Zn", "S"), ("Cs", "I")]
+STAT_COLUMNS = [
+    "eps_mean",
+    "eps_mean_std",
+    "anisotropy",
+    "anisotropy_std",
+    "eps_eig1",
+    "eps_eig2",
+    "eps_eig3",
+    *[f"eps_{c}" for c in COMPONENT_NAMES],
+    *[f"std_{c}" for c in COMPONENT_NAMES],
+]
+ROCKSALTS = [
+    ("Na", "Cl"),
+    ("K", "Cl"),
+    ("Mg", "O"),
+    ("Ca", "O"),
+    ("Li", "F"),
+    ("Sr", "S"),
+    ("Ba", "Se"),
+    ("Rb", "Br"),
+    ("Zn", "S"),
+    ("Cs", "I"),
+]
 GAPS = [None, 0.0, 1.0, 2.5, 4.0, 6.0]
 
 
@@ -67,8 +86,9 @@ def rocksalt(a: float, cation: str, anion: str) -> Structure:
 def layered(i: int) -> Structure:
     """A small tetragonal/orthorhombic ABO3-like cell, distorted by i (anisotropic, 5 sites)."""
     lat = Lattice.orthorhombic(3.9 + 0.02 * i, 3.95, 4.3 + 0.05 * i)
-    return Structure(lat, ["Sr", "Ti", "O", "O", "O"],
-                     [[0, 0, 0], [0.5, 0.5, 0.52], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]])
+    return Structure(
+        lat, ["Sr", "Ti", "O", "O", "O"], [[0, 0, 0], [0.5, 0.5, 0.52], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]]
+    )
 
 
 def pool_records(n: int = 30) -> list[dict]:
@@ -80,12 +100,20 @@ def pool_records(n: int = 30) -> list[dict]:
         else:
             cat, an = ROCKSALTS[i % len(ROCKSALTS)]
             s = rocksalt(4.0 + 0.07 * i, cat, an)
-        records.append({"id": f"cand-{i:03d}", "structure": s.as_dict(), "formula": s.composition.reduced_formula,
-                        "band_gap": GAPS[i % len(GAPS)], "material_id": None, "source": "synthetic"})
+        records.append(
+            {
+                "id": f"cand-{i:03d}",
+                "structure": s.as_dict(),
+                "formula": s.composition.reduced_formula,
+                "band_gap": GAPS[i % len(GAPS)],
+                "material_id": None,
+                "source": "synthetic",
+            }
+        )
     return records
 
 
-def write_json_gz(path: Path, obj) -> Path:  # noqa: ANN001
+def write_json_gz(path: Path, obj) -> Path:
     with gzip.open(path, "wt", encoding="utf-8") as fh:
         json.dump(obj, fh)
     return path
@@ -97,12 +125,11 @@ def pool_file(tmp_path) -> Path:
 
 
 def run_opts(pool: Path, model: Path, out: Path, **kw) -> ScreeningOptions:
-    base = {"use_dask": False, "chunk_size": 4, "progress": False, "top": 5, "exclude_training": None,
-            "symprec": None}
+    base = {"use_dask": False, "chunk_size": 4, "progress": False, "top": 5, "exclude_training": None, "symprec": None}
     return ScreeningOptions(pool=pool, model=model, out_dir=out, **{**base, **kw})
 
 
-def scored_values(run) -> pd.DataFrame:  # noqa: ANN001
+def scored_values(run) -> pd.DataFrame:
     return run.rankings.results.set_index("id").sort_index()[STAT_COLUMNS]
 
 
@@ -127,8 +154,7 @@ def test_ensemble_statistics_against_numpy(rng):
         mean = members[:, i].mean(axis=0)
         lam = np.linalg.eigvalsh(mean)
         member_eps = [np.linalg.eigvalsh(members[m, i]).mean() for m in range(5)]
-        member_alpha = [np.linalg.eigvalsh(members[m, i])[-1] / np.linalg.eigvalsh(members[m, i])[0]
-                        for m in range(5)]
+        member_alpha = [np.linalg.eigvalsh(members[m, i])[-1] / np.linalg.eigvalsh(members[m, i])[0] for m in range(5)]
         np.testing.assert_allclose(stats["mean"][i], mean, rtol=1e-12)
         np.testing.assert_allclose(stats["std"][i], members[:, i].std(axis=0), rtol=1e-12)
         np.testing.assert_allclose(stats["eigenvalues"][i], lam, rtol=1e-12)
@@ -152,8 +178,7 @@ def test_statistics_of_known_tensors():
     np.testing.assert_allclose(stats["std"][0], np.diag([1.0, 0.0, 0.0]))
     score = acquisition_score(stats["eps_mean"], stats["eps_mean_std"], kappa=2.0)
     assert score[0] == pytest.approx(14 / 3 + 2 / 3)
-    np.testing.assert_array_equal(acquisition_score(stats["eps_mean"], stats["eps_mean_std"], 0.0),
-                                  stats["eps_mean"])
+    np.testing.assert_array_equal(acquisition_score(stats["eps_mean"], stats["eps_mean_std"], 0.0), stats["eps_mean"])
 
 
 def test_rotated_tensor_keeps_invariants(rng):
@@ -192,12 +217,14 @@ def test_bad_member_shapes_raise():
 
 # ------------------------------------------------------------------------------------------------------ filters
 def _table() -> pd.DataFrame:
-    return pd.DataFrame({
-        "id": ["a", "b", "c", "d", "e", "f"],
-        "band_gap": [None, 1.0, 1.8, 2.5, 4.0, 0.0],
-        "score": [50.0, 40.0, 30.0, 20.0, 20.0, 60.0],
-        "score_aniso": [9.0, np.inf, 3.0, 2.0, 5.0, 8.0],
-    })
+    return pd.DataFrame(
+        {
+            "id": ["a", "b", "c", "d", "e", "f"],
+            "band_gap": [None, 1.0, 1.8, 2.5, 4.0, 0.0],
+            "score": [50.0, 40.0, 30.0, 20.0, 20.0, 60.0],
+            "score_aniso": [9.0, np.inf, 3.0, 2.0, 5.0, 8.0],
+        }
+    )
 
 
 def test_high_k_list_needs_known_gap_above_threshold():
@@ -220,10 +247,14 @@ def _training_file(tmp_path: Path) -> Path:
     mgo = rocksalt(4.21, "Mg", "O")
     eps = np.diag([3.0, 4.0, 6.0]).tolist()
     data = {
-        "mp-22862": {"structure": nacl.as_dict(), "total": eps, "band_gap": 5.0, "material_id": "mp-22862",
-                     "source": "test"},
-        "mf-x-1": {"structure": mgo.as_dict(), "total": eps, "band_gap": None, "material_id": None,
-                   "source": "test"},
+        "mp-22862": {
+            "structure": nacl.as_dict(),
+            "total": eps,
+            "band_gap": 5.0,
+            "material_id": "mp-22862",
+            "source": "test",
+        },
+        "mf-x-1": {"structure": mgo.as_dict(), "total": eps, "band_gap": None, "material_id": None, "source": "test"},
     }
     return write_json_gz(tmp_path / "train.json.gz", data)
 
@@ -244,8 +275,9 @@ def test_training_candidates_are_excluded_from_a_run(tmp_path, ensemble_dir):
     records = pool_records(6)
     nacl = rocksalt(5.64, "Na", "Cl")
     records.append({"id": "copy-of-nacl", "structure": nacl.as_dict(), "band_gap": 5.0, "material_id": None})
-    records.append({"id": "alex-mp-22862", "structure": layered(1).as_dict(), "band_gap": 5.0,
-                    "material_id": "mp-22862"})
+    records.append(
+        {"id": "alex-mp-22862", "structure": layered(1).as_dict(), "band_gap": 5.0, "material_id": "mp-22862"}
+    )
     pool = write_json_gz(tmp_path / "pool.json.gz", records)
     run = run_screening(run_opts(pool, ensemble_dir, tmp_path / "out", exclude_training=_training_file(tmp_path)))
     excluded = run.rankings.rejects.set_index("id")
@@ -291,16 +323,18 @@ def _structure_dir(tmp_path: Path) -> Path:
     rocksalt(5.64, "Na", "Cl").to(filename=str(d / "NaCl.cif"))
     layered(0).to(filename=str(d / "sub" / "POSCAR"))
     (d / "broken.cif").write_text("data_broken\n_cell_length_a not-a-number\nloop_\n_atom_site_label\n")
-    dis = Structure(Lattice.cubic(4.0), [{"Sr": 0.5, "Ba": 0.5}, "Ti", "O", "O", "O"],
-                    [[0, 0, 0], [0.5, 0.5, 0.5], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]])
+    dis = Structure(
+        Lattice.cubic(4.0),
+        [{"Sr": 0.5, "Ba": 0.5}, "Ti", "O", "O", "O"],
+        [[0, 0, 0], [0.5, 0.5, 0.5], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]],
+    )
     dis.to(filename=str(d / "disordered.cif"))
     big = layered(0) * (2, 2, 2)  # 40 sites > 20
     big.to(filename=str(d / "big.vasp"), fmt="poscar")
     from ase.io import write
     from pymatgen.io.ase import AseAtomsAdaptor
 
-    frames = [AseAtomsAdaptor.get_atoms(rocksalt(4.2 + 0.1 * i, "Mg", "O"))
-              for i in range(2)]
+    frames = [AseAtomsAdaptor.get_atoms(rocksalt(4.2 + 0.1 * i, "Mg", "O")) for i in range(2)]
     write(str(d / "frames.extxyz"), frames, format="extxyz")
     (d / "notes.txt").write_text("not a structure, ignored")
     return d
@@ -347,8 +381,14 @@ class _FakeMPID:
 
 def test_materials_project_doc_parsing_without_network(monkeypatch):
     s = layered(0)
-    doc = SimpleNamespace(material_id=_FakeMPID("mp-5229"), formula_pretty="SrTiO3", structure=s, band_gap=1.77,
-                          energy_above_hull=0.0, is_stable=True)
+    doc = SimpleNamespace(
+        material_id=_FakeMPID("mp-5229"),
+        formula_pretty="SrTiO3",
+        structure=s,
+        band_gap=1.77,
+        energy_above_hull=0.0,
+        is_stable=True,
+    )
     rec = candidate_from_mp_doc(doc, 4)
     assert rec["id"] == rec["material_id"] == "mp-5229"
     assert rec["band_gap"] == 1.77 and rec["formula"] == "SrTiO3" and rec["pool_index"] == 4
@@ -407,11 +447,13 @@ def test_two_worker_local_cluster_matches_single_process(tmp_path, ensemble_dir,
     # Thread workers (processes=False) start in a second; process workers (the CLI default) spend 20-80 s importing
     # torch on a loaded 2-core machine, so they are exercised by the benchmark and the CLI run instead.
     pool = write_json_gz(tmp_path / "pool.json.gz", pool_records())
-    run = run_screening(run_opts(pool, ensemble_dir, tmp_path / "out", use_dask=True, workers=2, chunk_size=8,
-                                 processes=False))
+    run = run_screening(
+        run_opts(pool, ensemble_dir, tmp_path / "out", use_dask=True, workers=2, chunk_size=8, processes=False)
+    )
     assert not run.interrupted
-    workers = set(pd.concat([pd.read_parquet(f) for f in (tmp_path / "out" / "work" / "parts").glob("*.parquet")])
-                  ["worker"])
+    workers = set(
+        pd.concat([pd.read_parquet(f) for f in (tmp_path / "out" / "work" / "parts").glob("*.parquet")])["worker"]
+    )
     assert len(workers) == 2  # both workers got chunks
     pd.testing.assert_frame_equal(scored_values(run), scored_values(reference_run), rtol=1e-5, atol=1e-6)
 
@@ -419,8 +461,11 @@ def test_two_worker_local_cluster_matches_single_process(tmp_path, ensemble_dir,
 def test_interrupted_dask_run_resumes_without_loss_or_duplicates(tmp_path, ensemble_dir, reference_run):
     pool = write_json_gz(tmp_path / "pool.json.gz", pool_records())
     out = tmp_path / "out"
-    first = run_screening(run_opts(pool, ensemble_dir, out, use_dask=True, workers=2, processes=False,
-                                   stop_after_chunks=2, max_in_flight=2))
+    first = run_screening(
+        run_opts(
+            pool, ensemble_dir, out, use_dask=True, workers=2, processes=False, stop_after_chunks=2, max_in_flight=2
+        )
+    )
     assert first.interrupted and first.rankings is None
     parts = sorted((out / "work" / "parts").glob("part-*.parquet"))
     assert len(parts) == 2
@@ -502,8 +547,23 @@ def test_export_assets(tmp_path, reference_run):
     pool = open_pool(reference_run.options.pool)
     paths = export_assets(reference_run, pool, tmp_path / "assets", training_path=training)
     results = pd.read_csv(paths["screening_results"])
-    for col in ("id", "formula", "source", "band_gap", "n_sites", "eps_mean", "eps_mean_std", "anisotropy",
-                "anisotropy_std", "score", "score_aniso", "material_id", "eps_eig1", "eps_eig3", "has_structure"):
+    for col in (
+        "id",
+        "formula",
+        "source",
+        "band_gap",
+        "n_sites",
+        "eps_mean",
+        "eps_mean_std",
+        "anisotropy",
+        "anisotropy_std",
+        "score",
+        "score_aniso",
+        "material_id",
+        "eps_eig1",
+        "eps_eig3",
+        "has_structure",
+    ):
         assert col in results.columns
     assert len(results) == 30 and results["has_structure"].all()  # everything fits in the budget
     with gzip.open(paths["top_structures"], "rt") as fh:
@@ -530,10 +590,31 @@ def test_structure_budget_keeps_the_top_lists():
 def test_cli_subcommand_and_module_entry(tmp_path, ensemble_dir, pool_file, capsys):
     parser = argparse.ArgumentParser(prog="goectp")
     cli.add_parser(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["screen", "--pool", str(pool_file), "--model", str(ensemble_dir), "--out",
-                              str(tmp_path / "out"), "--no-dask", "--limit", "10", "--top", "3", "--kappa", "0.5",
-                              "--exclude-training", "none", "--reference", "none", "--no-progress",
-                              "--export-assets", str(tmp_path / "assets")])
+    args = parser.parse_args(
+        [
+            "screen",
+            "--pool",
+            str(pool_file),
+            "--model",
+            str(ensemble_dir),
+            "--out",
+            str(tmp_path / "out"),
+            "--no-dask",
+            "--limit",
+            "10",
+            "--top",
+            "3",
+            "--kappa",
+            "0.5",
+            "--exclude-training",
+            "none",
+            "--reference",
+            "none",
+            "--no-progress",
+            "--export-assets",
+            str(tmp_path / "assets"),
+        ]
+    )
     assert args.func(args) == 0
     out = capsys.readouterr().out
     assert "screened 10 candidates" in out and "top high-k" in out
@@ -541,8 +622,22 @@ def test_cli_subcommand_and_module_entry(tmp_path, ensemble_dir, pool_file, caps
     assert len(table) == 10 and table["kappa"].eq(0.5).all()
     assert (tmp_path / "assets" / "top_structures.json.gz").exists()
     # python -m goectp.screening takes the same options; a missing pool is a clear error with exit code 1
-    assert cli.main(["--pool", str(tmp_path / "missing.json.gz"), "--model", str(ensemble_dir), "--no-dask",
-                     "--exclude-training", "none", "--out", str(tmp_path / "o2")]) == 1
+    assert (
+        cli.main(
+            [
+                "--pool",
+                str(tmp_path / "missing.json.gz"),
+                "--model",
+                str(ensemble_dir),
+                "--no-dask",
+                "--exclude-training",
+                "none",
+                "--out",
+                str(tmp_path / "o2"),
+            ]
+        )
+        == 1
+    )
     assert "does not exist" in capsys.readouterr().err
 
 
@@ -562,9 +657,18 @@ def test_real_candidates_from_the_shared_pool(shared_data_dir, ensemble_dir, tmp
         first = json.load(fh)[:24]
     streamed = [rec for _, rec in zip(range(24), open_pool(path), strict=False)]
     assert [r["id"] for r in streamed] == [r["id"] for r in first]
-    run = run_screening(run_opts(path, ensemble_dir, tmp_path / "out", limit=24, chunk_size=12,
-                                 exclude_training=shared_data_dir / "mp_dielectric_open.json.gz",
-                                 reference_dir=shared_data_dir / "reference", symprec=0.1))
+    run = run_screening(
+        run_opts(
+            path,
+            ensemble_dir,
+            tmp_path / "out",
+            limit=24,
+            chunk_size=12,
+            exclude_training=shared_data_dir / "mp_dielectric_open.json.gz",
+            reference_dir=shared_data_dir / "reference",
+            symprec=0.1,
+        )
+    )
     results = run.rankings.results.set_index("id")
     rejected = run.rankings.rejects.set_index("id")
     assert len(results) + len(rejected) == 24
@@ -574,14 +678,23 @@ def test_real_candidates_from_the_shared_pool(shared_data_dir, ensemble_dir, tmp
         assert row["n_sites"] == len(s) <= 20
         assert row["formula"] == by_id[cid]["formula"]
         assert (pd.isna(row["band_gap"]) and by_id[cid]["band_gap"] is None) or row["band_gap"] == by_id[cid][
-            "band_gap"]
-        assert row["crystal_system"] in {"cubic", "hexagonal", "trigonal", "tetragonal", "orthorhombic",
-                                         "monoclinic", "triclinic"}
+            "band_gap"
+        ]
+        assert row["crystal_system"] in {
+            "cubic",
+            "hexagonal",
+            "trigonal",
+            "tetragonal",
+            "orthorhombic",
+            "monoclinic",
+            "triclinic",
+        }
     for cid in rejected.index[rejected["reason_code"] == "too_large"]:
         assert len(by_id[cid]["structure"]["sites"]) > 20
     ref = load_reference_hits(shared_data_dir / "reference")
     assert len(ref) == 76 and run.comparison.n_reference == 76
     row = pd.read_csv(shared_data_dir / "reference" / "high_dielectric_bandgap.csv").iloc[0]
     t = tensors_from_components(row[[f"total_{c}" for c in COMPONENT_NAMES]].to_numpy(float)[None])[0]
-    assert ref.iloc[[i for i in range(len(ref)) if ref["mp_id"][i] == row["mp-id"]][0]]["eps_mean_dft"] == \
-        pytest.approx(np.trace(t) / 3)
+    assert ref.iloc[[i for i in range(len(ref)) if ref["mp_id"][i] == row["mp-id"]][0]][
+        "eps_mean_dft"
+    ] == pytest.approx(np.trace(t) / 3)

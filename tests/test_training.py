@@ -27,8 +27,13 @@ def _dataset(n: int = 20, seed: int = 0) -> dict:
         c = a * gen.uniform(0.9, 1.4)
         s = Structure(Lattice.tetragonal(a, c), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
         eps = np.diag([a, a, c]) * 1.5
-        out[f"id-{i}"] = {"structure": s.as_dict(), "total": eps.tolist(), "electronic": (eps / 2).tolist(),
-                          "ionic": (eps / 2).tolist(), "band_gap": 2.0}
+        out[f"id-{i}"] = {
+            "structure": s.as_dict(),
+            "total": eps.tolist(),
+            "electronic": (eps / 2).tolist(),
+            "ionic": (eps / 2).tolist(),
+            "band_gap": 2.0,
+        }
     return out
 
 
@@ -47,8 +52,7 @@ def test_training_reduces_loss_and_saves_best_checkpoint(graph_set, tmp_path):
     torch.manual_seed(0)
     model = GoeCTP(_tiny())
     graphs = graph_set.with_target("total")
-    res = train(model, graphs[:16], graphs[16:], TrainConfig(epochs=8, batch_size=8, lr=3e-3, progress=False),
-                tmp_path)
+    res = train(model, graphs[:16], graphs[16:], TrainConfig(epochs=8, batch_size=8, lr=3e-3, progress=False), tmp_path)
     losses = [h["train_loss"] for h in res["history"]]
     assert losses[-1] < losses[0]
     best = torch.load(tmp_path / "best.pt", weights_only=True)
@@ -69,8 +73,9 @@ def test_resume_matches_uninterrupted_run(graph_set, tmp_path):
     # a fresh process would rebuild the model; resume restores weights, optimiser, scheduler and RNG state
     torch.manual_seed(123)
     resumed = train(GoeCTP(_tiny()), graphs[:16], graphs[16:], cfg, tmp_path / "r", resume=True)
-    np.testing.assert_allclose([h["val_mae"] for h in resumed["history"]], [h["val_mae"] for h in full["history"]],
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        [h["val_mae"] for h in resumed["history"]], [h["val_mae"] for h in full["history"]], rtol=1e-5
+    )
 
 
 def test_rotation_augmentation_rotates_everything_consistently(graph_set):
@@ -81,8 +86,7 @@ def test_rotation_augmentation_rotates_everything_consistently(graph_set):
     q = random_orthogonal(3, torch.Generator().manual_seed(0))
     assert torch.allclose(q @ q.transpose(-1, -2), torch.eye(3, dtype=q.dtype).expand(3, 3, 3), atol=1e-12)
     rot = rotate_batch(batch.clone(), q)
-    np.testing.assert_allclose(torch.linalg.eigvalsh(rot.y).numpy(), torch.linalg.eigvalsh(batch.y).numpy(),
-                               atol=1e-10)
+    np.testing.assert_allclose(torch.linalg.eigvalsh(rot.y).numpy(), torch.linalg.eigvalsh(batch.y).numpy(), atol=1e-10)
     np.testing.assert_allclose(rot.edge_vec.norm(dim=-1).numpy(), batch.edge_vec.norm(dim=-1).numpy(), atol=1e-10)
     model_cfg = _tiny()
     from goectp.models import GoeCTP
@@ -103,7 +107,8 @@ def test_metrics_against_hand_computation():
     assert m["ewt_25"] == 1.0 and m["ewt_10"] == 0.5 and m["ewt_5"] == 0.5
     assert m["mae_eps_mean"] == pytest.approx(0.15)
     assert per_system_mae(pred, true, ["cubic", "orthorhombic"]) == pytest.approx(
-        {"cubic": 0.1, "orthorhombic": 0.0, "all": 0.05})
+        {"cubic": 0.1, "orthorhombic": 0.0, "all": 0.05}
+    )
     assert anisotropy(true[1]) == pytest.approx(3.0) and mean_eigenvalue(true[1]) == pytest.approx(11 / 3)
     with pytest.raises(ValueError, match="NaN"):
         tensor_metrics(pred * np.nan, true)
@@ -122,12 +127,32 @@ def test_cli_train_evaluate_predict(tmp_path, capsys):
     data = tmp_path / "data.json"
     data.write_text(json.dumps(_dataset(15, seed=1)))
     out = tmp_path / "run"
-    assert cli_main(["train", "--data-file", str(data), "--splits", "0", "--epochs", "2", "--hidden", "16",
-                     "--out", str(out), "--batch-size", "8"]) == 0
+    assert (
+        cli_main(
+            [
+                "train",
+                "--data-file",
+                str(data),
+                "--splits",
+                "0",
+                "--epochs",
+                "2",
+                "--hidden",
+                "16",
+                "--out",
+                str(out),
+                "--batch-size",
+                "8",
+            ]
+        )
+        == 0
+    )
     ckpt = out / "split0" / "best.pt"
     assert ckpt.exists()
-    assert cli_main(["evaluate", "--model", str(ckpt), "--data-file", str(data), "--out",
-                     str(tmp_path / "ev" / "report")]) == 0
+    assert (
+        cli_main(["evaluate", "--model", str(ckpt), "--data-file", str(data), "--out", str(tmp_path / "ev" / "report")])
+        == 0
+    )
     assert (tmp_path / "ev" / "report.png").stat().st_size > 1000
     assert "MAE per crystal system" in (tmp_path / "ev" / "report.md").read_text()
     cif = tmp_path / "NaCl.cif"
@@ -159,8 +184,20 @@ def test_cli_train_splits_in_parallel_on_dask_equals_sequential_and_resumes(tmp_
 
     data = tmp_path / "data.json"
     data.write_text(json.dumps(_dataset(15, seed=1)))
-    common = ["train", "--data-file", str(data), "--splits", "0", "1", "--epochs", "2", "--hidden", "16",
-              "--batch-size", "8"]
+    common = [
+        "train",
+        "--data-file",
+        str(data),
+        "--splits",
+        "0",
+        "1",
+        "--epochs",
+        "2",
+        "--hidden",
+        "16",
+        "--batch-size",
+        "8",
+    ]
     assert cli_main([*common, "--out", str(tmp_path / "seq")]) == 0
     assert cli_main([*common, "--out", str(tmp_path / "par"), "--workers", "2"]) == 0
     for split in (0, 1):

@@ -13,8 +13,23 @@ from goectp.data.paths import CANDIDATES_FILE, DIELECTRIC_FILE, cache_dir, data_
 from goectp.data.splits import CRYSTAL_SYSTEMS, SPLIT_SEEDS, crystal_system, random_split
 
 __all__ = [
-    "CANDIDATES_FILE", "CRYSTAL_SYSTEMS", "DIELECTRIC_FILE", "SPLIT_SEEDS", "TARGETS", "DielectricRecord", "GraphSet",
-    "cache_dir", "crystal_system", "data_dir", "filter_records", "find_data_dir", "graphs_from_records",
-    "load_graph_set", "parse_dielectric_dict", "random_split", "read_dielectric_json", "sha256_file",
+    "CANDIDATES_FILE",
+    "CRYSTAL_SYSTEMS",
+    "DIELECTRIC_FILE",
+    "SPLIT_SEEDS",
+    "TARGETS",
+    "DielectricRecord",
+    "GraphSet",
+    "cache_dir",
+    "crystal_system",
+    "data_dir",
+    "filter_records",
+    "find_data_dir",
+    "graphs_from_records",
+    "load_graph_set",
+    "parse_dielectric_dict",
+    "random_split",
+    "read_dielectric_json",
+    "sha256_file",
     "write_dielectric_json",
 ]

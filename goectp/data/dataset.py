@@ -50,13 +50,18 @@ class GraphSet:
 
     def subset(self, idx: np.ndarray) -> GraphSet:
         idx = [int(i) for i in idx]
-        return GraphSet([self.ids[i] for i in idx], [self.graphs[i] for i in idx],
-                        [self.crystal_systems[i] for i in idx], [self.band_gaps[i] for i in idx],
-                        [self.formulas[i] for i in idx])
+        return GraphSet(
+            [self.ids[i] for i in idx],
+            [self.graphs[i] for i in idx],
+            [self.crystal_systems[i] for i in idx],
+            [self.band_gaps[i] for i in idx],
+            [self.formulas[i] for i in idx],
+        )
 
 
-def graphs_from_records(records: list[DielectricRecord], k: int = 16, progress: bool = True,
-                        canonical: bool = False) -> GraphSet:
+def graphs_from_records(
+    records: list[DielectricRecord], k: int = 16, progress: bool = True, canonical: bool = False
+) -> GraphSet:
     """Build graphs for records; records whose structure is unusable are dropped with a warning count.
 
     ``canonical``: graphs of the canonical cells (:func:`goectp.canonical.uses_canonical_cell` models)."""
@@ -79,8 +84,9 @@ def graphs_from_records(records: list[DielectricRecord], k: int = 16, progress: 
     return GraphSet(ids, graphs, systems, gaps, formulas)
 
 
-def load_graph_set(path: str | os.PathLike, k: int = 16, use_cache: bool = True, progress: bool = True,
-                   canonical: bool = False) -> GraphSet:
+def load_graph_set(
+    path: str | os.PathLike, k: int = 16, use_cache: bool = True, progress: bool = True, canonical: bool = False
+) -> GraphSet:
     """Read a dielectric JSON file and return its graphs, from the cache when the file has not changed.
 
     ``canonical``: graphs of the canonical cells with their frames (see :mod:`goectp.canonical`), cached apart."""

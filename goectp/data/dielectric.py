@@ -71,8 +71,17 @@ def parse_dielectric_dict(data: dict[str, dict]) -> list[DielectricRecord]:
         gap = entry.get("band_gap")
         known = {"structure", *TARGETS, "band_gap", "material_id", "source"}
         extra = {k: v for k, v in entry.items() if k not in known}
-        records.append(DielectricRecord(str(rid), struct, tensors, None if gap is None else float(gap),
-                                        entry.get("material_id"), entry.get("source"), extra))
+        records.append(
+            DielectricRecord(
+                str(rid),
+                struct,
+                tensors,
+                None if gap is None else float(gap),
+                entry.get("material_id"),
+                entry.get("source"),
+                extra,
+            )
+        )
     return records
 
 
@@ -91,8 +100,9 @@ def read_dielectric_json(path: str | os.PathLike) -> list[DielectricRecord]:
     return parse_dielectric_dict(data)
 
 
-def filter_records(records: list[DielectricRecord], target: str = "total",
-                   max_abs: float | None = None, min_value: float | None = None) -> list[DielectricRecord]:
+def filter_records(
+    records: list[DielectricRecord], target: str = "total", max_abs: float | None = None, min_value: float | None = None
+) -> list[DielectricRecord]:
     """Keep records whose ``target`` tensor has every |component| < ``max_abs`` and every component >= ``min_value``.
 
     The DTNet/GoeCTP loaders use ``max_abs=100`` (drops ferroelectric-like soft-mode outliers).
@@ -112,8 +122,12 @@ def write_dielectric_json(records: list[DielectricRecord], path: str | os.PathLi
     """Write records in the same schema (gzipped if the name ends in .gz)."""
     out = {}
     for r in records:
-        entry = {"structure": r.structure.as_dict(), "band_gap": r.band_gap, "material_id": r.material_id,
-                 "source": r.source}
+        entry = {
+            "structure": r.structure.as_dict(),
+            "band_gap": r.band_gap,
+            "material_id": r.material_id,
+            "source": r.source,
+        }
         entry.update({k: v.tolist() for k, v in r.tensors.items()})
         out[r.id] = entry
     path = Path(path)

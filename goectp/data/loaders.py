@@ -42,10 +42,16 @@ def records_from_matminer_frame(df: Any) -> list[DielectricRecord]:
             total, elec = _sym(row["e_total"]), _sym(row["e_electronic"])
         else:
             total, elec = _isotropic(row["poly_total"]), _isotropic(row["poly_electronic"])
-        out.append(DielectricRecord(str(row["material_id"]), row["structure"],
-                                    {"total": total, "electronic": elec, "ionic": total - elec},
-                                    float(row["band_gap"]) if "band_gap" in row else None,
-                                    str(row["material_id"]), "matminer-dielectric_constant"))
+        out.append(
+            DielectricRecord(
+                str(row["material_id"]),
+                row["structure"],
+                {"total": total, "electronic": elec, "ionic": total - elec},
+                float(row["band_gap"]) if "band_gap" in row else None,
+                str(row["material_id"]),
+                "matminer-dielectric_constant",
+            )
+        )
     return out
 
 
@@ -71,8 +77,16 @@ def records_from_mp_docs(docs: Iterable[Any]) -> list[DielectricRecord]:
         ionic = _sym(get("e_ionic")) if get("e_ionic") is not None else total - elec
         mid = str(get("material_id"))
         gap = get("band_gap")
-        out.append(DielectricRecord(mid, get("structure"), {"total": total, "electronic": elec, "ionic": ionic},
-                                    None if gap is None else float(gap), mid, "materials-project"))
+        out.append(
+            DielectricRecord(
+                mid,
+                get("structure"),
+                {"total": total, "electronic": elec, "ionic": ionic},
+                None if gap is None else float(gap),
+                mid,
+                "materials-project",
+            )
+        )
     return out
 
 
@@ -102,8 +116,12 @@ def structure_from_jarvis_atoms(atoms: dict) -> Any:
     """JARVIS ``atoms`` dict (``lattice_mat``, ``coords``, ``elements``, ``cartesian``) → pymatgen Structure."""
     from pymatgen.core import Lattice, Structure
 
-    return Structure(Lattice(atoms["lattice_mat"]), atoms["elements"], atoms["coords"],
-                     coords_are_cartesian=bool(atoms.get("cartesian", False)))
+    return Structure(
+        Lattice(atoms["lattice_mat"]),
+        atoms["elements"],
+        atoms["coords"],
+        coords_are_cartesian=bool(atoms.get("cartesian", False)),
+    )
 
 
 def records_from_jarvis(entries: Iterable[dict], key: str = "dielectric") -> list[DielectricRecord]:
@@ -117,8 +135,16 @@ def records_from_jarvis(entries: Iterable[dict], key: str = "dielectric") -> lis
             continue
         rid = str(e.get("jid") or e.get("id") or f"jarvis-{i}")
         gap = e.get("optb88vdw_bandgap")
-        out.append(DielectricRecord(rid, structure_from_jarvis_atoms(e["atoms"]), {"total": _sym(t)},
-                                    None if gap in (None, "na") else float(gap), None, "jarvis-gmtnet"))
+        out.append(
+            DielectricRecord(
+                rid,
+                structure_from_jarvis_atoms(e["atoms"]),
+                {"total": _sym(t)},
+                None if gap in (None, "na") else float(gap),
+                None,
+                "jarvis-gmtnet",
+            )
+        )
     return out
 
 

@@ -18,8 +18,11 @@ def random_split(n: int, seed: int, fractions: tuple[float, float, float] = (0.8
     perm = np.random.default_rng(seed).permutation(n)
     n_train = int(round(fractions[0] * n))
     n_val = int(round(fractions[1] * n))
-    return {"train": np.sort(perm[:n_train]), "val": np.sort(perm[n_train : n_train + n_val]),
-            "test": np.sort(perm[n_train + n_val :])}
+    return {
+        "train": np.sort(perm[:n_train]),
+        "val": np.sort(perm[n_train : n_train + n_val]),
+        "test": np.sort(perm[n_train + n_val :]),
+    }
 
 
 def crystal_system(structure, symprec: float = CRYSTAL_SYSTEM_SYMPREC) -> str:

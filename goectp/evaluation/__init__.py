@@ -11,5 +11,15 @@ from goectp.evaluation.metrics import (
 from goectp.evaluation.plots import parity_plot
 from goectp.evaluation.report import metrics_markdown, table2_markdown, write_report
 
-__all__ = ["anisotropy", "eigenvalues", "mean_eigenvalue", "metrics_markdown", "parity_plot", "per_system_mae",
-           "summarize_splits", "table2_markdown", "tensor_metrics", "write_report"]
+__all__ = [
+    "anisotropy",
+    "eigenvalues",
+    "mean_eigenvalue",
+    "metrics_markdown",
+    "parity_plot",
+    "per_system_mae",
+    "summarize_splits",
+    "table2_markdown",
+    "tensor_metrics",
+    "write_report",
+]

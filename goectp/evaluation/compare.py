@@ -24,7 +24,8 @@ def collect_split_metrics(runs: str | Path, reference: str | Path | None = None)
     if reference is not None and Path(reference).exists():
         for f in sorted(Path(reference).glob("split*/metrics.json")):
             results.setdefault(f"scratch, paper setting ({reference})", {})[int(f.parent.name[5:])] = json.loads(
-                f.read_text())
+                f.read_text()
+            )
     return results
 
 
@@ -48,8 +49,11 @@ def paired_comparison(results: dict[str, dict[int, dict]]) -> tuple[list[str], d
     scratch_by_setting: dict[str, dict] = {}
     for name in (n for n in order if n.startswith("scratch")):
         scratch_by_setting.setdefault(setting(next(iter(results[name].values()))["model_config"]), results[name])
-    lines = ["| route | setting | splits | test MAE per split | Δ vs scratch per split | mean Δ (all) "
-             "| mean Δ (filtered) | better than scratch | best val MAE (mean) |", "|---" * 9 + "|"]
+    lines = [
+        "| route | setting | splits | test MAE per split | Δ vs scratch per split | mean Δ (all) "
+        "| mean Δ (filtered) | better than scratch | best val MAE (mean) |",
+        "|---" * 9 + "|",
+    ]
     routes: dict[str, dict] = {}
     for name in order:
         per = results[name]
@@ -58,16 +62,26 @@ def paired_comparison(results: dict[str, dict[int, dict]]) -> tuple[list[str], d
             raise ValueError(f"{name}: splits were run with different settings {cfgs}")
         scratch = scratch_by_setting.get(next(iter(cfgs)), {})
         common = [s for s in sorted(per) if s in scratch]
-        delta = {sub: [per[s]["test"][sub]["mae"] - scratch[s]["test"][sub]["mae"] for s in common]
-                 for sub in ("all", "filtered")}
+        delta = {
+            sub: [per[s]["test"][sub]["mae"] - scratch[s]["test"][sub]["mae"] for s in common]
+            for sub in ("all", "filtered")
+        }
         mean = {sub: f"{np.mean(d):+.3f}" if d else "" for sub, d in delta.items()}
-        wins = f"{sum(d < 0 for d in delta['all'])} of {len(common)} splits" if common and not name.startswith(
-            "scratch") else ""
-        lines.append(f"| {name} | {cfgs.pop()} | {','.join(map(str, sorted(per)))} | "
-                     + " ".join(f"{per[s]['test']['all']['mae']:.3f}" for s in sorted(per)) + " | "
-                     + " ".join(f"{d:+.3f}" for d in delta["all"])
-                     + f" | {mean['all']} | {mean['filtered']} | {wins} | "
-                     + f"{np.mean([per[s]['best_val_mae'] for s in per]):.3f} |")
-        routes[name] = {"splits": sorted(per), "delta_vs_scratch": {sub: dict(zip(common, d))
-                                                                    for sub, d in delta.items()}}
+        wins = (
+            f"{sum(d < 0 for d in delta['all'])} of {len(common)} splits"
+            if common and not name.startswith("scratch")
+            else ""
+        )
+        lines.append(
+            f"| {name} | {cfgs.pop()} | {','.join(map(str, sorted(per)))} | "
+            + " ".join(f"{per[s]['test']['all']['mae']:.3f}" for s in sorted(per))
+            + " | "
+            + " ".join(f"{d:+.3f}" for d in delta["all"])
+            + f" | {mean['all']} | {mean['filtered']} | {wins} | "
+            + f"{np.mean([per[s]['best_val_mae'] for s in per]):.3f} |"
+        )
+        routes[name] = {
+            "splits": sorted(per),
+            "delta_vs_scratch": {sub: dict(zip(common, d)) for sub, d in delta.items()},
+        }
     return lines, routes

@@ -19,8 +19,15 @@ EWT_THRESHOLDS = (0.25, 0.10, 0.05)
 
 
 # ε̄, eigenvalues and α (inf when λmin <= 0) come from the one tensor-statistics module.
-__all__ = ["EWT_THRESHOLDS", "anisotropy", "eigenvalues", "mean_eigenvalue", "per_system_mae", "summarize_splits",
-           "tensor_metrics"]
+__all__ = [
+    "EWT_THRESHOLDS",
+    "anisotropy",
+    "eigenvalues",
+    "mean_eigenvalue",
+    "per_system_mae",
+    "summarize_splits",
+    "tensor_metrics",
+]
 
 
 def tensor_metrics(pred: np.ndarray, true: np.ndarray) -> dict[str, float]:
@@ -33,9 +40,13 @@ def tensor_metrics(pred: np.ndarray, true: np.ndarray) -> dict[str, float]:
     diff = pred - true
     frob = np.linalg.norm(diff, axis=(-2, -1))
     rel = frob / np.maximum(np.linalg.norm(true, axis=(-2, -1)), 1e-12)
-    out = {"n": int(len(pred)), "mae": float(np.abs(diff).mean()), "frobenius": float(frob.mean()),
-           "mae_eps_mean": float(np.abs(mean_eigenvalue(pred) - mean_eigenvalue(true)).mean()),
-           "mae_eigenvalues": float(np.abs(eigenvalues(pred) - eigenvalues(true)).mean())}
+    out = {
+        "n": int(len(pred)),
+        "mae": float(np.abs(diff).mean()),
+        "frobenius": float(frob.mean()),
+        "mae_eps_mean": float(np.abs(mean_eigenvalue(pred) - mean_eigenvalue(true)).mean()),
+        "mae_eigenvalues": float(np.abs(eigenvalues(pred) - eigenvalues(true)).mean()),
+    }
     for t in EWT_THRESHOLDS:
         out[f"ewt_{int(t * 100)}"] = float((rel < t).mean())
     return out

@@ -15,16 +15,25 @@ def parity_plot(pred: np.ndarray, true: np.ndarray, path: str | Path, title: str
 
     fig = Figure(figsize=(9, 4.2))
     axes = fig.subplots(1, 2)
-    pairs = [(mean_eigenvalue(true), mean_eigenvalue(pred), "ε̄ (mean eigenvalue)"),
-             (eigenvalues(true).ravel(), eigenvalues(pred).ravel(), "eigenvalues")]
+    pairs = [
+        (mean_eigenvalue(true), mean_eigenvalue(pred), "ε̄ (mean eigenvalue)"),
+        (eigenvalues(true).ravel(), eigenvalues(pred).ravel(), "eigenvalues"),
+    ]
     for ax, (t, p, name) in zip(axes, pairs):
         mae = np.abs(p - t).mean()
         lo = max(min(t.min(), p.min()), 0.5)
         hi = max(t.max(), p.max()) * 1.1
         ax.scatter(np.clip(t, lo, None), np.clip(p, lo, None), s=6, alpha=0.5)
         ax.plot([lo, hi], [lo, hi], "k--", lw=1)
-        ax.set(xscale="log", yscale="log", xlim=(lo, hi), ylim=(lo, hi), xlabel=f"DFT {name}",
-               ylabel=f"predicted {name}", title=f"{name}: MAE {mae:.3f}")
+        ax.set(
+            xscale="log",
+            yscale="log",
+            xlim=(lo, hi),
+            ylim=(lo, hi),
+            xlabel=f"DFT {name}",
+            ylabel=f"predicted {name}",
+            title=f"{name}: MAE {mae:.3f}",
+        )
     if title:
         fig.suptitle(title)
     fig.tight_layout()

@@ -21,15 +21,17 @@ def _fmt(v: tuple[float, float] | float | None, digits: int = 3) -> str:
 def table2_markdown(rows: dict[str, dict[str, tuple[float, float]]]) -> str:
     """``rows``: model name → {column → (mean, std)}. One row per model, columns all + crystal systems."""
     head = "| model | " + " | ".join(COLUMNS) + " |\n|---|" + "---|" * len(COLUMNS) + "\n"
-    return head + "".join(f"| {name} | " + " | ".join(_fmt(r.get(c)) for c in COLUMNS) + " |\n"
-                          for name, r in rows.items())
+    return head + "".join(
+        f"| {name} | " + " | ".join(_fmt(r.get(c)) for c in COLUMNS) + " |\n" for name, r in rows.items()
+    )
 
 
 def metrics_markdown(rows: dict[str, dict[str, tuple[float, float]]]) -> str:
     cols = ("mae", "frobenius", "mae_eps_mean", "mae_eigenvalues", "ewt_25", "ewt_10", "ewt_5")
     head = "| model | " + " | ".join(cols) + " |\n|---|" + "---|" * len(cols) + "\n"
-    return head + "".join(f"| {name} | " + " | ".join(_fmt(r.get(c)) for c in cols) + " |\n"
-                          for name, r in rows.items())
+    return head + "".join(
+        f"| {name} | " + " | ".join(_fmt(r.get(c)) for c in cols) + " |\n" for name, r in rows.items()
+    )
 
 
 def write_report(path: str | Path, title: str, sections: dict[str, str], data: dict) -> None:

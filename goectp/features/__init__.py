@@ -23,8 +23,14 @@ from goectp.features.registry import EXTRACTORS, feature_dim, get_extractor, str
 from goectp.graph import graph_structure
 
 
-def load_featured_graph_set(path: str | os.PathLike, name: str = "chgnet", k: int = 16, progress: bool = True,
-                            use_cache: bool = True, canonical: bool = False):
+def load_featured_graph_set(
+    path: str | os.PathLike,
+    name: str = "chgnet",
+    k: int = 16,
+    progress: bool = True,
+    use_cache: bool = True,
+    canonical: bool = False,
+):
     """:func:`goectp.data.load_graph_set` with ``x_extra`` attached to every graph (features cached on disk).
 
     Returns ``(GraphSet, info)`` with ``info`` = cache path, hit or miss, ms per structure of a miss.
@@ -36,8 +42,15 @@ def load_featured_graph_set(path: str | os.PathLike, name: str = "chgnet", k: in
         structures = lambda: {i: graph_structure(g) for i, g in zip(gs.ids, gs.graphs)}  # noqa: E731
     else:
         structures = lambda: {r.id: r.structure for r in read_dielectric_json(path)}  # noqa: E731
-    stored = dataset_features(path, gs.ids, structures, name, progress=progress, use_cache=use_cache,
-                              cells="canonical" if canonical else "input")
+    stored = dataset_features(
+        path,
+        gs.ids,
+        structures,
+        name,
+        progress=progress,
+        use_cache=use_cache,
+        cells="canonical" if canonical else "input",
+    )
     gs.graphs = attach_features(gs.graphs, gs.ids, stored)
     return gs, {k_: stored[k_] for k_ in ("cache", "hit", "ms_per_structure", "extractor")}
 
@@ -49,11 +62,22 @@ def with_node_features(graphs: Sequence[Any], structures: Sequence[Any] | None, 
     if structures is None:
         structures = [graph_structure(g) for g in graphs]
     ids = [str(i) for i in range(len(graphs))]
-    stored = {"features": dict(zip(ids, structure_features(structures, name))),
-              "z": {i: [site.specie.Z for site in s] for i, s in zip(ids, structures)}}
+    stored = {
+        "features": dict(zip(ids, structure_features(structures, name))),
+        "z": {i: [site.specie.Z for site in s] for i, s in zip(ids, structures)},
+    }
     return attach_features(graphs, ids, stored)
 
 
-__all__ = ["EXTRACTORS", "attach_features", "compute_features", "dataset_features", "feature_cache_path",
-           "feature_dim", "get_extractor", "load_featured_graph_set", "structure_features",
-           "with_node_features"]
+__all__ = [
+    "EXTRACTORS",
+    "attach_features",
+    "compute_features",
+    "dataset_features",
+    "feature_cache_path",
+    "feature_dim",
+    "get_extractor",
+    "load_featured_graph_set",
+    "structure_features",
+    "with_node_features",
+]

@@ -35,8 +35,9 @@ def feature_cache_path(data_file: str | os.PathLike, extractor_name: str, extrac
     return cache_dir() / f"features-{extractor_name}-{data_file.name.split('.')[0]}-{key.hexdigest()[:20]}.pt"
 
 
-def compute_features(structures: Sequence[Any], extractor: Callable, chunk: int = 64,
-                     progress: bool = True) -> tuple[list[np.ndarray], float]:
+def compute_features(
+    structures: Sequence[Any], extractor: Callable, chunk: int = 64, progress: bool = True
+) -> tuple[list[np.ndarray], float]:
     """Run ``extractor`` over ``structures`` in chunks; returns the arrays and the wall time in ms per structure."""
     feats: list[np.ndarray] = []
     t0 = time.perf_counter()
@@ -45,9 +46,15 @@ def compute_features(structures: Sequence[Any], extractor: Callable, chunk: int 
     return feats, 1e3 * (time.perf_counter() - t0) / max(len(structures), 1)
 
 
-def dataset_features(data_file: str | os.PathLike, ids: Sequence[str], structures_fn: Callable[[], dict],
-                     extractor: str | Callable = "chgnet", progress: bool = True,
-                     use_cache: bool = True, cells: str = "input") -> dict[str, Any]:
+def dataset_features(
+    data_file: str | os.PathLike,
+    ids: Sequence[str],
+    structures_fn: Callable[[], dict],
+    extractor: str | Callable = "chgnet",
+    progress: bool = True,
+    use_cache: bool = True,
+    cells: str = "input",
+) -> dict[str, Any]:
     """Features of the structures of one data file, from the cache when it is there.
 
     Args:
@@ -79,9 +86,12 @@ def dataset_features(data_file: str | os.PathLike, ids: Sequence[str], structure
     if unknown:
         raise KeyError(f"{len(unknown)} ids have no structure in {data_file}, e.g. {unknown[0]!r}")
     feats, ms = compute_features([structures[i] for i in missing], ext, progress=progress)
-    stored = {"features": {**stored["features"], **dict(zip(missing, feats))},
-              "z": {**stored["z"], **{i: np.array([site.specie.Z for site in structures[i]]) for i in missing}},
-              "ms_per_structure": ms, "extractor": ext.version}
+    stored = {
+        "features": {**stored["features"], **dict(zip(missing, feats))},
+        "z": {**stored["z"], **{i: np.array([site.specie.Z for site in structures[i]]) for i in missing}},
+        "ms_per_structure": ms,
+        "extractor": ext.version,
+    }
     if use_cache:
         atomic_save(stored, path)
     return {**stored, "cache": path, "hit": False}
@@ -94,8 +104,10 @@ def attach_features(graphs: Sequence[Any], ids: Sequence[str], stored: dict) -> 
         x = np.asarray(stored["features"][i])
         z = np.asarray(stored["z"][i])
         if x.shape[0] != g.num_nodes or not np.array_equal(z, g.z.numpy()):
-            raise ValueError(f"cached features of {i!r} do not match its graph (atoms {z.tolist()} vs "
-                             f"{g.z.tolist()}): delete {stored.get('cache', 'the feature cache')}")
+            raise ValueError(
+                f"cached features of {i!r} do not match its graph (atoms {z.tolist()} vs "
+                f"{g.z.tolist()}): delete {stored.get('cache', 'the feature cache')}"
+            )
         h = g.clone()
         h.x_extra = torch.from_numpy(x.astype(np.float32))
         out.append(h)

@@ -62,14 +62,14 @@ class GoeCTPConfig:
         if self.pooling not in ("sum", "mean"):
             raise ValueError(f"pooling must be 'sum' or 'mean', got {self.pooling!r}")
         if self.cell_reduction not in ("none", "niggli", "primitive"):
-            raise ValueError(
-                f"cell_reduction must be 'none', 'niggli' or 'primitive', got {self.cell_reduction!r}"
-            )
+            raise ValueError(f"cell_reduction must be 'none', 'niggli' or 'primitive', got {self.cell_reduction!r}")
         if self.head not in ("tensor", "scalar"):
             raise ValueError(f"head must be 'tensor' or 'scalar', got {self.head!r}")
         if bool(self.node_features) != (self.node_feature_dim > 0):
-            raise ValueError("node_features (the extractor's name) and node_feature_dim > 0 go together, got "
-                             f"node_features={self.node_features!r}, node_feature_dim={self.node_feature_dim}")
+            raise ValueError(
+                "node_features (the extractor's name) and node_feature_dim > 0 go together, got "
+                f"node_features={self.node_features!r}, node_feature_dim={self.node_feature_dim}"
+            )
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -89,8 +89,11 @@ class GoeCTP(nn.Module):
         else:
             self.atom_embed = nn.Embedding(MAX_Z + 1, d)
         # foundation-model features: LayerNorm (their scale is arbitrary) then a linear map added to h
-        self.node_feature_embed = (nn.Sequential(nn.LayerNorm(cfg.node_feature_dim), nn.Linear(cfg.node_feature_dim, d))
-                                   if cfg.node_feature_dim else None)
+        self.node_feature_embed = (
+            nn.Sequential(nn.LayerNorm(cfg.node_feature_dim), nn.Linear(cfg.node_feature_dim, d))
+            if cfg.node_feature_dim
+            else None
+        )
         self.rbf = GaussianRBF(0.0, cfg.rbf_cutoff, cfg.num_rbf)
         # edge input: RBF(|r|) and the canonical unit vector r/|r| (this is what makes g orientation-aware)
         self.edge_embed = nn.Sequential(nn.Linear(cfg.num_rbf + 3, d), nn.SiLU(), nn.Linear(d, d))
@@ -102,21 +105,24 @@ class GoeCTP(nn.Module):
         self.head = TensorHead(d, cfg.positive_definite) if cfg.head == "tensor" else ScalarHead(d)
 
     # ----------------------------------------------------------------------------------------------------------
-    def frames(self, batch) -> tuple[torch.Tensor, torch.Tensor]:  # noqa: ANN001
+    def frames(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
         """``(F, L)`` per graph ``[B, 3, 3]``: the polar frame and the lattice it came from.
 
         ``cell_reduction``: 'none' = the input cell; 'niggli' = its Niggli-reduced basis (independent of the input
         basis); 'primitive' = the Niggli basis of the primitive lattice (also independent of supercells).
         """
-        lattice = {"none": batch.lattice, "niggli": batch.reduced_lattice,
-                   "primitive": getattr(batch, "primitive_lattice", None)}[self.config.cell_reduction]
+        lattice = {
+            "none": batch.lattice,
+            "niggli": batch.reduced_lattice,
+            "primitive": getattr(batch, "primitive_lattice", None),
+        }[self.config.cell_reduction]
         if lattice is None:
             raise ValueError("cell_reduction='primitive' needs graphs with primitive_lattice: rebuild the graphs")
         with torch.no_grad():
             frame, _ = polar_frame_torch(lattice.double())
         return frame, lattice
 
-    def embed(self, batch, use_frame: bool | None = None) -> tuple[torch.Tensor, torch.Tensor]:  # noqa: ANN001
+    def embed(self, batch, use_frame: bool | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Run ``g`` up to the pooled features. Returns ``(pooled [B, d], frame [B, 3, 3])``.
 
         With frame averaging the pooled features are the mean over the graph's frames (an invariant summary, e.g.
@@ -129,11 +135,15 @@ class GoeCTP(nn.Module):
             frames = self.frames(batch)[0].to(pooled.dtype)
         return pooled, frames
 
-    def _averages_frames(self, batch, use_frame: bool) -> bool:  # noqa: ANN001
-        return (use_frame and uses_canonical_cell(self.config)
-                and getattr(batch, "num_frame_ops", None) is not None and bool((batch.num_frame_ops > 1).any()))
+    def _averages_frames(self, batch, use_frame: bool) -> bool:
+        return (
+            use_frame
+            and uses_canonical_cell(self.config)
+            and getattr(batch, "num_frame_ops", None) is not None
+            and bool((batch.num_frame_ops > 1).any())
+        )
 
-    def _embed_frames(self, batch, use_frame: bool | None = None):  # noqa: ANN001, ANN202
+    def _embed_frames(self, batch, use_frame: bool | None = None):
         """Pooled features per frame: ``(pooled [V, d], frame [V, 3, 3], owner [V] or None)``.
 
         Without frame averaging ``V = B`` and ``owner`` is ``None``. With it, graph ``b`` is evaluated once per
@@ -156,7 +166,8 @@ class GoeCTP(nn.Module):
         node_src = None
         if self._averages_frames(batch, use_frame):
             owner, node_src, edge_src, edge_index, node_graph = _expand_per_frame(
-                batch.num_frame_ops, node_graph, batch.edge_index, num_graphs)
+                batch.num_frame_ops, node_graph, batch.edge_index, num_graphs
+            )
             frame = batch.frame_ops.to(frame.dtype) @ frame[owner]  # [V, 3, 3]: Q_k F
             lattice = lattice[owner]
             edge_vec = edge_vec[edge_src]
@@ -180,8 +191,15 @@ class GoeCTP(nn.Module):
             pooled = 0.5 * (pooled + flipped)
         return pooled, frame, owner
 
-    def _message_passing(self, h: torch.Tensor, vec: torch.Tensor, edge_lattice: torch.Tensor,
-                         edge_index: torch.Tensor, node_graph: torch.Tensor, num_graphs: int) -> torch.Tensor:
+    def _message_passing(
+        self,
+        h: torch.Tensor,
+        vec: torch.Tensor,
+        edge_lattice: torch.Tensor,
+        edge_index: torch.Tensor,
+        node_graph: torch.Tensor,
+        num_graphs: int,
+    ) -> torch.Tensor:
         """Edge embedding, the message layers and pooling: ``h [N, d]``, canonical ``vec [E, 3]`` → ``[B, d]``."""
         dist = vec.norm(dim=-1)  # [E]
         e = self.edge_embed(torch.cat([self.rbf(dist), vec / dist.unsqueeze(-1)], dim=-1))  # [E, d]
@@ -191,16 +209,18 @@ class GoeCTP(nn.Module):
                 e = self.lattice_edge(e, vec, edge_lattice)
         return scatter(h, node_graph, dim=0, dim_size=num_graphs, reduce=self.config.pooling)  # [B, d]
 
-    def _node_features(self, batch) -> torch.Tensor:  # noqa: ANN001
+    def _node_features(self, batch) -> torch.Tensor:
         x = getattr(batch, "x_extra", None)
         cfg = self.config
         if x is None or x.shape != (batch.z.size(0), cfg.node_feature_dim):
             got = "none" if x is None else f"shape {tuple(x.shape)}"
-            raise ValueError(f"this model needs {cfg.node_features!r} node features x_extra [N, {cfg.node_feature_dim}]"
-                             f" on its graphs (got {got}): build them with goectp.features.attach_node_features")
+            raise ValueError(
+                f"this model needs {cfg.node_features!r} node features x_extra [N, {cfg.node_feature_dim}]"
+                f" on its graphs (got {got}): build them with goectp.features.attach_node_features"
+            )
         return x
 
-    def forward(self, batch, use_frame: bool | None = None) -> torch.Tensor:  # noqa: ANN001
+    def forward(self, batch, use_frame: bool | None = None) -> torch.Tensor:
         """Tensor head: ``[B, 3, 3]`` symmetric tensors in the input's Cartesian frame; scalar head: ``[B]``.
 
         ``use_frame=False`` on a model trained with the frame shows ``g`` alone: the frame *and* the point-group
@@ -219,7 +239,7 @@ class GoeCTP(nn.Module):
             eps = symmetrize_tensors(eps, batch.sym_ops, batch.num_sym_ops)
         return 0.5 * (eps + eps.transpose(-1, -2))
 
-    def backbone_prediction(self, batch) -> torch.Tensor:  # noqa: ANN001
+    def backbone_prediction(self, batch) -> torch.Tensor:
         """The non-equivariant backbone alone: the same network with the frame replaced by the identity."""
         return self.forward(batch, use_frame=False)
 
@@ -232,8 +252,9 @@ def _exclusive_cumsum(x: torch.Tensor) -> torch.Tensor:
     return torch.cumsum(x, 0) - x
 
 
-def _expand_per_frame(num_frames: torch.Tensor, node_graph: torch.Tensor, edge_index: torch.Tensor,
-                      num_graphs: int) -> tuple[torch.Tensor, ...]:
+def _expand_per_frame(
+    num_frames: torch.Tensor, node_graph: torch.Tensor, edge_index: torch.Tensor, num_graphs: int
+) -> tuple[torch.Tensor, ...]:
     """Index maps that copy graph ``b`` of a batch ``K_b`` times (one copy per frame).
 
     Returns ``owner [V]`` (graph of each copy), ``node_src [N']`` and ``edge_src [E']`` (the original node / edge of

@@ -34,13 +34,31 @@ def _str_or_none(value: Any) -> str | None:
     return None if value is None or value == "" else str(value)
 
 
-def make_candidate(cid: str, pool_index: int, *, source: str | None = None, formula: str | None = None,
-                   band_gap: Any = None, material_id: Any = None, structure: dict | None = None,
-                   text: str | None = None, fmt: str | None = None, reject: tuple[str, str] | None = None) -> dict:
+def make_candidate(
+    cid: str,
+    pool_index: int,
+    *,
+    source: str | None = None,
+    formula: str | None = None,
+    band_gap: Any = None,
+    material_id: Any = None,
+    structure: dict | None = None,
+    text: str | None = None,
+    fmt: str | None = None,
+    reject: tuple[str, str] | None = None,
+) -> dict:
     """Build one candidate record (see the module docstring for the fields)."""
-    rec = {"id": str(cid), "pool_index": int(pool_index), "source": _str_or_none(source),
-           "formula": _str_or_none(formula), "band_gap": _float_or_none(band_gap),
-           "material_id": _str_or_none(material_id), "structure": structure, "text": text, "fmt": fmt}
+    rec = {
+        "id": str(cid),
+        "pool_index": int(pool_index),
+        "source": _str_or_none(source),
+        "formula": _str_or_none(formula),
+        "band_gap": _float_or_none(band_gap),
+        "material_id": _str_or_none(material_id),
+        "structure": structure,
+        "text": text,
+        "fmt": fmt,
+    }
     if reject is not None:
         rec["reject_code"], rec["reject_reason"] = reject
     return rec

@@ -37,58 +37,110 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     """The ``screen`` options (shared by ``goectp screen`` and ``python -m goectp.screening``)."""
     d = data_dir(must_exist=False)
     g = p.add_argument_group("input")
-    g.add_argument("--pool", default=str(d / "screening_candidates.json.gz"),
-                   help="candidate JSON(.gz) file, folder or file of CIF/POSCAR/extxyz, or 'mp' / 'mp:<chemsys>' "
-                        "for a Materials Project query (needs MP_API_KEY) (default: %(default)s)")
-    g.add_argument("--model", default="default", help="shipped model name, checkpoint file, or folder of member "
-                                                      "checkpoints (default: %(default)s)")
-    g.add_argument("--exclude-training", type=_optional_path, default=d / "mp_dielectric_open.json.gz",
-                   help="training dataset whose records are excluded (by id/material_id, and by reduced formula + "
-                        "number of sites + volume within 1%%); 'none' to disable (default: %(default)s)")
-    g.add_argument("--reference", type=_optional_path, default=d / "reference",
-                   help="folder of DFT-validated hits (CSV) to compare with; 'none' to skip (default: %(default)s)")
+    g.add_argument(
+        "--pool",
+        default=str(d / "screening_candidates.json.gz"),
+        help="candidate JSON(.gz) file, folder or file of CIF/POSCAR/extxyz, or 'mp' / 'mp:<chemsys>' "
+        "for a Materials Project query (needs MP_API_KEY) (default: %(default)s)",
+    )
+    g.add_argument(
+        "--model",
+        default="default",
+        help="shipped model name, checkpoint file, or folder of member checkpoints (default: %(default)s)",
+    )
+    g.add_argument(
+        "--exclude-training",
+        type=_optional_path,
+        default=d / "mp_dielectric_open.json.gz",
+        help="training dataset whose records are excluded (by id/material_id, and by reduced formula + "
+        "number of sites + volume within 1%%); 'none' to disable (default: %(default)s)",
+    )
+    g.add_argument(
+        "--reference",
+        type=_optional_path,
+        default=d / "reference",
+        help="folder of DFT-validated hits (CSV) to compare with; 'none' to skip (default: %(default)s)",
+    )
     g.add_argument("--limit", type=int, default=None, help="screen only the first N candidates (quick runs)")
     s = p.add_argument_group("ranking")
-    s.add_argument("--kappa", type=float, default=1.0,
-                   help="acquisition score = mean + kappa * ensemble std, for eps_mean and anisotropy "
-                        "(default: %(default)s)")
+    s.add_argument(
+        "--kappa",
+        type=float,
+        default=1.0,
+        help="acquisition score = mean + kappa * ensemble std, for eps_mean and anisotropy (default: %(default)s)",
+    )
     s.add_argument("--max-sites", type=int, default=20, help="reject cells with more atoms (default: %(default)s)")
-    s.add_argument("--min-gap", type=float, default=1.8,
-                   help="band gap (eV) above which a candidate may enter the high-k list; unknown gaps are "
-                        "excluded from that list (default: %(default)s)")
-    s.add_argument("--aniso-min-gap", type=float, default=0.5,
-                   help="the anisotropy list keeps only candidates with a known gap above this (insulators); "
-                        "unknown gaps are left out; negative disables (default: %(default)s)")
+    s.add_argument(
+        "--min-gap",
+        type=float,
+        default=1.8,
+        help="band gap (eV) above which a candidate may enter the high-k list; unknown gaps are "
+        "excluded from that list (default: %(default)s)",
+    )
+    s.add_argument(
+        "--aniso-min-gap",
+        type=float,
+        default=0.5,
+        help="the anisotropy list keeps only candidates with a known gap above this (insulators); "
+        "unknown gaps are left out; negative disables (default: %(default)s)",
+    )
     s.add_argument("--top", type=int, default=60, help="length of the top lists (default: %(default)s)")
     e = p.add_argument_group("execution")
-    e.add_argument("--out", default="runs/screening", help="output folder; its work/ subfolder makes runs "
-                                                            "resumable (default: %(default)s)")
+    e.add_argument(
+        "--out",
+        default="runs/screening",
+        help="output folder; its work/ subfolder makes runs resumable (default: %(default)s)",
+    )
     e.add_argument("--workers", type=int, default=2, help="local Dask workers (default: %(default)s)")
-    e.add_argument("--scheduler", default=None,
-                   help="address of a running Dask scheduler, e.g. tcp://host:8786; its workers need goectp "
-                        "installed (checkpoints and structures are shipped to them) (default: start a LocalCluster)")
+    e.add_argument(
+        "--scheduler",
+        default=None,
+        help="address of a running Dask scheduler, e.g. tcp://host:8786; its workers need goectp "
+        "installed (checkpoints and structures are shipped to them) (default: start a LocalCluster)",
+    )
     e.add_argument("--chunk-size", type=int, default=256, help="structures per task (default: %(default)s)")
     e.add_argument("--no-dask", action="store_true", help="score in this process, without Dask")
-    e.add_argument("--thread-workers", action="store_true",
-                   help="LocalCluster workers as threads of this process instead of separate processes")
+    e.add_argument(
+        "--thread-workers",
+        action="store_true",
+        help="LocalCluster workers as threads of this process instead of separate processes",
+    )
     e.add_argument("--device", default=None, help="torch device for the model (default: CUDA when available)")
     e.add_argument("--batch-size", type=int, default=64, help="graphs per forward pass (default: %(default)s)")
-    e.add_argument("--torch-threads", type=int, default=1,
-                   help="torch intra-op threads per worker; parallelism comes from workers (default: %(default)s)")
-    e.add_argument("--symprec", type=float, default=0.1,
-                   help="spglib tolerance for the crystal_system column; 0 skips it (faster) (default: %(default)s)")
+    e.add_argument(
+        "--torch-threads",
+        type=int,
+        default=1,
+        help="torch intra-op threads per worker; parallelism comes from workers (default: %(default)s)",
+    )
+    e.add_argument(
+        "--symprec",
+        type=float,
+        default=0.1,
+        help="spglib tolerance for the crystal_system column; 0 skips it (faster) (default: %(default)s)",
+    )
     e.add_argument("--fresh", action="store_true", help="discard the results of earlier runs in --out/work")
     e.add_argument("--no-progress", action="store_true", help="no progress bar")
     e.add_argument("--stop-after-chunks", type=int, default=None, help=argparse.SUPPRESS)
     o = p.add_argument_group("explorer")
-    o.add_argument("--export-assets", nargs="?", const="", default=None, metavar="DIR",
-                   help="also write the explorer's small files (default DIR: assets/screening)")
+    o.add_argument(
+        "--export-assets",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="DIR",
+        help="also write the explorer's small files (default DIR: assets/screening)",
+    )
 
 
 def add_parser(subparsers) -> None:
     """Register ``screen`` on the main CLI's subparsers."""
-    p = subparsers.add_parser("screen", help="virtual screening of a candidate pool (high-k and anisotropy lists)",
-                              description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = subparsers.add_parser(
+        "screen",
+        help="virtual screening of a candidate pool (high-k and anisotropy lists)",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_arguments(p)
     p.set_defaults(func=run_from_args)
 
@@ -97,13 +149,30 @@ def options_from_args(args: argparse.Namespace):
     from goectp.screening.engine import ScreeningOptions
 
     return ScreeningOptions(
-        pool=args.pool, model=args.model, out_dir=args.out, kappa=args.kappa, max_sites=args.max_sites,
-        min_gap=args.min_gap, aniso_min_gap=args.aniso_min_gap, top=args.top, workers=args.workers,
-        scheduler=args.scheduler, chunk_size=args.chunk_size, limit=args.limit, use_dask=not args.no_dask,
-        processes=not args.thread_workers, exclude_training=args.exclude_training, reference_dir=args.reference,
-        device=args.device, batch_size=args.batch_size, torch_threads=args.torch_threads,
-        symprec=args.symprec or None, progress=not args.no_progress, fresh=args.fresh,
-        stop_after_chunks=args.stop_after_chunks)
+        pool=args.pool,
+        model=args.model,
+        out_dir=args.out,
+        kappa=args.kappa,
+        max_sites=args.max_sites,
+        min_gap=args.min_gap,
+        aniso_min_gap=args.aniso_min_gap,
+        top=args.top,
+        workers=args.workers,
+        scheduler=args.scheduler,
+        chunk_size=args.chunk_size,
+        limit=args.limit,
+        use_dask=not args.no_dask,
+        processes=not args.thread_workers,
+        exclude_training=args.exclude_training,
+        reference_dir=args.reference,
+        device=args.device,
+        batch_size=args.batch_size,
+        torch_threads=args.torch_threads,
+        symprec=args.symprec or None,
+        progress=not args.no_progress,
+        fresh=args.fresh,
+        stop_after_chunks=args.stop_after_chunks,
+    )
 
 
 def run_from_args(args: argparse.Namespace) -> int:
@@ -121,8 +190,11 @@ def run_from_args(args: argparse.Namespace) -> int:
     try:
         opts = options_from_args(args)
         if opts.exclude_training is not None and not Path(opts.exclude_training).exists():
-            print(f"error: training data {opts.exclude_training} not found; pass --exclude-training PATH or "
-                  "--exclude-training none", file=sys.stderr)
+            print(
+                f"error: training data {opts.exclude_training} not found; pass --exclude-training PATH or "
+                "--exclude-training none",
+                file=sys.stderr,
+            )
             return EXIT_ERROR
         run = run_screening(opts)
         if run.interrupted:
@@ -135,8 +207,9 @@ def run_from_args(args: argparse.Namespace) -> int:
             from goectp.screening.pool import open_pool
 
             target = Path(args.export_assets) if args.export_assets else assets_dir() / "screening"
-            paths = export_assets(run, open_pool(opts.pool, max_sites=opts.max_sites), target,
-                                  training_path=opts.exclude_training)
+            paths = export_assets(
+                run, open_pool(opts.pool, max_sites=opts.max_sites), target, training_path=opts.exclude_training
+            )
             print("explorer files:\n" + "\n".join(f"  {p} ({p.stat().st_size:,} bytes)" for p in paths.values()))
         return EXIT_OK
     except KeyboardInterrupt:
@@ -150,13 +223,15 @@ def run_from_args(args: argparse.Namespace) -> int:
 def format_report(run, n_show: int = 10) -> str:
     """A short human summary of a finished run."""
     s, rk = run.summary, run.rankings
-    lines = [f"screened {s['n_candidates']} candidates: {s['n_scored']} scored, "
-             f"{s['n_candidates'] - s['n_scored']} not scored {s['n_not_scored']}",
-             f"this run: {s['n_processed_this_run']} in {s['seconds_this_run']} s "
-             f"({s['structures_per_s_this_run']} structures/s), {s['n_skipped_already_done']} already done",
-             f"high-k list: {len(rk.top_high_k)} (band gap > {run.options.min_gap} eV; "
-             f"{rk.unknown_gap_excluded} scored candidates with unknown gap not eligible)",
-             f"anisotropy list: {len(rk.top_anisotropy)}"]
+    lines = [
+        f"screened {s['n_candidates']} candidates: {s['n_scored']} scored, "
+        f"{s['n_candidates'] - s['n_scored']} not scored {s['n_not_scored']}",
+        f"this run: {s['n_processed_this_run']} in {s['seconds_this_run']} s "
+        f"({s['structures_per_s_this_run']} structures/s), {s['n_skipped_already_done']} already done",
+        f"high-k list: {len(rk.top_high_k)} (band gap > {run.options.min_gap} eV; "
+        f"{rk.unknown_gap_excluded} scored candidates with unknown gap not eligible)",
+        f"anisotropy list: {len(rk.top_anisotropy)}",
+    ]
     cols = ["rank", "id", "formula", "band_gap", "eps_mean", "eps_mean_std", "anisotropy", "anisotropy_std"]
     for title, frame in (("top high-k", rk.top_high_k), ("top anisotropy", rk.top_anisotropy)):
         if len(frame):
@@ -169,8 +244,9 @@ def format_report(run, n_show: int = 10) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m goectp.screening", description=DESCRIPTION,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m goectp.screening", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     add_arguments(p)
     p.set_defaults(func=run_from_args)
     return p

@@ -9,8 +9,9 @@ from typing import Any
 
 
 @contextmanager
-def dask_client(workers: int = 2, scheduler: str | None = None, processes: bool = True,
-                threads_per_worker: int = 1) -> Iterator[Any]:
+def dask_client(
+    workers: int = 2, scheduler: str | None = None, processes: bool = True, threads_per_worker: int = 1
+) -> Iterator[Any]:
     """Yield a ``distributed.Client``; a LocalCluster started here is shut down on exit.
 
     ``processes=True`` gives each worker its own process (parallel graph building, which holds the GIL);
@@ -27,8 +28,13 @@ def dask_client(workers: int = 2, scheduler: str | None = None, processes: bool 
         return
     if workers < 1:
         raise ValueError(f"--workers must be at least 1, got {workers}")
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=threads_per_worker, processes=processes,
-                           dashboard_address=None, silence_logs=logging.ERROR)
+    cluster = LocalCluster(
+        n_workers=workers,
+        threads_per_worker=threads_per_worker,
+        processes=processes,
+        dashboard_address=None,
+        silence_logs=logging.ERROR,
+    )
     client = Client(cluster)
     try:
         yield client

@@ -111,8 +111,9 @@ def duplicate_key(original: str, pool_index: int, taken: Callable[[str], bool]) 
     return key
 
 
-def iter_chunks(records: Iterable[dict], chunk_size: int, done: set[str], report: PassReport,
-                all_ids: set[str] | None = None) -> Iterator[list[dict]]:
+def iter_chunks(
+    records: Iterable[dict], chunk_size: int, done: set[str], report: PassReport, all_ids: set[str] | None = None
+) -> Iterator[list[dict]]:
     """Group pool records into chunks, skipping done ids and renaming duplicate ids (rejected as such).
 
     A repeated id gets a key (:func:`duplicate_key`) that is neither an id seen so far nor, when ``all_ids`` (every
@@ -126,8 +127,12 @@ def iter_chunks(records: Iterable[dict], chunk_size: int, done: set[str], report
         if rec["id"] in seen:
             original = rec["id"]
             key = duplicate_key(original, rec["pool_index"], lambda k: k in seen or k in ids)
-            rec = {**rec, "id": key, "reject_code": "duplicate_id",
-                   "reject_reason": f"id {original!r} occurs more than once in the pool"}
+            rec = {
+                **rec,
+                "id": key,
+                "reject_code": "duplicate_id",
+                "reject_reason": f"id {original!r} occurs more than once in the pool",
+            }
         seen.add(rec["id"])
         report.expected_ids.append(rec["id"])
         if rec["id"] in done:
@@ -142,8 +147,15 @@ def iter_chunks(records: Iterable[dict], chunk_size: int, done: set[str], report
 
 
 def _failed_frame(meta: list[dict], exc: BaseException) -> pd.DataFrame:
-    rows = [{**m, "status": "failed", "reason_code": "chunk_failed",
-             "reason": f"the task failed ({type(exc).__name__}: {exc}); it is retried on the next run"} for m in meta]
+    rows = [
+        {
+            **m,
+            "status": "failed",
+            "reason_code": "chunk_failed",
+            "reason": f"the task failed ({type(exc).__name__}: {exc}); it is retried on the next run",
+        }
+        for m in meta
+    ]
     return rows_to_frame(rows)
 
 
@@ -152,8 +164,9 @@ def _chunk_meta(chunk: list[dict]) -> list[dict]:
     return [{k: rec.get(k) for k in keys} for rec in chunk]
 
 
-def _run_in_process(chunks: Iterator[list[dict]], context: ScoringContext,
-                    handle: Callable[[pd.DataFrame], bool]) -> None:
+def _run_in_process(
+    chunks: Iterator[list[dict]], context: ScoringContext, handle: Callable[[pd.DataFrame], bool]
+) -> None:
     for chunk in chunks:
         try:
             frame = score_chunk(chunk, context)
@@ -164,8 +177,13 @@ def _run_in_process(chunks: Iterator[list[dict]], context: ScoringContext,
             return
 
 
-def _run_dask(chunks: Iterator[list[dict]], context: ScoringContext, handle: Callable[[pd.DataFrame], bool],
-              opts: ScreeningOptions, report: PassReport) -> None:
+def _run_dask(
+    chunks: Iterator[list[dict]],
+    context: ScoringContext,
+    handle: Callable[[pd.DataFrame], bool],
+    opts: ScreeningOptions,
+    report: PassReport,
+) -> None:
     from distributed import as_completed
 
     from goectp.screening.cluster import dask_client, worker_count
@@ -174,8 +192,10 @@ def _run_dask(chunks: Iterator[list[dict]], context: ScoringContext, handle: Cal
     with dask_client(opts.workers, opts.scheduler, processes=opts.processes) as client:
         client.wait_for_workers(1)
         ctx_future = client.scatter(context, broadcast=True, hash=False)
-        warm = [client.submit(warm_up, ctx_future, workers=[addr], pure=False, allow_other_workers=False)
-                for addr in client.scheduler_info()["workers"]]
+        warm = [
+            client.submit(warm_up, ctx_future, workers=[addr], pure=False, allow_other_workers=False)
+            for addr in client.scheduler_info()["workers"]
+        ]
         client.gather(warm)  # imports and model loading happen here, not in the first chunk
         report.startup_seconds = time.perf_counter() - start
         window = opts.max_in_flight or 2 * worker_count(client)
@@ -212,21 +232,36 @@ def _run_dask(chunks: Iterator[list[dict]], context: ScoringContext, handle: Cal
                 client.cancel(list(pending))
 
 
-def score_pool(opts: ScreeningOptions, model: ModelSpec | None = None,
-               training: TrainingIndex | None = None, pool: Any = None,
-               manifest_extra: dict | None = None) -> tuple[PassReport, WorkDir]:
+def score_pool(
+    opts: ScreeningOptions,
+    model: ModelSpec | None = None,
+    training: TrainingIndex | None = None,
+    pool: Any = None,
+    manifest_extra: dict | None = None,
+) -> tuple[PassReport, WorkDir]:
     """Score every not-yet-done candidate of the pool into part files. Returns the pass report and work dir."""
     from tqdm.auto import tqdm
 
     model = model or load_model_spec(opts.model)
     pool = pool if pool is not None else open_pool(opts.pool, max_sites=opts.max_sites)
-    manifest = {"model_sha256": list(model.sha256s), "max_sites": opts.max_sites, "symprec": opts.symprec,
-                **(manifest_extra or {})}
+    manifest = {
+        "model_sha256": list(model.sha256s),
+        "max_sites": opts.max_sites,
+        "symprec": opts.symprec,
+        **(manifest_extra or {}),
+    }
     work = WorkDir(opts.work_dir)
     work.prepare(manifest, fresh=opts.fresh)
     done = work.done_ids()
-    context = ScoringContext(model=model, training=training, max_sites=opts.max_sites, device=opts.device,
-                             batch_size=opts.batch_size, torch_threads=opts.torch_threads, symprec=opts.symprec)
+    context = ScoringContext(
+        model=model,
+        training=training,
+        max_sites=opts.max_sites,
+        device=opts.device,
+        batch_size=opts.batch_size,
+        torch_threads=opts.torch_threads,
+        symprec=opts.symprec,
+    )
     report = PassReport()
     total, all_ids = opts.limit, None
     if total is None and hasattr(pool, "ids"):  # one cheap pass: the total, and the ids duplicate keys must avoid
@@ -283,8 +318,10 @@ def merge_parts(work: WorkDir, expected_ids: list[str]) -> tuple[pd.DataFrame, i
     table, n_dupes = deduplicate(parts)
     missing = wanted - set(table["id"])
     if missing:
-        raise ScreeningError(f"{len(missing)} candidate ids have no result (e.g. {sorted(missing)[:5]}); "
-                             "the part files are incomplete: rerun to score them")
+        raise ScreeningError(
+            f"{len(missing)} candidate ids have no result (e.g. {sorted(missing)[:5]}); "
+            "the part files are incomplete: rerun to score them"
+        )
     order = {cid: i for i, cid in enumerate(expected_ids)}
     table = table.assign(_order=table["id"].map(order)).sort_values("_order").drop(columns="_order")
     return table.reset_index(drop=True), n_dupes

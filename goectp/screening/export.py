@@ -25,12 +25,44 @@ from goectp.csvsafe import write_csv
 from goectp.screening.jsonstream import iter_json_items
 from goectp.screening.scoring import anisotropy_ratio
 
-EXPLORER_COLUMNS = ["id", "formula", "source", "band_gap", "n_sites", "crystal_system", "spacegroup", "eps_mean",
-                    "eps_mean_std", "anisotropy", "anisotropy_std", "score", "score_aniso", "material_id",
-                    "eps_eig1", "eps_eig2", "eps_eig3", "rank_high_k", "rank_anisotropy", "ood_flag", "ood_reason",
-                    "calibrated"]
-TRAINING_COLUMNS = ["id", "formula", "band_gap", "eps_mean", "anisotropy", "crystal_system", "n_sites", "source",
-                    "material_id", "eps_eig1", "eps_eig2", "eps_eig3"]
+EXPLORER_COLUMNS = [
+    "id",
+    "formula",
+    "source",
+    "band_gap",
+    "n_sites",
+    "crystal_system",
+    "spacegroup",
+    "eps_mean",
+    "eps_mean_std",
+    "anisotropy",
+    "anisotropy_std",
+    "score",
+    "score_aniso",
+    "material_id",
+    "eps_eig1",
+    "eps_eig2",
+    "eps_eig3",
+    "rank_high_k",
+    "rank_anisotropy",
+    "ood_flag",
+    "ood_reason",
+    "calibrated",
+]
+TRAINING_COLUMNS = [
+    "id",
+    "formula",
+    "band_gap",
+    "eps_mean",
+    "anisotropy",
+    "crystal_system",
+    "n_sites",
+    "source",
+    "material_id",
+    "eps_eig1",
+    "eps_eig2",
+    "eps_eig3",
+]
 DROP_FROM_TOP = ["worker", "device", "status", "reason_code", "reason"]
 MAX_STRUCTURE_BYTES = 1_900_000
 FLOAT_FORMAT = "%.6g"
@@ -57,8 +89,9 @@ def gzip_json_size(obj: dict) -> int:
     return len(gzip.compress(json.dumps(obj, separators=(",", ":")).encode(), compresslevel=9))
 
 
-def fit_structures(structures: dict[str, dict], priority: list[str], max_bytes: int,
-                   required: int = 0) -> dict[str, dict]:
+def fit_structures(
+    structures: dict[str, dict], priority: list[str], max_bytes: int, required: int = 0
+) -> dict[str, dict]:
     """The longest prefix of ``priority`` (with a structure) whose gzip JSON fits in ``max_bytes``; the first
     ``required`` are kept even if they alone exceed it."""
     ids = [i for i in priority if i in structures]
@@ -105,16 +138,32 @@ def training_table(path: str | os.PathLike, symprec: float = 0.1) -> pd.DataFram
             crystal_system = SpacegroupAnalyzer(structure, symprec=symprec).get_crystal_system()
         except Exception:
             crystal_system = None
-        rows.append({"id": rec.get("id") or str(key), "formula": structure.composition.reduced_formula,
-                     "band_gap": rec.get("band_gap"), "eps_mean": eig.mean(), "anisotropy": float(alpha[0]),
-                     "crystal_system": crystal_system, "n_sites": len(structure), "source": rec.get("source"),
-                     "material_id": rec.get("material_id"), "eps_eig1": eig[0], "eps_eig2": eig[1],
-                     "eps_eig3": eig[2]})
+        rows.append(
+            {
+                "id": rec.get("id") or str(key),
+                "formula": structure.composition.reduced_formula,
+                "band_gap": rec.get("band_gap"),
+                "eps_mean": eig.mean(),
+                "anisotropy": float(alpha[0]),
+                "crystal_system": crystal_system,
+                "n_sites": len(structure),
+                "source": rec.get("source"),
+                "material_id": rec.get("material_id"),
+                "eps_eig1": eig[0],
+                "eps_eig2": eig[1],
+                "eps_eig3": eig[2],
+            }
+        )
     return pd.DataFrame(rows, columns=TRAINING_COLUMNS)
 
 
-def export_assets(run, pool, out_dir: str | os.PathLike, training_path: str | os.PathLike | None = None,
-                  max_bytes: int = MAX_STRUCTURE_BYTES) -> dict[str, Path]:
+def export_assets(
+    run,
+    pool,
+    out_dir: str | os.PathLike,
+    training_path: str | os.PathLike | None = None,
+    max_bytes: int = MAX_STRUCTURE_BYTES,
+) -> dict[str, Path]:
     """Write the explorer's files for a finished :class:`~goectp.screening.run.ScreeningRun`; returns their paths."""
     rk = run.rankings
     if rk is None:
@@ -128,20 +177,31 @@ def export_assets(run, pool, out_dir: str | os.PathLike, training_path: str | os
     paths: dict[str, Path] = {}
     results = rk.results.assign(has_structure=rk.results["id"].isin(shipped))
     paths["screening_results"] = out / "screening_results.csv"
-    write_csv(results.reindex(columns=[*EXPLORER_COLUMNS, "has_structure"]), paths["screening_results"], index=False,
-              float_format=FLOAT_FORMAT)
+    write_csv(
+        results.reindex(columns=[*EXPLORER_COLUMNS, "has_structure"]),
+        paths["screening_results"],
+        index=False,
+        float_format=FLOAT_FORMAT,
+    )
     for name, frame in (("top_high_k", rk.top_high_k), ("top_anisotropy", rk.top_anisotropy)):
         paths[name] = out / f"{name}.csv"
-        write_csv(run.provenance.stamp(frame.drop(columns=[c for c in DROP_FROM_TOP if c in frame])), paths[name],
-                  index=False, float_format=FLOAT_FORMAT)
+        write_csv(
+            run.provenance.stamp(frame.drop(columns=[c for c in DROP_FROM_TOP if c in frame])),
+            paths[name],
+            index=False,
+            float_format=FLOAT_FORMAT,
+        )
     paths["top_structures"] = out / "top_structures.json.gz"
     with gzip.open(paths["top_structures"], "wt", encoding="utf-8", compresslevel=9) as fh:
         json.dump(shipped, fh, separators=(",", ":"))
     if training_path is not None:
         paths["training_set"] = out / "training_set.csv"
         write_csv(training_table(training_path), paths["training_set"], index=False, float_format=FLOAT_FORMAT)
-    summary = {**run.summary, "provenance": {**run.provenance.as_dict(), "pool": Path(run.provenance.pool).name},
-               "structures_shipped": len(shipped)}
+    summary = {
+        **run.summary,
+        "provenance": {**run.provenance.as_dict(), "pool": Path(run.provenance.pool).name},
+        "structures_shipped": len(shipped),
+    }
     summary.pop("options", None)
     paths["screening_summary"] = out / "screening_summary.json"
     paths["screening_summary"].write_text(json.dumps(summary, indent=2, default=str))

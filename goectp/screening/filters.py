@@ -58,8 +58,10 @@ class TrainingIndex:
                 return f"{key} is in the training data (id/material_id)"
         for vol, rid in self.volumes.get((formula, int(n_sites)), ()):
             if abs(volume - vol) <= self.volume_tol * vol:
-                return (f"same reduced formula {formula}, {n_sites} sites and volume within "
-                        f"{self.volume_tol:.0%} ({volume:.2f} vs {vol:.2f} Å^3) as training record {rid}")
+                return (
+                    f"same reduced formula {formula}, {n_sites} sites and volume within "
+                    f"{self.volume_tol:.0%} ({volume:.2f} vs {vol:.2f} Å^3) as training record {rid}"
+                )
         return None
 
 

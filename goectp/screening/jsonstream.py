@@ -69,7 +69,7 @@ class _Reader:
             try:
                 # Numbers and literals at the end of the buffer could decode truncated: require a delimiter after.
                 obj, end = decoder.raw_decode(self.buf, self.pos)
-                if end >= len(self.buf) and not self.eof and self.buf[self.pos] not in "{[\"":
+                if end >= len(self.buf) and not self.eof and self.buf[self.pos] not in '{["':
                     raise json.JSONDecodeError("value may continue", self.buf, end)
             except json.JSONDecodeError:
                 if not self.more():

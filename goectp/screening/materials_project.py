@@ -32,15 +32,27 @@ def candidate_from_mp_doc(doc: Any, pool_index: int) -> dict:
     """
     mid = _get(doc, "material_id")
     if mid is None:
-        return make_candidate(f"{MP_SOURCE}-{pool_index}", pool_index, source=MP_SOURCE,
-                              reject=("unparseable", "Materials Project document without a material_id"))
+        return make_candidate(
+            f"{MP_SOURCE}-{pool_index}",
+            pool_index,
+            source=MP_SOURCE,
+            reject=("unparseable", "Materials Project document without a material_id"),
+        )
     mid = str(mid)
     structure = _get(doc, "structure")
     if structure is not None and not isinstance(structure, dict):
         structure = structure.as_dict()
     reject = None if isinstance(structure, dict) else ("unparseable", f"{mid}: document has no structure")
-    return make_candidate(mid, pool_index, source=MP_SOURCE, formula=_get(doc, "formula_pretty"),
-                          band_gap=_get(doc, "band_gap"), material_id=mid, structure=structure, reject=reject)
+    return make_candidate(
+        mid,
+        pool_index,
+        source=MP_SOURCE,
+        formula=_get(doc, "formula_pretty"),
+        band_gap=_get(doc, "band_gap"),
+        material_id=mid,
+        structure=structure,
+        reject=reject,
+    )
 
 
 @dataclass
@@ -73,8 +85,9 @@ class MaterialsProjectPool:
     def _docs(self) -> list:
         key = self.api_key or os.environ.get("MP_API_KEY")
         if not key:
-            raise PoolError("a Materials Project query needs an API key: set MP_API_KEY "
-                            "(https://next-gen.materialsproject.org/api)")
+            raise PoolError(
+                "a Materials Project query needs an API key: set MP_API_KEY (https://next-gen.materialsproject.org/api)"
+            )
         try:
             from mp_api.client import MPRester
         except ImportError as exc:

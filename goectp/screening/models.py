@@ -47,8 +47,12 @@ def load_model_spec(name_or_path: str | os.PathLike, check: bool = True) -> Mode
     if check:
         for f, blob in zip(files, blobs):
             load_checkpoint(blob, name=str(f))
-    return ModelSpec(names=tuple(f.stem for f in files), sha256s=tuple(hashlib.sha256(b).hexdigest() for b in blobs),
-                     blobs=blobs, origin=str(name_or_path))
+    return ModelSpec(
+        names=tuple(f.stem for f in files),
+        sha256s=tuple(hashlib.sha256(b).hexdigest() for b in blobs),
+        blobs=blobs,
+        origin=str(name_or_path),
+    )
 
 
 _ENSEMBLE_CACHE: dict[tuple, Ensemble] = {}

@@ -53,9 +53,16 @@ class JsonPool:
             reject = None
             if not isinstance(structure, dict):
                 reject = ("unparseable", "record has no 'structure' (a pymatgen Structure.as_dict())")
-            yield make_candidate(cid, n, source=rec.get("source") or default_source, formula=rec.get("formula"),
-                                 band_gap=rec.get("band_gap"), material_id=rec.get("material_id"),
-                                 structure=structure if reject is None else None, reject=reject)
+            yield make_candidate(
+                cid,
+                n,
+                source=rec.get("source") or default_source,
+                formula=rec.get("formula"),
+                band_gap=rec.get("band_gap"),
+                material_id=rec.get("material_id"),
+                structure=structure if reject is None else None,
+                reject=reject,
+            )
 
     def count(self) -> int:
         """Number of records (one streaming pass; about a second for the shared pool)."""
@@ -127,8 +134,9 @@ class FilePool:
                 reject = ("unparseable", f"{rel}: file is empty") if not text.strip() else None
             except (OSError, UnicodeDecodeError) as exc:
                 text, reject = None, ("unparseable", f"{rel}: cannot read ({type(exc).__name__}: {exc})")
-            yield make_candidate(cid, n, source=base.name, text=text if reject is None else None, fmt=fmt,
-                                 reject=reject)
+            yield make_candidate(
+                cid, n, source=base.name, text=text if reject is None else None, fmt=fmt, reject=reject
+            )
             n += 1
 
     @staticmethod
@@ -139,12 +147,17 @@ class FilePool:
         try:
             frames = list(iread(str(path), index=":", format="extxyz"))
         except Exception as exc:  # ASE raises many types for bad files
-            yield make_candidate(cid, start, source=path.parent.name,
-                                 reject=("unparseable", f"{path.name}: could not parse as extxyz ({exc})"))
+            yield make_candidate(
+                cid,
+                start,
+                source=path.parent.name,
+                reject=("unparseable", f"{path.name}: could not parse as extxyz ({exc})"),
+            )
             return
         if not frames:
-            yield make_candidate(cid, start, source=path.parent.name,
-                                 reject=("unparseable", f"{path.name}: no frames in the file"))
+            yield make_candidate(
+                cid, start, source=path.parent.name, reject=("unparseable", f"{path.name}: no frames in the file")
+            )
             return
         for i, atoms in enumerate(frames):
             fid = cid if len(frames) == 1 else f"{cid}#{i}"
@@ -156,9 +169,15 @@ class FilePool:
                     structure = AseAtomsAdaptor.get_structure(atoms).as_dict()
                 except Exception as exc:
                     reject = ("unparseable", f"{path.name} frame {i}: {type(exc).__name__}: {exc}")
-            yield make_candidate(fid, start + i, source=path.parent.name, structure=structure,
-                                 band_gap=atoms.info.get("band_gap"), material_id=atoms.info.get("material_id"),
-                                 reject=reject)
+            yield make_candidate(
+                fid,
+                start + i,
+                source=path.parent.name,
+                structure=structure,
+                band_gap=atoms.info.get("band_gap"),
+                material_id=atoms.info.get("material_id"),
+                reject=reject,
+            )
 
 
 def _read_text(path: Path) -> str:
@@ -180,8 +199,10 @@ def open_pool(spec: str | os.PathLike, max_sites: int | None = None) -> Any:
         return MaterialsProjectPool(chemsys=chemsys, max_sites=max_sites)
     path = Path(spec)
     if not path.exists():
-        raise PoolError(f"pool {path} does not exist (give a JSON(.gz) candidate file, a folder of structure files, "
-                        "a structure file, or 'mp' for a Materials Project query)")
+        raise PoolError(
+            f"pool {path} does not exist (give a JSON(.gz) candidate file, a folder of structure files, "
+            "a structure file, or 'mp' for a Materials Project query)"
+        )
     name = path.name.lower()
     if path.is_file() and (name.endswith(".json.gz") or name.endswith(".json")):
         with _peek_open(path) as fh:

@@ -21,13 +21,15 @@ class Provenance:
     kappa: float
 
     @classmethod
-    def create(cls, model_names: tuple[str, ...], model_sha256s: tuple[str, ...], pool: str, pool_sha256: str,
-               kappa: float) -> Provenance:
+    def create(
+        cls, model_names: tuple[str, ...], model_sha256s: tuple[str, ...], pool: str, pool_sha256: str, kappa: float
+    ) -> Provenance:
         import goectp
 
         now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
-        return cls(";".join(model_names), ";".join(model_sha256s), pool, pool_sha256, now, goectp.__version__,
-                   float(kappa))
+        return cls(
+            ";".join(model_names), ";".join(model_sha256s), pool, pool_sha256, now, goectp.__version__, float(kappa)
+        )
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -10,8 +10,7 @@ import pandas as pd
 from goectp.screening.filters import anisotropy_mask, high_k_mask, top_n
 from goectp.screening.scoring import acquisition_score
 
-REJECT_COLUMNS = ["id", "pool_index", "status", "reason_code", "reason", "source", "formula", "material_id",
-                  "n_sites"]
+REJECT_COLUMNS = ["id", "pool_index", "status", "reason_code", "reason", "source", "formula", "material_id", "n_sites"]
 
 
 @dataclass
@@ -23,15 +22,18 @@ class Rankings:
     unknown_gap_excluded: int  # scored candidates left out of the high-κ list because their band gap is unknown
 
 
-def rank_candidates(table: pd.DataFrame, kappa: float, top: int, min_gap: float,
-                    aniso_min_gap: float | None) -> Rankings:
+def rank_candidates(
+    table: pd.DataFrame, kappa: float, top: int, min_gap: float, aniso_min_gap: float | None
+) -> Rankings:
     """Add ``score``/``score_aniso`` (mean + κ·std) and the ranks, and select the top lists (see filters)."""
     scored = table[table["status"] == "scored"].copy()
     rejects = table.loc[table["status"] != "scored", REJECT_COLUMNS].reset_index(drop=True)
-    scored["score"] = acquisition_score(scored["eps_mean"].to_numpy(float), scored["eps_mean_std"].to_numpy(float),
-                                        kappa)
-    scored["score_aniso"] = acquisition_score(scored["anisotropy"].to_numpy(float),
-                                              scored["anisotropy_std"].to_numpy(float), kappa)
+    scored["score"] = acquisition_score(
+        scored["eps_mean"].to_numpy(float), scored["eps_mean_std"].to_numpy(float), kappa
+    )
+    scored["score_aniso"] = acquisition_score(
+        scored["anisotropy"].to_numpy(float), scored["anisotropy_std"].to_numpy(float), kappa
+    )
     hk = high_k_mask(scored, min_gap)
     an = anisotropy_mask(scored, aniso_min_gap)
     top_hk = top_n(scored, hk, "score", top)

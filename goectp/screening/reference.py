@@ -17,9 +17,25 @@ import pandas as pd
 
 from goectp.screening.scoring import COMPONENT_NAMES, anisotropy_ratio, tensors_from_components
 
-COMPARISON_COLUMNS = ["reference_list", "mp_id", "candidate_id", "status", "reason", "formula", "band_gap",
-                      "eps_mean_dft", "eps_mean_pred", "eps_mean_std", "eps_mean_error", "anisotropy_dft",
-                      "anisotropy_pred", "anisotropy_std", "anisotropy_error", "rank_high_k", "rank_anisotropy"]
+COMPARISON_COLUMNS = [
+    "reference_list",
+    "mp_id",
+    "candidate_id",
+    "status",
+    "reason",
+    "formula",
+    "band_gap",
+    "eps_mean_dft",
+    "eps_mean_pred",
+    "eps_mean_std",
+    "eps_mean_error",
+    "anisotropy_dft",
+    "anisotropy_pred",
+    "anisotropy_std",
+    "anisotropy_error",
+    "rank_high_k",
+    "rank_anisotropy",
+]
 
 
 def load_reference_hits(directory: str | os.PathLike, tensor: str = "total") -> pd.DataFrame:
@@ -38,9 +54,19 @@ def load_reference_hits(directory: str | os.PathLike, tensor: str = "total") -> 
             raise ValueError(f"{f.name}: missing columns {missing}")
         eig = np.linalg.eigvalsh(tensors_from_components(raw[cols].to_numpy(float)))
         alpha, _ = anisotropy_ratio(eig)
-        frames.append(pd.DataFrame({"reference_list": f.stem, "mp_id": raw["mp-id"].astype(str),
-                                    "eps_mean_dft": eig.mean(axis=1), "anisotropy_dft": alpha,
-                                    "dft_eig1": eig[:, 0], "dft_eig2": eig[:, 1], "dft_eig3": eig[:, 2]}))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "reference_list": f.stem,
+                    "mp_id": raw["mp-id"].astype(str),
+                    "eps_mean_dft": eig.mean(axis=1),
+                    "anisotropy_dft": alpha,
+                    "dft_eig1": eig[:, 0],
+                    "dft_eig2": eig[:, 1],
+                    "dft_eig3": eig[:, 2],
+                }
+            )
+        )
     return pd.concat(frames, ignore_index=True)
 
 
@@ -52,8 +78,9 @@ class ReferenceComparison:
     n_scored: int  # of those, scored (not rejected/excluded)
 
     def summary(self) -> str:
-        lines = [f"DFT reference hits: {self.n_reference}; in the screened pool: {self.n_in_pool}; "
-                 f"scored: {self.n_scored}"]
+        lines = [
+            f"DFT reference hits: {self.n_reference}; in the screened pool: {self.n_in_pool}; scored: {self.n_scored}"
+        ]
         scored = self.table[self.table["status"] == "scored"]
         if len(scored):
             mae = np.abs(scored["eps_mean_error"]).mean()
@@ -61,29 +88,49 @@ class ReferenceComparison:
         return "\n".join(lines)
 
 
-def compare_with_reference(results: pd.DataFrame, rejects: pd.DataFrame,
-                           reference: pd.DataFrame) -> ReferenceComparison:
+def compare_with_reference(
+    results: pd.DataFrame, rejects: pd.DataFrame, reference: pd.DataFrame
+) -> ReferenceComparison:
     """Predicted vs DFT ε̄ and α for reference hits found in the pool (by ``id`` or ``material_id``)."""
-    everything = pd.concat([results.assign(reason=pd.NA) if "reason" not in results else results, rejects],
-                           ignore_index=True)
+    everything = pd.concat(
+        [results.assign(reason=pd.NA) if "reason" not in results else results, rejects], ignore_index=True
+    )
     rows = []
     for ref in reference.itertuples(index=False):
         hit = everything[(everything["id"] == ref.mp_id) | (everything["material_id"] == ref.mp_id)]
         for cand in hit.to_dict("records"):
             pred_eps, pred_alpha = cand.get("eps_mean", np.nan), cand.get("anisotropy", np.nan)
-            rows.append({
-                "reference_list": ref.reference_list, "mp_id": ref.mp_id, "candidate_id": cand["id"],
-                "status": cand["status"], "reason": cand.get("reason"), "formula": cand.get("formula"),
-                "band_gap": cand.get("band_gap"), "eps_mean_dft": ref.eps_mean_dft, "eps_mean_pred": pred_eps,
-                "eps_mean_std": cand.get("eps_mean_std", np.nan), "eps_mean_error": pred_eps - ref.eps_mean_dft,
-                "anisotropy_dft": ref.anisotropy_dft, "anisotropy_pred": pred_alpha,
-                "anisotropy_std": cand.get("anisotropy_std", np.nan),
-                "anisotropy_error": pred_alpha - ref.anisotropy_dft,
-                "rank_high_k": cand.get("rank_high_k"), "rank_anisotropy": cand.get("rank_anisotropy"),
-            })
+            rows.append(
+                {
+                    "reference_list": ref.reference_list,
+                    "mp_id": ref.mp_id,
+                    "candidate_id": cand["id"],
+                    "status": cand["status"],
+                    "reason": cand.get("reason"),
+                    "formula": cand.get("formula"),
+                    "band_gap": cand.get("band_gap"),
+                    "eps_mean_dft": ref.eps_mean_dft,
+                    "eps_mean_pred": pred_eps,
+                    "eps_mean_std": cand.get("eps_mean_std", np.nan),
+                    "eps_mean_error": pred_eps - ref.eps_mean_dft,
+                    "anisotropy_dft": ref.anisotropy_dft,
+                    "anisotropy_pred": pred_alpha,
+                    "anisotropy_std": cand.get("anisotropy_std", np.nan),
+                    "anisotropy_error": pred_alpha - ref.anisotropy_dft,
+                    "rank_high_k": cand.get("rank_high_k"),
+                    "rank_anisotropy": cand.get("rank_anisotropy"),
+                }
+            )
     table = pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
-    for col in ("eps_mean_pred", "eps_mean_std", "eps_mean_error", "anisotropy_pred", "anisotropy_std",
-                "anisotropy_error", "band_gap"):
+    for col in (
+        "eps_mean_pred",
+        "eps_mean_std",
+        "eps_mean_error",
+        "anisotropy_pred",
+        "anisotropy_std",
+        "anisotropy_error",
+        "band_gap",
+    ):
         table[col] = pd.to_numeric(table[col], errors="coerce")
     in_pool = table[["reference_list", "mp_id"]].drop_duplicates()
     scored = table.loc[table["status"] == "scored", ["reference_list", "mp_id"]].drop_duplicates()

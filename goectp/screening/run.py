@@ -67,8 +67,9 @@ def run_screening(opts: ScreeningOptions) -> ScreeningRun:
     table, n_dupes = merge_parts(work, report.expected_ids)
     run.rankings = rank_candidates(table, opts.kappa, opts.top, opts.min_gap, opts.aniso_min_gap)
     if opts.reference_dir is not None and Path(opts.reference_dir).exists():
-        run.comparison = compare_with_reference(run.rankings.results, run.rankings.rejects,
-                                                load_reference_hits(opts.reference_dir))
+        run.comparison = compare_with_reference(
+            run.rankings.results, run.rankings.rejects, load_reference_hits(opts.reference_dir)
+        )
     run.summary = build_summary(run, n_dupes, training)
     run.paths = write_outputs(run, Path(opts.out_dir))
     return run
@@ -90,11 +91,18 @@ def build_summary(run: ScreeningRun, n_duplicate_rows: int, training) -> dict:
         "structures_per_s_this_run": None if math.isnan(rep.structures_per_s) else round(rep.structures_per_s, 2),
         "duplicate_rows_dropped_in_merge": n_duplicate_rows,
         "training_records": len(training) if training is not None else 0,
-        "high_k_list": {"size": len(rk.top_high_k), "min_gap_eV": run.options.min_gap,
-                        "scored_with_unknown_gap_excluded": rk.unknown_gap_excluded},
-        "anisotropy_list": {"size": len(rk.top_anisotropy), "aniso_min_gap_eV": run.options.aniso_min_gap,
-                            "scored_with_nonpositive_tensor": int((~pd.Series(
-                                rk.results["score_aniso"].map(math.isfinite), dtype=bool)).sum())},
+        "high_k_list": {
+            "size": len(rk.top_high_k),
+            "min_gap_eV": run.options.min_gap,
+            "scored_with_unknown_gap_excluded": rk.unknown_gap_excluded,
+        },
+        "anisotropy_list": {
+            "size": len(rk.top_anisotropy),
+            "aniso_min_gap_eV": run.options.aniso_min_gap,
+            "scored_with_nonpositive_tensor": int(
+                (~pd.Series(rk.results["score_aniso"].map(math.isfinite), dtype=bool)).sum()
+            ),
+        },
     }
     if run.comparison is not None:
         c = run.comparison
@@ -106,8 +114,11 @@ def write_outputs(run: ScreeningRun, out_dir: Path) -> dict[str, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     rk, stamp = run.rankings, run.provenance.stamp
     paths: dict[str, Path] = {}
-    for name, frame in (("screening", rk.results), ("top_high_k", rk.top_high_k),
-                        ("top_anisotropy", rk.top_anisotropy)):
+    for name, frame in (
+        ("screening", rk.results),
+        ("top_high_k", rk.top_high_k),
+        ("top_anisotropy", rk.top_anisotropy),
+    ):
         stamped = stamp(frame)
         stamped.to_parquet(out_dir / f"{name}.parquet", index=False)
         write_csv(stamped, out_dir / f"{name}.csv", index=False)

@@ -29,15 +29,23 @@ import numpy as np
 from goectp.tensor_stats import anisotropy_ratio, symmetrize
 from goectp.tensor_stats import ensemble_statistics as _ensemble_statistics
 
-__all__ = ["COMPONENT_NAMES", "VOIGT_PAIRS", "acquisition_score", "anisotropy_ratio", "ensemble_statistics",
-           "symmetrize", "tensor_components", "tensors_from_components"]
+__all__ = [
+    "COMPONENT_NAMES",
+    "VOIGT_PAIRS",
+    "acquisition_score",
+    "anisotropy_ratio",
+    "ensemble_statistics",
+    "symmetrize",
+    "tensor_components",
+    "tensors_from_components",
+]
 
 #: The six independent components of a symmetric tensor, in the reference CSVs' order (11, 12, 13, 22, 23, 33).
 VOIGT_PAIRS = ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))
 COMPONENT_NAMES = tuple(f"{i + 1}{j + 1}" for i, j in VOIGT_PAIRS)
 
 
-def ensemble_statistics(members: np.ndarray, calibration=None) -> dict[str, np.ndarray]:  # noqa: ANN001
+def ensemble_statistics(members: np.ndarray, calibration=None) -> dict[str, np.ndarray]:
     """Statistics of member predictions ``[M, n, 3, 3]``: see :func:`goectp.tensor_stats.ensemble_statistics`
     (the one implementation; ``calibration`` gives calibrated ``*_std``)."""
     return _ensemble_statistics(members, calibration=calibration)

@@ -47,7 +47,8 @@ class WorkDir:
             if diff:
                 raise ScreeningError(
                     f"{self.path} holds results computed with different settings ({', '.join(diff)} differ); "
-                    "rerun with --fresh to discard them, or choose another --out")
+                    "rerun with --fresh to discard them, or choose another --out"
+                )
         self.manifest_path.write_text(json.dumps(manifest, indent=2, sort_keys=True))
 
     def part_files(self) -> list[Path]:

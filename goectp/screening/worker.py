@@ -25,11 +25,41 @@ from goectp.screening.models import ModelSpec, cached_ensemble
 from goectp.screening.scoring import COMPONENT_NAMES, ensemble_statistics, tensor_components
 from goectp.structures import StructureError, structure_from_string, validate_structure
 
-STATS_COLUMNS = ["eps_mean", "eps_mean_std", "anisotropy", "anisotropy_std", "eps_eig1", "eps_eig2", "eps_eig3",
-                 *[f"eps_{c}" for c in COMPONENT_NAMES], *[f"std_{c}" for c in COMPONENT_NAMES]]
-PART_COLUMNS = ["id", "pool_index", "status", "reason_code", "reason", "source", "formula", "material_id",
-                "band_gap", "n_sites", "volume", "crystal_system", "spacegroup", *STATS_COLUMNS, "nonpositive",
-                "members_nonpositive", "n_members", "ood_flag", "ood_reason", "calibrated", "device", "worker"]
+STATS_COLUMNS = [
+    "eps_mean",
+    "eps_mean_std",
+    "anisotropy",
+    "anisotropy_std",
+    "eps_eig1",
+    "eps_eig2",
+    "eps_eig3",
+    *[f"eps_{c}" for c in COMPONENT_NAMES],
+    *[f"std_{c}" for c in COMPONENT_NAMES],
+]
+PART_COLUMNS = [
+    "id",
+    "pool_index",
+    "status",
+    "reason_code",
+    "reason",
+    "source",
+    "formula",
+    "material_id",
+    "band_gap",
+    "n_sites",
+    "volume",
+    "crystal_system",
+    "spacegroup",
+    *STATS_COLUMNS,
+    "nonpositive",
+    "members_nonpositive",
+    "n_members",
+    "ood_flag",
+    "ood_reason",
+    "calibrated",
+    "device",
+    "worker",
+]
 FLOAT_COLUMNS = ["band_gap", "volume", *STATS_COLUMNS]
 INT_COLUMNS = ["pool_index", "n_sites", "spacegroup", "members_nonpositive", "n_members"]
 
@@ -53,7 +83,7 @@ class Rejected(Exception):  # noqa: N818 - a control-flow signal, not an error o
         self.code, self.reason = code, reason
 
 
-def parse_candidate(rec: dict, max_sites: int | None = None):  # noqa: ANN201 - pymatgen Structure
+def parse_candidate(rec: dict, max_sites: int | None = None):
     """The candidate's Structure, or :class:`Rejected` ('unparseable' / 'unknown_element' / 'too_large': the site
     count is checked on the text or dict before parsing)."""
     from pymatgen.core import Structure
@@ -83,7 +113,7 @@ def parse_candidate(rec: dict, max_sites: int | None = None):  # noqa: ANN201 - 
     raise Rejected("unparseable", "record has neither a structure dict nor file text")
 
 
-def check_structure(structure, max_sites: int) -> None:  # noqa: ANN001
+def check_structure(structure, max_sites: int) -> None:
     """Raise :class:`Rejected` with the validator's reason code (:func:`goectp.structures.validate_structure`, the
     one structure validator) for a structure the model cannot use."""
     try:
@@ -92,7 +122,7 @@ def check_structure(structure, max_sites: int) -> None:  # noqa: ANN001
         raise Rejected(exc.code, str(exc)) from exc
 
 
-def _crystal_system(structure, symprec: float | None) -> tuple[str | None, int | None]:  # noqa: ANN001
+def _crystal_system(structure, symprec: float | None) -> tuple[str | None, int | None]:
     from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
     if not symprec:
@@ -158,8 +188,13 @@ def score_chunk(candidates: list[dict], context: ScoringContext) -> pd.DataFrame
             row["formula"] = row["formula"] or structure.composition.reduced_formula
             check_structure(structure, context.max_sites)
             if context.training is not None:
-                why = context.training.match(row["id"], row["material_id"], structure.composition.reduced_formula,
-                                             len(structure), structure.volume)
+                why = context.training.match(
+                    row["id"],
+                    row["material_id"],
+                    structure.composition.reduced_formula,
+                    len(structure),
+                    structure.volume,
+                )
                 if why:
                     row["status"], row["reason_code"], row["reason"] = "excluded", "in_training", why
                     continue
@@ -200,7 +235,7 @@ def _attach_node_features(graphs: list, rows: list[dict], structures: list, name
         return kept_graphs, kept_rows
 
 
-def _predict_into(graphs: list, rows: list[dict], ensemble, context: ScoringContext) -> None:  # noqa: ANN001
+def _predict_into(graphs: list, rows: list[dict], ensemble, context: ScoringContext) -> None:
     """Predict all graphs in batches; if a batch fails, retry one by one so only the culprit is rejected."""
     from goectp.api import predict_graphs
     from goectp.calibration import calibration_for, element_symbols, predict_members_and_embeddings
@@ -226,8 +261,11 @@ def _predict_into(graphs: list, rows: list[dict], ensemble, context: ScoringCont
         preds = np.stack(singles, axis=1)
     stats = ensemble_statistics(preds, calibration=calibration)
     mean_c, std_c = tensor_components(stats["mean"]), tensor_components(stats["std"])
-    flags = (calibration.ood([element_symbols(graphs[i].z.tolist()) for i in ok], stats, pooled)
-             if calibration is not None else None)
+    flags = (
+        calibration.ood([element_symbols(graphs[i].z.tolist()) for i in ok], stats, pooled)
+        if calibration is not None
+        else None
+    )
     for j, i in enumerate(ok):
         row = rows[i]
         row["status"] = "scored"

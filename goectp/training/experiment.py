@@ -38,15 +38,25 @@ def evaluate_test(model: GoeCTP, test: GraphSet, target: str, device: str | None
     keep = np.abs(true).max(axis=(1, 2)) < OUTLIER_ABS
     return {
         "all": {**tensor_metrics(pred, true), "per_system": per_system_mae(pred, true, test.crystal_systems)},
-        "filtered": {**tensor_metrics(pred[keep], true[keep]),
-                     "per_system": per_system_mae(pred[keep], true[keep],
-                                                  [s for s, k in zip(test.crystal_systems, keep) if k])},
-        "pred": pred, "true": true,
+        "filtered": {
+            **tensor_metrics(pred[keep], true[keep]),
+            "per_system": per_system_mae(pred[keep], true[keep], [s for s, k in zip(test.crystal_systems, keep) if k]),
+        },
+        "pred": pred,
+        "true": true,
     }
 
 
-def run_split(gs: GraphSet, model_cfg: GoeCTPConfig, cfg: TrainConfig, out_dir: str | Path, resume: bool = True,
-              data_sha256: str | None = None, init_state: dict | None = None, run_meta: dict | None = None) -> dict:
+def run_split(
+    gs: GraphSet,
+    model_cfg: GoeCTPConfig,
+    cfg: TrainConfig,
+    out_dir: str | Path,
+    resume: bool = True,
+    data_sha256: str | None = None,
+    init_state: dict | None = None,
+    run_meta: dict | None = None,
+) -> dict:
     """Train on one split and evaluate its best-validation checkpoint on the test set.
 
     ``init_state``: a state dict (e.g. a pretrained backbone) loaded before training (``strict=False``).
@@ -58,16 +68,40 @@ def run_split(gs: GraphSet, model_cfg: GoeCTPConfig, cfg: TrainConfig, out_dir: 
     model = GoeCTP(model_cfg)
     if init_state is not None:
         model.load_state_dict(init_state, strict=False)
-    meta = {"split_seed": cfg.split_seed, "data_sha256": data_sha256, "n_train": len(parts["train"]),
-            "n_val": len(parts["val"]), "n_test": len(parts["test"]), **(run_meta or {})}
-    hist = train(model, parts["train"].with_target(cfg.target), parts["val"].with_target(cfg.target), cfg, out,
-                 resume=resume, meta=meta)
+    meta = {
+        "split_seed": cfg.split_seed,
+        "data_sha256": data_sha256,
+        "n_train": len(parts["train"]),
+        "n_val": len(parts["val"]),
+        "n_test": len(parts["test"]),
+        **(run_meta or {}),
+    }
+    hist = train(
+        model,
+        parts["train"].with_target(cfg.target),
+        parts["val"].with_target(cfg.target),
+        cfg,
+        out,
+        resume=resume,
+        meta=meta,
+    )
     best = load_checkpoint(out / "best.pt")
     res = evaluate_test(best, parts["test"], cfg.target, device=cfg.device)
-    np.savez_compressed(out / "test_predictions.npz", ids=np.array(parts["test"].ids), pred=res.pop("pred"),
-                        true=res.pop("true"), crystal_system=np.array(parts["test"].crystal_systems))
-    summary = {"model_config": model_cfg.to_dict(), "train_config": cfg.to_dict(), **meta,
-               "best_epoch": hist["best_epoch"], "best_val_mae": hist["best_val_mae"],
-               "epoch_seconds_median": float(np.median([h["seconds"] for h in hist["history"]])), "test": res}
+    np.savez_compressed(
+        out / "test_predictions.npz",
+        ids=np.array(parts["test"].ids),
+        pred=res.pop("pred"),
+        true=res.pop("true"),
+        crystal_system=np.array(parts["test"].crystal_systems),
+    )
+    summary = {
+        "model_config": model_cfg.to_dict(),
+        "train_config": cfg.to_dict(),
+        **meta,
+        "best_epoch": hist["best_epoch"],
+        "best_val_mae": hist["best_val_mae"],
+        "epoch_seconds_median": float(np.median([h["seconds"] for h in hist["history"]])),
+        "test": res,
+    }
     (out / "metrics.json").write_text(json.dumps(summary, indent=1))
     return summary

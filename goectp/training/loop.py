@@ -59,8 +59,16 @@ def evaluate_mae(model: GoeCTP, loader: DataLoader, device: torch.device) -> flo
     return total / max(count, 1)
 
 
-def train(model: GoeCTP, train_graphs: list, val_graphs: list, cfg: TrainConfig, out_dir: str | Path,
-          resume: bool = False, meta: dict | None = None, stop_after: int | None = None) -> dict:
+def train(
+    model: GoeCTP,
+    train_graphs: list,
+    val_graphs: list,
+    cfg: TrainConfig,
+    out_dir: str | Path,
+    resume: bool = False,
+    meta: dict | None = None,
+    stop_after: int | None = None,
+) -> dict:
     """Train ``model`` on graphs whose ``y`` is the target tensor; returns the history and best validation MAE.
 
     ``resume`` continues from ``out_dir/last.pt``; ``stop_after`` ends this call after that many epochs in total
@@ -80,7 +88,8 @@ def train(model: GoeCTP, train_graphs: list, val_graphs: list, cfg: TrainConfig,
     total_steps = cfg.epochs * math.ceil(len(train_graphs) / cfg.batch_size)
     end_factor = cfg.lr_end / cfg.lr
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: end_factor + (1 - end_factor) * (1 - min(s, total_steps) / total_steps) ** cfg.lr_power)
+        opt, lambda s: end_factor + (1 - end_factor) * (1 - min(s, total_steps) / total_steps) ** cfg.lr_power
+    )
     aug_gen = torch.Generator().manual_seed(cfg.seed + 1)
     state = {"epoch": 0, "best_val": float("inf"), "best_epoch": -1, "history": []}
 
@@ -95,8 +104,13 @@ def train(model: GoeCTP, train_graphs: list, val_graphs: list, cfg: TrainConfig,
         state = ckpt["state"]
         logger.info("resumed from epoch %d (best val MAE %.4f)", state["epoch"], state["best_val"])
 
-    bar = tqdm(range(state["epoch"], cfg.epochs), desc="epochs", disable=not cfg.progress, initial=state["epoch"],
-               total=cfg.epochs)
+    bar = tqdm(
+        range(state["epoch"], cfg.epochs),
+        desc="epochs",
+        disable=not cfg.progress,
+        initial=state["epoch"],
+        total=cfg.epochs,
+    )
     for epoch in bar:
         if stop_after is not None and epoch >= stop_after:
             break
@@ -116,20 +130,38 @@ def train(model: GoeCTP, train_graphs: list, val_graphs: list, cfg: TrainConfig,
             sched.step()
             losses.append(loss.item())
         val_mae = evaluate_mae(model, val_loader, device)
-        rec = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "val_mae": val_mae,
-               "lr": sched.get_last_lr()[0], "seconds": time.perf_counter() - t0}
+        rec = {
+            "epoch": epoch + 1,
+            "train_loss": float(np.mean(losses)),
+            "val_mae": val_mae,
+            "lr": sched.get_last_lr()[0],
+            "seconds": time.perf_counter() - t0,
+        }
         state["history"].append(rec)
         state["epoch"] = epoch + 1
         if val_mae < state["best_val"]:
             state["best_val"], state["best_epoch"] = val_mae, epoch + 1
-            save_checkpoint(out / "best.pt", model, train_config=cfg.to_dict(), epoch=epoch + 1, val_mae=val_mae,
-                            **(meta or {}))
-        save_training_state(out / "last.pt", model, opt, sched, state=state,
-                            rng={"loader": loader_gen.get_state(), "aug": aug_gen.get_state(),
-                                 "torch": torch.get_rng_state()})
+            save_checkpoint(
+                out / "best.pt", model, train_config=cfg.to_dict(), epoch=epoch + 1, val_mae=val_mae, **(meta or {})
+            )
+        save_training_state(
+            out / "last.pt",
+            model,
+            opt,
+            sched,
+            state=state,
+            rng={"loader": loader_gen.get_state(), "aug": aug_gen.get_state(), "torch": torch.get_rng_state()},
+        )
         bar.set_postfix(loss=f"{rec['train_loss']:.3f}", val_mae=f"{val_mae:.3f}", best=f"{state['best_val']:.3f}")
         if not cfg.progress and ((epoch + 1) % 10 == 0 or epoch + 1 == cfg.epochs):
-            logger.info("epoch %d/%d loss %.4f val_mae %.4f best %.4f (%.1fs)", epoch + 1, cfg.epochs,
-                        rec["train_loss"], val_mae, state["best_val"], rec["seconds"])
+            logger.info(
+                "epoch %d/%d loss %.4f val_mae %.4f best %.4f (%.1fs)",
+                epoch + 1,
+                cfg.epochs,
+                rec["train_loss"],
+                val_mae,
+                state["best_val"],
+                rec["seconds"],
+            )
     (out / "history.json").write_text(json.dumps(state["history"], indent=1))
     return {"best_val_mae": state["best_val"], "best_epoch": state["best_epoch"], "history": state["history"]}

@@ -19,8 +19,16 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 
-def train_one_split(data_file: str, model_config: dict, train_config: dict, out_dir: str, resume: bool = True,
-                    init_from: str | None = None, run_meta: dict | None = None, threads: int = 1) -> dict:
+def train_one_split(
+    data_file: str,
+    model_config: dict,
+    train_config: dict,
+    out_dir: str,
+    resume: bool = True,
+    init_from: str | None = None,
+    run_meta: dict | None = None,
+    threads: int = 1,
+) -> dict:
     """One split, self-contained (runs in a Dask worker): load graphs, train, evaluate; returns the summary."""
     import torch
 
@@ -39,8 +47,9 @@ def train_one_split(data_file: str, model_config: dict, train_config: dict, out_
     if mcfg.node_features:
         from goectp.features import load_featured_graph_set
 
-        gs, _ = load_featured_graph_set(data_file, mcfg.node_features, k=mcfg.k_neighbors, progress=False,
-                                        canonical=canonical)
+        gs, _ = load_featured_graph_set(
+            data_file, mcfg.node_features, k=mcfg.k_neighbors, progress=False, canonical=canonical
+        )
     else:
         gs = load_graph_set(data_file, k=mcfg.k_neighbors, progress=False, canonical=canonical)
     init = None
@@ -49,15 +58,24 @@ def train_one_split(data_file: str, model_config: dict, train_config: dict, out_
 
         init = backbone_state(init_from, mcfg, verbose=False)
     t0 = time.perf_counter()
-    res = run_split(gs, mcfg, cfg, out, resume=resume, data_sha256=sha256_file(data_file), init_state=init,
-                    run_meta=run_meta)
+    res = run_split(
+        gs, mcfg, cfg, out, resume=resume, data_sha256=sha256_file(data_file), init_state=init, run_meta=run_meta
+    )
     res["wall_seconds"] = time.perf_counter() - t0
     return res
 
 
-def train_splits_on_dask(data_file: str | Path, model_config: dict, train_configs: Sequence[dict],
-                         out_dirs: Sequence[str | Path], workers: int | None = None, scheduler: str | None = None,
-                         resume: bool = True, init_from: str | None = None, run_meta: dict | None = None) -> list[dict]:
+def train_splits_on_dask(
+    data_file: str | Path,
+    model_config: dict,
+    train_configs: Sequence[dict],
+    out_dirs: Sequence[str | Path],
+    workers: int | None = None,
+    scheduler: str | None = None,
+    resume: bool = True,
+    init_from: str | None = None,
+    run_meta: dict | None = None,
+) -> list[dict]:
     """Run :func:`train_one_split` for every split on a Dask cluster (local unless ``scheduler`` is given)."""
     from dask.distributed import Client, LocalCluster
 
@@ -66,13 +84,27 @@ def train_splits_on_dask(data_file: str | Path, model_config: dict, train_config
         client = Client(scheduler)
     else:
         n = workers or len(train_configs)
-        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
-                               dashboard_address=None)
+        cluster = LocalCluster(
+            n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+        )
         client = Client(cluster)
     try:
-        futures = [client.submit(train_one_split, str(data_file), model_config, cfg, str(out), resume, init_from,
-                                 run_meta, 1, pure=False, key=f"train-split-{cfg['split_seed']}-{time.time_ns()}")
-                   for cfg, out in zip(train_configs, out_dirs)]
+        futures = [
+            client.submit(
+                train_one_split,
+                str(data_file),
+                model_config,
+                cfg,
+                str(out),
+                resume,
+                init_from,
+                run_meta,
+                1,
+                pure=False,
+                key=f"train-split-{cfg['split_seed']}-{time.time_ns()}",
+            )
+            for cfg, out in zip(train_configs, out_dirs)
+        ]
         return client.gather(futures)
     finally:
         client.close()
@@ -80,15 +112,24 @@ def train_splits_on_dask(data_file: str | Path, model_config: dict, train_config
             cluster.close()
 
 
-def sequential_or_parallel(data_file: str | Path, model_config: dict, train_configs: Sequence[dict],
-                           out_dirs: Sequence[str | Path], workers: int = 1, scheduler: str | None = None,
-                           **kwargs: Any) -> list[dict]:
+def sequential_or_parallel(
+    data_file: str | Path,
+    model_config: dict,
+    train_configs: Sequence[dict],
+    out_dirs: Sequence[str | Path],
+    workers: int = 1,
+    scheduler: str | None = None,
+    **kwargs: Any,
+) -> list[dict]:
     """Dask when ``workers > 1`` or a scheduler is given, else one split after the other in this process."""
     if scheduler or workers > 1:
-        return train_splits_on_dask(data_file, model_config, train_configs, out_dirs, workers=workers,
-                                    scheduler=scheduler, **kwargs)
-    return [train_one_split(str(data_file), model_config, cfg, str(out), **kwargs, threads=_threads())
-            for cfg, out in zip(train_configs, out_dirs)]
+        return train_splits_on_dask(
+            data_file, model_config, train_configs, out_dirs, workers=workers, scheduler=scheduler, **kwargs
+        )
+    return [
+        train_one_split(str(data_file), model_config, cfg, str(out), **kwargs, threads=_threads())
+        for cfg, out in zip(train_configs, out_dirs)
+    ]
 
 
 def _threads() -> int:

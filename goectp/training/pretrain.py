@@ -80,16 +80,20 @@ SCALAR_DATASETS: dict[str, tuple[str, Callable[[list[dict]], list]]] = {
         "perov_5 (Castelli 2012 via CDVAE) heat of formation `heat_ref` in eV as given; the source does not state "
         "the normalisation, but every cell has 5 atoms, so per cell and per atom differ by a constant factor and "
         "the standardised target is the same (~7.6k 5-atom ABX3 perovskite cells)",
-        _from_pool(("cdvae-perov_5",), lambda e: e.get("formation_energy"))),
+        _from_pool(("cdvae-perov_5",), lambda e: e.get("formation_energy")),
+    ),
     "wbm-formation": (
         "WBM corrected formation energy, eV/atom (matcalc; ~1k diverse structures)",
-        _from_pool(("matcalc-wbm",), lambda e: e.get("formation_energy"))),
+        _from_pool(("matcalc-wbm",), lambda e: e.get("formation_energy")),
+    ),
     "band-gap": (
         "band gap, eV (GLLB-SC for perov_5, PBE for MP/WBM/Alexandria; ~8.8k, most perov_5 gaps are 0)",
-        _from_pool(("",), lambda e: e.get("band_gap"))),
+        _from_pool(("",), lambda e: e.get("band_gap")),
+    ),
     "log-bulk-modulus": (
         "log10 of the VRH bulk modulus in GPa (matcalc MP binaries, PBE; ~3.6k diverse binaries)",
-        _from_pool(("matcalc-mp-binary",), _log_bulk_modulus)),
+        _from_pool(("matcalc-mp-binary",), _log_bulk_modulus),
+    ),
 }
 
 
@@ -132,7 +136,7 @@ def read_scalar_json(path: str | os.PathLike) -> list[ScalarRecord]:
     path = Path(path)
     with open(path, "rb") as f:
         gz = f.read(2) == b"\x1f\x8b"
-    with (gzip.open(path, "rt", encoding="utf-8") if gz else open(path, encoding="utf-8")) as f:
+    with gzip.open(path, "rt", encoding="utf-8") if gz else open(path, encoding="utf-8") as f:
         data = json.load(f)
     if not isinstance(data, dict) or any(not isinstance(v, dict) or "value" not in v for v in data.values()):
         raise ValueError(f"{path}: expected {{id: {{'structure': ..., 'value': float}}}}")
@@ -168,12 +172,23 @@ class ScalarSet:
 
     def subset(self, idx: Iterable[int]) -> ScalarSet:
         idx = [int(i) for i in idx]
-        return ScalarSet(self.name, [self.ids[i] for i in idx], [self.graphs[i] for i in idx], self.values[idx],
-                         self.source_sha256, self.source_path)
+        return ScalarSet(
+            self.name,
+            [self.ids[i] for i in idx],
+            [self.graphs[i] for i in idx],
+            self.values[idx],
+            self.source_sha256,
+            self.source_path,
+        )
 
 
-def scalar_graphs(items: Iterable[tuple[str, Any, float]], name: str, k: int = 16, progress: bool = True,
-                  source_sha256: str | None = None) -> ScalarSet:
+def scalar_graphs(
+    items: Iterable[tuple[str, Any, float]],
+    name: str,
+    k: int = 16,
+    progress: bool = True,
+    source_sha256: str | None = None,
+) -> ScalarSet:
     """``(id, structure or its dict, value)`` → :class:`ScalarSet`; unusable structures are skipped (counted)."""
     from pymatgen.core import Structure
 
@@ -194,8 +209,14 @@ def scalar_graphs(items: Iterable[tuple[str, Any, float]], name: str, k: int = 1
     return ScalarSet(name, ids, graphs, np.asarray(values, dtype=np.float64), source_sha256)
 
 
-def load_scalar_set(dataset: str, data_dir_: str | os.PathLike | None = None, k: int = 16, use_cache: bool = True,
-                    progress: bool = True, limit: int | None = None) -> ScalarSet:
+def load_scalar_set(
+    dataset: str,
+    data_dir_: str | os.PathLike | None = None,
+    k: int = 16,
+    use_cache: bool = True,
+    progress: bool = True,
+    limit: int | None = None,
+) -> ScalarSet:
     """A named scalar set (:data:`SCALAR_DATASETS` from the screening pool, or ``megnet2``) or a scalar JSON file.
 
     Graphs are cached in the goectp cache directory, keyed by the source file's sha256. ``limit`` keeps the first
@@ -211,8 +232,10 @@ def load_scalar_set(dataset: str, data_dir_: str | os.PathLike | None = None, k:
     elif Path(dataset).is_file():
         source = Path(dataset)
     else:
-        raise ValueError(f"unknown scalar dataset {dataset!r}: choose one of {[*SCALAR_DATASETS, 'megnet2']} "
-                         "or give a scalar JSON file")
+        raise ValueError(
+            f"unknown scalar dataset {dataset!r}: choose one of {[*SCALAR_DATASETS, 'megnet2']} "
+            "or give a scalar JSON file"
+        )
     sha = sha256_file(source)
     name = dataset if dataset in SCALAR_DATASETS or dataset == "megnet2" else Path(dataset).name.split(".")[0]
     key = hashlib.sha256(f"{sha}-{name}-k{k}-n{limit}-v{SCALAR_CACHE_VERSION}".encode()).hexdigest()[:20]
@@ -247,8 +270,11 @@ def with_node_features(ss: ScalarSet, name: str = "chgnet", progress: bool = Tru
     def structures() -> dict:
         wanted = set(ss.ids)
         if ss.name in SCALAR_DATASETS:
-            return {e["id"]: Structure.from_dict(e["structure"]) for e in read_candidate_pool(ss.source_path)
-                    if e["id"] in wanted}
+            return {
+                e["id"]: Structure.from_dict(e["structure"])
+                for e in read_candidate_pool(ss.source_path)
+                if e["id"] in wanted
+            }
         return {r.id: r.structure for r in read_scalar_json(ss.source_path) if r.id in wanted}
 
     stored = dataset_features(ss.source_path, ss.ids, structures, name, progress=progress)
@@ -261,8 +287,14 @@ def scalar_model_config(model_cfg: GoeCTPConfig) -> GoeCTPConfig:
     return replace(model_cfg, head="scalar", symmetrize=False, positive_definite=False)
 
 
-def pretrain(scalar_set: ScalarSet, model_cfg: GoeCTPConfig, cfg: TrainConfig, out_dir: str | os.PathLike,
-             resume: bool = True, run_meta: dict | None = None) -> dict:
+def pretrain(
+    scalar_set: ScalarSet,
+    model_cfg: GoeCTPConfig,
+    cfg: TrainConfig,
+    out_dir: str | os.PathLike,
+    resume: bool = True,
+    run_meta: dict | None = None,
+) -> dict:
     """Pretrain a scalar-head model on an 80/10/10 split (``cfg.split_seed``) of ``scalar_set``.
 
     ``run_meta``: more checkpoint metadata (the CLI's ``run_config``).
@@ -276,20 +308,36 @@ def pretrain(scalar_set: ScalarSet, model_cfg: GoeCTPConfig, cfg: TrainConfig, o
     set_seed(cfg.seed)
     model = GoeCTP(mcfg)
     t0 = time.perf_counter()
-    hist = train(model, parts["train"].graphs, parts["val"].graphs, cfg, out, resume=resume,
-                 meta={"pretrain_dataset": scalar_set.name, "source_sha256": scalar_set.source_sha256,
-                       **(run_meta or {})})
+    hist = train(
+        model,
+        parts["train"].graphs,
+        parts["val"].graphs,
+        cfg,
+        out,
+        resume=resume,
+        meta={"pretrain_dataset": scalar_set.name, "source_sha256": scalar_set.source_sha256, **(run_meta or {})},
+    )
     seconds = time.perf_counter() - t0
     best = load_checkpoint(out / "best.pt")
     device = default_device(cfg.device)
     test_mae = evaluate_mae(best.to(device), DataLoader(parts["test"].graphs, batch_size=cfg.batch_size), device)
-    summary = {"dataset": scalar_set.name, "source_sha256": scalar_set.source_sha256, "n": len(scalar_set),
-               "n_train": len(parts["train"]), "n_val": len(parts["val"]), "n_test": len(parts["test"]),
-               "label_std": float(np.std(scalar_set.values)), "model_config": mcfg.to_dict(),
-               "train_config": cfg.to_dict(), "best_epoch": hist["best_epoch"], "best_val_mae": hist["best_val_mae"],
-               "test_mae": test_mae, "seconds_this_call": seconds,
-               "seconds_total": float(sum(h["seconds"] for h in hist["history"])),
-               "epoch_seconds_median": float(np.median([h["seconds"] for h in hist["history"]]))}
+    summary = {
+        "dataset": scalar_set.name,
+        "source_sha256": scalar_set.source_sha256,
+        "n": len(scalar_set),
+        "n_train": len(parts["train"]),
+        "n_val": len(parts["val"]),
+        "n_test": len(parts["test"]),
+        "label_std": float(np.std(scalar_set.values)),
+        "model_config": mcfg.to_dict(),
+        "train_config": cfg.to_dict(),
+        "best_epoch": hist["best_epoch"],
+        "best_val_mae": hist["best_val_mae"],
+        "test_mae": test_mae,
+        "seconds_this_call": seconds,
+        "seconds_total": float(sum(h["seconds"] for h in hist["history"])),
+        "epoch_seconds_median": float(np.median([h["seconds"] for h in hist["history"]])),
+    }
     (out / "metrics.json").write_text(json.dumps(summary, indent=1))
     return summary
 
@@ -309,16 +357,22 @@ def backbone_state(checkpoint: str | os.PathLike, model_cfg: GoeCTPConfig, verbo
     own = GoeCTP(model_cfg).state_dict()
     backbone = [k for k in own if not k.startswith("head.")]
     missing = [k for k in backbone if k not in src]
-    mismatched = [f"{k} {tuple(src[k].shape)} vs {tuple(own[k].shape)}" for k in backbone
-                  if k in src and src[k].shape != own[k].shape]
+    mismatched = [
+        f"{k} {tuple(src[k].shape)} vs {tuple(own[k].shape)}"
+        for k in backbone
+        if k in src and src[k].shape != own[k].shape
+    ]
     extra = [k for k in src if not k.startswith("head.") and k not in own]
     if missing or mismatched or extra:
         parts = [f"{len(mismatched)} of other shape (checkpoint vs model): {', '.join(mismatched[:4])}"] * bool(
-            mismatched)
+            mismatched
+        )
         parts += [f"{len(missing)} missing from the checkpoint: {', '.join(missing[:4])}"] * bool(missing)
         parts += [f"{len(extra)} not in the model: {', '.join(extra[:4])}"] * bool(extra)
-        raise ValueError(f"{checkpoint}: its backbone does not fit the model configuration ({'; '.join(parts)}); "
-                         "use the --variant/--hidden/--layers/--node-features the checkpoint was trained with")
+        raise ValueError(
+            f"{checkpoint}: its backbone does not fit the model configuration ({'; '.join(parts)}); "
+            "use the --variant/--hidden/--layers/--node-features the checkpoint was trained with"
+        )
     if verbose:
         logger.info("initialised all %d backbone tensors from %s (head re-initialised)", len(backbone), checkpoint)
     return {k: src[k] for k in backbone}
