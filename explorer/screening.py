@@ -156,15 +156,17 @@ class ScreeningData:
     def _model_label(self) -> str:  # hashes the shipped checkpoints once per ScreeningData
         import hashlib
 
-        from goectp.api import assets_dir, available_models
+        from goectp.api import available_models
+        from goectp.checkpoint import model_aliases, resolve_model_path
 
         wanted = set(filter(None, str(self.provenance.get("model_sha256", "")).split(";")))
         if not wanted:
             return "an unrecorded model"
-        for name in available_models():
-            files = sorted((assets_dir() / "models" / name).glob("*.pt"))
+        aliases = model_aliases()
+        for name in sorted(available_models(), key=lambda n: n not in aliases):  # "default" before its target
+            files = sorted(resolve_model_path(name).glob("*.pt"))
             if len(files) == len(wanted) and {hashlib.sha256(f.read_bytes()).hexdigest() for f in files} == wanted:
-                return f"the `{name}` ensemble"
+                return f"the `{name}` ensemble" + (f" (`{aliases[name]}`)" if name in aliases else "")
         return f"a model not shipped here ({len(wanted)} checkpoint{'s' * (len(wanted) != 1)})"
 
     def caption(self) -> str:

@@ -5,9 +5,9 @@ with coordinates that are symmetric only up to a tolerance. Two steps make the m
 
 1. :func:`canonical_cell` — the crystal's primitive cell made exactly symmetric for the space group found at
    ``symprec``: each atom averaged over its images under the space group (in fractional coordinates, a projection
-   that commutes with any change of basis or origin) on spglib's idealized lattice, turned into the input's
-   orientation by the orthogonal factor ``R`` of the map that takes the input lattice onto the idealized one (the
-   same for every basis of the input). Every description of the crystal gives the same Cartesian crystal (up to a
+   that commutes with any change of basis or origin) on the lattice whose metric is averaged over the point group
+   (:func:`symmetrized_lattice`: a symmetric map of the input lattice, the same for every basis of the input,
+   so the input's orientation is kept). Every description of the crystal gives the same Cartesian crystal (up to a
    translation and the order of the atoms), and a rotated or reflected input gives the rotated or reflected
    crystal, so equivariance is untouched.
 
