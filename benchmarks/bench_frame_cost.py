@@ -48,7 +48,7 @@ def main() -> None:
         f"{args.repeats} repeats, one torch thread, CPU; ms per structure for `goectp.predict` "
         "(graph, canonical cell and frames, node features, 5-member ensemble forward).",
         "",
-        "| model | one frame, primitive cell (ms) | canonical cell + frame averaging (ms) | ratio | max |Δε| between them |",
+        "| model | one frame, primitive cell (ms) | canonical cell + frame averaging (ms) | ratio | max |Δε| |",
         "|---|---|---|---|---|",
     ]
     for name in args.models:
