@@ -3,7 +3,7 @@
 Perturbations of the *structure* (graphs rebuilt): unimodular basis changes with det +1 and -1, 2x1x1 and 2x2x1
 supercells, atoms translated and wrapped. Crystals: polar (wurtzite GaN, P6₃mc: needs the ±F frames), rhombohedral
 (calcite, R-3c), a near-symmetric cell (rutile with 1e-3 Å noise: spglib still finds P4₂/mnm), a triclinic P1
-crystal, and a monoclinic one.
+crystal, a monoclinic one, and a polar crystal with a strained lattice and noisy atoms.
 """
 
 from __future__ import annotations
@@ -17,7 +17,13 @@ import torch
 from pymatgen.core import Lattice, Structure
 
 import goectp
-from goectp.canonical import canonical_cell, frame_operations, lattice_automorphisms, uses_canonical_cell
+from goectp.canonical import (
+    canonical_cell,
+    frame_operations,
+    lattice_automorphisms,
+    symmetrized_lattice,
+    uses_canonical_cell,
+)
 from goectp.graph import build_crystal_graph, symmetry_operations
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -203,3 +209,26 @@ def test_a_crystal_on_a_tolerance_boundary_gets_the_same_cell_from_any_origin(sh
     net = _tiny_model(13)
     preds = goectp.predict([s, shifted, described(s, "det-1", seed=1)], net, device="cpu")
     assert np.abs(preds[1:] - preds[0]).max() < TOL
+
+
+def test_symmetrized_lattice_is_exactly_symmetric_basis_covariant_and_turns_with_the_input():
+    """The math of :func:`symmetrized_lattice`: ``Wᵀ G_s W = G_s`` for every ``W``; ``L → L U`` gives ``L_s U``;
+    ``L → R L`` gives ``R L_s`` (R proper or improper); a lattice that is already symmetric is left alone."""
+    hexagonal = Lattice.hexagonal(3.19, 5.19).matrix.T  # columns
+    rotations = np.array(
+        [[[1, 0, 0], [0, 1, 0], [0, 0, 1]], [[0, -1, 0], [1, -1, 0], [0, 0, 1]], [[-1, 1, 0], [-1, 0, 0], [0, 0, 1]]]
+    )  # C3 about c, in the hexagonal basis
+    assert np.abs(symmetrized_lattice(hexagonal, rotations) - hexagonal).max() < 1e-12
+    strained = (np.eye(3) + np.array([[2e-3, 1e-3, 0], [0, -1e-3, 5e-4], [0, 0, 1e-3]])) @ hexagonal
+    sym = symmetrized_lattice(strained, rotations)
+    metric = sym.T @ sym
+    for w in rotations:
+        assert np.abs(w.T @ metric @ w - metric).max() < 1e-12
+    a, b = np.linalg.norm(sym[:, 0]), np.linalg.norm(sym[:, 1])
+    assert abs(a - b) < 1e-12 and abs(sym[:, 0] @ sym[:, 1] / (a * b) + 0.5) < 1e-12  # a = b, γ = 120°
+    u = np.array([[1, 1, 0], [0, 1, 0], [1, 0, -1]])  # det -1
+    moved = np.stack([np.linalg.inv(u) @ w @ u for w in rotations]).round().astype(int)
+    assert np.abs(symmetrized_lattice(strained @ u, moved) - sym @ u).max() < 1e-12
+    q = np.linalg.qr(np.random.default_rng(4).normal(size=(3, 3)))[0]
+    for r in (q, -q):
+        assert np.abs(symmetrized_lattice(r @ strained, rotations) - r @ sym).max() < 1e-12
