@@ -340,7 +340,7 @@ def add_training_options(parser: argparse.ArgumentParser, command: str = "train"
     from goectp.data.dielectric import TARGETS
     from goectp.features.registry import EXTRACTORS
     from goectp.models import VARIANTS, GoeCTPConfig
-    from goectp.training.config import TrainConfig
+    from goectp.training.config import LOSSES, TrainConfig
 
     pretrain = command == "pretrain"
     model_skip = {"node_feature_dim", "extra", "head"} | ({"symmetrize", "positive_definite"} if pretrain else set())
@@ -365,7 +365,7 @@ def add_training_options(parser: argparse.ArgumentParser, command: str = "train"
         "train",
         title="training (TrainConfig; [train] in --config)",
         skip={"target", "max_abs"} if pretrain else set(),
-        choices={"target": TARGETS},
+        choices={"target": TARGETS, "loss": LOSSES},
         defaults=PRETRAIN_DEFAULTS["train"] if pretrain else None,
         aliases={
             "augment_rotations": [("--augment", {"action": "store_true", "help": "= --augment-rotations"})],

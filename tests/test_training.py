@@ -222,3 +222,16 @@ def test_gpu_check_skips_cleanly_without_cuda():
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.py"
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "skipped, no CUDA device" in done.stdout
+
+
+def test_training_loss_is_huber_or_the_squared_error():
+    from goectp.training.config import TrainConfig
+    from goectp.training.loop import training_loss
+
+    pred = torch.tensor([[0.0, 0.5], [3.0, -2.0]])
+    target = torch.zeros(2, 2)
+    # Huber(δ=1): ½x² inside, |x| - ½ outside → (0 + 0.125 + 2.5 + 1.5) / 4
+    assert training_loss(pred, target, TrainConfig()).item() == pytest.approx(4.125 / 4)
+    assert training_loss(pred, target, TrainConfig(loss="mse")).item() == pytest.approx((0.25 + 9 + 4) / 4)
+    with pytest.raises(ValueError, match="unknown loss"):
+        TrainConfig(loss="l3")

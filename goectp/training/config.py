@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+LOSSES = ("huber", "mse")
+
 
 @dataclass
 class TrainConfig:
@@ -22,6 +24,8 @@ class TrainConfig:
     lr_power: float = 1.0
     #: AdamW weight decay
     weight_decay: float = 1e-5
+    #: training loss on the 9 components: huber (the paper's) or mse (squared error: large errors not flattened)
+    loss: str = "huber"
     #: the Huber loss's delta
     huber_delta: float = 1.0
     #: the tensor to learn: total, electronic or ionic
@@ -40,6 +44,10 @@ class TrainConfig:
     device: str | None = None
     #: progress bar (off: a line every 10 epochs)
     progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.loss not in LOSSES:
+            raise ValueError(f"unknown loss {self.loss!r}: choose one of {', '.join(LOSSES)}")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -59,6 +59,13 @@ def evaluate_mae(model: GoeCTP, loader: DataLoader, device: torch.device) -> flo
     return total / max(count, 1)
 
 
+def training_loss(pred: torch.Tensor, target: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
+    """Mean over structures and components: Huber(δ) (the paper's) or the squared error (``cfg.loss``)."""
+    if cfg.loss == "mse":
+        return fn.mse_loss(pred, target)
+    return fn.huber_loss(pred, target, delta=cfg.huber_delta)
+
+
 def train(
     model: GoeCTP,
     train_graphs: list,
@@ -121,7 +128,7 @@ def train(
             if cfg.augment_rotations:
                 rotate_batch(batch, random_orthogonal(batch.num_graphs, aug_gen))
             pred = model(batch)
-            loss = fn.huber_loss(pred, batch.y.to(pred.dtype), delta=cfg.huber_delta)
+            loss = training_loss(pred, batch.y.to(pred.dtype), cfg)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip:
