@@ -306,7 +306,7 @@ def heldout_predictions(
     if not files:
         raise FileNotFoundError(f"{folder} holds no *.pt members")
     data_file = Path(data_file) if data_file else data_dir() / DIELECTRIC_FILE
-    # "frames-v1": predictions on canonical cells averaged over their frames (goectp.canonical)
+    # "frames-v2": predictions on canonical cells (metric-averaged lattice, refitted translations) and their frames
     key = hashlib.sha256(("".join(sha256_file(f) for f in [*files, data_file]) + "frames-v2").encode()).hexdigest()[:16]
     cached = Path(cache) / f"{folder.name}-{key}.npz" if cache else None
     metas = [_member_meta(f) for f in files]
