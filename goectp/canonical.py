@@ -69,6 +69,8 @@ def canonical_cell(structure, symprec: float = 0.01, max_rounds: int = 4):
     """
     current, order, input_lattice = structure, 0, None
     for _ in range(max_rounds):
+        if order and _group_order(current, symprec) <= order:
+            break  # the usual case: one spglib call says the symmetrized cell has found its group
         step = _symmetrize_once(current, symprec)
         if step is None:
             break
@@ -80,6 +82,13 @@ def canonical_cell(structure, symprec: float = 0.01, max_rounds: int = 4):
     if order == 0:
         return structure
     return _turned_like(current, input_lattice)
+
+
+def _group_order(structure, symprec: float) -> int:
+    """Number of space-group operations spglib finds in this cell (pure translations included), 0 if none."""
+    cell = (structure.lattice.matrix, np.mod(structure.frac_coords, 1.0), [site.specie.Z for site in structure])
+    sym = _quiet(_spglib().get_symmetry, cell, symprec=symprec)
+    return 0 if sym is None else len(sym["rotations"])
 
 
 def _symmetrize_once(structure, symprec: float):
