@@ -496,7 +496,7 @@ def test_shipped_screening_results_name_the_model_that_made_them(tmp_path):
     data = ScreeningData(shipped_screening_dir())
     # matched by checkpoint sha256; the alias is named first, then the ensemble it points to
     assert data.available and data.model_label() == "the `default` ensemble (`pretrained-bulk-modulus-chgnet`)"
-    assert "Screened with the `default` ensemble on 20" in data.caption()
+    assert "Screened with the `default` ensemble (`pretrained-bulk-modulus-chgnet`) on 20" in data.caption()
     summary = json.loads((shipped_screening_dir() / "screening_summary.json").read_text())
     summary["provenance"]["model_sha256"] = "0" * 64
     (tmp_path / "screening_summary.json").write_text(json.dumps(summary))
