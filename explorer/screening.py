@@ -38,18 +38,7 @@ RESULT_COLUMNS = (
     "score",
 )
 TRAINING_COLUMNS = ("id", "formula", "band_gap", "eps_mean", "anisotropy", "crystal_system")
-TABLE_COLUMNS = [
-    "id",
-    "formula",
-    "source",
-    "band_gap",
-    "n_sites",
-    "eps_mean",
-    "eps_mean_std",
-    "anisotropy",
-    "anisotropy_std",
-    "score",
-]
+TABLE_COLUMNS = list(RESULT_COLUMNS)  # the table shows every required column, in that order
 SUMMARY_FILE = "screening_summary.json"
 #: Shown too when `goectp screen` wrote them.
 OPTIONAL_COLUMNS = [

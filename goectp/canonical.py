@@ -67,7 +67,7 @@ def canonical_cell(structure, symprec: float = 0.01, max_rounds: int = 4):
     Returns the input unchanged when spglib finds no symmetry dataset (then :func:`frame_operations` falls back to
     the whole automorphism group, which is exact without any symmetry).
     """
-    current, order, input_lattice = structure, 0, None
+    current, order, rounds, input_lattice = structure, 0, 0, None
     for _ in range(max_rounds):
         if order and _group_order(current, symprec) <= order:
             break  # the usual case: one spglib call says the symmetrized cell has found its group
@@ -78,16 +78,21 @@ def canonical_cell(structure, symprec: float = 0.01, max_rounds: int = 4):
         input_lattice = lat_in if input_lattice is None else input_lattice
         if n_ops <= order:
             break
-        current, order = symmetric, n_ops
-    if order == 0:
+        current, order, rounds = symmetric, n_ops, rounds + 1
+    if rounds == 0:
         return structure
-    return _turned_like(current, input_lattice)
+    # after one round the symmetrizing map is symmetric (C^1/2): the cell is in the input's orientation already
+    return current if rounds == 1 else _turned_like(current, input_lattice)
+
+
+def _spglib_cell(structure) -> tuple:
+    """``(lattice rows, fractional coordinates in [0, 1), atomic numbers)``: a pymatgen structure as spglib takes it."""
+    return structure.lattice.matrix, np.mod(structure.frac_coords, 1.0), [site.specie.Z for site in structure]
 
 
 def _group_order(structure, symprec: float) -> int:
     """Number of space-group operations spglib finds in this cell (pure translations included), 0 if none."""
-    cell = (structure.lattice.matrix, np.mod(structure.frac_coords, 1.0), [site.specie.Z for site in structure])
-    sym = _quiet(_spglib().get_symmetry, cell, symprec=symprec)
+    sym = _quiet(_spglib().get_symmetry, _spglib_cell(structure), symprec=symprec)
     return 0 if sym is None else len(sym["rotations"])
 
 
@@ -97,7 +102,7 @@ def _symmetrize_once(structure, symprec: float):
     from pymatgen.core import Lattice, Structure
 
     spglib = _spglib()
-    cell = (structure.lattice.matrix, np.mod(structure.frac_coords, 1.0), [site.specie.Z for site in structure])
+    cell = _spglib_cell(structure)
     # the primitive cell first (not idealized, not rotated): only there is every point operation an integer matrix
     primitive = _quiet(spglib.standardize_cell, cell, to_primitive=True, no_idealize=True, symprec=symprec)
     if primitive is None:
@@ -127,7 +132,7 @@ def _turned_like(cell, lat_in: np.ndarray):
     if np.abs(basis - unimodular).max() > 0.1 or abs(abs(np.linalg.det(unimodular)) - 1) > 1e-9:
         return cell  # not the same lattice (cannot happen for a strain of a few %): keep the cell as found
     u, _, vt = np.linalg.svd(lat @ np.linalg.inv(unimodular) @ np.linalg.inv(lat_in))
-    turn = u @ vt  # identity (to rounding) after one round: the symmetrizing map is then symmetric already
+    turn = u @ vt
     return Structure(Lattice((turn.T @ lat).T), cell.species, cell.frac_coords)
 
 
