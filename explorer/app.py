@@ -27,6 +27,7 @@ from explorer.tensor_view import TensorEllipsoid
 from explorer.viewer import StructureViewer
 
 TITLE = "GoeCTP Explorer"
+CRYSTAL_TAB, SCREENING_TAB = 0, 1
 ABOUT = """**GoeCTP** predicts the dielectric tensor ε of a crystal with a graph network made O(3)-equivariant
 by the polar frame of its lattice, L = F H: f(X) = F g(Fᵀ X) Fᵀ (Hua et al., arXiv 2601.04755)."""
 
@@ -74,6 +75,8 @@ class Explorer(param.Parameterized):
         self.screening.loader = self.loader
         self.loader.param.watch(self._on_structure, ["structure", "reference", "label"])
         self.equivariance.param.watch(self._on_rotation, ["rotation"])
+        self._tabs: pn.Tabs | None = None
+        self.loader.param.watch(self._on_pick, ["structure"])
 
     def _precompute(self, structure) -> None:
         """Run (and cache) every prediction the cards will ask for ``structure``: called in the loader's worker
@@ -97,9 +100,20 @@ class Explorer(param.Parameterized):
     def _screening_view(self) -> pn.viewable.Viewable:
         return pn.panel(self.screening)
 
-    def template(self) -> pn.template.FastListTemplate:
+    def _on_pick(self, *_events: param.parameterized.Event) -> None:
+        """A candidate picked on the screening map is loaded: show it on the crystal tab."""
+        if self._tabs is not None and self._tabs.active == SCREENING_TAB:
+            self._tabs.active = CRYSTAL_TAB
+
+    def main_area(self) -> pn.Tabs:
+        """Two tabs: the crystal (3D view, tensor, equivariance, change of cell) and the screening map.
+
+        The map (two HoloViews/Bokeh plots over ~12k candidates, ~2 s of server time) is built the first time its
+        tab is shown, not for every visitor (``dynamic`` tabs, ``lazy`` view): the first render of a session
+        costs the crystal tab only.
+        """
         card = dict(sizing_mode="stretch_width", collapsible=False, margin=(8, 8))
-        main = [
+        crystal = pn.Column(
             pn.Row(
                 pn.Card(
                     self.viewer, title="3D structure · frame F · ε ellipsoid", css_classes=["goectp-card-3d"], **card
@@ -119,18 +133,34 @@ class Explorer(param.Parameterized):
                 css_classes=["goectp-card-cell-choice"],
                 **card,
             ),
-            # below the fold and the costliest to build (two Bokeh plots): built after the page has rendered
-            pn.Card(
-                pn.panel(self._screening_view, defer_load=True, sizing_mode="stretch_width", min_height=400),
-                title="Screening map",
-                css_classes=["goectp-card-screening"],
-                **card,
-            ),
-        ]
+            sizing_mode="stretch_width",
+        )
+        screening = pn.Card(
+            pn.panel(self._screening_view, lazy=True, sizing_mode="stretch_width", min_height=400),
+            title="Screening map",
+            css_classes=["goectp-card-screening"],
+            **card,
+        )
+        self._tabs = pn.Tabs(
+            ("Crystal", crystal),
+            (f"Screening map{self._candidate_count()}", screening),
+            dynamic=True,
+            sizing_mode="stretch_width",
+            css_classes=["goectp-tabs"],
+        )
+        return self._tabs
+
+    def _candidate_count(self) -> str:
+        data = self.screening.data
+        if data is None or not data.available:
+            return ""
+        return f" ({len(data.results):,} candidates)"
+
+    def template(self) -> pn.template.FastListTemplate:
         return pn.template.FastListTemplate(
             title=TITLE,
             sidebar=[pn.pane.Markdown(ABOUT), self.models, pn.layout.Divider(), self.loader],
-            main=main,
+            main=[self.main_area()],
             sidebar_width=360,
             accent="#1f5f8b",
             header_background="#1f5f8b",
@@ -174,7 +204,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="append",
         default=[],
         metavar="HOST[:PORT]",
-        help="host (as typed in the browser) allowed to open the app's websocket; repeatable",
+        help="host (as typed in the browser) allowed to load the app and open its websocket; requests naming "
+        "any other host get a 403; repeatable (default: localhost:PORT and 127.0.0.1:PORT)",
     )
     parser.add_argument("--show", action="store_true", help="open a browser tab")
     return parser.parse_args(argv)
@@ -182,9 +213,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    from explorer.hosts import AllowedHosts
+
     origins = args.allow_websocket_origin or [f"localhost:{args.port}", f"127.0.0.1:{args.port}"]
     pn.serve(
-        {"app": build_app}, address=args.address, port=args.port, websocket_origin=origins, show=args.show, title=TITLE
+        {"app": build_app},
+        address=args.address,
+        port=args.port,
+        websocket_origin=origins,
+        auth_provider=AllowedHosts(origins),  # a GET with another Host header gets a 403, not a session
+        show=args.show,
+        title=TITLE,
     )
 
 

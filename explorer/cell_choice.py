@@ -17,7 +17,7 @@ import panel as pn
 import param
 from pymatgen.core import Lattice, Structure
 
-from explorer.models import ModelSelector
+from explorer.models import SHARED_PREDICTIONS, ModelSelector, structure_key
 from explorer.safe import escape_text
 from explorer.tensor_view import matrix_html
 
@@ -120,14 +120,34 @@ class CellChoiceCheck(pn.viewable.Viewer):
         model = self.models.model
         key = id(model)
         if key not in self._paper_models:
-            self._paper_models = {key: paper_setting(model)}
+            shared = self.models.shared_key
+            if shared is None:
+                self._paper_models = {key: paper_setting(model)}
+            else:  # a shipped model: its paper-setting copy is built once per server process
+                self._paper_models = {
+                    key: pn.state.as_cached(f"goectp-paper-setting-{shared}", lambda: paper_setting(model))
+                }
         return self._paper_models[key]
+
+    def _paper_predictions(self, structures: list[Structure]) -> np.ndarray:
+        """The paper-setting predictions ``(n, 3, 3)``; for a shipped model cached process-wide (read-only)."""
+        from goectp.api import predict
+
+        shared = self.models.shared_key
+        keys = [None if shared is None else ("paper", *shared, structure_key(s)) for s in structures]
+        out = [None if k is None else SHARED_PREDICTIONS.get(k) for k in keys]
+        todo = [i for i, value in enumerate(out) if value is None]
+        if todo:
+            new = predict([structures[i] for i in todo], self._paper_model(), device=self.models.device, max_sites=2000)
+            for j, i in enumerate(todo):
+                out[i] = new[j]
+                if keys[i] is not None:
+                    SHARED_PREDICTIONS.put(keys[i], new[j])
+        return np.stack(out)
 
     @param.depends("structure", "models.version", "change", "seed", watch=True, on_init=False)
     def update(self) -> None:
         """Recompute both comparisons (called when an input changes, and on the first display)."""
-        from goectp.api import predict
-
         if self.structure is None or self.models is None:
             return
         u = basis_change(self.change, self.seed)
@@ -135,7 +155,7 @@ class CellChoiceCheck(pn.viewable.Viewer):
         try:
             other = changed_cell(self.structure, u)
             shipped, _ = self.models.predict([self.structure, other])
-            paper = predict([self.structure, other], self._paper_model(), device=self.models.device, max_sites=2000)
+            paper = self._paper_predictions([self.structure, other])
         except Exception as exc:
             self.param.update(
                 transform=u,

@@ -36,16 +36,19 @@ class SharedPredictions:
         self._data: OrderedDict[tuple, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: tuple) -> np.ndarray | None:
+    def get(self, key: tuple) -> Any:
         with self._lock:
             value = self._data.get(key)
             if value is not None:
                 self._data.move_to_end(key)
             return value
 
-    def put(self, key: tuple, value: np.ndarray) -> None:
-        value = np.array(value, copy=True)
-        value.setflags(write=False)  # read-only: no session can change what another one sees
+    def put(self, key: tuple, value: Any) -> None:
+        """Store ``value``: an array is copied read-only (no session can change what another one sees); anything
+        else must be immutable or never changed by its readers."""
+        if isinstance(value, np.ndarray):
+            value = np.array(value, copy=True)
+            value.setflags(write=False)
         with self._lock:
             self._data[key] = value
             self._data.move_to_end(key)
@@ -260,6 +263,13 @@ class ModelSelector(pn.viewable.Viewer):
         with self._cache_lock:
             return self._predict_members(structures, use_frame)
 
+    @property
+    def shared_key(self) -> tuple | None:
+        """Key prefix of the process-wide caches for the effective model: ``(stamp, name, member, precision)``
+        for a shipped or demo model (the same for every session), ``None`` for a model only this session has."""
+        stamp = self._stamps.get(self.model_name)
+        return None if stamp is None else (stamp, *self._model_key)
+
     def _predict_members(self, structures: list, use_frame: bool | None) -> np.ndarray:
         from goectp.api import graphs_for, predict_graphs
 
@@ -334,6 +344,11 @@ class ModelSelector(pn.viewable.Viewer):
             return None
         cache = self.__dict__.setdefault("_ood_cache", {})
         key = (self._model_key, structure_key(structure))
+        shared = self.shared_key
+        if key not in cache and shared is not None:
+            hit = SHARED_PREDICTIONS.get(("ood", *shared, key[1]))
+            if hit is not None:
+                cache[key] = hit
         if key not in cache:
             from goectp.api import graphs_for
             from goectp.calibration import element_symbols, predict_members_and_embeddings
@@ -344,6 +359,8 @@ class ModelSelector(pn.viewable.Viewer):
                 members, pooled = predict_members_and_embeddings(graphs, self.model)
             stats = ensemble_statistics(members, calibration=cal)
             cache[key] = cal.ood([element_symbols(graphs[0].z.tolist())], stats, pooled)[0]
+            if shared is not None:
+                SHARED_PREDICTIONS.put(("ood", *shared, key[1]), cache[key])
         return cache[key]
 
     def predict_one(self, structure, use_frame: bool | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -278,6 +278,25 @@ def threedmol_available() -> bool:
     return THREEDMOL_JS.is_file()
 
 
+#: MSAA costs seconds of CPU per view under software WebGL (SwiftShader, llvmpipe: a browser without a GPU, e.g.
+#: headless Chromium on a server) and is nearly free on a GPU: the view asks the browser which renderer it has.
+ANTIALIAS_JS = """<script>
+function goectpAntialias() {
+  try {
+    var gl = document.createElement('canvas').getContext('webgl', {antialias: false});
+    if (!gl) return false;
+    var info = gl.getExtension('WEBGL_debug_renderer_info');
+    var renderer = String(gl.getParameter(info ? info.UNMASKED_RENDERER_WEBGL : gl.RENDERER));
+    var lose = gl.getExtension('WEBGL_lose_context');
+    if (lose) lose.loseContext();
+    window.goectpRenderer = renderer;
+    return !/swiftshader|llvmpipe|softpipe|software/i.test(renderer);
+  } catch (e) { return true; }
+}
+</script>"""
+_VIEWER_CONFIG = '{backgroundColor:"white"}'
+
+
 def viewer_document(
     view,
     script: str = "inline",
@@ -298,6 +317,9 @@ def viewer_document(
     if not threedmol_available():
         raise FileNotFoundError(f"3Dmol.js not found at {THREEDMOL_JS}: run ./install.sh")
     body = view._make_html()  # py3Dmol's own HTML: a div and a script that waits for $3Dmolpromise
+    if body.count(_VIEWER_CONFIG) != 1:
+        raise RuntimeError("py3Dmol's viewer config changed: update explorer/scene.py")
+    body = body.replace(_VIEWER_CONFIG, '{backgroundColor:"white",antialias:goectpAntialias()}')
     uid = view.uniqueid
     head = [
         '<meta charset="utf-8">',
@@ -305,6 +327,7 @@ def viewer_document(
         "<style>html,body{margin:0;height:100%;overflow:hidden;font-family:sans-serif}"
         "#tools{position:absolute;right:6px;top:6px;z-index:10}"
         "#tools button{font-size:12px;padding:2px 8px;cursor:pointer}</style>",
+        ANTIALIAS_JS,
     ]
     if script == "inline":
         head.append(f"<script>{_inline_script(str(THREEDMOL_JS), THREEDMOL_JS.stat().st_mtime)}</script>")
@@ -318,6 +341,8 @@ def viewer_document(
 $3Dmolpromise.then(function() {{
   var v = window['viewer_{uid}'];
   window.goectpViewer = v;
+  var gl = v && v.getRenderer ? v.getRenderer().getContext() : null;
+  document.body.dataset.antialias = gl && gl.getContextAttributes().antialias ? '1' : '0';
   document.body.dataset.rendered = v ? '1' : '0';
   var b = document.getElementById('save-png');
   if (b) b.onclick = function() {{

@@ -187,15 +187,24 @@ def test_explorer_end_to_end_offline(server, playwright_api):
             view = page.frame_locator("iframe.goectp-3d")
             view.locator("body[data-rendered='1']").wait_for(timeout=30_000)
             assert view.locator("canvas").count() >= 1
+            # MSAA off exactly when WebGL is software-rendered (it costs seconds of CPU there; free on a GPU)
+            antialias, renderer = view.locator("body").evaluate("b => [b.dataset.antialias, window.goectpRenderer]")
+            software = any(w in renderer.lower() for w in ("swiftshader", "llvmpipe", "softpipe", "software"))
+            assert antialias == ("0" if software else "1"), (antialias, renderer)
 
             _log("3D view rendered")
-            # the screening map rendered (Bokeh canvases) over its table
-            # (built after the first render: deferred, so it may come a while after the rest)
+            page.wait_for_timeout(1000)
+            _shot(page, "explorer_full", full_page=True)
+            # the screening map is not built until its tab is shown; then it renders (Bokeh canvases) over its table
+            assert page.locator(".goectp-screening-plots").count() == 0
+            page.locator(".bk-tab", has_text="Screening map").click()
             page.locator(".goectp-screening-plots canvas").first.wait_for(timeout=120_000)
             assert page.locator(".goectp-screening-plots canvas").count() >= 2
             page.locator(".goectp-screening-table").wait_for(timeout=10_000)
             page.wait_for_timeout(1500)
-            _shot(page, "explorer_full", full_page=True)
+            _shot(page.locator(".goectp-card-screening"), "screening_map")
+            page.locator(".bk-tab", has_text="Crystal").click()
+            page.locator(".goectp-upload input[type=file]").wait_for(timeout=10_000)
 
             _log("map rendered")
             # upload a CIF: the summary, the 3D view and the check follow
@@ -258,7 +267,6 @@ def test_explorer_end_to_end_offline(server, playwright_api):
             _shot(page.locator(".goectp-card-3d"), "structure_3d")
             _shot(page.locator(".goectp-card-tensor"), "tensor")
             _shot(page.locator(".goectp-card-equivariance"), "equivariance")
-            _shot(page.locator(".goectp-card-screening"), "screening_map")
             _shot(page.locator("#sidebar"), "sidebar")
 
             _log("screenshots")

@@ -467,6 +467,51 @@ def test_app_wires_the_components(models, gallery, screening_dir, loader):
     )
 
 
+def test_screening_map_is_built_only_when_its_tab_is_shown(models, gallery, screening_dir, loader):
+    """Every visitor pays for the crystal tab only; the map's plots are built the first time its tab is shown, and
+    a point picked on the map brings the crystal tab back with the picked structure."""
+    from bokeh.document import Document
+    from bokeh.models import Plot
+
+    from explorer.app import CRYSTAL_TAB, SCREENING_TAB, Explorer
+
+    app = Explorer(models=models, loader=loader, screening=ScreeningMap(data=ScreeningData(screening_dir)))
+    doc = Document()
+    app.template().server_doc(doc)
+    assert app._tabs.active == CRYSTAL_TAB and app._tabs.dynamic
+    assert not [m for m in doc.models if isinstance(m, Plot)]  # no map plots yet
+    assert "candidates)" in app._tabs._names[SCREENING_TAB]
+    app._tabs.active = SCREENING_TAB
+    assert len([m for m in doc.models if isinstance(m, Plot)]) >= 2  # built on first show
+    app.screening.pick("demo-0")
+    assert app._tabs.active == CRYSTAL_TAB
+    assert app.tensor.structure is loader.structure
+
+
+def test_sessions_share_the_ood_flag_and_the_paper_setting_predictions(gallery, monkeypatch):
+    """A second session on a shipped model reuses the first one's OOD flag and *change of cell* predictions."""
+    import goectp.api as api
+    from explorer.cell_choice import CellChoiceCheck
+
+    s = gallery.structure(gallery.names[0])
+    first = ModelSelector(model_name="fast")
+    assert first.shared_key is not None and first.calibration is not None
+    check1 = CellChoiceCheck(models=first, structure=s)
+    check1.update()
+    flag1 = first.ood_one(s)
+    calls: list[int] = []
+    real = api.graphs_for
+    monkeypatch.setattr(api, "graphs_for", lambda *a, **k: calls.append(1) or real(*a, **k))
+    second = ModelSelector(model_name="fast")
+    check2 = CellChoiceCheck(models=second, structure=s)
+    check2.update()
+    assert second.ood_one(s) == flag1
+    np.testing.assert_array_equal(check2.paper_x, check1.paper_x)
+    np.testing.assert_array_equal(check2.shipped_ux, check1.shipped_ux)
+    assert calls == [], "the second session rebuilt graphs that the first one had predicted"
+    assert check2._paper_model() is check1._paper_model()  # one paper-setting copy per process
+
+
 def test_components_render_outside_a_server_as_in_a_notebook(models, gallery, screening_dir, loader):
     """Each component builds its Bokeh models on its own (as in Jupyter); the 3D view then inlines 3Dmol.js."""
     from bokeh.document import Document

@@ -303,6 +303,32 @@ def test_app_parse_args_default_to_loopback():
     assert parse_args(["--address", "0.0.0.0", "--allow-websocket-origin", "h:1"]).allow_websocket_origin == ["h:1"]
 
 
+def test_host_allowlist_matches_names_and_ports():
+    from explorer.hosts import host_allowed, split_host
+
+    assert split_host("Example.ORG:5006") == ("example.org", 5006)
+    assert split_host("[::1]:80") == ("[::1]", 80) and split_host("::1") == ("::1", None)
+    allowed = ["localhost:5006", "127.0.0.1:5006", "lab.example"]
+    assert host_allowed("127.0.0.1:5006", allowed) and host_allowed("LOCALHOST:5006", allowed)
+    assert host_allowed("lab.example:8080", allowed)  # an entry without a port: any port
+    assert not host_allowed("127.0.0.1:5007", allowed)
+    assert not host_allowed("attacker.example:5006", allowed)  # DNS rebinding: the attacker's name
+    assert not host_allowed("127.0.0.1.attacker.example:5006", allowed)
+    assert not host_allowed("", allowed)
+
+
+def _get(port: int, path: str, host: str) -> tuple[int, str, bytes]:
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    try:
+        conn.request("GET", path, headers={"Host": host})
+        resp = conn.getresponse()
+        return resp.status, resp.getheader("Location") or "", resp.read()
+    finally:
+        conn.close()
+
+
 @pytest.mark.timeout(240)
 def test_python_app_listens_on_loopback_only():
     psutil = pytest.importorskip("psutil")
@@ -328,6 +354,13 @@ def test_python_app_listens_on_loopback_only():
             time.sleep(0.5)
         assert listening, "python explorer/app.py never listened"
         assert {a.ip for a in listening} == {"127.0.0.1"}, listening
+        # a request naming another host (DNS rebinding) gets no session: a redirect to a 403 page
+        status, location, body = _get(port, "/app", f"attacker.example:{port}")
+        assert status == 302 and "host-not-allowed" in location and body == b""
+        status, _, body = _get(port, "/host-not-allowed", f"attacker.example:{port}")
+        assert status == 403 and b"does not answer to that host name" in body
+        status, _, body = _get(port, "/app", f"127.0.0.1:{port}")
+        assert status == 200 and b"GoeCTP Explorer" in body
     finally:
         proc.terminate()
         try:

@@ -1,0 +1,78 @@
+"""Serve only requests whose ``Host`` header names this server (``python explorer/app.py``).
+
+Bokeh checks the websocket's ``Origin`` (``--allow-websocket-origin``) but answers a plain ``GET /app`` for any
+``Host``, building a whole session each time. A page on another site can reach a server on 127.0.0.1 through DNS
+rebinding (its own name, re-resolved to 127.0.0.1): its requests then carry *its* host name. :class:`AllowedHosts`
+is a Bokeh auth provider that accepts a request only when its ``Host`` is one of the allowed ``HOST[:PORT]``
+entries (the same list as the websocket origins) and sends every other request to :class:`HostNotAllowed`, a
+403 page, before any session is built.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from bokeh.server.auth_provider import AuthProvider
+from tornado.web import RequestHandler
+
+REJECTED_PATH = "/host-not-allowed"
+
+
+def split_host(value: str) -> tuple[str, int | None]:
+    """``"Example.org:5006"`` → ``("example.org", 5006)``; ``"[::1]:80"`` → ``("[::1]", 80)``; no port → ``None``."""
+    value = value.strip().lower()
+    if value.startswith("["):  # [IPv6]:port
+        host, _, rest = value.partition("]")
+        host, port = host + "]", rest[1:] if rest.startswith(":") else ""
+    elif value.count(":") == 1:
+        host, port = value.split(":")
+    else:  # a name without a port (or a bare IPv6 address)
+        host, port = value, ""
+    return host, int(port) if port.isdigit() else None
+
+
+def host_allowed(host: str, allowed: Iterable[str]) -> bool:
+    """True when ``host`` (a request's Host header) matches an entry ``HOST[:PORT]`` of ``allowed``.
+
+    An entry without a port (or with port 0: "any free port") matches that host name on any port."""
+    name, port = split_host(host)
+    for entry in allowed:
+        allowed_name, allowed_port = split_host(entry)
+        if name == allowed_name and (allowed_port in (None, 0) or port == allowed_port):
+            return True
+    return False
+
+
+class HostNotAllowed(RequestHandler):
+    """403 for a request whose Host header is not one this server answers to."""
+
+    def get(self) -> None:
+        self.set_status(403)
+        self.set_header("Content-Type", "text/plain; charset=utf-8")
+        self.finish(
+            "403: this GoeCTP Explorer does not answer to that host name. Open it by the address it was started "
+            "with, or restart it with --allow-websocket-origin HOST[:PORT].\n"
+        )
+
+
+class AllowedHosts(AuthProvider):
+    """Bokeh auth provider: a request is let in only when its Host header is one of ``hosts``."""
+
+    def __init__(self, hosts: Iterable[str]) -> None:
+        self.hosts = tuple(hosts)
+        super().__init__()
+
+    @property
+    def get_user(self) -> Callable[[RequestHandler], str | None]:
+        def user(handler: RequestHandler) -> str | None:
+            return "local" if host_allowed(handler.request.host or "", self.hosts) else None
+
+        return user
+
+    @property
+    def login_url(self) -> str:
+        return REJECTED_PATH
+
+    @property
+    def login_handler(self) -> type[RequestHandler]:
+        return HostNotAllowed
