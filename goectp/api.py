@@ -43,7 +43,7 @@ def graphs_for(structures: Any, model: nn.Module, max_sites: int = 500) -> list:
     k = model.config.k_neighbors
     canonical = uses_canonical_cell(model.config)  # the canonical cell and its frames: exact cell-choice invariance
     loaded = load_structures(structures, max_sites)
-    graphs = [build_crystal_graph(s, k=k, max_sites=max_sites, canonical=canonical) for s in loaded]
+    graphs = [build_crystal_graph(s, k=k, validate=False, canonical=canonical) for s in loaded]  # validated above
     name = getattr(model.config, "node_features", None)
     if name and graphs:
         from goectp.features import with_node_features

@@ -25,7 +25,9 @@ with coordinates that are symmetric only up to a tolerance. Two steps make the m
 
 from __future__ import annotations
 
+import threading
 import warnings
+from collections import OrderedDict
 
 import numpy as np
 
@@ -85,6 +87,32 @@ def canonical_cell(structure, symprec: float = 0.01, max_rounds: int = 4):
     return current if rounds == 1 else _turned_like(current, input_lattice)
 
 
+_SYMMETRY_CACHE: OrderedDict[tuple, dict | None] = OrderedDict()
+_SYMMETRY_LOCK = threading.Lock()
+
+
+def cell_symmetry(lattice_rows: np.ndarray, frac: np.ndarray, numbers, symprec: float) -> dict | None:
+    """``spglib.get_symmetry`` (``{"rotations", "translations"}``, read-only arrays) or ``None``, memoised on the
+    exact input: the canonical cell's group is asked for twice (the last round of :func:`canonical_cell`, then the
+    graph's point group), and spglib is most of the cost of a prediction."""
+    lattice_rows, frac = np.ascontiguousarray(lattice_rows, np.float64), np.ascontiguousarray(frac, np.float64)
+    key = (lattice_rows.tobytes(), frac.tobytes(), tuple(int(z) for z in numbers), float(symprec))
+    with _SYMMETRY_LOCK:
+        if key in _SYMMETRY_CACHE:
+            _SYMMETRY_CACHE.move_to_end(key)
+            return _SYMMETRY_CACHE[key]
+    sym = _quiet(_spglib().get_symmetry, (lattice_rows, frac, list(key[2])), symprec=symprec)
+    if sym is not None:
+        sym = {k: np.asarray(sym[k]) for k in ("rotations", "translations")}
+        for value in sym.values():
+            value.setflags(write=False)
+    with _SYMMETRY_LOCK:
+        _SYMMETRY_CACHE[key] = sym
+        while len(_SYMMETRY_CACHE) > 64:
+            _SYMMETRY_CACHE.popitem(last=False)
+    return sym
+
+
 def _spglib_cell(structure) -> tuple:
     """``(lattice rows, fractional coordinates in [0, 1), atomic numbers)``: a pymatgen structure as spglib takes it."""
     return structure.lattice.matrix, np.mod(structure.frac_coords, 1.0), [site.specie.Z for site in structure]
@@ -92,7 +120,7 @@ def _spglib_cell(structure) -> tuple:
 
 def _group_order(structure, symprec: float) -> int:
     """Number of space-group operations spglib finds in this cell (pure translations included), 0 if none."""
-    sym = _quiet(_spglib().get_symmetry, _spglib_cell(structure), symprec=symprec)
+    sym = cell_symmetry(*_spglib_cell(structure), symprec=symprec)
     return 0 if sym is None else len(sym["rotations"])
 
 
@@ -211,7 +239,9 @@ def frame_operations(lat_cols: np.ndarray, point_group: np.ndarray, tol: float =
     """
     group = lattice_automorphisms(lat_cols)
     # identity first, then a fixed order (by the rounded entries) so the representatives never depend on spglib's
-    group = sorted(group, key=lambda q: (not np.allclose(q, np.eye(3), atol=tol), tuple(np.round(q, 6).ravel())))
+    not_identity = ~np.all(np.abs(group - np.eye(3)) <= tol + 1e-5 * np.eye(3), axis=(1, 2))  # np.allclose's test
+    entries = np.round(group, 6).reshape(len(group), 9)
+    group = group[np.lexsort((*entries.T[::-1], not_identity))]  # last key first: identity, then entries in order
     reps: list[np.ndarray] = []
     for q in group:
         # q ∈ G_c r  ⇔  q rᵀ ∈ G_c

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch_geometric.data import Data
 
-from goectp.canonical import canonical_cell, frame_operations
+from goectp.canonical import canonical_cell, cell_symmetry, frame_operations
 from goectp.frame import polar_frame, reduction_matrix
 from goectp.structures import StructureError, validate_structure
 
@@ -77,15 +77,7 @@ def neighbor_edges(structure, k: int = DEFAULT_K, tie_tol: float = TIE_TOL) -> t
 
 def _spglib_symmetry(structure, symprec: float) -> dict | None:
     """spglib's space-group operations ``{"rotations": [n, 3, 3] int, "translations": [n, 3]}`` or ``None``."""
-    import spglib
-
-    cell = (structure.lattice.matrix, structure.frac_coords, [s.specie.Z for s in structure])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # spglib 2.7+ nags about its error-handling switch
-        try:
-            return spglib.get_symmetry(cell, symprec=symprec)
-        except Exception:  # spglib >= 2.8 with new error handling raises instead of returning None
-            return None
+    return cell_symmetry(structure.lattice.matrix, structure.frac_coords, [s.specie.Z for s in structure], symprec)
 
 
 def _cartesian_operations(lat_rows: np.ndarray, sym: dict | None) -> np.ndarray:
