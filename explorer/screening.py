@@ -518,7 +518,7 @@ class ScreeningMap(pn.viewable.Viewer):
                 css_classes=["goectp-screening"],
             )
         eps_plot, aniso_plot = self.plots()
-        filters = pn.Row(
+        filters = pn.FlexBox(  # wraps onto a second line in a narrow window instead of widening the card
             pn.widgets.FloatInput.from_param(self.param.min_band_gap, name="band gap ≥ (eV)", step=0.1, width=140),
             pn.widgets.CheckButtonGroup.from_param(
                 self.param.gap_classes, name="show", width=380, css_classes=["goectp-gap-classes"]

@@ -24,10 +24,14 @@ TEST = "tests/test_explorer_browser.py::test_explorer_end_to_end_offline"
 
 def doc_screenshots() -> tuple[str, ...]:
     """The names the browser test declares as the README's screenshots."""
-    sys.path.insert(0, str(ROOT))
-    from tests.test_explorer_browser import DOC_SCREENSHOTS
+    import ast
 
-    return DOC_SCREENSHOTS
+    # read the constant from the test file (importing it as `tests.…` can pick up another installed `tests` package)
+    tree = ast.parse((ROOT / "tests" / "test_explorer_browser.py").read_text(encoding="utf-8"))
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "DOC_SCREENSHOTS" for t in node.targets):
+            return tuple(ast.literal_eval(node.value))
+    raise RuntimeError("DOC_SCREENSHOTS not found in tests/test_explorer_browser.py")
 
 
 def main(argv: list[str] | None = None) -> int:
