@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import socket
 import statistics
@@ -74,6 +75,26 @@ def start_server(port: int, num_procs: int, log: Path) -> subprocess.Popen:
             time.sleep(0.5)
     proc.terminate()
     raise RuntimeError("panel serve not ready after 300 s")
+
+
+def stop_server(proc: subprocess.Popen) -> None:
+    """Stop the server and the worker processes ``--num-procs`` forked (they outlive a killed parent)."""
+    import psutil
+
+    try:
+        children = psutil.Process(proc.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        children = []
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    for child in children:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            child.kill()
+    psutil.wait_procs(children, timeout=10)
 
 
 def server_cpu_seconds(pid: int) -> float:
@@ -198,12 +219,7 @@ def main(argv: list[str] | None = None) -> int:
                 run_sessions(f"http://127.0.0.1:{port}/app", args.sessions, int(args.timeout * 1000), proc.pid)
             )
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_server(proc)
     print(markdown_table(rows, args.sessions, args.num_procs))
     n = args.sessions
     print(
