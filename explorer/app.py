@@ -71,8 +71,9 @@ class Explorer(param.Parameterized):
         self.viewer = StructureViewer(
             models=self.models, structure=self.loader.structure, rotation=self.equivariance.rotation
         )
-        self.screening = screening or ScreeningMap(data=shared_screening_data())
-        self.screening.loader = self.loader
+        self._screening = screening  # else built on first use (its tab): most visitors never open the map
+        if screening is not None:
+            screening.loader = self.loader
         self.loader.param.watch(self._on_structure, ["structure", "reference", "label"])
         self.equivariance.param.watch(self._on_rotation, ["rotation"])
         self._tabs: pn.Tabs | None = None
@@ -96,6 +97,13 @@ class Explorer(param.Parameterized):
 
     def _on_rotation(self, event: param.parameterized.Event) -> None:
         self.viewer.rotation = event.new
+
+    @property
+    def screening(self) -> ScreeningMap:
+        """The screening map (filters, table, plots), wired to the loader; created on first use."""
+        if self._screening is None:
+            self._screening = ScreeningMap(data=shared_screening_data(), loader=self.loader)
+        return self._screening
 
     def _screening_view(self) -> pn.viewable.Viewable:
         return pn.panel(self.screening)
@@ -151,7 +159,7 @@ class Explorer(param.Parameterized):
         return self._tabs
 
     def _candidate_count(self) -> str:
-        data = self.screening.data
+        data = self._screening.data if self._screening is not None else shared_screening_data()
         if data is None or not data.available:
             return ""
         return f" ({len(data.results):,} candidates)"

@@ -475,6 +475,9 @@ def test_screening_map_is_built_only_when_its_tab_is_shown(models, gallery, scre
 
     from explorer.app import CRYSTAL_TAB, SCREENING_TAB, Explorer
 
+    default = Explorer(models=models, loader=loader)
+    default.template()
+    assert default._screening is None  # not even the map's filters and table exist before its tab is shown
     app = Explorer(models=models, loader=loader, screening=ScreeningMap(data=ScreeningData(screening_dir)))
     doc = Document()
     app.template().server_doc(doc)
