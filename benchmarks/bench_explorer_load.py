@@ -97,20 +97,24 @@ def stop_server(proc: subprocess.Popen) -> None:
     psutil.wait_procs(children, timeout=10)
 
 
+def cpu_seconds(procs) -> float:
+    """User + system CPU time used so far by ``procs`` (psutil processes; ones that have exited count 0)."""
+    import psutil
+
+    total = 0.0
+    for p in procs:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            t = p.cpu_times()
+            total += t.user + t.system
+    return total
+
+
 def server_cpu_seconds(pid: int) -> float:
     """CPU time used so far by the server and its children (``--num-procs`` forks workers)."""
     import psutil
 
-    procs = [psutil.Process(pid)]
-    procs += procs[0].children(recursive=True)
-    total = 0.0
-    for p in procs:
-        try:
-            t = p.cpu_times()
-            total += t.user + t.system
-        except psutil.NoSuchProcess:
-            pass
-    return total
+    server = psutil.Process(pid)
+    return cpu_seconds([server, *server.children(recursive=True)])
 
 
 async def open_session(browser, url: str, index: int, timeout_ms: int) -> tuple[dict, object]:
@@ -149,17 +153,10 @@ async def run_sessions(url: str, sessions: int, timeout_ms: int, server_pid: int
     import psutil
     from playwright.async_api import async_playwright
 
-    def browser_cpu() -> float:
-        total = 0.0
-        for p in psutil.Process().children(recursive=True):
-            if p.pid == server_pid or server_pid in {a.pid for a in p.parents()}:
-                continue
-            try:
-                t = p.cpu_times()
-                total += t.user + t.system
-            except psutil.NoSuchProcess:
-                pass
-        return total
+    def browser_cpu() -> float:  # every child of this process but the server and its workers
+        server = [psutil.Process(server_pid)]
+        server += server[0].children(recursive=True)
+        return cpu_seconds(psutil.Process().children(recursive=True)) - cpu_seconds(server)
 
     cpu: dict[str, float] = {}
     async with async_playwright() as p:

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_explorer_load import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
+from bench_explorer_load import CHROMIUM, CHROMIUM_ARGS, cpu_seconds  # noqa: E402
 
 AUTO = "antialias:goectpAntialias()"
 VARIANTS = {"MSAA on": "antialias:true", "MSAA off": "antialias:false", "auto (shipped)": AUTO}
@@ -44,14 +44,7 @@ def documents() -> dict[str, str]:
 def browser_cpu() -> float:
     import psutil
 
-    total = 0.0
-    for p in psutil.Process().children(recursive=True):
-        try:
-            t = p.cpu_times()
-            total += t.user + t.system
-        except psutil.NoSuchProcess:
-            pass
-    return total
+    return cpu_seconds(psutil.Process().children(recursive=True))
 
 
 async def measure(files: dict[str, Path], repeats: int, width: int, height: int) -> tuple[dict, str]:
