@@ -52,6 +52,12 @@ class GoeCTPConfig:
     #: the extractor's name (e.g. 'chgnet', see :mod:`goectp.features`) and ``D``; ``None``/0 = element features only.
     node_features: str | None = None
     node_feature_dim: int = 0
+    #: Two frame-averaged tensor heads, the electronic ε∞ and the ionic part, summed into the total (trained on
+    #: both parts; ``GoeCTP.forward_parts`` returns them apart, e.g. for the refractive index from ε∞).
+    decompose: bool = False
+    #: The head predicts ``log ε`` (a symmetric matrix) and ``ε = exp(log ε)``: positive definite, and trained on
+    #: the matrix logarithm of the target, so a relative error weighs the same at ε̄ = 5 and at ε̄ = 200.
+    log_head: bool = False
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -65,6 +71,10 @@ class GoeCTPConfig:
             raise ValueError(f"cell_reduction must be 'none', 'niggli' or 'primitive', got {self.cell_reduction!r}")
         if self.head not in ("tensor", "scalar"):
             raise ValueError(f"head must be 'tensor' or 'scalar', got {self.head!r}")
+        if (self.decompose or self.log_head) and self.head != "tensor":
+            raise ValueError("decompose and log_head are options of the tensor head (head='tensor')")
+        if self.log_head and (self.decompose or self.positive_definite):
+            raise ValueError("log_head is its own positive-definite form: not with decompose or positive_definite")
         if bool(self.node_features) != (self.node_feature_dim > 0):
             raise ValueError(
                 "node_features (the extractor's name) and node_feature_dim > 0 go together, got "
@@ -103,6 +113,8 @@ class GoeCTP(nn.Module):
             self.layers = nn.ModuleList(MatformerLayer(d, cfg.heads) for _ in range(cfg.num_layers))
         self.lattice_edge = LatticeEdgeLayer(d) if cfg.variant == "icom" else None
         self.head = TensorHead(d, cfg.positive_definite) if cfg.head == "tensor" else ScalarHead(d)
+        # decompose: ``head`` predicts the electronic part, ``ionic_head`` the ionic one
+        self.ionic_head = TensorHead(d) if cfg.decompose else None
 
     # ----------------------------------------------------------------------------------------------------------
     def frames(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
@@ -226,26 +238,48 @@ class GoeCTP(nn.Module):
         ``use_frame=False`` on a model trained with the frame shows ``g`` alone: the frame *and* the point-group
         symmetrisation (itself an equivariance-restoring step) are both left out.
         """
-        pooled, frame, owner = self._embed_frames(batch, use_frame)
-        num_graphs = batch.lattice.size(0)
         if self.config.head == "scalar":
+            pooled, _, owner = self._embed_frames(batch, use_frame)
             out = self.head(pooled)
-            return out if owner is None else scatter(out, owner, dim=0, dim_size=num_graphs, reduce="mean")
-        eps = self.head(pooled, frame)  # [V, 3, 3] in the input's Cartesian frame
-        if owner is not None:  # frame averaging: mean over each graph's frames
-            eps = scatter(eps, owner, dim=0, dim_size=num_graphs, reduce="mean")
+            if owner is not None:
+                out = scatter(out, owner, dim=0, dim_size=batch.lattice.size(0), reduce="mean")
+            return out
+        parts = self.forward_parts(batch, use_frame)
+        if self.config.log_head:
+            return _symmetric(torch.linalg.matrix_exp(parts["log"]))
+        return sum(parts.values())
+
+    def forward_parts(self, batch, use_frame: bool | None = None) -> dict[str, torch.Tensor]:
+        """The tensor head's outputs ``[B, 3, 3]`` before they are combined, each frame-averaged and symmetrised:
+        ``{"electronic", "ionic"}`` (``decompose``), ``{"log"}`` (``log_head``: ``log ε``) or ``{"total"}``."""
+        pooled, frame, owner = self._embed_frames(batch, use_frame)
+        heads = {"electronic": self.head, "ionic": self.ionic_head} if self.config.decompose else {"total": self.head}
+        if self.config.log_head:
+            heads = {"log": self.head}
         bare_backbone = use_frame is not None and use_frame != self.config.use_frame
-        if self.config.symmetrize and not bare_backbone:
-            eps = symmetrize_tensors(eps, batch.sym_ops, batch.num_sym_ops)
-        return 0.5 * (eps + eps.transpose(-1, -2))
+        out = {}
+        for name, head in heads.items():
+            eps = head(pooled, frame)  # [V, 3, 3] in the input's Cartesian frame
+            if owner is not None:  # frame averaging: mean over each graph's frames
+                eps = scatter(eps, owner, dim=0, dim_size=batch.lattice.size(0), reduce="mean")
+            if self.config.symmetrize and not bare_backbone:
+                eps = symmetrize_tensors(eps, batch.sym_ops, batch.num_sym_ops)
+            out[name] = _symmetric(eps)
+        return out
 
     def backbone_prediction(self, batch) -> torch.Tensor:
         """The non-equivariant backbone alone: the same network with the frame replaced by the identity."""
         return self.forward(batch, use_frame=False)
 
-    def set_target_stats(self, scale: float, shift: float) -> None:
-        self.head.scale.fill_(float(scale))
-        self.head.shift.fill_(float(shift))
+    def set_target_stats(self, scale: float, shift: float, part: str | None = None) -> None:
+        """The target's scale and mean set on the head; ``part='ionic'`` sets the ionic head of ``decompose``."""
+        head = self.ionic_head if part == "ionic" else self.head
+        head.scale.fill_(float(scale))
+        head.shift.fill_(float(shift))
+
+
+def _symmetric(x: torch.Tensor) -> torch.Tensor:
+    return 0.5 * (x + x.transpose(-1, -2))
 
 
 def _exclusive_cumsum(x: torch.Tensor) -> torch.Tensor:

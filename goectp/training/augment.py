@@ -29,7 +29,9 @@ def rotate_batch(batch, q: torch.Tensor):
     owner = torch.repeat_interleave(torch.arange(q.size(0), device=q.device), batch.num_sym_ops)
     qo = q[owner].to(batch.sym_ops.dtype)
     batch.sym_ops = qo @ batch.sym_ops @ qo.transpose(-1, -2)
-    if getattr(batch, "y", None) is not None:
-        qy = q.to(batch.y.dtype)
-        batch.y = qy @ batch.y @ qy.transpose(-1, -2)
+    for name in ("y", "y_total", "y_electronic", "y_ionic"):  # the target and its parts turn with the crystal
+        y = getattr(batch, name, None)
+        if y is not None and y.dim() == 3:
+            qy = q.to(y.dtype)
+            setattr(batch, name, qy @ y @ qy.transpose(-1, -2))
     return batch

@@ -32,12 +32,15 @@ def set_seed(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def target_stats(graphs: list) -> tuple[float, float]:
-    """``(scale, shift)``: shift = mean of ε̄ (isotropic part), scale = std of the remaining components.
+def target_stats(graphs: list, attr: str = "y", log: bool = False) -> tuple[float, float]:
+    """``(scale, shift)`` of the graphs' ``attr``: shift = mean of ε̄ (isotropic part), scale = std of the remaining
+    components; with ``log`` those of the matrix logarithm.
 
     Scalar targets (``y`` ``[1]`` per graph, for pretraining): shift = mean, scale = std.
     """
-    y = torch.cat([g.y for g in graphs]).double()
+    y = torch.cat([getattr(g, attr) for g in graphs]).double()
+    if log:
+        y = log_tensor(y)
     if y.dim() == 1:
         return max(y.std().item() if y.numel() > 1 else 1.0, 1e-3), y.mean().item()
     shift = torch.diagonal(y, dim1=-2, dim2=-1).mean().item()
@@ -66,6 +69,44 @@ def training_loss(pred: torch.Tensor, target: torch.Tensor, cfg: TrainConfig) ->
     return fn.huber_loss(pred, target, delta=cfg.huber_delta)
 
 
+#: Eigenvalues are clipped to this before a target's logarithm is taken (the data's smallest is 1.2).
+MIN_LOG_EIGENVALUE = 1e-2
+
+
+def log_tensor(eps: torch.Tensor) -> torch.Tensor:
+    """Matrix logarithm of symmetric tensors ``[B, 3, 3]``: ``V diag(log λ) Vᵀ`` (λ clipped to ≥ 1e-2)."""
+    lam, vec = torch.linalg.eigh(eps)
+    return (vec * lam.clamp_min(MIN_LOG_EIGENVALUE).log().unsqueeze(-2)) @ vec.transpose(-1, -2)
+
+
+def model_loss(model: GoeCTP, batch, cfg: TrainConfig) -> torch.Tensor:
+    """The training loss of one batch, on what the model's head predicts.
+
+    - plain head: ``loss(ε, y)``;
+    - ``decompose``: ``loss(ε∞, y_electronic) + loss(ε_ionic, y_ionic)``;
+    - ``log_head``: ``loss(log ε, log y)`` (matrix logarithms; the target's is taken without gradient).
+    """
+    if model.config.head == "scalar" or not (model.config.decompose or model.config.log_head):
+        pred = model(batch)
+        return training_loss(pred, batch.y.to(pred.dtype), cfg)
+    parts = model.forward_parts(batch)
+    if model.config.log_head:
+        with torch.no_grad():
+            target = log_tensor(batch.y.double()).to(parts["log"].dtype)
+        return training_loss(parts["log"], target, cfg)
+    return sum(training_loss(p, getattr(batch, f"y_{k}").to(p.dtype), cfg) for k, p in parts.items())
+
+
+def fit_target_stats(model: GoeCTP, graphs: list) -> None:
+    """Set the heads' target scale and mean from the training graphs (per part with ``decompose``)."""
+    cfg = model.config
+    if cfg.head == "tensor" and cfg.decompose:
+        for part in ("electronic", "ionic"):
+            model.set_target_stats(*target_stats(graphs, f"y_{part}"), part=part)
+    else:
+        model.set_target_stats(*target_stats(graphs, log=cfg.head == "tensor" and cfg.log_head))
+
+
 def train(
     model: GoeCTP,
     train_graphs: list,
@@ -88,7 +129,9 @@ def train(
     loader_gen = torch.Generator().manual_seed(cfg.seed)
     train_loader = DataLoader(train_graphs, batch_size=cfg.batch_size, shuffle=True, generator=loader_gen)
     val_loader = DataLoader(val_graphs, batch_size=cfg.batch_size)
-    model.set_target_stats(*target_stats(train_graphs))
+    if model.config.head == "tensor" and model.config.decompose and cfg.target != "total":
+        raise ValueError(f"decompose learns the total tensor from its two parts, not the {cfg.target!r} one")
+    fit_target_stats(model, train_graphs)
     model.to(device)
 
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -127,8 +170,7 @@ def train(
             batch = batch.to(device)
             if cfg.augment_rotations:
                 rotate_batch(batch, random_orthogonal(batch.num_graphs, aug_gen))
-            pred = model(batch)
-            loss = training_loss(pred, batch.y.to(pred.dtype), cfg)
+            loss = model_loss(model, batch, cfg)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip:
