@@ -10,7 +10,7 @@ import torch
 from pymatgen.core import Lattice, Structure
 from torch_geometric.data import Batch
 
-from goectp.checkpoint import load_cache
+from goectp.checkpoint import load_cache, save_checkpoint
 from goectp.cli import _init_from
 from goectp.cli import main as cli_main
 from goectp.graph import build_crystal_graph
@@ -463,3 +463,18 @@ def test_pretraining_report_pairs_each_route_with_scratch_of_the_same_setting(tm
     write_section(bench_md, "## Pretraining and foundation features", "\n".join(lines))  # replaced, not added
     text = bench_md.read_text()
     assert text.count("## Pretraining and foundation features") == 1 and "kept" in text and "-0.133" in text
+
+
+@pytest.mark.parametrize("head", [{"decompose": True}, {"log_head": True}])
+def test_the_tail_heads_start_from_a_pretrained_backbone_with_fresh_heads(pretrained, head):
+    out, _ = pretrained
+    cfg = GoeCTPConfig(**{**_tiny().to_dict(), **head})
+    init = backbone_state(out / "best.pt", cfg, verbose=False)
+    assert not any(k.startswith(("head.", "ionic_head.")) for k in init)
+    model = GoeCTP(cfg)
+    model.load_state_dict(init, strict=False)
+    src = torch.load(out / "best.pt", weights_only=True)["state_dict"]
+    torch.testing.assert_close(model.state_dict()["atom_embed.weight"], src["atom_embed.weight"], rtol=0, atol=0)
+    if head.get("decompose"):  # and a decompose checkpoint's second head is a head, not a foreign backbone tensor
+        save_checkpoint(out / "decompose.pt", model)
+        assert set(backbone_state(out / "decompose.pt", _tiny(), verbose=False)) == set(init)

@@ -342,8 +342,13 @@ def pretrain(
     return summary
 
 
+#: State-dict prefixes of the heads, which fine-tuning re-initialises (everything else is the backbone).
+HEAD_PREFIXES = ("head.", "ionic_head.")
+
+
 def backbone_state(checkpoint: str | os.PathLike, model_cfg: GoeCTPConfig, verbose: bool = True) -> dict:
-    """The backbone tensors of a (pretrained) checkpoint for ``model_cfg``: every tensor except ``head.*``.
+    """The backbone tensors of a (pretrained) checkpoint for ``model_cfg``: every tensor except the heads'
+    (``head.*``, and ``ionic_head.*`` of ``decompose``).
 
     The one weight-transfer helper (``goectp train --init-from`` and the benchmarks use it). Pass the result as
     ``init_state`` to :func:`goectp.training.run_split`; the head stays freshly initialised.
@@ -355,14 +360,14 @@ def backbone_state(checkpoint: str | os.PathLike, model_cfg: GoeCTPConfig, verbo
     """
     src = load_checkpoint(checkpoint).state_dict()
     own = GoeCTP(model_cfg).state_dict()
-    backbone = [k for k in own if not k.startswith("head.")]
+    backbone = [k for k in own if not k.startswith(HEAD_PREFIXES)]
     missing = [k for k in backbone if k not in src]
     mismatched = [
         f"{k} {tuple(src[k].shape)} vs {tuple(own[k].shape)}"
         for k in backbone
         if k in src and src[k].shape != own[k].shape
     ]
-    extra = [k for k in src if not k.startswith("head.") and k not in own]
+    extra = [k for k in src if not k.startswith(HEAD_PREFIXES) and k not in own]
     if missing or mismatched or extra:
         parts = [f"{len(mismatched)} of other shape (checkpoint vs model): {', '.join(mismatched[:4])}"] * bool(
             mismatched
