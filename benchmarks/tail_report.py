@@ -46,8 +46,10 @@ def paired(variant: dict[int, dict], baseline: dict[int, dict], key: str) -> str
         return "–"
     delta = np.array([variant[s][key] - baseline[s][key] for s in common])
     better = int((delta < 0).sum())
-    p = f", p = {ttest_rel([variant[s][key] for s in common], [baseline[s][key] for s in common]).pvalue:.2f}"
-    return f"{delta.mean():+.3f} ({better}/{len(common)} better{p if len(common) > 2 else ''})"
+    p = ""
+    if len(common) > 2:
+        p = f", p = {ttest_rel([variant[s][key] for s in common], [baseline[s][key] for s in common]).pvalue:.2f}"
+    return f"{delta.mean():+.3f} ({better}/{len(common)} better{p})"
 
 
 def report(runs: Path, baseline: str = "baseline") -> str:
