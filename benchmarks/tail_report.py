@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -23,17 +24,24 @@ BIN_KEYS = ("bin 0-10", "bin 10-30", "bin 30-100", "bin 100-inf")
 BIN_HEAD = ("ε̄ < 10", "10–30", "30–100", "≥ 100")
 
 
+@cache
+def _canonical_graphs(k: int):
+    """The open set's canonical-cell graphs, read once per report (every ``--max-abs`` split needs them)."""
+    from goectp.data import DIELECTRIC_FILE, data_dir, load_graph_set
+
+    return load_graph_set(data_dir() / DIELECTRIC_FILE, k=k, progress=False, canonical=True)
+
+
 def whole_validation_mae(checkpoint: Path, train_config: dict) -> float:
     """Validation MAE of a checkpoint on its split's *whole* validation set (``--max-abs`` runs select on a filtered
     one, whose MAE is not comparable with the other variants')."""
     from goectp.api import predict_graphs
     from goectp.checkpoint import load_checkpoint
-    from goectp.data import DIELECTRIC_FILE, data_dir, load_graph_set
     from goectp.training import TrainConfig
     from goectp.training.experiment import split_graphs
 
     model = load_checkpoint(checkpoint)
-    gs = load_graph_set(data_dir() / DIELECTRIC_FILE, k=model.config.k_neighbors, progress=False, canonical=True)
+    gs = _canonical_graphs(model.config.k_neighbors)
     cfg = TrainConfig(**{**train_config, "max_abs": None})
     val = split_graphs(gs, cfg)["val"]
     pred = predict_graphs(val.graphs, model, device="cpu")

@@ -253,9 +253,12 @@ class GoeCTP(nn.Module):
         """The tensor head's outputs ``[B, 3, 3]`` before they are combined, each frame-averaged and symmetrised:
         ``{"electronic", "ionic"}`` (``decompose``), ``{"log"}`` (``log_head``: ``log ε``) or ``{"total"}``."""
         pooled, frame, owner = self._embed_frames(batch, use_frame)
-        heads = {"electronic": self.head, "ionic": self.ionic_head} if self.config.decompose else {"total": self.head}
         if self.config.log_head:
             heads = {"log": self.head}
+        elif self.config.decompose:
+            heads = {"electronic": self.head, "ionic": self.ionic_head}
+        else:
+            heads = {"total": self.head}
         bare_backbone = use_frame is not None and use_frame != self.config.use_frame
         out = {}
         for name, head in heads.items():

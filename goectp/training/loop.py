@@ -86,7 +86,7 @@ def model_loss(model: GoeCTP, batch, cfg: TrainConfig) -> torch.Tensor:
     - ``decompose``: ``loss(ε∞, y_electronic) + loss(ε_ionic, y_ionic)``;
     - ``log_head``: ``loss(log ε, log y)`` (matrix logarithms; the target's is taken without gradient).
     """
-    if model.config.head == "scalar" or not (model.config.decompose or model.config.log_head):
+    if not (model.config.decompose or model.config.log_head):  # both imply the tensor head
         pred = model(batch)
         return training_loss(pred, batch.y.to(pred.dtype), cfg)
     parts = model.forward_parts(batch)
@@ -100,11 +100,11 @@ def model_loss(model: GoeCTP, batch, cfg: TrainConfig) -> torch.Tensor:
 def fit_target_stats(model: GoeCTP, graphs: list) -> None:
     """Set the heads' target scale and mean from the training graphs (per part with ``decompose``)."""
     cfg = model.config
-    if cfg.head == "tensor" and cfg.decompose:
+    if cfg.decompose:
         for part in ("electronic", "ionic"):
             model.set_target_stats(*target_stats(graphs, f"y_{part}"), part=part)
     else:
-        model.set_target_stats(*target_stats(graphs, log=cfg.head == "tensor" and cfg.log_head))
+        model.set_target_stats(*target_stats(graphs, log=cfg.log_head))
 
 
 def train(
@@ -129,7 +129,7 @@ def train(
     loader_gen = torch.Generator().manual_seed(cfg.seed)
     train_loader = DataLoader(train_graphs, batch_size=cfg.batch_size, shuffle=True, generator=loader_gen)
     val_loader = DataLoader(val_graphs, batch_size=cfg.batch_size)
-    if model.config.head == "tensor" and model.config.decompose and cfg.target != "total":
+    if model.config.decompose and cfg.target != "total":
         raise ValueError(f"decompose learns the total tensor from its two parts, not the {cfg.target!r} one")
     fit_target_stats(model, train_graphs)
     model.to(device)
