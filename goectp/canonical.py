@@ -220,11 +220,61 @@ def _cartesian(lat_cols: np.ndarray, rotations: np.ndarray) -> np.ndarray:
 
 
 def lattice_automorphisms(lat_cols: np.ndarray, symprec: float = EXACT_SYMPREC) -> np.ndarray:
-    """The lattice's point group ``G_L`` as Cartesian ``[n, 3, 3]`` (columns of ``lat_cols`` = lattice vectors)."""
-    sym = _quiet(_spglib().get_symmetry, (lat_cols.T, [[0.0, 0.0, 0.0]], [1]), symprec=symprec)
-    if sym is None:  # cannot happen for a valid lattice; -I and I are automorphisms of every lattice
-        return np.stack([np.eye(3), -np.eye(3)])
-    return _cartesian(lat_cols, np.unique(sym["rotations"], axis=0))
+    """The lattice's point group ``G_L`` as Cartesian ``[n, 3, 3]`` (columns of ``lat_cols`` = lattice vectors).
+
+    Integer ``W`` with ``det W = ±1`` that keep the metric ``G = Lᵀ L``, with spglib's tolerance on lengths and angles
+    (:func:`_metric_deviation`), found in numpy (:func:`integer_automorphisms`). Where some candidate is within a
+    factor of 100 of that tolerance (a lattice symmetric only up to ~``symprec``: never an idealized cell), spglib
+    decides, so the group is always spglib's.
+    """
+    ws = integer_automorphisms(lat_cols, symprec)
+    if ws is None:
+        sym = _quiet(_spglib().get_symmetry, (lat_cols.T, [[0.0, 0.0, 0.0]], [1]), symprec=symprec)
+        if sym is None:  # cannot happen for a valid lattice; -I and I are automorphisms of every lattice
+            return np.stack([np.eye(3), -np.eye(3)])
+        ws = sym["rotations"]
+    return _cartesian(lat_cols, np.unique(ws, axis=0))
+
+
+def integer_automorphisms(lat_cols: np.ndarray, symprec: float = EXACT_SYMPREC, margin: float = 100.0):
+    """``[n, 3, 3]`` integer ``W`` (``det ±1``) with ``Wᵀ G W ≈ G`` within ``symprec``, or ``None`` when a candidate's
+    deviation falls between ``symprec / margin`` and ``symprec * margin`` (too close to the tolerance to decide).
+
+    Column ``i`` of ``W`` is a lattice vector as long as basis vector ``i``: every such ``n`` has
+    ``|n_j| ≤ |L n| · |row j of L⁻¹|``, so the search box below holds all of them, whatever the basis.
+    """
+    metric = lat_cols.T @ lat_cols
+    lengths = np.sqrt(np.diag(metric))
+    reach = lengths.max() + margin * symprec
+    bound = np.floor(reach * np.linalg.norm(np.linalg.inv(lat_cols), axis=1) + 1e-9).astype(int)
+    grid = np.stack(np.meshgrid(*(np.arange(-b, b + 1) for b in bound), indexing="ij"), -1).reshape(-1, 3)
+    grid_len = np.sqrt(np.einsum("ni,ij,nj->n", grid, metric, grid))
+    columns = [grid[np.abs(grid_len - length) <= margin * symprec] for length in lengths]
+    ws = np.empty((*(len(c) for c in columns), 3, 3), dtype=np.int64)  # every combination of candidate columns
+    ws[..., 0] = columns[0][:, None, None]
+    ws[..., 1] = columns[1][None, :, None]
+    ws[..., 2] = columns[2][None, None, :]
+    ws = ws.reshape(-1, 3, 3)
+    ws = ws[np.abs(np.rint(np.linalg.det(ws.astype(np.float64)))) == 1]
+    deviation = _metric_deviation(metric, np.einsum("nji,jk,nkl->nil", ws, metric, ws))
+    if ((deviation > symprec / margin) & (deviation <= symprec * margin)).any():
+        return None
+    return ws[deviation <= symprec]
+
+
+def _metric_deviation(metric: np.ndarray, metrics: np.ndarray) -> np.ndarray:
+    """spglib's test of a lattice operation (``is_identity_metric``, no angle tolerance) as one number per ``[n]``
+    metric: the largest of the length changes and of ``|sin Δθ| · mean length`` of each pair of axes (Å)."""
+    l0 = np.sqrt(np.diag(metric))
+    l1 = np.sqrt(np.einsum("nii->ni", metrics))
+    out = np.abs(l1 - l0).max(axis=1)
+    for j, k in ((0, 1), (0, 2), (1, 2)):
+        cos0, cos1 = metric[j, k] / (l0[j] * l0[k]), metrics[:, j, k] / (l1[:, j] * l1[:, k])
+        cos_diff = cos0 * cos1 + np.sqrt(np.clip(1 - cos0**2, 0, None) * np.clip(1 - cos1**2, 0, None))
+        sin2 = np.clip(1 - cos_diff**2, 0, None)
+        sin2[sin2 <= 1e-12] = 0.0  # spglib's own floor on the angle test
+        out = np.maximum(out, np.sqrt(sin2 * (l0[j] + l1[:, j]) * (l0[k] + l1[:, k]) / 4))
+    return out
 
 
 def frame_operations(lat_cols: np.ndarray, point_group: np.ndarray, tol: float = 1e-6) -> np.ndarray:

@@ -20,6 +20,7 @@ import goectp
 from goectp.canonical import (
     canonical_cell,
     frame_operations,
+    integer_automorphisms,
     lattice_automorphisms,
     symmetrized_lattice,
     uses_canonical_cell,
@@ -129,6 +130,53 @@ def test_frame_operations_without_symmetry_span_the_whole_lattice_group():
     assert len(lattice_automorphisms(lat)) == 48
     assert len(frame_operations(lat, np.eye(3)[None])) == 48
     assert len(frame_operations(lat, lattice_automorphisms(lat))) == 1
+
+
+def _spglib_lattice_group(lat: np.ndarray) -> set[tuple[int, ...]]:
+    import spglib
+
+    sym = spglib.get_symmetry((lat.T, [[0.0, 0.0, 0.0]], [1]), symprec=1e-6)
+    return {tuple(w.ravel()) for w in sym["rotations"]}
+
+
+# the seven lattice systems (holohedries of order 2, 4, 8, 12, 16, 24, 48), in a reduced and in a skewed basis
+LATTICES = {
+    "triclinic": Lattice.from_parameters(4.1, 5.3, 6.2, 81, 97, 103),
+    "monoclinic": Lattice.from_parameters(4.1, 5.3, 6.2, 90, 103, 90),
+    "orthorhombic": Lattice.orthorhombic(3.1, 4.7, 5.9),
+    "rhombohedral": Lattice.rhombohedral(5.0, 58.0),
+    "tetragonal": Lattice.tetragonal(3.9, 6.1),
+    "hexagonal": Lattice.hexagonal(3.2, 5.2),
+    "cubic fcc": Lattice(np.array([[0, 2.0, 2.0], [2.0, 0, 2.0], [2.0, 2.0, 0]])),
+}
+
+
+@pytest.mark.parametrize("skew", [False, True])
+@pytest.mark.parametrize("name", list(LATTICES))
+def test_integer_automorphisms_are_spglibs_lattice_group(name, skew):
+    lat = LATTICES[name].matrix.T
+    if skew:  # the search box is derived from the basis: a long, skewed basis of the same lattice must work too
+        lat = lat @ np.array([[1, 2, 0], [0, 1, -1], [0, 0, 1]])
+    ws = integer_automorphisms(lat)
+    assert ws is not None
+    metric = lat.T @ lat
+    np.testing.assert_allclose(
+        np.einsum("nji,jk,nkl->nil", ws, metric, ws), np.broadcast_to(metric, ws.shape), atol=1e-9
+    )
+    assert {tuple(w.ravel()) for w in ws} == _spglib_lattice_group(lat)
+    products = {tuple((a @ b).ravel()) for a in ws for b in ws}  # a group: closed under products
+    assert products == {tuple(w.ravel()) for w in ws}
+    assert len(ws) == {"triclinic": 2, "monoclinic": 4, "orthorhombic": 8, "rhombohedral": 12,
+                       "tetragonal": 16, "hexagonal": 24, "cubic fcc": 48}[name]  # fmt: skip
+
+
+def test_a_lattice_symmetric_only_to_about_the_tolerance_is_left_to_spglib():
+    lat = Lattice.tetragonal(3.9, 6.1).matrix.T
+    near = lat @ (np.eye(3) + np.diag([2e-7, 0, 0]))  # a ≠ b by ~8e-7 Å: within 100x of the 1e-6 Å tolerance
+    assert integer_automorphisms(near) is None
+    group = lattice_automorphisms(near)
+    cart = _spglib_lattice_group(near)
+    assert len(group) == len(cart)
 
 
 def _tiny_model(seed: int) -> torch.nn.Module:
