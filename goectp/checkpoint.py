@@ -247,8 +247,33 @@ def load_training_state(path: str | os.PathLike, map_location: str | torch.devic
 
 
 # ------------------------------------------------------------------------------------------------ ensembles
+def graph_config(configs: Sequence[GoeCTPConfig], names: Sequence[str]) -> GoeCTPConfig:
+    """The config whose graphs all ``configs`` can read (see :class:`Ensemble`); raises on members that cannot
+    share graphs."""
+    from goectp.canonical import uses_canonical_cell
+
+    def graph_key(c: GoeCTPConfig) -> tuple:
+        return (c.k_neighbors, uses_canonical_cell(c), c.cell_reduction if not uses_canonical_cell(c) else None)
+
+    features = {c.node_features for c in configs if c.node_features}
+    if len(features) > 1 or len({graph_key(c) for c in configs}) > 1:
+        described = ", ".join(
+            f"{n} (k={c.k_neighbors}, canonical cell {uses_canonical_cell(c)}, node features {c.node_features})"
+            for n, c in zip(names, configs)
+        )
+        raise ValueError(f"ensemble members need different graphs and cannot be combined: {described}")
+    return next((c for c in configs if c.node_features), configs[0])
+
+
 class Ensemble(nn.Module):
-    """Several models with the same architecture; ``forward`` returns the member predictions ``[M, B, 3, 3]``."""
+    """Several models that read the same graphs; ``forward`` returns the member predictions ``[M, B, 3, 3]``.
+
+    Members may differ in their weights, training and whether they use foundation-model node features (e.g. the
+    shipped ``combined`` ensemble: CHGNet-feature members next to plain ones); they must agree on how the graph is
+    built (``k_neighbors``, the canonical cell) and on which node features, if any. ``config`` is that of a member
+    with node features when there is one, so callers build graphs every member can read (plain members ignore the
+    extra features).
+    """
 
     def __init__(self, members: Sequence[GoeCTP], names: Sequence[str] | None = None) -> None:
         super().__init__()
@@ -256,7 +281,7 @@ class Ensemble(nn.Module):
             raise ValueError("an ensemble needs at least one member")
         self.members = nn.ModuleList(members)
         self.names = list(names or [f"member{i}" for i in range(len(members))])
-        self.config = members[0].config
+        self.config = graph_config([m.config for m in members], self.names)
 
     def forward(self, batch, use_frame: bool | None = None) -> torch.Tensor:
         return torch.stack([m(batch, use_frame=use_frame) for m in self.members])
@@ -266,7 +291,7 @@ class Ensemble(nn.Module):
 
 
 # ------------------------------------------------------------------------------------------------ names and paths
-#: ``assets/models/aliases.json``: ``{alias: folder name}``, e.g. ``{"default": "pretrained-bulk-modulus-chgnet"}``.
+#: ``assets/models/aliases.json``: ``{alias: folder name}``, e.g. ``{"default": "combined"}``.
 ALIASES_FILE = "aliases.json"
 
 

@@ -232,6 +232,13 @@ def format_report(run, n_show: int = 10) -> str:
         f"{rk.unknown_gap_excluded} scored candidates with unknown gap not eligible)",
         f"anisotropy list: {len(rk.top_anisotropy)}",
     ]
+    if "calibrated" in rk.results.columns and len(rk.results):
+        calibrated = rk.results["calibrated"].fillna(False).astype(bool)
+        lines.append(
+            "σ: calibrated (the ensemble's calibration.json)"
+            if calibrated.all()
+            else f"σ: the raw member spread for {int((~calibrated).sum())} candidates (no calibration.json matched)"
+        )
     cols = ["rank", "id", "formula", "band_gap", "eps_mean", "eps_mean_std", "anisotropy", "anisotropy_std"]
     for title, frame in (("top high-k", rk.top_high_k), ("top anisotropy", rk.top_anisotropy)):
         if len(frame):

@@ -21,7 +21,7 @@ import pandas as pd
 from goectp.checkpoint import default_device
 from goectp.csvsafe import write_csv
 from goectp.screening.engine import PassReport, ScreeningOptions, load_training, merge_parts, options_dict, score_pool
-from goectp.screening.models import load_model_spec
+from goectp.screening.models import cached_ensemble, load_model_spec
 from goectp.screening.pool import open_pool
 from goectp.screening.provenance import Provenance
 from goectp.screening.ranking import Rankings, rank_candidates
@@ -45,6 +45,21 @@ class ScreeningRun:
         return self.report.interrupted
 
 
+def warn_if_uncalibrated(model) -> bool:
+    """Say up front when no shipped ``calibration.json`` matches the ensemble: σ is then the raw member spread (too
+    narrow, :mod:`goectp.calibration`) and there are no OOD flags. Returns whether it is calibrated."""
+    from goectp.calibration import calibration_for
+
+    calibrated = calibration_for(cached_ensemble(model, "cpu")) is not None
+    if not calibrated:
+        log.warning(
+            "no calibration.json under assets/models matches %s: σ is the raw member spread and OOD flags are off "
+            "(fit one with scripts/calibrate_ensemble.py)",
+            model.origin,
+        )
+    return calibrated
+
+
 def run_screening(opts: ScreeningOptions) -> ScreeningRun:
     """Run (or resume) a screening; see the module docstring for what is written.
 
@@ -54,6 +69,7 @@ def run_screening(opts: ScreeningOptions) -> ScreeningRun:
     if opts.scheduler is None:  # remote workers may have a GPU the driver lacks
         default_device(opts.device)
     model = load_model_spec(opts.model)  # loads every member once (weights_only=True)
+    warn_if_uncalibrated(model)
     pool = open_pool(opts.pool, max_sites=opts.max_sites)
     pool_sha = pool.sha256()
     training, training_sha = load_training(opts.exclude_training)

@@ -1,0 +1,93 @@
+"""Which ensembles to combine: every combination of the given ensembles, ranked by **validation** MAE.
+
+Each ensemble has one member per split (seeds 0-4). A combination is evaluated per split as the mean prediction of
+its members trained on that split, on that split's validation set (for the choice) and test set (read after it);
+the table gives the mean over the 5 splits, the paired difference to the first model on validation, and ε̄
+Spearman. Member predictions come from (and are cached like) :func:`goectp.calibration.heldout_predictions`.
+
+    python benchmarks/ensemble_search.py --models pretrained-bulk-modulus-chgnet pretrained-bulk-modulus chgnet fast \
+        runs/tail/ensembles/baseline runs/tail/ensembles/decompose runs/tail/ensembles/log-head \
+        runs/tail/ensembles/max-abs runs/tail/ensembles/mse --max-size 4
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+from pathlib import Path
+
+import numpy as np
+from scipy.stats import spearmanr, ttest_rel
+
+from goectp.calibration import heldout_predictions
+from goectp.data import random_split
+from goectp.tensor_stats import mean_eigenvalue
+
+SEEDS = (0, 1, 2, 3, 4)
+
+
+def split_sets(n: int) -> tuple[np.ndarray, np.ndarray]:
+    val, test = np.zeros((len(SEEDS), n), bool), np.zeros((len(SEEDS), n), bool)
+    for i, seed in enumerate(SEEDS):
+        idx = random_split(n, seed)
+        val[i, idx["val"]], test[i, idx["test"]] = True, True
+    return val, test
+
+
+def per_split(preds: list[np.ndarray], true: np.ndarray, sets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(MAE, ε̄ Spearman) per split of the mean of ``preds`` (each ``[5, N, 3, 3]``, member k = split k)."""
+    mean = np.mean(preds, axis=0)
+    mae, rho = [], []
+    for k, rows in enumerate(sets):
+        p, t = mean[k][rows], true[rows]
+        mae.append(np.abs(p - t).mean())
+        rho.append(spearmanr(mean_eigenvalue(p), mean_eigenvalue(t)).statistic)
+    return np.array(mae), np.array(rho)
+
+
+def label(spec: str) -> str:
+    return Path(spec).name if "/" in spec else spec
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models", nargs="+", required=True, help="shipped names or folders of split*.pt members")
+    ap.add_argument("--max-size", type=int, default=4, help="largest combination tried")
+    ap.add_argument("--top", type=int, default=12, help="rows shown (best validation first)")
+    args = ap.parse_args()
+    members, true, val, test = {}, None, None, None
+    for spec in args.models:
+        held = heldout_predictions(spec)
+        if true is None:
+            true = held["true"]
+            val, test = split_sets(len(true))
+        # member k must be the model of split k (sorted file names split0 ... split4): its test set is split k's
+        if len(held["members"]) != len(SEEDS) or not all(np.array_equal(a, b) for a, b in zip(held["test"], test)):
+            raise SystemExit(f"{spec}: needs one member per split {SEEDS}, in file order")
+        members[spec] = held["members"]
+    base_val, _ = per_split([members[args.models[0]]], true, val)
+    rows = []
+    for size in range(1, args.max_size + 1):
+        for combo in itertools.combinations(args.models, size):
+            preds = [members[c] for c in combo]
+            v, _ = per_split(preds, true, val)
+            t, rho = per_split(preds, true, test)
+            rows.append((v.mean(), combo, v, t, rho))
+    rows.sort(key=lambda r: r[0])
+    print(
+        f"{len(rows)} combinations of {len(args.models)} ensembles; best validation first (first model: "
+        f"{label(args.models[0])}, val {base_val.mean():.3f})\n"
+    )
+    print("| combination | members | val MAE | Δ val vs first model (better splits, p) | test MAE | test ε̄ Spearman |")
+    print("|---|---|---|---|---|---|")
+    for v_mean, combo, v, t, rho in rows[: args.top]:
+        diff = v - base_val
+        p = ttest_rel(v, base_val).pvalue if np.any(diff) else float("nan")
+        print(
+            f"| {' + '.join(label(c) for c in combo)} | {5 * len(combo)} | {v_mean:.3f} | "
+            f"{diff.mean():+.3f} ({int((diff < 0).sum())}/5, p = {p:.2f}) | {t.mean():.3f} | {rho.mean():.3f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
