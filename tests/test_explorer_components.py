@@ -540,11 +540,13 @@ def test_components_render_outside_a_server_as_in_a_notebook(models, gallery, sc
 
 def test_shipped_screening_results_name_the_model_that_made_them(tmp_path):
     from explorer.paths import screening_dir as shipped_screening_dir
+    from goectp.checkpoint import model_aliases
 
     data = ScreeningData(shipped_screening_dir())
     # matched by checkpoint sha256; the alias is named first, then the ensemble it points to
-    assert data.available and data.model_label() == "the `default` ensemble (`pretrained-bulk-modulus-chgnet`)"
-    assert "Screened with the `default` ensemble (`pretrained-bulk-modulus-chgnet`) on 20" in data.caption()
+    label = f"the `default` ensemble (`{model_aliases()['default']}`)"
+    assert data.available and data.model_label() == label
+    assert f"Screened with {label} on 20" in data.caption()
     summary = json.loads((shipped_screening_dir() / "screening_summary.json").read_text())
     summary["provenance"]["model_sha256"] = "0" * 64
     (tmp_path / "screening_summary.json").write_text(json.dumps(summary))

@@ -73,6 +73,25 @@ def test_predict_computes_the_features_and_stays_equivariant():
     assert np.abs(predict(s, model)[0] - ref).max() > 1e-4
 
 
+def test_an_ensemble_mixes_featured_and_plain_members_and_predicts_their_mean():
+    """Members with and without node features share one set of graphs (the featured member's); the ensemble's
+    prediction is the mean of what each member predicts alone, whichever member comes first."""
+    from goectp.checkpoint import Ensemble
+
+    torch.manual_seed(1)
+    plain = build_model("goectp", hidden=16, num_rbf=16).double().eval()
+    featured = _model(2)
+    s = _triclinic()
+    alone = [predict(s, m)[0] for m in (plain, featured)]
+    for members in ((plain, featured), (featured, plain)):
+        ensemble = Ensemble(list(members))
+        assert ensemble.config.node_features == NAME
+        np.testing.assert_allclose(predict(s, ensemble)[0], np.mean(alone, axis=0), rtol=0, atol=1e-12)
+    other_k = build_model("goectp", hidden=16, num_rbf=16, k_neighbors=12).double().eval()
+    with pytest.raises(ValueError, match="need different graphs"):
+        Ensemble([featured, other_k])
+
+
 def _pool(tmp_path: Path, structures: list[Structure]) -> Path:
     records = [
         {
@@ -157,3 +176,19 @@ def test_shipped_extra_ensembles_are_selectable_and_equivariant(name):
     assert selector.model_name == name and name in selector.description
     assert ("+ chgnet node features" in selector.description) == uses_chgnet
     assert ModelSelector().model_name == "default"  # the default stays the default
+
+
+def test_the_default_is_the_combined_ensemble_of_three_families():
+    """``default`` = 15 members: CHGNet-feature and plain members, 3 per split, read from one set of graphs."""
+    pytest.importorskip("chgnet", reason="the shipped default needs chgnet==0.4.2 (the 'foundation' extra)")
+    from goectp.api import assets_dir
+    from goectp.checkpoint import model_aliases
+
+    assert model_aliases()["default"] == "combined"
+    model = load_model("default").double()
+    families = ("chgnet", "pretrained-bulk-modulus", "pretrained-bulk-modulus-chgnet")
+    assert len(model.members) == 15 and model.config.node_features == "chgnet"
+    assert {n.rsplit("-split", 1)[0] for n in model.names} == set(families)
+    s = Structure.from_file(assets_dir() / "examples" / "GaN_wurtzite.cif")
+    parts = [predict(s, load_model(f).double())[0] for f in families]
+    np.testing.assert_allclose(predict(s, model)[0], np.mean(parts, axis=0), rtol=0, atol=1e-10)
