@@ -185,7 +185,8 @@ def test_a_file_named_default_in_the_cwd_is_never_loaded(tmp_path, monkeypatch, 
     cif = write_cif(tmp_path / "NaCl.cif")
     monkeypatch.chdir(tmp_path)
     model = goectp.load_model("default")  # the shipped ensemble
-    assert isinstance(model, ck.Ensemble) and len(model.members) == 5
+    shipped = sorted(f.stem for f in (ck.assets_dir() / "models" / ck.model_aliases()["default"]).glob("*.pt"))
+    assert isinstance(model, ck.Ensemble) and model.names == shipped and len(shipped) >= 5
     assert cli_main(["predict", "NaCl.cif", "--json", "--device", "cpu"]) == 0  # no --model: the shipped default
     rows = json.loads(capsys.readouterr().out)
     assert rows[0]["formula"] == "NaCl" and np.isfinite(rows[0]["tensor"]).all()
@@ -214,10 +215,16 @@ def test_shipped_checkpoints_load_with_weights_only(path):
     assert all(torch.equal(v, raw["state_dict"][k]) for k, v in model.state_dict().items())
 
 
-def test_there_are_twenty_shipped_checkpoints():
+def test_every_shipped_ensemble_is_covered_by_the_weights_only_check():
+    """The parametrised load test above sees every member of every shipped folder: 4 trained ensembles of 5 and
+    ``combined``, which holds copies of 15 of them (byte-identical)."""
     if not SHIPPED:
         pytest.skip("no shipped models")
-    assert len(SHIPPED) == 20
+    folders = {p.parent.name for p in SHIPPED}
+    assert {"fast", "chgnet", "pretrained-bulk-modulus", "pretrained-bulk-modulus-chgnet", "combined"} <= folders
+    assert len(SHIPPED) == 5 * 4 + 15
+    copies = {f.read_bytes() for f in SHIPPED if f.parent.name == "combined"}
+    assert copies <= {f.read_bytes() for f in SHIPPED if f.parent.name != "combined"}
 
 
 @pytest.mark.parametrize("kind", ["text", "truncated", "empty", "list", "unknown_config_key", "future_schema"])
