@@ -20,18 +20,8 @@ import numpy as np
 from scipy.stats import spearmanr, ttest_rel
 
 from goectp.calibration import heldout_predictions
-from goectp.data import random_split
+from goectp.data import SPLIT_SEEDS, split_masks
 from goectp.tensor_stats import mean_eigenvalue
-
-SEEDS = (0, 1, 2, 3, 4)
-
-
-def split_sets(n: int) -> tuple[np.ndarray, np.ndarray]:
-    val, test = np.zeros((len(SEEDS), n), bool), np.zeros((len(SEEDS), n), bool)
-    for i, seed in enumerate(SEEDS):
-        idx = random_split(n, seed)
-        val[i, idx["val"]], test[i, idx["test"]] = True, True
-    return val, test
 
 
 def per_split(preds: list[np.ndarray], true: np.ndarray, sets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -60,10 +50,12 @@ def main() -> None:
         held = heldout_predictions(spec)
         if true is None:
             true = held["true"]
-            val, test = split_sets(len(true))
+            masks = split_masks(len(true))
+            val, test = masks["val"], masks["test"]
         # member k must be the model of split k (sorted file names split0 ... split4): its test set is split k's
-        if len(held["members"]) != len(SEEDS) or not all(np.array_equal(a, b) for a, b in zip(held["test"], test)):
-            raise SystemExit(f"{spec}: needs one member per split {SEEDS}, in file order")
+        in_order = all(np.array_equal(a, b) for a, b in zip(held["test"], test))
+        if len(held["members"]) != len(SPLIT_SEEDS) or not in_order:
+            raise SystemExit(f"{spec}: needs one member per split {SPLIT_SEEDS}, in file order")
         members[spec] = held["members"]
     base_val, _ = per_split([members[args.models[0]]], true, val)
     rows = []

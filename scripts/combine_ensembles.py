@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import re
 import shutil
 import subprocess
 import sys
@@ -22,21 +23,13 @@ import numpy as np
 
 from goectp.calibration import heldout_predictions
 from goectp.checkpoint import is_model_name, load_model, read_checkpoint, resolve_model_path
-from goectp.data import DIELECTRIC_FILE, data_dir, random_split, sha256_file
-
-
-def split_masks(n: int, seeds: list[int]) -> tuple[np.ndarray, np.ndarray]:
-    """``(val [S, n], test [S, n])`` of the random 80/10/10 splits ``seeds``."""
-    val, test = np.zeros((len(seeds), n), bool), np.zeros((len(seeds), n), bool)
-    for i, seed in enumerate(seeds):
-        idx = random_split(n, seed)
-        val[i, idx["val"]], test[i, idx["test"]] = True, True
-    return val, test
+from goectp.data import DIELECTRIC_FILE, data_dir, sha256_file, split_masks
 
 
 def per_split_mae(members: np.ndarray, split_of: np.ndarray, true: np.ndarray, seeds: list[int]) -> dict:
     """Component MAE of the mean of the members of each split on its validation and test sets (and |ε| < 100)."""
-    val, test = split_masks(len(true), seeds)
+    masks = split_masks(len(true), seeds)
+    val, test = masks["val"], masks["test"]
     keep = np.abs(true).max(axis=(1, 2)) < 100
     out = {"val": [], "test": [], "test_filtered": []}
     for i, seed in enumerate(seeds):
@@ -71,10 +64,11 @@ def main() -> None:
     ensemble = load_model(out)  # raises if the members cannot share graphs
 
     # each family and the combination, per split, from the members' predictions of every record
-    seeds = sorted({int(read_checkpoint(t)["meta"]["split_seed"]) for _, _, t in sources})
+    split_seed = {t.name: int(read_checkpoint(t)["meta"]["split_seed"]) for _, _, t in sources}
+    seeds = sorted(set(split_seed.values()))
     preds = heldout_predictions(out, progress=True)
     true = preds["true"]
-    by_file = {t.name: (family, int(read_checkpoint(t)["meta"]["split_seed"])) for family, _, t in sources}
+    by_file = {t.name: (family, split_seed[t.name]) for family, _, t in sources}
     family_of = np.array([by_file[name][0] for name in preds["files"]])  # the members' order in ``preds``
     split_of = np.array([by_file[name][1] for name in preds["files"]])
     rows = {}
@@ -96,8 +90,7 @@ def main() -> None:
     base = rows[f"`{args.families[-1]}` alone"]["val"]
     comb = rows[f"`{args.name}` (all {len(sources)} members)"]["val"]
     member_lines = "\n".join(
-        f"| `{t.name}` | `{family}/{f.name}` | {int(read_checkpoint(t)['meta']['split_seed'])} | "
-        f"`{sha256_file(t)[:16]}…` |"
+        f"| `{t.name}` | `{family}/{f.name}` | {split_seed[t.name]} | `{sha256_file(t)[:16]}…` |"
         for family, f, t in sources
     )
     size = sum(t.stat().st_size for _, _, t in sources) / 1e6
@@ -147,7 +140,12 @@ is in `BENCHMARKS.md`, "Shipped ensembles as users get them".
 {command}
 ```
 """
-    (out / "MODEL_CARD.md").write_text(card)
+    card_file = out / "MODEL_CARD.md"
+    if card_file.exists():  # sections other scripts added (calibration, cell-choice invariance) stay
+        titles = set(re.findall(r"^## (.+)$", card, flags=re.M))
+        kept = [s for s in card_file.read_text().split("\n## ")[1:] if s.splitlines()[0] not in titles]
+        card = card.rstrip("\n") + "".join(f"\n\n## {s.rstrip()}" for s in kept) + "\n"
+    card_file.write_text(card)
     print(card)
     if not args.no_calibrate:
         script = Path(__file__).with_name("calibrate_ensemble.py")

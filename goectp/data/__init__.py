@@ -10,7 +10,7 @@ from goectp.data.dielectric import (
     write_dielectric_json,
 )
 from goectp.data.paths import CANDIDATES_FILE, DIELECTRIC_FILE, cache_dir, data_dir, find_data_dir, sha256_file
-from goectp.data.splits import CRYSTAL_SYSTEMS, SPLIT_SEEDS, crystal_system, random_split
+from goectp.data.splits import CRYSTAL_SYSTEMS, SPLIT_SEEDS, crystal_system, random_split, split_masks
 
 __all__ = [
     "CANDIDATES_FILE",
@@ -29,6 +29,7 @@ __all__ = [
     "load_graph_set",
     "parse_dielectric_dict",
     "random_split",
+    "split_masks",
     "read_dielectric_json",
     "sha256_file",
     "write_dielectric_json",

@@ -25,6 +25,15 @@ def random_split(n: int, seed: int, fractions: tuple[float, float, float] = (0.8
     }
 
 
+def split_masks(n: int, seeds: tuple[int, ...] | list[int] = SPLIT_SEEDS) -> dict[str, np.ndarray]:
+    """Boolean ``{"train", "val", "test"}`` masks ``[len(seeds), n]`` of the :func:`random_split` of each seed."""
+    masks = {part: np.zeros((len(seeds), n), bool) for part in ("train", "val", "test")}
+    for i, seed in enumerate(seeds):
+        for part, idx in random_split(n, seed).items():
+            masks[part][i, idx] = True
+    return masks
+
+
 def crystal_system(structure, symprec: float = CRYSTAL_SYSTEM_SYMPREC) -> str:
     """Crystal system from spglib (``SpacegroupAnalyzer(symprec).get_crystal_system()``); 'triclinic' on failure."""
     from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
