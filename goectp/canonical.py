@@ -28,8 +28,13 @@ from __future__ import annotations
 import threading
 import warnings
 from collections import OrderedDict
+from typing import Any, NamedTuple
 
 import numpy as np
+
+#: Version of the canonical cell's *description* (basis, atom order), part of the graph and feature cache keys:
+#: 2 keeps a primitive input's own basis and atom order (1 took spglib's primitive cell's).
+CANONICAL_CELL_VERSION = 2
 
 #: Tolerance (Å) for the lattice automorphisms and the exact symmetries of an *idealized* cell: far above its
 #: floating-point noise (~1e-14 Å), far below any real distortion.
@@ -66,51 +71,69 @@ def canonical_cell(structure, symprec: float = 0.01, max_rounds: int = 4):
     (a structure 0.01 Å from C2/m: P-1 or C2/m depending on where the origin falls). So the symmetrized cell is
     searched again, and again, until its group stops growing; the projections compose (``P_G P_H = P_G`` for
     ``H ⊂ G``), so every route ends at the same crystal, turned back to the input's orientation at the end.
-    Returns the input unchanged when spglib finds no symmetry dataset (then :func:`frame_operations` falls back to
-    the whole automorphism group, which is exact without any symmetry).
+    Whether the group stops growing is decided in numpy (:func:`may_have_more_symmetry`, a more tolerant test
+    than spglib's), and spglib is asked again only where it might: one spglib search per structure in the usual
+    case of a primitive input. Returns the input unchanged when spglib finds no symmetry dataset (then
+    :func:`frame_operations` falls back to the whole automorphism group, which is exact without any symmetry).
     """
-    current, order, rounds, input_lattice = structure, 0, 0, None
+    current, order, rounds, input_lattice, group = structure, 0, 0, None, None
     for _ in range(max_rounds):
-        if order and _group_order(current, symprec) <= order:
-            break  # the usual case: one spglib call says the symmetrized cell has found its group
         step = _symmetrize_once(current, symprec)
-        if step is None:
+        if step is None or step.order <= order:
             break
-        symmetric, n_ops, lat_in = step
-        input_lattice = lat_in if input_lattice is None else input_lattice
-        if n_ops <= order:
-            break
-        current, order, rounds = symmetric, n_ops, rounds + 1
+        input_lattice = step.lattice if input_lattice is None else input_lattice
+        current, order, rounds, group = step.cell, step.order, rounds + 1, step
+        if not may_have_more_symmetry(current, step.rotations, symprec):
+            break  # the usual case: the symmetrized cell has found its group (no spglib call needed to say so)
     if rounds == 0:
         return structure
     # after one round the symmetrizing map is symmetric (C^1/2): the cell is in the input's orientation already
-    return current if rounds == 1 else _turned_like(current, input_lattice)
+    result = current if rounds == 1 else _turned_like(current, input_lattice)
+    # the graph asks for this cell's group next: it is the one just imposed (turning keeps fractional operations)
+    remember_symmetry(result, group.rotations, group.translations, symprec)
+    return result
 
 
 _SYMMETRY_CACHE: OrderedDict[tuple, dict | None] = OrderedDict()
 _SYMMETRY_LOCK = threading.Lock()
 
 
-def cell_symmetry(lattice_rows: np.ndarray, frac: np.ndarray, numbers, symprec: float) -> dict | None:
-    """``spglib.get_symmetry`` (``{"rotations", "translations"}``, read-only arrays) or ``None``, memoised on the
-    exact input: the canonical cell's group is asked for twice (the last round of :func:`canonical_cell`, then the
-    graph's point group), and spglib is most of the cost of a prediction."""
+def _symmetry_key(lattice_rows: np.ndarray, frac: np.ndarray, numbers, symprec: float) -> tuple:
     lattice_rows, frac = np.ascontiguousarray(lattice_rows, np.float64), np.ascontiguousarray(frac, np.float64)
-    key = (lattice_rows.tobytes(), frac.tobytes(), tuple(int(z) for z in numbers), float(symprec))
-    with _SYMMETRY_LOCK:
-        if key in _SYMMETRY_CACHE:
-            _SYMMETRY_CACHE.move_to_end(key)
-            return _SYMMETRY_CACHE[key]
-    sym = _quiet(_spglib().get_symmetry, (lattice_rows, frac, list(key[2])), symprec=symprec)
+    return (lattice_rows.tobytes(), frac.tobytes(), tuple(int(z) for z in numbers), float(symprec))
+
+
+def _store_symmetry(key: tuple, sym: dict | None) -> dict | None:
     if sym is not None:
-        sym = {k: np.asarray(sym[k]) for k in ("rotations", "translations")}
+        sym = {k: np.array(sym[k]) for k in ("rotations", "translations")}
         for value in sym.values():
             value.setflags(write=False)
     with _SYMMETRY_LOCK:
         _SYMMETRY_CACHE[key] = sym
+        _SYMMETRY_CACHE.move_to_end(key)
         while len(_SYMMETRY_CACHE) > 64:
             _SYMMETRY_CACHE.popitem(last=False)
     return sym
+
+
+def cell_symmetry(lattice_rows: np.ndarray, frac: np.ndarray, numbers, symprec: float) -> dict | None:
+    """``spglib.get_symmetry`` (``{"rotations", "translations"}``, read-only arrays) or ``None``, memoised on the
+    exact input (the canonical cell's group is stored by :func:`canonical_cell`, which imposed it, so the graph's
+    point group costs no second search; spglib is most of the cost of a prediction)."""
+    key = _symmetry_key(lattice_rows, frac, numbers, symprec)
+    with _SYMMETRY_LOCK:
+        if key in _SYMMETRY_CACHE:
+            _SYMMETRY_CACHE.move_to_end(key)
+            return _SYMMETRY_CACHE[key]
+    cell = (np.asarray(lattice_rows, np.float64), np.asarray(frac, np.float64), list(key[2]))
+    return _store_symmetry(key, _quiet(_spglib().get_symmetry, cell, symprec=symprec))
+
+
+def remember_symmetry(structure, rotations: np.ndarray, translations: np.ndarray, symprec: float) -> None:
+    """Store a cell's known space group as :func:`cell_symmetry`'s answer for it (as the graph will ask for it)."""
+    numbers = [site.specie.Z for site in structure]
+    key = _symmetry_key(structure.lattice.matrix, structure.frac_coords, numbers, symprec)
+    _store_symmetry(key, {"rotations": rotations, "translations": translations})
 
 
 def _spglib_cell(structure) -> tuple:
@@ -118,35 +141,90 @@ def _spglib_cell(structure) -> tuple:
     return structure.lattice.matrix, np.mod(structure.frac_coords, 1.0), [site.specie.Z for site in structure]
 
 
-def _group_order(structure, symprec: float) -> int:
-    """Number of space-group operations spglib finds in this cell (pure translations included), 0 if none."""
-    sym = cell_symmetry(*_spglib_cell(structure), symprec=symprec)
-    return 0 if sym is None else len(sym["rotations"])
+class _Round(NamedTuple):
+    """One symmetrization: the cell, the order of its group, the input's primitive lattice (columns), the group."""
+
+    cell: Any
+    order: int
+    lattice: np.ndarray
+    rotations: np.ndarray
+    translations: np.ndarray
 
 
-def _symmetrize_once(structure, symprec: float):
-    """(primitive cell projected onto the space group found at ``symprec``, order of that group, spglib's primitive
-    lattice of the input as columns), or ``None`` when spglib finds no symmetry or an operation does not close."""
+def _symmetrize_once(structure, symprec: float) -> _Round | None:
+    """The primitive cell projected onto the space group spglib finds at ``symprec`` (see :class:`_Round`), or
+    ``None`` when spglib finds no symmetry or an operation does not close.
+
+    Only in a primitive cell is every point operation an integer matrix. A primitive input (no pure translation
+    besides the identity) is used as it is, in its own basis: one spglib search. Otherwise spglib's primitive cell
+    (not idealized, not rotated) is searched again.
+    """
     from pymatgen.core import Lattice, Structure
 
     spglib = _spglib()
-    cell = _spglib_cell(structure)
-    # the primitive cell first (not idealized, not rotated): only there is every point operation an integer matrix
-    primitive = _quiet(spglib.standardize_cell, cell, to_primitive=True, no_idealize=True, symprec=symprec)
-    if primitive is None:
-        return None
-    lat_rows, frac, numbers = (np.asarray(x) for x in primitive)
-    frac = np.mod(frac, 1.0)
-    lat_in = lat_rows.T
+    lat_rows, frac, numbers = (np.asarray(x) for x in _spglib_cell(structure))
     dataset = _quiet(spglib.get_symmetry_dataset, (lat_rows, frac, numbers), symprec=symprec)
     if dataset is None:
         return None
-    rotations = np.asarray(dataset.rotations)
+    if np.all(np.asarray(dataset.rotations) == np.eye(3, dtype=int), axis=(1, 2)).sum() > 1:
+        primitive = _quiet(
+            spglib.standardize_cell, (lat_rows, frac, numbers), to_primitive=True, no_idealize=True, symprec=symprec
+        )
+        if primitive is None:
+            return None
+        lat_rows, frac, numbers = (np.asarray(x) for x in primitive)
+        frac = np.mod(frac, 1.0)
+        dataset = _quiet(spglib.get_symmetry_dataset, (lat_rows, frac, numbers), symprec=symprec)
+        if dataset is None:
+            return None
+    rotations, translations = np.asarray(dataset.rotations), np.asarray(dataset.translations)
+    lat_in = lat_rows.T
     ideal = symmetrized_lattice(lat_in, rotations)  # columns: the idealized lattice, input basis and orientation
-    symmetric = _orbit_average(frac, numbers, rotations, np.asarray(dataset.translations), lat_in, tol=2 * symprec)
+    symmetric = _orbit_average(frac, numbers, rotations, translations, lat_in, tol=2 * symprec)
     if symmetric is None:
         return None
-    return Structure(Lattice(ideal.T), [int(z) for z in numbers], symmetric), len(rotations), lat_in
+    cell = Structure(Lattice(ideal.T), [int(z) for z in numbers], symmetric)
+    return _Round(cell, len(rotations), lat_in, rotations, translations)
+
+
+def may_have_more_symmetry(structure, rotations: np.ndarray, symprec: float, slack: float = 2.0) -> bool:
+    """Whether some operation outside ``rotations`` might map ``structure`` onto itself within ``slack · symprec``.
+
+    Candidates: the automorphisms of the lattice (Niggli-reduced basis, metric test at ``slack · symprec``) that are
+    not among ``rotations`` (integer, in the structure's basis); each is tried with every translation that takes an
+    atom of the rarest element onto an atom of that element, and accepted if every atom then lands within
+    ``slack · symprec`` (Å) of an atom of its element. The test is looser than spglib's on purpose: a ``True``
+    only costs one more spglib search, which then decides; a ``False`` means spglib would find nothing more.
+    """
+    from goectp.frame import reduction_matrix
+
+    tol = slack * symprec
+    lat_cols = structure.lattice.matrix.T
+    basis = reduction_matrix(lat_cols, "niggli")  # a reduced basis keeps the metric test physical
+    found = integer_automorphisms(lat_cols @ basis, tol, margin=1.0)
+    inv_basis = np.linalg.inv(basis)
+    candidates = np.rint(basis @ found @ inv_basis).astype(np.int64)  # the same operations in the cell's basis
+    group = np.asarray(rotations, dtype=np.int64)
+    known = {w.tobytes() for w in group}
+    candidates = [w for w in candidates if w.tobytes() not in known]
+    frac = np.mod(structure.frac_coords, 1.0)
+    numbers = np.array([site.specie.Z for site in structure])
+    species, counts = np.unique(numbers, return_counts=True)
+    rare = np.flatnonzero(numbers == species[np.argmin(counts)])
+    same = numbers[:, None] == numbers[None, :]
+    for w in candidates:
+        if w.tobytes() in known:
+            continue  # W g works exactly when W does (g an exact symmetry): one test per coset W G
+        known.update(x.tobytes() for x in w @ group)
+        images = frac @ w.T  # [N, 3]
+        shifts = frac[rare] - images[rare[0]]  # [T, 3]: translations that take atom rare[0] onto a rare atom
+        diff = images[None, :, None, :] + shifts[:, None, None, :] - frac[None, None, :, :]  # [T, N, N, 3]
+        diff -= np.rint(diff)
+        dist = np.linalg.norm(diff @ lat_cols.T, axis=-1)
+        dist[:, ~same] = np.inf
+        if (dist.min(axis=2).max(axis=1) <= tol).any():
+            return True
+    return False
 
 
 def _turned_like(cell, lat_in: np.ndarray):
@@ -182,6 +260,9 @@ def symmetrized_lattice(lat_cols: np.ndarray, rotations: np.ndarray) -> np.ndarr
     return (evecs * np.sqrt(evals)) @ evecs.T @ lat_cols
 
 
+_ORBIT_CHUNK = 400_000  # pairs of atoms x operations handled at once by :func:`_orbit_average`
+
+
 def _orbit_average(
     frac: np.ndarray,
     numbers: np.ndarray,
@@ -197,18 +278,25 @@ def _orbit_average(
     ``t_g + mean_i (x_σ(i) - W_g x_i - t_g)``, a function of the crystal alone.
     ``None`` when an operation does not map the atoms onto atoms of the same element within ``tol`` (Å).
     """
+    n = len(frac)
     total = np.zeros_like(frac)
-    for w, t in zip(rotations, translations):
-        images = frac @ w.T + t  # [N, 3]: image of atom i under g
-        diff = images[:, None, :] - frac[None, :, :]  # [i, j, 3]
+    other_element = numbers[:, None] != numbers[None, :]
+    step = max(1, _ORBIT_CHUNK // (n * n))  # operations per chunk: [g, N, N, 3] arrays of at most ~10 MB
+    for start in range(0, len(rotations), step):
+        w, t = rotations[start : start + step], translations[start : start + step]
+        images = np.einsum("nj,gij->gni", frac, w) + t[:, None, :]  # [g, N, 3]: image of atom i under each op
+        diff = images[:, :, None, :] - frac[None, None, :, :]  # [g, i, j, 3]
         diff -= np.rint(diff)
-        dist = np.linalg.norm(diff @ lat_cols.T, axis=-1)
-        dist[numbers[:, None] != numbers[None, :]] = np.inf
-        target = np.argmin(dist, axis=1)  # σ_g(i)
-        if dist[np.arange(len(frac)), target].max() > tol or len(set(target.tolist())) != len(frac):
+        dist = np.linalg.norm(diff @ lat_cols.T, axis=-1)  # [g, i, j]
+        dist[:, other_element] = np.inf
+        target = np.argmin(dist, axis=2)  # [g, i]: σ_g(i)
+        if np.take_along_axis(dist, target[..., None], 2).max() > tol:
             return None
-        offset = diff[np.arange(len(frac)), target]  # image of i minus x_σ(i): the misfit of t_g at each atom
-        total[target] += frac[target] + offset - offset.mean(axis=0)  # image of i under the refitted t_g
+        if any(len(np.unique(row)) != n for row in target):
+            return None
+        offset = np.take_along_axis(diff, target[:, :, None, None], 2)[:, :, 0]  # [g, i, 3]: image i minus x_σ(i)
+        refit = frac[target] + offset - offset.mean(axis=1, keepdims=True)  # image of i under the refitted t_g
+        np.add.at(total, target.reshape(-1), refit.reshape(-1, 3))
     return np.mod(total / len(rotations), 1.0)
 
 
@@ -243,23 +331,45 @@ def integer_automorphisms(lat_cols: np.ndarray, symprec: float = EXACT_SYMPREC, 
     Column ``i`` of ``W`` is a lattice vector as long as basis vector ``i``: every such ``n`` has
     ``|n_j| ≤ |L n| · |row j of L⁻¹|``, so the search box below holds all of them, whatever the basis.
     """
-    metric = lat_cols.T @ lat_cols
-    lengths = np.sqrt(np.diag(metric))
-    reach = lengths.max() + margin * symprec
-    bound = np.floor(reach * np.linalg.norm(np.linalg.inv(lat_cols), axis=1) + 1e-9).astype(int)
-    grid = np.stack(np.meshgrid(*(np.arange(-b, b + 1) for b in bound), indexing="ij"), -1).reshape(-1, 3)
-    grid_len = np.sqrt(np.einsum("ni,ij,nj->n", grid, metric, grid))
-    columns = [grid[np.abs(grid_len - length) <= margin * symprec] for length in lengths]
-    ws = np.empty((*(len(c) for c in columns), 3, 3), dtype=np.int64)  # every combination of candidate columns
-    ws[..., 0] = columns[0][:, None, None]
-    ws[..., 1] = columns[1][None, :, None]
-    ws[..., 2] = columns[2][None, None, :]
-    ws = ws.reshape(-1, 3, 3)
-    ws = ws[np.abs(np.rint(np.linalg.det(ws.astype(np.float64)))) == 1]
-    deviation = _metric_deviation(metric, np.einsum("nji,jk,nkl->nil", ws, metric, ws))
+    reach = margin * symprec
+    ws, deviation, column_misfit = _candidates(np.ascontiguousarray(lat_cols, np.float64), reach)
+    keep = column_misfit <= reach  # the candidates of this tolerance (a memoised search may have used a larger one)
+    ws, deviation = ws[keep], deviation[keep]
     if ((deviation > symprec / margin) & (deviation <= symprec * margin)).any():
         return None
     return ws[deviation <= symprec]
+
+
+_CANDIDATE_CACHE: OrderedDict[bytes, tuple[float, tuple]] = OrderedDict()
+
+
+def _candidates(lat_cols: np.ndarray, reach: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Integer ``W`` (``det ±1``) whose columns are lattice vectors within ``reach`` of the basis lengths:
+    ``(W [n, 3, 3], metric deviation [n], largest column-length misfit [n])``, memoised per lattice (the canonical
+    cell's lattice is searched twice: loosely by :func:`may_have_more_symmetry`, tightly for the frames)."""
+    key = lat_cols.tobytes()
+    with _SYMMETRY_LOCK:
+        hit = _CANDIDATE_CACHE.get(key)
+    if hit is not None and hit[0] >= reach:
+        return hit[1]
+    metric = lat_cols.T @ lat_cols
+    lengths = np.sqrt(np.diag(metric))
+    bound = np.floor((lengths.max() + reach) * np.linalg.norm(np.linalg.inv(lat_cols), axis=1) + 1e-9).astype(int)
+    grid = np.stack(np.meshgrid(*(np.arange(-b, b + 1) for b in bound), indexing="ij"), -1).reshape(-1, 3)
+    grid_len = np.sqrt(np.einsum("ni,ij,nj->n", grid, metric, grid))
+    near = [np.flatnonzero(np.abs(grid_len - length) <= reach) for length in lengths]
+    idx = np.stack(np.meshgrid(*near, indexing="ij"), -1).reshape(-1, 3)  # every combination of candidate columns
+    ws = grid[idx].transpose(0, 2, 1)  # [n, 3, 3]: column i = grid vector idx[:, i]
+    misfit = np.abs(grid_len[idx] - lengths).max(axis=1)
+    unimodular = np.abs(np.rint(np.linalg.det(ws.astype(np.float64)))) == 1
+    ws, misfit = ws[unimodular], misfit[unimodular]
+    deviation = _metric_deviation(metric, np.einsum("nji,jk,nkl->nil", ws, metric, ws))
+    out = (ws, deviation, misfit)
+    with _SYMMETRY_LOCK:
+        _CANDIDATE_CACHE[key] = (reach, out)
+        while len(_CANDIDATE_CACHE) > 16:
+            _CANDIDATE_CACHE.popitem(last=False)
+    return out
 
 
 def _metric_deviation(metric: np.ndarray, metrics: np.ndarray) -> np.ndarray:

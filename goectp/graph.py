@@ -230,8 +230,11 @@ def build_crystal_graph(
     sym = _spglib_symmetry(structure, symprec) if symprec else None
     prim = primitive_matrix(structure, symprec, sym) if sym is not None else np.eye(3)
     ops = _point_group(structure, symprec, sym, prim) if sym is not None else np.eye(3)[None]
-    primitive = lat_cols @ prim
-    primitive = primitive @ reduction_matrix(primitive, "niggli")
+    if np.array_equal(prim, np.eye(3)):
+        primitive = reduced  # the usual case, and always for a canonical cell: the cell is primitive already
+    else:
+        primitive = lat_cols @ prim
+        primitive = primitive @ reduction_matrix(primitive, "niggli")
     if canonical and symprec:  # exact symmetries of the idealized cell; without one, average over all of G_L
         frames = frame_operations(primitive, ops if idealized else np.eye(3)[None])
     else:

@@ -17,11 +17,13 @@ import torch
 from pymatgen.core import Lattice, Structure
 
 import goectp
+import goectp.canonical as canonical_module
 from goectp.canonical import (
     canonical_cell,
     frame_operations,
     integer_automorphisms,
     lattice_automorphisms,
+    may_have_more_symmetry,
     symmetrized_lattice,
     uses_canonical_cell,
 )
@@ -280,3 +282,82 @@ def test_symmetrized_lattice_is_exactly_symmetric_basis_covariant_and_turns_with
     q = np.linalg.qr(np.random.default_rng(4).normal(size=(3, 3)))[0]
     for r in (q, -q):
         assert np.abs(symmetrized_lattice(r @ strained, rotations) - r @ sym).max() < 1e-12
+
+
+# ------------------------------------------------------------------------------------------- cost of the canonical cell
+@pytest.fixture
+def spglib_calls(monkeypatch):
+    """Counts of the spglib searches made through :mod:`goectp.canonical` (and the graph's point group)."""
+    import spglib
+
+    counts = {"get_symmetry_dataset": 0, "standardize_cell": 0, "get_symmetry": 0}
+    for name in counts:
+        original = getattr(spglib, name)
+
+        def counted(*args, _original=original, _name=name, **kwargs):
+            counts[_name] += 1
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(spglib, name, counted)
+    return counts
+
+
+@pytest.mark.parametrize(
+    "name", ["GaN wurtzite (polar)", "rutile + 1e-3 Å noise", "monoclinic", "GaN, strained lattice + noise (polar)"]
+)
+def test_a_primitive_input_costs_one_spglib_search(name, spglib_calls):
+    """The canonical cell of a primitive input, its growth check and the graph's point group: one spglib search (the
+    group the canonical cell imposed is handed to the graph; the check for a larger group runs in numpy)."""
+    build_crystal_graph(CRYSTALS[name].copy(), canonical=True)
+    assert spglib_calls == {"get_symmetry_dataset": 1, "standardize_cell": 0, "get_symmetry": 0}
+
+
+@pytest.mark.parametrize("cell", ["GaN 2x1x1", "calcite's hexagonal cell (3 lattice points)"])
+def test_a_non_primitive_input_is_reduced_by_spglib_first(cell, spglib_calls):
+    structure = {
+        "GaN 2x1x1": described(CRYSTALS["GaN wurtzite (polar)"], "2x1x1"),
+        "calcite's hexagonal cell (3 lattice points)": CRYSTALS["calcite (R-3c)"].copy(),
+    }[cell]
+    build_crystal_graph(structure, canonical=True)
+    assert spglib_calls == {"get_symmetry_dataset": 2, "standardize_cell": 1, "get_symmetry": 0}
+
+
+@pytest.mark.parametrize("name", list(CRYSTALS))
+def test_the_growth_check_finds_exactly_the_symmetry_spglib_finds(name):
+    """:func:`may_have_more_symmetry` on the canonical cell: False given its whole group (spglib at the same
+    tolerance finds no more), True given any proper subgroup spglib's group exceeds (here: the identity alone)."""
+    import spglib
+
+    cell = canonical_cell(CRYSTALS[name])
+    lattice, frac, numbers = cell.lattice.matrix, np.mod(cell.frac_coords, 1), [s.specie.Z for s in cell]
+    rotations = np.asarray(spglib.get_symmetry_dataset((lattice, frac, numbers), symprec=0.01).rotations)
+    assert not may_have_more_symmetry(cell, rotations, 0.01)
+    assert may_have_more_symmetry(cell, np.eye(3, dtype=int)[None], 0.01) == (len(rotations) > 1)
+    noisy = CRYSTALS["rutile + 1e-3 Å noise"]  # the input itself has no exact symmetry, but 16 within 0.01 Å
+    assert may_have_more_symmetry(noisy, np.eye(3, dtype=int)[None], 0.01)
+    assert not may_have_more_symmetry(noisy, np.eye(3, dtype=int)[None], 1e-5)
+
+
+def test_the_automorphism_search_is_the_same_from_the_memo(monkeypatch):
+    """A loose search (the growth check's) memoised first gives the tight search (the frames') the same answer as a
+    fresh one, including the near-tolerance ``None``."""
+    hexagonal = Lattice.hexagonal(3.19, 5.19).matrix.T
+    strained = (np.eye(3) + np.diag([2e-7, -1e-7, 0])) @ hexagonal  # ~1e-6 Å from hexagonal: undecidable at 1e-6
+    for lat in (hexagonal, strained, Lattice.cubic(4.0).matrix.T):
+        monkeypatch.setattr(canonical_module, "_CANDIDATE_CACHE", type(canonical_module._CANDIDATE_CACHE)())
+        fresh = integer_automorphisms(lat)
+        integer_automorphisms(lat, 0.02, margin=1.0)  # fills the memo with a larger search box
+        memo = integer_automorphisms(lat)
+        assert (fresh is None) == (memo is None)
+        if fresh is not None:
+            assert np.array_equal(np.unique(fresh, axis=0), np.unique(memo, axis=0))
+    assert integer_automorphisms(strained) is None and len(integer_automorphisms(hexagonal)) == 24
+
+
+def test_the_orbit_average_does_not_depend_on_its_chunk_size(monkeypatch):
+    reference = canonical_cell(CRYSTALS["calcite (R-3c)"])
+    monkeypatch.setattr(canonical_module, "_ORBIT_CHUNK", 1)  # one operation at a time
+    canonical_module._SYMMETRY_CACHE.clear()
+    chunked = canonical_cell(CRYSTALS["calcite (R-3c)"])
+    assert np.array_equal(chunked.frac_coords, reference.frac_coords)
+    assert np.array_equal(chunked.lattice.matrix, reference.lattice.matrix)

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from goectp.canonical import CANONICAL_CELL_VERSION
 from goectp.checkpoint import CheckpointError, atomic_save, load_cache
 from goectp.data.dielectric import DielectricRecord, read_dielectric_json
 from goectp.data.paths import cache_dir, sha256_file
@@ -91,7 +92,7 @@ def load_graph_set(
 
     ``canonical``: graphs of the canonical cells with their frames (see :mod:`goectp.canonical`), cached apart."""
     path = Path(path)
-    tag = "-canonical" if canonical else ""
+    tag = f"-canonical{CANONICAL_CELL_VERSION}" if canonical else ""
     key = hashlib.sha256(f"{sha256_file(path)}-k{k}-v{GRAPH_CACHE_VERSION}{tag}".encode()).hexdigest()[:20]
     cache = cache_dir() / f"graphs-{path.name.split('.')[0]}-{key}.pt"
     if use_cache and cache.exists():

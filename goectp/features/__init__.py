@@ -18,6 +18,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+from goectp.canonical import CANONICAL_CELL_VERSION
 from goectp.features.cache import attach_features, compute_features, dataset_features, feature_cache_path
 from goectp.features.registry import EXTRACTORS, feature_dim, get_extractor, structure_features
 from goectp.graph import graph_structure
@@ -49,7 +50,7 @@ def load_featured_graph_set(
         name,
         progress=progress,
         use_cache=use_cache,
-        cells="canonical" if canonical else "input",
+        cells=f"canonical{CANONICAL_CELL_VERSION}" if canonical else "input",
     )
     gs.graphs = attach_features(gs.graphs, gs.ids, stored)
     return gs, {k_: stored[k_] for k_ in ("cache", "hit", "ms_per_structure", "extractor")}
