@@ -60,6 +60,25 @@ def test_mlp_message_layer_hand_computed():
     assert repr(layer) == "MLPMessageLayer(1, edge_dim=1)"
 
 
+def test_mlp_message_layer_is_one_linear_map_of_the_concatenation():
+    """The node parts applied per node and gathered equal ``W (h_i | h_j | e) + b`` on each edge, gradients too."""
+    torch.manual_seed(0)
+    layer = MLPMessageLayer(6, 4).eval()
+    h = torch.randn(5, 6, requires_grad=True)
+    edge_attr = torch.randn(14, 4, requires_grad=True)
+    edge_index = torch.randint(0, 5, (2, 14))
+    out = layer(h, edge_index, edge_attr)
+    src, dst = edge_index
+    gate, msg = layer.lin(torch.cat([h[dst], h[src], edge_attr], dim=-1)).chunk(2, dim=-1)
+    agg = torch.zeros(5, 6).index_add(0, dst, torch.sigmoid(gate) * nn.functional.softplus(msg))
+    reference = nn.functional.softplus(h + layer.norm(agg))
+    torch.testing.assert_close(out, reference)
+    grads = torch.autograd.grad(out.square().sum(), [h, edge_attr, layer.lin.weight])
+    expected = torch.autograd.grad(reference.square().sum(), [h, edge_attr, layer.lin.weight])
+    for got, want in zip(grads, expected):
+        torch.testing.assert_close(got, want)
+
+
 def test_mlp_message_layer_shapes_and_reset():
     layer = MLPMessageLayer(8, 4)
     out = layer(torch.randn(5, 8), torch.randint(0, 5, (2, 12)), torch.randn(12, 4))
@@ -179,3 +198,15 @@ def test_heads_shapes_reset_and_repr():
     torch.testing.assert_close(scalar(torch.randn(3, 8)), torch.full((3,), 2.0))
     assert repr(head) == "TensorHead(8, positive_definite=False)" and repr(scalar) == "ScalarHead(8)"
     assert _changes_on_reset(scalar)
+
+
+def test_goectp_edge_embedding_split_into_radial_and_direction_parts():
+    """``_radial`` (computed once for all frames) + the direction part is ``edge_embed(RBF(|r|) | r/|r|)``."""
+    from goectp.models.goectp import GoeCTP, GoeCTPConfig
+
+    torch.manual_seed(1)
+    model = GoeCTP(GoeCTPConfig(hidden=8, num_rbf=6))
+    vec = torch.randn(10, 3) * 3
+    dist = vec.norm(dim=-1, keepdim=True)
+    expected = model.edge_embed(torch.cat([model.rbf(dist[:, 0]), vec / dist], dim=-1))
+    torch.testing.assert_close(model._edge_features(vec, model._radial(vec)), expected)

@@ -13,6 +13,7 @@ from typing import Literal
 
 import torch
 from torch import nn
+from torch.nn import functional as fn
 from torch_geometric.utils import scatter
 
 from goectp.canonical import uses_canonical_cell
@@ -197,24 +198,40 @@ class GoeCTP(nn.Module):
             h = h + self.node_feature_embed(self._node_features(batch).to(dtype))
         if node_src is not None:
             h = h[node_src]
-        pooled = self._message_passing(h, vec, canon_lat[edge_graph], edge_index, node_graph, num_graphs)
+        radial = self._radial(batch.edge_vec.to(dtype))  # [E, d]: the same for every frame, computed once
+        if node_src is not None:
+            radial = radial.index_select(0, edge_src)
+        pooled = self._message_passing(h, vec, radial, canon_lat[edge_graph], edge_index, node_graph, num_graphs)
         if use_frame and self.config.cell_reduction != "none" and self.config.sign_average:
-            flipped = self._message_passing(h, -vec, canon_lat[edge_graph], edge_index, node_graph, num_graphs)
+            flipped = self._message_passing(h, -vec, radial, canon_lat[edge_graph], edge_index, node_graph, num_graphs)
             pooled = 0.5 * (pooled + flipped)
         return pooled, frame, owner
+
+    def _radial(self, edge_vec: torch.Tensor) -> torch.Tensor:
+        """The distance part of the edge embedding's first linear map, ``W_r RBF(|r|) + b`` ``[E, d]`` (invariant)."""
+        first = self.edge_embed[0]
+        return fn.linear(self.rbf(edge_vec.norm(dim=-1)), first.weight[:, : self.config.num_rbf], first.bias)
+
+    def _edge_features(self, vec: torch.Tensor, radial: torch.Tensor) -> torch.Tensor:
+        """``edge_embed(RBF(|r|) | r/|r|)`` ``[E, d]`` from the canonical ``vec [E, 3]`` and its ``radial`` part."""
+        first, act, second = self.edge_embed
+        direction = vec / vec.norm(dim=-1, keepdim=True)  # [E, 3]
+        return second(act(radial + fn.linear(direction, first.weight[:, self.config.num_rbf :])))
 
     def _message_passing(
         self,
         h: torch.Tensor,
         vec: torch.Tensor,
+        radial: torch.Tensor,
         edge_lattice: torch.Tensor,
         edge_index: torch.Tensor,
         node_graph: torch.Tensor,
         num_graphs: int,
     ) -> torch.Tensor:
-        """Edge embedding, the message layers and pooling: ``h [N, d]``, canonical ``vec [E, 3]`` → ``[B, d]``."""
-        dist = vec.norm(dim=-1)  # [E]
-        e = self.edge_embed(torch.cat([self.rbf(dist), vec / dist.unsqueeze(-1)], dim=-1))  # [E, d]
+        """Edge embedding, the message layers and pooling: ``h [N, d]``, canonical ``vec [E, 3]``, ``radial [E, d]``
+        (:meth:`_radial`) → ``[B, d]``. The edge embedding is ``MLP(RBF(|r|) | r/|r|)``, its first linear map split
+        into the invariant ``radial`` and the direction part."""
+        e = self._edge_features(vec, radial)  # [E, d]
         for i, layer in enumerate(self.layers):
             h = layer(h, edge_index, e)
             if i == 0 and self.lattice_edge is not None:

@@ -16,7 +16,9 @@ class MLPMessageLayer(nn.Module):
         m_{ij} = \sigma(W_g z_{ij} + b_g) \odot \mathrm{softplus}(W_m z_{ij} + b_m), \qquad
         h_i' = \mathrm{softplus}\Big(h_i + \mathrm{BN}\big(\textstyle\sum_{j \in \mathcal N(i)} m_{ij}\big)\Big)
 
-    The sum runs over all periodic images (multi-edges). :math:`W_g, W_m` are the two halves of one linear map.
+    The sum runs over all periodic images (multi-edges). :math:`W_g, W_m` are the two halves of one linear map,
+    applied as ``W z = W_i h_i + W_j h_j + W_e e``: the node parts once per node ``[N, 2d]`` and gathered onto the
+    edges, so the edge-sized product is ``[E, d_e] x [d_e, 2d]`` instead of ``[E, 2d + d_e] x [2d + d_e, 2d]``.
 
     Args:
         dim: node feature size :math:`d`.
@@ -41,8 +43,13 @@ class MLPMessageLayer(nn.Module):
 
     def forward(self, h: torch.Tensor, edge_index: torch.Tensor, edge_attr: torch.Tensor) -> torch.Tensor:
         src, dst = edge_index
-        z = torch.cat([h[dst], h[src], edge_attr], dim=-1)  # [E, 2d + d_e]
-        gate, msg = self.lin(z).chunk(2, dim=-1)  # [E, d] each
+        d, w = self.dim, self.lin.weight  # w: [2d, 2d + d_e], columns (h_i | h_j | e)
+        at_target = fn.linear(h, w[:, :d], self.lin.bias)  # [N, 2d]
+        at_source = fn.linear(h, w[:, d : 2 * d])  # [N, 2d]
+        z = fn.linear(edge_attr, w[:, 2 * d :])  # [E, 2d], then + W_i h_i + W_j h_j + b (in place: memory-bound)
+        z += at_target.index_select(0, dst)
+        z += at_source.index_select(0, src)
+        gate, msg = z.chunk(2, dim=-1)  # [E, d] each
         m = torch.sigmoid(gate) * fn.softplus(msg)
         agg = scatter(m, dst, dim=0, dim_size=h.size(0), reduce="sum")  # [N, d]
         return fn.softplus(h + self.norm(agg))
