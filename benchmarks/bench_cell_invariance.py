@@ -134,7 +134,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--shard", default="0/1", help="i/n: this process takes every n-th structure from i")
     ap.add_argument(
-        "--models", nargs="*", default=["fast", "pretrained-bulk-modulus", "chgnet", "pretrained-bulk-modulus-chgnet"]
+        "--models",
+        nargs="*",
+        default=["fast", "pretrained-bulk-modulus", "chgnet", "pretrained-bulk-modulus-chgnet", "combined"],
     )
     ap.add_argument("--limit", type=int, default=None, help="at most this many structures per shard")
     ap.add_argument(
