@@ -211,20 +211,43 @@ def may_have_more_symmetry(structure, rotations: np.ndarray, symprec: float, sla
     numbers = np.array([site.specie.Z for site in structure])
     species, counts = np.unique(numbers, return_counts=True)
     rare = np.flatnonzero(numbers == species[np.argmin(counts)])
-    same = numbers[:, None] == numbers[None, :]
     for w in candidates:
         if w.tobytes() in known:
             continue  # W g works exactly when W does (g an exact symmetry): one test per coset W G
         known.update(x.tobytes() for x in w @ group)
         images = frac @ w.T  # [N, 3]
         shifts = frac[rare] - images[rare[0]]  # [T, 3]: translations that take atom rare[0] onto a rare atom
-        diff = images[None, :, None, :] + shifts[:, None, None, :] - frac[None, None, :, :]  # [T, N, N, 3]
-        diff -= np.rint(diff)
-        dist = np.linalg.norm(diff @ lat_cols.T, axis=-1)
-        dist[:, ~same] = np.inf
-        if (dist.min(axis=2).max(axis=1) <= tol).any():
+        if _any_shift_maps_all_atoms(images, shifts, frac, numbers, lat_cols, tol, first=int(rare[0])):
             return True
     return False
+
+
+def _any_shift_maps_all_atoms(
+    images: np.ndarray,
+    shifts: np.ndarray,
+    frac: np.ndarray,
+    numbers: np.ndarray,
+    lat_cols: np.ndarray,
+    tol: float,
+    first: int = 0,
+) -> bool:
+    """Whether for some ``t`` in ``shifts [T, 3]`` every ``images[i] + t`` lies within ``tol`` (Å) of an atom of
+    ``numbers[i]``'s element. Atoms are checked in blocks of growing size (1, 4, 16, ...), each on the shifts that
+    survived the blocks before, so a wrong operation is rejected after a few atoms even in a large cell (``first``:
+    the atom the shifts were made from, checked last)."""
+    alive = shifts
+    order = np.roll(np.arange(len(frac)), -1 - first)  # atom ``first`` (which every shift maps) checked last
+    start, size = 0, 1
+    while start < len(frac) and len(alive):
+        size = min(size, max(1, _ORBIT_CHUNK // (len(alive) * len(frac))))  # [t, b, N, 3]: at most ~10 MB
+        block = order[start : start + size]
+        diff = images[block][None, :, None, :] + alive[:, None, None, :] - frac[None, None]  # [t, b, N, 3]
+        diff -= np.rint(diff)
+        dist = np.linalg.norm(diff @ lat_cols.T, axis=-1)  # [t, b, N]
+        dist[:, numbers[block][:, None] != numbers[None, :]] = np.inf
+        alive = alive[dist.min(axis=2).max(axis=1) <= tol]
+        start, size = start + size, size * 4
+    return len(alive) > 0
 
 
 def _turned_like(cell, lat_in: np.ndarray):

@@ -361,3 +361,17 @@ def test_the_orbit_average_does_not_depend_on_its_chunk_size(monkeypatch):
     chunked = canonical_cell(CRYSTALS["calcite (R-3c)"])
     assert np.array_equal(chunked.frac_coords, reference.frac_coords)
     assert np.array_equal(chunked.lattice.matrix, reference.lattice.matrix)
+
+
+def test_the_growth_check_in_a_large_cell():
+    """60 atoms at random in a cubic box (no symmetry but the identity): no candidate works; mirrored copies of
+    them (x → -x): the mirror is found, with the translation it needs."""
+    rng = np.random.default_rng(7)
+    points = rng.random((30, 3)) * [0.5, 1, 1]
+    lattice = Lattice.cubic(12.0)
+    plain = Structure(lattice, ["Si"] * 30 + ["O"] * 30, np.vstack([points, rng.random((30, 3))]))
+    mirrored = Structure(lattice, ["Si"] * 60, np.vstack([points, points * [-1, 1, 1] + [0.31, 0, 0]]))
+    identity = np.eye(3, dtype=int)[None]
+    assert not may_have_more_symmetry(plain, identity, 0.01)
+    assert may_have_more_symmetry(mirrored, identity, 0.01)
+    assert not may_have_more_symmetry(mirrored, np.stack([np.eye(3, dtype=int), np.diag([-1, 1, 1])]), 0.01)
