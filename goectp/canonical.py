@@ -60,7 +60,8 @@ def _quiet(fn, *args, **kwargs):
 def canonical_cell(structure, symprec: float = 0.01, max_rounds: int = 4):
     """The crystal's primitive cell made exactly symmetric, in the input's orientation (see the module docstring).
 
-    Lattice: :func:`symmetrized_lattice` of spglib's primitive cell under the point group found at ``symprec``
+    Lattice: :func:`symmetrized_lattice` of the primitive cell (the input's own basis when the input is primitive,
+    spglib's primitive cell otherwise) under the point group found at ``symprec``
     (spglib's own idealized lattice depends on which input vector it takes the lengths from, ~1e-7 Å apart for
     relaxed structures, so different cells of one crystal would get different lattices).
     Positions: the average of each atom over its images under the space group, in fractional coordinates (a
