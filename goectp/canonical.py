@@ -207,7 +207,6 @@ def may_have_more_symmetry(structure, rotations: np.ndarray, symprec: float, sla
     candidates = np.rint(basis @ found @ inv_basis).astype(np.int64)  # the same operations in the cell's basis
     group = np.asarray(rotations, dtype=np.int64)
     known = {w.tobytes() for w in group}
-    candidates = [w for w in candidates if w.tobytes() not in known]
     frac = np.mod(structure.frac_coords, 1.0)
     numbers = np.array([site.specie.Z for site in structure])
     species, counts = np.unique(numbers, return_counts=True)
@@ -316,7 +315,7 @@ def _orbit_average(
         target = np.argmin(dist, axis=2)  # [g, i]: σ_g(i)
         if np.take_along_axis(dist, target[..., None], 2).max() > tol:
             return None
-        if any(len(np.unique(row)) != n for row in target):
+        if (np.sort(target, axis=1) != np.arange(n)).any():  # each σ_g must be a permutation
             return None
         offset = np.take_along_axis(diff, target[:, :, None, None], 2)[:, :, 0]  # [g, i, 3]: image i minus x_σ(i)
         refit = frac[target] + offset - offset.mean(axis=1, keepdims=True)  # image of i under the refitted t_g
