@@ -218,7 +218,7 @@ def test_megnet_and_pool_parsing():
             "structure": {},
             "formation_energy": None,
             "band_gap": None,
-            "extra": {"bulk_modulus_vrh": 100.0},
+            "extra": {"bulk_modulus_vrh": 100.0, "shear_modulus_vrh": 10.0},
         },
         {
             "id": "wbm-1-1",
@@ -235,6 +235,7 @@ def test_megnet_and_pool_parsing():
         "wbm-formation": [("wbm-1-1", -0.5)],
         "band-gap": [("perov5-1", 0.0), ("wbm-1-1", 1.5)],
         "log-bulk-modulus": [("mp-2", 2.0)],
+        "log-shear-modulus": [("mp-2", 1.0)],
     }
 
 

@@ -69,9 +69,14 @@ def _from_pool(sources: tuple[str, ...], value: Callable[[dict], float | None]) 
     return select
 
 
-def _log_bulk_modulus(e: dict) -> float | None:
-    k = (e.get("extra") or {}).get("bulk_modulus_vrh")
-    return math.log10(k) if k is not None and k > 0 else None
+def _log_modulus(key: str) -> Callable[[dict], float | None]:
+    """log10 of a positive elastic modulus in ``extra[key]`` (GPa); None where absent or not positive."""
+
+    def value(e: dict) -> float | None:
+        m = (e.get("extra") or {}).get(key)
+        return math.log10(m) if m is not None and m > 0 else None
+
+    return value
 
 
 #: Scalar sets cut from the shared screening pool: name → (description with units, selector).
@@ -92,7 +97,11 @@ SCALAR_DATASETS: dict[str, tuple[str, Callable[[list[dict]], list]]] = {
     ),
     "log-bulk-modulus": (
         "log10 of the VRH bulk modulus in GPa (matcalc MP binaries, PBE; ~3.6k diverse binaries)",
-        _from_pool(("matcalc-mp-binary",), _log_bulk_modulus),
+        _from_pool(("matcalc-mp-binary",), _log_modulus("bulk_modulus_vrh")),
+    ),
+    "log-shear-modulus": (
+        "log10 of the VRH shear modulus in GPa (matcalc MP binaries, PBE; the same ~3.6k structures)",
+        _from_pool(("matcalc-mp-binary",), _log_modulus("shear_modulus_vrh")),
     ),
 }
 
