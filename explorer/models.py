@@ -92,21 +92,6 @@ def structure_key(structure) -> str:
     return h.hexdigest()
 
 
-def model_target(model) -> str:
-    """Which DFPT tensor a model predicts ('total', 'electronic' or 'ionic'), from its checkpoint metadata."""
-    candidates = [model, *getattr(model, "members", [])]
-    for m in candidates:
-        meta = getattr(m, "meta", None) or {}
-        for where in (meta, meta.get("train_config") or {}):  # goectp.training saves train_config=cfg.to_dict()
-            for key in ("target", "target_kind"):
-                if isinstance(where.get(key), str):
-                    return where[key]
-        extra = getattr(getattr(m, "config", None), "extra", None) or {}
-        if isinstance(extra.get("target"), str):
-            return extra["target"]
-    return "total"
-
-
 class ModelSelector(pn.viewable.Viewer):
     """Choose the model; predict (cached) tensors for structures with it.
 
@@ -192,7 +177,9 @@ class ModelSelector(pn.viewable.Viewer):
 
     @property
     def target(self) -> str:
-        return model_target(self._load(self.model_name))
+        from goectp.api import prediction_target
+
+        return prediction_target(self._load(self.model_name))
 
     @param.depends("model_name", "mode", "member", "precision", watch=True)
     def _refresh(self) -> None:

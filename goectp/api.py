@@ -24,6 +24,7 @@ from goectp.checkpoint import (  # noqa: F401 - re-exported public API
     default_device,
     load_checkpoint,
     load_model,
+    prediction_target,
     save_checkpoint,
 )
 from goectp.graph import build_crystal_graph

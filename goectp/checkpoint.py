@@ -265,12 +265,35 @@ def graph_config(configs: Sequence[GoeCTPConfig], names: Sequence[str]) -> GoeCT
     return next((c for c in configs if c.node_features), configs[0])
 
 
+#: The DFPT tensors a model can be trained on (``TrainConfig.target``).
+PREDICTION_TARGETS = ("total", "electronic", "ionic")
+
+
+def member_target(model: nn.Module) -> str:
+    """Which DFPT tensor one member predicts (``total``, ``electronic`` = ε∞ or ``ionic``), from its checkpoint
+    metadata (``meta["train_config"]["target"]``, or ``meta["target"]``); ``total`` when the metadata is silent."""
+    meta = getattr(model, "meta", None) or {}
+    for where in (meta, meta.get("train_config") or {}):
+        value = where.get("target")
+        if isinstance(value, str):
+            if value not in PREDICTION_TARGETS:
+                raise CheckpointError(f"unknown prediction target {value!r} (expected one of {PREDICTION_TARGETS})")
+            return value
+    return "total"
+
+
+def prediction_target(model: nn.Module) -> str:
+    """Which DFPT tensor a model or an :class:`Ensemble` predicts (members of an ensemble always agree)."""
+    return model.target if isinstance(model, Ensemble) else member_target(model)
+
+
 class Ensemble(nn.Module):
     """Several models that read the same graphs; ``forward`` returns the member predictions ``[M, B, 3, 3]``.
 
     Members may differ in their weights, training and whether they use foundation-model node features (e.g. the
     shipped ``combined`` ensemble: CHGNet-feature members next to plain ones); they must agree on how the graph is
-    built (``k_neighbors``, the canonical cell) and on which node features, if any. ``config`` is that of a member
+    built (``k_neighbors``, the canonical cell), on which node features, if any, and on the tensor they predict
+    (``target``). ``config`` is that of a member
     with node features when there is one, so callers build graphs every member can read (plain members ignore the
     extra features).
     """
@@ -282,6 +305,12 @@ class Ensemble(nn.Module):
         self.members = nn.ModuleList(members)
         self.names = list(names or [f"member{i}" for i in range(len(members))])
         self.config = graph_config([m.config for m in members], self.names)
+        targets = {n: member_target(m) for n, m in zip(self.names, members)}
+        if len(set(targets.values())) > 1:
+            described = ", ".join(f"{n}: {t}" for n, t in targets.items())
+            raise ValueError(f"ensemble members predict different tensors and cannot be averaged: {described}")
+        #: the DFPT tensor every member predicts: "total", "electronic" (ε∞) or "ionic"
+        self.target = next(iter(targets.values()))
 
     def forward(self, batch, use_frame: bool | None = None) -> torch.Tensor:
         return torch.stack([m(batch, use_frame=use_frame) for m in self.members])

@@ -12,15 +12,23 @@ import numpy as np
 from goectp.canonical import uses_canonical_cell
 from goectp.logs import setup_logging
 
-
 # --------------------------------------------------------------------------------------------------------- predict
+#: How ``goectp predict`` names the tensor a model predicts.
+TARGET_LABELS = {
+    "total": "static ε (electronic + ionic)",
+    "electronic": "ε∞ (electronic, high-frequency)",
+    "ionic": "ionic part of ε",
+}
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
-    from goectp.api import default_device, load_model, predict, predict_summary
+    from goectp.api import default_device, load_model, predict, predict_summary, prediction_target
     from goectp.structures import StructureError, load_structures
     from goectp.tensor_stats import anisotropy, eigenvalues, mean_eigenvalue
 
     device = default_device(args.device)  # a clear error for --device cuda without CUDA, before any work
     model = load_model(args.model)
+    target = prediction_target(model)  # total, or electronic (ε∞: its eigenvalues give the refractive indices)
     rows = []
     for path in args.structures:
         try:
@@ -47,8 +55,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 "eigenvalues": eigenvalues(eps).tolist(),
                 "eps_mean": float(mean_eigenvalue(eps)),
                 "anisotropy": float(anisotropy(eps)),
+                "target": target,
             }
         )
+        if target == "electronic":  # n_i = √λ_i of ε∞ (optical frequencies, below the gap)
+            rows[-1]["refractive_indices"] = np.sqrt(np.clip(eigenvalues(eps), 0.0, None)).tolist()
         if summary is not None:
             rows[-1].update(
                 {k: summary[k] for k in ("eps_mean_std", "anisotropy_std", "eigenvalues_std", "calibrated", "ood")}
@@ -59,11 +70,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
         for r in rows:
             if "error" in r:
                 continue
-            print(f"{r['file']}  ({r['formula']})")
+            print(f"{r['file']}  ({r['formula']})  {TARGET_LABELS[r['target']]}")
             for i, line in enumerate(r["tensor"]):
                 sd = "  ± " + " ".join(f"{v:6.3f}" for v in r["std"][i]) if np.any(r["std"]) else ""
                 print("  [" + " ".join(f"{v:9.3f}" for v in line) + " ]" + sd)
             print("  eigenvalues: " + ", ".join(f"{v:.3f}" for v in r["eigenvalues"]))
+            if "refractive_indices" in r:
+                print("  refractive indices n = √λ(ε∞): " + ", ".join(f"{v:.3f}" for v in r["refractive_indices"]))
             if "eps_mean_std" in r:
                 kind = "calibrated σ" if r["calibrated"] else "raw member std (no calibration)"
                 print(

@@ -170,6 +170,36 @@ def test_cli_train_evaluate_predict(tmp_path, capsys):
     assert "could not parse" in capsys.readouterr().err
 
 
+def test_predict_names_the_tensor_and_gives_refractive_indices_for_an_eps_inf_model(tmp_path, capsys):
+    """A model trained on ε∞ (``--target electronic``) says so, and its eigenvalues give n = √λ; an ensemble
+    refuses to average members that predict different tensors."""
+    from goectp.checkpoint import prediction_target, save_checkpoint
+    from goectp.models import GoeCTP
+
+    torch.manual_seed(0)
+    model = GoeCTP(GoeCTPConfig(hidden=16)).eval()
+    folder = tmp_path / "eps-inf"
+    for k in range(2):
+        save_checkpoint(folder / f"split{k}.pt", model, train_config={"target": "electronic", "split_seed": k})
+    assert prediction_target(load_model(folder)) == "electronic"
+    cif = tmp_path / "NaCl.cif"
+    s = Structure(Lattice.cubic(5.64), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    s.to(filename=str(cif))
+    capsys.readouterr()
+    assert cli_main(["predict", str(cif), "--model", str(folder), "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["target"] == "electronic"
+    np.testing.assert_allclose(row["refractive_indices"], np.sqrt(np.clip(row["eigenvalues"], 0, None)), rtol=1e-12)
+    assert cli_main(["predict", str(cif), "--model", str(folder)]) == 0
+    assert "ε∞ (electronic" in capsys.readouterr().out
+    save_checkpoint(folder / "split2.pt", model, train_config={"target": "total"})
+    with pytest.raises(ValueError, match="predict different tensors"):
+        load_model(folder)
+    save_checkpoint(tmp_path / "odd.pt", model, train_config={"target": "magnetic"})
+    with pytest.raises(ValueError, match="unknown prediction target 'magnetic'"):
+        prediction_target(load_model(tmp_path / "odd.pt"))
+
+
 def test_cli_reports_missing_model(capsys, tmp_path):
     cif = tmp_path / "x.cif"
     Structure(Lattice.cubic(4), ["Na"], [[0, 0, 0]]).to(filename=str(cif))
