@@ -644,6 +644,18 @@ def test_cli_subcommand_and_module_entry(tmp_path, ensemble_dir, pool_file, caps
     assert "does not exist" in capsys.readouterr().err
 
 
+def test_screening_refuses_a_model_of_eps_inf(tmp_path, pool_file, capsys):
+    """The high-κ list ranks the static ε̄: a model trained on ε∞ alone is refused before anything is scored."""
+    torch.manual_seed(0)
+    folder = tmp_path / "eps-inf"
+    for k in range(2):
+        save_checkpoint(folder / f"split{k}.pt", build_model(hidden=16), train_config={"target": "electronic"})
+    argv = ["--pool", str(pool_file), "--model", str(folder), "--no-dask", "--exclude-training", "none"]
+    assert cli.main([*argv, "--out", str(tmp_path / "out"), "--reference", "none", "--no-progress"]) == 1
+    assert "predicts the electronic tensor only" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "screening.parquet").exists()
+
+
 def test_cli_defaults_point_at_the_shared_data(monkeypatch, tmp_path):
     monkeypatch.setenv("GOECTP_DATA", str(tmp_path))
     args = cli.build_parser().parse_args([])

@@ -41,12 +41,16 @@ def resolve_checkpoints(name_or_path: str | os.PathLike) -> list[Path]:
 def load_model_spec(name_or_path: str | os.PathLike, check: bool = True) -> ModelSpec:
     """The spec of a model; with ``check`` every member is loaded once here (``weights_only=True``), so a file
     that is not a usable checkpoint fails before anything is scored (:class:`~goectp.checkpoint.CheckpointError`,
-    naming the file)."""
+    naming the file), and so does a model of anything but the total (static) tensor."""
     files = resolve_checkpoints(name_or_path)
     blobs = tuple(f.read_bytes() for f in files)
     if check:
-        for f, blob in zip(files, blobs):
-            load_checkpoint(blob, name=str(f))
+        ensemble = Ensemble([load_checkpoint(blob, name=str(f)) for f, blob in zip(files, blobs)])
+        if ensemble.target != "total":  # the high-κ list ranks the static ε̄; ε∞ or the ionic part alone is not it
+            raise ValueError(
+                f"screening ranks the static dielectric tensor (electronic + ionic), but {name_or_path} predicts the "
+                f"{ensemble.target} tensor only; choose a model of the total tensor (e.g. default)"
+            )
     return ModelSpec(
         names=tuple(f.stem for f in files),
         sha256s=tuple(hashlib.sha256(b).hexdigest() for b in blobs),
