@@ -29,6 +29,7 @@ from bench_cell_choice import change_basis, random_unimodular, supercell
 
 from goectp.api import load_model, predict_graphs
 from goectp.canonical import uses_canonical_cell
+from goectp.checkpoint import available_models, model_aliases
 from goectp.data import DIELECTRIC_FILE, data_dir, read_dielectric_json
 from goectp.evaluation.report import write_section
 from goectp.graph import build_crystal_graph
@@ -87,8 +88,27 @@ def run_shard(shard: int, shards: int, models: list[str], limit: int | None, ids
             print(f"shard {shard}: {i + 1}/{len(records)} ({time.perf_counter() - t0:.0f} s)", flush=True)
     OUT.mkdir(parents=True, exist_ok=True)
     path = OUT / (f"shard{shard}of{shards}.json" if ids is None else f"subset-shard{shard}of{shards}.json")
-    path.write_text(json.dumps({"models": models, "perturbations": PERTURBATIONS, "rows": rows}))
+    path.write_text(json.dumps(merged_with_earlier(path, models, rows)))
     return path
+
+
+def merged_with_earlier(path: Path, models: list[str], rows: list[dict]) -> dict:
+    """The shard's results, with the columns of other models kept from an earlier run of the same structures
+    (so one new model is measured without re-running the others); a run with other structures replaces it."""
+    shard = {"models": list(models), "perturbations": PERTURBATIONS, "rows": rows}
+    if not path.exists():
+        return shard
+    old = json.loads(path.read_text())
+    same = old.get("perturbations") == list(PERTURBATIONS) and [r["id"] for r in old["rows"]] == [r["id"] for r in rows]
+    if not same:
+        return shard
+    kept = [m for m in old["models"] if m not in models]
+    for new, earlier in zip(rows, old["rows"]):
+        for m in kept:
+            if m in earlier:
+                new[m] = earlier[m]
+    shard["models"] = kept + list(models)
+    return shard
 
 
 def report(write: bool, prefix: str = "") -> str:
@@ -136,7 +156,9 @@ def main() -> None:
     ap.add_argument(
         "--models",
         nargs="*",
-        default=["fast", "pretrained-bulk-modulus", "chgnet", "pretrained-bulk-modulus-chgnet", "combined"],
+        default=None,
+        help="shipped models to measure (default: every folder in assets/models); the columns of other models "
+        "measured earlier on the same structures are kept",
     )
     ap.add_argument("--limit", type=int, default=None, help="at most this many structures per shard")
     ap.add_argument(
@@ -153,7 +175,8 @@ def main() -> None:
         return
     i, n = (int(x) for x in args.shard.split("/"))
     ids = set(json.loads(args.ids.read_text())) if args.ids else None
-    print(run_shard(i, n, args.models, args.limit, ids))
+    models = args.models or sorted(set(available_models()) - set(model_aliases()))
+    print(run_shard(i, n, models, args.limit, ids))
 
 
 if __name__ == "__main__":
