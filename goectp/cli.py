@@ -160,7 +160,7 @@ def _init_from(ckpt: str, mcfg) -> dict:
 
 # --------------------------------------------------------------------------------------------------------- evaluate
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from goectp.api import load_model, predict_graphs
+    from goectp.api import load_model, predict_graphs, prediction_target
     from goectp.data import random_split
     from goectp.evaluation import (
         metrics_markdown,
@@ -172,6 +172,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     )
 
     model = load_model(args.model)
+    target = prediction_target(model)
+    if args.target not in (None, target):
+        raise ValueError(f"{args.model} predicts the {target} tensor; comparing it with the {args.target} one is wrong")
     gs = _graph_set(
         _data_file(args),
         model.config.node_features,
@@ -180,7 +183,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     )
     if args.split_seed is not None:
         gs = gs.subset(random_split(len(gs), args.split_seed)["test"])
-    true = gs.targets(args.target)
+    true = gs.targets(target)
     pred = predict_graphs(gs.graphs, model, device=args.device)
     if pred.ndim == 4:
         pred = pred.mean(axis=0)
@@ -190,7 +193,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     png = parity_plot(pred, true, out.with_suffix(".png"), title=f"{args.model} on {len(gs)} structures")
     write_report(
         out,
-        f"Evaluation of {args.model}",
+        f"Evaluation of {args.model} ({target} tensor)",
         {
             "MAE per crystal system": table2_markdown({args.model: {k: (v, 0.0) for k, v in per.items()}}),
             "Metrics": metrics_markdown({args.model: {k: (v, 0.0) for k, v in met.items()}}),
@@ -270,7 +273,12 @@ def build_parser() -> argparse.ArgumentParser:
         if target_and_device:  # train: TrainConfig fields, generated below
             from goectp.data.dielectric import TARGETS
 
-            q.add_argument("--target", default="total", choices=TARGETS)
+            q.add_argument(
+                "--target",
+                default=None,
+                choices=TARGETS,
+                help="DFPT tensor to compare with (default: the one the model predicts, from its checkpoint)",
+            )
             q.add_argument("--device", default=None)
 
     p = sub.add_parser(

@@ -192,6 +192,20 @@ def test_predict_names_the_tensor_and_gives_refractive_indices_for_an_eps_inf_mo
     np.testing.assert_allclose(row["refractive_indices"], np.sqrt(np.clip(row["eigenvalues"], 0, None)), rtol=1e-12)
     assert cli_main(["predict", str(cif), "--model", str(folder)]) == 0
     assert "ε∞ (electronic" in capsys.readouterr().out
+    # evaluate compares with the tensor the model predicts, and refuses another one
+    data = tmp_path / "data.json"
+    records = _dataset(6, seed=3)
+    for r in records.values():
+        r["electronic"] = (np.array(r["electronic"]) * 0.5).tolist()  # ε∞ ≠ total/2 = ionic: a wrong pick shows
+    data.write_text(json.dumps(records))
+    ev = ["evaluate", "--model", str(folder), "--data-file", str(data), "--out", str(tmp_path / "ev" / "r")]
+    assert cli_main(ev) == 0
+    reported = json.loads((tmp_path / "ev" / "r.json").read_text())["metrics"]["mae"]
+    gs = graphs_from_records(parse_dielectric_dict(records), progress=False)
+    pred = predict([parse_dielectric_dict(records)[i].structure for i in range(6)], load_model(folder))
+    assert reported == pytest.approx(np.abs(pred - gs.targets("electronic")).mean(), rel=1e-4)
+    assert cli_main([*ev, "--target", "total"]) == 2
+    assert "predicts the electronic tensor" in capsys.readouterr().err
     save_checkpoint(folder / "split2.pt", model, train_config={"target": "total"})
     with pytest.raises(ValueError, match="predict different tensors"):
         load_model(folder)
