@@ -1,0 +1,58 @@
+"""Refractive indices from the ε∞ model against the alternatives, on the test sets of the 5 random splits.
+
+DFT n = √λ of each record's electronic tensor ε∞. Compared, per split on its own test set (mean ± std over splits):
+
+- the shipped ε∞ model (``--model``, default ``electronic``), member k on split k: n = √λ of its prediction;
+- the training split's mean ε∞ tensor;
+- the static tensor of ``--static`` (default ``combined``; its split sub-ensembles): n = √λ, the upper bound the
+  explorer shows for models of the static ε.
+
+    python benchmarks/refractive_index.py
+
+Member predictions come from (and are cached like) :func:`goectp.calibration.heldout_predictions`.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+from goectp.calibration import heldout_predictions
+from goectp.data import DIELECTRIC_FILE, data_dir, read_dielectric_json, split_masks
+
+
+def principal_n(eps: np.ndarray) -> np.ndarray:
+    """Sorted principal refractive indices √λ of tensors ``[..., 3, 3]`` (λ clipped at 0)."""
+    return np.sqrt(np.clip(np.linalg.eigvalsh(eps), 0.0, None))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="electronic", help="an ensemble trained on ε∞, one member per split")
+    ap.add_argument("--static", default="combined", help="an ensemble of the static tensor")
+    args = ap.parse_args()
+    records = read_dielectric_json(data_dir() / DIELECTRIC_FILE)
+    eps_inf = np.array([r.target("electronic") for r in records])
+    n_true = principal_n(eps_inf)
+    masks = split_masks(len(records))
+    optical, static = heldout_predictions(args.model), heldout_predictions(args.static)
+    for held in (optical, static):
+        if list(held["ids"]) != [r.id for r in records]:
+            raise SystemExit("held-out predictions do not follow the data file's order")
+    errors: dict[str, list[float]] = {"ε∞ model": [], "training-set mean ε∞": [], "static ε of the static model": []}
+    for k, test in enumerate(masks["test"]):
+        train = ~(test | masks["val"][k])
+        (member,) = [i for i in range(len(optical["members"])) if np.array_equal(optical["test"][i], test)]
+        errors["ε∞ model"].append(np.abs(principal_n(optical["members"][member][test]) - n_true[test]).mean())
+        errors["training-set mean ε∞"].append(np.abs(principal_n(eps_inf[train].mean(0)) - n_true[test]).mean())
+        subs = [i for i in range(len(static["members"])) if np.array_equal(static["test"][i], test)]
+        mean = static["members"][subs][:, test].mean(axis=0)
+        errors["static ε of the static model"].append(np.abs(principal_n(mean) - n_true[test]).mean())
+    print(f"median DFT n: {np.median(n_true):.2f}\n\n| n from | mean |Δn| |\n|---|---|")
+    for name, values in errors.items():
+        print(f"| {name} | {np.mean(values):.3f} ± {np.std(values):.3f} |")
+
+
+if __name__ == "__main__":
+    main()
