@@ -216,13 +216,20 @@ def test_shipped_checkpoints_load_with_weights_only(path):
 
 
 def test_every_shipped_ensemble_is_covered_by_the_weights_only_check():
-    """The parametrised load test above sees every member of every shipped folder: 4 trained ensembles of 5 and
-    ``combined``, which holds copies of 15 of them (byte-identical)."""
+    """The parametrised load test above sees every member of every shipped folder: 5 trained ensembles of 5 (four
+    of the static ε, ``electronic`` of ε∞) and ``combined``, which holds copies of 15 of them (byte-identical)."""
     if not SHIPPED:
         pytest.skip("no shipped models")
     folders = {p.parent.name for p in SHIPPED}
-    assert {"fast", "chgnet", "pretrained-bulk-modulus", "pretrained-bulk-modulus-chgnet", "combined"} <= folders
-    assert len(SHIPPED) == 5 * 4 + 15
+    assert {
+        "fast",
+        "chgnet",
+        "pretrained-bulk-modulus",
+        "pretrained-bulk-modulus-chgnet",
+        "combined",
+        "electronic",
+    } <= folders
+    assert len(SHIPPED) == 5 * 5 + 15
     copies = {f.read_bytes() for f in SHIPPED if f.parent.name == "combined"}
     assert copies <= {f.read_bytes() for f in SHIPPED if f.parent.name != "combined"}
 
