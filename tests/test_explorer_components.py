@@ -515,6 +515,21 @@ def test_sessions_share_the_ood_flag_and_the_paper_setting_predictions(gallery, 
     assert check2._paper_model() is check1._paper_model()  # one paper-setting copy per process
 
 
+def test_shipped_eps_inf_model_gives_the_refractive_index_in_the_tensor_panel(gallery):
+    """With the shipped ``electronic`` model the panel labels its tensor ε∞ and gives n = √λ of the prediction."""
+    from goectp.api import available_models
+
+    if "electronic" not in available_models():
+        pytest.skip("the electronic model is not shipped in this checkout")
+    selector = ModelSelector(model_name="electronic")
+    assert selector.target == "electronic"
+    panel = TensorEllipsoid(models=selector, structure=gallery.structure("SrTiO3 cubic"))
+    n, how = panel.refractive_index()
+    np.testing.assert_allclose(n, np.sqrt(np.linalg.eigvalsh(panel.mean)), rtol=1e-10)
+    assert "predicted electronic" in how and 1.5 < float(np.mean(n)) < 4.0  # SrTiO3: DFT n ≈ 2.4
+    assert json.loads(panel.export_json())["target"] == "electronic"
+
+
 def test_components_render_outside_a_server_as_in_a_notebook(models, gallery, screening_dir, loader):
     """Each component builds its Bokeh models on its own (as in Jupyter); the 3D view then inlines 3Dmol.js."""
     from bokeh.document import Document
