@@ -293,9 +293,8 @@ class Ensemble(nn.Module):
     Members may differ in their weights, training and whether they use foundation-model node features (e.g. the
     shipped ``combined`` ensemble: CHGNet-feature members next to plain ones); they must agree on how the graph is
     built (``k_neighbors``, the canonical cell), on which node features, if any, and on the tensor they predict
-    (``target``). ``config`` is that of a member
-    with node features when there is one, so callers build graphs every member can read (plain members ignore the
-    extra features).
+    (``target``). ``config`` is that of a member with node features when there is one, so callers build graphs
+    every member can read (plain members ignore the extra features).
     """
 
     def __init__(self, members: Sequence[GoeCTP], names: Sequence[str] | None = None) -> None:
