@@ -20,11 +20,7 @@ import numpy as np
 
 from goectp.calibration import heldout_predictions
 from goectp.data import DIELECTRIC_FILE, data_dir, read_dielectric_json, split_masks
-
-
-def principal_n(eps: np.ndarray) -> np.ndarray:
-    """Sorted principal refractive indices √λ of tensors ``[..., 3, 3]`` (λ clipped at 0)."""
-    return np.sqrt(np.clip(np.linalg.eigvalsh(eps), 0.0, None))
+from goectp.tensor_stats import refractive_indices
 
 
 def main() -> None:
@@ -34,7 +30,7 @@ def main() -> None:
     args = ap.parse_args()
     records = read_dielectric_json(data_dir() / DIELECTRIC_FILE)
     eps_inf = np.array([r.target("electronic") for r in records])
-    n_true = principal_n(eps_inf)
+    n_true = refractive_indices(eps_inf)
     masks = split_masks(len(records))
     optical, static = heldout_predictions(args.model), heldout_predictions(args.static)
     for held in (optical, static):
@@ -44,11 +40,11 @@ def main() -> None:
     for k, test in enumerate(masks["test"]):
         train = ~(test | masks["val"][k])
         (member,) = [i for i in range(len(optical["members"])) if np.array_equal(optical["test"][i], test)]
-        errors["ε∞ model"].append(np.abs(principal_n(optical["members"][member][test]) - n_true[test]).mean())
-        errors["training-set mean ε∞"].append(np.abs(principal_n(eps_inf[train].mean(0)) - n_true[test]).mean())
+        errors["ε∞ model"].append(np.abs(refractive_indices(optical["members"][member][test]) - n_true[test]).mean())
+        errors["training-set mean ε∞"].append(np.abs(refractive_indices(eps_inf[train].mean(0)) - n_true[test]).mean())
         subs = [i for i in range(len(static["members"])) if np.array_equal(static["test"][i], test)]
         mean = static["members"][subs][:, test].mean(axis=0)
-        errors["static ε of the static model"].append(np.abs(principal_n(mean) - n_true[test]).mean())
+        errors["static ε of the static model"].append(np.abs(refractive_indices(mean) - n_true[test]).mean())
     print(f"median DFT n: {np.median(n_true):.2f}\n\n| n from | mean |Δn| |\n|---|---|")
     for name, values in errors.items():
         print(f"| {name} | {np.mean(values):.3f} ± {np.std(values):.3f} |")

@@ -265,19 +265,17 @@ def graph_config(configs: Sequence[GoeCTPConfig], names: Sequence[str]) -> GoeCT
     return next((c for c in configs if c.node_features), configs[0])
 
 
-#: The DFPT tensors a model can be trained on (``TrainConfig.target``).
-PREDICTION_TARGETS = ("total", "electronic", "ionic")
-
-
 def member_target(model: nn.Module) -> str:
     """Which DFPT tensor one member predicts (``total``, ``electronic`` = ε∞ or ``ionic``), from its checkpoint
     metadata (``meta["train_config"]["target"]``, or ``meta["target"]``); ``total`` when the metadata is silent."""
+    from goectp.data.dielectric import TARGETS  # lazily: goectp.data imports this module
+
     meta = getattr(model, "meta", None) or {}
     for where in (meta, meta.get("train_config") or {}):
         value = where.get("target")
         if isinstance(value, str):
-            if value not in PREDICTION_TARGETS:
-                raise CheckpointError(f"unknown prediction target {value!r} (expected one of {PREDICTION_TARGETS})")
+            if value not in TARGETS:
+                raise CheckpointError(f"unknown prediction target {value!r} (expected one of {TARGETS})")
             return value
     return "total"
 

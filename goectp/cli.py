@@ -24,7 +24,7 @@ TARGET_LABELS = {
 def cmd_predict(args: argparse.Namespace) -> int:
     from goectp.api import default_device, load_model, predict, predict_summary, prediction_target
     from goectp.structures import StructureError, load_structures
-    from goectp.tensor_stats import anisotropy, eigenvalues, mean_eigenvalue
+    from goectp.tensor_stats import anisotropy, eigenvalues, mean_eigenvalue, refractive_indices
 
     device = default_device(args.device)  # a clear error for --device cuda without CUDA, before any work
     model = load_model(args.model)
@@ -59,7 +59,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             }
         )
         if target == "electronic":  # n_i = √λ_i of ε∞ (optical frequencies, below the gap)
-            rows[-1]["refractive_indices"] = np.sqrt(np.clip(eigenvalues(eps), 0.0, None)).tolist()
+            rows[-1]["refractive_indices"] = refractive_indices(eps).tolist()
         if summary is not None:
             rows[-1].update(
                 {k: summary[k] for k in ("eps_mean_std", "anisotropy_std", "eigenvalues_std", "calibrated", "ood")}

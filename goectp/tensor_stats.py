@@ -43,6 +43,11 @@ def eigenvalues(tensors: np.ndarray) -> np.ndarray:
     return np.linalg.eigvalsh(symmetrize(tensors))
 
 
+def refractive_indices(tensors: np.ndarray) -> np.ndarray:
+    """Principal refractive indices n = √λ of ε∞ tensors ``[..., 3, 3]`` → ``[..., 3]``, ascending (λ < 0 → 0)."""
+    return np.sqrt(np.clip(eigenvalues(tensors), 0.0, None))
+
+
 def mean_eigenvalue(tensors: np.ndarray) -> np.ndarray:
     """ε̄ = tr(ε)/3 = mean eigenvalue, ``[..., 3, 3]`` → ``[...]``."""
     return np.trace(np.asarray(tensors, dtype=np.float64), axis1=-2, axis2=-1) / 3.0
