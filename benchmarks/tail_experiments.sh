@@ -6,6 +6,9 @@
 #   decompose  two heads, electronic ε∞ + ionic, each with its own Huber loss, summed into the total
 #   max-abs    Huber without the records that have any |component| ≥ 100 in train/val (the test sets stay whole)
 #   mse        the squared error: large errors are not flattened into |Δ|
+# and two changes of the network itself, run the same way (VARIANTS="layers2 k24" RUNS=runs/arch):
+#   layers2    two message layers instead of the paper's one
+#   k24        24 neighbours per atom in the crystal graph instead of 16
 # Each ensemble is then scored by benchmarks/evaluate_ensemble.py (MAE per ε̄ bin, ε̄ Spearman, top-5 % recall).
 # The 5 x variants runs (one split each, single-threaded) share WORKERS processes, variant by variant, so no core
 # idles between variants; re-running the same command resumes every unfinished run from its last epoch.
@@ -19,7 +22,7 @@ common=(--workers 1 --epochs "$EPOCHS" --variant goectp --hidden 128 --pooling m
         --cell-reduction primitive --symmetrize --frame-average --no-progress)
 VARIANTS=${VARIANTS:-baseline log-head decompose max-abs mse}
 declare -A extra=([baseline]="" [log-head]="--log-head" [decompose]="--decompose" [max-abs]="--max-abs 100"
-                  [mse]="--loss mse")
+                  [mse]="--loss mse" [layers2]="--layers 2" [k24]="--k-neighbors 24")
 run_one() {  # variant split
   # shellcheck disable=SC2086
   OMP_NUM_THREADS=1 goectp train --splits "$2" "${common[@]}" ${extra[$1]} --out "$RUNS/$1" \

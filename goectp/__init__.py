@@ -6,6 +6,10 @@ import os as _os
 # SpacegroupAnalyzer): opt in to its exceptions, which every spglib call in goectp catches. setdefault keeps a user's
 # own choice; Dask worker processes inherit it.
 _os.environ.setdefault("SPGLIB_OLD_ERROR_HANDLING", "false")
+# spglib's C library prints "spglib: ssm_get_exact_positions failed." to stderr when a symmetry search at a
+# tolerance boundary fails (then it finds no symmetry, which goectp handles). Each call reads the variable, so it
+# applies from here on, in this process and in Dask workers; a user's own SPGLIB_WARNING is kept.
+_os.environ.setdefault("SPGLIB_WARNING", "OFF")
 
 from goectp.api import Ensemble, available_models, build_model, load_model, predict, predict_summary
 from goectp.frame import canonicalize, polar_frame

@@ -375,3 +375,38 @@ def test_the_growth_check_in_a_large_cell():
     assert not may_have_more_symmetry(plain, identity, 0.01)
     assert may_have_more_symmetry(mirrored, identity, 0.01)
     assert not may_have_more_symmetry(mirrored, np.stack([np.eye(3, dtype=int), np.diag([-1, 1, 1])]), 0.01)
+
+
+# A perovskite of the screening pool (perov5-6927) on which spglib's symmetry search fails at symprec 0.01, and its
+# C library prints "spglib: ssm_get_exact_positions failed." to stderr unless SPGLIB_WARNING=OFF.
+_BOUNDARY_PEROVSKITE = """
+import numpy as np
+from pymatgen.core import Lattice, Structure
+{setup}
+frac = [[0.00080797, 0, 0], [0.50155372, 0.5, 0.5], [0.50018162, 0, 0.5], [0.50018162, 0.5, 0], [0.00173082, 0.5, 0.5]]
+s = Structure(Lattice(np.diag([4.34852072] * 3)), ["K", "In", "N", "N", "O"], frac)
+{call}
+"""
+
+
+def _stderr_of(setup: str, call: str) -> str:
+    import os
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SPGLIB_")}
+    code = _BOUNDARY_PEROVSKITE.format(setup=setup, call=call)
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stderr
+
+
+def test_spglib_c_warnings_are_silenced_once_goectp_is_imported():
+    direct = "import spglib; spglib.get_symmetry_dataset((s.lattice.matrix, s.frac_coords, [1, 2, 3, 3, 4]), 0.01)"
+    # the control: without goectp the C library does print (else this test could not fail)
+    assert "ssm_get_exact_positions failed" in _stderr_of(
+        "import os; os.environ['SPGLIB_OLD_ERROR_HANDLING'] = 'false'", direct
+    )
+    assert "spglib:" not in _stderr_of("import goectp", direct)
+    assert "spglib:" not in _stderr_of(
+        "import goectp", "from goectp.canonical import canonical_cell; canonical_cell(s)"
+    )
