@@ -124,7 +124,7 @@ def report(out_dir: Path = OUT) -> None:
     from scipy.optimize import minimize, minimize_scalar
     from scipy.stats import spearmanr
 
-    from goectp.calibration import heldout_predictions
+    from goectp.calibration import heldout_predictions, split_means
     from goectp.data import data_dir, split_masks
     from goectp.data.dielectric import read_dielectric_json
     from goectp.tensor_stats import mean_eigenvalue
@@ -151,8 +151,7 @@ def report(out_dir: Path = OUT) -> None:
     held, electronic = heldout_predictions("combined"), heldout_predictions("electronic")
     masks = split_masks(len(records))
     val, test = masks["val"], masks["test"]
-    ensemble = np.stack([held["members"][[np.array_equal(t, test[k]) for t in held["test"]]].mean(0) for k in range(5)])
-    eps_inf = electronic["members"]
+    ensemble, eps_inf = split_means(held, test), split_means(electronic, test)  # [5, N, 3, 3] each
     proxy = np.nan_to_num(proxy_tensors(raw, volumes, 2, 1.0))
     proxy_bar = mean_eigenvalue(proxy)
 

@@ -355,6 +355,18 @@ def heldout_predictions(
     return out
 
 
+def split_means(held: dict[str, Any], test_sets: np.ndarray) -> np.ndarray:
+    """``[S, N, 3, 3]``: for each split's test mask, the mean prediction of the members of ``held`` (from
+    :func:`heldout_predictions`) whose test set it is; raises when a split has no member."""
+    out = []
+    for k, test in enumerate(test_sets):
+        own = [i for i, t in enumerate(held["test"]) if np.array_equal(t, test)]
+        if not own:
+            raise ValueError(f"{held.get('model', 'model')}: no member was tested on split {k}")
+        out.append(held["members"][own].mean(axis=0))
+    return np.stack(out)
+
+
 def element_symbols(numbers: Sequence[int]) -> list[str]:
     """Sorted unique element symbols of atomic numbers."""
     from pymatgen.core.periodic_table import Element

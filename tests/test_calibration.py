@@ -222,3 +222,16 @@ def test_map_hides_metals_by_default_and_marks_the_pareto_front(tmp_path):
     front = pareto_front(np.array([1.0, 3.0, 2.0]), np.array([20.0, 10.0, 5.0]))
     assert front.tolist() == [0, 1]  # (2 eV, 5) is dominated by (3 eV, 10)
     assert "Acquisition score" in smap.score_explanation() and "raw ensemble std" in smap.score_explanation()
+
+
+def test_split_means_average_the_members_of_each_split_and_refuse_a_missing_one():
+    from goectp.calibration import split_means
+
+    tests = np.array([[True, False, False], [False, True, True]])
+    members = np.arange(3 * 3 * 9, dtype=float).reshape(3, 3, 3, 3)
+    held = {"members": members, "test": [tests[1], tests[0], tests[1]], "model": "toy"}
+    got = split_means(held, tests)
+    np.testing.assert_array_equal(got[0], members[1])
+    np.testing.assert_array_equal(got[1], (members[0] + members[2]) / 2)
+    with pytest.raises(ValueError, match="no member was tested on split 1"):
+        split_means({"members": members[:1], "test": [tests[0]]}, tests)
