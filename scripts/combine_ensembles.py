@@ -47,6 +47,9 @@ def main() -> None:
     ap.add_argument("--name", required=True, help="folder name of the combined ensemble under assets/models")
     ap.add_argument("--assets", type=Path, default=Path("assets/models"))
     ap.add_argument("--no-calibrate", action="store_true", help="skip scripts/calibrate_ensemble.py")
+    ap.add_argument(
+        "--notes", type=Path, default=None, help="a Markdown file inserted after the choice (e.g. what it replaced)"
+    )
     args = ap.parse_args()
     if not is_model_name(args.name) or args.name in args.families:
         raise SystemExit(f"--name {args.name!r}: give a new folder name (no path)")
@@ -87,14 +90,18 @@ def main() -> None:
     for label, r in rows.items():
         per = ", ".join(f"{v:.3f}" for v in r["val"])
         table.append(f"| {label} | {fmt(r['val'])} | {fmt(r['test'])} | {fmt(r['test_filtered'])} | {per} |")
-    base = rows[f"`{args.families[-1]}` alone"]["val"]
+    best_family = min(args.families, key=lambda f: rows[f"`{f}` alone"]["val"].mean())
+    base = rows[f"`{best_family}` alone"]["val"]
     comb = rows[f"`{args.name}` (all {len(sources)} members)"]["val"]
     member_lines = "\n".join(
         f"| `{t.name}` | `{family}/{f.name}` | {split_seed[t.name]} | `{sha256_file(t)[:16]}…` |"
         for family, f, t in sources
     )
     size = sum(t.stat().st_size for _, _, t in sources) / 1e6
+    notes = "\n" + args.notes.read_text().strip() + "\n" if args.notes else ""
     command = "python scripts/combine_ensembles.py " + " ".join(args.families) + f" --name {args.name}"
+    if args.notes:
+        command += f" --notes {args.notes}"
     card = f"""# Model card: `{args.name}` — {len(sources)} GoeCTP models from {len(args.families)} shipped ensembles
 
 Assembled on {dt.date.today().isoformat()} from this project's own trained members; {size:.1f} MB in total.
@@ -113,11 +120,11 @@ Graphs: the canonical cell, frame averaging, {ensemble.config.k_neighbors} neigh
 {member_lines}
 
 ## Why this combination
-Chosen on the **validation** sets only: of all combinations of the shipped ensembles and the tail-experiment runs
-(docs/results.md, "Combining shipped ensembles"), this one has the lowest mean validation MAE of the per-split
-sub-ensembles, lower than `{args.families[-1]}` alone on {int((comb < base).sum())} of {len(seeds)} splits
-(mean Δ {np.mean(comb - base):+.3f}). The test columns were read after that choice.
-
+Chosen on the **validation** sets only: of all combinations tried with `benchmarks/ensemble_search.py`
+(docs/results.md), this one has the lowest mean validation MAE of the per-split sub-ensembles, lower than the best
+family alone, `{best_family}`, on {int((comb < base).sum())} of {len(seeds)} splits (mean Δ
+{np.mean(comb - base):+.3f}). The test columns were read after that choice.
+{notes}
 {chr(10).join(table)}
 
 Each row: for each split, the mean prediction of that row's members trained on the split, on the split's own
