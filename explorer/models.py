@@ -225,8 +225,10 @@ class ModelSelector(pn.viewable.Viewer):
             )
         label = "UNTRAINED DEMO MODEL — numbers are meaningless; " if self.is_demo else ""
         inputs = f", + {cfg.node_features} node features" if getattr(cfg, "node_features", None) else ""
+        depths = sorted({m.config.num_layers for m in getattr(base, "members", [base])})
+        layers = " or ".join(map(str, depths)) + (" message layer" if depths == [1] else " message layers")
         return (
-            f"{label}{what}; variant {cfg.variant}{inputs}, hidden {cfg.hidden}, target ε {self.target}; "
+            f"{label}{what}; variant {cfg.variant}{inputs}, {layers}, hidden {cfg.hidden}, target ε {self.target}; "
             f"{self.precision} on {self.device.type.upper()}"
         )
 

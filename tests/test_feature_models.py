@@ -150,11 +150,20 @@ def test_explorer_selector_predicts_with_a_feature_model():
     assert f"+ {NAME} node features" in selector.description
 
 
-@pytest.mark.parametrize("name", ["chgnet", "pretrained-bulk-modulus", "pretrained-bulk-modulus-chgnet"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "chgnet",
+        "pretrained-bulk-modulus",
+        "pretrained-bulk-modulus-chgnet",
+        "chgnet-layers2",
+        "pretrained-bulk-modulus-layers2",
+    ],
+)
 def test_shipped_extra_ensembles_are_selectable_and_equivariant(name):
     """The shipped ensembles besides ``default`` load by name, predict a real example exactly equivariantly, and
     are offered by the explorer's model selector next to ``default``, which stays the default."""
-    uses_chgnet = name.endswith("chgnet")
+    uses_chgnet = "chgnet" in name
     if uses_chgnet:
         pytest.importorskip("chgnet", reason=f"the shipped {name!r} model needs chgnet==0.4.2 (the 'foundation' extra)")
     pytest.importorskip("panel")
@@ -175,19 +184,27 @@ def test_shipped_extra_ensembles_are_selectable_and_equivariant(name):
     selector = ModelSelector(model_name=name)
     assert selector.model_name == name and name in selector.description
     assert ("+ chgnet node features" in selector.description) == uses_chgnet
+    depth = ", 2 message layers," if name.endswith("layers2") else ", 1 message layer,"
+    assert depth in selector.description and {m.config.num_layers for m in model.members} == {int(depth[2])}
     assert ModelSelector().model_name == "default"  # the default stays the default
 
 
 def test_the_default_is_the_combined_ensemble_of_three_families():
-    """``default`` = 15 members: CHGNet-feature and plain members, 3 per split, read from one set of graphs."""
+    """``default`` = 15 members: CHGNet-feature and plain, one- and two-layer members, 3 per split, read from one
+    set of graphs."""
     pytest.importorskip("chgnet", reason="the shipped default needs chgnet==0.4.2 (the 'foundation' extra)")
     from goectp.api import assets_dir
     from goectp.checkpoint import model_aliases
 
     assert model_aliases()["default"] == "combined"
     model = load_model("default").double()
-    families = ("chgnet", "pretrained-bulk-modulus", "pretrained-bulk-modulus-chgnet")
+    families = ("pretrained-bulk-modulus-chgnet", "chgnet-layers2", "pretrained-bulk-modulus-layers2")
     assert len(model.members) == 15 and model.config.node_features == "chgnet"
+    assert sorted({m.config.num_layers for m in model.members}) == [1, 2]
+    pytest.importorskip("panel")
+    from explorer.models import ModelSelector
+
+    assert ", 1 or 2 message layers," in ModelSelector().description  # the explorer says so
     assert {n.rsplit("-split", 1)[0] for n in model.names} == set(families)
     s = Structure.from_file(assets_dir() / "examples" / "GaN_wurtzite.cif")
     parts = [predict(s, load_model(f).double())[0] for f in families]

@@ -216,7 +216,7 @@ def test_shipped_checkpoints_load_with_weights_only(path):
 
 
 def test_every_shipped_ensemble_is_covered_by_the_weights_only_check():
-    """The parametrised load test above sees every member of every shipped folder: 5 trained ensembles of 5 (four
+    """The parametrised load test above sees every member of every shipped folder: 7 trained ensembles of 5 (six
     of the static ε, ``electronic`` of ε∞) and ``combined``, which holds copies of 15 of them (byte-identical)."""
     if not SHIPPED:
         pytest.skip("no shipped models")
@@ -226,10 +226,12 @@ def test_every_shipped_ensemble_is_covered_by_the_weights_only_check():
         "chgnet",
         "pretrained-bulk-modulus",
         "pretrained-bulk-modulus-chgnet",
+        "chgnet-layers2",
+        "pretrained-bulk-modulus-layers2",
         "combined",
         "electronic",
     } <= folders
-    assert len(SHIPPED) == 5 * 5 + 15
+    assert len(SHIPPED) == 7 * 5 + 15
     copies = {f.read_bytes() for f in SHIPPED if f.parent.name == "combined"}
     assert copies <= {f.read_bytes() for f in SHIPPED if f.parent.name != "combined"}
 
