@@ -8,17 +8,17 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-runs/default}
 WORKERS=${WORKERS:-2}
-splits=(--splits 0 1 2 3 4 --workers "$WORKERS" --epochs 40 --no-progress)
+fine_tune=(--splits 0 1 2 3 4 --workers "$WORKERS" --epochs 40 --no-progress)
 
 if [ "${1:-all}" = all ]; then
   # 1. pretrained-bulk-modulus-chgnet: CHGNet features, bulk-modulus pretraining, one message layer
   python benchmarks/pretraining.py --splits 0 1 2 3 4 --routes pretrained_chgnet --pretrain-dataset log-bulk-modulus \
     --pretrain-epochs 100 --epochs 40 --threads 1 --runs "$RUNS/pretrain"
   # 2. chgnet-layers2: CHGNet features, two message layers, no pretraining
-  goectp train --node-features chgnet --layers 2 "${splits[@]}" --out "$RUNS/chgnet-layers2"
+  goectp train --node-features chgnet --layers 2 "${fine_tune[@]}" --out "$RUNS/chgnet-layers2"
   # 3. pretrained-bulk-modulus-layers2: bulk-modulus pretraining of a two-layer backbone, then fine-tuning
   goectp pretrain --dataset log-bulk-modulus --layers 2 --epochs 100 --threads 1 --out "$RUNS/pretrain-bm-layers2"
-  goectp train --init-from "$RUNS/pretrain-bm-layers2/best.pt" --layers 2 "${splits[@]}" \
+  goectp train --init-from "$RUNS/pretrain-bm-layers2/best.pt" --layers 2 "${fine_tune[@]}" \
     --out "$RUNS/pretrained-bm-layers2"
 fi
 
