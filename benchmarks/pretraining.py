@@ -7,6 +7,9 @@ differ. Runs land in ``runs/pretrain/<route>/split<k>/`` (resumable); ``--report
 
     python benchmarks/pretraining.py --splits 0 1 --epochs 40 --pretrain-epochs 100 --threads 1
     python benchmarks/pretraining.py --report
+
+``--layers 2`` runs every route with two message layers (run folders end in ``-layers2``), as the two-layer shipped
+families were trained with ``goectp pretrain`` / ``goectp train --layers 2``.
 """
 
 from __future__ import annotations
@@ -34,6 +37,17 @@ from goectp.training.pretrain import backbone_state, load_scalar_set, pretrain, 
 #: The shipped setting (primitive-cell frame, mean pooling, point-group symmetrisation), spelled out so that a change
 #: of the config defaults cannot change the comparison halfway.
 BASE = {"variant": "goectp", "pooling": "mean", "cell_reduction": "primitive", "symmetrize": True}
+
+
+def model_config(node_features: str | None = None, layers: int = 1) -> GoeCTPConfig:
+    """The compared backbone: :data:`BASE` with ``layers`` message layers and optional extra node features."""
+    extra = {"node_features": node_features, "node_feature_dim": 128} if node_features else {}
+    return GoeCTPConfig(**BASE, num_layers=layers, **extra)
+
+
+def layers_suffix(layers: int) -> str:
+    """Run-name suffix of a depth other than the paper's one message layer (``-layers2``)."""
+    return "" if layers == 1 else f"-layers{layers}"
 
 
 #: feature-model routes → the extractor whose features they add to the node inputs
@@ -98,8 +112,9 @@ def time_features(path: Path, n: int, runs: Path, names: tuple[str, ...] = ("chg
     return res
 
 
-def pretrain_step(dataset: str, epochs: int, runs: Path, node_features: str | None = None) -> Path:
-    out = runs / (f"pretrain-{dataset}-e{epochs}" + (f"-{node_features}" if node_features else ""))
+def pretrain_step(dataset: str, epochs: int, runs: Path, node_features: str | None = None, layers: int = 1) -> Path:
+    name = f"pretrain-{dataset}-e{epochs}" + (f"-{node_features}" if node_features else "") + layers_suffix(layers)
+    out = runs / name
     if (out / "metrics.json").exists() and json.loads((out / "metrics.json").read_text())["train_config"][
         "epochs"
     ] == epochs:
@@ -107,10 +122,9 @@ def pretrain_step(dataset: str, epochs: int, runs: Path, node_features: str | No
         return out / "best.pt"
     t0 = time.perf_counter()
     ss = load_scalar_set(dataset, progress=False)
-    mcfg = GoeCTPConfig(**BASE)
+    mcfg = model_config(node_features, layers)
     if node_features:
         ss = with_node_features(ss, node_features, progress=False)
-        mcfg = GoeCTPConfig(**BASE, node_features=node_features, node_feature_dim=128)
     graph_seconds = time.perf_counter() - t0
     res = pretrain(ss, mcfg, TrainConfig(epochs=epochs, progress=False), out)
     res["graphs_and_features_seconds_or_cache_load"] = graph_seconds
@@ -123,22 +137,22 @@ def pretrain_step(dataset: str, epochs: int, runs: Path, node_features: str | No
     return out / "best.pt"
 
 
-def route_name(route: str, dataset: str, pretrain_epochs: int, lr: float) -> str:
+def route_name(route: str, dataset: str, pretrain_epochs: int, lr: float, layers: int = 1) -> str:
     if not route.startswith("pretrained"):
-        return route
-    return f"{route}-{dataset}-e{pretrain_epochs}" + ("" if lr == 1e-3 else f"-lr{lr:g}")
+        return route + layers_suffix(layers)
+    return f"{route}-{dataset}-e{pretrain_epochs}" + ("" if lr == 1e-3 else f"-lr{lr:g}") + layers_suffix(layers)
 
 
 def run_route(route: str, split: int, args: argparse.Namespace, gs, featured, ckpts: dict, sha: str) -> None:
-    name = route_name(route, args.pretrain_dataset, args.pretrain_epochs, args.finetune_lr)
+    name = route_name(route, args.pretrain_dataset, args.pretrain_epochs, args.finetune_lr, args.layers)
     out = args.runs / name / f"split{split}"
     if (out / "metrics.json").exists():
         print(f"{name} split {split}: done already", flush=True)
         return
-    mcfg, init, lr, data = GoeCTPConfig(**BASE), None, 1e-3, gs
+    mcfg, init, lr, data = model_config(layers=args.layers), None, 1e-3, gs
     if route in ROUTE_FEATURES:
         name_ = ROUTE_FEATURES[route]
-        mcfg, data = GoeCTPConfig(**BASE, node_features=name_, node_feature_dim=128), featured[name_]
+        mcfg, data = model_config(name_, args.layers), featured[name_]
     if route.startswith("pretrained"):
         ckpt = ckpts[route]
         init, lr = backbone_state(ckpt, mcfg), args.finetune_lr
@@ -283,6 +297,7 @@ def main() -> None:
     ap.add_argument("--finetune-lr", type=float, default=1e-3, help="paper: 1e-2")
     ap.add_argument("--runs", type=Path, default=Path("runs/pretrain"))
     ap.add_argument("--reference", type=Path, default=Path("runs/sweep40/base"))
+    ap.add_argument("--layers", type=int, default=1, help="message layers of every route (the paper: 1)")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--time-features", type=int, default=0, help="time the feature extractors on N structures")
     ap.add_argument("--report", action="store_true")
@@ -307,6 +322,7 @@ def main() -> None:
                 args.pretrain_epochs,
                 args.runs,
                 "chgnet" if route == "pretrained_chgnet" else None,
+                args.layers,
             )
             for route in args.routes
             if route.startswith("pretrained")

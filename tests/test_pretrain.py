@@ -466,6 +466,38 @@ def test_pretraining_report_pairs_each_route_with_scratch_of_the_same_setting(tm
     assert text.count("## Pretraining and foundation features") == 1 and "kept" in text and "-0.133" in text
 
 
+def test_pretraining_benchmark_layers_option_builds_deeper_routes_paired_with_deeper_scratch(tmp_path):
+    """``benchmarks/pretraining.py --layers 2``: every route's backbone has two message layers, its runs are named
+    apart from the one-layer runs, and the report pairs it with scratch of the same depth only."""
+    import importlib.util
+    from pathlib import Path
+
+    from goectp.evaluation.compare import collect_split_metrics, paired_comparison
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "pretraining.py"
+    spec = importlib.util.spec_from_file_location("bench_pretraining", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.model_config().num_layers == 1 and bench.model_config().node_features is None
+    deep = bench.model_config("chgnet", 2)
+    assert (deep.num_layers, deep.node_features, deep.pooling) == (2, "chgnet", "mean")
+    assert bench.route_name("scratch", "log-bulk-modulus", 100, 1e-3) == "scratch"
+    assert bench.route_name("scratch", "log-bulk-modulus", 100, 1e-3, 2) == "scratch-layers2"
+    one = bench.route_name("pretrained", "log-bulk-modulus", 100, 1e-3)
+    assert bench.route_name("pretrained", "log-bulk-modulus", 100, 1e-3, 2) == one + "-layers2"
+
+    runs = tmp_path / "runs"
+    maes = {"scratch": 2.0, "scratch-layers2": 1.9, "pretrained": 1.8, "pretrained-layers2": 1.6}
+    for route, mae in maes.items():
+        metrics = _fake_metrics(mae)
+        metrics["model_config"]["num_layers"] = 2 if route.endswith("layers2") else 1
+        (runs / route / "split0").mkdir(parents=True)
+        (runs / route / "split0" / "metrics.json").write_text(json.dumps(metrics))
+    _, routes = paired_comparison(collect_split_metrics(runs))
+    assert routes["pretrained"]["delta_vs_scratch"]["all"] == pytest.approx({0: -0.2})
+    assert routes["pretrained-layers2"]["delta_vs_scratch"]["all"] == pytest.approx({0: -0.3})  # not -0.4
+
+
 @pytest.mark.parametrize("head", [{"decompose": True}, {"log_head": True}])
 def test_the_tail_heads_start_from_a_pretrained_backbone_with_fresh_heads(pretrained, head):
     out, _ = pretrained

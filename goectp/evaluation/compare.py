@@ -35,9 +35,11 @@ def route_order(results: dict[str, dict]) -> list[str]:
 
 
 def setting(model_config: dict) -> str:
-    """pooling/frame/symmetrisation of a model config, e.g. 'mean/primitive/sym' (defaults of the time filled in)."""
+    """pooling/frame/symmetrisation of a model config, e.g. 'mean/primitive/sym' (defaults of the time filled in),
+    and the depth when it is not the paper's ('mean/primitive/sym/2 layers'): routes pair with scratch of the same."""
     cfg = GoeCTPConfig(**{k: v for k, v in model_config.items() if k in GoeCTPConfig.__dataclass_fields__})
-    return f"{cfg.pooling}/{cfg.cell_reduction}/{'sym' if cfg.symmetrize else 'nosym'}"
+    depth = "" if cfg.num_layers == GoeCTPConfig(variant=cfg.variant).num_layers else f"/{cfg.num_layers} layers"
+    return f"{cfg.pooling}/{cfg.cell_reduction}/{'sym' if cfg.symmetrize else 'nosym'}{depth}"
 
 
 def paired_comparison(results: dict[str, dict[int, dict]]) -> tuple[list[str], dict[str, dict]]:
