@@ -1,0 +1,82 @@
+"""Where the ε̄ rank errors come from: the electronic or the ionic part, and which ε̄ range.
+
+ε = ε∞ + ε_ion. On the test set of each of the 5 random splits, the static model's split sub-ensemble (``--static``,
+default ``combined``) predicts ε; the ε∞ model (``--electronic``, default ``electronic``) predicts ε∞, so the static
+model's implied ionic part is their difference. Swapping one part for the DFT value gives two oracles:
+
+- **perfect ε∞**: DFT ε∞ + the model's ionic part (what a perfect electronic model would add);
+- **perfect ionic**: the ε∞ model's ε∞ + DFT ionic part.
+
+Their ε̄ Spearman (mean over the splits) bounds what fixing one part could give. The second table splits Σd² of the
+Spearman (d = rank difference of a record) by true ε̄ bin.
+
+    python benchmarks/rank_error_sources.py
+
+Member predictions come from (and are cached like) :func:`goectp.calibration.heldout_predictions`.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+from scipy.stats import rankdata, spearmanr
+
+from goectp.calibration import heldout_predictions, split_means
+from goectp.data import DIELECTRIC_FILE, data_dir, read_dielectric_json, split_masks
+from goectp.tensor_stats import mean_eigenvalue
+
+BINS = ((0, 10), (10, 30), (30, 100), (100, np.inf))
+
+
+def mean_spearman(pred: np.ndarray, true: np.ndarray, test_sets: np.ndarray) -> float:
+    """Mean over splits of the ε̄ Spearman of ``pred [S, N, 3, 3]`` (split k on its test set) against ``true``."""
+    rhos = [
+        spearmanr(mean_eigenvalue(pred[k][rows]), mean_eigenvalue(true[rows])).statistic
+        for k, rows in enumerate(test_sets)
+    ]
+    return float(np.mean(rhos))
+
+
+def rank_error_share(pred: np.ndarray, true: np.ndarray, test_sets: np.ndarray) -> list[float]:
+    """Share of Σd² (ε̄ rank differences) from each true-ε̄ bin of :data:`BINS`, mean over splits."""
+    shares = []
+    for k, rows in enumerate(test_sets):
+        t = mean_eigenvalue(true[rows])
+        d2 = (rankdata(mean_eigenvalue(pred[k][rows])) - rankdata(t)) ** 2
+        total = d2.sum() or 1.0  # a perfect ranking has no error to share
+        shares.append([d2[(t >= lo) & (t < hi)].sum() / total for lo, hi in BINS])
+    return np.mean(shares, axis=0).tolist()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--static", default="combined", help="an ensemble of the static tensor, members per split")
+    ap.add_argument("--electronic", default="electronic", help="an ensemble trained on ε∞, one member per split")
+    args = ap.parse_args()
+    records = read_dielectric_json(data_dir() / DIELECTRIC_FILE)
+    total = np.array([r.target("total") for r in records])
+    eps_inf = np.array([r.target("electronic") for r in records])
+    static, optical = heldout_predictions(args.static), heldout_predictions(args.electronic)
+    for held in (static, optical):
+        if list(held["ids"]) != [r.id for r in records]:
+            raise SystemExit("held-out predictions do not follow the data file's order")
+    test = split_masks(len(records))["test"]
+    pred_total, pred_inf = split_means(static, test), split_means(optical, test)
+    rows = {
+        f"`{args.static}` as it is": pred_total,
+        "perfect ε∞ (DFT ε∞ + the model's ionic part)": eps_inf[None] + pred_total - pred_inf,
+        f"perfect ionic (`{args.electronic}` ε∞ + DFT ionic part)": pred_inf + (total - eps_inf)[None],
+    }
+    print("| ε̄ of | test ε̄ Spearman (mean of 5 splits) |\n|---|---|")
+    for name, pred in rows.items():
+        print(f"| {name} | {mean_spearman(pred, total, test):.3f} |")
+    labels = [f"{lo:g}–{hi:g}" if np.isfinite(hi) else f"≥ {lo:g}" for lo, hi in BINS]
+    counts = [int(((mean_eigenvalue(total) >= lo) & (mean_eigenvalue(total) < hi)).sum()) for lo, hi in BINS]
+    print("\n| true ε̄ | records (all splits' data) | share of Σd² |\n|---|---|---|")
+    for label, n, share in zip(labels, counts, rank_error_share(pred_total, total, test)):
+        print(f"| {label} | {n} | {share:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
