@@ -14,18 +14,22 @@ if [ "${1:-all}" = all ]; then
   # 1. pretrained-bulk-modulus-chgnet: CHGNet features, bulk-modulus pretraining, one message layer
   python benchmarks/pretraining.py --splits 0 1 2 3 4 --routes pretrained_chgnet --pretrain-dataset log-bulk-modulus \
     --pretrain-epochs 100 --epochs 40 --threads 1 --runs "$RUNS/pretrain"
-  # 2. chgnet-layers2: CHGNet features, two message layers, no pretraining
-  goectp train --node-features chgnet --layers 2 "${fine_tune[@]}" --out "$RUNS/chgnet-layers2"
-  # 3. pretrained-bulk-modulus-layers2: bulk-modulus pretraining of a two-layer backbone, then fine-tuning
+  # 2. pretrained-bulk-modulus-layers2: bulk-modulus pretraining of a two-layer backbone, then fine-tuning
   goectp pretrain --dataset log-bulk-modulus --layers 2 --epochs 100 --threads 1 --out "$RUNS/pretrain-bm-layers2"
   goectp train --init-from "$RUNS/pretrain-bm-layers2/best.pt" --layers 2 "${fine_tune[@]}" \
     --out "$RUNS/pretrained-bm-layers2"
+  # 3. pretrained-bulk-modulus-chgnet-layers2: the same with CHGNet features
+  goectp pretrain --dataset log-bulk-modulus --node-features chgnet --layers 2 --epochs 100 --threads 1 \
+    --out "$RUNS/pretrain-bmc-layers2"
+  goectp train --init-from "$RUNS/pretrain-bmc-layers2/best.pt" --node-features chgnet --layers 2 \
+    "${fine_tune[@]}" --out "$RUNS/pretrained-bmc-layers2"
 fi
 
 python scripts/export_ensemble.py "$RUNS/pretrain/pretrained_chgnet-log-bulk-modulus-e100" \
   --name pretrained-bulk-modulus-chgnet --notes docs/model_notes/pretrained-bulk-modulus-chgnet.md
-python scripts/export_ensemble.py "$RUNS/chgnet-layers2" --name chgnet-layers2 --notes docs/model_notes/chgnet-layers2.md
 python scripts/export_ensemble.py "$RUNS/pretrained-bm-layers2" --name pretrained-bulk-modulus-layers2 \
   --notes docs/model_notes/pretrained-bulk-modulus-layers2.md
-python scripts/combine_ensembles.py pretrained-bulk-modulus-chgnet chgnet-layers2 pretrained-bulk-modulus-layers2 \
-  --name combined --notes docs/model_notes/combined.md
+python scripts/export_ensemble.py "$RUNS/pretrained-bmc-layers2" --name pretrained-bulk-modulus-chgnet-layers2 \
+  --notes docs/model_notes/pretrained-bulk-modulus-chgnet-layers2.md
+python scripts/combine_ensembles.py pretrained-bulk-modulus-chgnet pretrained-bulk-modulus-layers2 \
+  pretrained-bulk-modulus-chgnet-layers2 --name combined --notes docs/model_notes/combined.md

@@ -158,6 +158,7 @@ def test_explorer_selector_predicts_with_a_feature_model():
         "pretrained-bulk-modulus-chgnet",
         "chgnet-layers2",
         "pretrained-bulk-modulus-layers2",
+        "pretrained-bulk-modulus-chgnet-layers2",
     ],
 )
 def test_shipped_extra_ensembles_are_selectable_and_equivariant(name):
@@ -199,7 +200,11 @@ def test_the_default_is_the_combined_ensemble_of_three_families():
 
     assert model_aliases()["default"] == "combined"
     model = load_model("default").double()
-    families = ("pretrained-bulk-modulus-chgnet", "chgnet-layers2", "pretrained-bulk-modulus-layers2")
+    families = (
+        "pretrained-bulk-modulus-chgnet",
+        "pretrained-bulk-modulus-layers2",
+        "pretrained-bulk-modulus-chgnet-layers2",
+    )
     assert len(model.members) == 15 and model.config.node_features == "chgnet"
     assert sorted({m.config.num_layers for m in model.members}) == [1, 2]
     pytest.importorskip("panel")
