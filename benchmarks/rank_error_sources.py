@@ -23,7 +23,7 @@ import numpy as np
 from scipy.stats import rankdata, spearmanr
 
 from goectp.calibration import heldout_predictions, split_means
-from goectp.data import DIELECTRIC_FILE, data_dir, read_dielectric_json, split_masks
+from goectp.data import split_masks
 from goectp.tensor_stats import mean_eigenvalue
 
 BINS = ((0, 10), (10, 30), (30, 100), (100, np.inf))
@@ -54,14 +54,11 @@ def main() -> None:
     ap.add_argument("--static", default="combined", help="an ensemble of the static tensor, members per split")
     ap.add_argument("--electronic", default="electronic", help="an ensemble trained on ε∞, one member per split")
     args = ap.parse_args()
-    records = read_dielectric_json(data_dir() / DIELECTRIC_FILE)
-    total = np.array([r.target("total") for r in records])
-    eps_inf = np.array([r.target("electronic") for r in records])
     static, optical = heldout_predictions(args.static), heldout_predictions(args.electronic)
-    for held in (static, optical):
-        if list(held["ids"]) != [r.id for r in records]:
-            raise SystemExit("held-out predictions do not follow the data file's order")
-    test = split_masks(len(records))["test"]
+    if list(static["ids"]) != list(optical["ids"]):
+        raise SystemExit("the two models' held-out predictions are not of the same records in the same order")
+    total, eps_inf = static["true"], optical["true"]  # each model's own target: ε and ε∞
+    test = split_masks(len(total))["test"]
     pred_total, pred_inf = split_means(static, test), split_means(optical, test)
     rows = {
         f"`{args.static}` as it is": pred_total,
