@@ -99,9 +99,16 @@ def save_checkpoint(path: str | os.PathLike, model: GoeCTP, **meta: Any) -> Path
 
 
 def save_training_state(
-    path: str | os.PathLike, model: nn.Module, optimizer: Any, scheduler: Any, rng: dict[str, torch.Tensor], state: dict
+    path: str | os.PathLike,
+    model: nn.Module,
+    optimizer: Any,
+    scheduler: Any,
+    rng: dict[str, torch.Tensor],
+    state: dict,
+    ema: dict | None = None,
 ) -> Path:
-    """Everything needed to resume training (weights, optimiser, scheduler, RNG ByteTensors, loop state)."""
+    """Everything needed to resume training (weights, optimiser, scheduler, RNG ByteTensors, loop state, and the
+    weight average's state when there is one)."""
     return atomic_save(
         {
             "schema_version": SCHEMA_VERSION,
@@ -111,6 +118,7 @@ def save_training_state(
             "scheduler": scheduler.state_dict(),
             "rng": dict(rng),
             "state": state,
+            **({"ema": ema} if ema is not None else {}),
         },
         path,
     )

@@ -279,3 +279,53 @@ def test_training_loss_is_huber_or_the_squared_error():
     assert training_loss(pred, target, TrainConfig(loss="mse")).item() == pytest.approx((0.25 + 9 + 4) / 4)
     with pytest.raises(ValueError, match="unknown loss"):
         TrainConfig(loss="l3")
+
+
+def test_weight_average_follows_the_recursion_with_warm_up():
+    from goectp.training.ema import ExponentialMovingAverage
+
+    model = torch.nn.Linear(2, 1, bias=False)
+    ema = ExponentialMovingAverage(model, decay=0.9)
+    expected = model.weight.detach().clone()
+    for step, value in enumerate([1.0, -2.0, 4.0, 0.5], start=1):
+        with torch.no_grad():
+            model.weight.fill_(value)
+        ema.update(model)
+        d = min(0.9, (1 + step) / (10 + step))  # 0.18, 0.25, 0.31, 0.36: the warm-up, then 0.9
+        expected = d * expected + (1 - d) * value
+        torch.testing.assert_close(ema.model.weight, expected)
+    assert not ema.model.weight.requires_grad
+    with pytest.raises(ValueError, match="decay"):
+        ExponentialMovingAverage(model, decay=1.0)
+
+
+def test_training_with_a_weight_average_saves_the_average_and_resumes_it(graph_set, tmp_path):
+    from goectp.checkpoint import load_checkpoint
+    from goectp.models import GoeCTP
+
+    graphs = graph_set.with_target("total")
+    one_epoch = TrainConfig(epochs=1, batch_size=8, progress=False, seed=3, ema_decay=0.9)
+    train(GoeCTP(_tiny()), graphs[:16], graphs[16:], one_epoch, tmp_path / "one")  # best epoch = last epoch
+    last = torch.load(tmp_path / "one" / "last.pt", weights_only=True)
+    assert last["ema"]["steps"] == 2  # 16 training graphs in batches of 8
+    raw, averaged = last["state_dict"], last["ema"]["weights"]
+    assert any(not torch.equal(raw[k], averaged[k]) for k in raw)  # the average is not the raw weights
+    best = load_checkpoint(tmp_path / "one" / "best.pt")
+    for k, v in best.state_dict().items():  # best.pt holds the average
+        torch.testing.assert_close(v, averaged[k].to(v.dtype))
+
+    cfg = TrainConfig(epochs=4, batch_size=8, progress=False, seed=3, ema_decay=0.9)
+    torch.manual_seed(3)
+    full = train(GoeCTP(_tiny()), graphs[:16], graphs[16:], cfg, tmp_path / "full")
+    torch.manual_seed(3)
+    train(GoeCTP(_tiny()), graphs[:16], graphs[16:], cfg, tmp_path / "r", stop_after=2)
+    torch.manual_seed(123)
+    resumed = train(GoeCTP(_tiny()), graphs[:16], graphs[16:], cfg, tmp_path / "r", resume=True)
+    np.testing.assert_allclose(
+        [h["val_mae"] for h in resumed["history"]], [h["val_mae"] for h in full["history"]], rtol=1e-5
+    )
+
+    plain = TrainConfig(epochs=4, batch_size=8, progress=False, seed=3)
+    train(GoeCTP(_tiny()), graphs[:16], graphs[16:], plain, tmp_path / "plain", stop_after=1)
+    with pytest.raises(ValueError, match="no weight average"):
+        train(GoeCTP(_tiny()), graphs[:16], graphs[16:], cfg, tmp_path / "plain", resume=True)

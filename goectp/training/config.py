@@ -38,6 +38,9 @@ class TrainConfig:
     max_abs: float | None = None
     #: random O(3) rotations of every batch (for the no-frame baseline)
     augment_rotations: bool = False
+    #: evaluate and save an exponential moving average of the weights with this decay per step (e.g. 0.99); none
+    #: uses the raw weights (the paper's)
+    ema_decay: float | None = None
     #: clip the gradient norm to this; none disables
     grad_clip: float | None = 10.0
     #: cpu, cuda, ... (none: cuda when available)

@@ -1,8 +1,8 @@
 """The training loop: read it top to bottom.
 
 Best-validation checkpointing: ``best.pt`` holds the weights of the epoch with the lowest validation MAE (that is
-the model evaluated and shipped); ``last.pt`` holds everything needed to resume (weights, optimiser, scheduler,
-epoch, RNG state, history).
+the model evaluated and shipped; with ``ema_decay``, the weights' moving average is validated and saved instead);
+``last.pt`` holds everything needed to resume (weights, optimiser, scheduler, epoch, RNG state, history, average).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from goectp.checkpoint import default_device, load_training_state, save_checkpoi
 from goectp.models import GoeCTP
 from goectp.training.augment import random_orthogonal, rotate_batch
 from goectp.training.config import TrainConfig
+from goectp.training.ema import ExponentialMovingAverage
 
 logger = logging.getLogger(__name__)
 
@@ -142,6 +143,7 @@ def train(
     )
     aug_gen = torch.Generator().manual_seed(cfg.seed + 1)
     state = {"epoch": 0, "best_val": float("inf"), "best_epoch": -1, "history": []}
+    ema = ExponentialMovingAverage(model, cfg.ema_decay) if cfg.ema_decay else None
 
     if resume and (out / "last.pt").exists():
         ckpt = load_training_state(out / "last.pt", map_location=device)  # weights_only=True
@@ -152,6 +154,10 @@ def train(
         aug_gen.set_state(ckpt["rng"]["aug"].cpu())
         torch.set_rng_state(ckpt["rng"]["torch"].cpu())
         state = ckpt["state"]
+        if ema is not None:
+            if "ema" not in ckpt:
+                raise ValueError(f"{out / 'last.pt'} holds no weight average: resume it without ema_decay")
+            ema.load_state_dict(ckpt["ema"])
         logger.info("resumed from epoch %d (best val MAE %.4f)", state["epoch"], state["best_val"])
 
     bar = tqdm(
@@ -177,8 +183,11 @@ def train(
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             opt.step()
             sched.step()
+            if ema is not None:
+                ema.update(model)
             losses.append(loss.item())
-        val_mae = evaluate_mae(model, val_loader, device)
+        evaluated = ema.model if ema is not None else model  # the weights that are validated and saved
+        val_mae = evaluate_mae(evaluated, val_loader, device)
         rec = {
             "epoch": epoch + 1,
             "train_loss": float(np.mean(losses)),
@@ -191,7 +200,7 @@ def train(
         if val_mae < state["best_val"]:
             state["best_val"], state["best_epoch"] = val_mae, epoch + 1
             save_checkpoint(
-                out / "best.pt", model, train_config=cfg.to_dict(), epoch=epoch + 1, val_mae=val_mae, **(meta or {})
+                out / "best.pt", evaluated, train_config=cfg.to_dict(), epoch=epoch + 1, val_mae=val_mae, **(meta or {})
             )
         save_training_state(
             out / "last.pt",
@@ -200,6 +209,7 @@ def train(
             sched,
             state=state,
             rng={"loader": loader_gen.get_state(), "aug": aug_gen.get_state(), "torch": torch.get_rng_state()},
+            ema=ema.state_dict() if ema is not None else None,
         )
         bar.set_postfix(loss=f"{rec['train_loss']:.3f}", val_mae=f"{val_mae:.3f}", best=f"{state['best_val']:.3f}")
         if not cfg.progress and ((epoch + 1) % 10 == 0 or epoch + 1 == cfg.epochs):
