@@ -19,7 +19,7 @@ import argparse
 import numpy as np
 
 from goectp.calibration import heldout_predictions, split_means
-from goectp.data import DIELECTRIC_FILE, data_dir, read_dielectric_json, split_masks
+from goectp.data import split_masks
 from goectp.tensor_stats import refractive_indices
 
 
@@ -28,14 +28,12 @@ def main() -> None:
     ap.add_argument("--model", default="electronic", help="an ensemble trained on ε∞, one member per split")
     ap.add_argument("--static", default="combined", help="an ensemble of the static tensor")
     args = ap.parse_args()
-    records = read_dielectric_json(data_dir() / DIELECTRIC_FILE)
-    eps_inf = np.array([r.target("electronic") for r in records])
-    n_true = refractive_indices(eps_inf)
-    masks = split_masks(len(records))
     optical, static = heldout_predictions(args.model), heldout_predictions(args.static)
-    for held in (optical, static):
-        if list(held["ids"]) != [r.id for r in records]:
-            raise SystemExit("held-out predictions do not follow the data file's order")
+    if list(optical["ids"]) != list(static["ids"]):
+        raise SystemExit("the two models' held-out predictions are not of the same records in the same order")
+    eps_inf = optical["true"]  # the ε∞ model's own target
+    n_true = refractive_indices(eps_inf)
+    masks = split_masks(len(eps_inf))
     errors: dict[str, list[float]] = {"ε∞ model": [], "training-set mean ε∞": [], "static ε of the static model": []}
     optical_means, static_means = split_means(optical, masks["test"]), split_means(static, masks["test"])
     for k, test in enumerate(masks["test"]):
