@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Retrain the shipped default (`combined`) from scratch: its three families, each 5 splits × 40 epochs, then the
 # export, the combination and its calibration. The commands are the ones on the model cards; every step resumes
-# where it stopped (re-run the same command). `WORKERS` splits train at once (Dask); per-epoch times: the cards.
+# where it stopped (re-run the same command). `WORKERS` splits train at once (Dask): 1 by default, which is about 2x
+# faster than 2 on a 2-core machine (BENCHMARKS.md, "Training splits in parallel on Dask"); 5 where cores allow.
 #   bash benchmarks/train_default.sh            # all steps
 #   bash benchmarks/train_default.sh combine    # only the export + combination (the runs exist)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-runs/default}
-WORKERS=${WORKERS:-2}
+WORKERS=${WORKERS:-1}
 fine_tune=(--splits 0 1 2 3 4 --workers "$WORKERS" --epochs 40 --no-progress)
 
 if [ "${1:-all}" = all ]; then
