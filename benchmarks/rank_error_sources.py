@@ -8,9 +8,12 @@ model's implied ionic part is their difference. Swapping one part for the DFT va
 - **perfect ionic**: the ε∞ model's ε∞ + DFT ionic part.
 
 Their ε̄ Spearman (mean over the splits) bounds what fixing one part could give. The second table splits Σd² of the
-Spearman (d = rank difference of a record) by true ε̄ bin.
+Spearman (d = rank difference of a record) by true ε̄ bin. ``--ionic MODEL`` (an ensemble trained on the ionic
+tensor, one member per split) adds its sum with the ε∞ model as a row, and a table of how well the static model's
+implied ionic part and that model rank the DFT ionic ε̄.
 
     python benchmarks/rank_error_sources.py
+    python benchmarks/rank_error_sources.py --ionic runs/ionic/ensembles/pretrained-bmc-layers2
 
 Member predictions come from (and are cached like) :func:`goectp.calibration.heldout_predictions`.
 """
@@ -53,10 +56,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--static", default="combined", help="an ensemble of the static tensor, members per split")
     ap.add_argument("--electronic", default="electronic", help="an ensemble trained on ε∞, one member per split")
+    ap.add_argument("--ionic", default=None, help="an ensemble trained on the ionic tensor, one member per split")
     args = ap.parse_args()
     static, optical = heldout_predictions(args.static), heldout_predictions(args.electronic)
-    if list(static["ids"]) != list(optical["ids"]):
-        raise SystemExit("the two models' held-out predictions are not of the same records in the same order")
+    ionic = heldout_predictions(args.ionic) if args.ionic else None
+    if any(list(h["ids"]) != list(static["ids"]) for h in (optical, ionic) if h is not None):
+        raise SystemExit("the models' held-out predictions are not of the same records in the same order")
     total, eps_inf = static["true"], optical["true"]  # each model's own target: ε and ε∞
     test = split_masks(len(total))["test"]
     pred_total, pred_inf = split_means(static, test), split_means(optical, test)
@@ -65,6 +70,9 @@ def main() -> None:
         "perfect ε∞ (DFT ε∞ + the model's ionic part)": eps_inf[None] + pred_total - pred_inf,
         f"perfect ionic (`{args.electronic}` ε∞ + DFT ionic part)": pred_inf + (total - eps_inf)[None],
     }
+    if ionic is not None:
+        pred_ionic = split_means(ionic, test)
+        rows[f"`{args.electronic}` ε∞ + `{args.ionic}` ionic part"] = pred_inf + pred_ionic
     print("| ε̄ of | test ε̄ Spearman (mean of 5 splits) |\n|---|---|")
     for name, pred in rows.items():
         print(f"| {name} | {mean_spearman(pred, total, test):.3f} |")
@@ -74,6 +82,11 @@ def main() -> None:
     print("\n| true ε̄ | records (whole data file) | share of Σd² |\n|---|---|---|")
     for label, n, share in zip(labels, counts, rank_error_share(pred_total, total, test)):
         print(f"| {label} | {n} | {share:.2f} |")
+    if ionic is not None:
+        print("\n| ionic part of | test ionic ε̄ Spearman (mean of 5 splits) |\n|---|---|")
+        implied = {f"`{args.static}` − `{args.electronic}`": pred_total - pred_inf, f"`{args.ionic}`": pred_ionic}
+        for name, pred in implied.items():
+            print(f"| {name} | {mean_spearman(pred, ionic['true'], test):.3f} |")
 
 
 if __name__ == "__main__":
