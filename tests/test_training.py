@@ -297,6 +297,9 @@ def test_weight_average_follows_the_recursion_with_warm_up():
     assert not ema.model.weight.requires_grad
     with pytest.raises(ValueError, match="decay"):
         ExponentialMovingAverage(model, decay=1.0)
+    for bad in (0.0, 1.0, 1.5):  # the config refuses it before any training starts (the CLI's error)
+        with pytest.raises(ValueError, match="ema_decay"):
+            TrainConfig(ema_decay=bad)
 
 
 def test_training_with_a_weight_average_saves_the_average_and_resumes_it(graph_set, tmp_path):

@@ -143,7 +143,7 @@ def train(
     )
     aug_gen = torch.Generator().manual_seed(cfg.seed + 1)
     state = {"epoch": 0, "best_val": float("inf"), "best_epoch": -1, "history": []}
-    ema = ExponentialMovingAverage(model, cfg.ema_decay) if cfg.ema_decay else None
+    ema = ExponentialMovingAverage(model, cfg.ema_decay) if cfg.ema_decay is not None else None
 
     if resume and (out / "last.pt").exists():
         ckpt = load_training_state(out / "last.pt", map_location=device)  # weights_only=True
