@@ -9,6 +9,10 @@ Spearman. Member predictions come from (and are cached like) :func:`goectp.calib
         runs/tail/ensembles/baseline runs/tail/ensembles/decompose runs/tail/ensembles/log-head \
         runs/tail/ensembles/max-abs runs/tail/ensembles/mse --max-size 4
 
+A model written ``A,B`` is the **sum** of two ensembles' predictions, split by split: an ε∞ model and an ionic-only
+model make a total (``electronic,runs/ionic/ensembles/pretrained-bmc-layers2``); the parts' targets must add up
+to the total, which is checked against the data.
+
 ``--reference A+B+C`` compares every row with that set instead of the first model (how the default was chosen):
 
     python benchmarks/ensemble_search.py --models pretrained-bulk-modulus-chgnet chgnet-layers2 \
@@ -42,7 +46,23 @@ def per_split(preds: list[np.ndarray], true: np.ndarray, sets: np.ndarray) -> tu
 
 
 def label(spec: str) -> str:
-    return Path(spec).name if "/" in spec else spec
+    return ",".join(Path(part).name if "/" in part else part for part in spec.split(","))
+
+
+def heldout(spec: str) -> dict:
+    """Held-out predictions of ``spec``; ``A,B`` sums the parts' members and targets (e.g. ε∞ + ionic = total)."""
+    parts = [heldout_predictions(part) for part in spec.split(",")]
+    if len(parts) == 1:
+        return parts[0]
+    first = parts[0]
+    for part in parts[1:]:
+        if not np.array_equal(part["ids"], first["ids"]) or len(part["members"]) != len(first["members"]):
+            raise SystemExit(f"{spec}: the parts were not evaluated on the same records and splits")
+    return {
+        **first,
+        "members": np.sum([p["members"] for p in parts], axis=0),
+        "true": np.sum([p["true"] for p in parts], axis=0),
+    }
 
 
 def main() -> None:
@@ -59,11 +79,13 @@ def main() -> None:
     reference = args.reference.split("+") if args.reference else args.models[:1]
     members, true, val, test = {}, None, None, None
     for spec in dict.fromkeys([*args.models, *reference]):
-        held = heldout_predictions(spec)
+        held = heldout(spec)
         if true is None:
             true = held["true"]
             masks = split_masks(len(true))
             val, test = masks["val"], masks["test"]
+        if not np.allclose(held["true"], true, atol=1e-6):
+            raise SystemExit(f"{spec}: its targets do not add up to the first model's (is a part missing?)")
         # member k must be the model of split k (sorted file names split0 ... split4): its test set is split k's
         in_order = all(np.array_equal(a, b) for a, b in zip(held["test"], test))
         if len(held["members"]) != len(SPLIT_SEEDS) or not in_order:
