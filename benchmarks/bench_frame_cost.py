@@ -31,6 +31,7 @@ import torch
 
 import goectp
 from goectp.canonical import uses_canonical_cell
+from goectp.checkpoint import networks
 from goectp.data import DIELECTRIC_FILE, data_dir, read_dielectric_json
 from goectp.evaluation.report import write_section
 
@@ -38,8 +39,8 @@ from goectp.evaluation.report import write_section
 def one_frame(ensemble: torch.nn.Module) -> torch.nn.Module:
     """The same weights on spglib's primitive cell with a single frame (what shipped before frame averaging)."""
     plain = copy.deepcopy(ensemble)
-    for member in getattr(plain, "members", [plain]):
-        member.config.frame_average = False
+    for network in networks(plain):
+        network.config.frame_average = False
     return plain
 
 

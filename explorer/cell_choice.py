@@ -20,6 +20,7 @@ from pymatgen.core import Lattice, Structure
 from explorer.models import SHARED_PREDICTIONS, ModelSelector, structure_key
 from explorer.safe import escape_text
 from explorer.tensor_view import matrix_html
+from goectp.checkpoint import networks
 
 TOLERANCE = 1e-6
 CHANGES = (
@@ -60,9 +61,9 @@ def changed_cell(structure: Structure, u: np.ndarray) -> Structure:
 def paper_setting(model: Any) -> Any:
     """A copy of ``model`` (or of each ensemble member) with the same weights in the paper's setting."""
     clone = copy.deepcopy(model)
-    for member in getattr(clone, "members", [clone]):
+    for network in networks(clone):  # every member, and both parts of a sum member
         for key, value in PAPER_SETTING.items():
-            setattr(member.config, key, value)
+            setattr(network.config, key, value)
     return clone
 
 

@@ -225,7 +225,9 @@ class ModelSelector(pn.viewable.Viewer):
             )
         label = "UNTRAINED DEMO MODEL — numbers are meaningless; " if self.is_demo else ""
         inputs = f", + {cfg.node_features} node features" if getattr(cfg, "node_features", None) else ""
-        depths = sorted({m.config.num_layers for m in getattr(base, "members", [base])})
+        from goectp.checkpoint import networks
+
+        depths = sorted({m.config.num_layers for m in networks(base)})
         layers = " or ".join(map(str, depths)) + (" message layer" if depths == [1] else " message layers")
         return (
             f"{label}{what}; variant {cfg.variant}{inputs}, {layers}, hidden {cfg.hidden}, target ε {self.target}; "

@@ -4,6 +4,10 @@ Schema (``SCHEMA_VERSION`` 1), a plain dict of tensors and JSON-like values::
 
     {"schema_version": 1, "config": GoeCTPConfig.to_dict(), "state_dict": {name: Tensor}, "meta": {...}}
 
+A *sum* member (:class:`~goectp.models.sum.SumOfParts`, the static tensor as ε∞ + ionic from two networks trained
+on the same split) is one file too: ``{"schema_version": 1, "kind": "sum", "parts": {"electronic": <checkpoint
+dict>, "ionic": <checkpoint dict>}, "meta": {...}}`` (:func:`sum_checkpoint_dict`).
+
 Training resume files (``last.pt``) use the same ``state_dict`` key plus the optimiser / scheduler / RNG states
 (ByteTensors) and the loop's bookkeeping (:func:`save_training_state`). Files written before the schema had a
 version (no ``schema_version``; resume files with a ``model`` key instead of ``state_dict``) still load.
@@ -31,7 +35,7 @@ import torch
 from torch import nn
 
 from goectp.graph import CrystalGraph
-from goectp.models import GoeCTP, GoeCTPConfig
+from goectp.models import PARTS, GoeCTP, GoeCTPConfig, SumOfParts
 
 #: Version of the checkpoint dict written by :func:`save_checkpoint` / :func:`save_training_state`.
 SCHEMA_VERSION = 1
@@ -209,6 +213,8 @@ def read_checkpoint(source: Source, map_location: str | torch.device | None = "c
             f"{name}: checkpoint schema version {version!r} is newer than this goectp "
             f"understands ({SCHEMA_VERSION}); upgrade goectp"
         )
+    if ckpt.get("kind") == "sum":
+        return _read_sum(ckpt, name)
     if "state_dict" not in ckpt and "model" in ckpt:  # resume files before schema version 1
         ckpt = {**ckpt, "state_dict": ckpt["model"]}
         ckpt.pop("model")
@@ -219,8 +225,62 @@ def read_checkpoint(source: Source, map_location: str | torch.device | None = "c
     return ckpt
 
 
-def model_from_checkpoint(ckpt: dict, name: str = "checkpoint") -> GoeCTP:
+def _read_sum(ckpt: dict, name: str) -> dict:
+    """A sum checkpoint with both parts normalised like single checkpoints (sums of sums are refused)."""
+    parts = ckpt.get("parts")
+    if not isinstance(parts, dict) or sorted(parts) != sorted(PARTS):
+        raise CheckpointError(f"{name}: a sum checkpoint needs exactly the parts {PARTS}")
+    normalised = {}
+    for part, sub in parts.items():
+        if not isinstance(sub, dict) or sub.get("kind") == "sum" or not isinstance(sub.get("state_dict"), dict):
+            raise CheckpointError(f"{name}: its {part} part is not a single GoeCTP checkpoint")
+        normalised[part] = {**sub, "meta": sub.get("meta") or {}}
+    meta = ckpt.get("meta")
+    return {**ckpt, "parts": normalised, "meta": meta if isinstance(meta, dict) else {}}
+
+
+def sum_checkpoint_dict(electronic: dict, ionic: dict) -> dict:
+    """One member predicting the total tensor from an ε∞ checkpoint and an ionic one (dicts as
+    :func:`read_checkpoint` returns them), trained on the same split; raises when they do not fit together."""
+    parts = {"electronic": electronic, "ionic": ionic}
+    seeds = {
+        part: c["meta"].get("split_seed", (c["meta"].get("train_config") or {}).get("split_seed"))
+        for part, c in parts.items()
+    }
+    if None in seeds.values() or len(set(seeds.values())) > 1:
+        raise ValueError(f"the parts of a sum must be trained on the same split, got split seeds {seeds}")
+    data = {c["meta"].get("data_sha256") for c in parts.values()}
+    if len(data) > 1:
+        raise ValueError("the parts of a sum were trained on different data files")
+    ckpt = {
+        "schema_version": SCHEMA_VERSION,
+        "kind": "sum",
+        "parts": parts,
+        "meta": {
+            "target": "total",
+            "split_seed": seeds["ionic"],
+            "data_sha256": data.pop(),
+            "train_config": {"target": "total", "split_seed": seeds["ionic"], "max_abs": None},
+        },
+    }
+    model_from_checkpoint(ckpt, "sum")  # the checks a loader makes, before anything is written
+    return ckpt
+
+
+def model_from_checkpoint(ckpt: dict, name: str = "checkpoint") -> GoeCTP | SumOfParts:
     """Build the model a (normalised) checkpoint dict describes and load its weights."""
+    if ckpt.get("kind") == "sum":
+        parts = {part: model_from_checkpoint(sub, f"{name} ({part} part)") for part, sub in ckpt["parts"].items()}
+        for part, model in parts.items():
+            if member_target(model) != part:
+                raise CheckpointError(f"{name}: its {part} part predicts the {member_target(model)} tensor")
+            if (model.meta.get("train_config") or {}).get("max_abs") is not None:
+                raise CheckpointError(f"{name}: its {part} part was trained without the large records (max_abs)")
+        try:
+            config = graph_config([m.config for m in parts.values()], [f"{name} ({p})" for p in parts])
+        except ValueError as exc:
+            raise CheckpointError(str(exc)) from exc
+        return SumOfParts(parts, config, ckpt.get("meta", {})).eval()
     if not isinstance(ckpt.get("config"), dict):
         raise CheckpointError(f"{name}: not a GoeCTP model checkpoint (missing 'config')")
     try:
@@ -236,7 +296,9 @@ def model_from_checkpoint(ckpt: dict, name: str = "checkpoint") -> GoeCTP:
     return model.eval()
 
 
-def load_checkpoint(source: Source, map_location: str | torch.device = "cpu", name: str | None = None) -> GoeCTP:
+def load_checkpoint(
+    source: Source, map_location: str | torch.device = "cpu", name: str | None = None
+) -> GoeCTP | SumOfParts:
     """A model from a checkpoint file (or its bytes; ``name`` for messages); never executes code from the file."""
     name = name or _describe(source)
     return model_from_checkpoint(read_checkpoint(source, map_location, name=name), name)
@@ -286,6 +348,14 @@ def member_target(model: nn.Module) -> str:
                 raise CheckpointError(f"unknown prediction target {value!r} (expected one of {TARGETS})")
             return value
     return "total"
+
+
+def networks(model: nn.Module) -> list[GoeCTP]:
+    """Every :class:`GoeCTP` inside a model: itself, an ensemble's members, and the parts of sum members."""
+    found = []
+    for member in getattr(model, "members", [model]):
+        found += member.networks() if isinstance(member, SumOfParts) else [member]
+    return found
 
 
 def prediction_target(model: nn.Module) -> str:

@@ -1,0 +1,149 @@
+"""Sum members (:class:`goectp.models.SumOfParts`): ε = ε∞ + ε_ionic from two networks, stored as one checkpoint.
+
+Checked against the math: the sum equals its parts' sum, turns with the crystal (structure rotated, graph rebuilt)
+and is unchanged by a change of cell; and every way two checkpoints can fail to make a sum raises.
+"""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from pymatgen.core import Lattice, Structure
+from scipy.spatial.transform import Rotation
+
+import goectp
+from goectp.calibration import training_masks
+from goectp.checkpoint import (
+    CheckpointError,
+    Ensemble,
+    atomic_save,
+    checkpoint_dict,
+    load_checkpoint,
+    load_model,
+    networks,
+    prediction_target,
+    sum_checkpoint_dict,
+)
+from goectp.data import random_split
+from goectp.models import SumOfParts
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def part(target: str, split_seed: int = 0, seed: int = 0, **train: object) -> dict:
+    """A small float64 network's checkpoint dict, as training writes it for ``target`` on split ``split_seed``."""
+    torch.manual_seed(seed)
+    net = goectp.build_model(hidden=16, num_rbf=16).double()
+    net.set_target_stats(3.0, 4.0 if target == "electronic" else 6.0)
+    train_config = {"target": target, "split_seed": split_seed, "max_abs": None, **train}
+    return checkpoint_dict(net, train_config=train_config, split_seed=split_seed, data_sha256="abc")
+
+
+def summed(split_seed: int = 0) -> SumOfParts:
+    ckpt = sum_checkpoint_dict(part("electronic", split_seed, seed=1), part("ionic", split_seed, seed=2))
+    buffer = io.BytesIO()
+    torch.save(ckpt, buffer)
+    return load_checkpoint(buffer.getvalue(), name="sum.pt").double()  # weights_only=True, like any file
+
+
+def crystal() -> Structure:
+    lattice = Lattice.from_parameters(4.1, 4.6, 5.3, 82.0, 97.0, 104.0)
+    return Structure(lattice, ["Ba", "Ti", "O", "O"], [[0, 0, 0], [0.5, 0.45, 0.55], [0.2, 0.6, 0.1], [0.7, 0.1, 0.4]])
+
+
+def test_the_sum_is_the_parts_sum_and_predicts_the_total():
+    model = summed()
+    assert isinstance(model, SumOfParts) and prediction_target(model) == "total"
+    eps = goectp.predict([crystal()], model, device="cpu")
+    parts = [goectp.predict([crystal()], network, device="cpu") for network in model.networks()]
+    np.testing.assert_allclose(eps, parts[0] + parts[1], atol=1e-12)
+    assert np.abs(parts[0] - parts[1]).max() > 1e-3  # two different networks, not one counted twice
+    assert [prediction_target(n) for n in networks(model)] == ["electronic", "ionic"]
+
+
+@pytest.mark.parametrize("proper", [True, False])
+def test_the_sum_turns_with_the_crystal(proper):
+    rot = Rotation.random(random_state=3).as_matrix() @ np.diag([1.0, 1.0, 1.0 if proper else -1.0])
+    structure = crystal()
+    rotated = Structure(Lattice(structure.lattice.matrix @ rot.T), structure.species, structure.frac_coords)
+    eps, eps_rot = goectp.predict([structure, rotated], summed(), device="cpu")  # the graph is rebuilt
+    assert np.abs(eps_rot - rot @ eps @ rot.T).max() < 1e-5
+
+
+def test_the_sum_does_not_depend_on_the_choice_of_cell():
+    structure = crystal()
+    u = np.array([[1, 1, 0], [0, 1, 0], [0, 0, -1]])  # a → a + b, det −1
+    other = Structure(
+        Lattice((structure.lattice.matrix.T @ u).T), structure.species, structure.frac_coords @ np.linalg.inv(u).T
+    )
+    supercell = structure.make_supercell([2, 1, 1], in_place=False)
+    eps = goectp.predict([structure, other, supercell], summed(), device="cpu")
+    assert np.abs(eps[1:] - eps[0]).max() < 1e-6
+
+
+def test_an_ensemble_may_mix_sum_members_with_plain_ones_of_the_total():
+    plain = load_checkpoint(io.BytesIO(_bytes(part("total"))), name="plain.pt").double()
+    ensemble = Ensemble([summed(), plain], ["sum", "plain"])
+    assert ensemble.target == "total" and len(networks(ensemble)) == 3
+    electronic_only = load_checkpoint(io.BytesIO(_bytes(part("electronic"))), name="e.pt")
+    with pytest.raises(ValueError, match="different tensors"):
+        Ensemble([summed(), electronic_only], ["sum", "electronic"])
+
+
+def _bytes(obj: dict) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("electronic", "ionic", "message"),
+    [
+        (part("electronic", 0), part("ionic", 1), "same split"),
+        (part("ionic", 0), part("ionic", 0, seed=3), "electronic part predicts the ionic"),
+        (part("electronic", 0), part("total", 0), "ionic part predicts the total"),
+        (part("electronic", 0), part("ionic", 0, max_abs=100.0), "without the large records"),
+    ],
+)
+def test_parts_that_do_not_make_a_total_are_refused(electronic, ionic, message):
+    with pytest.raises(ValueError, match=message):
+        sum_checkpoint_dict(electronic, ionic)
+
+
+def test_broken_sum_files_raise_a_checkpoint_error_naming_the_file():
+    good = sum_checkpoint_dict(part("electronic"), part("ionic"))
+    missing = {**good, "parts": {"ionic": good["parts"]["ionic"]}}
+    nested = {**good, "parts": {"electronic": good, "ionic": good["parts"]["ionic"]}}
+    for broken in (missing, nested):
+        with pytest.raises(CheckpointError, match="bad-sum.pt"):
+            load_checkpoint(_bytes(broken), name="bad-sum.pt")
+
+
+def test_sum_ensembles_script_pairs_members_by_split(tmp_path):
+    for seed in (0, 1):
+        atomic_save(part("electronic", seed, seed=seed), tmp_path / "el" / f"split{seed}.pt")
+        atomic_save(part("ionic", seed, seed=10 + seed), tmp_path / "ion" / f"m{1 - seed}.pt")  # other file order
+    script = ROOT / "scripts" / "sum_ensembles.py"
+    run = [sys.executable, str(script), str(tmp_path / "el"), str(tmp_path / "ion"), "--out", str(tmp_path / "sum")]
+    subprocess.run(run, check=True, capture_output=True)
+    ensemble = load_model(tmp_path / "sum")
+    assert ensemble.names == ["split0", "split1"] and ensemble.target == "total"
+    assert [m.meta["split_seed"] for m in ensemble.members] == [0, 1]
+    assert [p.meta["split_seed"] for m in ensemble.members for p in m.networks()] == [0, 0, 1, 1]
+    (tmp_path / "ion" / "m0.pt").unlink()  # split 1 has no ionic member any more
+    failed = subprocess.run(run, capture_output=True, text=True)
+    assert failed.returncode != 0 and "different splits" in failed.stderr
+
+
+def test_calibration_reads_a_sum_members_split_from_its_metadata():
+    metas = [summed(2).meta, summed(4).meta]
+    trained, test = training_masks(100, metas)
+    expected = [random_split(100, s) for s in (2, 4)]
+    for m, idx in enumerate(expected):
+        assert trained[m].sum() == len(idx["train"]) and test[m][idx["test"]].all()
