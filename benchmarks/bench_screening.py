@@ -32,6 +32,7 @@ import psutil
 import torch
 
 from goectp.api import assets_dir, build_model, save_checkpoint
+from goectp.checkpoint import model_aliases
 from goectp.data.paths import data_dir
 from goectp.screening.engine import ScreeningOptions
 from goectp.screening.run import run_screening
@@ -177,11 +178,11 @@ def main() -> None:
     sizes = [None if s == "all" else min(int(s), total) for s in args.sizes]
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
-        shipped = assets_dir() / "models" / "default"
+        shipped = assets_dir() / "models" / model_aliases().get("default", "default")  # "default" is an alias
         if args.model:
             model, model_note = Path(args.model), f"`{args.model}`"
         elif shipped.exists() and any(shipped.glob("*.pt")):
-            model, model_note = shipped, "the shipped ensemble `assets/models/default`"
+            model, model_note = shipped, f"the shipped default ensemble `assets/models/{shipped.name}`"
         else:
             model = paper_size_ensemble(tmp / "ensemble")
             model_note = (

@@ -146,10 +146,11 @@ class ModelSelector(pn.viewable.Viewer):
                 model = pn.state.as_cached("goectp-demo-model", build_demo_model)
                 self._stamps[name] = "demo"
             else:  # shared read-only across sessions of one server (Panel's cache, not a module global)
-                from goectp.api import assets_dir, load_model
+                from goectp.api import load_model
+                from goectp.checkpoint import checkpoint_files
 
-                folder = assets_dir() / "models" / name
-                stamp = max((p.stat().st_mtime for p in folder.glob("*.pt")), default=0.0)
+                # an alias ("default") resolves to its folder: a retrained ensemble gets a new cache entry
+                stamp = max((p.stat().st_mtime for p in checkpoint_files(name)), default=0.0)
                 model = pn.state.as_cached(f"goectp-model-{name}-{stamp}", lambda: load_model(name))
                 self._stamps[name] = stamp
             self._loaded[name] = model.eval()

@@ -146,14 +146,14 @@ class ScreeningData:
         import hashlib
 
         from goectp.api import available_models
-        from goectp.checkpoint import model_aliases, resolve_model_path
+        from goectp.checkpoint import checkpoint_files, model_aliases
 
         wanted = set(filter(None, str(self.provenance.get("model_sha256", "")).split(";")))
         if not wanted:
             return "an unrecorded model"
         aliases = model_aliases()
         for name in sorted(available_models(), key=lambda n: n not in aliases):  # "default" before its target
-            files = sorted(resolve_model_path(name).glob("*.pt"))
+            files = checkpoint_files(name)
             if len(files) == len(wanted) and {hashlib.sha256(f.read_bytes()).hexdigest() for f in files} == wanted:
                 return f"the `{name}` ensemble" + (f" (`{aliases[name]}`)" if name in aliases else "")
         return f"a model not shipped here ({len(wanted)} checkpoint{'s' * (len(wanted) != 1)})"
