@@ -32,7 +32,7 @@ import psutil
 import torch
 
 from goectp.api import assets_dir, build_model, save_checkpoint
-from goectp.checkpoint import model_aliases
+from goectp.checkpoint import checkpoint_files, model_aliases
 from goectp.data.paths import data_dir
 from goectp.screening.engine import ScreeningOptions
 from goectp.screening.run import run_screening
@@ -189,7 +189,7 @@ def main() -> None:
                 "five **random** members of the paper's size (GoeCTP, hidden 128, 1 layer; "
                 "`assets/models/default` was not there yet; cost does not depend on the weights)"
             )
-        n_members = len(list(Path(model).glob("*.pt"))) if Path(model).is_dir() else 1
+        n_members = len(checkpoint_files(model))
         rows = []
         for size in sizes:
             for mode in args.modes:

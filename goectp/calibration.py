@@ -298,11 +298,11 @@ def heldout_predictions(
     Cached in ``cache/<model folder name>-<hash of members and data>.npz``. Returns ``members [M,N,3,3]``,
     ``pooled [M,N,D]``, ``true [N,3,3]``, ``trained``/``test`` ``[M,N]``, ``ids``, ``elements`` (list of sets).
     """
-    from goectp.checkpoint import checkpoint_files, load_model, resolve_model_path
+    from goectp.checkpoint import ensemble_members, load_model, resolve_model_path
     from goectp.data import DIELECTRIC_FILE, data_dir, sha256_file
 
     folder = resolve_model_path(model)  # a folder, or a shipped name / alias (never the working directory)
-    files = checkpoint_files(folder)  # sorted; raises when the folder holds no *.pt members
+    names, files = zip(*ensemble_members(folder))  # raises when the folder holds no members
     data_file = Path(data_file) if data_file else data_dir() / DIELECTRIC_FILE
     # "frames-v2": predictions on canonical cells (metric-averaged lattice, refitted translations) and their frames
     key = hashlib.sha256(("".join(sha256_file(f) for f in [*files, data_file]) + "frames-v2").encode()).hexdigest()[:16]
@@ -349,7 +349,7 @@ def heldout_predictions(
     out["trained"], out["test"] = training_masks(len(out["ids"]), metas, out["true"])
     out["model"] = folder.name
     out["fingerprint"] = ensemble_fingerprint(load_model(folder))
-    out["files"] = [f.name for f in files]
+    out["files"] = list(names)
     return out
 
 

@@ -397,6 +397,8 @@ class Ensemble(nn.Module):
 # ------------------------------------------------------------------------------------------------ names and paths
 #: ``assets/models/aliases.json``: ``{alias: folder name}``, e.g. ``{"default": "combined"}``.
 ALIASES_FILE = "aliases.json"
+#: ``assets/models/<name>/members.json``: an ensemble whose members are files of other shipped ensembles.
+MEMBERS_FILE = "members.json"
 
 
 def model_aliases() -> dict[str, str]:
@@ -415,7 +417,7 @@ def available_models() -> list[str]:
     root = assets_dir() / "models"
     if not root.exists():
         return []
-    folders = {p.name for p in root.iterdir() if p.is_dir() and any(p.glob("*.pt"))}
+    folders = {p.name for p in root.iterdir() if p.is_dir() and (any(p.glob("*.pt")) or (p / MEMBERS_FILE).is_file())}
     return sorted(folders | {a for a, target in model_aliases().items() if target in folders})
 
 
@@ -445,15 +447,62 @@ def resolve_model_path(spec: str | os.PathLike) -> Path:
     return path
 
 
-def checkpoint_files(spec: str | os.PathLike) -> list[Path]:
-    """Checkpoint files for a file, a folder of ``*.pt`` members (sorted by name), or a shipped model name."""
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _manifest_members(folder: Path) -> list[tuple[str, Path]]:
+    """``folder/members.json``: members that are files of sibling ensembles, each checked against its sha256."""
+    import json
+
+    manifest = folder / MEMBERS_FILE
+    try:
+        entries = json.loads(manifest.read_text())["members"]
+        listed = [(str(e["file"]), str(e["sha256"])) for e in entries]
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+        raise CheckpointError(f"{manifest}: not a members list ({type(exc).__name__}: {exc})"[:300]) from exc
+    if not listed:
+        raise CheckpointError(f"{manifest}: lists no members")
+    if any(folder.glob("*.pt")):
+        raise CheckpointError(f"{folder}: holds both *.pt files and {MEMBERS_FILE}; keep one")
+    root = folder.resolve().parent
+    members = []
+    for relative, sha256 in listed:
+        path = (folder / relative).resolve()
+        if path.parent.parent != root or path.suffix != ".pt":  # a *.pt file of a sibling folder, nothing else
+            raise CheckpointError(f"{manifest}: {relative!r} is not a checkpoint of a sibling ensemble folder")
+        if not path.is_file():
+            raise CheckpointError(f"{manifest}: member {relative!r} is missing")
+        if _sha256(path) != sha256:
+            raise CheckpointError(f"{manifest}: member {relative!r} changed since the ensemble was assembled (sha256)")
+        members.append((f"{path.parent.name}-{path.stem}", path))
+    return members
+
+
+def ensemble_members(spec: str | os.PathLike) -> list[tuple[str, Path]]:
+    """``(name, file)`` of every member of a model: a file; a folder's ``*.pt`` files (sorted, named by their stem);
+    or, for a folder with ``members.json`` (``{"members": [{"file": "../<ensemble>/<member>.pt", "sha256": …}]}``),
+    the files of sibling ensembles it lists (named ``<ensemble>-<member>``), so a combination ships no copies."""
     path = resolve_model_path(spec)
     if path.is_file():
-        return [path]
+        return [(path.stem, path)]
+    if (path / MEMBERS_FILE).is_file():
+        return _manifest_members(path)
     files = sorted(p for p in path.glob("*.pt") if p.is_file())
     if not files:
         raise FileNotFoundError(f"{path} holds no *.pt checkpoints")
-    return files
+    return [(f.stem, f) for f in files]
+
+
+def checkpoint_files(spec: str | os.PathLike) -> list[Path]:
+    """Checkpoint files of a file, an ensemble folder or a shipped model name (see :func:`ensemble_members`)."""
+    return [f for _, f in ensemble_members(spec)]
 
 
 def load_model(path_or_name: str | os.PathLike = "default", member: int | None = None) -> GoeCTP | Ensemble:
@@ -464,7 +513,7 @@ def load_model(path_or_name: str | os.PathLike = "default", member: int | None =
     path = resolve_model_path(path_or_name)
     if path.is_file():
         return load_checkpoint(path)
-    files = checkpoint_files(path)
+    members = ensemble_members(path)
     if member is not None:
-        return load_checkpoint(files[member])
-    return Ensemble([load_checkpoint(f) for f in files], [f.stem for f in files]).eval()
+        return load_checkpoint(members[member][1])
+    return Ensemble([load_checkpoint(f) for _, f in members], [n for n, _ in members]).eval()

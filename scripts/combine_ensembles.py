@@ -1,20 +1,21 @@
-"""One ensemble from several shipped ones: their members copied into ``assets/models/<name>/`` with a model card.
+"""One ensemble from several shipped ones: ``assets/models/<name>/members.json`` lists their members, with a card.
 
     python scripts/combine_ensembles.py chgnet pretrained-bulk-modulus pretrained-bulk-modulus-chgnet --name combined
 
-Members keep their weights and metadata (``<family>-split<k>.pt``); they must read the same graphs
-(:class:`goectp.checkpoint.Ensemble` checks it). The card reports, per split ``k``, the sub-ensemble of the members
-trained on split ``k`` (the mean of their predictions) on that split's validation and test sets, next to each
-family alone: the comparison the combination was chosen by (validation) and what it gives (test). Then
-``scripts/calibrate_ensemble.py`` fits the calibrated σ of the whole ensemble.
+Members are not copied: ``members.json`` names each file of the shipped families with its sha256 (a loader
+refuses a member that changed); the member ``<family>/split<k>.pt`` is called ``<family>-split<k>``. They must
+read the same graphs (:class:`goectp.checkpoint.Ensemble` checks it). The card reports, per split ``k``, the
+sub-ensemble of the members trained on split ``k`` (the mean of their predictions) on that split's validation and
+test sets, next to each family alone: the comparison the combination was chosen by (validation) and what it gives
+(test). Then ``scripts/calibrate_ensemble.py`` fits the calibrated σ of the whole ensemble.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -22,7 +23,14 @@ from pathlib import Path
 import numpy as np
 
 from goectp.calibration import heldout_predictions
-from goectp.checkpoint import is_model_name, load_model, read_checkpoint, resolve_model_path
+from goectp.checkpoint import (
+    MEMBERS_FILE,
+    checkpoint_files,
+    is_model_name,
+    load_model,
+    read_checkpoint,
+    resolve_model_path,
+)
 from goectp.data import DIELECTRIC_FILE, data_dir, sha256_file, split_masks
 
 
@@ -55,23 +63,25 @@ def main() -> None:
         raise SystemExit(f"--name {args.name!r}: give a new folder name (no path)")
     out = args.assets / args.name
     out.mkdir(parents=True, exist_ok=True)
-    sources = []
+    sources = []  # (family, file, member name)
     for family in args.families:
-        for f in sorted(resolve_model_path(family).glob("*.pt")):
-            target = out / f"{family}-{f.name}"
-            if not target.exists() or sha256_file(target) != sha256_file(f):
-                shutil.copyfile(f, target)
-            sources.append((family, f, target))
-    for stale in set(out.glob("*.pt")) - {t for _, _, t in sources}:
-        stale.unlink()  # a member of an earlier combination
+        folder = resolve_model_path(family)
+        if not folder.is_dir() or folder.parent.resolve() != out.parent.resolve():
+            raise SystemExit(f"{family}: not an ensemble folder next to {out}")
+        sources += [(family, f, f"{family}-{f.stem}") for f in checkpoint_files(family)]
+    sources.sort(key=lambda source: source[2])  # by member name: the order (and fingerprint) of earlier copies
+    for stale in out.glob("*.pt"):
+        stale.unlink()  # a copied member of the layout before members.json
+    manifest = [{"file": f"../{family}/{f.name}", "sha256": sha256_file(f)} for family, f, _ in sources]
+    (out / MEMBERS_FILE).write_text(json.dumps({"members": manifest}, indent=1) + "\n")
     ensemble = load_model(out)  # raises if the members cannot share graphs
 
     # each family and the combination, per split, from the members' predictions of every record
-    split_seed = {t.name: int(read_checkpoint(t)["meta"]["split_seed"]) for _, _, t in sources}
+    split_seed = {name: int(read_checkpoint(f)["meta"]["split_seed"]) for _, f, name in sources}
     seeds = sorted(set(split_seed.values()))
     preds = heldout_predictions(out, progress=True)
     true = preds["true"]
-    by_file = {t.name: (family, split_seed[t.name]) for family, _, t in sources}
+    by_file = {name: (family, split_seed[name]) for family, _, name in sources}
     family_of = np.array([by_file[name][0] for name in preds["files"]])  # the members' order in ``preds``
     split_of = np.array([by_file[name][1] for name in preds["files"]])
     rows = {}
@@ -94,17 +104,18 @@ def main() -> None:
     base = rows[f"`{best_family}` alone"]["val"]
     comb = rows[f"`{args.name}` (all {len(sources)} members)"]["val"]
     member_lines = "\n".join(
-        f"| `{t.name}` | `{family}/{f.name}` | {split_seed[t.name]} | `{sha256_file(t)[:16]}…` |"
-        for family, f, t in sources
+        f"| `{name}` | `{family}/{f.name}` | {split_seed[name]} | `{sha256_file(f)[:16]}…` |"
+        for family, f, name in sources
     )
-    size = sum(t.stat().st_size for _, _, t in sources) / 1e6
+    size = sum(f.stat().st_size for _, f, _ in sources) / 1e6
     notes = "\n" + args.notes.read_text().strip() + "\n" if args.notes else ""
     command = "python scripts/combine_ensembles.py " + " ".join(args.families) + f" --name {args.name}"
     if args.notes:
         command += f" --notes {args.notes}"
     card = f"""# Model card: `{args.name}` — {len(sources)} GoeCTP models from {len(args.families)} shipped ensembles
 
-Assembled on {dt.date.today().isoformat()} from this project's own trained members; {size:.1f} MB in total.
+Assembled on {dt.date.today().isoformat()} from this project's own trained members; {size:.1f} MB of member files,
+none of them copied: `{MEMBERS_FILE}` lists the files of the shipped ensembles below, with their sha256.
 A prediction is the mean of all {len(sources)} members; σ is their calibrated spread (below).
 
 ## Members
@@ -115,7 +126,7 @@ family has one member per split, so {len(sources) // len(seeds)} members share e
 Graphs: the canonical cell, frame averaging, {ensemble.config.k_neighbors} neighbours, node features
 `{ensemble.config.node_features}` (members without node features ignore them).
 
-| file | from | split seed | sha256 |
+| member | file (in `assets/models/`) | split seed | sha256 |
 |---|---|---|---|
 {member_lines}
 

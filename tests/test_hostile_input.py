@@ -185,7 +185,7 @@ def test_a_file_named_default_in_the_cwd_is_never_loaded(tmp_path, monkeypatch, 
     cif = write_cif(tmp_path / "NaCl.cif")
     monkeypatch.chdir(tmp_path)
     model = goectp.load_model("default")  # the shipped ensemble
-    shipped = sorted(f.stem for f in (ck.assets_dir() / "models" / ck.model_aliases()["default"]).glob("*.pt"))
+    shipped = [name for name, _ in ck.ensemble_members(ck.model_aliases()["default"])]
     assert isinstance(model, ck.Ensemble) and model.names == shipped and len(shipped) >= 5
     assert cli_main(["predict", "NaCl.cif", "--json", "--device", "cpu"]) == 0  # no --model: the shipped default
     rows = json.loads(capsys.readouterr().out)
@@ -217,7 +217,7 @@ def test_shipped_checkpoints_load_with_weights_only(path):
 
 def test_every_shipped_ensemble_is_covered_by_the_weights_only_check():
     """The parametrised load test above sees every member of every shipped folder: 8 trained ensembles of 5 (seven
-    of the static ε, ``electronic`` of ε∞) and ``combined``, which holds copies of 15 of them (byte-identical)."""
+    of the static ε, ``electronic`` of ε∞); ``combined`` lists 15 of them in ``members.json`` and holds no file."""
     if not SHIPPED:
         pytest.skip("no shipped models")
     folders = {p.parent.name for p in SHIPPED}
@@ -229,12 +229,13 @@ def test_every_shipped_ensemble_is_covered_by_the_weights_only_check():
         "chgnet-layers2",
         "pretrained-bulk-modulus-layers2",
         "pretrained-bulk-modulus-chgnet-layers2",
-        "combined",
         "electronic",
     } <= folders
-    assert len(SHIPPED) == 8 * 5 + 15
-    copies = {f.read_bytes() for f in SHIPPED if f.parent.name == "combined"}
-    assert copies <= {f.read_bytes() for f in SHIPPED if f.parent.name != "combined"}
+    assert len(SHIPPED) == 8 * 5
+    listed = [f for name in ck.available_models() for f in ck.checkpoint_files(name)]
+    assert len(ck.checkpoint_files("combined")) == 15 and {f.resolve() for f in listed} <= {
+        f.resolve() for f in SHIPPED
+    }
 
 
 @pytest.mark.parametrize("kind", ["text", "truncated", "empty", "list", "unknown_config_key", "future_schema"])

@@ -11,11 +11,10 @@ import hashlib
 import os
 import threading
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 
-from goectp.checkpoint import Ensemble, checkpoint_files, default_device, load_checkpoint
+from goectp.checkpoint import Ensemble, default_device, ensemble_members, load_checkpoint
 
 
 @dataclass(frozen=True)
@@ -32,17 +31,11 @@ class ModelSpec:
         return self.sha256s
 
 
-def resolve_checkpoints(name_or_path: str | os.PathLike) -> list[Path]:
-    """Checkpoint files for a file, a folder of ``*.pt`` members, or a model name shipped in ``assets/models``
-    (see :func:`goectp.checkpoint.checkpoint_files`: a name never resolves to the working directory)."""
-    return checkpoint_files(name_or_path)
-
-
 def load_model_spec(name_or_path: str | os.PathLike, check: bool = True) -> ModelSpec:
     """The spec of a model; with ``check`` every member is loaded once here (``weights_only=True``), so a file
     that is not a usable checkpoint fails before anything is scored (:class:`~goectp.checkpoint.CheckpointError`,
     naming the file), and so does a model of anything but the total (static) tensor."""
-    files = resolve_checkpoints(name_or_path)
+    names, files = zip(*ensemble_members(name_or_path))  # a name never resolves to the working directory
     blobs = tuple(f.read_bytes() for f in files)
     if check:
         ensemble = Ensemble([load_checkpoint(blob, name=str(f)) for f, blob in zip(files, blobs)])
@@ -52,7 +45,7 @@ def load_model_spec(name_or_path: str | os.PathLike, check: bool = True) -> Mode
                 f"{ensemble.target} tensor only; choose a model of the total tensor (e.g. default)"
             )
     return ModelSpec(
-        names=tuple(f.stem for f in files),
+        names=tuple(names),
         sha256s=tuple(hashlib.sha256(b).hexdigest() for b in blobs),
         blobs=blobs,
         origin=str(name_or_path),
