@@ -31,8 +31,8 @@ from pathlib import Path
 import psutil
 import torch
 
-from goectp.api import assets_dir, build_model, save_checkpoint
-from goectp.checkpoint import checkpoint_files, model_aliases
+from goectp.api import build_model, save_checkpoint
+from goectp.checkpoint import available_models, checkpoint_files, resolve_model_path
 from goectp.data.paths import data_dir
 from goectp.screening.engine import ScreeningOptions
 from goectp.screening.run import run_screening
@@ -178,10 +178,10 @@ def main() -> None:
     sizes = [None if s == "all" else min(int(s), total) for s in args.sizes]
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
-        shipped = assets_dir() / "models" / model_aliases().get("default", "default")  # "default" is an alias
         if args.model:
             model, model_note = Path(args.model), f"`{args.model}`"
-        elif shipped.exists() and any(shipped.glob("*.pt")):
+        elif "default" in available_models():
+            shipped = resolve_model_path("default")  # an alias: the folder it names
             model, model_note = shipped, f"the shipped default ensemble `assets/models/{shipped.name}`"
         else:
             model = paper_size_ensemble(tmp / "ensemble")
