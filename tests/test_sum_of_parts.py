@@ -32,6 +32,7 @@ from goectp.checkpoint import (
 )
 from goectp.data import random_split
 from goectp.models import SumOfParts
+from goectp.training.pretrain import backbone_state
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -147,3 +148,9 @@ def test_calibration_reads_a_sum_members_split_from_its_metadata():
     expected = [random_split(100, s) for s in (2, 4)]
     for m, idx in enumerate(expected):
         assert trained[m].sum() == len(idx["train"]) and test[m][idx["test"]].all()
+
+
+def test_a_sum_is_not_a_backbone_to_fine_tune_from(tmp_path):
+    atomic_save(sum_checkpoint_dict(part("electronic"), part("ionic")), tmp_path / "sum.pt")
+    with pytest.raises(ValueError, match="sum of two networks"):
+        backbone_state(tmp_path / "sum.pt", goectp.GoeCTPConfig(hidden=16, num_rbf=16))

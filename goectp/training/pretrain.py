@@ -367,7 +367,10 @@ def backbone_state(checkpoint: str | os.PathLike, model_cfg: GoeCTPConfig, verbo
             (a different ``hidden``/``variant``/``num_rbf``/node features): fine-tuning from a half-loaded
             backbone would silently train from scratch.
     """
-    src = load_checkpoint(checkpoint).state_dict()
+    loaded = load_checkpoint(checkpoint)
+    if not isinstance(loaded, GoeCTP):
+        raise ValueError(f"{checkpoint}: a sum of two networks (ε∞ + ionic), not one backbone; initialise from a part")
+    src = loaded.state_dict()
     own = GoeCTP(model_cfg).state_dict()
     backbone = [k for k in own if not k.startswith(HEAD_PREFIXES)]
     missing = [k for k in backbone if k not in src]
