@@ -159,12 +159,14 @@ def test_explorer_selector_predicts_with_a_feature_model():
         "chgnet-layers2",
         "pretrained-bulk-modulus-layers2",
         "pretrained-bulk-modulus-chgnet-layers2",
+        "decomposed-bulk-modulus-chgnet-layers2",
+        "decomposed-bulk-modulus-layers2",
     ],
 )
 def test_shipped_extra_ensembles_are_selectable_and_equivariant(name):
     """The shipped ensembles besides ``default`` load by name, predict a real example exactly equivariantly, and
     are offered by the explorer's model selector next to ``default``, which stays the default."""
-    uses_chgnet = "chgnet" in name
+    uses_chgnet = "chgnet" in name or name.startswith("decomposed")  # a sum's ε∞ part reads CHGNet features
     if uses_chgnet:
         pytest.importorskip("chgnet", reason=f"the shipped {name!r} model needs chgnet==0.4.2 (the 'foundation' extra)")
     pytest.importorskip("panel")
@@ -191,12 +193,13 @@ def test_shipped_extra_ensembles_are_selectable_and_equivariant(name):
     assert ModelSelector().model_name == "default"  # the default stays the default
 
 
-def test_the_default_is_the_combined_ensemble_of_three_families():
-    """``default`` = 15 members: CHGNet-feature and plain, one- and two-layer members, 3 per split, read from one
-    set of graphs."""
+def test_the_default_is_the_combined_ensemble_of_five_families():
+    """``default`` = 25 members: CHGNet-feature and plain, one- and two-layer members and sums of an ε∞ and an
+    ionic network, 5 per split, read from one set of graphs; its prediction is the mean of its families'."""
     pytest.importorskip("chgnet", reason="the shipped default needs chgnet==0.4.2 (the 'foundation' extra)")
     from goectp.api import assets_dir
-    from goectp.checkpoint import model_aliases
+    from goectp.checkpoint import model_aliases, networks
+    from goectp.models import SumOfParts
 
     assert model_aliases()["default"] == "combined"
     model = load_model("default").double()
@@ -204,9 +207,12 @@ def test_the_default_is_the_combined_ensemble_of_three_families():
         "pretrained-bulk-modulus-chgnet",
         "pretrained-bulk-modulus-layers2",
         "pretrained-bulk-modulus-chgnet-layers2",
+        "decomposed-bulk-modulus-chgnet-layers2",
+        "decomposed-bulk-modulus-layers2",
     )
-    assert len(model.members) == 15 and model.config.node_features == "chgnet"
-    assert sorted({m.config.num_layers for m in model.members}) == [1, 2]
+    assert len(model.members) == 25 and model.config.node_features == "chgnet"
+    assert sum(isinstance(m, SumOfParts) for m in model.members) == 10
+    assert sorted({n.config.num_layers for n in networks(model)}) == [1, 2]
     pytest.importorskip("panel")
     from explorer.models import ModelSelector
 

@@ -210,14 +210,21 @@ def test_names_resolve_only_from_assets(tmp_path, monkeypatch, members):
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_shipped_checkpoints_load_with_weights_only(path):
     raw = torch.load(path, map_location="cpu", weights_only=True)
-    assert {"config", "state_dict", "meta"} <= set(raw)
     model = ck.load_checkpoint(path)
-    assert all(torch.equal(v, raw["state_dict"][k]) for k, v in model.state_dict().items())
+    if raw.get("kind") == "sum":  # two networks' checkpoints: an ε∞ part and an ionic part
+        assert set(raw["parts"]) == {"electronic", "ionic"} and "meta" in raw
+        weights = {f"parts.{part}.{k}": v for part, sub in raw["parts"].items() for k, v in sub["state_dict"].items()}
+    else:
+        assert {"config", "state_dict", "meta"} <= set(raw)
+        weights = raw["state_dict"]
+    assert model.state_dict().keys() == weights.keys()
+    assert all(torch.equal(v, weights[k]) for k, v in model.state_dict().items())
 
 
 def test_every_shipped_ensemble_is_covered_by_the_weights_only_check():
-    """The parametrised load test above sees every member of every shipped folder: 8 trained ensembles of 5 (seven
-    of the static ε, ``electronic`` of ε∞); ``combined`` lists 15 of them in ``members.json`` and holds no file."""
+    """The parametrised load test above sees every member of every shipped folder: 10 ensembles of 5 (seven trained
+    on the static ε, ``electronic`` on ε∞, two of sum members ε∞ + ionic); ``combined`` lists 25 of them and
+    ``combined-15`` 15 in ``members.json``, and they hold no file."""
     if not SHIPPED:
         pytest.skip("no shipped models")
     folders = {p.parent.name for p in SHIPPED}
@@ -230,12 +237,13 @@ def test_every_shipped_ensemble_is_covered_by_the_weights_only_check():
         "pretrained-bulk-modulus-layers2",
         "pretrained-bulk-modulus-chgnet-layers2",
         "electronic",
+        "decomposed-bulk-modulus-chgnet-layers2",
+        "decomposed-bulk-modulus-layers2",
     } <= folders
-    assert len(SHIPPED) == 8 * 5
+    assert len(SHIPPED) == 10 * 5
     listed = [f for name in ck.available_models() for f in ck.checkpoint_files(name)]
-    assert len(ck.checkpoint_files("combined")) == 15 and {f.resolve() for f in listed} <= {
-        f.resolve() for f in SHIPPED
-    }
+    assert len(ck.checkpoint_files("combined")) == 25 and len(ck.checkpoint_files("combined-15")) == 15
+    assert {f.resolve() for f in listed} <= {f.resolve() for f in SHIPPED}
 
 
 @pytest.mark.parametrize("kind", ["text", "truncated", "empty", "list", "unknown_config_key", "future_schema"])
