@@ -447,19 +447,11 @@ def resolve_model_path(spec: str | os.PathLike) -> Path:
     return path
 
 
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _manifest_members(folder: Path) -> list[tuple[str, Path]]:
     """``folder/members.json``: members that are files of sibling ensembles, each checked against its sha256."""
     import json
+
+    from goectp.data.paths import sha256_file  # lazily: goectp.data imports this module
 
     manifest = folder / MEMBERS_FILE
     try:
@@ -479,7 +471,7 @@ def _manifest_members(folder: Path) -> list[tuple[str, Path]]:
             raise CheckpointError(f"{manifest}: {relative!r} is not a checkpoint of a sibling ensemble folder")
         if not path.is_file():
             raise CheckpointError(f"{manifest}: member {relative!r} is missing")
-        if _sha256(path) != sha256:
+        if sha256_file(path) != sha256:
             raise CheckpointError(f"{manifest}: member {relative!r} changed since the ensemble was assembled (sha256)")
         members.append((f"{path.parent.name}-{path.stem}", path))
     return members
