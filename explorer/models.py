@@ -150,7 +150,7 @@ class ModelSelector(pn.viewable.Viewer):
                 from goectp.checkpoint import checkpoint_files
 
                 # an alias ("default") resolves to its folder: a retrained ensemble gets a new cache entry
-                stamp = max((p.stat().st_mtime for p in checkpoint_files(name)), default=0.0)
+                stamp = max((p.stat().st_mtime for p in checkpoint_files(name, verify=False)), default=0.0)
                 model = pn.state.as_cached(f"goectp-model-{name}-{stamp}", lambda: load_model(name))
                 self._stamps[name] = stamp
             self._loaded[name] = model.eval()

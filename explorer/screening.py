@@ -153,7 +153,7 @@ class ScreeningData:
             return "an unrecorded model"
         aliases = model_aliases()
         for name in sorted(available_models(), key=lambda n: n not in aliases):  # "default" before its target
-            files = checkpoint_files(name)
+            files = checkpoint_files(name, verify=False)  # hashed below anyway
             if len(files) == len(wanted) and {hashlib.sha256(f.read_bytes()).hexdigest() for f in files} == wanted:
                 return f"the `{name}` ensemble" + (f" (`{aliases[name]}`)" if name in aliases else "")
         return f"a model not shipped here ({len(wanted)} checkpoint{'s' * (len(wanted) != 1)})"

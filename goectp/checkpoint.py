@@ -447,7 +447,7 @@ def resolve_model_path(spec: str | os.PathLike) -> Path:
     return path
 
 
-def _manifest_members(folder: Path) -> list[tuple[str, Path]]:
+def _manifest_members(folder: Path, verify: bool = True) -> list[tuple[str, Path]]:
     """``folder/members.json``: members that are files of sibling ensembles, each checked against its sha256."""
     import json
 
@@ -471,30 +471,31 @@ def _manifest_members(folder: Path) -> list[tuple[str, Path]]:
             raise CheckpointError(f"{manifest}: {relative!r} is not a checkpoint of a sibling ensemble folder")
         if not path.is_file():
             raise CheckpointError(f"{manifest}: member {relative!r} is missing")
-        if sha256_file(path) != sha256:
+        if verify and sha256_file(path) != sha256:
             raise CheckpointError(f"{manifest}: member {relative!r} changed since the ensemble was assembled (sha256)")
         members.append((f"{path.parent.name}-{path.stem}", path))
     return members
 
 
-def ensemble_members(spec: str | os.PathLike) -> list[tuple[str, Path]]:
+def ensemble_members(spec: str | os.PathLike, verify: bool = True) -> list[tuple[str, Path]]:
     """``(name, file)`` of every member of a model: a file; a folder's ``*.pt`` files (sorted, named by their stem);
     or, for a folder with ``members.json`` (``{"members": [{"file": "../<ensemble>/<member>.pt", "sha256": …}]}``),
-    the files of sibling ensembles it lists (named ``<ensemble>-<member>``), so a combination ships no copies."""
+    the files of sibling ensembles it lists (named ``<ensemble>-<member>``), so a combination ships no copies.
+    ``verify=False`` skips the sha256 check of listed files, for callers that only list them (a loader checks)."""
     path = resolve_model_path(spec)
     if path.is_file():
         return [(path.stem, path)]
     if (path / MEMBERS_FILE).is_file():
-        return _manifest_members(path)
+        return _manifest_members(path, verify)
     files = sorted(p for p in path.glob("*.pt") if p.is_file())
     if not files:
         raise FileNotFoundError(f"{path} holds no *.pt checkpoints")
     return [(f.stem, f) for f in files]
 
 
-def checkpoint_files(spec: str | os.PathLike) -> list[Path]:
+def checkpoint_files(spec: str | os.PathLike, verify: bool = True) -> list[Path]:
     """Checkpoint files of a file, an ensemble folder or a shipped model name (see :func:`ensemble_members`)."""
-    return [f for _, f in ensemble_members(spec)]
+    return [f for _, f in ensemble_members(spec, verify)]
 
 
 def load_model(path_or_name: str | os.PathLike = "default", member: int | None = None) -> GoeCTP | Ensemble:

@@ -48,9 +48,7 @@ def part(target: str, split_seed: int = 0, seed: int = 0, **train: object) -> di
 
 def summed(split_seed: int = 0) -> SumOfParts:
     ckpt = sum_checkpoint_dict(part("electronic", split_seed, seed=1), part("ionic", split_seed, seed=2))
-    buffer = io.BytesIO()
-    torch.save(ckpt, buffer)
-    return load_checkpoint(buffer.getvalue(), name="sum.pt").double()  # weights_only=True, like any file
+    return load_checkpoint(_bytes(ckpt), name="sum.pt").double()  # weights_only=True, like any file
 
 
 def crystal() -> Structure:
@@ -89,10 +87,10 @@ def test_the_sum_does_not_depend_on_the_choice_of_cell():
 
 
 def test_an_ensemble_may_mix_sum_members_with_plain_ones_of_the_total():
-    plain = load_checkpoint(io.BytesIO(_bytes(part("total"))), name="plain.pt").double()
+    plain = load_checkpoint(_bytes(part("total")), name="plain.pt").double()
     ensemble = Ensemble([summed(), plain], ["sum", "plain"])
     assert ensemble.target == "total" and len(networks(ensemble)) == 3
-    electronic_only = load_checkpoint(io.BytesIO(_bytes(part("electronic"))), name="e.pt")
+    electronic_only = load_checkpoint(_bytes(part("electronic")), name="e.pt")
     with pytest.raises(ValueError, match="different tensors"):
         Ensemble([summed(), electronic_only], ["sum", "electronic"])
 
