@@ -27,11 +27,12 @@ from pymatgen.core import Structure
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_cell_choice import change_basis, random_unimodular, supercell
 
-from goectp.api import load_model, predict_graphs
+from goectp.api import predict_graphs
 from goectp.canonical import uses_canonical_cell
-from goectp.checkpoint import available_models, model_aliases
+from goectp.checkpoint import available_models, checkpoint_files, load_checkpoint, model_aliases
 from goectp.data import DIELECTRIC_FILE, data_dir, read_dielectric_json
 from goectp.evaluation.report import write_section
+from goectp.features import with_node_features
 from goectp.graph import build_crystal_graph
 
 PERTURBATIONS = ("unimodular det +1", "unimodular det -1", "supercell 2x1x1", "supercell 2x2x1", "translated + wrapped")
@@ -54,18 +55,29 @@ def perturbed(structure: Structure, kind: str, rng: np.random.Generator) -> Stru
     return moved
 
 
+def member_networks(models: list[str]) -> tuple[dict[str, list[Path]], dict[Path, torch.nn.Module]]:
+    """Each model's member files, and one float64 network per distinct file: members shared between shipped models
+    (``combined`` lists the decomposed families' files) are evaluated once per cell, not once per model."""
+    files = {name: [f.resolve() for f in checkpoint_files(name)] for name in models}
+    nets = {f: load_checkpoint(f).double().eval() for f in dict.fromkeys(f for fs in files.values() for f in fs)}
+    for name, fs in files.items():
+        if not all(uses_canonical_cell(nets[f].config) for f in fs):
+            raise SystemExit(f"{name}: not a canonical-cell model, nothing to measure here")
+    return files, nets
+
+
 def run_shard(shard: int, shards: int, models: list[str], limit: int | None, ids: set[str] | None = None) -> Path:
     torch.set_num_threads(1)
     indexed = list(enumerate(read_dielectric_json(data_dir() / DIELECTRIC_FILE)))  # seeds follow the file order
     records = [(g, r) for g, r in indexed[shard::shards] if ids is None or r.id in ids][:limit]
-    nets = {name: load_model(name).double() for name in models}
-    for name, net in nets.items():
-        if not uses_canonical_cell(net.config):
-            raise SystemExit(f"{name}: not a canonical-cell model, nothing to measure here")
+    files, nets = member_networks(models)
     k = next(iter(nets.values())).config.k_neighbors
     feature_names = sorted({n.config.node_features for n in nets.values() if n.config.node_features})
-    rows, t0 = [], time.perf_counter()
-    for i, (seed, rec) in enumerate(records):
+    path = OUT / (f"shard{shard}of{shards}.json" if ids is None else f"subset-shard{shard}of{shards}.json")
+    partial = path.with_suffix(".partial.json")
+    rows = resumed_rows(partial, models, [r.id for _, r in records])
+    t0 = time.perf_counter()
+    for i, (seed, rec) in enumerate(records[len(rows) :], start=len(rows)):
         rng = np.random.default_rng(seed)  # fixed per structure
         cells = [rec.structure] + [perturbed(rec.structure, kind, rng) for kind in PERTURBATIONS]
         try:
@@ -73,23 +85,36 @@ def run_shard(shard: int, shards: int, models: list[str], limit: int | None, ids
         except Exception as exc:  # reported, never silently dropped
             rows.append({"id": rec.id, "error": f"{type(exc).__name__}: {exc}"})
             continue
-        featured = {}
-        for fname in feature_names:
-            from goectp.features import with_node_features
-
-            featured[fname] = with_node_features(graphs, None, fname)
+        featured = {fname: with_node_features(graphs, None, fname) for fname in feature_names}
+        member_pred = {  # [6, 3, 3] per distinct member file
+            f: predict_graphs(featured[net.config.node_features] if net.config.node_features else graphs, net, "cpu")
+            for f, net in nets.items()
+        }
         row = {"id": rec.id, "n_sites": len(rec.structure), "frames": int(graphs[0].num_frame_ops)}
-        for name, net in nets.items():
-            gs = featured[net.config.node_features] if net.config.node_features else graphs
-            pred = predict_graphs(gs, net, device="cpu").mean(axis=0)  # ensemble mean [6, 3, 3]
+        for name, fs in files.items():
+            pred = np.stack([member_pred[f] for f in fs]).mean(axis=0)  # the ensemble mean, as Ensemble gives it
             row[name] = [float(np.abs(p - pred[0]).max()) for p in pred[1:]]
         rows.append(row)
-        if (i + 1) % 100 == 0:
+        if (i + 1) % 25 == 0:
+            OUT.mkdir(parents=True, exist_ok=True)
+            partial.write_text(json.dumps({"models": list(models), "rows": rows}))
             print(f"shard {shard}: {i + 1}/{len(records)} ({time.perf_counter() - t0:.0f} s)", flush=True)
     OUT.mkdir(parents=True, exist_ok=True)
-    path = OUT / (f"shard{shard}of{shards}.json" if ids is None else f"subset-shard{shard}of{shards}.json")
     path.write_text(json.dumps(merged_with_earlier(path, models, rows)))
+    partial.unlink(missing_ok=True)
     return path
+
+
+def resumed_rows(partial: Path, models: list[str], ids: list[str]) -> list[dict]:
+    """Rows an interrupted run of the same models over the same structures already measured (else none)."""
+    if not partial.exists():
+        return []
+    done = json.loads(partial.read_text())
+    rows = done.get("rows", [])
+    if done.get("models") != list(models) or [r["id"] for r in rows] != ids[: len(rows)]:
+        return []
+    print(f"resuming after {len(rows)} structures measured earlier ({partial})", flush=True)
+    return rows
 
 
 def merged_with_earlier(path: Path, models: list[str], rows: list[dict]) -> dict:

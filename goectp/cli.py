@@ -124,8 +124,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     splits = args.splits  # --splits, else a single --split-seed, else the paper's five splits
     if splits is None:
         splits = [train_values["split_seed"]] if "split_seed" in train_values else [0, 1, 2, 3, 4]
-    if args.init_from:
-        _init_from(args.init_from, mcfg)  # fails here, before any training, on a mismatch
+    if args.init_from:  # fails here, before any training, on a mismatch or a checkpoint of another split
+        from goectp.data import sha256_file
+
+        for split in splits:
+            _init_from(args.init_from, mcfg, split, sha256_file(path))
     configs = [TrainConfig(**{"seed": split, **train_values, "split_seed": split}).to_dict() for split in splits]
     outs = [Path(args.out) / f"split{split}" for split in splits]
     results = sequential_or_parallel(
@@ -149,12 +152,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _init_from(ckpt: str, mcfg) -> dict:
-    """Backbone weights of a (pretrained) checkpoint; raises on any mismatch, the head is left fresh."""
-    from goectp.training.pretrain import backbone_state
+def _init_from(ckpt: str, mcfg, split_seed: int | None = None, data_sha256: str | None = None) -> dict:
+    """Backbone weights of a (pretrained) checkpoint, or of an ensemble's member of ``split_seed``; raises on any
+    mismatch and on a checkpoint fine-tuned on another split. The head is left fresh."""
+    from goectp.training.pretrain import backbone_state, init_checkpoint
 
-    state = backbone_state(ckpt, mcfg, verbose=False)
-    print(f"initialised all {len(state)} backbone tensors from {ckpt} (head re-initialised)")
+    source = init_checkpoint(ckpt, split_seed) if split_seed is not None else ckpt
+    state = backbone_state(source, mcfg, verbose=False, split_seed=split_seed, data_sha256=data_sha256)
+    print(f"split {split_seed}: all {len(state)} backbone tensors from {source} (head re-initialised)")
     return state
 
 
@@ -296,7 +301,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="split seeds, one run each (default: --split-seed if given, else 0 1 2 3 4)",
     )
-    p.add_argument("--init-from", default=None, help="start from a (pretrained) checkpoint's backbone")
+    p.add_argument(
+        "--init-from",
+        default=None,
+        help="start from a (pretrained) checkpoint's backbone; an ensemble folder or shipped name starts each "
+        "split from its member fine-tuned on that split",
+    )
     p.add_argument(
         "--out", default="runs/train", help="run folder, one split<N> subfolder per split (default: %(default)s)"
     )

@@ -176,6 +176,51 @@ def test_cli_pretrain_then_train_init_from(tmp_path, capsys, monkeypatch):
     assert (tmp_path / "ft" / "split0" / "metrics.json").exists()
 
 
+def test_init_from_a_fine_tuned_model_takes_the_same_split(tmp_path, capsys, monkeypatch):
+    """A model fine-tuned on split 0 has seen split 1's test crystals: starting split 1 from it is refused; an
+    ensemble folder starts each split from its own member."""
+    import shutil
+
+    from goectp.data import sha256_file
+    from goectp.training.pretrain import init_checkpoint
+
+    monkeypatch.setenv("GOECTP_CACHE", str(tmp_path / "cache"))
+    data = tmp_path / "diel.json"
+    _write_dielectric_json(data, 12, seed=2)
+    common = ["--data-file", str(data), "--epochs", "1", "--hidden", "16", "--batch-size", "4"]
+    assert cli_main(["train", *common, "--splits", "0", "1", "--out", str(tmp_path / "ft")]) == 0
+    ensemble = tmp_path / "ensemble"
+    ensemble.mkdir()
+    for split in (0, 1):
+        shutil.copy(tmp_path / "ft" / f"split{split}" / "best.pt", ensemble / f"member{split}.pt")
+    sha, cfg = sha256_file(data), GoeCTPConfig(hidden=16)  # what --hidden 16 trained
+    split0 = tmp_path / "ft" / "split0" / "best.pt"
+
+    with pytest.raises(ValueError, match="fine-tuned on split 0 of this data"):
+        _init_from(str(split0), cfg, 1, sha)
+    assert set(_init_from(str(split0), cfg, 0, sha)) == set(backbone_state(split0, cfg, verbose=False))
+    assert _init_from(str(split0), cfg, 1, "another data file")  # other data: its splits are other crystals
+    assert init_checkpoint(ensemble, 1) == ensemble / "member1.pt"
+    assert init_checkpoint(split0, 1) == split0  # a file is taken as given (and then checked)
+    with pytest.raises(ValueError, match=r"no member fine-tuned on split 3 \(its members' splits: \[0, 1\]\)"):
+        init_checkpoint(ensemble, 3)
+
+    capsys.readouterr()
+    bad = ["train", *common, "--splits", "1", "--init-from", str(split0), "--out", str(tmp_path / "bad")]
+    assert cli_main(bad) == 2  # refused before any training, with the reason
+    assert "fine-tuned on split 0 of this data" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
+    args = ["train", *common, "--target", "ionic", "--splits", "0", "1", "--init-from", str(ensemble)]
+    assert cli_main([*args, "--out", str(tmp_path / "ionic")]) == 0
+    out = capsys.readouterr().out
+    assert (
+        "split 0: all" in out and f"from {ensemble / 'member0.pt'}" in out and f"from {ensemble / 'member1.pt'}" in out
+    )
+    for split in (0, 1):
+        trained = torch.load(tmp_path / "ionic" / f"split{split}" / "best.pt", weights_only=True)
+        assert trained["meta"]["split_seed"] == split and trained["meta"]["train_config"]["target"] == "ionic"
+
+
 def test_scalar_head_is_rotation_invariant(triclinic):
     torch.manual_seed(1)
     model = GoeCTP(_tiny(head="scalar")).double().eval()

@@ -54,9 +54,12 @@ def train_one_split(
         gs = load_graph_set(data_file, k=mcfg.k_neighbors, progress=False, canonical=canonical)
     init = None
     if init_from:
-        from goectp.training.pretrain import backbone_state
+        from goectp.training.pretrain import backbone_state, init_checkpoint
 
-        init = backbone_state(init_from, mcfg, verbose=False)
+        source = init_checkpoint(init_from, cfg.split_seed)
+        init = backbone_state(
+            source, mcfg, verbose=False, split_seed=cfg.split_seed, data_sha256=sha256_file(data_file)
+        )
     t0 = time.perf_counter()
     res = run_split(
         gs, mcfg, cfg, out, resume=resume, data_sha256=sha256_file(data_file), init_state=init, run_meta=run_meta

@@ -355,21 +355,37 @@ def pretrain(
 HEAD_PREFIXES = ("head.", "ionic_head.")
 
 
-def backbone_state(checkpoint: str | os.PathLike, model_cfg: GoeCTPConfig, verbose: bool = True) -> dict:
+def backbone_state(
+    checkpoint: str | os.PathLike,
+    model_cfg: GoeCTPConfig,
+    verbose: bool = True,
+    split_seed: int | None = None,
+    data_sha256: str | None = None,
+) -> dict:
     """The backbone tensors of a (pretrained) checkpoint for ``model_cfg``: every tensor except the heads'
     (``head.*``, and ``ionic_head.*`` of ``decompose``).
 
     The one weight-transfer helper (``goectp train --init-from`` and the benchmarks use it). Pass the result as
-    ``init_state`` to :func:`goectp.training.run_split`; the head stays freshly initialised.
+    ``init_state`` to :func:`goectp.training.run_split`; the head stays freshly initialised. ``split_seed`` and
+    ``data_sha256`` name the split about to be trained: a checkpoint fine-tuned on *another* split of the same data
+    file is refused, because its weights have seen that split's test crystals.
 
     Raises:
         ValueError: any backbone tensor of the new model is missing from the checkpoint or has another shape
             (a different ``hidden``/``variant``/``num_rbf``/node features): fine-tuning from a half-loaded
-            backbone would silently train from scratch.
+            backbone would silently train from scratch; or the checkpoint was fine-tuned on another split.
     """
     loaded = load_checkpoint(checkpoint)
     if not isinstance(loaded, GoeCTP):
         raise ValueError(f"{checkpoint}: a sum of two networks (ε∞ + ionic), not one backbone; initialise from a part")
+    trained_on = loaded.meta.get("split_seed")
+    same_data = loaded.meta.get("data_sha256") in (None, data_sha256)
+    if split_seed is not None and trained_on is not None and same_data and int(trained_on) != split_seed:
+        raise ValueError(
+            f"{checkpoint}: fine-tuned on split {trained_on} of this data; initialising split {split_seed} from it "
+            f"would train on crystals of that split's test set (give the ensemble folder to start each split from "
+            f"its own member)"
+        )
     src = loaded.state_dict()
     own = GoeCTP(model_cfg).state_dict()
     backbone = [k for k in own if not k.startswith(HEAD_PREFIXES)]
@@ -393,3 +409,22 @@ def backbone_state(checkpoint: str | os.PathLike, model_cfg: GoeCTPConfig, verbo
     if verbose:
         logger.info("initialised all %d backbone tensors from %s (head re-initialised)", len(backbone), checkpoint)
     return {k: src[k] for k in backbone}
+
+
+def init_checkpoint(init_from: str | os.PathLike, split_seed: int) -> Path:
+    """The file ``--init-from`` means for one split: a file as given; an ensemble (a folder or a shipped name) →
+    its member fine-tuned on that split, so each split starts from weights that never saw its test crystals."""
+    from goectp.checkpoint import ensemble_members, read_checkpoint, resolve_model_path
+
+    path = resolve_model_path(init_from)
+    if path.is_file():
+        return path
+    seeds = {}
+    for _, file in ensemble_members(path):
+        seeds[file] = read_checkpoint(file).get("meta", {}).get("split_seed")
+        if seeds[file] == split_seed:
+            return file
+    raise ValueError(
+        f"{init_from}: no member fine-tuned on split {split_seed} (its members' splits: "
+        f"{sorted({s for s in seeds.values() if s is not None}) or 'none recorded'})"
+    )
