@@ -263,38 +263,68 @@ class ModelSelector(pn.viewable.Viewer):
         return None if stamp is None else (stamp, *self._model_key)
 
     def _predict_members(self, structures: list, use_frame: bool | None) -> np.ndarray:
-        from goectp.api import graphs_for, predict_graphs
-
         keys = [(self._model_key, use_frame, structure_key(s)) for s in structures]
-        stamp = self._stamps.get(self.model_name)
-        shared = None if stamp is None else (stamp,)  # shipped/demo model: the process-wide cache
-        for k in keys:
-            if k not in self._cache and shared is not None:
-                hit = SHARED_PREDICTIONS.get(shared + k)
-                if hit is not None:
-                    self._cache[k] = hit
-        missing = [i for i, k in enumerate(keys) if k not in self._cache]
+        missing = [i for i, k in enumerate(keys) if self._cached(k) is None]
         if missing:
-            model = self.model
-            todo = [structures[i] for i in missing]
-            with _PREDICT_LOCK:
-                graphs = graphs_for(todo, model, max_sites=max([500] + [len(s) for s in todo]))
-                with self._threads():
-                    out = predict_graphs(graphs, model, device=self.device, use_frame=use_frame)
-            if out.ndim == 3:  # single model: [n, 3, 3]
-                out = out[None]
-            for j, i in enumerate(missing):
-                value = np.array(out[:, j], copy=True)
-                value.setflags(write=False)
-                self._cache[keys[i]] = value
-                if shared is not None:
-                    SHARED_PREDICTIONS.put(shared + keys[i], value)
+            self._compute([structures[i] for i in missing], [keys[i] for i in missing], use_frame)
         result = np.stack([self._cache[k] for k in keys], axis=1)
-        for k in keys:
+        self._trim(keys)
+        return result
+
+    def predict_parts(self, structures: list) -> dict[str, np.ndarray]:
+        """The ε∞ and ionic parts of the effective model's sum members, ``{part: [S, n, 3, 3]}`` (``{}`` when it
+        has none): computed with the predictions (:func:`goectp.api.predict_graphs_and_parts`), cached like them."""
+        with self._cache_lock:
+            keys = [(self._model_key, "parts", structure_key(s)) for s in structures]
+            missing = [i for i, k in enumerate(keys) if self._cached(k) is None]
+            if missing:
+                self._compute([structures[i] for i in missing], [(*keys[i][:1], None, keys[i][2]) for i in missing])
+            found = [self._cache[k] for k in keys]
+            self._trim(keys)
+        if not found[0]:
+            return {}
+        return {name: np.stack([f[name] for f in found], axis=1) for name in found[0]}
+
+    def _cached(self, key: tuple) -> Any:
+        """A cached value: this session's, else the process-wide one of a shipped/demo model (then kept here)."""
+        stamp = self._stamps.get(self.model_name)
+        if key not in self._cache and stamp is not None:
+            hit = SHARED_PREDICTIONS.get((stamp, *key))
+            if hit is not None:
+                self._cache[key] = hit
+        return self._cache.get(key)
+
+    def _compute(self, structures: list, keys: list[tuple], use_frame: bool | None = None) -> None:
+        """Predict ``structures`` with the effective model; cache the member predictions under ``keys`` and, for
+        the equivariant model (``use_frame=None``), the sum members' parts next to them."""
+        from goectp.api import graphs_for, predict_graphs, predict_graphs_and_parts
+
+        with _PREDICT_LOCK:
+            graphs = graphs_for(structures, self.model, max_sites=max([500] + [len(s) for s in structures]))
+            with self._threads():
+                if use_frame is None:
+                    out, parts = predict_graphs_and_parts(graphs, self.model, device=self.device)
+                else:
+                    out, parts = predict_graphs(graphs, self.model, device=self.device, use_frame=use_frame), None
+        if out.ndim == 3:  # single model: [n, 3, 3]
+            out = out[None]
+        stamp = self._stamps.get(self.model_name)
+        for j, key in enumerate(keys):
+            values = {key: np.array(out[:, j], copy=True)}
+            if parts is not None:
+                values[(key[0], "parts", key[2])] = {name: v[:, j].copy() for name, v in parts.items()}
+            for k, value in values.items():
+                for array in value.values() if isinstance(value, dict) else [value]:
+                    array.setflags(write=False)
+                self._cache[k] = value
+                if stamp is not None:
+                    SHARED_PREDICTIONS.put((stamp, *k), value)
+
+    def _trim(self, used: list[tuple]) -> None:
+        for k in used:
             self._cache.move_to_end(k)
         while len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
-        return result
 
     def predict(self, structures: list, use_frame: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
         """``(mean, std)``, each ``(n, 3, 3)``, for a list of structures (std over members; zero for one model).

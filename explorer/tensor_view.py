@@ -14,7 +14,7 @@ import panel as pn
 import param
 
 from explorer.geometry import Ellipsoid, TensorSummary, ellipsoid_geometry, summarize_tensor
-from explorer.models import ModelSelector
+from explorer.models import ENSEMBLE_MEAN, ModelSelector
 
 AXES = "xyz"
 
@@ -64,6 +64,10 @@ class TensorEllipsoid(pn.viewable.Viewer):
     label = param.String(default="")
     mean = param.Parameter(default=None)
     std = param.Parameter(default=None)
+    electronic = param.Parameter(
+        default=None, doc="Predicted ε∞ (3x3): the mean ε∞ part of the model's sum members; None when it has none"
+    )
+    parts_from = param.String(default="", doc="Which members the ε∞ part comes from, e.g. '10 of the 25 members'")
     error = param.String(default="")
     export_message = param.String(default="", doc="Why the last CSV/JSON download had nothing to export")
 
@@ -78,10 +82,18 @@ class TensorEllipsoid(pn.viewable.Viewer):
             return
         try:
             mean, std = self.models.predict_one(self.structure)
+            parts = self.models.predict_parts([self.structure]) if self.target != "electronic" else {}
         except Exception as exc:
-            self.param.update(mean=None, std=None, error=f"prediction failed: {type(exc).__name__}: {exc}")
+            self.param.update(
+                mean=None, std=None, electronic=None, error=f"prediction failed: {type(exc).__name__}: {exc}"
+            )
             return
-        self.param.update(mean=mean, std=std, error="")
+        electronic, parts_from = None, ""
+        if "electronic" in parts:  # [S, 1, 3, 3]: the ε∞ parts of the S sum members
+            electronic = parts["electronic"][:, 0].mean(axis=0)
+            count, total = len(parts["electronic"]), self.models.n_members if self.models.mode == ENSEMBLE_MEAN else 1
+            parts_from = "the model" if total == 1 else f"{count} of the {total} members"
+        self.param.update(mean=mean, std=std, electronic=electronic, parts_from=parts_from, error="")
 
     # ------------------------------------------------------------------------------------------------ derived
     @property
@@ -105,15 +117,21 @@ class TensorEllipsoid(pn.viewable.Viewer):
         return ellipsoid_geometry(self.mean, center=center, size=size)
 
     def refractive_index(self) -> tuple[np.ndarray | float | None, str]:
-        """``(n, how)``: n ≈ sqrt of ε_∞ = electronic eigenvalues when known, else an honest fallback."""
-        if self.reference is not None and "electronic" in self.reference:
-            lam = np.linalg.eigvalsh(np.asarray(self.reference["electronic"]))
-            return np.sqrt(np.clip(lam, 0, None)), "n = √λ of the DFT electronic ε∞ (dataset record)"
+        """``(n, how)``: n = √λ of ε∞ — predicted when the model predicts ε∞ (an ε∞ model, or the ε∞ parts of its
+        sum members), else the DFT ε∞ of a dataset record — or an honest fallback."""
         s = self.summary
+        if s is not None and self.target == "electronic":
+            return s.refractive_indices(), "n = √λ of the predicted electronic ε∞"
+        if s is not None and self.electronic is not None:
+            return (
+                np.sqrt(np.clip(np.linalg.eigvalsh(self.electronic), 0, None)),
+                f"n = √λ of the predicted electronic ε∞ (the ε∞ part of {self.parts_from}: ε = ε∞ + ionic networks)",
+            )
+        dft = self.dft_refractive_index()
+        if dft is not None:
+            return dft, "n = √λ of the DFT electronic ε∞ (dataset record)"
         if s is None:
             return None, ""
-        if self.target == "electronic":
-            return s.refractive_indices(), "n = √λ of the predicted electronic ε∞"
         if s.eps_mean <= 0:
             return None, "not available (ε̄ ≤ 0)"
         return (
@@ -121,6 +139,12 @@ class TensorEllipsoid(pn.viewable.Viewer):
             f"n ≈ √ε̄ of the predicted static ({self.target}) ε — includes ionic screening, so an upper bound "
             "on the optical index (n uses ε∞)",
         )
+
+    def dft_refractive_index(self) -> np.ndarray | None:
+        """n = √λ of the DFT ε∞ when the structure is a dataset record (else None)."""
+        if self.reference is None or "electronic" not in self.reference:
+            return None
+        return np.sqrt(np.clip(np.linalg.eigvalsh(np.asarray(self.reference["electronic"])), 0, None))
 
     def table(self) -> pd.DataFrame:
         """One row per quantity: prediction, ensemble std, DFT, error (where known)."""
@@ -160,6 +184,7 @@ class TensorEllipsoid(pn.viewable.Viewer):
             }
         )
         n, how = self.refractive_index()
+        n_dft = self.dft_refractive_index()
         if n is not None:
             value = float(np.nanmean(n)) if isinstance(n, np.ndarray) else float(n)
             from_dft = "DFT" in how
@@ -168,7 +193,7 @@ class TensorEllipsoid(pn.viewable.Viewer):
                     "quantity": "n (mean √λ of ε∞)" if isinstance(n, np.ndarray) else "n ≈ √ε̄ (upper bound)",
                     "predicted": None if from_dft else value,
                     "ensemble std": None,
-                    "DFT": value if from_dft else None,
+                    "DFT": float(np.nanmean(n_dft)) if n_dft is not None and isinstance(n, np.ndarray) else None,
                 }
             )
         df = pd.DataFrame(rows)
@@ -209,6 +234,8 @@ class TensorEllipsoid(pn.viewable.Viewer):
         out["ood"] = self.ood
         n, how = self.refractive_index()
         out["refractive_index"] = {"value": n.tolist() if isinstance(n, np.ndarray) else n, "how": how}
+        if self.electronic is not None:  # the ε∞ part of the sum members (their ionic part is the rest)
+            out["electronic_part"] = {**tensor_record(self.electronic), "from": self.parts_from}
         if self.dft_tensor is not None:
             out["dft"] = tensor_record(self.dft_tensor)
             out["dft"]["id"] = self.reference.get("id")

@@ -28,7 +28,7 @@ from goectp.checkpoint import (  # noqa: F401 - re-exported public API
     save_checkpoint,
 )
 from goectp.graph import build_crystal_graph
-from goectp.models import GoeCTP, GoeCTPConfig
+from goectp.models import GoeCTP, GoeCTPConfig, SumOfParts
 from goectp.structures import load_structures
 from goectp.tensor_stats import ensemble_statistics, summary_records
 
@@ -76,6 +76,38 @@ def predict_graphs(
     if not np.all(np.isfinite(out)):
         raise FloatingPointError("the model produced NaN or infinite values for at least one structure")
     return out
+
+
+@torch.no_grad()
+def predict_graphs_and_parts(
+    graphs: list, model: nn.Module, device: str | torch.device | None = None, batch_size: int = 64
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """:func:`predict_graphs`, and the ε∞ and ionic parts of the model's *sum* members
+    (:class:`~goectp.models.SumOfParts`) apart, from one pass: ``{"electronic": [S, n, 3, 3], "ionic": [S, n, 3, 3]}``
+    over its ``S`` sum members (``{}`` when it has none). A sum member's prediction is the sum of its parts."""
+    members = list(model.members) if isinstance(model, Ensemble) else [model]
+    sums = [i for i, m in enumerate(members) if isinstance(m, SumOfParts)]
+    if not sums or not graphs:
+        return predict_graphs(graphs, model, device=device, batch_size=batch_size), {}
+    dev = default_device(device)
+    model = model.to(dev).eval()
+    outs: list[list[torch.Tensor]] = [[] for _ in members]
+    parts: dict[str, list[list[torch.Tensor]]] = {}
+    for start in range(0, len(graphs), batch_size):
+        batch = Batch.from_data_list(graphs[start : start + batch_size]).to(dev)
+        for i, member in enumerate(members):
+            if i not in sums:
+                outs[i].append(member(batch).double().cpu())
+                continue
+            split = member.forward_parts(batch)  # {"electronic": [B, 3, 3], "ionic": [B, 3, 3]}
+            outs[i].append(sum(split.values()).double().cpu())
+            for name, value in split.items():
+                parts.setdefault(name, [[] for _ in sums])[sums.index(i)].append(value.double().cpu())
+    out = torch.stack([torch.cat(o) for o in outs]).numpy()
+    if not np.all(np.isfinite(out)):
+        raise FloatingPointError("the model produced NaN or infinite values for at least one structure")
+    split_parts = {name: torch.stack([torch.cat(v) for v in per]).numpy() for name, per in parts.items()}
+    return (out if isinstance(model, Ensemble) else out[0]), split_parts
 
 
 def predict(

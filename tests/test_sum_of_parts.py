@@ -152,3 +152,43 @@ def test_a_sum_is_not_a_backbone_to_fine_tune_from(tmp_path):
     atomic_save(sum_checkpoint_dict(part("electronic"), part("ionic")), tmp_path / "sum.pt")
     with pytest.raises(ValueError, match="sum of two networks"):
         backbone_state(tmp_path / "sum.pt", goectp.GoeCTPConfig(hidden=16, num_rbf=16))
+
+
+def test_the_explorer_shows_the_eps_inf_part_and_the_refractive_index_it_gives():
+    """For an ensemble with a sum member the tensor panel shows that member's ε∞ part, and n = √λ(ε∞) from it;
+    ε∞ + ionic is exactly what the member predicts."""
+    import json
+
+    from explorer.models import SINGLE_MEMBER, ModelSelector
+    from explorer.tensor_view import TensorEllipsoid
+    from goectp.api import predict_graphs, predict_graphs_and_parts
+
+    plain = load_checkpoint(_bytes(part("total", seed=3)), name="plain.pt").double()
+    ensemble = Ensemble([plain, summed()], ["plain", "sum"])
+    graphs = goectp.api.graphs_for([crystal()], ensemble)
+    members, parts = predict_graphs_and_parts(graphs, ensemble)
+    np.testing.assert_array_equal(members, predict_graphs(graphs, ensemble))  # one pass gives the same numbers
+    np.testing.assert_array_equal(parts["electronic"][0] + parts["ionic"][0], members[1])
+    assert predict_graphs_and_parts(graphs, plain)[1] == {}  # no sum member: nothing to split
+    selector = ModelSelector(models={"mixed": ensemble}, model_name="mixed")
+    parts = selector.predict_parts([crystal(), crystal()])
+    assert set(parts) == {"electronic", "ionic"} and parts["electronic"].shape == (1, 2, 3, 3)
+    members = selector.predict_members([crystal()])  # [2, 1, 3, 3]
+    np.testing.assert_allclose(parts["electronic"][0, 0] + parts["ionic"][0, 0], members[1, 0], atol=1e-12)
+
+    reference = {"electronic": np.diag([4.0, 5.0, 6.25]), "ionic": np.eye(3), "total": np.diag([5.0, 6.0, 7.25])}
+    panel = TensorEllipsoid(models=selector, structure=crystal(), reference=reference)
+    np.testing.assert_allclose(panel.electronic, parts["electronic"][0, 0], atol=1e-12)
+    n, how = panel.refractive_index()
+    np.testing.assert_allclose(n, np.sqrt(np.clip(np.linalg.eigvalsh(panel.electronic), 0, None)), atol=1e-12)
+    assert "predicted electronic ε∞ (the ε∞ part of 1 of the 2 members" in how
+    row = panel.table().set_index("quantity").loc["n (mean √λ of ε∞)"]
+    assert row["predicted"] == pytest.approx(np.mean(n)) and row["DFT"] == pytest.approx(np.mean([2.0, 5**0.5, 2.5]))
+    exported = json.loads(panel.export_json())
+    np.testing.assert_allclose(exported["electronic_part"]["tensor"], panel.electronic, atol=1e-12)
+    assert exported["electronic_part"]["from"] == "1 of the 2 members"
+
+    selector.param.update(mode=SINGLE_MEMBER, member=0)  # the plain member alone: no parts, the DFT ε∞ gives n
+    assert panel.electronic is None and "DFT electronic" in panel.refractive_index()[1]
+    selector.member = 1
+    assert panel.parts_from == "the model" and panel.electronic is not None
