@@ -18,6 +18,7 @@ import argparse
 import json
 import sys
 import time
+from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +39,8 @@ from goectp.graph import build_crystal_graph
 PERTURBATIONS = ("unimodular det +1", "unimodular det -1", "supercell 2x1x1", "supercell 2x2x1", "translated + wrapped")
 OUT = Path("runs/cell_invariance")
 THRESHOLD = 1e-6
+#: per-model summaries of every run written with ``--report --write`` (kept in the repository; ``runs/`` is not)
+SUMMARY = Path(__file__).resolve().parent / "results" / "cell_invariance.json"
 
 
 def perturbed(structure: Structure, kind: str, rng: np.random.Generator) -> Structure:
@@ -136,12 +139,38 @@ def merged_with_earlier(path: Path, models: list[str], rows: list[dict]) -> dict
     return shard
 
 
+def summarize(rows: list[dict], name: str, perturbations: list[str]) -> dict:
+    """One model's drift over the measured structures: per perturbation median, max and count above 1e-6."""
+    drift = np.array([r[name] for r in rows])  # [n, 5]
+    worst = sorted(rows, key=lambda r: -max(r[name]))[:3]
+    return {
+        "structures": len(rows),
+        "measured": date.today().isoformat(),
+        "perturbations": {
+            kind: {
+                "median": float(np.median(drift[:, j])),
+                "max": float(drift[:, j].max()),
+                "above_threshold": int((drift[:, j] > THRESHOLD).sum()),
+            }
+            for j, kind in enumerate(perturbations)
+        },
+        "worst": [[r["id"], max(r[name])] for r in worst],
+    }
+
+
 def report(write: bool, prefix: str = "") -> str:
+    """The table of the shards in ``runs/cell_invariance``; with ``write``, merged into :data:`SUMMARY` (models
+    measured in an earlier run keep their rows, with the date they were measured) and written to BENCHMARKS.md."""
     shards = [json.loads(p.read_text()) for p in sorted(OUT.glob(f"{prefix}shard*.json"))]
-    models = shards[0]["models"]
+    models, perturbations = shards[0]["models"], list(shards[0]["perturbations"])
     rows = [r for s in shards for r in s["rows"]]
     errors = [r for r in rows if "error" in r]
     ok = [r for r in rows if "error" not in r]
+    measured = {name: summarize(ok, name, perturbations) for name in models}
+    if write:
+        saved = json.loads(SUMMARY.read_text())["models"] if SUMMARY.exists() else {}
+        measured = {**{k: v for k, v in saved.items() if k not in measured}, **measured}
+        SUMMARY.write_text(json.dumps({"models": measured}, indent=1) + "\n")
     lines = [
         f"{len(ok)} structures of the open set ({len(errors)} could not be built: "
         f"{'; '.join(r['id'] + ': ' + r['error'][:80] for r in errors[:3]) or 'none'}); max |Δ| over the 9 "
@@ -150,13 +179,11 @@ def report(write: bool, prefix: str = "") -> str:
         "| model | perturbation | median | max | structures > 1e-6 |",
         "|---|---|---|---|---|",
     ]
-    for name in models:
-        drift = np.array([r[name] for r in ok])  # [n, 5]
-        for j, kind in enumerate(shards[0]["perturbations"]):
-            col = drift[:, j]
-            lines.append(f"| {name} | {kind} | {np.median(col):.1e} | {col.max():.1e} | {(col > THRESHOLD).sum()} |")
-        worst = sorted(ok, key=lambda r: -max(r[name]))[:3]
-        lines.append(f"| {name} | worst | " + ", ".join(f"{r['id']} ({max(r[name]):.1e})" for r in worst) + " | | |")
+    for name, m in measured.items():
+        for kind, d in m["perturbations"].items():
+            lines.append(f"| {name} | {kind} | {d['median']:.1e} | {d['max']:.1e} | {d['above_threshold']} |")
+        worst = ", ".join(f"{i} ({v:.1e})" for i, v in m["worst"])
+        lines.append(f"| {name} | worst (measured {m['measured']}, {m['structures']} structures) | {worst} | | |")
     frames = np.array([r["frames"] for r in ok])
     lines += [
         "",
@@ -166,8 +193,10 @@ def report(write: bool, prefix: str = "") -> str:
     table = "\n".join(lines)
     if write:
         cmd = (
-            "Command: `python benchmarks/bench_cell_invariance.py --shard 0/2` and `--shard 1/2` (in parallel), "
-            "then `python benchmarks/bench_cell_invariance.py --report --write`."
+            "Command: `python benchmarks/bench_cell_invariance.py --shard 0/2 --models …` and `--shard 1/2 --models …` "
+            "(in parallel; without `--models`, every shipped model), then `python benchmarks/bench_cell_invariance.py "
+            "--report --write`, which keeps the rows of models not re-measured from "
+            "`benchmarks/results/cell_invariance.json`."
         )
         write_section(
             Path("BENCHMARKS.md"), "## Cell-choice invariance of the shipped models (open set)", table + "\n\n" + cmd
