@@ -75,6 +75,12 @@ def main() -> None:
         default=None,
         help="the set the Δ columns compare with, as A+B+C (default: the first model alone)",
     )
+    ap.add_argument(
+        "--rank-by",
+        choices=["mae", "spearman"],
+        default="mae",
+        help="order by validation MAE (default) or by validation ε̄ Spearman (highest first)",
+    )
     args = ap.parse_args()
     reference = args.reference.split("+") if args.reference else args.models[:1]
     members, true, val, test = {}, None, None, None
@@ -97,26 +103,26 @@ def main() -> None:
     for size in range(1, args.max_size + 1):
         for combo in itertools.combinations(args.models, size):
             preds = [members[c] for c in combo]
-            v, _ = per_split(preds, true, val)
+            v, rho_val = per_split(preds, true, val)
             t, rho = per_split(preds, true, test)
-            rows.append((v.mean(), combo, v, t, rho))
-    rows.sort(key=lambda r: r[0])
+            rows.append((v.mean(), combo, v, t, rho, rho_val))
+    rows.sort(key=lambda r: r[0] if args.rank_by == "mae" else -r[5].mean())
     print(
-        f"{len(rows)} combinations of {len(args.models)} ensembles; best validation first (reference: "
+        f"{len(rows)} combinations of {len(args.models)} ensembles; best validation {args.rank_by} first (reference: "
         f"{' + '.join(label(c) for c in reference)}, val {base_val.mean():.3f}, test {base_test.mean():.3f})\n"
     )
     print(
         "| combination | members | val MAE | Δ val vs reference (better splits, p) | test MAE | Δ test (better splits) "
-        "| test ε̄ Spearman |"
+        "| val ε̄ Spearman | test ε̄ Spearman |"
     )
-    print("|---|---|---|---|---|---|---|")
-    for v_mean, combo, v, t, rho in rows[: args.top]:
+    print("|---|---|---|---|---|---|---|---|")
+    for v_mean, combo, v, t, rho, rho_val in rows[: args.top]:
         diff, diff_test = v - base_val, t - base_test
         p = ttest_rel(v, base_val).pvalue if np.any(diff) else float("nan")
         print(
             f"| {' + '.join(label(c) for c in combo)} | {5 * len(combo)} | {v_mean:.3f} | "
             f"{diff.mean():+.3f} ({int((diff < 0).sum())}/5, p = {p:.2f}) | {t.mean():.3f} | "
-            f"{diff_test.mean():+.3f} ({int((diff_test < 0).sum())}/5) | {rho.mean():.3f} |"
+            f"{diff_test.mean():+.3f} ({int((diff_test < 0).sum())}/5) | {rho_val.mean():.3f} | {rho.mean():.3f} |"
         )
 
 

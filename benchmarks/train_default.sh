@@ -47,9 +47,9 @@ for recipe in bmc-layers2 bm-layers2; do
     --no-calibrate
 done
 # the decomposed families (their cards in assets/models are written by hand: update the sha256 column)
-python scripts/sum_ensembles.py electronic "$RUNS/ensembles/ionic-bmc-layers2" \
+goectp sum electronic "$RUNS/ensembles/ionic-bmc-layers2" \
   --out assets/models/decomposed-bulk-modulus-chgnet-layers2
-python scripts/sum_ensembles.py electronic "$RUNS/ensembles/ionic-bm-layers2" \
+goectp sum electronic "$RUNS/ensembles/ionic-bm-layers2" \
   --out assets/models/decomposed-bulk-modulus-layers2
 python scripts/calibrate_ensemble.py --model decomposed-bulk-modulus-chgnet-layers2
 python scripts/calibrate_ensemble.py --model decomposed-bulk-modulus-layers2

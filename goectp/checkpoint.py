@@ -267,6 +267,36 @@ def sum_checkpoint_dict(electronic: dict, ionic: dict) -> dict:
     return ckpt
 
 
+def members_by_split(spec: str | os.PathLike) -> dict[int, dict]:
+    """``{split seed: checkpoint dict}`` of an ensemble (a shipped name or a folder); one member per seed."""
+    members: dict[int, dict] = {}
+    for f in checkpoint_files(spec):
+        ckpt = read_checkpoint(f)  # weights_only=True
+        seed = ckpt.get("meta", {}).get("split_seed")
+        if seed is None or int(seed) in members:
+            raise CheckpointError(f"{f}: {'no split seed' if seed is None else f'a second member of split {seed}'}")
+        members[int(seed)] = ckpt
+    return members
+
+
+def sum_ensembles(electronic: str | os.PathLike, ionic: str | os.PathLike, out: str | os.PathLike) -> list[Path]:
+    """One ensemble of the static tensor from an ε∞ ensemble and an ionic-only one (``goectp sum``): member k is
+    ε∞ member k + ionic member k, paired by split seed and written as one sum checkpoint ``out/split<k>.pt``
+    (:func:`sum_checkpoint_dict`), so the result loads, predicts, calibrates and combines like any ensemble."""
+    by_part = {"electronic": members_by_split(electronic), "ionic": members_by_split(ionic)}
+    if sorted(by_part["electronic"]) != sorted(by_part["ionic"]):
+        raise ValueError(
+            f"the ensembles cover different splits: {sorted(by_part['electronic'])} vs {sorted(by_part['ionic'])}"
+        )
+    checkpoints = {}
+    for seed in sorted(by_part["ionic"]):  # every pair is checked before anything is written
+        try:
+            checkpoints[seed] = sum_checkpoint_dict(by_part["electronic"][seed], by_part["ionic"][seed])
+        except (ValueError, CheckpointError) as exc:
+            raise ValueError(f"split {seed}: {exc}") from exc
+    return [atomic_save(ckpt, Path(out) / f"split{seed}.pt") for seed, ckpt in checkpoints.items()]
+
+
 def model_from_checkpoint(ckpt: dict, name: str = "checkpoint") -> GoeCTP | SumOfParts:
     """Build the model a (normalised) checkpoint dict describes and load its weights."""
     if ckpt.get("kind") == "sum":

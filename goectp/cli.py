@@ -163,6 +163,15 @@ def _init_from(ckpt: str, mcfg, split_seed: int | None = None, data_sha256: str 
     return state
 
 
+def cmd_sum(args: argparse.Namespace) -> int:
+    from goectp.checkpoint import sum_ensembles
+
+    for path in sum_ensembles(args.electronic, args.ionic, args.out):
+        print(f"{path}  ({path.stat().st_size / 1e6:.1f} MB)")
+    print(f"predict with: goectp predict FILE --model {args.out}")
+    return 0
+
+
 # --------------------------------------------------------------------------------------------------------- evaluate
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from goectp.api import load_model, predict_graphs, prediction_target
@@ -325,6 +334,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_training_options(p, "train")  # every GoeCTPConfig / TrainConfig field, and --config FILE
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser(
+        "sum",
+        help="one ensemble of the static tensor from an ε∞ ensemble and an ionic-only one (member k = ε∞ k + ionic k)",
+        description="Pair the members of an ε∞ (--target electronic) ensemble and an ionic-only (--target ionic) "
+        "one by split seed and write each pair as one sum checkpoint OUT/split<k>.pt: an ordinary ensemble for "
+        "predict, evaluate, screen, calibration and the explorer. Both must be trained on the same data and splits.",
+    )
+    p.add_argument("electronic", help="the ε∞ ensemble (a shipped name or a folder of members)")
+    p.add_argument("ionic", help="the ionic-only ensemble (a shipped name or a folder of members)")
+    p.add_argument("--out", required=True, help="folder written with split<seed>.pt")
+    p.set_defaults(func=cmd_sum)
 
     p = sub.add_parser("evaluate", help="evaluate a model: metrics, per-crystal-system table, parity plot")
     data_opts(p)

@@ -7,8 +7,6 @@ and is unchanged by a change of cell; and every way two checkpoints can fail to 
 from __future__ import annotations
 
 import io
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -124,20 +122,26 @@ def test_broken_sum_files_raise_a_checkpoint_error_naming_the_file():
             load_checkpoint(_bytes(broken), name="bad-sum.pt")
 
 
-def test_sum_ensembles_script_pairs_members_by_split(tmp_path):
+def test_goectp_sum_pairs_members_by_split(tmp_path, capsys):
+    from goectp.cli import main as cli_main
+
     for seed in (0, 1):
         atomic_save(part("electronic", seed, seed=seed), tmp_path / "el" / f"split{seed}.pt")
         atomic_save(part("ionic", seed, seed=10 + seed), tmp_path / "ion" / f"m{1 - seed}.pt")  # other file order
-    script = ROOT / "scripts" / "sum_ensembles.py"
-    run = [sys.executable, str(script), str(tmp_path / "el"), str(tmp_path / "ion"), "--out", str(tmp_path / "sum")]
-    subprocess.run(run, check=True, capture_output=True)
+    run = ["sum", str(tmp_path / "el"), str(tmp_path / "ion"), "--out", str(tmp_path / "sum")]
+    assert cli_main(run) == 0
+    assert f"goectp predict FILE --model {tmp_path / 'sum'}" in capsys.readouterr().out
     ensemble = load_model(tmp_path / "sum")
     assert ensemble.names == ["split0", "split1"] and ensemble.target == "total"
     assert [m.meta["split_seed"] for m in ensemble.members] == [0, 1]
     assert [p.meta["split_seed"] for m in ensemble.members for p in m.networks()] == [0, 0, 1, 1]
+
     (tmp_path / "ion" / "m0.pt").unlink()  # split 1 has no ionic member any more
-    failed = subprocess.run(run, capture_output=True, text=True)
-    assert failed.returncode != 0 and "different splits" in failed.stderr
+    assert cli_main([*run[:-1], str(tmp_path / "sum2")]) == 2
+    assert "different splits: [0, 1] vs [0]" in capsys.readouterr().err and not (tmp_path / "sum2").exists()
+    atomic_save(part("electronic", 1, seed=5), tmp_path / "ion" / "m0.pt")  # split 1: an ε∞ model as the ionic part
+    assert cli_main([*run[:-1], str(tmp_path / "sum3")]) == 2
+    assert "split 1:" in capsys.readouterr().err and not (tmp_path / "sum3").exists()  # nothing half-written
 
 
 def test_calibration_reads_a_sum_members_split_from_its_metadata():
