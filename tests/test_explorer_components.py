@@ -558,10 +558,10 @@ def test_shipped_screening_results_name_the_model_that_made_them(tmp_path):
     from goectp.checkpoint import model_aliases
 
     data = ScreeningData(shipped_screening_dir())
-    # matched by checkpoint sha256 (an alias would be named first, then the ensemble it points to): the shipped tables
-    # were screened with the 15-member default of 2026-12-02, shipped since as `combined-15`, not with today's default
+    # matched by checkpoint sha256, an alias named first, then the ensemble it points to: the shipped tables were
+    # screened with today's default, the 25-member `combined`
     assert model_aliases()["default"] == "combined"
-    label = "the `combined-15` ensemble"
+    label = "the `default` ensemble (`combined`)"
     assert data.available and data.model_label() == label
     assert f"Screened with {label} on 20" in data.caption()
     summary = json.loads((shipped_screening_dir() / "screening_summary.json").read_text())
