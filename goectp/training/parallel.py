@@ -52,18 +52,14 @@ def train_one_split(
         )
     else:
         gs = load_graph_set(data_file, k=mcfg.k_neighbors, progress=False, canonical=canonical)
-    init = None
+    init, data_sha256 = None, sha256_file(data_file)  # hashed once: the init check and the checkpoints use it
     if init_from:
         from goectp.training.pretrain import backbone_state, init_checkpoint
 
         source = init_checkpoint(init_from, cfg.split_seed)
-        init = backbone_state(
-            source, mcfg, verbose=False, split_seed=cfg.split_seed, data_sha256=sha256_file(data_file)
-        )
+        init = backbone_state(source, mcfg, verbose=False, split_seed=cfg.split_seed, data_sha256=data_sha256)
     t0 = time.perf_counter()
-    res = run_split(
-        gs, mcfg, cfg, out, resume=resume, data_sha256=sha256_file(data_file), init_state=init, run_meta=run_meta
-    )
+    res = run_split(gs, mcfg, cfg, out, resume=resume, data_sha256=data_sha256, init_state=init, run_meta=run_meta)
     res["wall_seconds"] = time.perf_counter() - t0
     return res
 
