@@ -67,12 +67,17 @@ def predict_graphs(
     if len(graphs) == 0:  # nothing to predict: an empty array of the right shape
         shape = (0,) if model.config.head == "scalar" else (0, 3, 3)
         return np.zeros((len(model.members), *shape) if isinstance(model, Ensemble) else shape)
-    outs = []
-    for i in range(0, len(graphs), batch_size):
-        batch = Batch.from_data_list(graphs[i : i + batch_size]).to(dev)
-        outs.append(model(batch, use_frame=use_frame).double().cpu())
-    axis = 1 if isinstance(model, Ensemble) else 0
-    out = torch.cat(outs, dim=axis).numpy()
+    outs = [model(batch, use_frame=use_frame).double().cpu() for batch in _batches(graphs, batch_size, dev)]
+    return _finite(torch.cat(outs, dim=1 if isinstance(model, Ensemble) else 0).numpy())
+
+
+def _batches(graphs: list, batch_size: int, device: torch.device):
+    """The graphs as :class:`~torch_geometric.data.Batch` es of ``batch_size`` on ``device``, in order."""
+    for start in range(0, len(graphs), batch_size):
+        yield Batch.from_data_list(graphs[start : start + batch_size]).to(device)
+
+
+def _finite(out: np.ndarray) -> np.ndarray:
     if not np.all(np.isfinite(out)):
         raise FloatingPointError("the model produced NaN or infinite values for at least one structure")
     return out
@@ -93,8 +98,7 @@ def predict_graphs_and_parts(
     model = model.to(dev).eval()
     outs: list[list[torch.Tensor]] = [[] for _ in members]
     parts: dict[str, list[list[torch.Tensor]]] = {}
-    for start in range(0, len(graphs), batch_size):
-        batch = Batch.from_data_list(graphs[start : start + batch_size]).to(dev)
+    for batch in _batches(graphs, batch_size, dev):
         for i, member in enumerate(members):
             if i not in sums:
                 outs[i].append(member(batch).double().cpu())
@@ -103,9 +107,7 @@ def predict_graphs_and_parts(
             outs[i].append(sum(split.values()).double().cpu())
             for name, value in split.items():
                 parts.setdefault(name, [[] for _ in sums])[sums.index(i)].append(value.double().cpu())
-    out = torch.stack([torch.cat(o) for o in outs]).numpy()
-    if not np.all(np.isfinite(out)):
-        raise FloatingPointError("the model produced NaN or infinite values for at least one structure")
+    out = _finite(torch.stack([torch.cat(o) for o in outs]).numpy())
     split_parts = {name: torch.stack([torch.cat(v) for v in per]).numpy() for name, per in parts.items()}
     return (out if isinstance(model, Ensemble) else out[0]), split_parts
 
