@@ -196,3 +196,19 @@ def test_the_explorer_shows_the_eps_inf_part_and_the_refractive_index_it_gives()
     assert panel.electronic is None and "DFT electronic" in panel.refractive_index()[1]
     selector.member = 1
     assert panel.parts_from == "the model" and panel.electronic is not None
+
+
+def test_a_network_that_outputs_nan_raises_on_both_prediction_paths():
+    """A broken checkpoint (a NaN weight) gives a clear error, never a NaN tensor, with or without the parts."""
+    from goectp.api import graphs_for, predict_graphs, predict_graphs_and_parts
+
+    plain = load_checkpoint(_bytes(part("total", seed=3)), name="plain.pt").double()
+    broken = summed()
+    with torch.no_grad():
+        next(broken.parts["ionic"].parameters()).fill_(float("nan"))
+    model = Ensemble([plain, broken])
+    graphs = graphs_for([crystal()], model)
+    assert np.isfinite(predict_graphs(graphs, plain, device="cpu")).all()  # the healthy member alone is fine
+    for predict in (predict_graphs, predict_graphs_and_parts):
+        with pytest.raises(FloatingPointError, match="NaN or infinite"):
+            predict(graphs, model, device="cpu")
