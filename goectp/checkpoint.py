@@ -509,18 +509,22 @@ def _manifest_members(folder: Path, verify: bool = True) -> list[tuple[str, Path
 
 def ensemble_members(spec: str | os.PathLike, verify: bool = True) -> list[tuple[str, Path]]:
     """``(name, file)`` of every member of a model: a file; a folder's ``*.pt`` files (sorted, named by their stem);
-    or, for a folder with ``members.json`` (``{"members": [{"file": "../<ensemble>/<member>.pt", "sha256": …}]}``),
-    the files of sibling ensembles it lists (named ``<ensemble>-<member>``), so a combination ships no copies.
-    ``verify=False`` skips the sha256 check of listed files, for callers that only list them (a loader checks)."""
+    for a folder with ``members.json`` (``{"members": [{"file": "../<ensemble>/<member>.pt", "sha256": …}]}``),
+    the files of sibling ensembles it lists (named ``<ensemble>-<member>``), so a combination ships no copies; or,
+    for the output folder of ``goectp train`` (no ``*.pt`` of its own), each ``split<k>/best.pt`` (named
+    ``split<k>``). ``verify=False`` skips the sha256 check of listed files, for callers that only list them."""
     path = resolve_model_path(spec)
     if path.is_file():
         return [(path.stem, path)]
     if (path / MEMBERS_FILE).is_file():
         return _manifest_members(path, verify)
     files = sorted(p for p in path.glob("*.pt") if p.is_file())
-    if not files:
-        raise FileNotFoundError(f"{path} holds no *.pt checkpoints")
-    return [(f.stem, f) for f in files]
+    if files:
+        return [(f.stem, f) for f in files]
+    runs = [(d.name, d / "best.pt") for d in path.glob("split*") if d.name[5:].isdigit() and (d / "best.pt").is_file()]
+    if not runs:
+        raise FileNotFoundError(f"{path} holds no *.pt checkpoints and no split<k>/best.pt of a training run")
+    return sorted(runs, key=lambda run: int(run[0][5:]))
 
 
 def checkpoint_files(spec: str | os.PathLike, verify: bool = True) -> list[Path]:

@@ -149,6 +149,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             f"split {split}: best epoch {res['best_epoch']}, test MAE {t['all']['mae']:.4f} "
             f"(|component|<100: {t['filtered']['mae']:.4f}) -> {out / 'best.pt'}{done}"
         )
+    print(f"the ensemble of these splits' best.pt: goectp predict FILE --model {args.out}")
     return 0
 
 
@@ -342,8 +343,8 @@ def build_parser() -> argparse.ArgumentParser:
         "one by split seed and write each pair as one sum checkpoint OUT/split<k>.pt: an ordinary ensemble for "
         "predict, evaluate, screen, calibration and the explorer. Both must be trained on the same data and splits.",
     )
-    p.add_argument("electronic", help="the ε∞ ensemble (a shipped name or a folder of members)")
-    p.add_argument("ionic", help="the ionic-only ensemble (a shipped name or a folder of members)")
+    p.add_argument("electronic", help="the ε∞ ensemble (a shipped name, a folder of members or a training run's)")
+    p.add_argument("ionic", help="the ionic-only ensemble (a shipped name, a folder of members or a training run's)")
     p.add_argument("--out", required=True, help="folder written with split<seed>.pt")
     p.set_defaults(func=cmd_sum)
 

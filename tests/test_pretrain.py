@@ -201,6 +201,8 @@ def test_init_from_a_fine_tuned_model_takes_the_same_split(tmp_path, capsys, mon
     assert set(_init_from(str(split0), cfg, 0, sha)) == set(backbone_state(split0, cfg, verbose=False))
     assert _init_from(str(split0), cfg, 1, "another data file")  # other data: its splits are other crystals
     assert init_checkpoint(ensemble, 1) == ensemble / "member1.pt"
+    assert init_checkpoint(tmp_path / "ft", 1) == tmp_path / "ft" / "split1" / "best.pt"  # a run is an ensemble
+    assert f"goectp predict FILE --model {tmp_path / 'ft'}" in capsys.readouterr().out
     assert init_checkpoint(split0, 1) == split0  # a file is taken as given (and then checked)
     with pytest.raises(ValueError, match=r"no member fine-tuned on split 3 \(its members' splits: \[0, 1\]\)"):
         init_checkpoint(ensemble, 3)

@@ -144,6 +144,27 @@ def test_goectp_sum_pairs_members_by_split(tmp_path, capsys):
     assert "split 1:" in capsys.readouterr().err and not (tmp_path / "sum3").exists()  # nothing half-written
 
 
+def test_a_training_runs_output_folder_is_an_ensemble_of_its_best_checkpoints(tmp_path, capsys):
+    """``goectp train --out RUN`` writes ``RUN/split<k>/best.pt``: RUN loads, predicts and sums as an ensemble."""
+    from goectp.checkpoint import ensemble_members
+    from goectp.cli import main as cli_main
+
+    for seed in (0, 1, 10):  # split10 sorts after split1 by number, not by text
+        atomic_save(part("electronic", seed, seed=seed), tmp_path / "el" / f"split{seed}" / "best.pt")
+        atomic_save(part("electronic", seed, seed=seed + 1), tmp_path / "el" / f"split{seed}" / "last.pt")
+        atomic_save(part("ionic", seed, seed=20 + seed), tmp_path / "ion" / f"split{seed}" / "best.pt")
+    (tmp_path / "el" / "split2").mkdir()  # a split still training: no best.pt yet
+    (tmp_path / "el" / "splitx").mkdir()
+    assert [name for name, _ in ensemble_members(tmp_path / "el")] == ["split0", "split1", "split10"]
+    assert load_model(tmp_path / "el").target == "electronic"
+    assert cli_main(["sum", str(tmp_path / "el"), str(tmp_path / "ion"), "--out", str(tmp_path / "sum")]) == 0
+    ensemble = load_model(tmp_path / "sum")
+    assert [m.meta["split_seed"] for m in ensemble.members] == [0, 1, 10]
+    (tmp_path / "empty" / "split0").mkdir(parents=True)
+    with pytest.raises(FileNotFoundError, match="no \\*.pt checkpoints and no split<k>/best.pt"):
+        ensemble_members(tmp_path / "empty")
+
+
 def test_calibration_reads_a_sum_members_split_from_its_metadata():
     metas = [summed(2).meta, summed(4).meta]
     trained, test = training_masks(100, metas)
