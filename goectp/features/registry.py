@@ -31,6 +31,12 @@ def _make_chgnet() -> Callable:
     return ChgnetFeatures()
 
 
+def _make_chgnet_descriptors() -> Callable:
+    from goectp.features.descriptors import ChgnetDescriptorFeatures
+
+    return ChgnetDescriptorFeatures()
+
+
 def _make_sevennet() -> Callable:
     from goectp.features.sevennet import SevennetFeatures
 
@@ -40,6 +46,11 @@ def _make_sevennet() -> Callable:
 #: name → dim (the model's ``node_feature_dim``), factory, cache version (without loading the model)
 EXTRACTORS: dict[str, dict[str, Any]] = {
     "chgnet": {"dim": 128, "factory": _make_chgnet, "version": _installed("chgnet", "0.3.0-float64")},
+    "chgnet-descriptors": {
+        "dim": 243,
+        "factory": _make_chgnet_descriptors,
+        "version": _installed("chgnet", "0.3.0-float64-descriptors-v1"),
+    },
     "sevennet": {"dim": 128, "factory": _make_sevennet, "version": _installed("sevenn", "7net-0-inversion-mean")},
 }
 
