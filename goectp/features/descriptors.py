@@ -149,10 +149,8 @@ class ChgnetDescriptorFeatures:
     name = "chgnet-descriptors"
     dim = 128 + DESCRIPTOR_DIM
 
-    def __init__(self) -> None:
-        from goectp.features.registry import get_extractor
-
-        self.chgnet = get_extractor("chgnet")
+    def __init__(self, chgnet: Any) -> None:
+        self.chgnet = chgnet  # the CHGNet extractor (:class:`goectp.features.chgnet.ChgnetFeatures`)
         self.version = f"{self.chgnet.version}-descriptors-v1"
 
     def __call__(self, structures: Sequence[Any]) -> list[np.ndarray]:

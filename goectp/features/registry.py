@@ -34,7 +34,7 @@ def _make_chgnet() -> Callable:
 def _make_chgnet_descriptors() -> Callable:
     from goectp.features.descriptors import ChgnetDescriptorFeatures
 
-    return ChgnetDescriptorFeatures()
+    return ChgnetDescriptorFeatures(get_extractor("chgnet"))  # one CHGNet per process, shared
 
 
 def _make_sevennet() -> Callable:
