@@ -72,7 +72,7 @@ def predict_graphs(
 
 
 def _batches(graphs: list, batch_size: int, device: torch.device):
-    """The graphs as :class:`~torch_geometric.data.Batch` es of ``batch_size`` on ``device``, in order."""
+    """The graphs in order, ``batch_size`` at a time, each chunk one ``Batch`` on ``device``."""
     for start in range(0, len(graphs), batch_size):
         yield Batch.from_data_list(graphs[start : start + batch_size]).to(device)
 

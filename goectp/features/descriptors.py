@@ -14,7 +14,8 @@ maximum, range and spread over the composition (90); volume per atom, density, n
 (spglib, symprec 0.1), packing fraction, shortest and mean nearest-neighbour distance (7); oxidation-state guesses
 (found or not, mean and largest \|q\|, mean q², mean q² per volume, largest and smallest cation and mean anion ionic
 radius; 8) and the nearest-neighbour shells (coordination number mean/min/max, nearest distance min/mean/spread, mean
-shell distance, electronegativity difference to the shell mean/max, spread of the relative nearest distance; 10).
+shell distance, electronegativity difference to the shell mean/max, spread of the relative nearest distance; 10;
+the shortest and mean nearest distance are in both groups, as in the benchmark the layout came from).
 
 Every entry is a property of the infinite crystal, not of the cell: counts are per atom or per formula, distances
 come from neighbour lists. So the features stay O(3)-invariant and cell-independent, and the frame average keeps the
