@@ -281,6 +281,36 @@ def test_training_loss_is_huber_or_the_squared_error():
         TrainConfig(loss="l3")
 
 
+def test_the_relative_mean_term_adds_the_relative_error_of_the_trace():
+    """model_loss = Huber(ε, y) + w · mean |tr ε − tr y| / tr y; the term needs a target with ε̄ > 0."""
+    from types import SimpleNamespace
+
+    from goectp.training.config import TrainConfig
+    from goectp.training.loop import model_loss, training_loss
+
+    pred = torch.stack([torch.diag(torch.tensor([2.0, 2.0, 2.0])), torch.diag(torch.tensor([10.0, 12.0, 14.0]))])
+    target = torch.stack([torch.eye(3) * 4.0, torch.eye(3) * 10.0])  # traces 12 and 30; predicted 6 and 36
+
+    class Head(torch.nn.Module):  # a "model" that returns fixed predictions, with the plain head's config
+        config = SimpleNamespace(decompose=False, log_head=False)
+
+        def forward(self, batch):
+            return pred
+
+    batch = SimpleNamespace(y=target)
+    plain = model_loss(Head(), batch, TrainConfig()).item()
+    assert plain == pytest.approx(training_loss(pred, target, TrainConfig()).item())
+    weighted = model_loss(Head(), batch, TrainConfig(relative_mean_weight=2.0)).item()
+    assert weighted == pytest.approx(plain + 2.0 * (6 / 12 + 6 / 30) / 2)
+    with pytest.raises(ValueError, match="not ionic"):
+        TrainConfig(relative_mean_weight=1.0, target="ionic")
+    with pytest.raises(ValueError, match=">= 0"):
+        TrainConfig(relative_mean_weight=-1.0)
+    Head.config = SimpleNamespace(decompose=True, log_head=False)
+    with pytest.raises(ValueError, match="plain tensor head"):
+        model_loss(Head(), batch, TrainConfig(relative_mean_weight=1.0))
+
+
 def test_weight_average_follows_the_recursion_with_warm_up():
     from goectp.training.ema import ExponentialMovingAverage
 

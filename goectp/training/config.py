@@ -28,6 +28,9 @@ class TrainConfig:
     loss: str = "huber"
     #: the Huber loss's delta
     huber_delta: float = 1.0
+    #: weight of an extra loss term on the mean eigenvalue ε̄ = tr ε / 3: its relative error |ε̄_pred − ε̄| / ε̄,
+    #: which orders crystals by ε̄ (a plain tensor head only); 0 leaves the paper's loss
+    relative_mean_weight: float = 0.0
     #: the tensor to learn: total, electronic or ionic
     target: str = "total"
     #: seed of the random 80/10/10 split
@@ -51,6 +54,10 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
             raise ValueError(f"unknown loss {self.loss!r}: choose one of {', '.join(LOSSES)}")
+        if self.relative_mean_weight < 0:
+            raise ValueError(f"relative_mean_weight must be >= 0, got {self.relative_mean_weight}")
+        if self.relative_mean_weight and self.target == "ionic":  # the ionic ε̄ can be 0: no relative error
+            raise ValueError("relative_mean_weight needs a target with ε̄ > 0 (total or electronic), not ionic")
         if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in (0, 1) or none, got {self.ema_decay}")
 

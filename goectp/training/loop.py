@@ -83,13 +83,21 @@ def log_tensor(eps: torch.Tensor) -> torch.Tensor:
 def model_loss(model: GoeCTP, batch, cfg: TrainConfig) -> torch.Tensor:
     """The training loss of one batch, on what the model's head predicts.
 
-    - plain head: ``loss(ε, y)``;
+    - plain head: ``loss(ε, y)``, plus ``w · mean |tr ε − tr y| / tr y`` with ``w = cfg.relative_mean_weight``;
     - ``decompose``: ``loss(ε∞, y_electronic) + loss(ε_ionic, y_ionic)``;
     - ``log_head``: ``loss(log ε, log y)`` (matrix logarithms; the target's is taken without gradient).
     """
     if not (model.config.decompose or model.config.log_head):  # both imply the tensor head
         pred = model(batch)
-        return training_loss(pred, batch.y.to(pred.dtype), cfg)
+        target = batch.y.to(pred.dtype)
+        loss = training_loss(pred, target, cfg)
+        if cfg.relative_mean_weight:
+            true_trace = target.diagonal(dim1=-2, dim2=-1).sum(-1)  # 3 ε̄ > 0 for every DFPT record
+            relative = (pred.diagonal(dim1=-2, dim2=-1).sum(-1) - true_trace).abs() / true_trace
+            loss = loss + cfg.relative_mean_weight * relative.mean()
+        return loss
+    if cfg.relative_mean_weight:
+        raise ValueError("relative_mean_weight needs the plain tensor head (not --decompose or --log-head)")
     parts = model.forward_parts(batch)
     if model.config.log_head:
         with torch.no_grad():
