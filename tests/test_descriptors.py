@@ -84,7 +84,10 @@ def test_missing_element_data_gives_finite_inputs_not_errors():
 
 def test_the_chgnet_descriptors_extractor_appends_the_crystal_row_to_every_atom():
     pytest.importorskip("chgnet")
+    import pymatgen.core
+
     from goectp.features import feature_dim, get_extractor
+    from goectp.features.registry import extractor_version
 
     s = wurtzite()
     (feats,) = get_extractor("chgnet-descriptors")([s])
@@ -92,6 +95,9 @@ def test_the_chgnet_descriptors_extractor_appends_the_crystal_row_to_every_atom(
     assert feats.shape == (len(s), feature_dim("chgnet-descriptors")) == (4, 128 + DESCRIPTOR_DIM)
     np.testing.assert_array_equal(feats[:, :128], atoms)
     np.testing.assert_allclose(feats[:, 128:], np.tile(descriptor_inputs(s), (4, 1)), rtol=1e-6)
+    # the feature cache is keyed by this: it names CHGNet's and pymatgen's versions, the same with or without loading
+    version = get_extractor("chgnet-descriptors").version
+    assert version == extractor_version("chgnet-descriptors") and pymatgen.core.__version__ in version
 
 
 def test_a_chgnet_descriptors_model_is_equivariant_and_independent_of_the_cell():

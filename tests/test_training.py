@@ -281,7 +281,7 @@ def test_training_loss_is_huber_or_the_squared_error():
         TrainConfig(loss="l3")
 
 
-def test_the_relative_mean_term_adds_the_relative_error_of_the_trace():
+def test_the_relative_mean_term_adds_the_relative_error_of_the_trace(tmp_path):
     """model_loss = Huber(ε, y) + w · mean |tr ε − tr y| / tr y; the term needs a target with ε̄ > 0."""
     from types import SimpleNamespace
 
@@ -309,6 +309,11 @@ def test_the_relative_mean_term_adds_the_relative_error_of_the_trace():
     Head.config = SimpleNamespace(decompose=True, log_head=False)
     with pytest.raises(ValueError, match="plain tensor head"):
         model_loss(Head(), batch, TrainConfig(relative_mean_weight=1.0))
+    from goectp.training.loop import train
+
+    with pytest.raises(ValueError, match="plain tensor head"):  # refused before training starts
+        train(Head(), [], [], TrainConfig(relative_mean_weight=1.0), out_dir=tmp_path / "run")
+    assert not (tmp_path / "run").exists()
 
 
 def test_weight_average_follows_the_recursion_with_warm_up():

@@ -42,6 +42,13 @@ SHELL_FACTOR = 1.2
 NEIGHBOUR_RADIUS = 6.0  # Å
 
 
+def descriptor_version() -> str:
+    """Part of the feature-cache key: the descriptors change with pymatgen's element data and oxidation guesses."""
+    import pymatgen.core
+
+    return f"pymatgen-{getattr(pymatgen.core, '__version__', 'unknown')}-descriptors-v1"
+
+
 def _number(get) -> float:
     try:
         value = get()
@@ -152,7 +159,7 @@ class ChgnetDescriptorFeatures:
 
     def __init__(self, chgnet: Any) -> None:
         self.chgnet = chgnet  # the CHGNet extractor (:class:`goectp.features.chgnet.ChgnetFeatures`)
-        self.version = f"{self.chgnet.version}-descriptors-v1"
+        self.version = f"{self.chgnet.version}-{descriptor_version()}"
 
     def __call__(self, structures: Sequence[Any]) -> list[np.ndarray]:
         out = []

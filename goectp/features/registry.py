@@ -37,6 +37,12 @@ def _make_chgnet_descriptors() -> Callable:
     return ChgnetDescriptorFeatures(get_extractor("chgnet"))  # one CHGNet per process, shared
 
 
+def _chgnet_descriptors_version() -> str:
+    from goectp.features.descriptors import descriptor_version
+
+    return f"{_installed('chgnet', '0.3.0-float64')()}-{descriptor_version()}"
+
+
 def _make_sevennet() -> Callable:
     from goectp.features.sevennet import SevennetFeatures
 
@@ -49,7 +55,7 @@ EXTRACTORS: dict[str, dict[str, Any]] = {
     "chgnet-descriptors": {
         "dim": 243,
         "factory": _make_chgnet_descriptors,
-        "version": _installed("chgnet", "0.3.0-float64-descriptors-v1"),
+        "version": _chgnet_descriptors_version,
     },
     "sevennet": {"dim": 128, "factory": _make_sevennet, "version": _installed("sevenn", "7net-0-inversion-mean")},
 }

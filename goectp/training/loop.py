@@ -131,6 +131,8 @@ def train(
     ``resume`` continues from ``out_dir/last.pt``; ``stop_after`` ends this call after that many epochs in total
     (a time-boxed job; the schedule still follows ``cfg.epochs``, and a later ``resume`` continues it).
     """
+    if cfg.relative_mean_weight and (model.config.decompose or model.config.log_head):  # before any folder is made
+        raise ValueError("relative_mean_weight needs the plain tensor head (not --decompose or --log-head)")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     set_seed(cfg.seed)
