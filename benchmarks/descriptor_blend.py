@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import spearmanr
 
-from goectp.calibration import heldout_predictions
+from goectp.calibration import heldout_predictions, split_means, split_members
 from goectp.data import DIELECTRIC_FILE, data_dir, split_masks
 from goectp.features.descriptors import crystal_descriptors
 from goectp.tensor_stats import mean_eigenvalue
@@ -44,17 +44,14 @@ def descriptor_matrix(data_file: Path, cache: Path) -> tuple[np.ndarray, list[st
         raw = json.load(fh)
     rows = [crystal_descriptors(MontyDecoder().process_decoded(r["structure"])) for r in raw.values()]
     cache.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(cache, X=np.array(rows, float), ids=np.array(list(raw)))
-    return np.array(rows, float), list(raw)
+    X = np.array(rows, float)
+    np.savez(cache, X=X, ids=np.array(list(raw)))
+    return X, list(raw)
 
 
 def split_log_mean(held: dict, test: np.ndarray) -> np.ndarray:
     """``[S, N]`` log ε̄ of each split's sub-ensemble (the members whose test set is split k's) on every record."""
-    out = []
-    for k in range(len(test)):
-        own = [i for i, t in enumerate(held["test"]) if np.array_equal(t, test[k])]
-        out.append(np.log(np.clip(mean_eigenvalue(held["members"][own].mean(0)), 1e-3, None)))
-    return np.stack(out)
+    return np.log(np.clip(mean_eigenvalue(split_means(held, test)), 1e-3, None))
 
 
 def blend_table(base: np.ndarray, other: np.ndarray, true: np.ndarray, val, test) -> tuple[float, float, float, float]:
@@ -87,6 +84,7 @@ def main() -> None:
     masks = split_masks(len(ids))
     base = split_log_mean(held, masks["test"])
     gbm, knn = np.zeros_like(base), np.zeros_like(base)
+    members = split_members(held, masks["test"])
     for k, train in enumerate(masks["train"]):
         trees = HistGradientBoostingRegressor(
             max_iter=600,
@@ -97,9 +95,8 @@ def main() -> None:
             random_state=0,
         )
         gbm[k] = trees.fit(X[train], np.log(true[train])).predict(X)
-        own = [i for i, t in enumerate(held["test"]) if np.array_equal(t, masks["test"][k])]
         votes = []
-        for i in own:
+        for i in members[k]:
             z = held["pooled"][i].astype(float)
             z /= np.linalg.norm(z, axis=1, keepdims=True) + 1e-12
             votes.append(KNeighborsRegressor(5, weights="distance").fit(z[train], np.log(true[train])).predict(z))

@@ -353,16 +353,21 @@ def heldout_predictions(
     return out
 
 
-def split_means(held: dict[str, Any], test_sets: np.ndarray) -> np.ndarray:
-    """``[S, N, 3, 3]``: for each split's test mask, the mean prediction of the members of ``held`` (from
-    :func:`heldout_predictions`) whose test set it is; raises when a split has no member."""
+def split_members(held: dict[str, Any], test_sets: np.ndarray) -> list[list[int]]:
+    """For each split's test mask, the indices of the members of ``held`` (from :func:`heldout_predictions`) whose
+    test set it is; raises when a split has no member."""
     out = []
     for k, test in enumerate(test_sets):
         own = [i for i, t in enumerate(held["test"]) if np.array_equal(t, test)]
         if not own:
             raise ValueError(f"{held.get('model', 'model')}: no member was tested on split {k}")
-        out.append(held["members"][own].mean(axis=0))
-    return np.stack(out)
+        out.append(own)
+    return out
+
+
+def split_means(held: dict[str, Any], test_sets: np.ndarray) -> np.ndarray:
+    """``[S, N, 3, 3]``: for each split, the mean prediction of its :func:`split_members`."""
+    return np.stack([held["members"][own].mean(axis=0) for own in split_members(held, test_sets)])
 
 
 def element_symbols(numbers: Sequence[int]) -> list[str]:

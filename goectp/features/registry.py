@@ -40,7 +40,7 @@ def _make_chgnet_descriptors() -> Callable:
 def _chgnet_descriptors_version() -> str:
     from goectp.features.descriptors import descriptor_version
 
-    return f"{_installed('chgnet', '0.3.0-float64')()}-{descriptor_version()}"
+    return f"{extractor_version('chgnet')}-{descriptor_version()}"
 
 
 def _make_sevennet() -> Callable:
