@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -20,6 +22,7 @@ from goectp.data import (
     read_dielectric_json,
     write_dielectric_json,
 )
+from goectp.data.safe_pickle import UnsafePickleError, load_plain_pickle
 
 
 def _structure(a: float = 4.0) -> Structure:
@@ -179,3 +182,60 @@ def test_shared_open_set_matches_its_readme(shared_data_dir):
     assert sum(r.band_gap is not None for r in recs) == 2192
     r = recs[0]
     np.testing.assert_allclose(r.target("total"), r.target("electronic") + r.target("ionic"), atol=1e-6)
+
+
+class _RunsCode:
+    """A pickle payload that would create a file when unpickled by ``pickle.load``."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (os.mkdir, (self.marker,))
+
+
+def test_a_pickle_that_would_run_code_is_refused_before_the_call(tmp_path):
+    marker = tmp_path / "was-run"
+    p = tmp_path / "jarvis_diele_piezo.pkl"
+    with open(p, "wb") as f:
+        pickle.dump([{"jid": "JVASP-1", "atoms": _RunsCode(marker), "dielectric": None}], f)
+    with pytest.raises(UnsafePickleError, match=r"refusing to load (posix|nt|os)\.mkdir"):
+        loaders.read_jarvis_pickle(p)
+    assert not marker.exists()
+    with open(p, "rb") as f:  # the same file does run code with the standard loader: the test's payload is real
+        pickle.load(f)
+    assert marker.exists()
+
+
+def test_the_plain_pickle_reader_keeps_numpy_arrays_and_refuses_objects(tmp_path):
+    data = {
+        "a": np.arange(6.0).reshape(2, 3),
+        "b": np.float32(2.5),
+        "c": [1, "x", None, (2, 3), {4}, 1j],
+        "d": np.array(["Na", "Cl"]),
+    }
+    p = tmp_path / "plain.pkl"
+    for protocol in (2, pickle.HIGHEST_PROTOCOL):
+        p.write_bytes(pickle.dumps(data, protocol=protocol))
+        back = load_plain_pickle(p)
+        np.testing.assert_array_equal(back["a"], data["a"])
+        assert back["b"] == np.float32(2.5) and back["c"] == data["c"] and list(back["d"]) == ["Na", "Cl"]
+    p.write_bytes(pickle.dumps(Path("somewhere")))  # any class is refused, harmless or not
+    with pytest.raises(UnsafePickleError, match="pathlib"):
+        load_plain_pickle(p)
+    p.write_bytes(b"not a pickle at all")
+    with pytest.raises(pickle.UnpicklingError, match="not a readable pickle"):
+        load_plain_pickle(p)
+    p.write_bytes(pickle.dumps({"not": "a list"}))
+    with pytest.raises(ValueError, match="expected a list of dicts"):
+        loaders.read_jarvis_pickle(p)
+
+
+def test_convert_jarvis_reports_an_unsafe_pickle_in_one_line(tmp_path, capsys):
+    from goectp.cli import main
+
+    p = tmp_path / "evil.pkl"
+    p.write_bytes(pickle.dumps([{"atoms": _RunsCode(tmp_path / "was-run")}]))
+    assert main(["data", "convert-jarvis", "--input", str(p), "--out", str(tmp_path / "out.json.gz")]) == 2
+    err = capsys.readouterr().err
+    assert "refusing to load" in err and "mkdir" in err and not (tmp_path / "was-run").exists()

@@ -7,7 +7,6 @@ tests exercise on small fixtures. The packages (``matminer``, ``mp-api``, ``jarv
 
 from __future__ import annotations
 
-import pickle
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -133,7 +132,7 @@ def records_from_jarvis(entries: Iterable[dict], key: str = "dielectric") -> lis
         t = np.asarray(e[key], dtype=np.float64)
         if t.shape != (3, 3) or not np.all(np.isfinite(t)):
             continue
-        rid = str(e.get("jid") or e.get("id") or f"jarvis-{i}")
+        rid = str(e.get("jid") or e.get("JARVIS_ID") or e.get("id") or f"jarvis-{i}")
         gap = e.get("optb88vdw_bandgap")
         out.append(
             DielectricRecord(
@@ -149,11 +148,18 @@ def records_from_jarvis(entries: Iterable[dict], key: str = "dielectric") -> lis
 
 
 def read_jarvis_pickle(path: str | Path, max_abs: float | None = None) -> list[DielectricRecord]:
-    """Read GMTNet's ``jarvis_diele_piezo.pkl`` (a list of dicts or a pandas DataFrame)."""
-    with open(path, "rb") as f:
-        data = pickle.load(f)
-    entries = data.to_dict("records") if hasattr(data, "to_dict") else list(data)
-    records = records_from_jarvis(entries)
+    """Read GMTNet's ``jarvis_diele_piezo.pkl`` (a list of dicts) without running code from it.
+
+    The file is read by :func:`goectp.data.safe_pickle.load_plain_pickle`: lists, dicts, numbers, strings and numpy
+    arrays only; a pickle naming anything else (a class, a function) raises before it is called.
+    """
+    from goectp.data.safe_pickle import load_plain_pickle
+
+    data = load_plain_pickle(path)
+    if not isinstance(data, list) or not all(isinstance(e, dict) for e in data):
+        kind = type(data).__name__
+        raise ValueError(f"{path}: expected a list of dicts (GMTNet's jarvis_diele_piezo.pkl), not a {kind}")
+    records = records_from_jarvis(data)
     return filter_records(records, "total", max_abs=max_abs) if max_abs else records
 
 
