@@ -41,6 +41,7 @@ from _markdown import write_section  # noqa: E402
 
 from goectp.api import build_model, predict_graphs  # noqa: E402
 from goectp.graph import build_crystal_graph  # noqa: E402
+from goectp.structures import structure_from_dict  # noqa: E402
 
 #: (cell_reduction, pooling, symmetrize, sign_average); sign averaging only acts with a reduction
 SETTINGS = [("none", pool, False, False) for pool in ("sum", "mean")] + [
@@ -175,7 +176,7 @@ def real_crystals(data_dir: Path, count: int, max_sites: int = 24) -> list[Struc
         records = json.load(fh)
     ids = [i for i in sorted(records) if len(records[i]["structure"]["sites"]) <= max_sites]
     step = max(1, len(ids) // count)
-    return [Structure.from_dict(records[i]["structure"]) for i in ids[::step][:count]]
+    return [structure_from_dict(records[i]["structure"]) for i in ids[::step][:count]]
 
 
 def default_data_dir() -> Path:

@@ -43,14 +43,14 @@ from goectp.tensor_stats import mean_eigenvalue
 
 
 def descriptor_matrix(data_file: Path, cache: Path) -> tuple[np.ndarray, list[str]]:
-    from monty.json import MontyDecoder
+    from goectp.structures import structure_from_dict
 
     if cache.exists():
         z = np.load(cache, allow_pickle=False)
         return z["X"], list(z["ids"])
     with gzip.open(data_file, "rt") as fh:
         raw = json.load(fh)
-    rows = [crystal_descriptors(MontyDecoder().process_decoded(r["structure"])) for r in raw.values()]
+    rows = [crystal_descriptors(structure_from_dict(r["structure"])) for r in raw.values()]
     cache.parent.mkdir(parents=True, exist_ok=True)
     X = np.array(rows, float)
     np.savez(cache, X=X, ids=np.array(list(raw)))

@@ -297,7 +297,7 @@ class DatasetIndex:
 
     def record(self, key: str) -> tuple[Any, dict[str, Any]]:
         """``(Structure, reference)`` with reference = DFT tensors ``electronic/ionic/total`` (3x3), band gap, id."""
-        from pymatgen.core import Structure
+        from goectp.structures import structure_from_dict
 
         records = self._load()
         if key not in records:
@@ -307,7 +307,7 @@ class DatasetIndex:
         reference.update(
             id=key, band_gap=rec.get("band_gap"), source=rec.get("source", ""), material_id=rec.get("material_id")
         )
-        return Structure.from_dict(rec["structure"]), reference
+        return structure_from_dict(rec["structure"], f"record {key[:80]!r}"), reference
 
 
 # ---------------------------------------------------------------------------------------------------- component

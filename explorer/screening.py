@@ -175,7 +175,7 @@ class ScreeningData:
 
     def structure(self, key: str):
         """Structure of candidate ``key`` from top_structures.json.gz, else from the shared pool; None if absent."""
-        from pymatgen.core import Structure
+        from goectp.structures import structure_from_dict
 
         if self._structures is None:
             path = self.directory / STRUCTURES_FILE
@@ -184,13 +184,13 @@ class ScreeningData:
                 with gzip.open(path, "rt", encoding="utf-8") as fh:
                     self._structures = json.load(fh)
         if key in self._structures:
-            return Structure.from_dict(self._structures[key])
+            return structure_from_dict(self._structures[key], f"candidate {key[:80]!r}")
         if self.pool_dir is not None and (self.pool_dir / CANDIDATES_FILE).is_file():
             if self._pool is None:
                 with gzip.open(self.pool_dir / CANDIDATES_FILE, "rt", encoding="utf-8") as fh:
                     self._pool = {c["id"]: c["structure"] for c in json.load(fh)}
             if key in self._pool:
-                return Structure.from_dict(self._pool[key])
+                return structure_from_dict(self._pool[key], f"candidate {key[:80]!r}")
         return None
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Iterable
+from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,62 @@ class StructureError(ValueError):
 
     def __reduce__(self):
         return type(self), (str(self), self.code)
+
+
+#: File names pymatgen's ``Structure.from_file`` decodes with monty (``*.mson*`` entirely, ``*.yaml*`` into dicts).
+MONTY_NAME_PATTERNS = ("*.mson*", "*.yaml*", "*.yml*")
+#: JSON deeper than this is not a structure (and would exhaust Python's recursion limit while being decoded).
+MAX_JSON_DEPTH = 64
+
+
+def plain_data(obj: Any, depth: int = 0) -> Any:
+    """A copy of decoded JSON without the keys monty acts on (``@module``, ``@class``, ``@callable``, any ``@…``).
+
+    pymatgen's ``Structure.from_dict`` passes every site's ``properties`` through ``MontyDecoder``, which imports
+    the module a dict names and calls its class's ``from_dict``: a hostile file could import any module or read
+    files through a loader class. Without ``@`` keys the decoder sees plain dicts and leaves them as they are.
+    """
+    if depth > MAX_JSON_DEPTH:
+        raise StructureError(f"nested more than {MAX_JSON_DEPTH} levels deep: not a structure", code="unparseable")
+    if isinstance(obj, dict):
+        return {str(k): plain_data(v, depth + 1) for k, v in obj.items() if not str(k).startswith("@")}
+    if isinstance(obj, (list, tuple)):
+        return [plain_data(v, depth + 1) for v in obj]
+    if obj is None or isinstance(obj, (str, bool, int, float)):
+        return obj
+    raise StructureError(f"a {type(obj).__name__} where JSON data was expected", code="unparseable")
+
+
+def structure_from_dict(data: Any, name: str = "structure") -> Any:
+    """A pymatgen ``Structure`` from a ``Structure.as_dict()`` of *untrusted* origin (a file, an upload, a pool).
+
+    Only plain data is read (:func:`plain_data`): nothing in the dict can name a Python class or module. Errors
+    become :class:`StructureError` (``unparseable``) naming ``name``.
+    """
+    from pymatgen.core import Structure
+
+    if not isinstance(data, dict):
+        raise StructureError(f"{name}: expected a pymatgen Structure dict, not a {type(data).__name__}", "unparseable")
+    clean = plain_data(data)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return Structure.from_dict(clean)
+    except Exception as exc:
+        raise StructureError(
+            f"{name}: not a pymatgen Structure dict ({type(exc).__name__}: {exc})"[:400], code="unparseable"
+        ) from exc
+
+
+def structure_from_json_text(text: str, name: str = "the json text") -> Any:
+    """:func:`structure_from_dict` of JSON text (``json.loads``: no monty decoding)."""
+    import json
+
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise StructureError(f"{name}: not valid JSON ({type(exc).__name__}: {exc})"[:300], "unparseable") from exc
+    return structure_from_dict(data, name)
 
 
 def _short(name: str, limit: int = 80) -> str:
@@ -218,6 +275,22 @@ def structure_from_file(
     path = Path(path)
     precheck_structure_file(path, fmt, max_sites=max_sites, max_bytes=max_bytes)
     fmt = normalize_format(fmt) if fmt else guess_format(path, compressed=True)
+    if fmt is None and any(fnmatch(path.name.lower(), pattern) for pattern in MONTY_NAME_PATTERNS):
+        raise StructureError(
+            f"{_short(path.name)}: YAML/MSON files are not read (they can name Python classes to load); "
+            "use .cif, POSCAR/CONTCAR/.vasp, .xyz/.extxyz or .json",
+            code="unparseable",
+        )
+    if fmt == "json" or (fmt is None and fnmatch(path.name.lower(), "*.json*")):
+        from monty.io import zopen
+
+        try:
+            with zopen(str(path), "rt", encoding="utf-8", errors="replace") as fh:
+                text = fh.read()
+        except Exception as exc:
+            msg = f"{_short(path.name)}: cannot read ({type(exc).__name__}: {exc})"
+            raise StructureError(msg, code="unparseable") from exc
+        return structure_from_json_text(text, _short(path.name))
     try:
         if fmt == "extxyz" or path.suffix.lower() == ".traj":  # ASE formats
             from ase.io import read
@@ -251,9 +324,15 @@ def structure_from_string(text: str, fmt: str, max_sites: int | None = None) -> 
             from pymatgen.io.ase import AseAtomsAdaptor
 
             return AseAtomsAdaptor.get_structure(read(io.StringIO(text), format="extxyz", index=0))
+        if fmt == "json":
+            return structure_from_json_text(text)
+        if fmt not in ("cif", "poscar"):
+            raise StructureError(f"unknown structure format {fmt!r}", code="unparseable")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return Structure.from_str(text, fmt=fmt)
+    except StructureError:
+        raise
     except Exception as exc:
         msg = f"could not parse the {fmt} text as a crystal structure ({type(exc).__name__}: {exc})"
         raise StructureError(msg, code="unparseable") from exc
@@ -277,12 +356,7 @@ def to_structure(obj: Any, max_sites: int | None = None) -> Any:
                 "(raise max_sites to allow)",
                 code="too_large",
             )
-        try:
-            return Structure.from_dict(obj)
-        except Exception as exc:
-            raise StructureError(
-                f"dict is not a pymatgen Structure ({type(exc).__name__}: {exc})", code="unparseable"
-            ) from exc
+        return structure_from_dict(obj, "dict")
     if type(obj).__name__ == "Atoms":  # ASE, without importing ase eagerly
         from pymatgen.io.ase import AseAtomsAdaptor
 

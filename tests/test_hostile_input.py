@@ -662,3 +662,93 @@ def test_screen_refuses_a_missing_cuda_device_before_scoring(tmp_path, members, 
     err = stderr_lines(capsys)
     assert rc == 1 and len(err) == 1 and "CUDA is not available" in err[0]
     assert not out.exists()
+
+
+# ------------------------------------------------------------------ JSON that names Python classes (MontyDecoder)
+def _monty_payload(tmp_path, monkeypatch) -> tuple[dict, Path, Path]:
+    """A Structure dict whose site properties name (a) a module that writes a marker when imported and (b) a
+    pymatgen loader class that would read a local file: what ``Structure.from_dict`` decodes with MontyDecoder."""
+    marker, secret = tmp_path / "imported", tmp_path / "secret.txt"
+    secret.write_text("the user's private file")
+    plugin = tmp_path / "plugin_dir"
+    plugin.mkdir()
+    (plugin / "goectp_test_hostile_plugin.py").write_text(f"open({str(marker)!r}, 'w').write('ran')\nclass X: pass\n")
+    monkeypatch.syspath_prepend(str(plugin))
+    s = Structure(Lattice.cubic(5.6), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]]).as_dict()
+    s["sites"][0]["properties"] = {
+        "a": {"@module": "goectp_test_hostile_plugin", "@class": "X"},
+        "b": {"@module": "pymatgen.io.qchem.outputs", "@class": "QCOutput", "filename": str(secret)},
+        "magmom": 0.5,
+    }
+    return s, marker, secret
+
+
+def test_json_structures_cannot_import_modules_or_read_files(tmp_path, monkeypatch):
+    from explorer.loader import prepare_upload
+    from goectp.data.dielectric import parse_dielectric_dict
+    from goectp.screening.worker import parse_candidate
+    from goectp.structures import structure_from_dict, structure_from_string, to_structure
+
+    payload, marker, secret = _monty_payload(tmp_path, monkeypatch)
+    text = json.dumps(payload)
+    path = tmp_path / "NaCl.json"
+    path.write_text(text)
+    (tmp_path / "NaCl.json.gz").write_bytes(gzip.compress(text.encode()))
+    loaded = [
+        structure_from_file(path),
+        structure_from_file(tmp_path / "NaCl.json.gz"),
+        structure_from_string(text, "json"),
+        to_structure(payload),
+        structure_from_dict(payload),
+        parse_candidate({"id": "c", "structure": payload}),
+        parse_dielectric_dict({"r": {"structure": payload, "total": np.eye(3).tolist()}})[0].structure,
+        prepare_upload(text.encode(), "NaCl.json").structure,
+        load_structures([path])[0],
+    ]
+    for s in loaded:
+        assert s.composition.reduced_formula == "NaCl"
+        assert s[0].properties["magmom"] == 0.5  # plain properties are kept, as plain data
+        assert s[0].properties["b"] == {"filename": str(secret)}  # the loader class was never called
+    assert not marker.exists()
+    Structure.from_dict(payload)  # pymatgen's own decoder does import the module: the payload is real
+    assert marker.exists()
+
+
+def test_yaml_and_mson_structure_files_are_refused(tmp_path):
+    for name in ("x.yaml", "x.yml", "x.mson", "x.mson.gz"):
+        (tmp_path / name).write_text("anything: 1\n")
+        with pytest.raises(StructureError, match="YAML/MSON files are not read"):
+            structure_from_file(tmp_path / name)
+
+
+def test_malformed_json_structures_are_one_line_structure_errors(tmp_path):
+    from goectp.structures import structure_from_dict, structure_from_string
+
+    deep = "[" * 5000 + "]" * 5000
+    for text, words in (("{", "not valid JSON"), ('"NaCl"', "not a str"), ('{"sites": []}', "not a pymatgen"),
+                        (deep, "")):  # fmt: skip
+        with pytest.raises(StructureError, match=words) as err:
+            structure_from_string(text, "json")
+        assert err.value.code == "unparseable" and "\n" not in str(err.value)
+    nested: dict = {}
+    for _ in range(100):
+        nested = {"x": nested}
+    with pytest.raises(StructureError, match="nested more than"):
+        structure_from_dict({"lattice": nested})
+
+
+def test_sevennet_never_loads_a_file_planted_in_the_working_directory(tmp_path, monkeypatch):
+    pytest.importorskip("sevenn")
+    from goectp.features.sevennet import packaged_checkpoint
+
+    marker = tmp_path / "ran"
+    monkeypatch.chdir(tmp_path)
+    torch.save({"x": _Payload(marker)}, tmp_path / "7net-0")  # sevenn would torch.load(weights_only=False) it
+    path = Path(packaged_checkpoint("7net-0"))
+    assert path.is_absolute() and "sevenn" in path.parts and path.parent != tmp_path
+    with pytest.raises(ValueError, match="inside the sevenn package"):
+        packaged_checkpoint("no-such-model")
+    from goectp.features.registry import get_extractor
+
+    assert get_extractor("sevennet").cutoff > 0  # the packaged model loads, from the planted file's folder
+    assert not marker.exists()

@@ -56,7 +56,7 @@ def _tensor(value: Any, key: str, rid: str) -> np.ndarray:
 
 def parse_dielectric_dict(data: dict[str, dict]) -> list[DielectricRecord]:
     """Parse the in-memory schema (structures may be dicts or Structures)."""
-    from pymatgen.core import Structure
+    from goectp.structures import structure_from_dict
 
     records = []
     for rid, entry in data.items():
@@ -64,7 +64,7 @@ def parse_dielectric_dict(data: dict[str, dict]) -> list[DielectricRecord]:
             raise ValueError(f"record {rid}: missing 'structure'")
         struct = entry["structure"]
         if isinstance(struct, dict):
-            struct = Structure.from_dict(struct)
+            struct = structure_from_dict(struct, f"record {str(rid)[:80]!r}")
         tensors = {k: _tensor(entry[k], k, rid) for k in TARGETS if entry.get(k) is not None}
         if not tensors:
             raise ValueError(f"record {rid}: no dielectric tensor among {TARGETS}")

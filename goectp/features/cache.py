@@ -67,6 +67,7 @@ def dataset_features(
     Returns ``{"features": {id: [N, D] float32}, "z": {id: [N] int}, "ms_per_structure": float | None,
     "extractor": version, "cache": path, "hit": bool}``.
     """
+    ids = [str(i) for i in ids]  # plain keys (NumPy strings would make the cache unreadable with weights_only)
     name = extractor if isinstance(extractor, str) else extractor.name
     version = extractor_version(name) if isinstance(extractor, str) else extractor.version
     # features of the canonical cells (atoms in another order) are cached apart from those of the input cells

@@ -22,6 +22,7 @@ import contextlib
 import io
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,6 +34,25 @@ INSTALL_HINT = "SevenNet features need sevenn==0.13.0: pip install 'goectp-explo
 
 #: the module whose *input* is the feature vector
 READOUT = "reduce_input_to_hidden"
+
+
+def packaged_checkpoint(model_name: str) -> str:
+    """The absolute path of a pretrained SevenNet checkpoint *inside the sevenn package*.
+
+    ``sevenn.util.load_checkpoint(name)`` first tries ``name`` as a path relative to the working directory and
+    unpickles whatever file it finds there (``torch.load(weights_only=False)``): a file named ``7net-0`` planted in
+    the folder a user works in would run code. The package's own file is named by its absolute path instead.
+    """
+    import sevenn
+    import sevenn.util
+
+    try:
+        path = Path(sevenn.util.pretrained_name_to_path(model_name)).resolve()
+    except ValueError:  # not a name sevenn knows
+        path = Path()
+    if not path.is_file() or Path(sevenn.__file__).resolve().parent not in path.parents:
+        raise ValueError(f"SevenNet model {model_name!r}: no checkpoint of that name inside the sevenn package")
+    return str(path)
 
 
 class SevennetFeatures:
@@ -59,7 +79,7 @@ class SevennetFeatures:
         self.version = f"sevenn-{sevenn.__version__}-{model_name}-inversion-mean"
         with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            checkpoint = sevenn.util.load_checkpoint(model_name)
+            checkpoint = sevenn.util.load_checkpoint(packaged_checkpoint(model_name))
             self.model = checkpoint.build_model().to(device).eval()
         self.model.set_is_batch_data(False)
         if READOUT not in self.model._modules:

@@ -125,12 +125,13 @@ def collect_structures(pool, ids: set[str]) -> dict[str, dict]:
 
 def training_table(path: str | os.PathLike, symprec: float = 0.1) -> pd.DataFrame:
     """ε̄ and α of the DFT *total* tensors of a training dataset, with crystal systems (SpacegroupAnalyzer)."""
-    from pymatgen.core import Structure
     from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+
+    from goectp.structures import structure_from_dict
 
     rows = []
     for key, rec in iter_json_items(Path(path)):
-        structure = Structure.from_dict(rec["structure"])
+        structure = structure_from_dict(rec["structure"], f"{Path(path).name}: record {str(key)[:80]!r}")
         total = np.asarray(rec["total"], dtype=float)
         eig = np.linalg.eigvalsh(0.5 * (total + total.T))
         alpha, _ = anisotropy_ratio(eig[None])

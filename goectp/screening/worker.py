@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import socket
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,7 +22,7 @@ import torch
 from goectp.screening.filters import TrainingIndex
 from goectp.screening.models import ModelSpec, cached_ensemble
 from goectp.screening.scoring import COMPONENT_NAMES, ensemble_statistics, tensor_components
-from goectp.structures import StructureError, structure_from_string, validate_structure
+from goectp.structures import StructureError, structure_from_dict, structure_from_string, validate_structure
 
 STATS_COLUMNS = [
     "eps_mean",
@@ -86,16 +85,12 @@ class Rejected(Exception):  # noqa: N818 - a control-flow signal, not an error o
 def parse_candidate(rec: dict, max_sites: int | None = None):
     """The candidate's Structure, or :class:`Rejected` ('unparseable' / 'unknown_element' / 'too_large': the site
     count is checked on the text or dict before parsing)."""
-    from pymatgen.core import Structure
-
     try:
         if rec.get("structure") is not None:
             sites = rec["structure"].get("sites") if isinstance(rec["structure"], dict) else None
             if max_sites is not None and isinstance(sites, list) and len(sites) > max_sites:
                 raise Rejected("too_large", f"{len(sites)} sites > the limit of {max_sites} per cell")
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                return Structure.from_dict(rec["structure"])
+            return structure_from_dict(rec["structure"], f"candidate {str(rec.get('id'))[:80]!r}")
         if rec.get("text") is not None:
             return structure_from_string(rec["text"], rec.get("fmt") or "cif", max_sites=max_sites)
     except Rejected:

@@ -140,7 +140,7 @@ def write_scalar_json(records: list[ScalarRecord], path: str | os.PathLike) -> P
 
 def read_scalar_json(path: str | os.PathLike) -> list[ScalarRecord]:
     """Read a scalar JSON file written by :func:`write_scalar_json`."""
-    from pymatgen.core import Structure
+    from goectp.structures import structure_from_dict
 
     path = Path(path)
     with open(path, "rb") as f:
@@ -149,7 +149,10 @@ def read_scalar_json(path: str | os.PathLike) -> list[ScalarRecord]:
         data = json.load(f)
     if not isinstance(data, dict) or any(not isinstance(v, dict) or "value" not in v for v in data.values()):
         raise ValueError(f"{path}: expected {{id: {{'structure': ..., 'value': float}}}}")
-    return [ScalarRecord(str(k), Structure.from_dict(v["structure"]), float(v["value"])) for k, v in data.items()]
+    return [
+        ScalarRecord(str(k), structure_from_dict(v.get("structure"), f"{path.name}: record {k!r}"), float(v["value"]))
+        for k, v in data.items()
+    ]
 
 
 def fetch_megnet2(out: str | os.PathLike | None = None) -> Path:
@@ -199,12 +202,12 @@ def scalar_graphs(
     source_sha256: str | None = None,
 ) -> ScalarSet:
     """``(id, structure or its dict, value)`` → :class:`ScalarSet`; unusable structures are skipped (counted)."""
-    from pymatgen.core import Structure
+    from goectp.structures import structure_from_dict
 
     ids, graphs, values, bad = [], [], [], []
     for rid, struct, value in tqdm(list(items), desc=f"graphs {name}", disable=not progress, leave=False):
         try:
-            s = Structure.from_dict(struct) if isinstance(struct, dict) else struct
+            s = structure_from_dict(struct) if isinstance(struct, dict) else struct
             g = build_crystal_graph(s, k=k)
         except ValueError as exc:
             bad.append((rid, str(exc)))
@@ -269,9 +272,8 @@ def load_scalar_set(
 def with_node_features(ss: ScalarSet, name: str = "chgnet", progress: bool = True) -> ScalarSet:
     """``ss`` with foundation features ``x_extra`` on its graphs, cached per source file (see
     :func:`goectp.features.dataset_features`), for pretraining a ``node_features`` model."""
-    from pymatgen.core import Structure
-
     from goectp.features import attach_features, dataset_features
+    from goectp.structures import structure_from_dict
 
     if ss.source_path is None:
         raise ValueError(f"scalar set {ss.name!r} does not know its source file: load it with load_scalar_set")
@@ -280,7 +282,7 @@ def with_node_features(ss: ScalarSet, name: str = "chgnet", progress: bool = Tru
         wanted = set(ss.ids)
         if ss.name in SCALAR_DATASETS:
             return {
-                e["id"]: Structure.from_dict(e["structure"])
+                e["id"]: structure_from_dict(e["structure"])
                 for e in read_candidate_pool(ss.source_path)
                 if e["id"] in wanted
             }
