@@ -19,8 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
-
+from goectp.checkpoint import load_training_state
 from goectp.evaluation.report import write_section
 
 
@@ -51,7 +50,7 @@ def train(out: Path, args: argparse.Namespace, workers: int, splits: list[int], 
 def epoch_seconds(out: Path, splits: list[int]) -> list[float]:
     secs = []
     for s in splits:
-        state = torch.load(out / f"split{s}" / "last.pt", map_location="cpu", weights_only=False)["state"]
+        state = load_training_state(out / f"split{s}" / "last.pt")["state"]
         secs += [h["seconds"] for h in state["history"]]
     return secs
 

@@ -98,6 +98,8 @@ class ScreeningData:
         self._structures: dict[str, dict] | None = None
         self._pool: dict[str, dict] | None = None
         self.problem = ""
+        #: why the training-set overlay is missing ("" when it is shown or there is none)
+        self.training_problem = ""
         self._read()
 
     def _read(self) -> None:
@@ -120,7 +122,11 @@ class ScreeningData:
         self._results = results.reset_index(drop=True)
         tpath = self.directory / TRAINING_FILE
         if tpath.is_file():
-            training = pd.read_csv(tpath, dtype={"id": str})
+            try:
+                training = pd.read_csv(tpath, dtype={"id": str})
+            except Exception as exc:  # the maps work without the training-set overlay
+                self.training_problem = f"could not read {tpath.name}: {type(exc).__name__}: {exc}"[:300]
+                return
             if all(c in training.columns for c in ("band_gap", "eps_mean", "anisotropy")):
                 self._training = training
 
@@ -181,17 +187,29 @@ class ScreeningData:
             path = self.directory / STRUCTURES_FILE
             self._structures = {}
             if path.is_file():
-                with gzip.open(path, "rt", encoding="utf-8") as fh:
-                    self._structures = json.load(fh)
+                self._structures = _read_json_object(path, lambda data: data)
         if key in self._structures:
             return structure_from_dict(self._structures[key], f"candidate {key[:80]!r}")
         if self.pool_dir is not None and (self.pool_dir / CANDIDATES_FILE).is_file():
             if self._pool is None:
-                with gzip.open(self.pool_dir / CANDIDATES_FILE, "rt", encoding="utf-8") as fh:
-                    self._pool = {c["id"]: c["structure"] for c in json.load(fh)}
+                self._pool = _read_json_object(
+                    self.pool_dir / CANDIDATES_FILE, lambda data: {str(c["id"]): c["structure"] for c in data}
+                )
             if key in self._pool:
                 return structure_from_dict(self._pool[key], f"candidate {key[:80]!r}")
         return None
+
+
+def _read_json_object(path: Path, shape) -> dict:
+    """``shape(json of the gzipped file at path)``; a :class:`ValueError` naming the file for any problem."""
+    try:
+        with gzip.open(path, "rt", encoding="utf-8") as fh:
+            out = shape(json.load(fh))
+    except Exception as exc:  # not gzip, not JSON, or not the expected layout
+        raise ValueError(f"could not read {path.name}: {type(exc).__name__}: {exc}"[:300]) from exc
+    if not isinstance(out, dict):
+        raise ValueError(f"could not read {path.name}: expected an object keyed by candidate id")
+    return out
 
 
 class ScreeningMap(pn.viewable.Viewer):
@@ -227,6 +245,8 @@ class ScreeningMap(pn.viewable.Viewer):
         super().__init__(**params)
         if self.data is None:
             self.data = ScreeningData()
+        if self.data.training_problem and not self.message:
+            self.message = self.data.training_problem
         self._columns = TABLE_COLUMNS + [c for c in OPTIONAL_COLUMNS if c in self.data.results.columns]
         if self.data.available:
             srcs = sorted(self.data.results["source"].dropna().astype(str).unique())
@@ -283,7 +303,11 @@ class ScreeningMap(pn.viewable.Viewer):
 
     def pick(self, key: str) -> bool:
         """Load candidate ``key`` into the loader (if any). Returns whether its structure was found."""
-        structure = self.data.structure(key)
+        try:
+            structure = self.data.structure(key)
+        except ValueError as exc:  # a damaged structures file or record (StructureError is a ValueError)
+            self.message = f"{key}: {exc}"
+            return False
         if structure is None:
             self.message = f"{key}: its structure is not in {STRUCTURES_FILE} (nor in the shared candidate pool)"
             return False

@@ -75,6 +75,20 @@ def test_bad_records_raise_clear_errors(tmp_path):
     p.write_text("{not json")
     with pytest.raises(ValueError, match="not valid JSON"):
         read_dielectric_json(p)
+    no_lattice = _entry(1.0)
+    del no_lattice["structure"]["lattice"]
+    words_for = {  # each malformed record: the words of its one-line error, which names the file and the record
+        "an-int": (5, "record an-int: expected an object"),
+        "text-structure": ({**_entry(1.0), "structure": "NaCl"}, "'structure' must be a pymatgen Structure dict"),
+        "no-lattice": (no_lattice, "record 'no-lattice': not a pymatgen Structure dict"),
+        "big-gap": ({**_entry(1.0), "band_gap": "big"}, "band_gap must be a number or null"),
+        "text-tensor": ({**_entry(1.0), "total": "eye"}, "total tensor"),
+    }
+    for rid, (entry, words) in words_for.items():
+        p.write_text(json.dumps({rid: entry}))
+        with pytest.raises(ValueError, match=words) as err:
+            read_dielectric_json(p)
+        assert str(p) in str(err.value) and "\n" not in str(err.value)
 
 
 def test_filter_and_roundtrip(tmp_path):

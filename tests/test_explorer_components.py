@@ -442,6 +442,21 @@ def test_missing_screening_results_show_a_message(tmp_path):
     assert isinstance(layout[0], pn.pane.Alert) and "No screening results found" in layout[0].object
 
 
+def test_damaged_screening_files_give_messages_not_a_broken_tab(screening_dir, loader):
+    from explorer.screening import STRUCTURES_FILE, TRAINING_FILE
+
+    (screening_dir / TRAINING_FILE).write_bytes(b'"unclosed,quote\n\x00\xff' * 3)
+    (screening_dir / STRUCTURES_FILE).write_bytes(b"not gzip at all")
+    data = ScreeningData(screening_dir)
+    assert data.available and data.problem == "" and TRAINING_FILE in data.training_problem
+    smap = ScreeningMap(data=data, loader=loader)
+    assert TRAINING_FILE in smap.message
+    smap.__panel__()
+    before = loader.structure
+    assert not smap.pick(str(data.results["id"].iloc[0]))
+    assert f"could not read {STRUCTURES_FILE}" in smap.message and loader.structure is before
+
+
 def test_malformed_screening_results_name_the_missing_columns(tmp_path):
     pd.DataFrame({"id": ["a"], "formula": ["X"]}).to_csv(tmp_path / "screening_results.csv", index=False)
     assert "lacks the columns" in ScreeningData(tmp_path).problem

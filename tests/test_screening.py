@@ -542,6 +542,21 @@ def test_reference_comparison(tmp_path, reference_run):
     assert "in the screened pool: 1" in comp.summary()
 
 
+def test_a_damaged_reference_csv_is_named_in_a_one_line_error(tmp_path):
+    comps = {f"total_{c}": [1.0, 2.0] for c in COMPONENT_NAMES}
+    first = f"total_{COMPONENT_NAMES[0]}"
+    for name, frame, words in (
+        ("text.csv", {"mp-id": ["a", "b"], **comps, first: ["big", 1.0]}, "must be numbers"),
+        ("empty.csv", {"mp-id": ["a", "b"], **comps, first: [np.nan, 1.0]}, "empty, NaN or infinite"),
+    ):
+        folder = tmp_path / name
+        folder.mkdir()
+        pd.DataFrame(frame).to_csv(folder / name, index=False)
+        with pytest.raises(ValueError, match=words) as err:
+            load_reference_hits(folder)
+        assert name in str(err.value) and "\n" not in str(err.value)
+
+
 def test_export_assets(tmp_path, reference_run):
     training = _training_file(tmp_path)
     pool = open_pool(reference_run.options.pool)

@@ -44,7 +44,10 @@ def _open(path: Path):
 
 
 def _tensor(value: Any, key: str, rid: str) -> np.ndarray:
-    arr = np.asarray(value, dtype=np.float64)
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"record {rid}: {key} tensor is not a matrix of numbers ({exc})"[:300]) from exc
     if arr.shape == (6,):  # Voigt-like order 11 22 33 23 13 12 is NOT assumed: refuse ambiguity
         raise ValueError(f"record {rid}: {key} tensor has 6 components; give the full 3x3 matrix")
     if arr.shape != (3, 3):
@@ -60,15 +63,27 @@ def parse_dielectric_dict(data: dict[str, dict]) -> list[DielectricRecord]:
 
     records = []
     for rid, entry in data.items():
+        if not isinstance(entry, dict):
+            raise ValueError(
+                f"record {rid}: expected an object with 'structure' and tensors, not a {type(entry).__name__}"
+            )
         if "structure" not in entry:
             raise ValueError(f"record {rid}: missing 'structure'")
         struct = entry["structure"]
         if isinstance(struct, dict):
             struct = structure_from_dict(struct, f"record {str(rid)[:80]!r}")
+        elif not hasattr(struct, "lattice"):  # neither a Structure nor its dict
+            raise ValueError(
+                f"record {rid}: 'structure' must be a pymatgen Structure dict, not a {type(struct).__name__}"
+            )
         tensors = {k: _tensor(entry[k], k, rid) for k in TARGETS if entry.get(k) is not None}
         if not tensors:
             raise ValueError(f"record {rid}: no dielectric tensor among {TARGETS}")
         gap = entry.get("band_gap")
+        try:
+            gap = None if gap is None else float(gap)
+        except (TypeError, ValueError):
+            raise ValueError(f"record {rid}: band_gap must be a number or null, not {str(gap)[:40]!r}") from None
         known = {"structure", *TARGETS, "band_gap", "material_id", "source"}
         extra = {k: v for k, v in entry.items() if k not in known}
         records.append(
@@ -76,7 +91,7 @@ def parse_dielectric_dict(data: dict[str, dict]) -> list[DielectricRecord]:
                 str(rid),
                 struct,
                 tensors,
-                None if gap is None else float(gap),
+                gap,
                 entry.get("material_id"),
                 entry.get("source"),
                 extra,
@@ -97,7 +112,14 @@ def read_dielectric_json(path: str | os.PathLike) -> list[DielectricRecord]:
             raise ValueError(f"{path}: not valid JSON ({exc})") from exc
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a JSON object keyed by id (DTNet schema), got {type(data).__name__}")
-    return parse_dielectric_dict(data)
+    from goectp.structures import StructureError
+
+    try:
+        return parse_dielectric_dict(data)
+    except StructureError as exc:  # name the file: "record x: ..." alone does not say which dataset
+        raise StructureError(f"{path}: {exc}", exc.code) from exc
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from exc
 
 
 def filter_records(

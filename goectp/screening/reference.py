@@ -47,12 +47,21 @@ def load_reference_hits(directory: str | os.PathLike, tensor: str = "total") -> 
         raise FileNotFoundError(f"no reference CSV files in {directory}")
     frames = []
     for f in files:
-        raw = pd.read_csv(f)
+        try:
+            raw = pd.read_csv(f)
+        except Exception as exc:  # not CSV text
+            raise ValueError(f"{f.name}: not a readable CSV file ({type(exc).__name__}: {exc})"[:300]) from exc
         cols = [f"{tensor}_{c}" for c in COMPONENT_NAMES]
         missing = [c for c in ["mp-id", *cols] if c not in raw.columns]
         if missing:
             raise ValueError(f"{f.name}: missing columns {missing}")
-        eig = np.linalg.eigvalsh(tensors_from_components(raw[cols].to_numpy(float)))
+        try:
+            values = raw[cols].to_numpy(float)
+        except ValueError as exc:
+            raise ValueError(f"{f.name}: the {tensor} components must be numbers ({exc})"[:300]) from exc
+        if not np.all(np.isfinite(values)):
+            raise ValueError(f"{f.name}: the {tensor} components contain empty, NaN or infinite cells")
+        eig = np.linalg.eigvalsh(tensors_from_components(values))
         alpha, _ = anisotropy_ratio(eig)
         frames.append(
             pd.DataFrame(
