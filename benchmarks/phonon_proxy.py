@@ -18,6 +18,7 @@ per split, a one-parameter correction is fitted on that split's validation set a
 
     python benchmarks/phonon_proxy.py --shard 0/2 &  python benchmarks/phonon_proxy.py --shard 1/2   # ~21 min
     python benchmarks/phonon_proxy.py --report
+    python benchmarks/phonon_proxy.py --time-hessian   # the cost of the whole Hessian instead (~1 min)
 """
 
 from __future__ import annotations
@@ -54,20 +55,68 @@ def nominal_charges(structure) -> np.ndarray:
     return np.full(len(structure), np.nan)
 
 
-def compute(shard: int, n_shards: int, out_dir: Path = OUT) -> None:
+def chgnet_float64():
+    """CHGNet 0.3.0 in float64 on the CPU, one thread."""
     import torch
     from chgnet.model import CHGNet
-    from chgnet.model.model import BatchedGraph
 
-    from goectp.data import data_dir
-    from goectp.data.dielectric import read_dielectric_json
-    from goectp.features.chgnet import _chgnet_in_float64, _to_float64
+    from goectp.features.chgnet import _chgnet_in_float64
 
     torch.set_num_threads(1)
-    records = read_dielectric_json(data_dir() / "mp_dielectric_open.json.gz")
     with contextlib.redirect_stdout(io.StringIO()):
         model = CHGNet.load(model_name="0.3.0", use_device="cpu", verbose=False).eval().double()
     _chgnet_in_float64(model)
+    return model
+
+
+def forces_and_positions(model, structure):
+    """CHGNet's forces ``[3N]`` with the graph kept for double backpropagation, and the positions ``[N, 3]`` (Å)
+    they differentiate by (images follow their atom: Γ-point force constants)."""
+    from chgnet.model.model import BatchedGraph
+
+    from goectp.features.chgnet import _to_float64
+
+    graph = _to_float64(model.graph_converter(structure))
+    batch = BatchedGraph.from_graphs(
+        [graph],
+        bond_basis_expansion=model.bond_basis_expansion,
+        angle_basis_expansion=model.angle_basis_expansion,
+        compute_stress=False,
+    )
+    forces = model._compute(batch, compute_force=True, compute_stress=False)["f"][0].reshape(-1)
+    return forces, batch.atom_positions[0]
+
+
+def time_full_hessian(sizes=(4, 12, 24, 40)) -> None:
+    """Seconds for CHGNet's whole Γ-point Hessian (3N Hessian-vector products) of records of about these sizes:
+    what an input that needs every mode (learned Born charges times Φ⁺) would cost."""
+    import torch
+
+    from goectp.data import data_dir
+    from goectp.data.dielectric import read_dielectric_json
+
+    records = read_dielectric_json(data_dir() / "mp_dielectric_open.json.gz")
+    model = chgnet_float64()
+    counts = np.array([len(r.structure) for r in records])
+    print("| atoms | seconds for the full Hessian (one thread) |\n|---|---|")
+    for size in sizes:
+        structure = records[int(np.argmin(np.abs(counts - size)))].structure
+        start = time.perf_counter()
+        forces, positions = forces_and_positions(model, structure)
+        for v in torch.eye(forces.numel(), dtype=forces.dtype):
+            torch.autograd.grad(forces, positions, grad_outputs=-v, retain_graph=True)
+        print(f"| {len(structure)} | {time.perf_counter() - start:.1f} |")
+    print(f"\natoms per record: mean {counts.mean():.1f}, sum of squares {np.sum(counts**2):,}")
+
+
+def compute(shard: int, n_shards: int, out_dir: Path = OUT) -> None:
+    import torch
+
+    from goectp.data import data_dir
+    from goectp.data.dielectric import read_dielectric_json
+
+    records = read_dielectric_json(data_dir() / "mp_dielectric_open.json.gz")
+    model = chgnet_float64()
     out: dict[str, np.ndarray] = {}
     start = time.perf_counter()
     for i in range(shard, len(records), n_shards):
@@ -75,15 +124,7 @@ def compute(shard: int, n_shards: int, out_dir: Path = OUT) -> None:
         q = out[f"q{i}"] = nominal_charges(structure)
         if not np.all(np.isfinite(q)) or not np.any(q):
             continue
-        graph = _to_float64(model.graph_converter(structure))
-        batch = BatchedGraph.from_graphs(
-            [graph],
-            bond_basis_expansion=model.bond_basis_expansion,
-            angle_basis_expansion=model.angle_basis_expansion,
-            compute_stress=False,
-        )
-        forces = model._compute(batch, compute_force=True, compute_stress=False)["f"][0].reshape(-1)  # [3N]
-        positions = batch.atom_positions[0]  # [N, 3] Å, images follow their atom: Γ-point force constants
+        forces, positions = forces_and_positions(model, structure)  # [3N], [N, 3]
 
         def hessian_times(vectors: np.ndarray, forces=forces, positions=positions) -> np.ndarray:  # Φ V, V [3N, k]
             cols = []
@@ -207,8 +248,11 @@ def main() -> None:
     ap.add_argument("--shard", help="i/n: compute the Krylov blocks of records i, i+n, ... (CHGNet, one thread)")
     ap.add_argument("--report", action="store_true", help="tables from the computed shards")
     ap.add_argument("--out", type=Path, default=OUT, help=f"folder of the shards (default {OUT})")
+    ap.add_argument("--time-hessian", action="store_true", help="time CHGNet's full Hessian for 4-40 atom records")
     args = ap.parse_args()
     warnings.filterwarnings("ignore")
+    if args.time_hessian:
+        time_full_hessian()
     if args.shard:
         i, n = (int(x) for x in args.shard.split("/"))
         compute(i, n, args.out)
