@@ -21,11 +21,11 @@ CRYSTAL_SYSTEMS = ("cubic", "tetragonal", "orthorhombic", "hexagonal", "trigonal
 
 
 def example_structures(directory: str | Path) -> list:
-    """The example gallery's structures, read with pymatgen only (no Panel import)."""
-    from pymatgen.core import Structure
+    """The example gallery's structures, read by goectp's one reader (no Panel import)."""
+    from goectp.structures import structure_from_file
 
     index = json.loads((Path(directory) / "index.json").read_text())["examples"]
-    return [Structure.from_file(str(Path(directory) / e["file"])) for e in index]
+    return [structure_from_file(Path(directory) / e["file"]) for e in index]
 
 
 def write_demo_screening(

@@ -153,6 +153,40 @@ def test_no_import_cycles():
             visit(m)
 
 
+# ------------------------------------------------------------------------------------------------ readers
+#: ``(object, attribute)`` calls that decode untrusted bytes into Python objects, and the one module each may live
+#: in: pymatgen's readers hand dict keys to monty (which imports what they name), pickle and torch.load run code.
+GUARDED_CALLS = {
+    ("Structure", "from_dict"): "goectp/structures.py",
+    ("Structure", "from_file"): "goectp/structures.py",
+    ("Structure", "from_str"): "goectp/structures.py",
+    ("torch", "load"): "goectp/checkpoint.py",
+    ("pickle", "load"): None,
+    ("pickle", "loads"): None,
+    ("pd", "read_pickle"): None,
+}
+#: names that must not be used at all outside their module (monty's decoders import what a file names)
+GUARDED_NAMES = {"MontyDecoder": None, "loadfn": None, "Unpickler": "goectp/data/safe_pickle.py"}
+
+
+def test_untrusted_bytes_are_decoded_in_one_place_each():
+    offenders = []
+    for folder in ("goectp", "explorer", "benchmarks"):
+        for p in sorted((ROOT / folder).rglob("*.py")):
+            rel = p.relative_to(ROOT).as_posix()
+            for node in ast.walk(ast.parse(p.read_text())):
+                if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+                    key = (node.value.id, node.attr)
+                    if key in GUARDED_CALLS and GUARDED_CALLS[key] != rel:
+                        offenders.append(f"{rel}:{node.lineno} {node.value.id}.{node.attr}")
+                name = node.attr if isinstance(node, ast.Attribute) else getattr(node, "id", None)
+                if isinstance(node, ast.alias):
+                    name = node.name.rpartition(".")[2]
+                if name in GUARDED_NAMES and GUARDED_NAMES[name] != rel:
+                    offenders.append(f"{rel}:{getattr(node, 'lineno', '?')} {name}")
+    assert not offenders, "use goectp.structures / goectp.checkpoint / goectp.data.safe_pickle: " + ", ".join(offenders)
+
+
 # ------------------------------------------------------------------------------------------------ logging
 #: Modules whose job is user-facing output (the command lines); everything else logs.
 CLI_MODULES = {"goectp/cli.py", "goectp/screening/cli.py", "goectp/training/pretrain_cli.py"}
