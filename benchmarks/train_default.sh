@@ -6,23 +6,30 @@
 # faster than 2 on a 2-core machine (BENCHMARKS.md, "Training splits in parallel on Dask"); 5 where cores allow.
 #   bash benchmarks/train_default.sh            # all steps
 #   bash benchmarks/train_default.sh combine    # only the export + combination (the runs exist)
+# A smoke run of the whole pipeline (1 epoch each; 16 min on this 2-core machine) that leaves the shipped assets alone:
+#   GOECTP_ASSETS=/tmp/smoke/assets RUNS=/tmp/smoke/runs EPOCHS=1 PRETRAIN_EPOCHS=1 bash benchmarks/train_default.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-runs/default}
 WORKERS=${WORKERS:-1}
-fine_tune=(--splits 0 1 2 3 4 --workers "$WORKERS" --epochs 40 --no-progress)
+EPOCHS=${EPOCHS:-40}
+PRETRAIN_EPOCHS=${PRETRAIN_EPOCHS:-100}
+MODELS=${GOECTP_ASSETS:-assets}/models  # where the ensembles go (goectp resolves names from $GOECTP_ASSETS too)
+mkdir -p "$MODELS"
+fine_tune=(--splits 0 1 2 3 4 --workers "$WORKERS" --epochs "$EPOCHS" --no-progress)
 
 if [ "${1:-all}" = all ]; then
   # 1. pretrained-bulk-modulus-chgnet: CHGNet features, bulk-modulus pretraining, one message layer
   python benchmarks/pretraining.py --splits 0 1 2 3 4 --routes pretrained_chgnet --pretrain-dataset log-bulk-modulus \
-    --pretrain-epochs 100 --epochs 40 --threads 1 --runs "$RUNS/pretrain"
+    --pretrain-epochs "$PRETRAIN_EPOCHS" --epochs "$EPOCHS" --threads 1 --runs "$RUNS/pretrain"
   # 2. pretrained-bulk-modulus-layers2: bulk-modulus pretraining of a two-layer backbone, then fine-tuning
-  goectp pretrain --dataset log-bulk-modulus --layers 2 --epochs 100 --threads 1 --out "$RUNS/pretrain-bm-layers2"
+  goectp pretrain --dataset log-bulk-modulus --layers 2 --epochs "$PRETRAIN_EPOCHS" --threads 1 \
+    --out "$RUNS/pretrain-bm-layers2"
   goectp train --init-from "$RUNS/pretrain-bm-layers2/best.pt" --layers 2 "${fine_tune[@]}" \
     --out "$RUNS/pretrained-bm-layers2"
   # 3. pretrained-bulk-modulus-chgnet-layers2: the same with CHGNet features
-  goectp pretrain --dataset log-bulk-modulus --node-features chgnet --layers 2 --epochs 100 --threads 1 \
-    --out "$RUNS/pretrain-bmc-layers2"
+  goectp pretrain --dataset log-bulk-modulus --node-features chgnet --layers 2 --epochs "$PRETRAIN_EPOCHS" \
+    --threads 1 --out "$RUNS/pretrain-bmc-layers2"
   goectp train --init-from "$RUNS/pretrain-bmc-layers2/best.pt" --node-features chgnet --layers 2 \
     "${fine_tune[@]}" --out "$RUNS/pretrained-bmc-layers2"
   # 4. electronic: the ε∞ model of the recipe of 3 (shipped as `electronic`, the ε∞ part of both decomposed families)
@@ -35,24 +42,29 @@ if [ "${1:-all}" = all ]; then
     --out "$RUNS/ionic-bm-layers2"
 fi
 
-python scripts/export_ensemble.py "$RUNS/pretrain/pretrained_chgnet-log-bulk-modulus-e100" \
-  --name pretrained-bulk-modulus-chgnet --notes docs/model_notes/pretrained-bulk-modulus-chgnet.md
-python scripts/export_ensemble.py "$RUNS/pretrained-bm-layers2" --name pretrained-bulk-modulus-layers2 \
+python scripts/export_ensemble.py "$RUNS/pretrain/pretrained_chgnet-log-bulk-modulus-e$PRETRAIN_EPOCHS" \
+  --assets "$MODELS" --name pretrained-bulk-modulus-chgnet --notes docs/model_notes/pretrained-bulk-modulus-chgnet.md
+python scripts/export_ensemble.py "$RUNS/pretrained-bm-layers2" --assets "$MODELS" \
+  --name pretrained-bulk-modulus-layers2 \
   --notes docs/model_notes/pretrained-bulk-modulus-layers2.md
-python scripts/export_ensemble.py "$RUNS/pretrained-bmc-layers2" --name pretrained-bulk-modulus-chgnet-layers2 \
+python scripts/export_ensemble.py "$RUNS/pretrained-bmc-layers2" --assets "$MODELS" \
+  --name pretrained-bulk-modulus-chgnet-layers2 \
   --notes docs/model_notes/pretrained-bulk-modulus-chgnet-layers2.md
-python scripts/export_ensemble.py "$RUNS/electronic" --name electronic --notes docs/model_notes/electronic.md
+python scripts/export_ensemble.py "$RUNS/electronic" --assets "$MODELS" --name electronic \
+  --notes docs/model_notes/electronic.md
 for recipe in bmc-layers2 bm-layers2; do
   python scripts/export_ensemble.py "$RUNS/ionic-$recipe" --name "ionic-$recipe" --assets "$RUNS/ensembles" \
     --no-calibrate
 done
 # the decomposed families (their cards in assets/models are written by hand: update the sha256 column)
 goectp sum electronic "$RUNS/ensembles/ionic-bmc-layers2" \
-  --out assets/models/decomposed-bulk-modulus-chgnet-layers2
+  --out "$MODELS/decomposed-bulk-modulus-chgnet-layers2"
 goectp sum electronic "$RUNS/ensembles/ionic-bm-layers2" \
-  --out assets/models/decomposed-bulk-modulus-layers2
+  --out "$MODELS/decomposed-bulk-modulus-layers2"
 python scripts/calibrate_ensemble.py --model decomposed-bulk-modulus-chgnet-layers2
 python scripts/calibrate_ensemble.py --model decomposed-bulk-modulus-layers2
 python scripts/combine_ensembles.py pretrained-bulk-modulus-chgnet pretrained-bulk-modulus-layers2 \
   pretrained-bulk-modulus-chgnet-layers2 decomposed-bulk-modulus-chgnet-layers2 decomposed-bulk-modulus-layers2 \
-  --name combined --notes docs/model_notes/combined.md
+  --assets "$MODELS" --name combined --notes docs/model_notes/combined.md
+# `default` names `combined` (already so in the repository's assets/models/aliases.json)
+[ -f "$MODELS/aliases.json" ] || echo '{"default": "combined"}' > "$MODELS/aliases.json"
