@@ -25,6 +25,8 @@ STRUCTURE_SUFFIXES = {
 POSCAR_PREFIXES = ("POSCAR", "CONTCAR")
 #: Other spellings of a format accepted by :func:`normalize_format`.
 FORMAT_ALIASES = {"vasp": "poscar", "contcar": "poscar", "xyz": "extxyz", "mcif": "cif"}
+#: Compressed structure files GoeCTP decompresses itself (with a size limit on the decompressed text).
+COMPRESSED_SUFFIXES = (".gz", ".bz2", ".xz")
 FORMAT_HELP = "use .cif, POSCAR/CONTCAR/.vasp, .xyz/.extxyz or .json (pymatgen Structure)"
 
 
@@ -33,15 +35,15 @@ def guess_format(filename: str | os.PathLike, compressed: bool = False) -> str |
 
     Args:
         filename: a file name or path (only the last component is used).
-        compressed: also accept a trailing ``.gz`` (``NaCl.cif.gz`` → 'cif'); off for callers that read the bytes
-            as text themselves (the explorer's upload).
+        compressed: also accept a trailing ``.gz``, ``.bz2`` or ``.xz`` (``NaCl.cif.gz`` → 'cif'); off for callers
+            that read the bytes as text themselves (the explorer's upload).
 
     >>> guess_format("TiO2.cif"), guess_format("CONTCAR_relaxed"), guess_format("a.xyz.gz", compressed=True)
     ('cif', 'poscar', 'extxyz')
     """
     name = Path(filename).name.lower()
-    if compressed and name.endswith(".gz"):
-        name = name[:-3]
+    if compressed and Path(name).suffix in COMPRESSED_SUFFIXES:
+        name = name[: -len(Path(name).suffix)]
     fmt = STRUCTURE_SUFFIXES.get(Path(name).suffix)
     if fmt is None and name.upper().startswith(POSCAR_PREFIXES):
         return "poscar"

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from goectp.io_formats import guess_format, normalize_format
+from goectp.io_formats import COMPRESSED_SUFFIXES, FORMAT_HELP, guess_format, normalize_format
 
 #: Cells larger than this are refused by default (graph size grows with k * n_sites).
 MAX_SITES = 500
@@ -252,6 +252,24 @@ def precheck_structure_file(
     return precheck_structure_text(text, fmt, max_sites=max_sites, name=name, max_bytes=None)
 
 
+def _decompressed_text(path: Path, max_bytes: int | None) -> str:
+    """The text of a ``.gz``/``.bz2``/``.xz`` file, refused once it passes ``max_bytes`` decompressed (a small
+    archive can expand to gigabytes)."""
+    import bz2
+    import gzip
+    import lzma
+
+    opener = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}[path.suffix.lower()]
+    try:
+        with opener(path, "rb") as fh:
+            data = fh.read() if max_bytes is None else fh.read(max_bytes + 1)
+    except (OSError, EOFError, lzma.LZMAError) as exc:  # not that kind of archive, or truncated
+        raise StructureError(f"cannot decompress ({type(exc).__name__}: {exc})"[:200], code="unparseable") from exc
+    if max_bytes is not None and len(data) > max_bytes:
+        raise StructureError(f"more than {max_bytes:,} bytes once decompressed", code="file_too_large")
+    return data.decode("utf-8", errors="replace")
+
+
 def structure_from_file(
     path: str | os.PathLike,
     fmt: str | None = None,
@@ -281,15 +299,18 @@ def structure_from_file(
             "use .cif, POSCAR/CONTCAR/.vasp, .xyz/.extxyz or .json",
             code="unparseable",
         )
-    if fmt == "json" or (fmt is None and fnmatch(path.name.lower(), "*.json*")):
-        from monty.io import zopen
-
+    if path.suffix.lower() in COMPRESSED_SUFFIXES:  # decompressed here, within max_bytes, then checked as text
+        if fmt is None:
+            raise StructureError(f"{_short(path.name)}: cannot tell the format; {FORMAT_HELP}", code="unparseable")
         try:
-            with zopen(str(path), "rt", encoding="utf-8", errors="replace") as fh:
-                text = fh.read()
-        except Exception as exc:
-            msg = f"{_short(path.name)}: cannot read ({type(exc).__name__}: {exc})"
-            raise StructureError(msg, code="unparseable") from exc
+            return structure_from_string(_decompressed_text(path, max_bytes), fmt, max_sites=max_sites)
+        except StructureError as exc:
+            raise StructureError(f"{_short(path.name)}: {exc}", code=exc.code) from exc
+    if fmt == "json" or (fmt is None and fnmatch(path.name.lower(), "*.json*")):
+        try:
+            text = path.read_text(encoding="utf-8", errors="replace")  # its size was checked above
+        except OSError as exc:
+            raise StructureError(f"{_short(path.name)}: cannot read ({exc.strerror or exc})", "unparseable") from exc
         return structure_from_json_text(text, _short(path.name))
     try:
         if fmt == "extxyz" or path.suffix.lower() == ".traj":  # ASE formats

@@ -752,3 +752,32 @@ def test_sevennet_never_loads_a_file_planted_in_the_working_directory(tmp_path, 
 
     assert get_extractor("sevennet").cutoff > 0  # the packaged model loads, from the planted file's folder
     assert not marker.exists()
+
+
+def test_compressed_structure_files_are_checked_after_decompression(tmp_path):
+    import bz2
+    import lzma
+
+    cif = rocksalt().to(fmt="cif")
+    for suffix, compress in ((".gz", gzip.compress), (".bz2", bz2.compress), (".xz", lzma.compress)):
+        path = tmp_path / f"NaCl.cif{suffix}"
+        path.write_bytes(compress(cif.encode()))
+        assert structure_from_file(path).composition.reduced_formula == "NaCl"
+    bomb = tmp_path / "bomb.cif.gz"  # 60 kB that expand to 60 MB
+    bomb.write_bytes(gzip.compress(b" " * 60_000_000))
+    assert bomb.stat().st_size < 1_000_000
+    start = time.perf_counter()
+    with pytest.raises(StructureError, match="once decompressed") as err:
+        structure_from_file(bomb)
+    assert err.value.code == "file_too_large" and time.perf_counter() - start < 5
+    big = Structure(Lattice.cubic(40.0), ["Na"] * 600, np.random.default_rng(0).random((600, 3)))
+    (tmp_path / "big.cif.gz").write_bytes(gzip.compress(big.to(fmt="cif").encode()))
+    with pytest.raises(StructureError, match="big.cif.gz.*more than the limit of 500") as err:
+        structure_from_file(tmp_path / "big.cif.gz", max_sites=500)  # counted on the text, before the parse
+    assert err.value.code == "too_large"
+    (tmp_path / "cut.cif.gz").write_bytes(gzip.compress(cif.encode())[:40])
+    with pytest.raises(StructureError, match="cut.cif.gz: cannot decompress"):
+        structure_from_file(tmp_path / "cut.cif.gz")
+    (tmp_path / "what.gz").write_bytes(gzip.compress(cif.encode()))
+    with pytest.raises(StructureError, match="cannot tell the format"):
+        structure_from_file(tmp_path / "what.gz")
