@@ -85,6 +85,8 @@ def plain_data(obj: Any, depth: int = 0) -> Any:
         return [plain_data(v, depth + 1) for v in obj]
     if obj is None or isinstance(obj, (str, bool, int, float)):
         return obj
+    if isinstance(obj, (np.ndarray, np.generic)):  # an in-memory as_dict() may hold NumPy values: plain numbers
+        return plain_data(obj.tolist(), depth)
     raise StructureError(f"a {type(obj).__name__} where JSON data was expected", code="unparseable")
 
 
@@ -258,12 +260,13 @@ def _decompressed_text(path: Path, max_bytes: int | None) -> str:
     import bz2
     import gzip
     import lzma
+    import zlib
 
     opener = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}[path.suffix.lower()]
     try:
         with opener(path, "rb") as fh:
             data = fh.read() if max_bytes is None else fh.read(max_bytes + 1)
-    except (OSError, EOFError, lzma.LZMAError) as exc:  # not that kind of archive, or truncated
+    except (OSError, EOFError, lzma.LZMAError, zlib.error) as exc:  # not that kind of archive, truncated, corrupt
         raise StructureError(f"cannot decompress ({type(exc).__name__}: {exc})"[:200], code="unparseable") from exc
     if max_bytes is not None and len(data) > max_bytes:
         raise StructureError(f"more than {max_bytes:,} bytes once decompressed", code="file_too_large")

@@ -705,6 +705,11 @@ def test_json_structures_cannot_import_modules_or_read_files(tmp_path, monkeypat
         prepare_upload(text.encode(), "NaCl.json").structure,
         load_structures([path])[0],
     ]
+    numpy_valued = {
+        **payload,
+        "sites": [{**site, "properties": {"m": np.array([1.0, 2.0])}} for site in payload["sites"]],
+    }
+    assert structure_from_dict(numpy_valued)[0].properties["m"] == [1.0, 2.0]  # an in-memory dict with NumPy values
     for s in loaded:
         assert s.composition.reduced_formula == "NaCl"
         assert s[0].properties["magmom"] == 0.5  # plain properties are kept, as plain data
@@ -778,6 +783,11 @@ def test_compressed_structure_files_are_checked_after_decompression(tmp_path):
     (tmp_path / "cut.cif.gz").write_bytes(gzip.compress(cif.encode())[:40])
     with pytest.raises(StructureError, match="cut.cif.gz: cannot decompress"):
         structure_from_file(tmp_path / "cut.cif.gz")
+    packed = bytearray(gzip.compress(cif.encode()))
+    packed[20:30] = b"\xff" * 10  # a corrupt deflate stream (zlib.error, not an OSError)
+    (tmp_path / "bad.cif.gz").write_bytes(bytes(packed))
+    with pytest.raises(StructureError, match="bad.cif.gz: cannot decompress"):
+        structure_from_file(tmp_path / "bad.cif.gz")
     (tmp_path / "what.gz").write_bytes(gzip.compress(cif.encode()))
     with pytest.raises(StructureError, match="cannot tell the format"):
         structure_from_file(tmp_path / "what.gz")
