@@ -542,6 +542,18 @@ def test_reference_comparison(tmp_path, reference_run):
     assert "in the screened pool: 1" in comp.summary()
 
 
+def test_one_endless_record_in_a_pool_is_refused_quickly(tmp_path):
+    import gzip
+    import time
+
+    p = tmp_path / "pool.json.gz"  # 80 kB that expand to one 80-million-character string
+    p.write_bytes(gzip.compress(b'[{"id": "a", "structure": "' + b"a" * 80_000_000))
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match="one element is longer than 50,000,000 characters"):
+        list(iter_json_items(p))
+    assert time.perf_counter() - start < 20
+
+
 def test_a_damaged_reference_csv_is_named_in_a_one_line_error(tmp_path):
     comps = {f"total_{c}": [1.0, 2.0] for c in COMPONENT_NAMES}
     first = f"total_{COMPONENT_NAMES[0]}"

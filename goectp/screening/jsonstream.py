@@ -15,6 +15,9 @@ from pathlib import Path
 from typing import IO, Any
 
 BLOCK_CHARS = 1 << 16
+#: One element larger than this is refused (a 500-site structure is ~0.3 MB of JSON; a hostile file could hold one
+#: endless value, or a small gzip file could expand to one).
+MAX_VALUE_CHARS = 50_000_000
 
 
 def open_text(path: str | os.PathLike) -> IO[str]:
@@ -32,11 +35,11 @@ class _Reader:
         self.handle, self.block = handle, block
         self.buf, self.pos, self.eof = "", 0, False
 
-    def more(self) -> bool:
-        """Append one block; drop the consumed prefix. Returns False at end of file."""
+    def more(self, size: int | None = None) -> bool:
+        """Append one block (``size`` characters); drop the consumed prefix. Returns False at end of file."""
         if self.eof:
             return False
-        chunk = self.handle.read(self.block)
+        chunk = self.handle.read(size or self.block)
         if not chunk:
             self.eof = True
             return False
@@ -62,9 +65,11 @@ class _Reader:
         self.pos += 1
         return c
 
-    def value(self, decoder: json.JSONDecoder) -> Any:
-        """Decode one complete JSON value (reading more blocks until it is complete)."""
+    def value(self, decoder: json.JSONDecoder, limit: int = MAX_VALUE_CHARS) -> Any:
+        """Decode one complete JSON value, reading blocks of doubling size until it is complete (so a value of n
+        characters costs O(n), not O(n²) retries); a value longer than ``limit`` characters is refused."""
         self.peek()
+        size = self.block
         while True:
             try:
                 # Numbers and literals at the end of the buffer could decode truncated: require a delimiter after.
@@ -72,8 +77,13 @@ class _Reader:
                 if end >= len(self.buf) and not self.eof and self.buf[self.pos] not in '{["':
                     raise json.JSONDecodeError("value may continue", self.buf, end)
             except json.JSONDecodeError:
-                if not self.more():
+                if len(self.buf) - self.pos > limit:
+                    raise ValueError(
+                        f"one element is longer than {limit:,} characters: not a structure record"
+                    ) from None
+                if not self.more(size):
                     raise ValueError("malformed JSON: truncated or invalid value near the end of the file") from None
+                size *= 2
                 continue
             self.pos = end
             return obj
