@@ -119,8 +119,10 @@ class EquivarianceCheck(pn.viewable.Viewer):
     # ------------------------------------------------------------------------------------------------ view
     @param.depends("rotation", "error_frame", "error_backbone", "error")
     def _results(self) -> pn.viewable.Viewable:
-        if self.error:
-            return pn.pane.Alert(self.error, alert_type="danger")
+        if self.error:  # exception text can carry a file's words: shown as text, never as HTML
+            from explorer.safe import escape_text
+
+            return pn.pane.Alert(escape_text(self.error), alert_type="danger")
         if self.f_rx is None:
             return pn.pane.Markdown("Load a structure and choose a model.")
         det = float(np.linalg.det(self.rotation))

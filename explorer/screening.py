@@ -535,9 +535,13 @@ class ScreeningMap(pn.viewable.Viewer):
         )
 
     def __panel__(self) -> pn.viewable.Viewable:
+        from explorer.safe import escape_text  # the problem quotes file contents (exception messages)
+
         if not self.data.available:
             return pn.Column(
-                pn.pane.Alert(self.data.problem, alert_type="warning", css_classes=["goectp-no-screening"]),
+                pn.pane.Alert(
+                    escape_text(self.data.problem), alert_type="warning", css_classes=["goectp-no-screening"]
+                ),
                 sizing_mode="stretch_width",
                 css_classes=["goectp-screening"],
             )

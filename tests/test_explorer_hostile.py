@@ -368,3 +368,17 @@ def test_python_app_listens_on_loopback_only():
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def test_error_texts_in_the_equivariance_card_and_screening_tab_are_shown_as_text(tmp_path):
+    from explorer.equivariance import EquivarianceCheck
+
+    card = EquivarianceCheck()
+    card.error = f"could not rebuild {XSS_NAME}"
+    shown = card._results().object
+    assert "<img" not in shown and "&lt;img" in shown
+    (tmp_path / "screening_results.csv").write_text(f"id,formula\n{XSS_SEARCH},x\n")  # lacks the other columns
+    data = ScreeningData(tmp_path)
+    data.problem = f"could not read {XSS_SEARCH}"
+    alert = ScreeningMap(data=data).__panel__()[0].object
+    assert "<script" not in alert and "&lt;script" in alert
