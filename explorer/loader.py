@@ -23,14 +23,12 @@ import param
 from explorer.paths import DATASET_FILE, data_dir, examples_dir
 from explorer.safe import escape_text, estimate_sites
 from goectp.io_formats import FORMAT_HELP, guess_format  # the one format guesser (also used by uploads' tests)
+from goectp.structures import MAX_SYMMETRY_EXPANSION  # the CLI's bound on a CIF's symmetry expansion
 
 #: Uploads larger than this are refused before parsing (bytes).
 MAX_UPLOAD_BYTES = 2_000_000
 #: The explorer draws every atom and bond; larger cells are refused (the CLI handles big cells).
 MAX_SITES = 200
-#: A CIF whose atom rows × symmetry operations exceed this multiple of ``max_sites`` is refused before parsing
-#: (pymatgen generates and merges that many candidate sites; a real 200-site cell needs far fewer).
-MAX_SYMMETRY_EXPANSION = 25
 #: Lattice vectors longer than this (Å) are refused: no crystal (nor a slab with vacuum) is that large.
 MAX_LATTICE_LENGTH = 500.0
 #: Two atoms closer than this (Å) overlap: refused (the model's graph and the 3D view both break on them).

@@ -131,65 +131,85 @@ def _short_path(path: Path, limit: int = 100) -> str:
     return str(path) if len(str(path)) <= limit else f"…/{_short(path.name, 60)}"
 
 
-def _cif_site_rows(lines: list[str]) -> int | None:
-    """Rows of the first ``_atom_site_`` loop with coordinates (an asymmetric unit: a lower bound on the sites)."""
+#: A CIF whose atom rows × symmetry operations exceed this many times ``max_sites`` is refused before the parse
+#: (pymatgen would generate and then merge that many sites).
+MAX_SYMMETRY_EXPANSION = 25
+
+
+def _count(token: str) -> int | None:
+    """``token`` as a site count when it is an integer (``int`` reads ``+5`` and ``1_000`` too), else ``None``."""
+    try:
+        return int(token)
+    except ValueError:
+        return None
+
+
+def _cif_site_bounds(lines: list[str]) -> tuple[int, int]:
+    """``(atom sites listed, × symmetry operations)`` of a CIF's ``_atom_site_`` loops: the sites pymatgen will
+    generate lie between the two (duplicates on special positions are merged). Sites are counted as values / keys,
+    so one long line of atoms counts in full; operations as lines of the symmetry loop."""
+    rows = ops = 0
     i, n = 0, len(lines)
     while i < n:
-        if not lines[i].lstrip().lower().startswith("loop_"):
+        if lines[i].strip().lower() != "loop_":
             i += 1
             continue
-        j, keys = i + 1, []
-        while j < n and (lines[j].lstrip().startswith("_") or not lines[j].strip()):
-            if lines[j].strip():
-                keys.append(lines[j].split()[0].lower())
-            j += 1
-        if not {"_atom_site_fract_x", "_atom_site_cartn_x"} & set(keys):
-            i = j
-            continue
-        rows = tokens = 0
-        while j < n:
-            t = lines[j].strip()
+        i += 1
+        keys = []
+        while i < n and (lines[i].lstrip().startswith("_") or not lines[i].strip()):
+            if lines[i].strip():
+                keys.append(lines[i].split()[0].lower())
+            i += 1
+        lines_in_loop = tokens = 0
+        while i < n:
+            t = lines[i].strip()
             if t.lower().startswith(("loop_", "data_", "save_", "_")):
                 break
             if t and not t.startswith(("#", ";")):
-                rows += 1
+                lines_in_loop += 1
                 tokens += len(t.split())
-            j += 1
-        return min(rows, tokens // max(len(keys), 1))
-    return None
+            i += 1
+        if any(k.startswith(("_atom_site_fract_", "_atom_site_cartn_")) for k in keys):
+            rows += tokens // max(len(keys), 1)
+        elif any(k.startswith(("_symmetry_equiv_pos_as_xyz", "_space_group_symop_operation_xyz")) for k in keys):
+            ops = max(ops, lines_in_loop)
+    return rows, rows * max(ops, 1)
 
 
-def _poscar_sites(lines: list[str]) -> int | None:
-    for line in lines[5:7]:
-        parts = line.split()
-        if parts and all(p.isdigit() for p in parts):
-            return sum(int(p) for p in parts)
-    return None
+def _poscar_sites(lines: list[str]) -> int:
+    for line in lines[5:7]:  # VASP 5 (symbols on line 6, counts on line 7) or VASP 4 (counts on line 6)
+        counts = [_count(p) for p in line.split()]
+        if counts and all(c is not None for c in counts):
+            return sum(counts)
+    return 0
 
 
-def estimate_site_count(text: str, fmt: str) -> int | None:
-    """Number of sites read from the file text without parsing the structure (milliseconds), or ``None``.
-
-    CIF: rows of the atom-site loop (the asymmetric unit, a lower bound); POSCAR: sum of the counts line; extxyz:
-    the first line; JSON: ``len(sites)``.
-    """
+def site_count_bounds(text: str, fmt: str) -> tuple[int, int]:
+    """``(at least, at most)`` sites that parsing ``text`` will give, from one pass over the text (microseconds):
+    a CIF's atom sites and sites × symmetry operations, POSCAR's counts line, the first line of an extxyz file,
+    ``len(sites)`` of a pymatgen JSON. ``(0, 0)`` when the text does not tell (the parser then decides)."""
     fmt = normalize_format(fmt)
+    n = 0
     try:
         if fmt == "cif":
-            return _cif_site_rows(text.splitlines())
+            return _cif_site_bounds(text.splitlines())
         if fmt == "poscar":
-            return _poscar_sites(text.splitlines()[:8])
-        if fmt == "extxyz":
-            first = text.lstrip().split("\n", 1)[0].strip()
-            return int(first) if first.isdigit() else None
-        if fmt == "json":
+            n = _poscar_sites(text.splitlines()[:8])
+        elif fmt == "extxyz":
+            n = _count(text.lstrip().split("\n", 1)[0].strip()) or 0
+        elif fmt == "json":
             import json
 
             sites = json.loads(text).get("sites")
-            return len(sites) if isinstance(sites, list) else None
+            n = len(sites) if isinstance(sites, list) else 0
     except (ValueError, AttributeError, RecursionError):
-        return None
-    return None
+        return 0, 0
+    return n, n
+
+
+def estimate_site_count(text: str, fmt: str) -> int | None:
+    """The lower bound of :func:`site_count_bounds` (``None`` when the text does not tell)."""
+    return site_count_bounds(text, fmt)[0] or None
 
 
 def precheck_structure_text(
@@ -212,14 +232,20 @@ def precheck_structure_text(
         raise StructureError(
             f"{name}: {len(text):,} characters, more than the limit of {max_bytes:,}", code="file_too_large"
         )
-    count = estimate_site_count(text, fmt)
-    if max_sites is not None and count is not None and count > max_sites:
+    count, at_most = site_count_bounds(text, fmt)
+    if max_sites is not None and count > max_sites:
         at_least = "at least " if normalize_format(fmt) == "cif" else ""
         raise StructureError(
             f"{name}: {at_least}{count} sites, more than the limit of {max_sites} (raise max_sites to allow)",
             code="too_large",
         )
-    return count
+    if max_sites is not None and at_most > MAX_SYMMETRY_EXPANSION * max_sites:
+        raise StructureError(
+            f"{name}: {count} atom sites × symmetry operations would generate up to {at_most:,} sites before "
+            f"merging, more than {MAX_SYMMETRY_EXPANSION} × the limit of {max_sites} (raise max_sites to allow)",
+            code="too_large",
+        )
+    return count or None
 
 
 def precheck_structure_file(

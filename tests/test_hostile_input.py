@@ -25,6 +25,7 @@ from goectp.structures import (
     load_structures,
     precheck_structure_file,
     precheck_structure_text,
+    site_count_bounds,
     structure_from_file,
     validate_structure,
 )
@@ -791,3 +792,33 @@ def test_compressed_structure_files_are_checked_after_decompression(tmp_path):
     (tmp_path / "what.gz").write_bytes(gzip.compress(cif.encode()))
     with pytest.raises(StructureError, match="cannot tell the format"):
         structure_from_file(tmp_path / "what.gz")
+
+
+def test_site_counts_that_int_reads_but_isdigit_does_not_are_still_counted(tmp_path):
+    poscar = "NaCl\n1.0\n5.6 0 0\n0 5.6 0\n0 0 5.6\nNa Cl\n1 +1000000000\nDirect\n0 0 0\n0.5 0.5 0.5\n"
+    for fmt, text in (("poscar", poscar), ("extxyz", '+999999999\nLattice="5 0 0 0 5 0 0 0 5"\n'),
+                      ("poscar", poscar.replace("+1000000000", "1_000_000"))):  # fmt: skip
+        start = time.perf_counter()
+        with pytest.raises(StructureError, match="more than the limit of 500") as err:
+            precheck_structure_text(text, fmt, max_sites=500)
+        assert err.value.code == "too_large" and time.perf_counter() - start < 1
+
+
+def test_a_cif_with_all_atoms_on_one_line_or_a_huge_symmetry_expansion_is_refused_before_parsing(tmp_path):
+    head = "data_x\n_cell_length_a 40\n_cell_length_b 40\n_cell_length_c 40\n"
+    head += "_cell_angle_alpha 90\n_cell_angle_beta 90\n_cell_angle_gamma 90\n"
+    atoms = "loop_\n_atom_site_label\n_atom_site_fract_x\n_atom_site_fract_y\n_atom_site_fract_z\n"
+    one_line = " ".join(f"Na{i} {i / 2000:.4f} 0.1 0.2" for i in range(1000))
+    assert site_count_bounds(head + atoms + one_line + "\n", "cif")[0] == 1000
+    with pytest.raises(StructureError, match="at least 1000 sites"):
+        precheck_structure_text(head + atoms + one_line + "\n", "cif", max_sites=500)
+    ops = "loop_\n_symmetry_equiv_pos_as_xyz\n" + "".join(f"'x,y,z+{k}/192'\n" for k in range(192))
+    rows = "".join(f"Na{i} {i / 400:.4f} 0.1 0.2\n" for i in range(300))
+    text = head + ops + atoms + rows
+    assert site_count_bounds(text, "cif") == (300, 300 * 192)
+    path = tmp_path / "expand.cif"
+    path.write_text(text)
+    start = time.perf_counter()
+    with pytest.raises(StructureError, match="symmetry operations would generate up to 57,600 sites"):
+        structure_from_file(path, max_sites=500)
+    assert time.perf_counter() - start < 1
