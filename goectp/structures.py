@@ -299,6 +299,42 @@ def _decompressed_text(path: Path, max_bytes: int | None) -> str:
     return data.decode("utf-8", errors="replace")
 
 
+def read_structure_text(path: str | os.PathLike, max_bytes: int | None = MAX_FILE_BYTES) -> str:
+    """The text of a structure file, decompressing ``.gz``/``.bz2``/``.xz`` within ``max_bytes``; a
+    :class:`StructureError` naming the file when it is missing, too large, or not a readable archive."""
+    path = Path(path)
+    try:
+        if path.suffix.lower() in COMPRESSED_SUFFIXES:
+            return _decompressed_text(path, max_bytes)
+        if not path.is_file():
+            raise StructureError("not a regular file", code="unparseable")
+        if max_bytes is not None and path.stat().st_size > max_bytes:
+            raise StructureError(f"more than the limit of {max_bytes:,} bytes", code="file_too_large")
+        return path.read_text(encoding="utf-8", errors="replace")
+    except StructureError as exc:
+        raise StructureError(f"{_short(path.name)}: {exc}", code=exc.code) from exc
+    except OSError as exc:
+        raise StructureError(f"{_short(path.name)}: cannot read ({exc.strerror or exc})", "unparseable") from exc
+
+
+def extxyz_frame_problem(text: str, max_atoms: int = 100_000) -> str:
+    """Why an extxyz text would stall a reader ("" when it would not): a frame whose atom count is not a number,
+    exceeds ``max_atoms`` or exceeds the lines left in the file (a reader would allocate or wait for them)."""
+    lines = text.splitlines()
+    i = 0
+    while i < len(lines):
+        if not lines[i].strip():
+            i += 1
+            continue
+        count = _count(lines[i].strip())
+        if count is None or count < 0:
+            return f"line {i + 1}: {lines[i].strip()[:40]!r} is not an atom count"
+        if count > max_atoms or count > len(lines) - i - 2:
+            return f"line {i + 1}: a frame of {count:,} atoms, but only {max(len(lines) - i - 2, 0):,} lines follow"
+        i += count + 2
+    return ""
+
+
 def structure_from_file(
     path: str | os.PathLike,
     fmt: str | None = None,

@@ -542,6 +542,25 @@ def test_reference_comparison(tmp_path, reference_run):
     assert "in the screened pool: 1" in comp.summary()
 
 
+def test_hostile_files_in_a_pool_folder_are_rejected_one_by_one(tmp_path):
+    import gzip
+
+    from goectp.screening.pool import open_pool
+
+    cif = Structure(Lattice.cubic(5.64), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]]).to(fmt="cif")
+    (tmp_path / "good.cif").write_text(cif)
+    (tmp_path / "bomb.cif.gz").write_bytes(gzip.compress(b" " * 60_000_000))  # 60 kB → 60 MB
+    (tmp_path / "cut.cif.gz").write_bytes(gzip.compress(cif.encode())[:40])
+    header = 'Lattice="5 0 0 0 5 0 0 0 5" Properties=species:S:1:pos:R:3\n'
+    (tmp_path / "liar.xyz").write_text("+999999999\n" + header + "Na 0 0 0\n")  # ASE would read for minutes
+    (tmp_path / "two.xyz").write_text(("1\n" + header + "Na 0 0 0\n") * 2)
+    got = {c["id"]: (c.get("reject_code"), c.get("reject_reason", "")) for c in open_pool(tmp_path)}
+    assert got["good"] == (None, "") and got["two#0"] == (None, "") and got["two#1"] == (None, "")
+    assert got["bomb"][0] == "too_large" and "once decompressed" in got["bomb"][1]
+    assert got["cut"][0] == "unparseable" and "cannot decompress" in got["cut"][1]
+    assert got["liar"][0] == "unparseable" and "999,999,999 atoms" in got["liar"][1]
+
+
 def test_one_endless_record_in_a_pool_is_refused_quickly(tmp_path):
     import gzip
     import time

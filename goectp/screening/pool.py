@@ -24,6 +24,7 @@ from goectp.data.paths import sha256_file
 from goectp.io_formats import STRUCTURE_SUFFIXES, guess_format
 from goectp.screening.candidates import PoolError, make_candidate
 from goectp.screening.jsonstream import iter_json_items
+from goectp.structures import StructureError
 
 
 @dataclass
@@ -132,8 +133,9 @@ class FilePool:
             try:
                 text = _read_text(f)
                 reject = ("unparseable", f"{rel}: file is empty") if not text.strip() else None
-            except (OSError, UnicodeDecodeError) as exc:
-                text, reject = None, ("unparseable", f"{rel}: cannot read ({type(exc).__name__}: {exc})")
+            except StructureError as exc:  # unreadable, too large once decompressed, a corrupt archive
+                code = "too_large" if exc.code == "file_too_large" else "unparseable"
+                text, reject = None, (code, f"{rel}: {str(exc).partition(': ')[2] or exc}")
             yield make_candidate(
                 cid, n, source=base.name, text=text if reject is None else None, fmt=fmt, reject=reject
             )
@@ -144,6 +146,15 @@ class FilePool:
         from ase.io import iread
         from pymatgen.io.ase import AseAtomsAdaptor
 
+        from goectp.structures import extxyz_frame_problem, read_structure_text
+
+        try:
+            problem = extxyz_frame_problem(read_structure_text(path))
+        except StructureError as exc:
+            problem = str(exc).partition(": ")[2] or str(exc)
+        if problem:  # checked on the text first: a lying atom count makes ASE allocate or wait for millions of lines
+            yield make_candidate(cid, start, source=path.parent.name, reject=("unparseable", f"{path.name}: {problem}"))
+            return
         try:
             frames = list(iread(str(path), index=":", format="extxyz"))
         except Exception as exc:  # ASE raises many types for bad files
@@ -181,12 +192,10 @@ class FilePool:
 
 
 def _read_text(path: Path) -> str:
-    if path.suffix == ".gz":
-        import gzip
+    """A structure file's text, decompressed within the size limit (:func:`goectp.structures.read_structure_text`)."""
+    from goectp.structures import read_structure_text
 
-        with gzip.open(path, "rt", encoding="utf-8") as fh:
-            return fh.read()
-    return path.read_text(encoding="utf-8")
+    return read_structure_text(path)
 
 
 def open_pool(spec: str | os.PathLike, max_sites: int | None = None) -> Any:
