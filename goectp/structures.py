@@ -101,10 +101,17 @@ def structure_from_dict(data: Any, name: str = "structure") -> Any:
     if not isinstance(data, dict):
         raise StructureError(f"{name}: expected a pymatgen Structure dict, not a {type(data).__name__}", "unparseable")
     clean = plain_data(data)
+    for i, site in enumerate(clean.get("sites") or []):
+        coords = site.get("abc", site.get("xyz")) if isinstance(site, dict) else None
+        if isinstance(coords, list) and len(coords) != 3:
+            raise StructureError(f"{name}: site {i} has {len(coords)} coordinates, not 3", code="unparseable")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return Structure.from_dict(clean)
+            structure = Structure.from_dict(clean)
+        if np.asarray(structure.frac_coords, dtype=float).shape != (len(structure), 3):  # e.g. two numbers in "abc"
+            raise ValueError("every site needs three coordinates")
+        return structure
     except Exception as exc:
         raise StructureError(
             f"{name}: not a pymatgen Structure dict ({type(exc).__name__}: {exc})"[:400], code="unparseable"

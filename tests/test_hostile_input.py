@@ -731,7 +731,10 @@ def test_malformed_json_structures_are_one_line_structure_errors(tmp_path):
     from goectp.structures import structure_from_dict, structure_from_string
 
     deep = "[" * 5000 + "]" * 5000
-    for text, words in (("{", "not valid JSON"), ('"NaCl"', "not a str"), ('{"sites": []}', "not a pymatgen"),
+    short = rocksalt().as_dict()
+    short["sites"][1]["abc"] = [0.5, 0.5]
+    for text, words in ((json.dumps(short), "site 1 has 2 coordinates, not 3"),
+                        ("{", "not valid JSON"), ('"NaCl"', "not a str"), ('{"sites": []}', "not a pymatgen"),
                         (deep, "")):  # fmt: skip
         with pytest.raises(StructureError, match=words) as err:
             structure_from_string(text, "json")
@@ -822,3 +825,13 @@ def test_a_cif_with_all_atoms_on_one_line_or_a_huge_symmetry_expansion_is_refuse
     with pytest.raises(StructureError, match="symmetry operations would generate up to 57,600 sites"):
         structure_from_file(path, max_sites=500)
     assert time.perf_counter() - start < 1
+
+
+def test_elements_heavier_than_chgnet_knows_are_named_not_a_shape_error():
+    from goectp.features import with_node_features
+    from goectp.graph import build_crystal_graph
+
+    s = Structure(Lattice.cubic(4.0), ["Am", "O"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    with pytest.raises(StructureError, match=r"Am \(Z = 95\) is heavier .* chgnet node features know \(Z ≤ 94\)") as e:
+        with_node_features([build_crystal_graph(s)], [s], "chgnet")  # refused before CHGNet is even loaded
+    assert e.value.code == "unknown_element"

@@ -20,7 +20,7 @@ from typing import Any
 
 from goectp.canonical import CANONICAL_CELL_VERSION
 from goectp.features.cache import attach_features, compute_features, dataset_features, feature_cache_path
-from goectp.features.registry import EXTRACTORS, feature_dim, get_extractor, structure_features
+from goectp.features.registry import EXTRACTORS, feature_dim, get_extractor, max_atomic_number, structure_features
 from goectp.graph import graph_structure
 
 
@@ -62,6 +62,17 @@ def with_node_features(graphs: Sequence[Any], structures: Sequence[Any] | None, 
     ``structures=None``: the cells the graphs hold (:func:`goectp.graph.graph_structure`), e.g. canonical cells."""
     if structures is None:
         structures = [graph_structure(g) for g in graphs]
+    limit = max_atomic_number(name)
+    for s in structures if limit else ():
+        heavy = next((site.specie for site in s if limit < site.specie.Z), None)
+        if heavy is not None:
+            from goectp.structures import StructureError
+
+            raise StructureError(
+                f"{s.composition.reduced_formula}: {heavy} (Z = {heavy.Z}) is heavier than any element the model's "
+                f"{name} node features know (Z ≤ {limit}); use a model without node features (e.g. --model fast)",
+                code="unknown_element",
+            )
     ids = [str(i) for i in range(len(graphs))]
     stored = {
         "features": dict(zip(ids, structure_features(structures, name))),

@@ -51,14 +51,21 @@ def _make_sevennet() -> Callable:
 
 #: name → dim (the model's ``node_feature_dim``), factory, cache version (without loading the model)
 EXTRACTORS: dict[str, dict[str, Any]] = {
-    "chgnet": {"dim": 128, "factory": _make_chgnet, "version": _installed("chgnet", "0.3.0-float64")},
+    # max_z: the heaviest element the foundation model was trained with (CHGNet 0.3.0: 94 elements, H to Pu)
+    "chgnet": {"dim": 128, "max_z": 94, "factory": _make_chgnet, "version": _installed("chgnet", "0.3.0-float64")},
     "chgnet-descriptors": {
         "dim": 243,
+        "max_z": 94,
         "factory": _make_chgnet_descriptors,
         "version": _chgnet_descriptors_version,
     },
     "sevennet": {"dim": 128, "factory": _make_sevennet, "version": _installed("sevenn", "7net-0-inversion-mean")},
 }
+
+
+def max_atomic_number(name: str) -> int | None:
+    """The heaviest element extractor ``name`` knows (``None``: not recorded; its own error then applies)."""
+    return EXTRACTORS.get(name, {}).get("max_z")
 
 
 def feature_dim(name: str) -> int:
