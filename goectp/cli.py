@@ -240,7 +240,7 @@ def cmd_data(args: argparse.Namespace) -> int:
 
         path = _data_file(args)
         recs = read_dielectric_json(path)
-        n_out = sum(np.abs(r.target("total")).max() >= 100 for r in recs)
+        n_out = sum(np.abs(r.tensors["total"]).max() >= 100 for r in recs if "total" in r.tensors)
         print(
             f"{path}: {len(recs)} records; sources {dict(Counter(r.source for r in recs))}; "
             f"with band gap {sum(r.band_gap is not None for r in recs)}; any |total component| >= 100: {n_out}"

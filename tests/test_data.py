@@ -253,3 +253,31 @@ def test_convert_jarvis_reports_an_unsafe_pickle_in_one_line(tmp_path, capsys):
     assert main(["data", "convert-jarvis", "--input", str(p), "--out", str(tmp_path / "out.json.gz")]) == 2
     err = capsys.readouterr().err
     assert "refusing to load" in err and "mkdir" in err and not (tmp_path / "was-run").exists()
+
+
+def test_datasets_too_small_or_absurd_are_refused_with_their_reason(tmp_path, capsys):
+    from goectp.cli import main
+
+    def write(name: str, data: dict) -> str:
+        (tmp_path / name).write_text(json.dumps(data))
+        return str(tmp_path / name)
+
+    one = write("one.json", {"a": _entry(1.0)})
+    huge = write("huge.json", {"a": {**_entry(1.0), "total": (np.eye(3) * 1e300).tolist()}})
+    no_total = {f"r{i}": _entry(1.0) for i in range(12)}
+    del no_total["r3"]["total"]
+    partial = write("partial.json", no_total)
+    for path, words in (
+        (one, "split 0 leaves the val, test set(s) empty: 1 usable records"),
+        (huge, "record a: total tensor has a component of 1e+300"),
+        (partial, "1 records have no 'total' tensor (e.g. 'r3')"),
+        ("/dev/zero", "not a regular file"),
+    ):
+        out = tmp_path / f"run-{Path(path).stem}"
+        assert (
+            main(["train", "--data-file", path, "--epochs", "1", "--hidden", "8", "--out", str(out), "--no-progress"])
+            == 2
+        )
+        err = capsys.readouterr().err
+        assert words in err and err.count("\n") == 1, err
+        assert not (out / "split0" / "best.pt").exists()

@@ -37,8 +37,17 @@ class GraphSet:
     def __len__(self) -> int:
         return len(self.ids)
 
+    def require_target(self, target: str = "total") -> None:
+        """A ``ValueError`` naming the records without a ``target`` tensor, or an empty set."""
+        if not self.graphs:
+            raise ValueError("the dataset has no usable records")
+        missing = [i for i, g in zip(self.ids, self.graphs) if not hasattr(g, f"y_{target}")]
+        if missing:
+            raise ValueError(f"{len(missing)} records have no {target!r} tensor (e.g. {missing[0]!r})")
+
     def with_target(self, target: str = "total") -> list[CrystalGraph]:
         """Graphs whose ``y`` is the chosen tensor (shallow copies; the cache is not modified)."""
+        self.require_target(target)
         out = []
         for g in self.graphs:
             h = g.clone()
@@ -47,6 +56,7 @@ class GraphSet:
         return out
 
     def targets(self, target: str = "total") -> np.ndarray:
+        self.require_target(target)
         return torch.cat([getattr(g, f"y_{target}") for g in self.graphs]).numpy()
 
     def subset(self, idx: np.ndarray) -> GraphSet:

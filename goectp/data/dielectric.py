@@ -43,6 +43,10 @@ def _open(path: Path):
     return gzip.open(path, "rt", encoding="utf-8") if magic == b"\x1f\x8b" else open(path, encoding="utf-8")
 
 
+#: No relative permittivity is this large (the open set's largest component is 427): a unit or parsing error.
+MAX_COMPONENT = 1.0e5
+
+
 def _tensor(value: Any, key: str, rid: str) -> np.ndarray:
     try:
         arr = np.asarray(value, dtype=np.float64)
@@ -54,6 +58,10 @@ def _tensor(value: Any, key: str, rid: str) -> np.ndarray:
         raise ValueError(f"record {rid}: {key} tensor must be 3x3, got shape {arr.shape}")
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"record {rid}: {key} tensor contains NaN or infinite values")
+    if np.abs(arr).max() > MAX_COMPONENT:
+        raise ValueError(
+            f"record {rid}: {key} tensor has a component of {np.abs(arr).max():.3g}, beyond ±{MAX_COMPONENT:g}"
+        )
     return 0.5 * (arr + arr.T)
 
 
@@ -105,6 +113,8 @@ def read_dielectric_json(path: str | os.PathLike) -> list[DielectricRecord]:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
+    if not path.is_file():  # a folder, a device such as /dev/zero, a pipe
+        raise ValueError(f"{path}: not a regular file")
     with _open(path) as f:
         try:
             data = json.load(f)

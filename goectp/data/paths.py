@@ -57,6 +57,9 @@ def cache_dir() -> Path:
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """The sha256 of a regular file (a device such as ``/dev/zero`` or a pipe would be read forever: refused)."""
+    if not Path(path).is_file():
+        raise ValueError(f"{path}: not a regular file")
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while block := f.read(chunk):

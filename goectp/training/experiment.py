@@ -28,6 +28,12 @@ def split_graphs(gs: GraphSet, cfg: TrainConfig) -> dict[str, GraphSet]:
         for k in ("train", "val"):
             keep = np.abs(parts[k].targets(cfg.target)).max(axis=(1, 2)) < cfg.max_abs
             parts[k] = parts[k].subset(np.flatnonzero(keep))
+    empty = [k for k, part in parts.items() if len(part) == 0]
+    if empty:  # a score on no records would read 0.0 and pick checkpoints at random
+        raise ValueError(
+            f"split {cfg.split_seed} leaves the {', '.join(empty)} set(s) empty: {len(gs)} usable records "
+            "(at least 10 are needed for an 80/10/10 split)"
+        )
     return parts
 
 
