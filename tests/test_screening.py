@@ -271,6 +271,15 @@ def test_training_exclusion_rules(tmp_path):
     assert index.match("other", None, "CaO", 2, v) is None
 
 
+def test_an_empty_pool_is_an_error_that_says_so(tmp_path, ensemble_dir):
+    from goectp.screening.store import ScreeningError
+
+    for name, text in (("empty_list.json", "[]"), ("empty_obj.json", "{}")):
+        (tmp_path / name).write_text(text)
+        with pytest.raises(ScreeningError, match="holds no candidates"):
+            run_screening(run_opts(tmp_path / name, ensemble_dir, tmp_path / f"out-{name}"))
+
+
 def test_training_candidates_are_excluded_from_a_run(tmp_path, ensemble_dir):
     records = pool_records(6)
     nacl = rocksalt(5.64, "Na", "Cl")

@@ -26,6 +26,7 @@ from goectp.screening.pool import open_pool
 from goectp.screening.provenance import Provenance
 from goectp.screening.ranking import Rankings, rank_candidates
 from goectp.screening.reference import ReferenceComparison, compare_with_reference, load_reference_hits
+from goectp.screening.store import ScreeningError
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +81,8 @@ def run_screening(opts: ScreeningOptions) -> ScreeningRun:
     if report.interrupted:
         log.warning("interrupted after %d chunks; rerun the same command to resume", report.chunks)
         return run
+    if not report.expected_ids:
+        raise ScreeningError(f"the pool {pool.description} holds no candidates: nothing to screen")
     table, n_dupes = merge_parts(work, report.expected_ids)
     run.rankings = rank_candidates(table, opts.kappa, opts.top, opts.min_gap, opts.aniso_min_gap)
     if opts.reference_dir is not None and Path(opts.reference_dir).exists():
