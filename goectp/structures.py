@@ -306,6 +306,28 @@ def _decompressed_text(path: Path, max_bytes: int | None) -> str:
     return data.decode("utf-8", errors="replace")
 
 
+#: pymatgen warnings that mean the parsed structure is not the file's crystal: refused, never a silent answer
+SILENT_LOSS_WARNINGS = {
+    "Missing elements": "some atom sites were dropped while reading (occupancy 0, negative or not a number, or an "
+    "unreadable element symbol)",
+    "Elements in POSCAR cannot be determined": "the POSCAR does not name its elements (VASP 4 format); pymatgen "
+    "would invent them: add the element line above the counts (VASP 5 format)",
+}
+
+
+def _checked_parse(parse) -> Any:
+    """``parse()`` with pymatgen's warnings recorded; a :class:`StructureError` for one in
+    :data:`SILENT_LOSS_WARNINGS` (the structure would silently differ from the file's)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        structure = parse()
+    for w in caught:
+        for start, problem in SILENT_LOSS_WARNINGS.items():
+            if str(w.message).startswith(start):
+                raise StructureError(f"{problem} ({str(w.message)[:120]})", code="unparseable")
+    return structure
+
+
 def read_structure_text(path: str | os.PathLike, max_bytes: int | None = MAX_FILE_BYTES) -> str:
     """The text of a structure file, decompressing ``.gz``/``.bz2``/``.xz`` within ``max_bytes``; a
     :class:`StructureError` naming the file when it is missing, too large, or not a readable archive."""
@@ -390,9 +412,7 @@ def structure_from_file(
             from pymatgen.io.ase import AseAtomsAdaptor
 
             return AseAtomsAdaptor.get_structure(read(str(path), index=0))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return Structure.from_file(str(path))
+        return _checked_parse(lambda: Structure.from_file(str(path)))
     except StructureError:
         raise
     except Exception as exc:  # pymatgen/ASE raise many exception types for bad files
@@ -421,9 +441,7 @@ def structure_from_string(text: str, fmt: str, max_sites: int | None = None) -> 
             return structure_from_json_text(text)
         if fmt not in ("cif", "poscar"):
             raise StructureError(f"unknown structure format {fmt!r}", code="unparseable")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return Structure.from_str(text, fmt=fmt)
+        return _checked_parse(lambda: Structure.from_str(text, fmt=fmt))
     except StructureError:
         raise
     except Exception as exc:

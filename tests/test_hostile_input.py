@@ -835,3 +835,22 @@ def test_elements_heavier_than_chgnet_knows_are_named_not_a_shape_error():
     with pytest.raises(StructureError, match=r"Am \(Z = 95\) is heavier .* chgnet node features know \(Z ≤ 94\)") as e:
         with_node_features([build_crystal_graph(s)], [s], "chgnet")  # refused before CHGNet is even loaded
     assert e.value.code == "unknown_element"
+
+
+def test_files_pymatgen_would_silently_change_are_refused():
+    from goectp.structures import structure_from_string
+
+    srtio3 = Structure(Lattice.cubic(3.905), ["Sr", "Ti", "O", "O", "O"],
+                       [[0, 0, 0], [0.5, 0.5, 0.5], [0.5, 0, 0.5], [0, 0.5, 0.5], [0.5, 0.5, 0]])  # fmt: skip
+    cif = srtio3.to(fmt="cif")
+    ti_row = next(line for line in cif.splitlines() if line.split()[:2] == ["Ti", "Ti1"])
+    for occupancy in ("0", "-1", "nan"):  # pymatgen drops the Ti site and returns SrO3
+        bad = cif.replace(ti_row, ti_row.rsplit(" ", 1)[0] + " " + occupancy)
+        with pytest.raises(StructureError, match="some atom sites were dropped.*Missing elements Ti"):
+            structure_from_string(bad, "cif")
+    lines = srtio3.to(fmt="poscar").splitlines()
+    coords = [" ".join(line.split()[:3]) for line in lines[8:]]  # without the species labels
+    vasp4 = "\n".join(["comment", *lines[1:5], *lines[6:8], *coords]) + "\n"  # no element names anywhere
+    with pytest.raises(StructureError, match="does not name its elements"):
+        structure_from_string(vasp4, "poscar")
+    assert structure_from_string(cif, "cif").composition.reduced_formula == "SrTiO3"
