@@ -271,6 +271,17 @@ def test_training_exclusion_rules(tmp_path):
     assert index.match("other", None, "CaO", 2, v) is None
 
 
+def test_a_pool_keyed_by_id_is_a_pool_even_when_its_records_name_pymatgen_classes(tmp_path):
+    from goectp.screening.pool import FilePool, JsonPool, open_pool
+
+    s = Structure(Lattice.cubic(5.64), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]]).as_dict()  # has "@module"
+    (tmp_path / "keyed.json").write_text(json.dumps({f"c{i}": {"structure": s} for i in range(3)}))
+    (tmp_path / "one.json").write_text(json.dumps(s))
+    keyed = open_pool(tmp_path / "keyed.json")
+    assert isinstance(keyed, JsonPool) and keyed.count() == 3  # was read as one structure: "1 candidate"
+    assert isinstance(open_pool(tmp_path / "one.json"), FilePool)
+
+
 def test_an_empty_pool_is_an_error_that_says_so(tmp_path, ensemble_dir):
     from goectp.screening.store import ScreeningError
 

@@ -218,9 +218,23 @@ def open_pool(spec: str | os.PathLike, max_sites: int | None = None) -> Any:
             head = fh.read(4096).lstrip()
         if head.startswith("["):
             return JsonPool(path)
-        if head.startswith("{") and '"@class"' not in head[:200] and '"@module"' not in head[:200]:
+        if head.startswith("{") and not _is_structure_json(path):
             return JsonPool(path)
     return FilePool(path)
+
+
+#: top-level keys of a pymatgen ``Structure.as_dict()``: a file starting with one of them is one structure
+STRUCTURE_KEYS = {"@module", "@class", "charge", "lattice", "properties", "sites"}
+
+
+def _is_structure_json(path: Path) -> bool:
+    """Whether a JSON object file is one structure (its first key is a Structure key) rather than a pool keyed by
+    candidate id (``{id: record}``, e.g. a dielectric dataset, whose records hold ``"@module"`` too)."""
+    try:
+        first_key, _ = next(iter_json_items(path))
+    except (StopIteration, ValueError):
+        return False
+    return first_key in STRUCTURE_KEYS
 
 
 def _peek_open(path: Path) -> Any:
