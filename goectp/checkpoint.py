@@ -461,6 +461,8 @@ def is_model_name(spec: str | os.PathLike) -> bool:
 
 def resolve_model_path(spec: str | os.PathLike) -> Path:
     """The file or folder ``spec`` means: a name → ``assets/models/<name>`` only; anything else → that path."""
+    if not str(spec).strip():  # Path("") is the working directory: never load whatever *.pt lies there
+        raise FileNotFoundError(f"no model given (an empty name); shipped models: {available_models() or 'none'}")
     if is_model_name(spec):
         path = assets_dir() / "models" / spec
         if not path.is_dir() and spec in model_aliases():

@@ -854,3 +854,12 @@ def test_files_pymatgen_would_silently_change_are_refused():
     with pytest.raises(StructureError, match="does not name its elements"):
         structure_from_string(vasp4, "poscar")
     assert structure_from_string(cif, "cif").composition.reduced_formula == "SrTiO3"
+
+
+def test_an_empty_model_name_never_loads_the_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    torch.save({"x": _Payload(tmp_path / "ran")}, tmp_path / "member.pt")
+    for spec in ("", " "):
+        with pytest.raises(FileNotFoundError, match="no model given"):
+            ck.load_model(spec)
+    assert not (tmp_path / "ran").exists()
