@@ -308,8 +308,9 @@ def _decompressed_text(path: Path, max_bytes: int | None) -> str:
 
 #: pymatgen warnings that mean the parsed structure is not the file's crystal: refused, never a silent answer
 SILENT_LOSS_WARNINGS = {
-    "Missing elements": "some atom sites were dropped while reading (occupancy 0, negative or not a number, or an "
-    "unreadable element symbol)",
+    "Missing elements": "the structure read lacks elements of the file's formula: sites dropped while reading "
+    "(occupancy 0, negative or not a number, an unreadable element symbol) or atoms without positions (e.g. H "
+    "omitted from an X-ray structure)",
     "Elements in POSCAR cannot be determined": "the POSCAR does not name its elements (VASP 4 format); pymatgen "
     "would invent them: add the element line above the counts (VASP 5 format)",
 }
