@@ -15,6 +15,8 @@ from typing import Any
 
 import pandas as pd
 
+from goectp.structures import site_count_bounds
+
 #: Markdown punctuation that could turn user text into links, emphasis, code or tables (after ``html.escape``,
 #: so ``&`` ``#`` ``;`` of the entities are left alone).
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]|~!])")
@@ -56,9 +58,5 @@ def neutralize_csv_frame(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------------------------------------------- pre-check
-def estimate_sites(text: str, fmt: str) -> tuple[int, int]:
-    """``(at least, at most)`` sites parsing ``text`` will give: :func:`goectp.structures.site_count_bounds`, the
-    one estimate the CLI, the screening and the explorer share."""
-    from goectp.structures import site_count_bounds
-
-    return site_count_bounds(text, fmt)
+#: ``(at least, at most)`` sites parsing a text will give: the one estimate the CLI, screening and explorer share
+estimate_sites = site_count_bounds

@@ -394,19 +394,15 @@ def structure_from_file(
             "use .cif, POSCAR/CONTCAR/.vasp, .xyz/.extxyz or .json",
             code="unparseable",
         )
-    if path.suffix.lower() in COMPRESSED_SUFFIXES:  # decompressed here, within max_bytes, then checked as text
-        if fmt is None:
-            raise StructureError(f"{_short(path.name)}: cannot tell the format; {FORMAT_HELP}", code="unparseable")
-        try:
-            return structure_from_string(_decompressed_text(path, max_bytes), fmt, max_sites=max_sites)
+    compressed = path.suffix.lower() in COMPRESSED_SUFFIXES
+    if compressed and fmt is None:
+        raise StructureError(f"{_short(path.name)}: cannot tell the format; {FORMAT_HELP}", code="unparseable")
+    if compressed or fmt == "json" or (fmt is None and fnmatch(path.name.lower(), "*.json*")):
+        text = read_structure_text(path, max_bytes)  # decompressed within max_bytes; JSON never reaches monty
+        try:  # an uncompressed file's site count was checked above; a compressed one's is checked on its text
+            return structure_from_string(text, fmt or "json", max_sites=max_sites if compressed else None)
         except StructureError as exc:
             raise StructureError(f"{_short(path.name)}: {exc}", code=exc.code) from exc
-    if fmt == "json" or (fmt is None and fnmatch(path.name.lower(), "*.json*")):
-        try:
-            text = path.read_text(encoding="utf-8", errors="replace")  # its size was checked above
-        except OSError as exc:
-            raise StructureError(f"{_short(path.name)}: cannot read ({exc.strerror or exc})", "unparseable") from exc
-        return structure_from_json_text(text, _short(path.name))
     try:
         if fmt == "extxyz" or path.suffix.lower() == ".traj":  # ASE formats
             from ase.io import read

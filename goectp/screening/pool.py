@@ -24,7 +24,7 @@ from goectp.data.paths import sha256_file
 from goectp.io_formats import STRUCTURE_SUFFIXES, guess_format
 from goectp.screening.candidates import PoolError, make_candidate
 from goectp.screening.jsonstream import iter_json_items
-from goectp.structures import StructureError
+from goectp.structures import StructureError, read_structure_text
 
 
 @dataclass
@@ -131,7 +131,7 @@ class FilePool:
                     n += 1
                 continue
             try:
-                text = _read_text(f)
+                text = read_structure_text(f)  # decompressed within the size limit
                 reject = ("unparseable", f"{rel}: file is empty") if not text.strip() else None
             except StructureError as exc:  # unreadable, too large once decompressed, a corrupt archive
                 code = "too_large" if exc.code == "file_too_large" else "unparseable"
@@ -146,7 +146,7 @@ class FilePool:
         from ase.io import iread
         from pymatgen.io.ase import AseAtomsAdaptor
 
-        from goectp.structures import extxyz_frame_problem, read_structure_text
+        from goectp.structures import extxyz_frame_problem
 
         try:
             problem = extxyz_frame_problem(read_structure_text(path))
@@ -189,13 +189,6 @@ class FilePool:
                 material_id=atoms.info.get("material_id"),
                 reject=reject,
             )
-
-
-def _read_text(path: Path) -> str:
-    """A structure file's text, decompressed within the size limit (:func:`goectp.structures.read_structure_text`)."""
-    from goectp.structures import read_structure_text
-
-    return read_structure_text(path)
 
 
 def open_pool(spec: str | os.PathLike, max_sites: int | None = None) -> Any:
