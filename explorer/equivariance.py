@@ -14,18 +14,11 @@ import numpy as np
 import panel as pn
 import param
 
-from explorer.geometry import (
-    conjugate,
-    max_abs_diff,
-    orthogonal_matrix,
-    random_rotation,
-    rotate_structure,
-    rotation_to_axis_angle,
-)
+from explorer.geometry import orthogonal_matrix, random_rotation, rotation_to_axis_angle
 from explorer.models import ModelSelector
 from explorer.tensor_view import matrix_html
-
-TOLERANCE = 1e-5
+from goectp.testing import ATOL as TOLERANCE
+from goectp.testing import equivariance_check
 
 
 def _badge(value: float | None, css_id: str, tolerance: float) -> str:
@@ -87,10 +80,11 @@ class EquivarianceCheck(pn.viewable.Viewer):
             self.rotation = rot
             return
         start = time.perf_counter()
-        try:
-            rotated = rotate_structure(self.structure, rot)
-            f_both, _ = self.models.predict([self.structure, rotated])
-            g_both, _ = self.models.predict([self.structure, rotated], use_frame=False)
+        try:  # goectp.testing's check: the structure is rotated, both graphs rebuilt, one batched call each
+            frame = equivariance_check(lambda pair: self.models.predict(pair)[0], self.structure, rot, batched=True)
+            backbone = equivariance_check(
+                lambda pair: self.models.predict(pair, use_frame=False)[0], self.structure, rot, batched=True
+            )
         except Exception as exc:
             self.param.update(
                 rotation=rot,
@@ -99,19 +93,16 @@ class EquivarianceCheck(pn.viewable.Viewer):
                 error_backbone=None,
             )
             return
-        f_x, f_rx = f_both
-        g_x, g_rx = g_both
-        rf_x, rg_x = conjugate(rot, f_x), conjugate(rot, g_x)
         self.param.update(
             rotation=rot,
-            f_x=f_x,
-            f_rx=f_rx,
-            rf_x=rf_x,
-            g_x=g_x,
-            g_rx=g_rx,
-            rg_x=rg_x,
-            error_frame=max_abs_diff(f_rx, rf_x),
-            error_backbone=max_abs_diff(g_rx, rg_x),
+            f_x=frame.f_x,
+            f_rx=frame.f_rx,
+            rf_x=frame.expected,
+            g_x=backbone.f_x,
+            g_rx=backbone.f_rx,
+            rg_x=backbone.expected,
+            error_frame=frame.error,
+            error_backbone=backbone.error,
             seconds=time.perf_counter() - start,
             error="",
         )

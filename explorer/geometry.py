@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from goectp.tensor_stats import anisotropy_ratio
+from goectp.testing import random_orthogonal
+from goectp.testing import rotate_structure as rotate_structure  # re-exported: the one copy
 
 
 # ---------------------------------------------------------------------------------------------------- rotations
@@ -48,16 +50,8 @@ def orthogonal_matrix(theta_deg: float, phi_deg: float, angle_deg: float, reflec
 
 
 def random_rotation(rng: np.random.Generator) -> np.ndarray:
-    """A rotation drawn uniformly from SO(3) (Haar measure, via a random unit quaternion)."""
-    q = rng.normal(size=4)
-    w, x, y, z = q / np.linalg.norm(q)
-    return np.array(
-        [
-            [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-            [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-            [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
-        ]
-    )
+    """A rotation drawn uniformly from SO(3): :func:`goectp.testing.random_orthogonal` (consumes ``rng``)."""
+    return random_orthogonal(rng, reflection=False)
 
 
 def rotation_to_axis_angle(rot: np.ndarray) -> tuple[float, float, float]:
@@ -76,29 +70,6 @@ def rotation_to_axis_angle(rot: np.ndarray) -> tuple[float, float, float]:
     theta = math.degrees(math.acos(np.clip(n[2], -1.0, 1.0)))
     phi = math.degrees(math.atan2(n[1], n[0])) % 360.0
     return theta, phi, math.degrees(w)
-
-
-def rotate_structure(structure, rot: np.ndarray):
-    """Rotate/reflect a crystal by ``R``: new lattice vectors ``R aᵢ``, same fractional coordinates and species.
-
-    This rotates the *structure* (the graph must be rebuilt from it), never a finished graph.
-    """
-    from pymatgen.core import Lattice, Structure
-
-    rot = np.asarray(rot, dtype=np.float64)
-    if rot.shape != (3, 3) or np.abs(rot @ rot.T - np.eye(3)).max() > 1e-8:
-        raise ValueError("R must be a 3x3 orthogonal matrix")
-    return Structure(
-        Lattice(structure.lattice.matrix @ rot.T),
-        structure.species_and_occu,
-        structure.frac_coords,
-        site_properties=structure.site_properties or None,
-    )
-
-
-def conjugate(rot: np.ndarray, tensor: np.ndarray) -> np.ndarray:
-    """``R ε Rᵀ`` for one ``(3, 3)`` tensor or a batch ``(..., 3, 3)``."""
-    return rot @ tensor @ rot.T
 
 
 # ---------------------------------------------------------------------------------------------------- tensors
@@ -209,7 +180,3 @@ def ellipsoid_geometry(
     normals = sphere @ inv_shape.T  # normal of {A u} at A u is A⁻ᵀ u
     normals /= np.linalg.norm(normals, axis=1, keepdims=True)
     return Ellipsoid(c, vec, semi, lam, verts, normals, faces)
-
-
-def max_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.abs(np.asarray(a) - np.asarray(b)).max())

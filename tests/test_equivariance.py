@@ -15,11 +15,11 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pymatgen.core import Lattice, Structure
-from scipy.spatial.transform import Rotation
 from torch_geometric.data import Batch
 
 import goectp
 from goectp.graph import build_crystal_graph
+from goectp.testing import assert_equivariant, equivariance_error, random_orthogonal, rotate_structure
 
 TOL = 1e-5
 VARIANTS = ("goectp", "mat", "icom")
@@ -80,19 +80,16 @@ crystals = st.builds(
 
 
 def orthogonal(seed: int, proper: bool) -> np.ndarray:
-    rot = Rotation.random(random_state=seed).as_matrix()
-    return rot if proper else rot @ np.diag([1.0, 1.0, -1.0])
+    return random_orthogonal(seed, reflection=not proper)
 
 
-def moved(structure: Structure, rot: np.ndarray) -> Structure:
-    return Structure(Lattice(structure.lattice.matrix @ rot.T), structure.species, structure.frac_coords)
+def predictor(net: torch.nn.Module, use_frame: bool | None = None):
+    """The model as a batched function of structures, for :mod:`goectp.testing` (graphs rebuilt from each)."""
+    return lambda structures: goectp.predict(structures, net, device="cpu", use_frame=use_frame)
 
 
-def equivariance_error(
-    net: torch.nn.Module, structure: Structure, rot: np.ndarray, use_frame: bool | None = None
-) -> float:
-    eps, eps_rot = goectp.predict([structure, moved(structure, rot)], net, device="cpu", use_frame=use_frame)
-    return float(np.abs(eps_rot - rot @ eps @ rot.T).max())
+def error(net: torch.nn.Module, structure: Structure, rot: np.ndarray, use_frame: bool | None = None) -> float:
+    return equivariance_error(predictor(net, use_frame), structure, rot, batched=True)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -106,14 +103,14 @@ def equivariance_error(
 def test_prediction_rotates_with_the_crystal(variant, option, structure, rotation_seed, proper):
     net = model(variant, option)
     rot = orthogonal(rotation_seed, proper)
-    assert equivariance_error(net, structure, rot) < TOL
+    assert error(net, structure, rot) < TOL
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_point_reflection_and_mirrors_of_a_real_looking_crystal(variant, triclinic):
     net = model(variant, "all")
-    for rot in (-np.eye(3), np.diag([-1.0, 1.0, 1.0]), orthogonal(5, proper=False)):
-        assert equivariance_error(net, triclinic, rot) < TOL
+    rotations = (-np.eye(3), np.diag([-1.0, 1.0, 1.0]), orthogonal(5, proper=False))
+    assert_equivariant(predictor(net), triclinic, rotations=rotations, atol=TOL, batched=True)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -164,8 +161,8 @@ def test_cubic_crystals_are_isotropic_after_symmetrisation(variant, perovskite):
         perovskite,
         rock_salt(),
         rock_salt_primitive(),
-        moved(perovskite, orthogonal(3, proper=False)),
-        moved(stretched, orthogonal(4, proper=True)),
+        rotate_structure(perovskite, orthogonal(3, proper=False)),
+        rotate_structure(stretched, orthogonal(4, proper=True)),
     ]
     eps = goectp.predict(cubic, model(variant, "symmetrize"), device="cpu")
     iso = np.trace(eps, axis1=1, axis2=2)[:, None, None] / 3 * np.eye(3)
@@ -191,7 +188,7 @@ def test_positive_definite_output_has_eigenvalues_at_least_one(variant, structur
 def test_scalar_head_is_invariant(variant, structure, rotation_seed, proper):
     net = model(variant, "plain", head="scalar")
     rot = orthogonal(rotation_seed, proper)
-    values = goectp.predict([structure, moved(structure, rot)], net, device="cpu")
+    values = goectp.predict([structure, rotate_structure(structure, rot)], net, device="cpu")
     assert values.shape == (2,)
     assert abs(values[1] - values[0]) < 1e-9
 
@@ -203,12 +200,12 @@ def test_scalar_head_is_invariant(variant, structure, rotation_seed, proper):
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_backbone_without_frame_is_measurably_not_equivariant(variant, triclinic):
     net = model(variant, "plain")
-    errors = [
-        equivariance_error(net, triclinic, orthogonal(seed, proper=seed % 2 == 0), use_frame=False) for seed in range(4)
-    ]
+    errors = [error(net, triclinic, orthogonal(seed, proper=seed % 2 == 0), use_frame=False) for seed in range(4)]
     assert min(errors) > 1e-2, errors
+    with pytest.raises(AssertionError, match="not equivariant"):
+        assert_equivariant(predictor(net, use_frame=False), triclinic, atol=TOL, batched=True)
     # with the frame, on the very same inputs, the error is float noise
-    assert max(equivariance_error(net, triclinic, orthogonal(seed, proper=seed % 2 == 0)) for seed in range(4)) < TOL
+    assert max(error(net, triclinic, orthogonal(seed, proper=seed % 2 == 0)) for seed in range(4)) < TOL
 
 
 def test_backbone_prediction_is_the_frameless_forward(triclinic):
