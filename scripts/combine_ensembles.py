@@ -131,7 +131,7 @@ Graphs: the canonical cell, frame averaging, {ensemble.config.k_neighbors} neigh
 {member_lines}
 
 ## Why this combination
-Chosen on the **validation** sets only: of all combinations tried with `benchmarks/ensemble_search.py`
+Chosen on the **validation** sets only: of all combinations tried with `benchmarks/experiments/ensemble_search.py`
 (docs/results.md), this one has the lowest mean validation MAE of the per-split sub-ensembles, lower than the best
 family alone, `{best_family}`, on {int((comb < base).sum())} of {len(seeds)} splits (mean Δ
 {np.mean(comb - base):+.3f}). The test columns were read after that choice.

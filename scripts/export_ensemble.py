@@ -1,7 +1,7 @@
 """Copy the best-validation checkpoints of a training run into ``assets/models/<name>/`` with a model card.
 
     python scripts/export_ensemble.py runs/paper/best --name default \
-        --command "python benchmarks/train_paper.py --experiments best --splits 0 1 2 3 4 --runs runs/paper"
+        --command "python benchmarks/experiments/train_paper.py --experiments best --splits 0 1 2 3 4 --runs runs/paper"
 """
 
 from __future__ import annotations

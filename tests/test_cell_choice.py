@@ -1,26 +1,19 @@
 """Cell-choice drift: the same crystal in another unit cell (basis change, supercell) should predict the same tensor.
 
-The numbers are printed (also without ``-s``) as a small version of ``benchmarks/bench_cell_choice.py``'s table,
-which shares the helpers used here; the assertions are the inequalities that hold for each setting.
+The numbers are printed (also without ``-s``) as a small version of ``benchmarks/accuracy/bench_cell_choice.py``'s
+table, from the helpers both use (:mod:`goectp.evaluation.cell_choice`); the assertions are the inequalities that hold
+for each setting.
 """
 
 from __future__ import annotations
-
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
 from pymatgen.core import Lattice, Structure
 
 from goectp.api import predict_graphs
+from goectp.evaluation import cell_choice as bench
 from goectp.graph import build_crystal_graph
-
-_spec = importlib.util.spec_from_file_location(
-    "bench_cell_choice", Path(__file__).resolve().parents[1] / "benchmarks" / "bench_cell_choice.py"
-)
-bench = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(bench)
 
 
 @pytest.fixture(scope="module")

@@ -1,18 +1,12 @@
-"""``benchmarks/ensemble_search.py``: a model written ``A,B`` is the sum of two ensembles' held-out predictions."""
+"""A model written ``A,B`` (``benchmarks/experiments/ensemble_search.py``) is the sum of two ensembles' held-out
+predictions (:mod:`goectp.evaluation.ensembles`)."""
 
 from __future__ import annotations
-
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-_spec = importlib.util.spec_from_file_location(
-    "ensemble_search", Path(__file__).resolve().parents[1] / "benchmarks" / "ensemble_search.py"
-)
-bench = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(bench)
+from goectp.evaluation import ensembles as bench
 
 
 def _held(members: np.ndarray, true: np.ndarray, ids: list[str]) -> dict:
@@ -27,16 +21,16 @@ def test_a_comma_sums_the_parts_members_and_targets(monkeypatch):
         "runs/ionic": _held(rng.normal(size=(5, 3, 3, 3)), rng.normal(size=(3, 3, 3)), ids),
     }
     monkeypatch.setattr(bench, "heldout_predictions", lambda spec: parts[spec])
-    held = bench.heldout("electronic,runs/ionic")
+    held = bench.heldout_sum("electronic,runs/ionic")
     np.testing.assert_array_equal(held["members"], parts["electronic"]["members"] + parts["runs/ionic"]["members"])
     np.testing.assert_array_equal(held["true"], parts["electronic"]["true"] + parts["runs/ionic"]["true"])
-    assert bench.heldout("electronic") is parts["electronic"]
-    assert bench.label("electronic,runs/ionic") == "electronic,ionic"
+    assert bench.heldout_sum("electronic") is parts["electronic"]
+    assert bench.model_label("electronic,runs/ionic") == "electronic,ionic"
 
 
 def test_parts_evaluated_on_different_records_are_refused(monkeypatch):
     members, true = np.zeros((5, 2, 3, 3)), np.zeros((2, 3, 3))
     parts = {"a": _held(members, true, ["mp-1", "mp-2"]), "b": _held(members, true, ["mp-1", "mp-9"])}
     monkeypatch.setattr(bench, "heldout_predictions", lambda spec: parts[spec])
-    with pytest.raises(SystemExit, match="same records"):
-        bench.heldout("a,b")
+    with pytest.raises(ValueError, match="same records"):
+        bench.heldout_sum("a,b")

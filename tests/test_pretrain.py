@@ -514,17 +514,11 @@ def test_pretraining_report_pairs_each_route_with_scratch_of_the_same_setting(tm
 
 
 def test_pretraining_benchmark_layers_option_builds_deeper_routes_paired_with_deeper_scratch(tmp_path):
-    """``benchmarks/pretraining.py --layers 2``: every route's backbone has two message layers, its runs are named
-    apart from the one-layer runs, and the report pairs it with scratch of the same depth only."""
-    import importlib.util
-    from pathlib import Path
-
+    """``benchmarks/experiments/pretraining.py --layers 2``: every route's backbone has two message layers, its runs
+    are named apart from the one-layer runs, and the report pairs it with scratch of the same depth only."""
+    from goectp.evaluation import compare as bench
     from goectp.evaluation.compare import collect_split_metrics, paired_comparison
 
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "pretraining.py"
-    spec = importlib.util.spec_from_file_location("bench_pretraining", path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
     assert bench.model_config().num_layers == 1 and bench.model_config().node_features is None
     deep = bench.model_config("chgnet", 2)
     assert (deep.num_layers, deep.node_features, deep.pooling) == (2, "chgnet", "mean")

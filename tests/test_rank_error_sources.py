@@ -1,18 +1,12 @@
-"""``benchmarks/rank_error_sources.py``: the ε̄ Spearman and its rank-error shares, checked against hand-made cases."""
+"""The ε̄ Spearman and its rank-error shares (:mod:`goectp.evaluation.metrics`, used by
+``benchmarks/experiments/rank_error_sources.py``), checked against hand-made cases."""
 
 from __future__ import annotations
-
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-_spec = importlib.util.spec_from_file_location(
-    "rank_error_sources", Path(__file__).resolve().parents[1] / "benchmarks" / "rank_error_sources.py"
-)
-bench = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(bench)
+from goectp.evaluation import metrics as bench
 
 
 def _isotropic(values) -> np.ndarray:

@@ -262,8 +262,8 @@ def test_gpu_check_skips_cleanly_without_cuda():
     import torch
 
     if torch.cuda.is_available():
-        pytest.skip("CUDA present: run benchmarks/gpu_check.py itself")
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.py"
+        pytest.skip("CUDA present: run benchmarks/speed/gpu_check.py itself")
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "speed" / "gpu_check.py"
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "skipped, no CUDA device" in done.stdout
 

@@ -1,7 +1,7 @@
 """Calibration benchmark of a shipped ensemble: coverage of ±1σ/±2σ before/after calibration, OOD flags vs error.
 
-    python benchmarks/bench_calibration.py --model default                 # prints the Markdown table
-    python benchmarks/bench_calibration.py --model default --write         # and writes it into BENCHMARKS.md
+    python benchmarks/accuracy/bench_calibration.py --model default                 # prints the Markdown table
+    python benchmarks/accuracy/bench_calibration.py --model default --write         # and writes it into BENCHMARKS.md
 
 Works for any ensemble folder (``--model`` is a name under ``assets/models`` or a path). Member predictions are
 cached in ``runs/calibration/`` (shared with ``scripts/calibrate_ensemble.py``): minutes the first time, seconds
@@ -20,14 +20,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from _markdown import write_section
 
 from goectp.calibration import (
     calibrated_sigma,
@@ -39,6 +34,7 @@ from goectp.calibration import (
     propagated_alpha_sigma,
     subensemble_stats,
 )
+from goectp.evaluation.report import write_section
 
 
 def crossfit_coverage(held: dict, folds: int = 5, seed: int = 0) -> dict[str, dict[str, float]]:
@@ -161,7 +157,7 @@ def main() -> None:
         write_section(
             args.benchmarks,
             f"## Calibration and OOD flags: `{held['model']}`",
-            table + "\n`python benchmarks/bench_calibration.py --model " + held["model"] + " --write`\n",
+            table + "\n`python benchmarks/accuracy/bench_calibration.py --model " + held["model"] + " --write`\n",
         )
 
 

@@ -6,8 +6,9 @@ one with det -1, a 2x1x1 and a 2x2x1 supercell, and all atoms translated by a ra
 all six with each shipped model in float64, exactly as :func:`goectp.predict` does (canonical cell, frame averaging,
 node features of the model), and records the largest component difference to the original cell's tensor.
 
-    python benchmarks/bench_cell_invariance.py --shard 0/2 &  python benchmarks/bench_cell_invariance.py --shard 1/2
-    python benchmarks/bench_cell_invariance.py --report            # merges the shards, prints the table
+    python benchmarks/accuracy/bench_cell_invariance.py --shard 0/2 &
+    python benchmarks/accuracy/bench_cell_invariance.py --shard 1/2
+    python benchmarks/accuracy/bench_cell_invariance.py --report            # merges the shards, prints the table
 
 Shards land in ``runs/cell_invariance/``; ``--report --write`` puts the table into BENCHMARKS.md.
 """
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from datetime import date
 from pathlib import Path
@@ -25,13 +25,11 @@ import numpy as np
 import torch
 from pymatgen.core import Structure
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_cell_choice import change_basis, random_unimodular, supercell
-
 from goectp.api import predict_graphs
 from goectp.canonical import uses_canonical_cell
 from goectp.checkpoint import available_models, checkpoint_files, load_checkpoint, model_aliases
 from goectp.data import DIELECTRIC_FILE, data_dir, read_dielectric_json
+from goectp.evaluation.cell_choice import change_basis, random_unimodular, supercell
 from goectp.evaluation.report import write_section
 from goectp.features import with_node_features
 from goectp.graph import build_crystal_graph
@@ -193,10 +191,10 @@ def report(write: bool, prefix: str = "") -> str:
     table = "\n".join(lines)
     if write:
         cmd = (
-            "Command: `python benchmarks/bench_cell_invariance.py --shard 0/2 --models …` and `--shard 1/2 --models …` "
-            "(in parallel; without `--models`, every shipped model), then `python benchmarks/bench_cell_invariance.py "
-            "--report --write`, which keeps the rows of models not re-measured from "
-            "`benchmarks/results/cell_invariance.json`."
+            "Command: `python benchmarks/accuracy/bench_cell_invariance.py --shard 0/2 --models …` and "
+            "`--shard 1/2 --models …` (in parallel; without `--models`, every shipped model), then "
+            "`python benchmarks/accuracy/bench_cell_invariance.py --report --write`, which keeps the rows of models "
+            "not re-measured from `benchmarks/accuracy/results/cell_invariance.json`."
         )
         write_section(
             Path("BENCHMARKS.md"), "## Cell-choice invariance of the shipped models (open set)", table + "\n\n" + cmd

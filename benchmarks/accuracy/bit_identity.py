@@ -2,9 +2,9 @@
 gallery (or, with ``--open-set N``, N structures spread over the open set) with each commit's own code and shipped
 checkpoints in float64, and compares the tensors bit for bit.
 
-    python benchmarks/bit_identity.py --before f21f2ec --after 4d03b56 \
+    python benchmarks/accuracy/bit_identity.py --before f21f2ec --after 4d03b56 \
         --models default pretrained-bulk-modulus chgnet pretrained-bulk-modulus-chgnet
-    python benchmarks/bit_identity.py --before HEAD~1 --models fast --open-set 300
+    python benchmarks/accuracy/bit_identity.py --before HEAD~1 --models fast --open-set 300
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def main() -> None:
     ap.add_argument("--models", nargs="+", default=["fast", "default"])
     ap.add_argument("--open-set", type=int, default=0, help="N structures of the open set instead of the gallery")
     args = ap.parse_args()
-    repo = Path(__file__).resolve().parents[1]
+    repo = Path(__file__).resolve().parents[2]
     with tempfile.TemporaryDirectory(prefix="goectp-bit-identity-") as tmp:
         before = predictions(repo, args.before, args.models, Path(tmp), args.open_set)
         after = predictions(repo, args.after, args.models, Path(tmp), args.open_set)

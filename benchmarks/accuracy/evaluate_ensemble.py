@@ -9,11 +9,11 @@ Two views on the 5 random 80/10/10 splits (seeds 0-4) of ``mp_dielectric_open.js
   test or validation split for them; 0.2 of the records per member), over every record that at least one member
   did not train on. This is the ensemble a user gets, on crystals it has not seen, minus the members that have.
 
-Metrics: component MAE (all records; records with every |component| < 100), MAE per ε̄ bin (< 10, 10-30, 30-100,
-≥ 100; ε̄ = mean eigenvalue of the true tensor), ε̄ Spearman, the recall of the true top-5 % ε̄ among the predicted
-top-5 %, and the MAE per crystal system.
+Metrics (:func:`goectp.evaluation.metrics.headline_metrics`): component MAE (all records; records with every
+|component| < 100), MAE per ε̄ bin (< 10, 10-30, 30-100, ≥ 100; ε̄ = mean eigenvalue of the true tensor), ε̄
+Spearman, the recall of the true top-5 % ε̄ among the predicted top-5 %, and the MAE per crystal system.
 
-    python benchmarks/evaluate_ensemble.py --model default fast [--write]
+    python benchmarks/accuracy/evaluate_ensemble.py --model default fast [--write]
 
 Member predictions come from (and are cached like) :func:`goectp.calibration.heldout_predictions`.
 """
@@ -25,44 +25,16 @@ import json
 from pathlib import Path
 
 import numpy as np
-from scipy.stats import spearmanr
 
 from goectp.calibration import heldout_predictions
 from goectp.canonical import uses_canonical_cell
 from goectp.checkpoint import load_model, prediction_target, resolve_model_path
 from goectp.data import DIELECTRIC_FILE, data_dir, load_graph_set
+from goectp.data.splits import CRYSTAL_SYSTEMS
+from goectp.evaluation.metrics import EPS_BINS, headline_metrics
 from goectp.evaluation.report import write_section
-from goectp.tensor_stats import mean_eigenvalue, refractive_indices
 
-BINS = ((0, 10), (10, 30), (30, 100), (100, np.inf))
-SYSTEMS = ("cubic", "hexagonal", "trigonal", "tetragonal", "orthorhombic", "monoclinic", "triclinic")
-
-
-def metrics(pred: np.ndarray, true: np.ndarray, systems: np.ndarray) -> dict:
-    """Component MAE, per-bin and per-system MAE, ε̄ Spearman and top-5 % recall of ``pred`` vs ``true``."""
-    err = np.abs(pred - true).mean(axis=(1, 2))
-    eps_true, eps_pred = mean_eigenvalue(true), mean_eigenvalue(pred)
-    keep = np.abs(true).max(axis=(1, 2)) < 100
-    top = max(1, round(0.05 * len(true)))
-    true_top, pred_top = set(np.argsort(-eps_true)[:top]), set(np.argsort(-eps_pred)[:top])
-    out = {
-        "n": len(true),
-        "mae": float(err.mean()),
-        "mae_filtered": float(err[keep].mean()),
-        "spearman_eps_mean": float(spearmanr(eps_pred, eps_true).statistic),
-        "top5_recall": len(true_top & pred_top) / top,
-    }
-    # principal refractive indices n = √λ (meaningful for ε∞ models): mean |Δn| over records and the 3 sorted values
-    out["n_mae"] = float(np.abs(refractive_indices(pred) - refractive_indices(true)).mean())
-    for lo, hi in BINS:
-        sel = (eps_true >= lo) & (eps_true < hi)
-        out[f"bin {lo}-{hi}"] = float(err[sel].mean()) if sel.any() else float("nan")
-        out[f"n bin {lo}-{hi}"] = int(sel.sum())
-        out[f"eps ratio {lo}-{hi}"] = float(np.median(eps_pred[sel] / eps_true[sel])) if sel.any() else float("nan")
-    for s in SYSTEMS:
-        sel = systems == s
-        out[s] = float(err[sel].mean()) if sel.any() else float("nan")
-    return out
+BINS, SYSTEMS = EPS_BINS, CRYSTAL_SYSTEMS
 
 
 def evaluate(name: str) -> dict:
@@ -81,12 +53,12 @@ def evaluate(name: str) -> dict:
     per_split = []
     for ms in by_split.values():
         t = test[ms[0]]
-        per_split.append(metrics(members[ms][:, t].mean(axis=0), true[t], systems[t]))
+        per_split.append(headline_metrics(members[ms][:, t].mean(axis=0), true[t], systems[t]))
     unseen = ~trained  # [M, N]
     have = unseen.any(axis=0)
     weights = unseen[:, have, None, None].astype(float)
     ens = (members[:, have] * weights).sum(axis=0) / weights.sum(axis=0)
-    ensemble = metrics(ens, true[have], systems[have])
+    ensemble = headline_metrics(ens, true[have], systems[have])
     ensemble["members_per_record"] = float(unseen[:, have].sum(axis=0).mean())
     return {
         "model": name,
@@ -172,7 +144,7 @@ def main() -> None:
     text = table(results)
     print(text)
     if args.write:
-        cmd = f"Command: `python benchmarks/evaluate_ensemble.py --model {' '.join(args.model)} --write`."
+        cmd = f"Command: `python benchmarks/accuracy/evaluate_ensemble.py --model {' '.join(args.model)} --write`."
         write_section(
             Path("BENCHMARKS.md"),
             "## Shipped ensembles as users get them (canonical cell, frame averaging)",

@@ -20,7 +20,7 @@ the mean of gbm and the SVR, trees on the descriptors plus five bond-valence des
 index and the cations' under-bonding; :func:`bond_valence_descriptors`), and a blend of the **ionic** part only
 (trees on log(1 + ionic ε̄) blended with the default's ε̄ minus the shipped ``electronic`` model's ε̄∞).
 
-    python benchmarks/descriptor_blend.py [--probes]
+    python benchmarks/experiments/descriptor_blend.py [--probes]
 
 Member predictions come from (and are cached like) :func:`goectp.calibration.heldout_predictions`; the descriptors
 are cached in ``runs/descriptors.npz``.

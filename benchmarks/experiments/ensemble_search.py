@@ -3,9 +3,11 @@
 Each ensemble has one member per split (seeds 0-4). A combination is evaluated per split as the mean prediction of
 its members trained on that split, on that split's validation set (for the choice) and test set (read after it);
 the table gives the mean over the 5 splits, the paired difference to the first model on validation, and ε̄
-Spearman. Member predictions come from (and are cached like) :func:`goectp.calibration.heldout_predictions`.
+Spearman (:func:`goectp.evaluation.metrics.split_scores`). Member predictions come from (and are cached like)
+:func:`goectp.calibration.heldout_predictions`; ``A,B`` sums are :func:`goectp.evaluation.ensembles.heldout_sum`.
 
-    python benchmarks/ensemble_search.py --models pretrained-bulk-modulus-chgnet pretrained-bulk-modulus chgnet fast \
+    python benchmarks/experiments/ensemble_search.py --models pretrained-bulk-modulus-chgnet pretrained-bulk-modulus \
+        chgnet fast \
         runs/tail/ensembles/baseline runs/tail/ensembles/decompose runs/tail/ensembles/log-head \
         runs/tail/ensembles/max-abs runs/tail/ensembles/mse --max-size 4
 
@@ -15,7 +17,7 @@ to the total, which is checked against the data.
 
 ``--reference A+B+C`` compares every row with that set instead of the first model (how the default was chosen):
 
-    python benchmarks/ensemble_search.py --models pretrained-bulk-modulus-chgnet chgnet-layers2 \
+    python benchmarks/experiments/ensemble_search.py --models pretrained-bulk-modulus-chgnet chgnet-layers2 \
         pretrained-bulk-modulus-layers2 pretrained-bulk-modulus chgnet --max-size 5 \
         --reference pretrained-bulk-modulus-chgnet+pretrained-bulk-modulus+chgnet
 """
@@ -24,45 +26,14 @@ from __future__ import annotations
 
 import argparse
 import itertools
-from pathlib import Path
 
 import numpy as np
-from scipy.stats import spearmanr, ttest_rel
+from scipy.stats import ttest_rel
 
-from goectp.calibration import heldout_predictions
 from goectp.data import SPLIT_SEEDS, split_masks
-from goectp.tensor_stats import mean_eigenvalue
-
-
-def per_split(preds: list[np.ndarray], true: np.ndarray, sets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(MAE, ε̄ Spearman) per split of the mean of ``preds`` (each ``[5, N, 3, 3]``, member k = split k)."""
-    mean = np.mean(preds, axis=0)
-    mae, rho = [], []
-    for k, rows in enumerate(sets):
-        p, t = mean[k][rows], true[rows]
-        mae.append(np.abs(p - t).mean())
-        rho.append(spearmanr(mean_eigenvalue(p), mean_eigenvalue(t)).statistic)
-    return np.array(mae), np.array(rho)
-
-
-def label(spec: str) -> str:
-    return ",".join(Path(part).name if "/" in part else part for part in spec.split(","))
-
-
-def heldout(spec: str) -> dict:
-    """Held-out predictions of ``spec``; ``A,B`` sums the parts' members and targets (e.g. ε∞ + ionic = total)."""
-    parts = [heldout_predictions(part) for part in spec.split(",")]
-    if len(parts) == 1:
-        return parts[0]
-    first = parts[0]
-    for part in parts[1:]:
-        if not np.array_equal(part["ids"], first["ids"]) or len(part["members"]) != len(first["members"]):
-            raise SystemExit(f"{spec}: the parts were not evaluated on the same records and splits")
-    return {
-        **first,
-        "members": np.sum([p["members"] for p in parts], axis=0),
-        "true": np.sum([p["true"] for p in parts], axis=0),
-    }
+from goectp.evaluation.ensembles import heldout_sum
+from goectp.evaluation.ensembles import model_label as label
+from goectp.evaluation.metrics import split_scores as per_split
 
 
 def main() -> None:
@@ -85,7 +56,10 @@ def main() -> None:
     reference = args.reference.split("+") if args.reference else args.models[:1]
     members, true, val, test = {}, None, None, None
     for spec in dict.fromkeys([*args.models, *reference]):
-        held = heldout(spec)
+        try:
+            held = heldout_sum(spec)
+        except ValueError as err:
+            raise SystemExit(str(err)) from None
         if true is None:
             true = held["true"]
             masks = split_masks(len(true))

@@ -16,9 +16,10 @@ geometry). ``k = 1`` is the single-mode estimate ``Rᵀ A₁⁻¹ R`` (the whole
 The report compares the proxy's ε̄ with the DFT ionic ε̄ and asks whether it corrects the `combined` ensemble:
 per split, a one-parameter correction is fitted on that split's validation set and scored on its test set.
 
-    python benchmarks/phonon_proxy.py --shard 0/2 &  python benchmarks/phonon_proxy.py --shard 1/2   # ~21 min
-    python benchmarks/phonon_proxy.py --report
-    python benchmarks/phonon_proxy.py --time-hessian   # the cost of the whole Hessian instead (~1 min)
+    python benchmarks/experiments/phonon_proxy.py --shard 0/2 &    # the two shards in parallel: ~21 min
+    python benchmarks/experiments/phonon_proxy.py --shard 1/2
+    python benchmarks/experiments/phonon_proxy.py --report
+    python benchmarks/experiments/phonon_proxy.py --time-hessian   # the cost of the whole Hessian instead (~1 min)
 """
 
 from __future__ import annotations

@@ -5,8 +5,8 @@ same splits (``random_split`` seeds), epochs and training settings; only the sta
 differ. Runs land in ``runs/pretrain/<route>/split<k>/`` (resumable); ``--report`` writes
 ``runs/pretrain/report.md``/``.json`` with paired differences to scratch and the cost of each route.
 
-    python benchmarks/pretraining.py --splits 0 1 --epochs 40 --pretrain-epochs 100 --threads 1
-    python benchmarks/pretraining.py --report
+    python benchmarks/experiments/pretraining.py --splits 0 1 --epochs 40 --pretrain-epochs 100 --threads 1
+    python benchmarks/experiments/pretraining.py --report
 
 ``--layers 2`` runs every route with two message layers (run folders end in ``-layers2``), as the two-layer shipped
 families were trained with ``goectp pretrain`` / ``goectp train --layers 2``.
@@ -16,39 +16,28 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/ (the shared section writer)
-from _markdown import write_section
-
 from goectp.data import DIELECTRIC_FILE, data_dir, load_graph_set, sha256_file
 from goectp.evaluation import metrics_markdown, table2_markdown, write_report
-from goectp.evaluation.compare import collect_split_metrics, paired_comparison, route_order
+from goectp.evaluation.compare import (
+    BASE,
+    collect_split_metrics,
+    layers_suffix,
+    model_config,
+    paired_comparison,
+    route_name,
+    route_order,
+)
 from goectp.evaluation.metrics import summarize_splits
+from goectp.evaluation.report import write_section
 from goectp.models import GoeCTPConfig
 from goectp.training import TrainConfig, run_split
 from goectp.training.pretrain import backbone_state, load_scalar_set, pretrain, with_node_features
-
-#: The shipped setting (primitive-cell frame, mean pooling, point-group symmetrisation), spelled out so that a change
-#: of the config defaults cannot change the comparison halfway.
-BASE = {"variant": "goectp", "pooling": "mean", "cell_reduction": "primitive", "symmetrize": True}
-
-
-def model_config(node_features: str | None = None, layers: int = 1) -> GoeCTPConfig:
-    """The compared backbone: :data:`BASE` with ``layers`` message layers and optional extra node features."""
-    extra = {"node_features": node_features, "node_feature_dim": 128} if node_features else {}
-    return GoeCTPConfig(**BASE, num_layers=layers, **extra)
-
-
-def layers_suffix(layers: int) -> str:
-    """Run-name suffix of a depth other than the paper's one message layer (``-layers2``)."""
-    return "" if layers == 1 else f"-layers{layers}"
-
 
 #: feature-model routes → the extractor whose features they add to the node inputs
 ROUTE_FEATURES = {"chgnet": "chgnet", "pretrained_chgnet": "chgnet", "sevennet": "sevennet"}
@@ -135,12 +124,6 @@ def pretrain_step(dataset: str, epochs: int, runs: Path, node_features: str | No
         flush=True,
     )
     return out / "best.pt"
-
-
-def route_name(route: str, dataset: str, pretrain_epochs: int, lr: float, layers: int = 1) -> str:
-    if not route.startswith("pretrained"):
-        return route + layers_suffix(layers)
-    return f"{route}-{dataset}-e{pretrain_epochs}" + ("" if lr == 1e-3 else f"-lr{lr:g}") + layers_suffix(layers)
 
 
 def run_route(route: str, split: int, args: argparse.Namespace, gs, featured, ckpts: dict, sha: str) -> None:
@@ -269,10 +252,11 @@ def report(runs: Path, reference: Path | None, benchmarks: Path | None = None) -
         )
         command = " ".join(
             [
-                "Command: `python benchmarks/pretraining.py --splits 0 1 2 3 4 --routes scratch chgnet pretrained",
-                "pretrained_chgnet sevennet --epochs 40 --pretrain-epochs 100 --threads 1`, then",
-                "`python benchmarks/pretraining.py --routes --time-features 100 --threads 1 --report --benchmarks",
-                "BENCHMARKS.md`; the e15 rows (splits 0-1 only) add `--pretrain-epochs 15` (and `--finetune-lr 0.01`).",
+                "Command: `python benchmarks/experiments/pretraining.py --splits 0 1 2 3 4 --routes scratch chgnet",
+                "pretrained pretrained_chgnet sevennet --epochs 40 --pretrain-epochs 100 --threads 1`, then",
+                "`python benchmarks/experiments/pretraining.py --routes --time-features 100 --threads 1 --report",
+                "--benchmarks BENCHMARKS.md`; the e15 rows (splits 0-1 only) add `--pretrain-epochs 15`",
+                "(and `--finetune-lr 0.01`).",
             ]
         )
         body += "\n\n" + "\n".join(lines) + "\n\n" + "\n".join(cost) + "\n\n" + command

@@ -12,8 +12,8 @@ Spearman (d = rank difference of a record) by true ε̄ bin. ``--ionic MODEL`` (
 tensor, one member per split) adds its sum with the ε∞ model as a row, and a table of how well the static model's
 implied ionic part and that model rank the DFT ionic ε̄.
 
-    python benchmarks/rank_error_sources.py
-    python benchmarks/rank_error_sources.py --ionic runs/ionic/ensembles/pretrained-bmc-layers2
+    python benchmarks/experiments/rank_error_sources.py
+    python benchmarks/experiments/rank_error_sources.py --ionic runs/ionic/ensembles/pretrained-bmc-layers2
 
 Member predictions come from (and are cached like) :func:`goectp.calibration.heldout_predictions`.
 """
@@ -23,33 +23,12 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-from scipy.stats import rankdata, spearmanr
 
 from goectp.calibration import heldout_predictions, split_means
 from goectp.data import split_masks
+from goectp.evaluation.metrics import EPS_BINS as BINS
+from goectp.evaluation.metrics import mean_spearman, rank_error_share
 from goectp.tensor_stats import mean_eigenvalue
-
-BINS = ((0, 10), (10, 30), (30, 100), (100, np.inf))
-
-
-def mean_spearman(pred: np.ndarray, true: np.ndarray, test_sets: np.ndarray) -> float:
-    """Mean over splits of the ε̄ Spearman of ``pred [S, N, 3, 3]`` (split k on its test set) against ``true``."""
-    rhos = [
-        spearmanr(mean_eigenvalue(pred[k][rows]), mean_eigenvalue(true[rows])).statistic
-        for k, rows in enumerate(test_sets)
-    ]
-    return float(np.mean(rhos))
-
-
-def rank_error_share(pred: np.ndarray, true: np.ndarray, test_sets: np.ndarray) -> list[float]:
-    """Share of Σd² (ε̄ rank differences) from each true-ε̄ bin of :data:`BINS`, mean over splits."""
-    shares = []
-    for k, rows in enumerate(test_sets):
-        t = mean_eigenvalue(true[rows])
-        d2 = (rankdata(mean_eigenvalue(pred[k][rows])) - rankdata(t)) ** 2
-        total = d2.sum() or 1.0  # a perfect ranking has no error to share
-        shares.append([d2[(t >= lo) & (t < hi)].sum() / total for lo, hi in BINS])
-    return np.mean(shares, axis=0).tolist()
 
 
 def main() -> None:

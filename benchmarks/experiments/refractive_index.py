@@ -7,7 +7,7 @@ DFT n = √λ of each record's electronic tensor ε∞. Compared, per split on i
 - the static tensor of ``--static`` (default ``combined``; its split sub-ensembles): n = √λ, the upper bound the
   explorer shows for models of the static ε.
 
-    python benchmarks/refractive_index.py
+    python benchmarks/experiments/refractive_index.py
 
 Member predictions come from (and are cached like) :func:`goectp.calibration.heldout_predictions`.
 """

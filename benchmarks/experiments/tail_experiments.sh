@@ -12,10 +12,10 @@
 # and two changes of the training (VARIANTS="ema wd0.1" RUNS=runs/arch):
 #   ema        validate and save a moving average of the weights (--ema-decay 0.99)
 #   wd0.1      AdamW weight decay 0.1 instead of the paper's 1e-5
-# Each ensemble is then scored by benchmarks/evaluate_ensemble.py (MAE per ε̄ bin, ε̄ Spearman, top-5 % recall).
+# Each ensemble is then scored by benchmarks/accuracy/evaluate_ensemble.py (MAE per ε̄ bin, ε̄ Spearman, top-5 % recall).
 # The 5 x variants runs (one split each, single-threaded) share WORKERS processes, variant by variant, so no core
 # idles between variants; re-running the same command resumes every unfinished run from its last epoch.
-#   EPOCHS=20 WORKERS=2 bash benchmarks/tail_experiments.sh
+#   EPOCHS=20 WORKERS=2 bash benchmarks/experiments/tail_experiments.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-runs/tail}
@@ -47,4 +47,4 @@ for name in $VARIANTS; do
 done
 models=()
 for name in $VARIANTS; do models+=("$RUNS/ensembles/$name"); done
-python benchmarks/evaluate_ensemble.py --model "${models[@]}" --json "$RUNS/evaluation.json"
+python benchmarks/accuracy/evaluate_ensemble.py --model "${models[@]}" --json "$RUNS/evaluation.json"

@@ -1,4 +1,4 @@
-"""Paired comparison of the tail experiments (``benchmarks/tail_experiments.sh``) against their baseline.
+"""Paired comparison of the tail experiments (``benchmarks/experiments/tail_experiments.sh``) against their baseline.
 
 For each variant and split: the best validation MAE (the only number used to choose; for ``--max-abs`` runs,
 which select on a filtered validation set, recomputed on the whole one) and the test MAE of that checkpoint, from
@@ -7,7 +7,7 @@ better, paired t-test). Then, from ``<runs>/evaluation.json`` (``evaluate_ensemb
 issue asks for: component MAE per ε̄ bin, ε̄ Spearman and the top-5 % recall, members on their own test splits
 (mean of 5) and the ensemble of held-out members.
 
-    python benchmarks/tail_report.py --runs runs/tail
+    python benchmarks/experiments/tail_report.py --runs runs/tail
 """
 
 from __future__ import annotations

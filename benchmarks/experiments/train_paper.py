@@ -5,8 +5,8 @@ Each experiment is a named pair of model/training settings; each (experiment, sp
 ``--report`` aggregates everything found under ``runs/`` into ``runs/report.md``/``.json`` in the paper's Table 2
 layout, adding the mean-tensor baseline computed on the same splits.
 
-    python benchmarks/train_paper.py --experiments base --splits 0 1 2 3 4 --epochs 100
-    python benchmarks/train_paper.py --report
+    python benchmarks/experiments/train_paper.py --experiments base --splits 0 1 2 3 4 --epochs 100
+    python benchmarks/experiments/train_paper.py --report
 """
 
 from __future__ import annotations

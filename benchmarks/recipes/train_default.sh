@@ -4,10 +4,10 @@
 # the combination and the calibrations. The commands are the ones on the model cards; every step resumes
 # where it stopped (re-run the same command). `WORKERS` splits train at once (Dask): 1 by default, which is about 2x
 # faster than 2 on a 2-core machine (BENCHMARKS.md, "Training splits in parallel on Dask"); 5 where cores allow.
-#   bash benchmarks/train_default.sh            # all steps
-#   bash benchmarks/train_default.sh combine    # only the export + combination (the runs exist)
+#   bash benchmarks/recipes/train_default.sh            # all steps
+#   bash benchmarks/recipes/train_default.sh combine    # only the export + combination (the runs exist)
 # A smoke run of the whole pipeline (1 epoch each; 16 min on this 2-core machine) that leaves the shipped assets alone:
-#   GOECTP_ASSETS=/tmp/smoke/assets RUNS=/tmp/smoke/runs EPOCHS=1 PRETRAIN_EPOCHS=1 bash benchmarks/train_default.sh
+#   GOECTP_ASSETS=/tmp/smoke/assets RUNS=/tmp/smoke/runs EPOCHS=1 PRETRAIN_EPOCHS=1 bash benchmarks/recipes/train_default.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-runs/default}
@@ -20,7 +20,7 @@ fine_tune=(--splits 0 1 2 3 4 --workers "$WORKERS" --epochs "$EPOCHS" --no-progr
 
 if [ "${1:-all}" = all ]; then
   # 1. pretrained-bulk-modulus-chgnet: CHGNet features, bulk-modulus pretraining, one message layer
-  python benchmarks/pretraining.py --splits 0 1 2 3 4 --routes pretrained_chgnet --pretrain-dataset log-bulk-modulus \
+  python benchmarks/experiments/pretraining.py --splits 0 1 2 3 4 --routes pretrained_chgnet --pretrain-dataset log-bulk-modulus \
     --pretrain-epochs "$PRETRAIN_EPOCHS" --epochs "$EPOCHS" --threads 1 --runs "$RUNS/pretrain"
   # 2. pretrained-bulk-modulus-layers2: bulk-modulus pretraining of a two-layer backbone, then fine-tuning
   goectp pretrain --dataset log-bulk-modulus --layers 2 --epochs "$PRETRAIN_EPOCHS" --threads 1 \

@@ -10,8 +10,8 @@ On ``--count`` real structures of ``mp_dielectric_open.json.gz`` (ids spread eve
 
 Every number is the median of ``--repeats`` timed passes over all structures (after one warm-up pass).
 
-Run: ``python benchmarks/bench_core.py [--data-dir DIR] [--count 256] [--repeats 5] [--no-write]``; prints a Markdown
-table and writes it to ``BENCHMARKS.md`` under ``## Core throughput``.
+Run: ``python benchmarks/speed/bench_core.py [--data-dir DIR] [--count 256] [--repeats 5] [--no-write]``; prints a
+Markdown table and writes it to ``BENCHMARKS.md`` under ``## Core throughput``.
 """
 
 from __future__ import annotations
@@ -31,14 +31,12 @@ import torch
 from pymatgen.core import Structure
 from torch_geometric.data import Batch
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, str(REPO))
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/ (also when imported by the tests)
-from _markdown import write_section  # noqa: E402
-
 from goectp.api import build_model  # noqa: E402
+from goectp.evaluation.report import write_section  # noqa: E402
 from goectp.graph import build_crystal_graph, neighbor_edges, symmetry_operations  # noqa: E402
 from goectp.structures import structure_from_dict  # noqa: E402
 
@@ -182,7 +180,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "**Forward throughput** (pre-collated batches):\n\n" + "\n".join(table) + "\n\n"
         "On one CPU thread the work grows with the number of edges, so batching saves only the per-call overhead "
         "(Python and operator dispatch, the frame's SVD), hence the small ratios; GPUs were not measured.\n\n"
-        f"Command: `python benchmarks/bench_core.py --count {args.count} --repeats {args.repeats} "
+        f"Command: `python benchmarks/speed/bench_core.py --count {args.count} --repeats {args.repeats} "
         f"--threads {args.threads}`.\n"
     )
     print(body)

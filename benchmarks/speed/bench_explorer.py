@@ -13,7 +13,7 @@ What is timed (server side, the work a browser event triggers; the browser's own
 Every repeat uses a freshly strained copy of the cell so no prediction comes from the cache. Medians over the
 repeats; the table goes to BENCHMARKS.md under '## Explorer latency' (other sections are kept).
 
-    python benchmarks/bench_explorer.py [--repeats 15] [--no-write]
+    python benchmarks/speed/bench_explorer.py [--repeats 15] [--no-write]
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 SECTION = "## Explorer latency"
@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         "browser then re-creates the 3D iframe, taking 3Dmol.js from its cache)."
     )
     body = "\n".join(
-        [SECTION, "", "Command: `python benchmarks/bench_explorer.py`", "", context, "", *lines, "", verdict]
+        [SECTION, "", "Command: `python benchmarks/speed/bench_explorer.py`", "", context, "", *lines, "", verdict]
     )
     print(body)
     if not args.no_write:

@@ -13,8 +13,8 @@ It also reports the CPU time the server and the browser (Chromium, sharing the s
 
 Prints a Markdown table (median, max, per session). Run (Chromium from ./install.sh)::
 
-    nice -n 15 python benchmarks/bench_explorer_load.py            # 8 sessions
-    nice -n 15 python benchmarks/bench_explorer_load.py --sessions 4 --num-procs 2
+    nice -n 15 python benchmarks/speed/bench_explorer_load.py            # 8 sessions
+    nice -n 15 python benchmarks/speed/bench_explorer_load.py --sessions 4 --num-procs 2
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path(os.environ.get("GOECTP_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 

@@ -5,7 +5,7 @@ Each timing is the whole user path — structure → graph (→ canonical cell a
 forward — for the same structures of the open set, on one torch thread. The two settings alternate within each
 repeat so that a busy machine slows both alike; the table gives medians over the repeats and their ratio.
 
-    python benchmarks/bench_frame_cost.py --count 200 --repeats 5 --write
+    python benchmarks/speed/bench_frame_cost.py --count 200 --repeats 5 --write
 
 ``--baseline REF`` also times the code of an older commit (a temporary git worktree, run in a subprocess that loads
 the same structures and its own shipped ``--baseline-model``) in the same alternation: the prediction cost of the
@@ -145,7 +145,8 @@ def run(args: argparse.Namespace, tree: Path | None) -> None:
     print(table)
     if args.write:
         extra = f" --baseline '{args.baseline}'" if args.baseline else ""
-        cmd = f"python benchmarks/bench_frame_cost.py --count {args.count} --repeats {args.repeats}{extra} --write"
+        script = "python benchmarks/speed/bench_frame_cost.py"
+        cmd = f"{script} --count {args.count} --repeats {args.repeats}{extra} --write"
         cmd = f"Command: `{cmd}`."
         write_section(Path("BENCHMARKS.md"), "## Cost of exact cell-choice invariance", table + "\n\n" + cmd)
 

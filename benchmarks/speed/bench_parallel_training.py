@@ -5,8 +5,8 @@ Both runs train the same splits with the same settings from scratch into fresh f
 first so that neither run pays for building graphs. Reports the wall time of each run, the median seconds per
 epoch of the splits in each, and the ratio.
 
-    python benchmarks/bench_parallel_training.py --splits 0 1 --epochs 4 --hidden 64 --workers 2 --write
-    python benchmarks/bench_parallel_training.py --data-file subset.json.gz ...   # a smaller set for a quick look
+    python benchmarks/speed/bench_parallel_training.py --splits 0 1 --epochs 4 --hidden 64 --workers 2 --write
+    python benchmarks/speed/bench_parallel_training.py --data-file subset.json.gz ...   # a smaller set for a quick look
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ def main() -> None:
     print(table)
     if args.write:
         cmd = (
-            "Command: `python benchmarks/bench_parallel_training.py --splits "
+            "Command: `python benchmarks/speed/bench_parallel_training.py --splits "
             f"{' '.join(map(str, args.splits))} --epochs {args.epochs} --hidden {args.hidden} "
             f"--workers {args.workers}{' --data-file ' + str(args.data_file) if args.data_file else ''} --write`."
         )

@@ -10,8 +10,8 @@ The ensemble is ``assets/models/default`` when it exists, otherwise five random 
 (GoeCTP, hidden 128, one message-passing layer) saved to a temporary folder: the cost of a forward pass does not
 depend on the weights. The table says which one was used.
 
-    python benchmarks/bench_screening.py                      # sizes 1000 5000 all, both modes
-    python benchmarks/bench_screening.py --sizes 500 2000     # smaller, e.g. on a shared 2-core machine
+    python benchmarks/speed/bench_screening.py                      # sizes 1000 5000 all, both modes
+    python benchmarks/speed/bench_screening.py --sizes 500 2000     # smaller, e.g. on a shared 2-core machine
 
 The Markdown table is printed and written to BENCHMARKS.md under ``## Screening throughput`` (other sections kept).
 """
@@ -37,7 +37,7 @@ from goectp.data.paths import data_dir
 from goectp.screening.engine import ScreeningOptions
 from goectp.screening.run import run_screening
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SECTION = "## Screening throughput"
 
 
@@ -200,7 +200,7 @@ def main() -> None:
                     f"peak RSS {row['rss_total_mb']:.0f} MiB",
                     flush=True,
                 )
-    cmd = "python benchmarks/bench_screening.py " + " ".join(
+    cmd = "python benchmarks/speed/bench_screening.py " + " ".join(
         [f"--sizes {' '.join(args.sizes)}", f"--workers {args.workers}", f"--chunk-size {args.chunk_size}"]
     )
     header = [

@@ -4,7 +4,7 @@ Each variant trains for a few epochs on the first ``--n`` structures of the shar
 (so the peak resident memory of that process is the variant's own). Prints a Markdown table of median epoch time,
 time per structure, ratio to the GoeCTP backbone, and peak RSS.
 
-    python benchmarks/bench_training.py --n 512 --epochs 3
+    python benchmarks/speed/bench_training.py --n 512 --epochs 3
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ the explorer's view therefore asks the browser for its renderer and turns MSAA o
 inlined, as a download or notebook gets it) at the card's size and reports the browser's CPU seconds until the scene
 has drawn, for MSAA forced on, forced off, and ``auto`` (what ships). Prints a Markdown table (medians).
 
-    python benchmarks/bench_viewer_webgl.py --repeats 5
+    python benchmarks/speed/bench_viewer_webgl.py --repeats 5
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/speed/
 
 from bench_explorer_load import CHROMIUM, CHROMIUM_ARGS, cpu_seconds  # noqa: E402
 

@@ -1,6 +1,6 @@
 """GPU check: train 2 epochs on CUDA, CPU/GPU prediction parity (float64), training and prediction throughput.
 
-    python benchmarks/gpu_check.py [--n 512] [--model fast] [--write]
+    python benchmarks/speed/gpu_check.py [--n 512] [--model fast] [--write]
 
 Without CUDA it prints why and exits 0 (nothing to check). With CUDA it prints a Markdown table; ``--write`` puts
 it into BENCHMARKS.md under "GPU check". Parity: the shipped model's ensemble mean on ``--n`` structures of the open
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         write_section(
             Path("BENCHMARKS.md"),
             "## GPU check",
-            text + f"\n\nCommand: `python benchmarks/gpu_check.py --n {args.n} --model {args.model} --write`.",
+            text + f"\n\nCommand: `python benchmarks/speed/gpu_check.py --n {args.n} --model {args.model} --write`.",
         )
     return 0 if parity <= PARITY_TOL else 1
 

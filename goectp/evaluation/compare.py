@@ -14,6 +14,29 @@ import numpy as np
 
 from goectp.models import GoeCTPConfig
 
+#: The shipped setting (primitive-cell frame, mean pooling, point-group symmetrisation) that every route of the
+#: pretraining comparison uses, spelled out so that a change of the config defaults cannot change it halfway.
+BASE = {"variant": "goectp", "pooling": "mean", "cell_reduction": "primitive", "symmetrize": True}
+
+
+def model_config(node_features: str | None = None, layers: int = 1) -> GoeCTPConfig:
+    """The compared backbone: :data:`BASE` with ``layers`` message layers and optional extra node features."""
+    extra = {"node_features": node_features, "node_feature_dim": 128} if node_features else {}
+    return GoeCTPConfig(**BASE, num_layers=layers, **extra)
+
+
+def layers_suffix(layers: int) -> str:
+    """Run-name suffix of a depth other than the paper's one message layer (``-layers2``)."""
+    return "" if layers == 1 else f"-layers{layers}"
+
+
+def route_name(route: str, dataset: str, pretrain_epochs: int, lr: float, layers: int = 1) -> str:
+    """The run folder of a route: ``scratch``/``chgnet`` as they are, a pretrained route with its pretraining set,
+    epochs and (when not 1e-3) fine-tuning learning rate, e.g. ``pretrained-log-bulk-modulus-e100-layers2``."""
+    if not route.startswith("pretrained"):
+        return route + layers_suffix(layers)
+    return f"{route}-{dataset}-e{pretrain_epochs}" + ("" if lr == 1e-3 else f"-lr{lr:g}") + layers_suffix(layers)
+
 
 def collect_split_metrics(runs: str | Path, reference: str | Path | None = None) -> dict[str, dict[int, dict]]:
     """``{route: {split: metrics}}`` from ``runs/<route>/split<N>/metrics.json`` (and a reference scratch run)."""

@@ -4,6 +4,12 @@
 - Frobenius: mean over structures of ‖Δ‖_F.
 - EwT(t): fraction of structures with ‖Δ‖_F / ‖ε‖_F < t (energy-within-threshold style, t = 25/10/5 %).
 - ε̄ (mean eigenvalue) and eigenvalue MAEs (both rotation invariant).
+
+The headline metrics of the shipped ensembles (:func:`headline_metrics`, used by
+``benchmarks/accuracy/evaluate_ensemble.py`` and the model cards): component MAE (all records; records with every
+|component| < 100), MAE per true-ε̄ bin (:data:`EPS_BINS`), ε̄ Spearman, the recall of the true top-5 % ε̄ among the
+predicted top-5 %, and the MAE per crystal system. :func:`mean_spearman`, :func:`rank_error_share` and
+:func:`split_scores` are their per-split forms.
 """
 
 from __future__ import annotations
@@ -11,20 +17,28 @@ from __future__ import annotations
 from collections import defaultdict
 
 import numpy as np
+from scipy.stats import rankdata, spearmanr
 
 from goectp.data.splits import CRYSTAL_SYSTEMS
-from goectp.tensor_stats import anisotropy, eigenvalues, mean_eigenvalue
+from goectp.tensor_stats import anisotropy, eigenvalues, mean_eigenvalue, refractive_indices
 
 EWT_THRESHOLDS = (0.25, 0.10, 0.05)
+#: true-ε̄ bins of the headline table: < 10, 10-30, 30-100, ≥ 100
+EPS_BINS = ((0, 10), (10, 30), (30, 100), (100, np.inf))
 
 
 # ε̄, eigenvalues and α (inf when λmin <= 0) come from the one tensor-statistics module.
 __all__ = [
+    "EPS_BINS",
     "EWT_THRESHOLDS",
     "anisotropy",
     "eigenvalues",
+    "headline_metrics",
     "mean_eigenvalue",
+    "mean_spearman",
     "per_system_mae",
+    "rank_error_share",
+    "split_scores",
     "summarize_splits",
     "tensor_metrics",
 ]
@@ -67,3 +81,73 @@ def summarize_splits(per_split: list[dict[str, float]]) -> dict[str, tuple[float
     """Mean and std over splits of each metric present in every split."""
     keys = set.intersection(*(set(d) for d in per_split))
     return {k: (float(np.mean([d[k] for d in per_split])), float(np.std([d[k] for d in per_split]))) for k in keys}
+
+
+def headline_metrics(pred: np.ndarray, true: np.ndarray, systems: np.ndarray | None = None) -> dict:
+    """Component MAE, per-ε̄-bin and per-system MAE, ε̄ Spearman and top-5 % recall of ``pred`` vs ``true``.
+
+    ``pred`` and ``true`` are ``[n, 3, 3]``; ``systems`` (optional) the crystal system of each record. Keys: ``n``,
+    ``mae``, ``mae_filtered`` (records with every |component| < 100), ``spearman_eps_mean``, ``top5_recall`` (the
+    share of the true top-5 % ε̄ found in the predicted top-5 %), ``n_mae`` (mean |Δn| of the sorted principal
+    refractive indices n = √λ, meaningful for ε∞ models), and per bin ``lo-hi`` of :data:`EPS_BINS`:
+    ``bin lo-hi`` (MAE), ``n bin lo-hi`` (records) and ``eps ratio lo-hi`` (median predicted/true ε̄); per crystal
+    system its MAE (NaN when absent).
+    """
+    pred, true = np.asarray(pred, np.float64), np.asarray(true, np.float64)
+    err = np.abs(pred - true).mean(axis=(1, 2))
+    eps_true, eps_pred = mean_eigenvalue(true), mean_eigenvalue(pred)
+    keep = np.abs(true).max(axis=(1, 2)) < 100
+    top = max(1, round(0.05 * len(true)))
+    true_top, pred_top = set(np.argsort(-eps_true)[:top]), set(np.argsort(-eps_pred)[:top])
+    out = {
+        "n": len(true),
+        "mae": float(err.mean()),
+        "mae_filtered": float(err[keep].mean()),
+        "spearman_eps_mean": float(spearmanr(eps_pred, eps_true).statistic),
+        "top5_recall": len(true_top & pred_top) / top,
+        "n_mae": float(np.abs(refractive_indices(pred) - refractive_indices(true)).mean()),
+    }
+    for lo, hi in EPS_BINS:
+        sel = (eps_true >= lo) & (eps_true < hi)
+        out[f"bin {lo}-{hi}"] = float(err[sel].mean()) if sel.any() else float("nan")
+        out[f"n bin {lo}-{hi}"] = int(sel.sum())
+        out[f"eps ratio {lo}-{hi}"] = float(np.median(eps_pred[sel] / eps_true[sel])) if sel.any() else float("nan")
+    if systems is not None:
+        systems = np.asarray(systems)
+        for s in CRYSTAL_SYSTEMS:
+            sel = systems == s
+            out[s] = float(err[sel].mean()) if sel.any() else float("nan")
+    return out
+
+
+def split_scores(preds: list[np.ndarray], true: np.ndarray, sets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(MAE, ε̄ Spearman) per split of the mean of ``preds`` (each ``[S, N, 3, 3]``, member k = split k), split k
+    scored on the records ``sets[k]`` (a boolean ``[S, N]`` mask: its validation or test set)."""
+    mean = np.mean(preds, axis=0)
+    mae, rho = [], []
+    for k, rows in enumerate(sets):
+        p, t = mean[k][rows], true[rows]
+        mae.append(np.abs(p - t).mean())
+        rho.append(spearmanr(mean_eigenvalue(p), mean_eigenvalue(t)).statistic)
+    return np.array(mae), np.array(rho)
+
+
+def mean_spearman(pred: np.ndarray, true: np.ndarray, test_sets: np.ndarray) -> float:
+    """Mean over splits of the ε̄ Spearman of ``pred [S, N, 3, 3]`` (split k on its test set) against ``true``."""
+    rhos = [
+        spearmanr(mean_eigenvalue(pred[k][rows]), mean_eigenvalue(true[rows])).statistic
+        for k, rows in enumerate(test_sets)
+    ]
+    return float(np.mean(rhos))
+
+
+def rank_error_share(pred: np.ndarray, true: np.ndarray, test_sets: np.ndarray) -> list[float]:
+    """Share of Σd² (d = ε̄ rank difference of a record) from each true-ε̄ bin of :data:`EPS_BINS`, mean over
+    splits; a perfect ranking has no error to share (all zeros)."""
+    shares = []
+    for k, rows in enumerate(test_sets):
+        t = mean_eigenvalue(true[rows])
+        d2 = (rankdata(mean_eigenvalue(pred[k][rows])) - rankdata(t)) ** 2
+        total = d2.sum() or 1.0
+        shares.append([d2[(t >= lo) & (t < hi)].sum() / total for lo, hi in EPS_BINS])
+    return np.mean(shares, axis=0).tolist()

@@ -1,8 +1,9 @@
 r"""Chemical descriptors of the whole crystal, next to CHGNet's per-atom features (``chgnet-descriptors``).
 
 The ε̄ ranking of every graph-network family is limited by the ionic part, and a boosted-tree model on hand-made
-descriptors (``benchmarks/descriptor_blend.py``) ranks ε̄ with errors the networks do not share. This extractor gives
-the network the same descriptors as node inputs: for a crystal with descriptor vector :math:`d \in \mathbb{R}^{115}`,
+descriptors (``benchmarks/experiments/descriptor_blend.py``) ranks ε̄ with errors the networks do not share. This
+extractor gives the network the same descriptors as node inputs: for a crystal with descriptor vector
+:math:`d \in \mathbb{R}^{115}`,
 
 .. math::
     x_i = \big[\, x_i^{\mathrm{CHGNet}} \;\big\|\; \operatorname{sign}(d) \log(1 + |d|) \,\big] \in \mathbb{R}^{243}
