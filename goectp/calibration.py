@@ -559,16 +559,64 @@ class Calibration:
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Calibration:
+    def from_dict(cls, d: dict[str, Any], name: str = "calibration") -> Calibration:
+        """A calibration from its JSON dict, every value checked: a ``ValueError`` naming ``name`` (the file) for
+        a wrong version, a missing key, or a σ parameter that is not a finite positive number (NaN, 1e308, < 0)."""
+        limit = 1e6  # no fitted scale, floor or factor comes near it; 1e308 would turn every σ into inf
+
+        def number(value: Any, where: str, positive: bool = True, upper: float = limit) -> float:
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            if not ok or value < 0 or (positive and value == 0) or value > upper:
+                need = "positive" if positive else "non-negative"
+                raise ValueError(f"{name}: {where} = {value!r} is not a finite {need} number ≤ {upper:g}")
+            return float(value)
+
+        if not isinstance(d, dict):
+            raise ValueError(f"{name}: not a calibration (a JSON {type(d).__name__}, not an object)")
         if d.get("version") != CALIBRATION_VERSION:
-            raise ValueError(f"calibration version {d.get('version')!r} is not {CALIBRATION_VERSION}")
+            raise ValueError(f"{name}: calibration version {d.get('version')!r} is not {CALIBRATION_VERSION}")
+        quantities = d.get("quantities")
+        if not isinstance(quantities, dict):
+            raise ValueError(f"{name}: no 'quantities' object (the σ model per quantity)")
+        for q, key in (("tensor", "s"), ("eps_mean", "s"), ("anisotropy", "k")):
+            params = quantities.get(q)
+            if not isinstance(params, dict) or key not in params:
+                raise ValueError(f"{name}: quantities.{q} lacks its {key!r} (the σ model of {q})")
+            number(params[key], f"quantities.{q}.{key}")
+            for other in ("s", "c", "k"):
+                if other != key and other in params:
+                    number(params[other], f"quantities.{q}.{other}", positive=False)
+        counts = d.get("element_counts", {})
+        if not isinstance(counts, dict):
+            raise ValueError(f"{name}: element_counts is not an object")
+        for el, c in counts.items():
+            number(c, f"element_counts.{el}", positive=False, upper=1e9)
+        embedding = d.get("embedding", [])
+        if not isinstance(embedding, list) or not all(isinstance(e, dict) for e in embedding):
+            raise ValueError(f"{name}: embedding is not a list of per-member objects")
+        for m, e in enumerate(embedding):
+            number(e.get("p99"), f"embedding[{m}].p99")
+            for key, positive in (("mean", False), ("std", True)):
+                values = e.get(key)
+                if not isinstance(values, list) or not values:
+                    raise ValueError(f"{name}: embedding[{m}].{key} is not a list of numbers")
+                for v in values:
+                    ok = isinstance(v, (int, float)) and math.isfinite(v) and (v > 0 or not positive)
+                    if not ok:
+                        raise ValueError(f"{name}: embedding[{m}].{key} holds {v!r}, not a finite number")
+        p99 = d.get("disagreement_p99", float("inf"))
+        if p99 is None or p99 != float("inf"):  # inf (the default): no disagreement flag
+            number(p99, "disagreement_p99")
+        meta = d.get("meta", {})
+        if not isinstance(meta, dict):
+            raise ValueError(f"{name}: meta is not an object")
         return cls(
-            quantities=d["quantities"],
-            element_counts=d.get("element_counts", {}),
-            rare_threshold=int(d.get("rare_threshold", RARE_THRESHOLD)),
-            embedding=d.get("embedding", []),
-            disagreement_p99=float(d.get("disagreement_p99", float("inf"))),
-            meta=d.get("meta", {}),
+            quantities=quantities,
+            element_counts=counts,
+            rare_threshold=int(number(d.get("rare_threshold", RARE_THRESHOLD), "rare_threshold", False, 1e9)),
+            embedding=embedding,
+            disagreement_p99=float(p99),
+            meta=meta,
         )
 
     def save(self, path: str | Path) -> Path:
@@ -582,10 +630,17 @@ class Calibration:
 
     @classmethod
     def load(cls, path: str | Path) -> Calibration:
+        """``calibration.json`` (or a folder's), checked by :meth:`from_dict`; every problem is a ``ValueError``
+        naming the file."""
         path = Path(path)
         if path.is_dir():
             path = path / CALIBRATION_FILE
-        return cls.from_dict(json.loads(path.read_text()))
+        try:
+            text = path.read_text(encoding="utf-8")
+            data = json.loads(text)
+        except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+            raise ValueError(f"{path}: not a readable calibration file ({type(exc).__name__}: {exc})"[:300]) from exc
+        return cls.from_dict(data, name=str(path))
 
 
 def embedding_distance(pooled: np.ndarray, stats: dict[str, Any]) -> np.ndarray:

@@ -364,6 +364,9 @@ def integer_automorphisms(lat_cols: np.ndarray, symprec: float = EXACT_SYMPREC, 
 
 
 _CANDIDATE_CACHE: OrderedDict[bytes, tuple[float, tuple]] = OrderedDict()
+#: The most lattice points :func:`_candidates` enumerates (its grid grows with the cube of the cell's length ratio;
+#: a cell within :data:`goectp.structure_checks.MAX_CELL_ASPECT` needs at most ~2.4e5).
+MAX_SEARCH_GRID = 2_000_000
 
 
 def _candidates(lat_cols: np.ndarray, reach: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -378,6 +381,14 @@ def _candidates(lat_cols: np.ndarray, reach: float) -> tuple[np.ndarray, np.ndar
     metric = lat_cols.T @ lat_cols
     lengths = np.sqrt(np.diag(metric))
     bound = np.floor((lengths.max() + reach) * np.linalg.norm(np.linalg.inv(lat_cols), axis=1) + 1e-9).astype(int)
+    if np.prod(2.0 * bound + 1) > MAX_SEARCH_GRID:  # a needle or a sheet: (length ratio)³ grid points
+        from goectp.structure_checks import StructureError
+
+        raise StructureError(
+            f"the cell's lattice search would visit {np.prod(2.0 * bound + 1):.3g} lattice points, more than the "
+            f"limit of {MAX_SEARCH_GRID:.0e}: the cell is too elongated (use a reduced, e.g. Niggli, cell)",
+            code="absurd_cell",
+        )
     grid = np.stack(np.meshgrid(*(np.arange(-b, b + 1) for b in bound), indexing="ij"), -1).reshape(-1, 3)
     grid_len = np.sqrt(np.einsum("ni,ij,nj->n", grid, metric, grid))
     near = [np.flatnonzero(np.abs(grid_len - length) <= reach) for length in lengths]

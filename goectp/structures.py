@@ -3,9 +3,9 @@
 Every failure raises :class:`StructureError` (a ``ValueError``) whose message names the problem and whose ``code``
 is one of :data:`REASON_CODES`, so that the CLI, the explorer and the screening can show it instead of crashing.
 
-Cheap checks run before the expensive parse: :func:`precheck_structure_text` / :func:`precheck_structure_file`
-refuse a file that is too big or holds too many sites (counted from the text: CIF atom-site loop rows, the POSCAR
-counts line, the extxyz atom count), in milliseconds, before pymatgen's O(n²) parse.
+Cheap checks (:mod:`goectp.structure_checks`, re-exported here) run before the expensive parse and before any
+neighbour search: file kind and size, site counts from the text, cell shape and coordinates. Files from users are
+read in a worker process with a memory and a time limit (:mod:`goectp.isolation`).
 """
 
 from __future__ import annotations
@@ -20,11 +20,24 @@ from typing import Any
 import numpy as np
 
 from goectp.io_formats import COMPRESSED_SUFFIXES, FORMAT_HELP, guess_format, normalize_format
+from goectp.structure_checks import (  # noqa: F401 - re-exported: the pre-checks' public names
+    MAX_FILE_BYTES,
+    MAX_SITES,
+    MAX_SYMMETRY_EXPANSION,
+    REASON_CODES,
+    StructureError,
+    _short,
+    _short_path,
+    check_cell_shape,
+    estimate_site_count,
+    extxyz_frame_problem,
+    file_kind,
+    precheck_structure_file,
+    precheck_structure_text,
+    site_count_bounds,
+    wrapped,
+)
 
-#: Cells larger than this are refused by default (graph size grows with k * n_sites).
-MAX_SITES = 500
-#: Structure files larger than this are refused before reading them.
-MAX_FILE_BYTES = 50_000_000
 #: Lattice vectors longer than this (Å) are absurd for a crystal (and overflow the model's float arithmetic).
 MAX_LATTICE_LENGTH = 1.0e4
 #: Atoms closer than this (Å) overlap (duplicated sites); no real crystal has them.
@@ -33,36 +46,6 @@ MIN_DISTANCE = 0.1
 NEIGHBOR_CUTOFF = 8.0
 #: A string longer than this given as a structure is file contents, not a path.
 MAX_PATH_CHARS = 4096
-
-#: ``StructureError.code`` values (the screening's ``reason_code`` for rejected structures).
-REASON_CODES = {
-    "unparseable": "the file or object could not be read as a crystal structure",
-    "file_too_large": "the file is larger than the size limit",
-    "too_large": "more sites than the limit",
-    "empty": "no atoms",
-    "disordered": "partial occupancies",
-    "not_periodic": "not periodic in all three directions",
-    "non_finite": "NaN or infinite lattice or coordinates",
-    "degenerate_lattice": "singular or flat cell",
-    "absurd_lattice": "a lattice vector longer than MAX_LATTICE_LENGTH",
-    "unknown_element": "an element the model does not know",
-    "too_dense": "less than 1 Å^3 per atom (wrong units?)",
-    "overlapping_atoms": "two atoms closer than MIN_DISTANCE",
-    "too_few_neighbors": "an atom without any neighbour within NEIGHBOR_CUTOFF",
-    "invalid_structure": "any other problem",
-}
-
-
-class StructureError(ValueError):
-    """A structure that cannot be used for prediction; the message says why, ``code`` is in :data:`REASON_CODES`."""
-
-    def __init__(self, message: str, code: str = "invalid_structure") -> None:
-        super().__init__(message)
-        self.code = code
-
-    def __reduce__(self):
-        return type(self), (str(self), self.code)
-
 
 #: File names pymatgen's ``Structure.from_file`` decodes with monty (``*.mson*`` entirely, ``*.yaml*`` into dicts).
 MONTY_NAME_PATTERNS = ("*.mson*", "*.yaml*", "*.yml*")
@@ -129,164 +112,6 @@ def structure_from_json_text(text: str, name: str = "the json text") -> Any:
     return structure_from_dict(data, name)
 
 
-def _short(name: str, limit: int = 80) -> str:
-    return name if len(name) <= limit else name[: limit - 1] + "…"
-
-
-def _short_path(path: Path, limit: int = 100) -> str:
-    """The path, or ``…/<shortened file name>`` when it is long (the name is what the user recognises)."""
-    return str(path) if len(str(path)) <= limit else f"…/{_short(path.name, 60)}"
-
-
-#: A CIF whose atom rows × symmetry operations exceed this many times ``max_sites`` is refused before the parse
-#: (pymatgen would generate and then merge that many sites).
-MAX_SYMMETRY_EXPANSION = 25
-
-
-def _count(token: str) -> int | None:
-    """``token`` as a site count when it is an integer (``int`` reads ``+5`` and ``1_000`` too), else ``None``."""
-    try:
-        return int(token)
-    except ValueError:
-        return None
-
-
-def _cif_site_bounds(lines: list[str]) -> tuple[int, int]:
-    """``(atom sites listed, × symmetry operations)`` of a CIF's ``_atom_site_`` loops: the sites pymatgen will
-    generate lie between the two (duplicates on special positions are merged). Sites are counted as values / keys,
-    so one long line of atoms counts in full; operations as lines of the symmetry loop."""
-    rows = ops = 0
-    i, n = 0, len(lines)
-    while i < n:
-        if lines[i].strip().lower() != "loop_":
-            i += 1
-            continue
-        i += 1
-        keys = []
-        while i < n and (lines[i].lstrip().startswith("_") or not lines[i].strip()):
-            if lines[i].strip():
-                keys.append(lines[i].split()[0].lower())
-            i += 1
-        lines_in_loop = tokens = 0
-        while i < n:
-            t = lines[i].strip()
-            if t.lower().startswith(("loop_", "data_", "save_", "_")):
-                break
-            if t and not t.startswith(("#", ";")):
-                lines_in_loop += 1
-                tokens += len(t.split())
-            i += 1
-        if any(k.startswith(("_atom_site_fract_", "_atom_site_cartn_")) for k in keys):
-            rows += tokens // max(len(keys), 1)
-        elif any(k.startswith(("_symmetry_equiv_pos_as_xyz", "_space_group_symop_operation_xyz")) for k in keys):
-            ops = max(ops, lines_in_loop)
-    return rows, rows * max(ops, 1)
-
-
-def _poscar_sites(lines: list[str]) -> int:
-    for line in lines[5:7]:  # VASP 5 (symbols on line 6, counts on line 7) or VASP 4 (counts on line 6)
-        counts = [_count(p) for p in line.split()]
-        if counts and all(c is not None for c in counts):
-            return sum(counts)
-    return 0
-
-
-def site_count_bounds(text: str, fmt: str) -> tuple[int, int]:
-    """``(at least, at most)`` sites that parsing ``text`` will give, from one pass over the text (microseconds):
-    a CIF's atom sites and sites × symmetry operations, POSCAR's counts line, the first line of an extxyz file,
-    ``len(sites)`` of a pymatgen JSON. ``(0, 0)`` when the text does not tell (the parser then decides)."""
-    fmt = normalize_format(fmt)
-    n = 0
-    try:
-        if fmt == "cif":
-            return _cif_site_bounds(text.splitlines())
-        if fmt == "poscar":
-            n = _poscar_sites(text.splitlines()[:8])
-        elif fmt == "extxyz":
-            n = _count(text.lstrip().split("\n", 1)[0].strip()) or 0
-        elif fmt == "json":
-            import json
-
-            sites = json.loads(text).get("sites")
-            n = len(sites) if isinstance(sites, list) else 0
-    except (ValueError, AttributeError, RecursionError):
-        return 0, 0
-    return n, n
-
-
-def estimate_site_count(text: str, fmt: str) -> int | None:
-    """The lower bound of :func:`site_count_bounds` (``None`` when the text does not tell)."""
-    return site_count_bounds(text, fmt)[0] or None
-
-
-def precheck_structure_text(
-    text: str,
-    fmt: str,
-    max_sites: int | None = MAX_SITES,
-    name: str = "structure",
-    max_bytes: int | None = MAX_FILE_BYTES,
-) -> int | None:
-    """Refuse, before any parsing, text that is empty, too large, or holds more than ``max_sites`` sites.
-
-    Returns the estimated site count (``None`` when the text does not tell); raises :class:`StructureError`
-    (codes ``empty``, ``file_too_large``, ``too_large``) naming ``name``. Cheap: safe to call on an upload in a
-    server's event loop.
-    """
-    name = _short(str(name))
-    if not text.strip():
-        raise StructureError(f"{name}: file is empty", code="empty")
-    if max_bytes is not None and len(text) > max_bytes:
-        raise StructureError(
-            f"{name}: {len(text):,} characters, more than the limit of {max_bytes:,}", code="file_too_large"
-        )
-    count, at_most = site_count_bounds(text, fmt)
-    if max_sites is not None and count > max_sites:
-        at_least = "at least " if normalize_format(fmt) == "cif" else ""
-        raise StructureError(
-            f"{name}: {at_least}{count} sites, more than the limit of {max_sites} (raise max_sites to allow)",
-            code="too_large",
-        )
-    if max_sites is not None and at_most > MAX_SYMMETRY_EXPANSION * max_sites:
-        raise StructureError(
-            f"{name}: {count} atom sites × symmetry operations would generate up to {at_most:,} sites before "
-            f"merging, more than {MAX_SYMMETRY_EXPANSION} × the limit of {max_sites} (raise max_sites to allow)",
-            code="too_large",
-        )
-    return count or None
-
-
-def precheck_structure_file(
-    path: str | os.PathLike,
-    fmt: str | None = None,
-    max_sites: int | None = MAX_SITES,
-    max_bytes: int | None = MAX_FILE_BYTES,
-) -> int | None:
-    """:func:`precheck_structure_text` for a file: existence, size (from ``stat``, before reading), site count.
-
-    Compressed or binary files are only size-checked. Returns the estimated site count or ``None``.
-    """
-    path = Path(path)
-    name = _short(path.name)
-    try:
-        if not path.is_file():
-            raise StructureError(f"{_short_path(path)}: no such file", code="unparseable")
-        size = path.stat().st_size
-    except OSError as exc:
-        raise StructureError(f"{_short_path(path)}: cannot open ({exc.strerror or exc})", code="unparseable") from exc
-    if size == 0:
-        raise StructureError(f"{name}: file is empty", code="empty")
-    if max_bytes is not None and size > max_bytes:
-        raise StructureError(f"{name}: {size:,} bytes, more than the limit of {max_bytes:,}", code="file_too_large")
-    fmt = normalize_format(fmt) if fmt else guess_format(path)
-    if fmt is None or max_sites is None:
-        return None
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError as exc:
-        raise StructureError(f"{name}: cannot read ({exc.strerror or exc})", code="unparseable") from exc
-    return precheck_structure_text(text, fmt, max_sites=max_sites, name=name, max_bytes=None)
-
-
 def _decompressed_text(path: Path, max_bytes: int | None) -> str:
     """The text of a ``.gz``/``.bz2``/``.xz`` file, refused once it passes ``max_bytes`` decompressed (a small
     archive can expand to gigabytes)."""
@@ -337,7 +162,9 @@ def read_structure_text(path: str | os.PathLike, max_bytes: int | None = MAX_FIL
         if path.suffix.lower() in COMPRESSED_SUFFIXES:
             return _decompressed_text(path, max_bytes)
         if not path.is_file():
-            raise StructureError("not a regular file", code="unparseable")
+            if not path.exists():
+                raise StructureError("no such file", code="unparseable")
+            raise StructureError(f"{file_kind(path) or 'not a regular file'}, not a structure file", "not_a_file")
         if max_bytes is not None and path.stat().st_size > max_bytes:
             raise StructureError(f"more than the limit of {max_bytes:,} bytes", code="file_too_large")
         return path.read_text(encoding="utf-8", errors="replace")
@@ -345,24 +172,6 @@ def read_structure_text(path: str | os.PathLike, max_bytes: int | None = MAX_FIL
         raise StructureError(f"{_short(path.name)}: {exc}", code=exc.code) from exc
     except OSError as exc:
         raise StructureError(f"{_short(path.name)}: cannot read ({exc.strerror or exc})", "unparseable") from exc
-
-
-def extxyz_frame_problem(text: str, max_atoms: int = 100_000) -> str:
-    """Why an extxyz text would stall a reader ("" when it would not): a frame whose atom count is not a number,
-    exceeds ``max_atoms`` or exceeds the lines left in the file (a reader would allocate or wait for them)."""
-    lines = text.splitlines()
-    i = 0
-    while i < len(lines):
-        if not lines[i].strip():
-            i += 1
-            continue
-        count = _count(lines[i].strip())
-        if count is None or count < 0:
-            return f"line {i + 1}: {lines[i].strip()[:40]!r} is not an atom count"
-        if count > max_atoms or count > len(lines) - i - 2:
-            return f"line {i + 1}: a frame of {count:,} atoms, but only {max(len(lines) - i - 2, 0):,} lines follow"
-        i += count + 2
-    return ""
 
 
 def structure_from_file(
@@ -489,7 +298,8 @@ def to_structure(obj: Any, max_sites: int | None = None) -> Any:
 
 
 def validate_structure(structure: Any, max_sites: int = MAX_SITES) -> Any:
-    """Check a Structure can be used by the model; return it unchanged or raise :class:`StructureError`."""
+    """Check a Structure can be used by the model; raise :class:`StructureError` or return it (a copy wrapped into
+    the cell when an atom lies more than a cell outside: the same crystal, a bounded neighbour search)."""
     from pymatgen.core import Element
 
     n = len(structure)
@@ -537,6 +347,8 @@ def validate_structure(structure: Any, max_sites: int = MAX_SITES) -> Any:
         raise StructureError(
             f"atoms are too dense ({vol / n:.3g} Å^3 per atom): check the units (Å expected)", code="too_dense"
         )
+    check_cell_shape(lat, structure.frac_coords)  # before any neighbour search: its grid spans cell and atoms
+    structure = wrapped(structure)
     _check_neighbors(structure)
     return structure
 

@@ -188,13 +188,13 @@ def _ticks_during(coro_factory) -> tuple[int, object]:
 def test_upload_is_parsed_off_the_event_loop(loader, monkeypatch):
     """A slow parse (1.5 s, simulated) runs in a worker thread: the loop keeps ticking meanwhile. The same parse
     run synchronously on the loop (what the app did before) stalls it: the check can fail."""
-    real = loader_module.prepare_upload
+    real = loader_module.prepare_upload_isolated
 
     def slow(*args, **kwargs):
         time.sleep(1.5)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(loader_module, "prepare_upload", slow)
+    monkeypatch.setattr(loader_module, "prepare_upload_isolated", slow)
     data = (EXAMPLES / "MgO_rocksalt.cif").read_bytes()
     seen = []
     loader.precompute = lambda s: seen.append(len(s))
