@@ -1,0 +1,72 @@
+"""The ensemble used for screening: checkpoint files → a picklable :class:`ModelSpec` → a cached :class:`Ensemble`.
+
+The spec carries the checkpoint *bytes*, so workers of a remote Dask cluster need no shared file system; each
+worker process builds the ensemble once and keeps it in :data:`_ENSEMBLE_CACHE`, keyed by the checkpoints'
+sha256s and the device.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from dataclasses import dataclass, field
+
+import torch
+
+from goectp.checkpoint import Ensemble, default_device, ensemble_members, load_checkpoint
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Names, sha256 and bytes of the member checkpoints (sorted by file name, as ``load_model`` orders them)."""
+
+    names: tuple[str, ...]
+    sha256s: tuple[str, ...]
+    blobs: tuple[bytes, ...] = field(repr=False)
+    origin: str = ""
+
+    @property
+    def key(self) -> tuple[str, ...]:
+        return self.sha256s
+
+
+def load_model_spec(name_or_path: str | os.PathLike, check: bool = True) -> ModelSpec:
+    """The spec of a model; with ``check`` every member is loaded once here (``weights_only=True``), so a file
+    that is not a usable checkpoint fails before anything is scored (:class:`~goectp.checkpoint.CheckpointError`,
+    naming the file), and so does a model of anything but the total (static) tensor."""
+    names, files = zip(*ensemble_members(name_or_path))  # a name never resolves to the working directory
+    blobs = tuple(f.read_bytes() for f in files)
+    if check:
+        ensemble = Ensemble([load_checkpoint(blob, name=str(f)) for f, blob in zip(files, blobs)])
+        if ensemble.target != "total":  # the high-κ list ranks the static ε̄; ε∞ or the ionic part alone is not it
+            raise ValueError(
+                f"screening ranks the static dielectric tensor (electronic + ionic), but {name_or_path} predicts the "
+                f"{ensemble.target} tensor only; choose a model of the total tensor (e.g. default)"
+            )
+    return ModelSpec(
+        names=tuple(names),
+        sha256s=tuple(hashlib.sha256(b).hexdigest() for b in blobs),
+        blobs=blobs,
+        origin=str(name_or_path),
+    )
+
+
+_ENSEMBLE_CACHE: dict[tuple, Ensemble] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def cached_ensemble(spec: ModelSpec, device: str | torch.device | None = None) -> Ensemble:
+    """The spec's ensemble on ``device`` (CUDA when available), built at most once per process."""
+    dev = default_device(device)
+    key = (spec.key, str(dev))
+    with _CACHE_LOCK:
+        if key not in _ENSEMBLE_CACHE:
+            members = [load_checkpoint(blob) for blob in spec.blobs]  # weights_only=True: data, never code
+            _ENSEMBLE_CACHE[key] = Ensemble(members, list(spec.names)).to(dev).eval()
+        return _ENSEMBLE_CACHE[key]
+
+
+def clear_cache() -> None:
+    with _CACHE_LOCK:
+        _ENSEMBLE_CACHE.clear()
