@@ -147,7 +147,7 @@ class ModelSelector(pn.viewable.Viewer):
                 self._stamps[name] = "demo"
             else:  # shared read-only across sessions of one server (Panel's cache, not a module global)
                 from goectp.api import load_model
-                from goectp.checkpoint import checkpoint_files
+                from goectp.registry import checkpoint_files
 
                 # an alias ("default") resolves to its folder: a retrained ensemble gets a new cache entry
                 stamp = max((p.stat().st_mtime for p in checkpoint_files(name, verify=False)), default=0.0)
@@ -226,7 +226,7 @@ class ModelSelector(pn.viewable.Viewer):
             )
         label = "UNTRAINED DEMO MODEL — numbers are meaningless; " if self.is_demo else ""
         inputs = f", + {cfg.node_features} node features" if getattr(cfg, "node_features", None) else ""
-        from goectp.checkpoint import networks
+        from goectp.models import networks
 
         depths = sorted({m.config.num_layers for m in networks(base)})
         layers = " or ".join(map(str, depths)) + (" message layer" if depths == [1] else " message layers")
@@ -272,8 +272,8 @@ class ModelSelector(pn.viewable.Viewer):
         return result
 
     def predict_parts(self, structures: list) -> dict[str, np.ndarray]:
-        """The ε∞ and ionic parts of the effective model's sum members, ``{part: [S, n, 3, 3]}`` (``{}`` when it
-        has none): computed with the predictions (:func:`goectp.api.predict_graphs_and_parts`), cached like them."""
+        """The ε∞ and ionic parts of the effective model's members that predict them apart, ``{part: [S, n, 3, 3]}``
+        (``{}`` when none does): computed with the predictions (:meth:`_compute`), cached like them."""
         with self._cache_lock:
             keys = [(self._model_key, "parts", structure_key(s)) for s in structures]
             missing = [i for i, k in enumerate(keys) if self._cached(k) is None]
@@ -295,24 +295,22 @@ class ModelSelector(pn.viewable.Viewer):
         return self._cache.get(key)
 
     def _compute(self, structures: list, keys: list[tuple], use_frame: bool | None = None) -> None:
-        """Predict ``structures`` with the effective model; cache the member predictions under ``keys`` and, for
-        the equivariant model (``use_frame=None``), the sum members' parts next to them."""
-        from goectp.api import graphs_for, predict_graphs, predict_graphs_and_parts
+        """Predict ``structures`` with the effective model in one pass (:func:`goectp.inference.run_model`); cache
+        the member predictions under ``keys`` and, for the equivariant model (``use_frame=None``), the parts of the
+        members that predict them apart and the pooled embeddings (for the OOD flag) next to them."""
+        from goectp.api import graphs_for
+        from goectp.inference import run_model
 
         with _PREDICT_LOCK:
             graphs = graphs_for(structures, self.model, max_sites=max([500] + [len(s) for s in structures]))
             with self._threads():
-                if use_frame is None:
-                    out, parts = predict_graphs_and_parts(graphs, self.model, device=self.device)
-                else:
-                    out, parts = predict_graphs(graphs, self.model, device=self.device, use_frame=use_frame), None
-        if out.ndim == 3:  # single model: [n, 3, 3]
-            out = out[None]
+                run = run_model(graphs, self.model, device=self.device, use_frame=use_frame)
         stamp = self._stamps.get(self.model_name)
         for j, key in enumerate(keys):
-            values = {key: np.array(out[:, j], copy=True)}
-            if parts is not None:
-                values[(key[0], "parts", key[2])] = {name: v[:, j].copy() for name, v in parts.items()}
+            values: dict[tuple, Any] = {key: np.array(run.predictions[:, j], copy=True)}
+            if use_frame is None:
+                values[(key[0], "parts", key[2])] = {name: v[:, j].copy() for name, v in run.parts.items()}
+                values[(key[0], "embedding", key[2])] = np.array(run.embeddings[:, j], copy=True)
             for k, value in values.items():
                 for array in value.values() if isinstance(value, dict) else [value]:
                     array.setflags(write=False)
@@ -372,15 +370,18 @@ class ModelSelector(pn.viewable.Viewer):
             if hit is not None:
                 cache[key] = hit
         if key not in cache:
-            from goectp.api import graphs_for
-            from goectp.calibration import element_symbols, predict_members_and_embeddings
+            from goectp.elements import element_symbols
             from goectp.tensor_stats import ensemble_statistics
 
-            graphs = graphs_for([structure], self.model, max_sites=max(500, len(structure)))
-            with self._threads():
-                members, pooled = predict_members_and_embeddings(graphs, self.model)
+            with self._cache_lock:  # the prediction and its embedding come from the same (cached) pass
+                members = self._predict_members([structure], None)
+                embedding = self._cached((self._model_key, "embedding", key[1]))
+                if embedding is None:  # evicted from this session's cache since the prediction: one more pass
+                    self._compute([structure], [(self._model_key, None, key[1])])
+                    embedding = self._cached((self._model_key, "embedding", key[1]))
             stats = ensemble_statistics(members, calibration=cal)
-            cache[key] = cal.ood([element_symbols(graphs[0].z.tolist())], stats, pooled)[0]
+            elements = [element_symbols([site.specie.Z for site in structure])]
+            cache[key] = cal.ood(elements, stats, None if embedding is None else embedding[:, None])[0]
             if shared is not None:
                 SHARED_PREDICTIONS.put(("ood", *shared, key[1]), cache[key])
         return cache[key]

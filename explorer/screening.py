@@ -152,7 +152,7 @@ class ScreeningData:
         import hashlib
 
         from goectp.api import available_models
-        from goectp.checkpoint import checkpoint_files, model_aliases
+        from goectp.registry import checkpoint_files, model_aliases
 
         wanted = set(filter(None, str(self.provenance.get("model_sha256", "")).split(";")))
         if not wanted:

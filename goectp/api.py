@@ -1,7 +1,8 @@
-"""Public entry points: ``build_model``, ``load_model``, ``predict``, and the ensemble wrapper.
+"""Public entry points: ``build_model``, ``load_model``, ``predict``, ``predict_summary``.
 
-Checkpoint I/O, :class:`Ensemble` and the shipped-model registry live in :mod:`goectp.checkpoint` and are
-re-exported here.
+The public names of the modules underneath are re-exported here: checkpoint I/O (:mod:`goectp.checkpoint`), the
+shipped-model registry (:mod:`goectp.registry`), :class:`~goectp.models.Ensemble` and the device choice. Every
+prediction goes through :func:`goectp.inference.run_model` (one pass per member).
 """
 
 from __future__ import annotations
@@ -12,25 +13,33 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch_geometric.data import Batch
 
-from goectp.calibration import calibration_for, element_symbols, predict_members_and_embeddings
 from goectp.canonical import uses_canonical_cell
-from goectp.checkpoint import (  # noqa: F401 - re-exported public API
-    CheckpointError,
-    Ensemble,
-    assets_dir,
-    available_models,
-    default_device,
-    load_checkpoint,
-    load_model,
-    prediction_target,
-    save_checkpoint,
-)
+from goectp.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from goectp.device import default_device
 from goectp.graph import build_crystal_graph
-from goectp.models import GoeCTP, GoeCTPConfig, SumOfParts
+from goectp.inference import run_model
+from goectp.models import Ensemble, GoeCTP, GoeCTPConfig, prediction_target
+from goectp.registry import assets_dir, available_models, load_model
 from goectp.structures import load_structures
-from goectp.tensor_stats import ensemble_statistics, summary_records
+
+__all__ = [
+    "CheckpointError",
+    "Ensemble",
+    "assets_dir",
+    "available_models",
+    "build_model",
+    "default_device",
+    "graphs_for",
+    "load_checkpoint",
+    "load_model",
+    "predict",
+    "predict_graphs",
+    "predict_graphs_and_parts",
+    "predict_summary",
+    "prediction_target",
+    "save_checkpoint",
+]
 
 
 def build_model(variant: str = "goectp", **config: Any) -> GoeCTP:
@@ -53,7 +62,6 @@ def graphs_for(structures: Any, model: nn.Module, max_sites: int = 500) -> list:
     return graphs
 
 
-@torch.no_grad()
 def predict_graphs(
     graphs: list,
     model: nn.Module,
@@ -62,54 +70,17 @@ def predict_graphs(
     use_frame: bool | None = None,
 ) -> np.ndarray:
     """Predict from prebuilt graphs: ``[n, 3, 3]`` (or ``[M, n, 3, 3]`` for an ensemble)."""
-    dev = default_device(device)
-    model = model.to(dev).eval()
-    if len(graphs) == 0:  # nothing to predict: an empty array of the right shape
-        shape = (0,) if model.config.head == "scalar" else (0, 3, 3)
-        return np.zeros((len(model.members), *shape) if isinstance(model, Ensemble) else shape)
-    outs = [model(batch, use_frame=use_frame).double().cpu() for batch in _batches(graphs, batch_size, dev)]
-    return _finite(torch.cat(outs, dim=1 if isinstance(model, Ensemble) else 0).numpy())
+    out = run_model(graphs, model, device=device, batch_size=batch_size, use_frame=use_frame).predictions
+    return out if isinstance(model, Ensemble) else out[0]
 
 
-def _batches(graphs: list, batch_size: int, device: torch.device):
-    """The graphs in order, ``batch_size`` at a time, each chunk one ``Batch`` on ``device``."""
-    for start in range(0, len(graphs), batch_size):
-        yield Batch.from_data_list(graphs[start : start + batch_size]).to(device)
-
-
-def _finite(out: np.ndarray) -> np.ndarray:
-    if not np.all(np.isfinite(out)):
-        raise FloatingPointError("the model produced NaN or infinite values for at least one structure")
-    return out
-
-
-@torch.no_grad()
 def predict_graphs_and_parts(
     graphs: list, model: nn.Module, device: str | torch.device | None = None, batch_size: int = 64
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """:func:`predict_graphs`, and the ε∞ and ionic parts of the model's *sum* members
-    (:class:`~goectp.models.SumOfParts`) apart, from one pass: ``{"electronic": [S, n, 3, 3], "ionic": [S, n, 3, 3]}``
-    over its ``S`` sum members (``{}`` when it has none). A sum member's prediction is the sum of its parts."""
-    members = list(model.members) if isinstance(model, Ensemble) else [model]
-    sums = [i for i, m in enumerate(members) if isinstance(m, SumOfParts)]
-    if not sums or not graphs:
-        return predict_graphs(graphs, model, device=device, batch_size=batch_size), {}
-    dev = default_device(device)
-    model = model.to(dev).eval()
-    outs: list[list[torch.Tensor]] = [[] for _ in members]
-    parts: dict[str, list[list[torch.Tensor]]] = {}
-    for batch in _batches(graphs, batch_size, dev):
-        for i, member in enumerate(members):
-            if i not in sums:
-                outs[i].append(member(batch).double().cpu())
-                continue
-            split = member.forward_parts(batch)  # {"electronic": [B, 3, 3], "ionic": [B, 3, 3]}
-            outs[i].append(sum(split.values()).double().cpu())
-            for name, value in split.items():
-                parts.setdefault(name, [[] for _ in sums])[sums.index(i)].append(value.double().cpu())
-    out = _finite(torch.stack([torch.cat(o) for o in outs]).numpy())
-    split_parts = {name: torch.stack([torch.cat(v) for v in per]).numpy() for name, per in parts.items()}
-    return (out if isinstance(model, Ensemble) else out[0]), split_parts
+    """:func:`predict_graphs`, and the ε∞ and ionic parts of the members that predict them apart (sum members),
+    from the same pass: ``{"electronic": [S, n, 3, 3], "ionic": [S, n, 3, 3]}`` (``{}`` when none does)."""
+    run = run_model(graphs, model, device=device, batch_size=batch_size)
+    return (run.predictions if isinstance(model, Ensemble) else run.predictions[0]), run.parts
 
 
 def predict(
@@ -138,16 +109,17 @@ def predict(
     """
     if model is None or isinstance(model, (str, Path)):
         model = load_model(model or "default")
-    graphs = graphs_for(structures, model, max_sites=max_sites)
-    out = predict_graphs(graphs, model, device=device, batch_size=batch_size, use_frame=use_frame)
-    if isinstance(model, Ensemble):
-        mean, std = out.mean(axis=0), out.std(axis=0)
-    else:
-        mean, std = out, np.zeros_like(out)
-    cal = calibration_for(model) if (return_std and calibrated and isinstance(model, Ensemble)) else None
+    run = run_model(graphs_for(structures, model, max_sites=max_sites), model, device, batch_size, use_frame)
+    out = run.predictions if isinstance(model, Ensemble) else run.predictions[0]
+    if not return_std:
+        return out.mean(axis=0) if isinstance(model, Ensemble) else out
+    if not isinstance(model, Ensemble):
+        return out, np.zeros_like(out)
+    mean, std = out.mean(axis=0), out.std(axis=0)
+    cal = run.calibration if calibrated else None
     if cal is not None:  # the prediction is unchanged; only σ is rescaled
         std = cal.sigma("tensor", std, mean, out.shape[0])
-    return (mean, std) if return_std else mean
+    return mean, std
 
 
 def predict_summary(
@@ -168,17 +140,5 @@ def predict_summary(
     """
     if model is None or isinstance(model, (str, Path)):
         model = load_model(model or "default")
-    cal = calibration_for(model) if calibrated else None
     graphs = graphs_for(structures, model, max_sites=max_sites)
-    model = model.to(default_device(device)).eval()
-    members, pooled = predict_members_and_embeddings(graphs, model, batch_size=batch_size, device=device)
-    stats = ensemble_statistics(members, calibration=cal)
-    records = summary_records(stats)
-    flags = (
-        cal.ood([element_symbols(g.z.tolist()) for g in graphs], stats, pooled)
-        if cal is not None
-        else [None] * len(records)
-    )
-    for rec, flag in zip(records, flags):
-        rec["ood"] = flag
-    return records
+    return run_model(graphs, model, device=device, batch_size=batch_size).summary(calibrated)

@@ -41,7 +41,6 @@ thresholds.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import math
@@ -251,42 +250,6 @@ def training_masks(n: int, metas: Sequence[dict], targets: np.ndarray | None = N
     return trained, test
 
 
-def predict_members_and_embeddings(
-    graphs: list, ensemble: Any, batch_size: int = 64, device: Any = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """``(members [M, n, 3, 3], pooled [M, n, D])`` in one pass (the pooled features ``forward`` computes)."""
-    import torch
-    from torch_geometric.data import Batch
-
-    members = list(getattr(ensemble, "members", [ensemble]))
-    dev = next(members[0].parameters()).device if device is None else torch.device(device)
-    if not graphs:
-        return np.zeros((len(members), 0, 3, 3)), np.zeros((len(members), 0, 0))
-    preds, pooled = [[] for _ in members], [[] for _ in members]
-    with torch.no_grad():
-        for i in range(0, len(graphs), batch_size):
-            batch = Batch.from_data_list(graphs[i : i + batch_size]).to(dev)
-            for m, model in enumerate(members):
-                captured: list = []
-                original = model.embed
-
-                def capture(*args: Any, _orig: Any = original, _out: list = captured, **kw: Any) -> Any:
-                    out = _orig(*args, **kw)
-                    _out.append(out[0])
-                    return out
-
-                model.embed = capture
-                try:
-                    eps = model(batch)
-                finally:
-                    del model.embed
-                if not captured:
-                    captured.append(model.embed(batch)[0])
-                preds[m].append(eps.double().cpu().numpy())
-                pooled[m].append(captured[0].double().cpu().numpy())
-    return (np.stack([np.concatenate(p) for p in preds]), np.stack([np.concatenate(p) for p in pooled]))
-
-
 def heldout_predictions(
     model: str | Path,
     data_file: str | Path | None = None,
@@ -298,8 +261,8 @@ def heldout_predictions(
     Cached in ``cache/<model folder name>-<hash of members and data>.npz``. Returns ``members [M,N,3,3]``,
     ``pooled [M,N,D]``, ``true [N,3,3]``, ``trained``/``test`` ``[M,N]``, ``ids``, ``elements`` (list of sets).
     """
-    from goectp.checkpoint import ensemble_members, load_model, resolve_model_path
     from goectp.data import DIELECTRIC_FILE, data_dir, sha256_file
+    from goectp.registry import ensemble_members, load_model, resolve_model_path
 
     folder = resolve_model_path(model)  # a folder, or a shipped name / alias (never the working directory)
     names, files = zip(*ensemble_members(folder))  # raises when the folder holds no members
@@ -330,8 +293,11 @@ def heldout_predictions(
             from goectp.data import load_graph_set
 
             gs = load_graph_set(data_file, k=cfg.k_neighbors, progress=progress, canonical=uses_canonical_cell(cfg))
-        members, pooled = predict_members_and_embeddings(gs.graphs, ens)
-        elements = [" ".join(element_symbols(g.z.tolist())) for g in gs.graphs]
+        from goectp.inference import run_model
+
+        run = run_model(gs.graphs, ens)
+        members, pooled = run.predictions, run.embeddings
+        elements = [" ".join(symbols) for symbols in run.elements]
         out = {
             "members": members,
             "pooled": pooled.astype(np.float32),
@@ -368,13 +334,6 @@ def split_members(held: dict[str, Any], test_sets: np.ndarray) -> list[list[int]
 def split_means(held: dict[str, Any], test_sets: np.ndarray) -> np.ndarray:
     """``[S, N, 3, 3]``: for each split, the mean prediction of its :func:`split_members`."""
     return np.stack([held["members"][own].mean(axis=0) for own in split_members(held, test_sets)])
-
-
-def element_symbols(numbers: Sequence[int]) -> list[str]:
-    """Sorted unique element symbols of atomic numbers."""
-    from pymatgen.core.periodic_table import Element
-
-    return sorted({Element.from_Z(int(z)).symbol for z in numbers})
 
 
 def cfg_target(metas: Sequence[dict]) -> str:
@@ -725,37 +684,13 @@ def ensemble_fingerprint(model: Any) -> str:
 
 
 def calibration_for(model: Any) -> Calibration | None:
-    """The calibration of a loaded model: ``model.calibration`` when set, else the ``calibration.json`` under
-    ``assets/models/*/`` whose fingerprint matches the model's weights (the result is cached on the model).
-
-    A single member or an uncalibrated ensemble gives ``None`` (σ stays the raw member spread).
-    """
-    if not hasattr(model, "members"):
-        return None
-    cached = getattr(model, "_goectp_calibration", False)
-    if cached is not False:
-        return cached
-    found = None
-    from goectp.checkpoint import assets_dir
-
-    root = assets_dir() / "models"
-    candidates = sorted(root.glob(f"*/{CALIBRATION_FILE}")) if root.exists() else []
-    if candidates:
-        fp = ensemble_fingerprint(model)
-        for f in candidates:
-            try:
-                d = json.loads(f.read_text())
-            except (OSError, ValueError):
-                continue
-            if d.get("meta", {}).get("fingerprint") == fp:
-                found = Calibration.from_dict(d)
-                break
-    with contextlib.suppress(Exception):  # a model that takes no attributes is simply not cached
-        model._goectp_calibration = found
-    return found
+    """The calibration of a loaded model: the ensemble's :attr:`~goectp.models.Ensemble.calibration`, which
+    :func:`goectp.registry.load_model` reads from the folder's ``calibration.json``. ``None`` for a single network
+    or an uncalibrated ensemble (σ stays the raw member spread)."""
+    return getattr(model, "calibration", None) if hasattr(model, "members") else None
 
 
 def attach_calibration(model: Any, calibration: Calibration | None) -> Any:
-    """Set the calibration used for ``model`` (e.g. an ensemble loaded from a folder outside ``assets/models``)."""
-    model._goectp_calibration = calibration
+    """Set the calibration used for ``model`` (e.g. an ensemble assembled in memory)."""
+    model.calibration = calibration
     return model

@@ -1,4 +1,4 @@
-"""Checkpoints: one schema, safe loading, atomic writes, ensembles and the shipped-model registry.
+"""Checkpoints: one schema, safe loading and atomic writes (names and folders: :mod:`goectp.registry`).
 
 Schema (``SCHEMA_VERSION`` 1), a plain dict of tensors and JSON-like values::
 
@@ -16,10 +16,6 @@ Every load goes through :func:`safe_load`: ``torch.load(..., weights_only=True)`
 tensors and plain containers; a pickle that would run code, a text file or a truncated file raises
 :class:`CheckpointError` (a ``ValueError``) whose one-line message names the file. Nothing in a checkpoint is ever
 executed.
-
-Names: a *name* (a string without a path separator that does not end in ``.pt``, e.g. ``"default"``) is looked up
-only in ``assets/models/<name>`` (``$GOECTP_ASSETS``), never in the working directory; anything else (a
-:class:`~pathlib.Path`, ``"./default"``, ``"runs/x/best.pt"``, ``"x.pt"``) is a path.
 """
 
 from __future__ import annotations
@@ -27,7 +23,7 @@ from __future__ import annotations
 import io
 import os
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +32,7 @@ from torch import nn
 
 from goectp.graph import CrystalGraph
 from goectp.models import PARTS, GoeCTP, GoeCTPConfig, SumOfParts
+from goectp.models.ensemble import graph_config, member_target
 
 #: Version of the checkpoint dict written by :func:`save_checkpoint` / :func:`save_training_state`.
 SCHEMA_VERSION = 1
@@ -45,29 +42,6 @@ Source = str | os.PathLike | bytes | io.BytesIO
 
 class CheckpointError(ValueError):
     """A file that is not a usable GoeCTP checkpoint; the message names the file and the problem."""
-
-
-# ------------------------------------------------------------------------------------------------ paths and devices
-def assets_dir() -> Path:
-    """``$GOECTP_ASSETS`` or the repository's ``assets/`` folder."""
-    env = os.environ.get("GOECTP_ASSETS")
-    return Path(env) if env else Path(__file__).resolve().parents[1] / "assets"
-
-
-def default_device(device: str | torch.device | None = None) -> torch.device:
-    """The requested device, else CUDA when available, else CPU.
-
-    Raises ``ValueError`` for a CUDA device on a machine without CUDA (instead of torch's ``AssertionError``).
-    """
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ValueError(f"unknown device {device!r} (use 'cpu' or 'cuda')") from exc
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} requested but CUDA is not available on this machine (use 'cpu')")
-    return dev
 
 
 # ------------------------------------------------------------------------------------------------ writing
@@ -267,36 +241,6 @@ def sum_checkpoint_dict(electronic: dict, ionic: dict) -> dict:
     return ckpt
 
 
-def members_by_split(spec: str | os.PathLike) -> dict[int, dict]:
-    """``{split seed: checkpoint dict}`` of an ensemble (a shipped name or a folder); one member per seed."""
-    members: dict[int, dict] = {}
-    for f in checkpoint_files(spec):
-        ckpt = read_checkpoint(f)  # weights_only=True
-        seed = ckpt.get("meta", {}).get("split_seed")
-        if seed is None or int(seed) in members:
-            raise CheckpointError(f"{f}: {'no split seed' if seed is None else f'a second member of split {seed}'}")
-        members[int(seed)] = ckpt
-    return members
-
-
-def sum_ensembles(electronic: str | os.PathLike, ionic: str | os.PathLike, out: str | os.PathLike) -> list[Path]:
-    """One ensemble of the static tensor from an ε∞ ensemble and an ionic-only one (``goectp sum``): member k is
-    ε∞ member k + ionic member k, paired by split seed and written as one sum checkpoint ``out/split<k>.pt``
-    (:func:`sum_checkpoint_dict`), so the result loads, predicts, calibrates and combines like any ensemble."""
-    by_part = {"electronic": members_by_split(electronic), "ionic": members_by_split(ionic)}
-    if sorted(by_part["electronic"]) != sorted(by_part["ionic"]):
-        raise ValueError(
-            f"the ensembles cover different splits: {sorted(by_part['electronic'])} vs {sorted(by_part['ionic'])}"
-        )
-    checkpoints = {}
-    for seed in sorted(by_part["ionic"]):  # every pair is checked before anything is written
-        try:
-            checkpoints[seed] = sum_checkpoint_dict(by_part["electronic"][seed], by_part["ionic"][seed])
-        except (ValueError, CheckpointError) as exc:
-            raise ValueError(f"split {seed}: {exc}") from exc
-    return [atomic_save(ckpt, Path(out) / f"split{seed}.pt") for seed, ckpt in checkpoints.items()]
-
-
 def model_from_checkpoint(ckpt: dict, name: str = "checkpoint") -> GoeCTP | SumOfParts:
     """Build the model a (normalised) checkpoint dict describes and load its weights."""
     if ckpt.get("kind") == "sum":
@@ -344,205 +288,3 @@ def load_training_state(path: str | os.PathLike, map_location: str | torch.devic
     if missing:
         raise CheckpointError(f"{path}: not a training resume file (missing {', '.join(missing)})")
     return ckpt
-
-
-# ------------------------------------------------------------------------------------------------ ensembles
-def graph_config(configs: Sequence[GoeCTPConfig], names: Sequence[str]) -> GoeCTPConfig:
-    """The config whose graphs all ``configs`` can read (see :class:`Ensemble`); raises on members that cannot
-    share graphs."""
-    from goectp.canonical import uses_canonical_cell
-
-    def graph_key(c: GoeCTPConfig) -> tuple:
-        return (c.k_neighbors, uses_canonical_cell(c), c.cell_reduction if not uses_canonical_cell(c) else None)
-
-    features = {c.node_features for c in configs if c.node_features}
-    if len(features) > 1 or len({graph_key(c) for c in configs}) > 1:
-        described = ", ".join(
-            f"{n} (k={c.k_neighbors}, canonical cell {uses_canonical_cell(c)}, node features {c.node_features})"
-            for n, c in zip(names, configs)
-        )
-        raise ValueError(f"ensemble members need different graphs and cannot be combined: {described}")
-    return next((c for c in configs if c.node_features), configs[0])
-
-
-def member_target(model: nn.Module) -> str:
-    """Which DFPT tensor one member predicts (``total``, ``electronic`` = ε∞ or ``ionic``), from its checkpoint
-    metadata (``meta["train_config"]["target"]``, or ``meta["target"]``); ``total`` when the metadata is silent."""
-    from goectp.data.dielectric import TARGETS  # lazily: goectp.data imports this module
-
-    meta = getattr(model, "meta", None) or {}
-    for where in (meta, meta.get("train_config") or {}):
-        value = where.get("target")
-        if isinstance(value, str):
-            if value not in TARGETS:
-                raise CheckpointError(f"unknown prediction target {value!r} (expected one of {TARGETS})")
-            return value
-    return "total"
-
-
-def networks(model: nn.Module) -> list[GoeCTP]:
-    """Every :class:`GoeCTP` inside a model: itself, an ensemble's members, and the parts of sum members."""
-    found = []
-    for member in getattr(model, "members", [model]):
-        found += member.networks() if isinstance(member, SumOfParts) else [member]
-    return found
-
-
-def prediction_target(model: nn.Module) -> str:
-    """Which DFPT tensor a model or an :class:`Ensemble` predicts (members of an ensemble always agree)."""
-    return model.target if isinstance(model, Ensemble) else member_target(model)
-
-
-class Ensemble(nn.Module):
-    """Several models that read the same graphs; ``forward`` returns the member predictions ``[M, B, 3, 3]``.
-
-    Members may differ in their weights, training and whether they use foundation-model node features (e.g. the
-    shipped ``combined`` ensemble: CHGNet-feature members next to plain ones); they must agree on how the graph is
-    built (``k_neighbors``, the canonical cell), on which node features, if any, and on the tensor they predict
-    (``target``). ``config`` is that of a member with node features when there is one, so callers build graphs
-    every member can read (plain members ignore the extra features).
-    """
-
-    def __init__(self, members: Sequence[GoeCTP], names: Sequence[str] | None = None) -> None:
-        super().__init__()
-        if not members:
-            raise ValueError("an ensemble needs at least one member")
-        self.members = nn.ModuleList(members)
-        self.names = list(names or [f"member{i}" for i in range(len(members))])
-        self.config = graph_config([m.config for m in members], self.names)
-        targets = {n: member_target(m) for n, m in zip(self.names, members)}
-        if len(set(targets.values())) > 1:
-            described = ", ".join(f"{n}: {t}" for n, t in targets.items())
-            raise ValueError(f"ensemble members predict different tensors and cannot be averaged: {described}")
-        #: the DFPT tensor every member predicts: "total", "electronic" (ε∞) or "ionic"
-        self.target = next(iter(targets.values()))
-
-    def forward(self, batch, use_frame: bool | None = None) -> torch.Tensor:
-        return torch.stack([m(batch, use_frame=use_frame) for m in self.members])
-
-    def backbone_prediction(self, batch) -> torch.Tensor:
-        return self.forward(batch, use_frame=False)
-
-
-# ------------------------------------------------------------------------------------------------ names and paths
-#: ``assets/models/aliases.json``: ``{alias: folder name}``, e.g. ``{"default": "combined"}``.
-ALIASES_FILE = "aliases.json"
-#: ``assets/models/<name>/members.json``: an ensemble whose members are files of other shipped ensembles.
-MEMBERS_FILE = "members.json"
-
-
-def model_aliases() -> dict[str, str]:
-    """Shipped aliases (``"default"`` → the most accurate ensemble), read from ``assets/models/aliases.json``."""
-    path = assets_dir() / "models" / ALIASES_FILE
-    if not path.is_file():
-        return {}
-    import json
-
-    aliases = json.loads(path.read_text())
-    return {str(k): str(v) for k, v in aliases.items() if is_model_name(str(k)) and is_model_name(str(v))}
-
-
-def available_models() -> list[str]:
-    """Names of the models shipped in ``assets/models``: folders holding ``*.pt`` members, and their aliases."""
-    root = assets_dir() / "models"
-    if not root.exists():
-        return []
-    folders = {p.name for p in root.iterdir() if p.is_dir() and (any(p.glob("*.pt")) or (p / MEMBERS_FILE).is_file())}
-    return sorted(folders | {a for a, target in model_aliases().items() if target in folders})
-
-
-def is_model_name(spec: str | os.PathLike) -> bool:
-    """True for a shipped-model *name*: a ``str`` without a path separator, not ``.``-prefixed, not ``*.pt``."""
-    if not isinstance(spec, str) or not spec:
-        return False
-    seps = {"/", os.sep, *([os.altsep] if os.altsep else [])}
-    return not any(s in spec for s in seps) and not spec.startswith((".", "~")) and not spec.endswith(".pt")
-
-
-def resolve_model_path(spec: str | os.PathLike) -> Path:
-    """The file or folder ``spec`` means: a name → ``assets/models/<name>`` only; anything else → that path."""
-    if not str(spec).strip():  # Path("") is the working directory: never load whatever *.pt lies there
-        raise FileNotFoundError(f"no model given (an empty name); shipped models: {available_models() or 'none'}")
-    if is_model_name(spec):
-        path = assets_dir() / "models" / spec
-        if not path.is_dir() and spec in model_aliases():
-            path = assets_dir() / "models" / model_aliases()[spec]
-        if not path.exists():
-            hint = f"; to load ./{spec} from the working directory, give it as a path" if Path(spec).exists() else ""
-            raise FileNotFoundError(
-                f"no shipped model named {spec!r}; shipped models: {available_models() or 'none'}{hint}"
-            )
-        return path
-    path = Path(spec).expanduser()
-    if not path.exists():
-        raise FileNotFoundError(f"no checkpoint file or folder {str(spec)!r}")
-    return path
-
-
-def _manifest_members(folder: Path, verify: bool = True) -> list[tuple[str, Path]]:
-    """``folder/members.json``: members that are files of sibling ensembles, each checked against its sha256."""
-    import json
-
-    from goectp.data.paths import sha256_file  # lazily: goectp.data imports this module
-
-    manifest = folder / MEMBERS_FILE
-    try:
-        entries = json.loads(manifest.read_text())["members"]
-        listed = [(str(e["file"]), str(e["sha256"])) for e in entries]
-    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
-        raise CheckpointError(f"{manifest}: not a members list ({type(exc).__name__}: {exc})"[:300]) from exc
-    if not listed:
-        raise CheckpointError(f"{manifest}: lists no members")
-    if any(folder.glob("*.pt")):
-        raise CheckpointError(f"{folder}: holds both *.pt files and {MEMBERS_FILE}; keep one")
-    root = folder.resolve().parent
-    members = []
-    for relative, sha256 in listed:
-        path = (folder / relative).resolve()
-        if path.parent.parent != root or path.suffix != ".pt":  # a *.pt file of a sibling folder, nothing else
-            raise CheckpointError(f"{manifest}: {relative!r} is not a checkpoint of a sibling ensemble folder")
-        if not path.is_file():
-            raise CheckpointError(f"{manifest}: member {relative!r} is missing")
-        if verify and sha256_file(path) != sha256:
-            raise CheckpointError(f"{manifest}: member {relative!r} changed since the ensemble was assembled (sha256)")
-        members.append((f"{path.parent.name}-{path.stem}", path))
-    return members
-
-
-def ensemble_members(spec: str | os.PathLike, verify: bool = True) -> list[tuple[str, Path]]:
-    """``(name, file)`` of every member of a model: a file; a folder's ``*.pt`` files (sorted, named by their stem);
-    for a folder with ``members.json`` (``{"members": [{"file": "../<ensemble>/<member>.pt", "sha256": …}]}``),
-    the files of sibling ensembles it lists (named ``<ensemble>-<member>``), so a combination ships no copies; or,
-    for the output folder of ``goectp train`` (no ``*.pt`` of its own), each ``split<k>/best.pt`` (named
-    ``split<k>``). ``verify=False`` skips the sha256 check of listed files, for callers that only list them."""
-    path = resolve_model_path(spec)
-    if path.is_file():
-        return [(path.stem, path)]
-    if (path / MEMBERS_FILE).is_file():
-        return _manifest_members(path, verify)
-    files = sorted(p for p in path.glob("*.pt") if p.is_file())
-    if files:
-        return [(f.stem, f) for f in files]
-    runs = [(d.name, d / "best.pt") for d in path.glob("split*") if d.name[5:].isdigit() and (d / "best.pt").is_file()]
-    if not runs:
-        raise FileNotFoundError(f"{path} holds no *.pt checkpoints and no split<k>/best.pt of a training run")
-    return sorted(runs, key=lambda run: int(run[0][5:]))
-
-
-def checkpoint_files(spec: str | os.PathLike, verify: bool = True) -> list[Path]:
-    """Checkpoint files of a file, an ensemble folder or a shipped model name (see :func:`ensemble_members`)."""
-    return [f for _, f in ensemble_members(spec, verify)]
-
-
-def load_model(path_or_name: str | os.PathLike = "default", member: int | None = None) -> GoeCTP | Ensemble:
-    """Load a checkpoint file, a folder of checkpoints (an ensemble), or a model shipped in ``assets/models``.
-
-    ``member`` picks a single member of an ensemble. Files are loaded with ``weights_only=True``.
-    """
-    path = resolve_model_path(path_or_name)
-    if path.is_file():
-        return load_checkpoint(path)
-    members = ensemble_members(path)
-    if member is not None:
-        return load_checkpoint(members[member][1])
-    return Ensemble([load_checkpoint(f) for _, f in members], [n for n, _ in members]).eval()

@@ -11,6 +11,7 @@ periodic table. The model adds a learned linear map on top (and can use a pure e
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from functools import lru_cache
 
 import numpy as np
@@ -71,3 +72,10 @@ def element_feature_table() -> np.ndarray:
 
 def element_feature_dim() -> int:
     return 18 + 7 + 4 + sum(n + 1 for *_, n in _CONTINUOUS.values())
+
+
+def element_symbols(numbers: Sequence[int]) -> list[str]:
+    """Sorted unique element symbols of atomic numbers."""
+    from pymatgen.core.periodic_table import Element
+
+    return sorted({Element.from_Z(int(z)).symbol for z in numbers})

@@ -25,7 +25,7 @@ from goectp.calibration import (
     fit_calibration,
     heldout_predictions,
 )
-from goectp.checkpoint import resolve_model_path
+from goectp.registry import resolve_model_path
 
 LEVELS = np.linspace(0.05, 0.99, 20)
 

@@ -4,7 +4,7 @@
 
 Members are not copied: ``members.json`` names each file of the shipped families with its sha256 (a loader
 refuses a member that changed); the member ``<family>/split<k>.pt`` is called ``<family>-split<k>``. They must
-read the same graphs (:class:`goectp.checkpoint.Ensemble` checks it). The card reports, per split ``k``, the
+read the same graphs (:class:`goectp.models.Ensemble` checks it). The card reports, per split ``k``, the
 sub-ensemble of the members trained on split ``k`` (the mean of their predictions) on that split's validation and
 test sets, next to each family alone: the comparison the combination was chosen by (validation) and what it gives
 (test). Then ``scripts/calibrate_ensemble.py`` fits the calibrated σ of the whole ensemble.
@@ -23,15 +23,9 @@ from pathlib import Path
 import numpy as np
 
 from goectp.calibration import heldout_predictions
-from goectp.checkpoint import (
-    MEMBERS_FILE,
-    checkpoint_files,
-    is_model_name,
-    load_model,
-    read_checkpoint,
-    resolve_model_path,
-)
+from goectp.checkpoint import read_checkpoint
 from goectp.data import DIELECTRIC_FILE, data_dir, sha256_file, split_masks
+from goectp.registry import MEMBERS_FILE, checkpoint_files, is_model_name, load_model, resolve_model_path
 
 
 def per_split_mae(members: np.ndarray, split_of: np.ndarray, true: np.ndarray, seeds: list[int]) -> dict:
@@ -149,7 +143,7 @@ is in `BENCHMARKS.md`, "Shipped ensembles as users get them".
 
 ## Limits
 - As the members': ≤ 96-atom ordered inorganic crystals with PBE DFPT labels; the high-ε tail (ε̄ ≥ 30) is
-  under-predicted (docs/results.md, "The high-ε tail").
+  under-predicted (docs/changelog.md, "The high-ε tail").
 - Members of one split are correlated (same training set), so the member spread underestimates the error before
   calibration.
 

@@ -570,7 +570,7 @@ def test_components_render_outside_a_server_as_in_a_notebook(models, gallery, sc
 
 def test_shipped_screening_results_name_the_model_that_made_them(tmp_path):
     from explorer.paths import screening_dir as shipped_screening_dir
-    from goectp.checkpoint import model_aliases
+    from goectp.registry import model_aliases
 
     data = ScreeningData(shipped_screening_dir())
     # matched by checkpoint sha256, an alias named first, then the ensemble it points to: the shipped tables were

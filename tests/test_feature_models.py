@@ -76,7 +76,7 @@ def test_predict_computes_the_features_and_stays_equivariant():
 def test_an_ensemble_mixes_featured_and_plain_members_and_predicts_their_mean():
     """Members with and without node features share one set of graphs (the featured member's); the ensemble's
     prediction is the mean of what each member predicts alone, whichever member comes first."""
-    from goectp.checkpoint import Ensemble
+    from goectp.models import Ensemble
 
     torch.manual_seed(1)
     plain = build_model("goectp", hidden=16, num_rbf=16).double().eval()
@@ -198,8 +198,8 @@ def test_the_default_is_the_combined_ensemble_of_five_families():
     ionic network, 5 per split, read from one set of graphs; its prediction is the mean of its families'."""
     pytest.importorskip("chgnet", reason="the shipped default needs chgnet==0.4.2 (the 'foundation' extra)")
     from goectp.api import assets_dir
-    from goectp.checkpoint import model_aliases, networks
-    from goectp.models import SumOfParts
+    from goectp.models import SumOfParts, networks
+    from goectp.registry import model_aliases
 
     assert model_aliases()["default"] == "combined"
     model = load_model("default").double()

@@ -17,8 +17,10 @@ from pymatgen.core import Lattice, Structure
 
 import goectp
 from goectp import checkpoint as ck
+from goectp import registry
 from goectp.cli import main as cli_main
 from goectp.csvsafe import csv_safe_frame, neutralize_cell, restore_cell, write_csv
+from goectp.models import Ensemble
 from goectp.structures import (
     StructureError,
     estimate_site_count,
@@ -167,7 +169,7 @@ def test_cli_predict_and_screen_never_execute_code(tmp_path, capsys):
 
 
 def test_screening_workers_load_checkpoint_bytes_safely(tmp_path):
-    from goectp.screening.models import ModelSpec, cached_ensemble, load_model_spec
+    from goectp.screening.model_spec import ModelSpec, cached_ensemble, load_model_spec
 
     marker = tmp_path / "marker"
     evil = evil_checkpoint(tmp_path / "evil.pt", marker)
@@ -179,15 +181,15 @@ def test_screening_workers_load_checkpoint_bytes_safely(tmp_path):
     assert not marker.exists()
 
 
-@pytest.mark.skipif("default" not in ck.available_models(), reason="no shipped default model")
+@pytest.mark.skipif("default" not in registry.available_models(), reason="no shipped default model")
 def test_a_file_named_default_in_the_cwd_is_never_loaded(tmp_path, monkeypatch, capsys):
     marker = tmp_path / "marker"
     evil_checkpoint(tmp_path / "default", marker)
     cif = write_cif(tmp_path / "NaCl.cif")
     monkeypatch.chdir(tmp_path)
     model = goectp.load_model("default")  # the shipped ensemble
-    shipped = [name for name, _ in ck.ensemble_members(ck.model_aliases()["default"])]
-    assert isinstance(model, ck.Ensemble) and model.names == shipped and len(shipped) >= 5
+    shipped = [name for name, _ in registry.ensemble_members(registry.model_aliases()["default"])]
+    assert isinstance(model, Ensemble) and model.names == shipped and len(shipped) >= 5
     assert cli_main(["predict", "NaCl.cif", "--json", "--device", "cpu"]) == 0  # no --model: the shipped default
     rows = json.loads(capsys.readouterr().out)
     assert rows[0]["formula"] == "NaCl" and np.isfinite(rows[0]["tensor"]).all()
@@ -199,11 +201,15 @@ def test_a_file_named_default_in_the_cwd_is_never_loaded(tmp_path, monkeypatch, 
 
 def test_names_resolve_only_from_assets(tmp_path, monkeypatch, members):
     monkeypatch.chdir(tmp_path)
-    assert ck.is_model_name("default") and not ck.is_model_name("./default")
-    assert not ck.is_model_name("x.pt") and not ck.is_model_name("runs/default") and not ck.is_model_name(members)
+    assert registry.is_model_name("default") and not registry.is_model_name("./default")
+    assert (
+        not registry.is_model_name("x.pt")
+        and not registry.is_model_name("runs/default")
+        and not registry.is_model_name(members)
+    )
     with pytest.raises(FileNotFoundError, match="give it as a path"):
         goectp.load_model("members")  # exists in the cwd, but a bare name means a shipped model
-    assert isinstance(goectp.load_model("./members"), ck.Ensemble)
+    assert isinstance(goectp.load_model("./members"), Ensemble)
     ck.save_checkpoint(tmp_path / "x.pt", tiny_model())
     assert isinstance(goectp.load_model("x.pt"), goectp.GoeCTP)
 
@@ -242,8 +248,8 @@ def test_every_shipped_ensemble_is_covered_by_the_weights_only_check():
         "decomposed-bulk-modulus-layers2",
     } <= folders
     assert len(SHIPPED) == 10 * 5
-    listed = [f for name in ck.available_models() for f in ck.checkpoint_files(name)]
-    assert len(ck.checkpoint_files("combined")) == 25 and len(ck.checkpoint_files("combined-15")) == 15
+    listed = [f for name in registry.available_models() for f in registry.checkpoint_files(name)]
+    assert len(registry.checkpoint_files("combined")) == 25 and len(registry.checkpoint_files("combined-15")) == 15
     assert {f.resolve() for f in listed} <= {f.resolve() for f in SHIPPED}
 
 
@@ -861,5 +867,5 @@ def test_an_empty_model_name_never_loads_the_working_directory(tmp_path, monkeyp
     torch.save({"x": _Payload(tmp_path / "ran")}, tmp_path / "member.pt")
     for spec in ("", " "):
         with pytest.raises(FileNotFoundError, match="no model given"):
-            ck.load_model(spec)
+            registry.load_model(spec)
     assert not (tmp_path / "ran").exists()

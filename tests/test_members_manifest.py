@@ -17,7 +17,8 @@ import torch
 
 import goectp
 from goectp import checkpoint as ck
-from goectp.screening.models import load_model_spec
+from goectp import registry
+from goectp.screening.model_spec import load_model_spec
 
 
 def tiny(seed: int) -> goectp.GoeCTP:
@@ -41,12 +42,12 @@ def write_manifest(folder: Path, files: list[str], sha256s: list[str] | None = N
     if sha256s is None:
         sha256s = [hashlib.sha256((folder / f).read_bytes()).hexdigest() for f in files]
     entries = [{"file": f, "sha256": h} for f, h in zip(files, sha256s)]
-    (folder / ck.MEMBERS_FILE).write_text(json.dumps({"members": entries}))
+    (folder / registry.MEMBERS_FILE).write_text(json.dumps({"members": entries}))
 
 
 def test_listed_members_load_in_order_with_their_ensembles_names(models):
     write_manifest(models / "both", ["../b/split1.pt", "../a/split0.pt"])
-    assert "both" in ck.available_models()
+    assert "both" in registry.available_models()
     ensemble = goectp.load_model("both")
     assert ensemble.names == ["b-split1", "a-split0"]
     direct = [ck.load_checkpoint(models / "b" / "split1.pt"), ck.load_checkpoint(models / "a" / "split0.pt")]
@@ -87,7 +88,7 @@ def test_paths_outside_the_sibling_ensembles_are_refused(models, files, message)
 )
 def test_a_malformed_members_list_is_named(models, text):
     (models / "both").mkdir()
-    (models / "both" / ck.MEMBERS_FILE).write_text(text)
+    (models / "both" / registry.MEMBERS_FILE).write_text(text)
     with pytest.raises(ck.CheckpointError, match="members.json"):
         goectp.load_model("both")
 
@@ -100,9 +101,9 @@ def test_a_folder_with_both_layouts_is_ambiguous(models):
 
 
 def test_the_shipped_default_lists_its_members_without_copies():
-    default = ck.resolve_model_path("default")
-    assert (default / ck.MEMBERS_FILE).is_file()
-    members = ck.ensemble_members("default")
+    default = registry.resolve_model_path("default")
+    assert (default / registry.MEMBERS_FILE).is_file()
+    members = registry.ensemble_members("default")
     assert not list(default.glob("*.pt")) and len(members) >= 5
     assert all(f.parent.parent == default.parent.resolve() for _, f in members)
     assert np.all([f.is_file() for _, f in members])

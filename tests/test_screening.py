@@ -685,7 +685,7 @@ def test_cli_subcommand_and_module_entry(tmp_path, ensemble_dir, pool_file, caps
     out = capsys.readouterr().out
     assert "screened 10 candidates" in out and "top high-k" in out
     # an ensemble without a matching calibration.json: said before scoring starts and in the report
-    assert any("no calibration.json under assets/models matches" in r.getMessage() for r in caplog.records)
+    assert any("has no calibration.json fitted on its weights" in r.getMessage() for r in caplog.records)
     assert "σ: the raw member spread for 10 candidates" in out
     table = pd.read_parquet(tmp_path / "out" / "screening.parquet")
     assert len(table) == 10 and table["kappa"].eq(0.5).all()

@@ -17,19 +17,10 @@ from scipy.spatial.transform import Rotation
 
 import goectp
 from goectp.calibration import training_masks
-from goectp.checkpoint import (
-    CheckpointError,
-    Ensemble,
-    atomic_save,
-    checkpoint_dict,
-    load_checkpoint,
-    load_model,
-    networks,
-    prediction_target,
-    sum_checkpoint_dict,
-)
+from goectp.checkpoint import CheckpointError, atomic_save, checkpoint_dict, load_checkpoint, sum_checkpoint_dict
 from goectp.data import random_split
-from goectp.models import SumOfParts
+from goectp.models import Ensemble, SumOfParts, networks, prediction_target
+from goectp.registry import load_model
 from goectp.training.pretrain import backbone_state
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -146,8 +137,8 @@ def test_goectp_sum_pairs_members_by_split(tmp_path, capsys):
 
 def test_a_training_runs_output_folder_is_an_ensemble_of_its_best_checkpoints(tmp_path, capsys):
     """``goectp train --out RUN`` writes ``RUN/split<k>/best.pt``: RUN loads, predicts and sums as an ensemble."""
-    from goectp.checkpoint import ensemble_members
     from goectp.cli import main as cli_main
+    from goectp.registry import ensemble_members
 
     for seed in (0, 1, 10):  # split10 sorts after split1 by number, not by text
         atomic_save(part("electronic", seed, seed=seed), tmp_path / "el" / f"split{seed}" / "best.pt")

@@ -173,8 +173,8 @@ def test_cli_train_evaluate_predict(tmp_path, capsys):
 def test_predict_names_the_tensor_and_gives_refractive_indices_for_an_eps_inf_model(tmp_path, capsys):
     """A model trained on ε∞ (``--target electronic``) says so, and its eigenvalues give n = √λ; an ensemble
     refuses to average members that predict different tensors."""
-    from goectp.checkpoint import prediction_target, save_checkpoint
-    from goectp.models import GoeCTP
+    from goectp.checkpoint import save_checkpoint
+    from goectp.models import GoeCTP, prediction_target
 
     torch.manual_seed(0)
     model = GoeCTP(GoeCTPConfig(hidden=16)).eval()

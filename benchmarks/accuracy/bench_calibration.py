@@ -147,7 +147,7 @@ def main() -> None:
     ap.add_argument("--write", action="store_true", help="write the table into BENCHMARKS.md")
     ap.add_argument("--benchmarks", type=Path, default=Path("BENCHMARKS.md"))
     args = ap.parse_args()
-    from goectp.checkpoint import model_aliases
+    from goectp.registry import model_aliases
 
     args.model = model_aliases().get(args.model, args.model)  # one section per ensemble, under its own name
     held = heldout_predictions(args.model, data_file=args.data, cache=args.cache or None)

@@ -27,12 +27,13 @@ from pymatgen.core import Structure
 
 from goectp.api import predict_graphs
 from goectp.canonical import uses_canonical_cell
-from goectp.checkpoint import available_models, checkpoint_files, load_checkpoint, model_aliases
+from goectp.checkpoint import load_checkpoint
 from goectp.data import DIELECTRIC_FILE, data_dir, read_dielectric_json
 from goectp.evaluation.cell_choice import change_basis, random_unimodular, supercell
 from goectp.evaluation.report import write_section
 from goectp.features import with_node_features
 from goectp.graph import build_crystal_graph
+from goectp.registry import available_models, checkpoint_files, model_aliases
 
 PERTURBATIONS = ("unimodular det +1", "unimodular det -1", "supercell 2x1x1", "supercell 2x2x1", "translated + wrapped")
 OUT = Path("runs/cell_invariance")

@@ -28,11 +28,12 @@ import numpy as np
 
 from goectp.calibration import heldout_predictions
 from goectp.canonical import uses_canonical_cell
-from goectp.checkpoint import load_model, prediction_target, resolve_model_path
 from goectp.data import DIELECTRIC_FILE, data_dir, load_graph_set
 from goectp.data.splits import CRYSTAL_SYSTEMS
 from goectp.evaluation.metrics import EPS_BINS, headline_metrics
 from goectp.evaluation.report import write_section
+from goectp.models import prediction_target
+from goectp.registry import load_model, resolve_model_path
 
 BINS, SYSTEMS = EPS_BINS, CRYSTAL_SYSTEMS
 

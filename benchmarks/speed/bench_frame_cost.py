@@ -31,9 +31,9 @@ import torch
 
 import goectp
 from goectp.canonical import uses_canonical_cell
-from goectp.checkpoint import networks
 from goectp.data import DIELECTRIC_FILE, data_dir, read_dielectric_json
 from goectp.evaluation.report import write_section
+from goectp.models import networks
 
 
 def one_frame(ensemble: torch.nn.Module) -> torch.nn.Module:

@@ -32,8 +32,8 @@ import psutil
 import torch
 
 from goectp.api import build_model, save_checkpoint
-from goectp.checkpoint import available_models, checkpoint_files, resolve_model_path
 from goectp.data.paths import data_dir
+from goectp.registry import available_models, checkpoint_files, resolve_model_path
 from goectp.screening.engine import ScreeningOptions
 from goectp.screening.run import run_screening
 

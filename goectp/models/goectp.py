@@ -9,7 +9,7 @@ orthogonal ``R`` (because ``F → R F``), and the tensor head's ``F ε̃ Fᵀ`` 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import torch
 from torch import nn
@@ -84,6 +84,21 @@ class GoeCTPConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+class ModelOutput(NamedTuple):
+    """One forward pass: what :func:`goectp.inference.run_model` needs for the prediction, σ and the OOD flag.
+
+    Attributes:
+        prediction: ``[B, 3, 3]`` (scalar head: ``[B]``), what ``forward`` returns.
+        embedding: ``[B, d]`` pooled node features (mean over the frames): the invariant summary compared with
+            the training set's (:mod:`goectp.calibration`).
+        parts: the tensor head's outputs before they are combined, e.g. ``{"electronic", "ionic"}`` (``[B, 3, 3]``).
+    """
+
+    prediction: torch.Tensor
+    embedding: torch.Tensor
+    parts: dict[str, torch.Tensor]
 
 
 class GoeCTP(nn.Module):
@@ -255,21 +270,24 @@ class GoeCTP(nn.Module):
         ``use_frame=False`` on a model trained with the frame shows ``g`` alone: the frame *and* the point-group
         symmetrisation (itself an equivariance-restoring step) are both left out.
         """
-        if self.config.head == "scalar":
-            pooled, _, owner = self._embed_frames(batch, use_frame)
-            out = self.head(pooled)
-            if owner is not None:
-                out = scatter(out, owner, dim=0, dim_size=batch.lattice.size(0), reduce="mean")
-            return out
-        parts = self.forward_parts(batch, use_frame)
-        if self.config.log_head:
-            return _symmetric(torch.linalg.matrix_exp(parts["log"]))
-        return sum(parts.values())
+        return self.outputs(batch, use_frame).prediction
 
     def forward_parts(self, batch, use_frame: bool | None = None) -> dict[str, torch.Tensor]:
         """The tensor head's outputs ``[B, 3, 3]`` before they are combined, each frame-averaged and symmetrised:
         ``{"electronic", "ionic"}`` (``decompose``), ``{"log"}`` (``log_head``: ``log ε``) or ``{"total"}``."""
+        return self.outputs(batch, use_frame).parts
+
+    def outputs(self, batch, use_frame: bool | None = None) -> ModelOutput:
+        """Everything one pass of message passing gives (see :class:`ModelOutput`): the prediction, the pooled
+        embedding (mean over the frames, as :meth:`embed`) and the tensor head's parts."""
         pooled, frame, owner = self._embed_frames(batch, use_frame)
+        num_graphs = batch.lattice.size(0)
+        embedding = pooled if owner is None else scatter(pooled, owner, dim=0, dim_size=num_graphs, reduce="mean")
+        if self.config.head == "scalar":
+            out = self.head(pooled)
+            if owner is not None:
+                out = scatter(out, owner, dim=0, dim_size=num_graphs, reduce="mean")
+            return ModelOutput(out, embedding, {})
         if self.config.log_head:
             heads = {"log": self.head}
         elif self.config.decompose:
@@ -277,15 +295,17 @@ class GoeCTP(nn.Module):
         else:
             heads = {"total": self.head}
         bare_backbone = use_frame is not None and use_frame != self.config.use_frame
-        out = {}
+        parts = {}
         for name, head in heads.items():
             eps = head(pooled, frame)  # [V, 3, 3] in the input's Cartesian frame
             if owner is not None:  # frame averaging: mean over each graph's frames
-                eps = scatter(eps, owner, dim=0, dim_size=batch.lattice.size(0), reduce="mean")
+                eps = scatter(eps, owner, dim=0, dim_size=num_graphs, reduce="mean")
             if self.config.symmetrize and not bare_backbone:
                 eps = symmetrize_tensors(eps, batch.sym_ops, batch.num_sym_ops)
-            out[name] = _symmetric(eps)
-        return out
+            parts[name] = _symmetric(eps)
+        log_eps = parts.get("log") if self.config.log_head else None
+        prediction = sum(parts.values()) if log_eps is None else _symmetric(torch.linalg.matrix_exp(log_eps))
+        return ModelOutput(prediction, embedding, parts)
 
     def backbone_prediction(self, batch) -> torch.Tensor:
         """The non-equivariant backbone alone: the same network with the frame replaced by the identity."""

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from goectp.models.goectp import GoeCTP, GoeCTPConfig
+from goectp.models.goectp import GoeCTP, GoeCTPConfig, ModelOutput
 
 #: The parts a sum is made of, by the DFPT tensor each predicts; their sum is the total (static) tensor.
 PARTS = ("electronic", "ionic")
@@ -26,7 +26,7 @@ class SumOfParts(nn.Module):
 
     Args:
         parts: ``{"electronic": GoeCTP, "ionic": GoeCTP}`` (see :data:`PARTS`).
-        config: the graph settings both parts read (:func:`goectp.checkpoint.graph_config` of the parts).
+        config: the graph settings both parts read (:func:`goectp.models.ensemble.graph_config` of the parts).
         meta: the member's metadata: ``target`` ("total"), ``split_seed`` and each part's own metadata.
     """
 
@@ -39,11 +39,17 @@ class SumOfParts(nn.Module):
         self.meta = dict(meta or {})
 
     def forward(self, batch, use_frame: bool | None = None) -> torch.Tensor:
-        return sum(part(batch, use_frame=use_frame) for part in self.parts.values())
+        return self.outputs(batch, use_frame).prediction
 
     def forward_parts(self, batch, use_frame: bool | None = None) -> dict[str, torch.Tensor]:
         """``{"electronic": [B, 3, 3], "ionic": [B, 3, 3]}``: the two parts apart (ε∞ gives the refractive index)."""
-        return {name: part(batch, use_frame=use_frame) for name, part in self.parts.items()}
+        return self.outputs(batch, use_frame).parts
+
+    def outputs(self, batch, use_frame: bool | None = None) -> ModelOutput:
+        """One pass of each part: the sum, the ionic part's embedding (see :meth:`embed`) and the parts."""
+        outs = {name: part.outputs(batch, use_frame) for name, part in self.parts.items()}
+        parts = {name: out.prediction for name, out in outs.items()}
+        return ModelOutput(parts["electronic"] + parts["ionic"], outs["ionic"].embedding, parts)
 
     def embed(self, batch, use_frame: bool | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """The ionic part's ``(pooled [B, d], frame [B, 3, 3])``: the part whose error dominates, so the distance of

@@ -20,7 +20,7 @@ import pandas as pd
 
 from goectp.data.paths import sha256_file
 from goectp.screening.filters import TrainingIndex, load_training_index
-from goectp.screening.models import ModelSpec, load_model_spec
+from goectp.screening.model_spec import ModelSpec, load_model_spec
 from goectp.screening.pool import open_pool
 from goectp.screening.store import ScreeningError, WorkDir, deduplicate
 from goectp.screening.worker import ScoringContext, rows_to_frame, score_chunk, warm_up

@@ -14,7 +14,11 @@ from dataclasses import dataclass, field
 
 import torch
 
-from goectp.checkpoint import Ensemble, default_device, ensemble_members, load_checkpoint
+from goectp.calibration import CALIBRATION_FILE, Calibration
+from goectp.checkpoint import load_checkpoint
+from goectp.device import default_device
+from goectp.models import Ensemble
+from goectp.registry import ensemble_members, folder_calibration, resolve_model_path
 
 
 @dataclass(frozen=True)
@@ -25,6 +29,9 @@ class ModelSpec:
     sha256s: tuple[str, ...]
     blobs: tuple[bytes, ...] = field(repr=False)
     origin: str = ""
+    #: the ensemble folder's calibration (``Calibration.to_dict()``), checked against these weights; ``None``: σ is
+    #: the raw member spread and there are no OOD flags
+    calibration: dict | None = field(default=None, repr=False)
 
     @property
     def key(self) -> tuple[str, ...]:
@@ -37,18 +44,23 @@ def load_model_spec(name_or_path: str | os.PathLike, check: bool = True) -> Mode
     naming the file), and so does a model of anything but the total (static) tensor."""
     names, files = zip(*ensemble_members(name_or_path))  # a name never resolves to the working directory
     blobs = tuple(f.read_bytes() for f in files)
-    if check:
+    folder = resolve_model_path(name_or_path)
+    calibration = None
+    if check or (folder / CALIBRATION_FILE).is_file():
         ensemble = Ensemble([load_checkpoint(blob, name=str(f)) for f, blob in zip(files, blobs)])
-        if ensemble.target != "total":  # the high-κ list ranks the static ε̄; ε∞ or the ionic part alone is not it
-            raise ValueError(
-                f"screening ranks the static dielectric tensor (electronic + ionic), but {name_or_path} predicts the "
-                f"{ensemble.target} tensor only; choose a model of the total tensor (e.g. default)"
-            )
+        found = folder_calibration(folder, ensemble) if folder.is_dir() else None
+        calibration = None if found is None else found.to_dict()
+    if check and ensemble.target != "total":  # the high-κ list ranks the static ε̄; ε∞ or the ionic part alone is not it
+        raise ValueError(
+            f"screening ranks the static dielectric tensor (electronic + ionic), but {name_or_path} predicts the "
+            f"{ensemble.target} tensor only; choose a model of the total tensor (e.g. default)"
+        )
     return ModelSpec(
         names=tuple(names),
         sha256s=tuple(hashlib.sha256(b).hexdigest() for b in blobs),
         blobs=blobs,
         origin=str(name_or_path),
+        calibration=calibration,
     )
 
 
@@ -63,7 +75,9 @@ def cached_ensemble(spec: ModelSpec, device: str | torch.device | None = None) -
     with _CACHE_LOCK:
         if key not in _ENSEMBLE_CACHE:
             members = [load_checkpoint(blob) for blob in spec.blobs]  # weights_only=True: data, never code
-            _ENSEMBLE_CACHE[key] = Ensemble(members, list(spec.names)).to(dev).eval()
+            ensemble = Ensemble(members, list(spec.names)).to(dev).eval()
+            ensemble.calibration = None if spec.calibration is None else Calibration.from_dict(spec.calibration)
+            _ENSEMBLE_CACHE[key] = ensemble
         return _ENSEMBLE_CACHE[key]
 
 

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from goectp.checkpoint import default_device
 from goectp.csvsafe import write_csv
+from goectp.device import default_device
 from goectp.screening.engine import PassReport, ScreeningOptions, load_training, merge_parts, options_dict, score_pool
-from goectp.screening.models import cached_ensemble, load_model_spec
+from goectp.screening.model_spec import load_model_spec
 from goectp.screening.pool import open_pool
 from goectp.screening.provenance import Provenance
 from goectp.screening.ranking import Rankings, rank_candidates
@@ -47,14 +47,12 @@ class ScreeningRun:
 
 
 def warn_if_uncalibrated(model) -> bool:
-    """Say up front when no shipped ``calibration.json`` matches the ensemble: σ is then the raw member spread (too
+    """Say up front when the ensemble has no calibration fitted on its weights: σ is then the raw member spread (too
     narrow, :mod:`goectp.calibration`) and there are no OOD flags. Returns whether it is calibrated."""
-    from goectp.calibration import calibration_for
-
-    calibrated = calibration_for(cached_ensemble(model, "cpu")) is not None
+    calibrated = model.calibration is not None
     if not calibrated:
         log.warning(
-            "no calibration.json under assets/models matches %s: σ is the raw member spread and OOD flags are off "
+            "%s has no calibration.json fitted on its weights: σ is the raw member spread and OOD flags are off "
             "(fit one with scripts/calibrate_ensemble.py)",
             model.origin,
         )

@@ -19,8 +19,9 @@ import numpy as np
 import pandas as pd
 import torch
 
+from goectp.elements import element_symbols
 from goectp.screening.filters import TrainingIndex
-from goectp.screening.models import ModelSpec, cached_ensemble
+from goectp.screening.model_spec import ModelSpec, cached_ensemble
 from goectp.screening.scoring import COMPONENT_NAMES, ensemble_statistics, tensor_components
 from goectp.structures import StructureError, structure_from_dict, structure_from_string, validate_structure
 
@@ -231,29 +232,29 @@ def _attach_node_features(graphs: list, rows: list[dict], structures: list, name
 
 
 def _predict_into(graphs: list, rows: list[dict], ensemble, context: ScoringContext) -> None:
-    """Predict all graphs in batches; if a batch fails, retry one by one so only the culprit is rejected."""
-    from goectp.api import predict_graphs
-    from goectp.calibration import calibration_for, element_symbols, predict_members_and_embeddings
+    """Predict all graphs in batches (one pass per member: :func:`goectp.inference.run_model`); if a batch fails,
+    retry one by one so only the culprit is rejected."""
+    from goectp.inference import run_model
 
-    calibration = calibration_for(ensemble)  # calibrated σ (and OOD flags) when the ensemble ships calibration.json
-    pooled = None
+    calibration = ensemble.calibration  # calibrated σ (and OOD flags) when the ensemble ships calibration.json
     try:
-        preds, pooled = predict_members_and_embeddings(graphs, ensemble, batch_size=context.batch_size)
-        if not np.all(np.isfinite(preds)):
-            raise FloatingPointError("the model produced NaN or infinite values")
+        run = run_model(graphs, ensemble, device=context.device, batch_size=context.batch_size)
+        preds, pooled = run.predictions, run.embeddings
         ok = list(range(len(graphs)))
     except Exception:
-        ok, singles, pooled = [], [], None
+        ok, singles, embeds = [], [], []
         for i, g in enumerate(graphs):
             try:
-                singles.append(predict_graphs([g], ensemble, device=context.device)[:, 0])
+                one = run_model([g], ensemble, device=context.device)
+                singles.append(one.predictions[:, 0])
+                embeds.append(one.embeddings[:, 0])
                 ok.append(i)
             except Exception as exc:
                 rows[i]["status"], rows[i]["reason_code"] = "rejected", "model_error"
                 rows[i]["reason"] = f"model failed on this structure: {type(exc).__name__}: {exc}"
         if not ok:
             return
-        preds = np.stack(singles, axis=1)
+        preds, pooled = np.stack(singles, axis=1), np.stack(embeds, axis=1)
     stats = ensemble_statistics(preds, calibration=calibration)
     mean_c, std_c = tensor_components(stats["mean"]), tensor_components(stats["std"])
     flags = (

@@ -19,7 +19,8 @@ from torch.nn import functional as fn
 from torch_geometric.loader import DataLoader
 from tqdm.auto import tqdm
 
-from goectp.checkpoint import default_device, load_training_state, save_checkpoint, save_training_state
+from goectp.checkpoint import load_training_state, save_checkpoint, save_training_state
+from goectp.device import default_device
 from goectp.models import GoeCTP
 from goectp.training.augment import random_orthogonal, rotate_batch
 from goectp.training.config import TrainConfig

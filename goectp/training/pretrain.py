@@ -33,9 +33,10 @@ import torch
 from torch_geometric.loader import DataLoader
 from tqdm.auto import tqdm
 
-from goectp.checkpoint import CheckpointError, atomic_save, default_device, load_cache, load_checkpoint
+from goectp.checkpoint import CheckpointError, atomic_save, load_cache, load_checkpoint
 from goectp.data.paths import CANDIDATES_FILE, cache_dir, data_dir, sha256_file
 from goectp.data.splits import random_split
+from goectp.device import default_device
 from goectp.graph import CrystalGraph, build_crystal_graph
 from goectp.models import GoeCTP, GoeCTPConfig
 from goectp.training.config import TrainConfig
@@ -416,7 +417,8 @@ def backbone_state(
 def init_checkpoint(init_from: str | os.PathLike, split_seed: int) -> Path:
     """The file ``--init-from`` means for one split: a file as given; an ensemble (a folder or a shipped name) →
     its member fine-tuned on that split, so each split starts from weights that never saw its test crystals."""
-    from goectp.checkpoint import ensemble_members, read_checkpoint, resolve_model_path
+    from goectp.checkpoint import read_checkpoint
+    from goectp.registry import ensemble_members, resolve_model_path
 
     path = resolve_model_path(init_from)
     if path.is_file():
