@@ -76,7 +76,7 @@ def test_the_site_builds_strictly_with_every_page(site):
 
 def test_the_site_loads_nothing_from_the_web(site):
     """No web fonts or theme assets from a CDN: the pages read offline (the search index is local too)."""
-    for page in ("index.html", "results/index.html", "api/api/index.html"):
+    for page in ("index.html", "results/index.html", "api/api/index.html", "notebooks/01_frame_averaging/index.html"):
         html = (site / page).read_text()
         remote = re.findall(r"<(?:link|script)[^>]+(?:href|src)=\"(https?://[^\"]+)\"", html)
         assert not remote, (page, remote)
