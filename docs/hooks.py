@@ -5,6 +5,9 @@
   repository file that is not a page (a model card, a script) becomes its path in code font.
 - ``models/<name>.md`` is the model card ``assets/models/<name>/MODEL_CARD.md`` of each shipped ensemble (written by
   the export scripts), with its reliability diagram; a link to another card becomes a link to its page.
+- In the pages of ``docs/``, links written for the repository (``../BENCHMARKS.md``, ``../README.md``,
+  ``../assets/models/<name>/MODEL_CARD.md``, ``../notebooks/<name>.ipynb``) point at the site's pages instead, so
+  that the same Markdown works on a code host and in the site.
 - ``notebooks/*.ipynb`` are added as they are in the repository's ``notebooks/`` (rendered, never executed, by
   mkdocs-jupyter, which therefore has to see them first: priority 100).
 """
@@ -43,6 +46,34 @@ def site_links(text: str) -> str:
         return label if label.startswith("`") else f"{label} (`{path}`)"
 
     return _LINK.sub(fix, text)
+
+
+_REPO_LINK = re.compile(
+    r"\]\((?:\.\./)+(BENCHMARKS\.md|README\.md|assets/models/[\w.-]+/MODEL_CARD\.md|notebooks/[\w.-]+\.ipynb)"
+)
+
+
+def page_links(text: str, depth: int) -> str:
+    """Repository links of a page ``depth`` folders below ``docs/`` made relative to the site."""
+    up = "../" * depth
+
+    def fix(match: re.Match) -> str:
+        path = match.group(1)
+        card = re.fullmatch(r"assets/models/([\w.-]+)/MODEL_CARD\.md", path)
+        page = (
+            f"models/{card.group(1)}.md"
+            if card
+            else {"BENCHMARKS.md": "benchmarks.md", "README.md": "index.md"}.get(path, path)
+        )
+        return f"]({up}{page}"
+
+    return _REPO_LINK.sub(fix, text)
+
+
+def on_page_markdown(markdown: str, page, config, files) -> str:
+    if page.file.src_uri in GENERATED or page.file.src_uri.startswith("models/"):
+        return markdown
+    return page_links(markdown, page.file.src_uri.count("/"))
 
 
 def model_card(name: str, text: str) -> str:
