@@ -1,17 +1,7 @@
 """Cell-choice drift: how much a prediction changes when the *same crystal* is described by another unit cell.
 
-The polar frame ``F`` of ``L = F H`` depends on the basis that describes the lattice, and sum pooling counts the atoms
-of the cell, so the paper's GoeCTP predicts different tensors for ``a → a + b`` or for a 2x2x1 supercell. This
-benchmark measures that drift for every setting of
-
-- ``cell_reduction``: ``none`` (the input cell, as in the paper), ``niggli`` (Niggli-reduced basis of the input
-  lattice), ``primitive`` (Niggli basis of the crystal's primitive lattice: the same for a supercell),
-- ``pooling``: ``sum`` (paper) or ``mean``,
-
-on random triclinic crystals, with untrained fixed-seed models whose target scale is set to ε ≈ 5 ± 5, so the drift
-is in ε units. Perturbations: a random unimodular basis change (integer ``U``, ``det U = ±1``), 2x1x1 and 2x2x1
-supercells, and, as a control, a random rotation or reflection (drift = ``|f(RX) - R f(X) Rᵀ|``, float noise). The
-helpers live in :mod:`goectp.evaluation.cell_choice` (the tests use them from there).
+The table of :mod:`goectp.evaluation.cell_choice` (which says what is measured, and which the tests use) for every
+``cell_reduction`` x ``pooling`` setting, on random triclinic crystals and on real crystals of the open set.
 
 Run: ``python benchmarks/accuracy/bench_cell_choice.py [--cells 20] [--no-write]``; prints a Markdown table and
 writes it to ``BENCHMARKS.md`` under ``## Cell choice drift``.
