@@ -4,8 +4,8 @@ Bokeh checks the websocket's ``Origin`` (``--allow-websocket-origin``) but answe
 ``Host``, building a whole session each time. A page on another site can reach a server on 127.0.0.1 through DNS
 rebinding (its own name, re-resolved to 127.0.0.1): its requests then carry *its* host name. :class:`AllowedHosts`
 is a Bokeh auth provider that accepts a request only when its ``Host`` is one of the allowed ``HOST[:PORT]``
-entries (the same list as the websocket origins) and sends every other request to :class:`HostNotAllowed`, a
-403 page, before any session is built.
+entries (the same list as the websocket origins) and answers every other request with a 403 (:func:`refuse`,
+directly: no redirect to a login page first), before any session is built.
 """
 
 from __future__ import annotations
@@ -43,16 +43,28 @@ def host_allowed(host: str, allowed: Iterable[str]) -> bool:
     return False
 
 
+#: The body of the 403 answer.
+REFUSAL = (
+    "403: this GoeCTP Explorer does not answer to that host name. Open it by the address it was started "
+    "with, or restart it with --allow-websocket-origin HOST[:PORT].\n"
+)
+
+
+def refuse(handler: RequestHandler) -> None:
+    """End ``handler``'s request with the 403 (``tornado.web.Finish``: no error page, no redirect)."""
+    from tornado.web import Finish
+
+    handler.clear()
+    handler.set_status(403)
+    handler.set_header("Content-Type", "text/plain; charset=utf-8")
+    raise Finish(REFUSAL)
+
+
 class HostNotAllowed(RequestHandler):
     """403 for a request whose Host header is not one this server answers to."""
 
     def get(self) -> None:
-        self.set_status(403)
-        self.set_header("Content-Type", "text/plain; charset=utf-8")
-        self.finish(
-            "403: this GoeCTP Explorer does not answer to that host name. Open it by the address it was started "
-            "with, or restart it with --allow-websocket-origin HOST[:PORT].\n"
-        )
+        refuse(self)
 
 
 class AllowedHosts(AuthProvider):
@@ -65,7 +77,10 @@ class AllowedHosts(AuthProvider):
     @property
     def get_user(self) -> Callable[[RequestHandler], str | None]:
         def user(handler: RequestHandler) -> str | None:
-            return "local" if host_allowed(handler.request.host or "", self.hosts) else None
+            if host_allowed(handler.request.host or "", self.hosts):
+                return "local"
+            refuse(handler)  # the 403 itself, not a 302 to the login page first
+            return None
 
         return user
 

@@ -1,6 +1,6 @@
-"""Hostile input at the explorer's door: user text escaped before it reaches HTML/Markdown, CSV cells that a
-spreadsheet would run as formulas neutralised, and a cheap site-count estimate of a structure file *before* the
-expensive parse.
+"""Hostile input at the explorer's door: user text escaped before it reaches HTML/Markdown, and a cheap site-count
+estimate of a structure file *before* the expensive parse. CSV exports go through :mod:`goectp.csvsafe` (the one
+neutraliser of formula cells, shared with ``goectp screen``).
 
 Every string a user controls (uploaded file names, search text, ids and formulas from the screening table or a
 candidate pool, labels, and exception messages that may quote any of them) goes through :func:`escape_text`
@@ -12,8 +12,6 @@ from __future__ import annotations
 import html
 import re
 from typing import Any
-
-import pandas as pd
 
 from goectp.structures import site_count_bounds
 
@@ -32,29 +30,6 @@ def escape_text(text: Any) -> str:
     punctuation backslash-escaped, so that it shows literally as text and never becomes markup, a link or a
     script."""
     return _MARKDOWN_SPECIAL.sub(r"\\\1", escape_html(text))
-
-
-# ---------------------------------------------------------------------------------------------------- CSV
-#: A cell starting with one of these is run as a formula by Excel / LibreOffice / Google Sheets.
-CSV_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-
-
-def neutralize_csv_cell(value: Any) -> Any:
-    """Prefix ``'`` to a text cell that a spreadsheet would run as a formula (OWASP "CSV injection"); numbers and
-    other text are unchanged."""
-    if isinstance(value, str) and value.startswith(CSV_FORMULA_PREFIXES):
-        return "'" + value
-    return value
-
-
-def neutralize_csv_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    """A copy of ``frame`` whose text cells (and column names) are neutralised; numeric columns untouched."""
-    out = frame.copy()
-    for col in out.columns:
-        if out[col].dtype == object or pd.api.types.is_string_dtype(out[col]):
-            out[col] = out[col].map(neutralize_csv_cell)
-    out.columns = [neutralize_csv_cell(c) for c in out.columns]
-    return out
 
 
 # ---------------------------------------------------------------------------------------------------- pre-check

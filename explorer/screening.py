@@ -24,6 +24,7 @@ from explorer.paths import CANDIDATES_FILE, data_dir, screening_dir
 from explorer.paths import SCREENING_RESULTS_FILE as RESULTS_FILE
 from explorer.paths import SCREENING_STRUCTURES_FILE as STRUCTURES_FILE
 from explorer.paths import SCREENING_TRAINING_FILE as TRAINING_FILE
+from goectp.csvsafe import restore_frame
 
 RESULT_COLUMNS = (
     "id",
@@ -111,7 +112,7 @@ class ScreeningData:
             )
             return
         try:
-            results = pd.read_csv(path, dtype={"id": str})
+            results = restore_frame(pd.read_csv(path, dtype={"id": str}))  # ids as goectp screen got them
         except Exception as exc:
             self.problem = f"could not read {path.name}: {type(exc).__name__}: {exc}"
             return
@@ -123,7 +124,7 @@ class ScreeningData:
         tpath = self.directory / TRAINING_FILE
         if tpath.is_file():
             try:
-                training = pd.read_csv(tpath, dtype={"id": str})
+                training = restore_frame(pd.read_csv(tpath, dtype={"id": str}))
             except Exception as exc:  # the maps work without the training-set overlay
                 self.training_problem = f"could not read {tpath.name}: {type(exc).__name__}: {exc}"[:300]
                 return
@@ -496,11 +497,11 @@ class ScreeningMap(pn.viewable.Viewer):
         return self.selected if len(self.selected) else self.filtered
 
     def export_csv(self) -> str:
-        buf = io.StringIO()
-        from explorer.safe import neutralize_csv_frame  # ids like =HYPERLINK(...) must not run in a spreadsheet
+        """The rows as CSV, written like ``goectp screen`` writes its own (:func:`goectp.csvsafe.write_csv`): ids
+        like ``=HYPERLINK(...)`` neutralised, cells holding a carriage return or a newline quoted."""
+        from goectp.csvsafe import write_csv
 
-        neutralize_csv_frame(self.export_rows()).to_csv(buf, index=False)
-        return buf.getvalue()
+        return write_csv(self.export_rows(), index=False)
 
     def export_json(self) -> str:
         return self.export_rows().to_json(orient="records", indent=1)

@@ -107,6 +107,8 @@ def predict(
     Returns:
         ``(n, 3, 3)`` array (the ensemble mean for an ensemble), and ``(n, 3, 3)`` std if ``return_std``.
     """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, not {batch_size!r}")
     if model is None or isinstance(model, (str, Path)):
         model = load_model(model or "default")
     run = run_model(graphs_for(structures, model, max_sites=max_sites), model, device, batch_size, use_frame)
@@ -138,6 +140,8 @@ def predict_summary(
     ``{"flag", "reasons", "embedding_score"}`` (``None`` without a calibration: nothing to compare against).
     The means equal :func:`predict`'s.
     """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, not {batch_size!r}")
     if model is None or isinstance(model, (str, Path)):
         model = load_model(model or "default")
     graphs = graphs_for(structures, model, max_sites=max_sites)

@@ -139,6 +139,38 @@ def safe_load(
             raise CheckpointError(f"{name}: no such checkpoint file")
         if path.stat().st_size == 0:
             raise CheckpointError(f"{name}: the file is empty, not a checkpoint")
+    # a .pt is a zip archive: its declared sizes are read before anything is decompressed. torch.save stores its
+    # entries uncompressed; compressed entries may inflate to at most 256 MiB in all (a zip bomb: gigabytes).
+    import zipfile
+
+    inflate_limit = 256 * 2**20
+    try:
+        opened = source if isinstance(source, io.BytesIO) else open(source, "rb")  # noqa: SIM115 - closed below
+        try:
+            if zipfile.is_zipfile(opened):
+                entries = zipfile.ZipFile(opened).infolist()
+                inflated = sum(e.file_size for e in entries if e.compress_type != zipfile.ZIP_STORED)
+                lying = [
+                    e.filename
+                    for e in entries
+                    if e.compress_type == zipfile.ZIP_STORED and e.file_size != e.compress_size
+                ]
+                if inflated > inflate_limit or lying:
+                    raise CheckpointError(
+                        f"{name}: refused before decompressing: its compressed entries declare {inflated:,} bytes, "
+                        f"more than the limit of {inflate_limit:,} (a zip bomb?)"
+                        if not lying
+                        else f"{name}: refused: stored entry {lying[0][:80]!r} declares a size it does not have"
+                    )
+        finally:
+            if opened is source:
+                source.seek(0)
+            else:
+                opened.close()
+    except CheckpointError:
+        raise
+    except (OSError, zipfile.BadZipFile, ValueError, EOFError) as exc:
+        raise CheckpointError(f"{name}: not a valid checkpoint ({_first_line(exc)})") from exc
     try:
         allow = list(allow)
         if allow:

@@ -23,16 +23,21 @@ TARGET_LABELS = {
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from goectp.api import default_device, load_model, predict, predict_summary, prediction_target
+    from goectp.isolation import load_checked, shared_pool
     from goectp.structures import StructureError, load_structures
     from goectp.tensor_stats import anisotropy, eigenvalues, mean_eigenvalue, refractive_indices
 
     device = default_device(args.device)  # a clear error for --device cuda without CUDA, before any work
+    pool = shared_pool()
+    pool.warm()  # the file worker starts while the model loads
     model = load_model(args.model)
     target = prediction_target(model)  # total, or electronic (ε∞: its eigenvalues give the refractive indices)
+    canonical = uses_canonical_cell(model.config)
     rows = []
     for path in args.structures:
-        try:
-            struct = load_structures(path, max_sites=args.max_sites)[0]
+        try:  # read and checked in a worker with a memory and a time limit: no file can take this process down
+            struct = pool.run(load_checked, str(path), args.max_sites, canonical, name=path)
+            struct = load_structures(struct, max_sites=args.max_sites)[0]
             summary = None
             if args.no_frame:
                 mean, std = predict(
@@ -42,8 +47,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 summary = predict_summary(struct, model, device=device, max_sites=args.max_sites)[0]
                 mean, std = np.array([summary["tensor"]]), np.array([summary["tensor_std"]])
         except (StructureError, FileNotFoundError, ValueError, ArithmeticError, OSError) as exc:
-            print(f"error: {_one_line(exc)}", file=sys.stderr)
-            rows.append({"file": str(path), "error": str(exc)})
+            code = reason_code(exc)
+            print(f"error: {_named(exc, path)} [{code}]", file=sys.stderr)
+            rows.append({"file": str(path), "error": _one_line(exc), "code": code})
             continue
         eps, sd = mean[0], std[0]
         rows.append(
@@ -94,9 +100,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 # --------------------------------------------------------------------------------------------------------- train
 def _shipped() -> str:
-    from goectp.api import available_models
+    """The shipped models' names for ``--help`` (a damaged registry file is reported when a model is loaded)."""
+    try:
+        from goectp.api import available_models
 
-    return ", ".join(available_models()) or "none shipped"
+        return ", ".join(available_models()) or "none shipped"
+    except Exception as exc:  # --help must work whatever the assets hold
+        return f"unreadable: {_one_line(exc, 120)}"
 
 
 def _graph_set(path: Path, node_features: str | None, k: int = 16, canonical: bool = False):
@@ -165,7 +175,7 @@ def _init_from(ckpt: str, mcfg, split_seed: int | None = None, data_sha256: str 
 
 
 def cmd_sum(args: argparse.Namespace) -> int:
-    from goectp.checkpoint import sum_ensembles
+    from goectp.registry import sum_ensembles
 
     for path in sum_ensembles(args.electronic, args.ionic, args.out):
         print(f"{path}  ({path.stat().st_size / 1e6:.1f} MB)")
@@ -371,6 +381,29 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def reason_code(exc: BaseException) -> str:
+    """The reason code of an error: a :class:`~goectp.structures.StructureError`'s ``code``, else one per kind."""
+    code = getattr(exc, "code", None)
+    if isinstance(code, str):
+        return code
+    for kind, name in (
+        (FileNotFoundError, "not_found"),
+        (PermissionError, "permission_denied"),
+        (OSError, "io_error"),
+        (MemoryError, "out_of_memory"),
+        (ArithmeticError, "non_finite"),
+    ):
+        if isinstance(exc, kind):
+            return name
+    return "checkpoint_error" if type(exc).__name__ == "CheckpointError" else "invalid_input"
+
+
+def _named(exc: BaseException, path: object) -> str:
+    """:func:`_one_line` of ``exc``, prefixed with the file's name when the message does not name it already."""
+    text, name = _one_line(exc), str(path)
+    return text if Path(name).name in text or name in text else f"{name}: {text}"
+
+
 def _one_line(exc: BaseException, limit: int = 400) -> str:
     """``exc`` as one line: its message's first line (with the type for errors that are not plain ValueErrors)."""
     lines = str(exc).strip().splitlines()
@@ -400,7 +433,12 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         if debug:
             raise
-        print(f"goectp {args.command}: error: {_one_line(exc)} (--debug shows the traceback)", file=sys.stderr)
+        if getattr(args, "json", False):  # the reason code on stdout too, for scripts reading --json
+            print(json.dumps({"error": _one_line(exc), "code": reason_code(exc)}))
+        print(
+            f"goectp {args.command}: error: {_one_line(exc)} [{reason_code(exc)}] (--debug shows the traceback)",
+            file=sys.stderr,
+        )
         return 2
 
 

@@ -148,6 +148,21 @@ class IsolatedPool:
         for _ in range(size):
             self._slots.put(None)  # started on first use
 
+    def warm(self) -> None:
+        """Start one worker in a background thread (the first start takes seconds: the forkserver's imports)."""
+
+        def start() -> None:
+            worker = self._slots.get()
+            try:
+                if worker is None or not worker.alive:
+                    worker = _Worker(self.memory_mb)
+            except Exception:  # the next run reports it
+                worker = None
+            finally:
+                self._slots.put(worker)
+
+        threading.Thread(target=start, daemon=True, name="goectp-file-worker-start").start()
+
     def run(self, fn: Callable, *args: Any, name: str = "structure", seconds: float | None = None, **kwargs: Any):
         """``fn(*args, **kwargs)`` in a worker; see the module docstring for the errors."""
         worker = self._slots.get()

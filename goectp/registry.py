@@ -35,7 +35,13 @@ def model_aliases() -> dict[str, str]:
         return {}
     import json
 
-    aliases = json.loads(path.read_text())
+    try:
+        aliases = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        problem = f"{type(exc).__name__}: {exc}"[:200]
+        raise ValueError(f"{path}: damaged, not a JSON object of alias names ({problem})") from exc
+    if not isinstance(aliases, dict) or not all(isinstance(v, str) for v in aliases.values()):
+        raise ValueError(f'{path}: damaged, expected a JSON object {{"alias": "model folder"}} of strings')
     return {str(k): str(v) for k, v in aliases.items() if is_model_name(str(k)) and is_model_name(str(v))}
 
 

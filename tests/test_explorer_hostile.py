@@ -31,10 +31,11 @@ from explorer.loader import (  # noqa: E402
     StructureLoader,
     precheck_text,
 )
-from explorer.safe import escape_text, estimate_sites, neutralize_csv_cell  # noqa: E402
+from explorer.safe import escape_text, estimate_sites  # noqa: E402
 from explorer.screening import ScreeningData, ScreeningMap  # noqa: E402
 from explorer.tensor_view import TensorEllipsoid  # noqa: E402
 from explorer.testing import example_structures, write_demo_screening  # noqa: E402
+from goectp.csvsafe import neutralize_cell as neutralize_csv_cell  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "assets" / "examples"
@@ -354,9 +355,9 @@ def test_python_app_listens_on_loopback_only():
             time.sleep(0.5)
         assert listening, "python explorer/app.py never listened"
         assert {a.ip for a in listening} == {"127.0.0.1"}, listening
-        # a request naming another host (DNS rebinding) gets no session: a redirect to a 403 page
+        # a request naming another host (DNS rebinding) gets no session: the 403 at once, no 302 first
         status, location, body = _get(port, "/app", f"attacker.example:{port}")
-        assert status == 302 and "host-not-allowed" in location and body == b""
+        assert status == 403 and location == "" and b"does not answer to that host name" in body
         status, _, body = _get(port, "/host-not-allowed", f"attacker.example:{port}")
         assert status == 403 and b"does not answer to that host name" in body
         status, _, body = _get(port, "/app", f"127.0.0.1:{port}")

@@ -42,14 +42,28 @@ class WorkDir:
             shutil.rmtree(self.path)
         self.parts_dir.mkdir(parents=True, exist_ok=True)
         if self.manifest_path.exists() and self.part_files():
-            old = json.loads(self.manifest_path.read_text())
+            old = self.read_manifest()
             diff = sorted(k for k in set(old) | set(manifest) if old.get(k) != manifest.get(k))
             if diff:
                 raise ScreeningError(
                     f"{self.path} holds results computed with different settings ({', '.join(diff)} differ); "
                     "rerun with --fresh to discard them, or choose another --out"
                 )
-        self.manifest_path.write_text(json.dumps(manifest, indent=2, sort_keys=True))
+        tmp = self.manifest_path.with_name(f".{self.manifest_path.name}.{self.run_token}.tmp")
+        tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True))
+        os.replace(tmp, self.manifest_path)  # atomic: a reader sees the old manifest or the new one, never half
+
+    def read_manifest(self) -> dict:
+        """The manifest; a :class:`ScreeningError` naming the file when it is torn or not a JSON object."""
+        try:
+            manifest = json.loads(self.manifest_path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise ScreeningError(
+                f"{self.manifest_path}: damaged ({type(exc).__name__}: {exc}); rerun with --fresh to start again"[:400]
+            ) from exc
+        if not isinstance(manifest, dict):
+            raise ScreeningError(f"{self.manifest_path}: damaged (not a JSON object); rerun with --fresh")
+        return manifest
 
     def part_files(self) -> list[Path]:
         return sorted(self.parts_dir.glob("part-*.parquet")) if self.parts_dir.exists() else []
