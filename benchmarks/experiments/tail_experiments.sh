@@ -17,7 +17,7 @@
 # idles between variants; re-running the same command resumes every unfinished run from its last epoch.
 #   EPOCHS=20 WORKERS=2 bash benchmarks/experiments/tail_experiments.sh
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 RUNS=${RUNS:-runs/tail}
 EPOCHS=${EPOCHS:-20}
 WORKERS=${WORKERS:-2}

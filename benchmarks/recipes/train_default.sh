@@ -9,7 +9,7 @@
 # A smoke run of the whole pipeline (1 epoch each; 16 min on this 2-core machine) that leaves the shipped assets alone:
 #   GOECTP_ASSETS=/tmp/smoke/assets RUNS=/tmp/smoke/runs EPOCHS=1 PRETRAIN_EPOCHS=1 bash benchmarks/recipes/train_default.sh
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 RUNS=${RUNS:-runs/default}
 WORKERS=${WORKERS:-1}
 EPOCHS=${EPOCHS:-40}

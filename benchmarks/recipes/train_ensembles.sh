@@ -6,7 +6,7 @@
 #   EPOCHS=100 bash benchmarks/recipes/train_ensembles.sh B   # waits for the pretraining, then splits 1 3
 # On a machine with more cores, `goectp train --splits 0 1 2 3 4 --workers 5` runs the splits in parallel on Dask.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 RUNS=${RUNS:-runs/ensembles}
 EPOCHS=${EPOCHS:-200}
 common=(--epochs "$EPOCHS" --pretrain-dataset log-bulk-modulus --pretrain-epochs 100 --threads 1 --runs "$RUNS")
