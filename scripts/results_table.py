@@ -10,9 +10,7 @@ import sys
 from pathlib import Path
 
 from goectp.data import DIELECTRIC_FILE, data_dir, load_graph_set
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from train_paper import mean_tensor_baseline
+from goectp.evaluation.metrics import mean_tensor_baseline
 
 
 def main() -> None:

@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from goectp.data import DIELECTRIC_FILE, data_dir, load_graph_set, random_split, sha256_file
-from goectp.evaluation import metrics_markdown, per_system_mae, table2_markdown, tensor_metrics, write_report
-from goectp.evaluation.metrics import summarize_splits
+from goectp.data import DIELECTRIC_FILE, data_dir, load_graph_set, sha256_file
+from goectp.evaluation import metrics_markdown, table2_markdown, write_report
+from goectp.evaluation.metrics import mean_tensor_baseline, summarize_splits
 from goectp.models import GoeCTPConfig
 from goectp.training import TrainConfig, run_split
 
@@ -41,22 +41,6 @@ EXPERIMENTS: dict[str, tuple[dict, dict]] = {
     "icom": ({"variant": "icom"}, {}),
     "filter100": ({"variant": "goectp"}, {"max_abs": 100.0}),
 }
-
-
-def mean_tensor_baseline(gs, split_seed: int, target: str = "total") -> dict:
-    idx = random_split(len(gs), split_seed)
-    train_mean = gs.subset(idx["train"]).targets(target).mean(axis=0)
-    test = gs.subset(idx["test"])
-    true = test.targets(target)
-    pred = np.broadcast_to(train_mean, true.shape)
-    keep = np.abs(true).max(axis=(1, 2)) < 100
-    return {
-        "all": {**tensor_metrics(pred, true), "per_system": per_system_mae(pred, true, test.crystal_systems)},
-        "filtered": {
-            **tensor_metrics(pred[keep], true[keep]),
-            "per_system": per_system_mae(pred[keep], true[keep], [s for s, k in zip(test.crystal_systems, keep) if k]),
-        },
-    }
 
 
 def report(runs: Path, gs) -> None:
