@@ -37,3 +37,14 @@ def test_commands_in_the_benchmarks_name_files_that_exist():
                 if not (ROOT / ref).exists():
                     missing.append(f"{p.relative_to(ROOT)}: {ref}")
     assert not missing, missing
+
+
+def test_nothing_outside_benchmarks_loads_a_benchmark_file():
+    """The package, the explorer and the scripts import what they share from the package, not from benchmarks/."""
+    offenders = []
+    for folder in ("goectp", "explorer", "scripts"):
+        for p in sorted((ROOT / folder).rglob("*.py")):
+            text = p.read_text()
+            if re.search(r"sys\.path\.insert\([^)]*benchmarks|spec_from_file_location\([^)]*benchmarks", text):
+                offenders.append(str(p.relative_to(ROOT)))
+    assert not offenders, offenders
