@@ -213,7 +213,19 @@ def load_checked(path: str, max_sites: int, canonical: bool = False) -> Any:
     ``goectp predict``."""
     from goectp.structures import load_structures
 
-    structure = load_structures(path, max_sites=max_sites)[0]
+    return _canonical_checked(load_structures(path, max_sites=max_sites)[0], canonical)
+
+
+def load_text_checked(text: str, fmt: str, max_sites: int, canonical: bool = False) -> Any:
+    """:func:`load_checked` of file contents in format ``fmt`` (an upload, a fuzzed text)."""
+    from goectp.structures import load_structures, structure_from_string
+
+    return _canonical_checked(
+        load_structures(structure_from_string(text, fmt, max_sites=max_sites), max_sites)[0], canonical
+    )
+
+
+def _canonical_checked(structure: Any, canonical: bool) -> Any:
     if canonical:
         from goectp.canonical import canonical_cell
 

@@ -70,7 +70,7 @@ class StructureError(ValueError):
     """A structure that cannot be used for prediction; the message says why, ``code`` is in :data:`REASON_CODES`."""
 
     def __init__(self, message: str, code: str = "invalid_structure") -> None:
-        super().__init__(message)
+        super().__init__(re.sub(r"\s*[\r\n]+\s*", " ", str(message)).strip())  # one line, whatever it quotes
         self.code = code
 
     def __reduce__(self):
