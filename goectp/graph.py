@@ -30,11 +30,16 @@ TIE_TOL = 1e-5
 MIN_DISTANCE = 0.1
 
 
+#: attributes that hold node indices (shifted by the node count when graphs are batched): the edges, and the
+#: per-atom space-group operations of :func:`goectp.models.born.with_site_operations`
+NODE_INDEX_KEYS = ("edge_index", "site_src", "site_dst")
+
+
 class CrystalGraph(Data):
     """A ``torch_geometric`` ``Data`` with per-graph symmetry operations concatenated along dim 0."""
 
     def __inc__(self, key: str, value: Any, *args, **kwargs) -> Any:
-        if key == "edge_index":
+        if key in NODE_INDEX_KEYS:
             return self.num_nodes
         return 0
 

@@ -101,6 +101,24 @@ class ModelOutput(NamedTuple):
     parts: dict[str, torch.Tensor]
 
 
+class NodeStates(NamedTuple):
+    """Node features of every frame copy of a batch (``V`` graph copies, ``N'`` node copies).
+
+    Attributes:
+        h: ``[N', d]`` node features after the message layers, in the canonical frame of their copy.
+        frame: ``[V, 3, 3]`` the frame ``Q F`` of each copy.
+        owner: ``[V]`` the graph of each copy (``None`` without frame averaging: ``V = B``, ``N' = N``).
+        node_src: ``[N']`` the original node of each node copy (``None`` without frame averaging).
+        node_copy: ``[N']`` the copy each node belongs to.
+    """
+
+    h: torch.Tensor
+    frame: torch.Tensor
+    owner: torch.Tensor | None
+    node_src: torch.Tensor | None
+    node_copy: torch.Tensor
+
+
 class GoeCTP(nn.Module):
     """Frame-averaged crystal graph network predicting a symmetric 3x3 tensor (or an invariant scalar)."""
 
@@ -172,7 +190,14 @@ class GoeCTP(nn.Module):
         )
 
     def _embed_frames(self, batch, use_frame: bool | None = None):
-        """Pooled features per frame: ``(pooled [V, d], frame [V, 3, 3], owner [V] or None)``.
+        """Pooled features per frame: ``(pooled [V, d], frame [V, 3, 3], owner [V] or None)`` (see
+        :meth:`node_states`)."""
+        states = self.node_states(batch, use_frame)
+        pooled = scatter(states.h, states.node_copy, dim=0, dim_size=states.frame.size(0), reduce=self.config.pooling)
+        return pooled, states.frame, states.owner
+
+    def node_states(self, batch, use_frame: bool | None = None) -> NodeStates:
+        """Node features after the message layers, per frame (:class:`NodeStates`).
 
         Without frame averaging ``V = B`` and ``owner`` is ``None``. With it, graph ``b`` is evaluated once per
         frame ``Q_k F_b`` (``k < K_b``, ``V = Σ K_b``), and ``owner[v]`` is the graph of copy ``v``.
@@ -216,11 +241,11 @@ class GoeCTP(nn.Module):
         radial = self._radial(batch.edge_vec.to(dtype))  # [E, d]: the same for every frame, computed once
         if node_src is not None:
             radial = radial.index_select(0, edge_src)
-        pooled = self._message_passing(h, vec, radial, canon_lat[edge_graph], edge_index, node_graph, num_graphs)
+        h = self._message_passing(h, vec, radial, canon_lat[edge_graph], edge_index)
         if use_frame and self.config.cell_reduction != "none" and self.config.sign_average:
-            flipped = self._message_passing(h, -vec, radial, canon_lat[edge_graph], edge_index, node_graph, num_graphs)
-            pooled = 0.5 * (pooled + flipped)
-        return pooled, frame, owner
+            flipped = self._message_passing(h, -vec, radial, canon_lat[edge_graph], edge_index)
+            h = 0.5 * (h + flipped)
+        return NodeStates(h, frame, owner, node_src, node_graph)
 
     def _radial(self, edge_vec: torch.Tensor) -> torch.Tensor:
         """The distance part of the edge embedding's first linear map, ``W_r RBF(|r|) + b`` ``[E, d]`` (invariant)."""
@@ -234,24 +259,17 @@ class GoeCTP(nn.Module):
         return second(act(radial + fn.linear(direction, first.weight[:, self.config.num_rbf :])))
 
     def _message_passing(
-        self,
-        h: torch.Tensor,
-        vec: torch.Tensor,
-        radial: torch.Tensor,
-        edge_lattice: torch.Tensor,
-        edge_index: torch.Tensor,
-        node_graph: torch.Tensor,
-        num_graphs: int,
+        self, h: torch.Tensor, vec: torch.Tensor, radial: torch.Tensor, edge_lattice: torch.Tensor, edge_index
     ) -> torch.Tensor:
-        """Edge embedding, the message layers and pooling: ``h [N, d]``, canonical ``vec [E, 3]``, ``radial [E, d]``
-        (:meth:`_radial`) → ``[B, d]``. The edge embedding is ``MLP(RBF(|r|) | r/|r|)``, its first linear map split
-        into the invariant ``radial`` and the direction part."""
+        """Edge embedding and the message layers: ``h [N, d]``, canonical ``vec [E, 3]``, ``radial [E, d]``
+        (:meth:`_radial`) → node features ``[N, d]``. The edge embedding is ``MLP(RBF(|r|) | r/|r|)``, its first
+        linear map split into the invariant ``radial`` and the direction part."""
         e = self._edge_features(vec, radial)  # [E, d]
         for i, layer in enumerate(self.layers):
             h = layer(h, edge_index, e)
             if i == 0 and self.lattice_edge is not None:
                 e = self.lattice_edge(e, vec, edge_lattice)
-        return scatter(h, node_graph, dim=0, dim_size=num_graphs, reduce=self.config.pooling)  # [B, d]
+        return h
 
     def _node_features(self, batch) -> torch.Tensor:
         x = getattr(batch, "x_extra", None)

@@ -1,0 +1,136 @@
+"""Born effective charges predicted by :class:`goectp.models.born.BornChargeModel`: five splits, MAE against a
+per-element-mean baseline, and the predictions of every split's test (and validation) records for the physics term.
+
+    python benchmarks/experiments/born_charges.py --splits 0 1 2 3 4 --epochs 60     # trains, ~N min per split
+    python benchmarks/experiments/born_charges.py --report                              # the table
+
+Writes ``runs/born/split<k>.pt`` (checkpoint), ``runs/born/split<k>.json`` (metrics) and
+``runs/born/pred-split<k>.npz`` (``ids`` and the predicted charges of the val/test records, graph order mapped back
+to the records' site order).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+OUT = Path("runs/born")
+GRAPHS = Path("runs/born/graphs.pt")
+
+
+def _graphs(data_dir: str):
+    import torch
+
+    from goectp.checkpoint import atomic_save, load_cache
+    from goectp.training.born import born_graphs
+
+    if GRAPHS.is_file():
+        return load_cache(GRAPHS)
+    bg = born_graphs(data_dir, progress=True)
+    data = {"ids": bg.ids, "graphs": bg.graphs, "index": torch.from_numpy(bg.dielectric_index), "skipped": bg.skipped}
+    GRAPHS.parent.mkdir(parents=True, exist_ok=True)
+    atomic_save(data, GRAPHS)
+    return data
+
+
+def _metrics(pred: list[np.ndarray], graphs: list, charges: dict[int, float]) -> dict:
+    from goectp.training.born import baseline_charges
+
+    err = np.concatenate([np.abs(p - g.born.numpy()).mean(axis=(1, 2)) for p, g in zip(pred, graphs)])
+    base = np.concatenate(
+        [np.abs(baseline_charges(g, charges).numpy() - g.born.numpy()).mean(axis=(1, 2)) for g in graphs]
+    )
+    z = np.concatenate([g.z.numpy() for g in graphs])
+    per_element = {int(e): (float(err[z == e].mean()), float(base[z == e].mean()), int((z == e).sum())) for e in set(z)}
+    return {"mae": float(err.mean()), "baseline_mae": float(base.mean()), "atoms": len(err), "per_element": per_element}
+
+
+def run(args: argparse.Namespace) -> None:
+    import torch
+
+    from goectp.checkpoint import save_checkpoint  # noqa: F401 - the model is saved as a state dict below
+    from goectp.data import random_split
+    from goectp.training.born import BornTrainConfig, predict_born, train_born_model
+
+    torch.set_num_threads(args.threads)
+    data = _graphs(args.data_dir)
+    index = np.asarray(data["index"])
+    n_dielectric = args.n_dielectric
+    for seed in args.splits:
+        split = random_split(n_dielectric, seed)
+        part = {name: np.isin(index, split[name]) for name in ("train", "val", "test")}
+        graphs = {name: [g for g, m in zip(data["graphs"], mask) if m] for name, mask in part.items()}
+        print(f"split {seed}: " + ", ".join(f"{k} {len(v)}" for k, v in graphs.items()), flush=True)
+        cfg = BornTrainConfig(epochs=args.epochs, hidden=args.hidden, num_layers=args.layers, seed=seed)
+        model, info = train_born_model(graphs["train"], graphs["val"], cfg)
+        OUT.mkdir(parents=True, exist_ok=True)
+        torch.save(
+            {"config": model.config.to_dict(), "state_dict": model.state_dict(), "train_config": vars(cfg)},
+            OUT / f"split{seed}.pt",
+        )
+        result = {"split": seed, "train_config": vars(cfg), "best_val_mae": info["best_val_mae"]}
+        preds = {}
+        for name in ("val", "test"):
+            pred = predict_born(model, graphs[name])
+            result[name] = _metrics(pred, graphs[name], info["charges"])
+            ids = [i for i, m in zip(data["ids"], part[name]) if m]
+            preds.update({f"{name}:{i}": p for i, p in zip(ids, pred)})
+        result["seconds_per_epoch"] = float(np.median([h["s"] for h in info["history"]]))
+        (OUT / f"split{seed}.json").write_text(json.dumps(result, indent=1))
+        np.savez_compressed(OUT / f"pred-split{seed}.npz", **preds)
+        print(
+            f"split {seed}: test MAE {result['test']['mae']:.4f} (per-element mean {result['test']['baseline_mae']:.4f})"
+        )
+
+
+def report(_: argparse.Namespace) -> None:
+    from pymatgen.core.periodic_table import Element
+
+    results = [json.loads(p.read_text()) for p in sorted(OUT.glob("split*.json"))]
+    if not results:
+        raise SystemExit(f"no results under {OUT}: run the training first")
+    print("| split | train epochs | val MAE (e) | test MAE (e) | per-element-mean test MAE (e) | test atoms |")
+    print("|---|---|---|---|---|---|")
+    for r in results:
+        t = r["test"]
+        print(
+            f"| {r['split']} | {r['train_config']['epochs']} | {r['val']['mae']:.4f} | {t['mae']:.4f} | "
+            f"{t['baseline_mae']:.4f} | {t['atoms']} |"
+        )
+    mae = [r["test"]["mae"] for r in results]
+    base = [r["test"]["baseline_mae"] for r in results]
+    print(
+        f"| mean | | {np.mean([r['val']['mae'] for r in results]):.4f} | {np.mean(mae):.4f} | {np.mean(base):.4f} | |"
+    )
+    pooled: dict[int, list] = {}
+    for r in results:
+        for z, (e, b, n) in r["test"]["per_element"].items():
+            pooled.setdefault(int(z), []).append((e * n, b * n, n))
+    rows = sorted(pooled.items(), key=lambda kv: -sum(x[2] for x in kv[1]))[:15]
+    print("\n| element | test atoms (all splits) | model MAE | per-element-mean MAE |\n|---|---|---|---|")
+    for z, vals in rows:
+        n = sum(v[2] for v in vals)
+        print(
+            f"| {Element.from_Z(z).symbol} | {n} | {sum(v[0] for v in vals) / n:.3f} | {sum(v[1] for v in vals) / n:.3f} |"
+        )
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data-dir", default="../shared/data")
+    p.add_argument("--splits", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    p.add_argument("--epochs", type=int, default=60)
+    p.add_argument("--hidden", type=int, default=64)
+    p.add_argument("--layers", type=int, default=2)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--n-dielectric", type=int, default=2733, help="records of the dielectric file (its splits)")
+    p.add_argument("--report", action="store_true")
+    args = p.parse_args()
+    report(args) if args.report else run(args)
+
+
+if __name__ == "__main__":
+    main()

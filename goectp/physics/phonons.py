@@ -1,0 +1,254 @@
+"""Γ-point force constants of a crystal from a universal interatomic potential, through phonopy.
+
+phonopy (Togo, *J. Phys. Soc. Jpn.* 92, 012001 (2023)) picks the symmetry-reduced atomic displacements (± a
+``displacement`` in Å, central differences: the potential's residual force at the given geometry cancels), builds the
+force constants from the forces, and symmetrises them (crystal symmetry and the translational sum rule). The
+"supercell" is the cell itself (1x1x1): displacing an atom moves all its periodic images, so the force constants are
+the Γ-point ones ``Φ_ij = Σ_R ∂²E/∂u_i ∂u_{j+R}`` — exactly what the closed form of :mod:`goectp.physics.ionic`
+needs, at the cost of ``≤ 6N`` force evaluations of the cell.
+
+Forces come from a :class:`ForceField`: SevenNet-0 (:class:`SevennetForceField`, the checkpoint inside the
+``sevenn`` wheel, batched) or CHGNet (:class:`ChgnetForceField`). Results are cached per structure
+(:func:`cached_force_constants`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+INSTALL_HINT = "phonon force constants need phonopy and sevenn: pip install 'goectp-explorer[physics]'"
+#: bump when the recipe (displacement scheme, symmetrisation) changes: part of every cache key
+RECIPE_VERSION = 1
+
+
+class ForceField(Protocol):
+    """Forces ``[N, 3]`` (eV/Å) for each of a list of ASE ``Atoms``; ``version`` goes into cache keys."""
+
+    name: str
+    version: str
+
+    def __call__(self, atoms: Sequence[Any]) -> list[np.ndarray]: ...
+
+
+@dataclass(frozen=True)
+class ForceConstants:
+    """Γ-point force constants of one cell.
+
+    Attributes:
+        force_constants: ``[N, N, 3, 3]`` (eV/Å²), site order and Cartesian frame of the structure given.
+        masses: ``[N]`` atomic masses (amu).
+        volume: Ω (Å³).
+        num_displacements: force evaluations made (each ± displacement counts).
+        seconds: wall time of the force evaluations and phonopy.
+        force_field: the force field's ``version``.
+    """
+
+    force_constants: np.ndarray
+    masses: np.ndarray
+    volume: float
+    num_displacements: int
+    seconds: float
+    force_field: str
+
+    def to_npz(self, path: str | Path) -> None:
+        """Write to ``path`` (plain arrays, read back without pickle); written atomically."""
+        path = Path(path)
+        tmp = path.with_suffix(".tmp.npz")
+        np.savez_compressed(
+            tmp,
+            force_constants=self.force_constants.astype(np.float64),
+            masses=self.masses,
+            volume=np.float64(self.volume),
+            num_displacements=np.int64(self.num_displacements),
+            seconds=np.float64(self.seconds),
+            force_field=np.array(self.force_field),
+        )
+        os.replace(tmp, path)
+
+    @classmethod
+    def from_npz(cls, path: str | Path) -> ForceConstants:
+        with np.load(path, allow_pickle=False) as z:
+            return cls(
+                force_constants=z["force_constants"],
+                masses=z["masses"],
+                volume=float(z["volume"]),
+                num_displacements=int(z["num_displacements"]),
+                seconds=float(z["seconds"]),
+                force_field=str(z["force_field"]),
+            )
+
+
+def gamma_force_constants(
+    structure: Any, force_field: ForceField, displacement: float = 0.01, symprec: float = 1e-3
+) -> ForceConstants:
+    """Γ-point force constants of ``structure`` (a pymatgen ``Structure``) with ``force_field``'s forces."""
+    try:
+        from phonopy import Phonopy
+        from phonopy.structure.atoms import PhonopyAtoms
+    except ImportError as exc:  # pragma: no cover - exercised only without the extra
+        raise ImportError(INSTALL_HINT) from exc
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    start = time.perf_counter()
+    unit = PhonopyAtoms(
+        symbols=[site.specie.symbol for site in structure],
+        cell=structure.lattice.matrix,
+        scaled_positions=structure.frac_coords,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        phonon = Phonopy(unit, supercell_matrix=np.eye(3, dtype=int), primitive_matrix=None, symprec=symprec)
+        phonon.generate_displacements(distance=displacement, is_plusminus=True)
+    cells = phonon.supercells_with_displacements
+    atoms = []
+    for cell in cells:
+        displaced = structure.copy()
+        displaced = type(structure)(structure.lattice, structure.species, cell.scaled_positions)
+        atoms.append(AseAtomsAdaptor.get_atoms(displaced))
+    forces = np.stack([np.asarray(f, float) for f in force_field(atoms)])  # [K, N, 3]
+    phonon.forces = forces
+    with contextlib.redirect_stdout(io.StringIO()):
+        phonon.produce_force_constants()
+        phonon.symmetrize_force_constants()
+    return ForceConstants(
+        force_constants=np.array(phonon.force_constants, float),
+        masses=np.array(unit.masses, float),
+        volume=float(structure.volume),
+        num_displacements=len(cells),
+        seconds=time.perf_counter() - start,
+        force_field=force_field.version,
+    )
+
+
+def structure_key(structure: Any, force_field: ForceField, displacement: float = 0.01) -> str:
+    """sha256 (24 hex) of the cell, species, positions (to 1e-8), the force field, displacement and recipe."""
+    payload = {
+        "lattice": np.round(structure.lattice.matrix, 8).tolist(),
+        "numbers": [int(site.specie.Z) for site in structure],
+        "frac": np.round(np.mod(structure.frac_coords, 1.0), 8).tolist(),
+        "force_field": force_field.version,
+        "displacement": displacement,
+        "recipe": RECIPE_VERSION,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def cached_force_constants(
+    structure: Any, force_field: ForceField, cache_dir: str | Path | None, displacement: float = 0.01
+) -> ForceConstants:
+    """:func:`gamma_force_constants`, read from / written to ``cache_dir/<key>.npz`` when ``cache_dir`` is set."""
+    if cache_dir is None:
+        return gamma_force_constants(structure, force_field, displacement)
+    path = Path(cache_dir) / f"{structure_key(structure, force_field, displacement)}.npz"
+    if path.is_file():
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            return ForceConstants.from_npz(path)
+    result = gamma_force_constants(structure, force_field, displacement)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    result.to_npz(path)
+    return result
+
+
+class SevennetForceField:
+    """SevenNet-0 forces, many cells per forward pass (the checkpoint shipped inside the ``sevenn`` wheel)."""
+
+    name = "sevennet"
+
+    def __init__(self, model_name: str = "7net-0", device: str | None = None, batch_atoms: int = 2048) -> None:
+        try:
+            import sevenn
+            import sevenn.util
+            from sevenn.atom_graph_data import AtomGraphData
+            from sevenn.train.dataload import unlabeled_atoms_to_graph
+        except ImportError as exc:  # pragma: no cover
+            raise ImportError(INSTALL_HINT) from exc
+        import torch
+
+        from goectp.features.sevennet import packaged_checkpoint
+
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            checkpoint = sevenn.util.load_checkpoint(packaged_checkpoint(model_name))
+            self.model = checkpoint.build_model().to(self.device).eval()
+        self.model.set_is_batch_data(True)
+        self.cutoff = float(checkpoint.config["cutoff"])
+        self.type_map = dict(self.model.type_map)
+        self.version = f"sevenn-{sevenn.__version__}-{model_name}"
+        self.batch_atoms = batch_atoms
+        self._to_graph, self._data_cls = unlabeled_atoms_to_graph, AtomGraphData
+
+    def __call__(self, atoms: Sequence[Any]) -> list[np.ndarray]:
+        from sevenn import _keys as key
+        from torch_geometric.data import Batch
+
+        unknown = sorted(
+            {s for a in atoms for s, z in zip(a.get_chemical_symbols(), a.numbers) if z not in self.type_map}
+        )
+        if unknown:
+            raise ValueError(f"SevenNet-0 has no parameters for {', '.join(unknown)}")
+        out: list[np.ndarray] = []
+        for chunk in _chunks(atoms, self.batch_atoms):
+            graphs = [self._data_cls.from_numpy_dict(self._to_graph(a, self.cutoff, with_shift=False)) for a in chunk]
+            batch = Batch.from_data_list(graphs).to(self.device)
+            forces = self.model(batch)[key.PRED_FORCE].detach().double().cpu().numpy()  # [Σ N, 3]
+            sizes = np.cumsum([len(a) for a in chunk])[:-1]
+            out.extend(np.split(forces, sizes))
+        return out
+
+
+class ChgnetForceField:
+    """CHGNet forces (the checkpoint inside the ``chgnet`` wheel), for comparison with SevenNet-0."""
+
+    name = "chgnet"
+
+    def __init__(self, model_name: str = "0.3.0", batch_size: int = 16) -> None:
+        import chgnet
+        from chgnet.model import CHGNet
+
+        with contextlib.redirect_stdout(io.StringIO()):
+            self.model = CHGNet.load(model_name=model_name, use_device="cpu", verbose=False).eval()
+        self.version = f"chgnet-{chgnet.__version__}-{model_name}"
+        self.batch_size = batch_size
+
+    def __call__(self, atoms: Sequence[Any]) -> list[np.ndarray]:
+        from pymatgen.io.ase import AseAtomsAdaptor
+
+        structures = [AseAtomsAdaptor.get_structure(a) for a in atoms]
+        with contextlib.redirect_stdout(io.StringIO()):
+            preds = self.model.predict_structure(structures, task="ef", batch_size=self.batch_size)
+        return [np.asarray(p["f"], float) for p in preds]
+
+
+def _chunks(atoms: Sequence[Any], max_atoms: int):
+    chunk: list[Any] = []
+    count = 0
+    for a in atoms:
+        if chunk and count + len(a) > max_atoms:
+            yield chunk
+            chunk, count = [], 0
+        chunk.append(a)
+        count += len(a)
+    if chunk:
+        yield chunk
+
+
+def force_field(name: str = "sevennet", **kwargs: Any) -> ForceField:
+    """A force field by name: 'sevennet' (SevenNet-0, default) or 'chgnet'."""
+    if name == "sevennet":
+        return SevennetForceField(**kwargs)
+    if name == "chgnet":
+        return ChgnetForceField(**kwargs)
+    raise ValueError(f"unknown force field {name!r}: choose 'sevennet' or 'chgnet'")

@@ -1,0 +1,162 @@
+"""Training the Born-charge model (:class:`goectp.models.born.BornChargeModel`) on the DFPT Born charges.
+
+Records: those of ``mp_born_charges.json.gz`` whose charges obey the acoustic sum rule (``|Σ_i Z*_i| < 0.1 e``;
+the rest are damaged in the source). Splits follow the dielectric set's (:func:`goectp.data.random_split` over the
+records of ``mp_dielectric_open.json.gz`` in file order), so a crystal in the test split of seed ``k`` is in no
+training set of seed ``k`` — for the charges or for the dielectric models — and the two can be combined without
+leaks. Loss: Huber on the nine components of every atom; AdamW; cosine decay; best validation MAE kept.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn import functional as fn
+from torch_geometric.loader import DataLoader
+
+from goectp.graph import build_crystal_graph
+from goectp.models.born import BornChargeModel, with_site_operations
+from goectp.models.goectp import GoeCTPConfig
+
+
+@dataclass
+class BornGraphs:
+    """Graphs (canonical cells) with the target ``born`` ``[N, 3, 3]`` in graph-node order, and their records."""
+
+    ids: list[str]
+    graphs: list
+    dielectric_index: np.ndarray  # position of each record in the dielectric file (for the splits)
+    skipped: dict[str, str]  # id → why it was left out
+
+
+def born_graphs(data_dir: str | Path, k: int = 16, max_sites: int = 500, progress: bool = False) -> BornGraphs:
+    """The training graphs of the Born-charge set (see the module docstring)."""
+    from goectp.data.dielectric import read_dielectric_json
+    from goectp.physics.born_data import read_born_charges
+
+    data_dir = Path(data_dir)
+    order = {r.id: i for i, r in enumerate(read_dielectric_json(data_dir / "mp_dielectric_open.json.gz"))}
+    records = read_born_charges(data_dir / "mp_born_charges.json.gz")
+    ids, graphs, index, skipped = [], [], [], {}
+    for n, (key, rec) in enumerate(sorted(records.items())):
+        if progress and n % 200 == 0:
+            print(f"  graphs {n}/{len(records)}", flush=True)
+        if key not in order:
+            skipped[key] = "not in the dielectric set"
+            continue
+        if not rec.sum_rule_holds:
+            skipped[key] = f"acoustic sum rule broken by {rec.sum_rule_error:.3g} e (damaged in the source)"
+            continue
+        if len(rec.structure) > max_sites:
+            skipped[key] = f"{len(rec.structure)} sites"
+            continue
+        graph = build_crystal_graph(rec.structure, k=k, canonical=True)
+        weights = node_mapping(graph, rec.structure)
+        if weights is None:
+            skipped[key] = "the atoms of the canonical cell do not map onto the record's sites"
+            continue
+        graph.born = torch.from_numpy(np.einsum("ij,jab->iab", weights, rec.born_charges))
+        graphs.append(with_site_operations(graph))
+        ids.append(key)
+        index.append(order[key])
+    return BornGraphs(ids, graphs, np.array(index), skipped)
+
+
+def node_mapping(graph, structure, tol: float = 0.1) -> np.ndarray | None:
+    """:func:`goectp.physics.born_data.cell_mapping` from a crystal graph's cell to ``structure``'s sites."""
+    from goectp.physics.born_data import cell_mapping
+
+    lattice_cols = graph.lattice[0].double().numpy()
+    return cell_mapping(lattice_cols, graph.frac.double().numpy(), graph.z.numpy(), structure, tol)
+
+
+
+def element_charges(graphs: Sequence) -> dict[int, float]:
+    """Mean of tr(Z*)/3 per atomic number over ``graphs`` (the isotropic prior and the baseline)."""
+    sums: dict[int, list[float]] = {}
+    for g in graphs:
+        traces = torch.diagonal(g.born, dim1=-2, dim2=-1).mean(-1).tolist()
+        for z, t in zip(g.z.tolist(), traces):
+            sums.setdefault(z, []).append(t)
+    return {z: float(np.mean(v)) for z, v in sums.items()}
+
+
+def baseline_charges(graph, charges: dict[int, float]) -> torch.Tensor:
+    """Per-element isotropic mean charges, sum rule enforced: ``(q_i − mean_j q_j) I`` ``[N, 3, 3]``."""
+    q = torch.tensor([charges.get(z, 0.0) for z in graph.z.tolist()], dtype=torch.float64)
+    return (q - q.mean())[:, None, None] * torch.eye(3, dtype=torch.float64)
+
+
+@dataclass
+class BornTrainConfig:
+    hidden: int = 64
+    num_layers: int = 2
+    epochs: int = 60
+    batch_size: int = 32
+    lr: float = 2e-3
+    weight_decay: float = 1e-5
+    huber_delta: float = 0.5
+    seed: int = 0
+
+
+def train_born_model(train: Sequence, val: Sequence, cfg: BornTrainConfig, log=print) -> tuple[BornChargeModel, dict]:
+    """Train on ``train``; keep the weights of the epoch with the lowest validation MAE. Returns the model and
+    the history (per epoch: train loss, validation MAE, seconds)."""
+    torch.manual_seed(cfg.seed)
+    model = BornChargeModel(
+        GoeCTPConfig(variant="goectp", hidden=cfg.hidden, num_layers=cfg.num_layers, pooling="mean")
+    ).double()
+    charges = element_charges(train)
+    residual = torch.cat([g.born - baseline_charges(g, charges) for g in train])
+    model.set_charges(charges, scale=float(residual.std()))
+    loader = DataLoader(list(train), batch_size=cfg.batch_size, shuffle=True)
+    val_loader = DataLoader(list(val), batch_size=64)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps = cfg.epochs * math.ceil(len(train) / cfg.batch_size)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
+    best, best_state, history = math.inf, None, []
+    for epoch in range(cfg.epochs):
+        start = time.perf_counter()
+        model.train()
+        total, count = 0.0, 0
+        for batch in loader:
+            loss = fn.huber_loss(model(batch), batch.born, delta=cfg.huber_delta)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            total, count = total + loss.item() * batch.num_graphs, count + batch.num_graphs
+        mae = born_mae(model, val_loader)
+        history.append({"epoch": epoch, "train_loss": total / count, "val_mae": mae, "s": time.perf_counter() - start})
+        if mae < best:
+            best, best_state = mae, copy.deepcopy(model.state_dict())
+        log(f"  epoch {epoch:3d} loss {total / count:.4f} val MAE {mae:.4f} ({history[-1]['s']:.0f} s)")
+    model.load_state_dict(best_state)
+    return model.eval(), {"history": history, "best_val_mae": best, "charges": charges}
+
+
+@torch.no_grad()
+def predict_born(model: BornChargeModel, graphs: Sequence, batch_size: int = 64) -> list[np.ndarray]:
+    """Predicted ``[N_i, 3, 3]`` per graph (graph-node order)."""
+    model.eval()
+    out = []
+    for batch in DataLoader(list(graphs), batch_size=batch_size):
+        z = model(batch).double().numpy()
+        sizes = np.bincount(batch.batch.numpy(), minlength=batch.num_graphs)
+        out += np.split(z, np.cumsum(sizes)[:-1])
+    return out
+
+
+@torch.no_grad()
+def born_mae(model: BornChargeModel, loader) -> float:
+    """Mean |Δ| over the nine components of every atom."""
+    model.eval()
+    errs = [(model(b) - b.born).abs().mean(dim=(1, 2)) for b in loader]
+    return float(torch.cat(errs).mean())

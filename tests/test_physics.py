@@ -1,0 +1,301 @@
+"""The ionic part from physics: the closed form ε_ion = e²/(ε₀Ω) Z* Φ⁺ Z*ᵀ, Γ-point force constants through phonopy,
+the Born-charge data, site symmetry, and the equivariant Born-charge model."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import numpy as np
+import pytest
+import torch
+from pymatgen.core import Lattice, Structure
+from scipy.spatial.transform import Rotation
+from torch_geometric.data import Batch
+
+from goectp.graph import build_crystal_graph
+from goectp.models.born import BornChargeModel, with_site_operations
+from goectp.physics import (
+    E2_OVER_EPS0,
+    acoustic_sum_rule_error,
+    enforce_acoustic_sum_rule,
+    ionic_dielectric,
+    ionic_modes,
+)
+from goectp.physics.born_data import SUM_RULE_TOLERANCE, cell_mapping, read_born_charges
+from goectp.physics.phonons import ForceConstants, cached_force_constants, gamma_force_constants
+from goectp.physics.site_symmetry import site_operations, symmetrize_site_tensors
+
+
+def rocksalt(a: float = 5.64) -> Structure:
+    return Structure(Lattice.cubic(a), ["Na", "Cl"] * 4, _fcc_pairs())
+
+
+def _fcc_pairs() -> list:
+    fcc = [[0, 0, 0], [0, 0.5, 0.5], [0.5, 0, 0.5], [0.5, 0.5, 0]]
+    out = []
+    for p in fcc:
+        out += [p, [(p[0] + 0.5) % 1, p[1], p[2]]]
+    return out
+
+
+def primitive_rocksalt(a: float = 5.64) -> Structure:
+    lattice = Lattice(np.array([[0, 0.5, 0.5], [0.5, 0, 0.5], [0.5, 0.5, 0]]) * a)
+    return Structure(lattice, ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+
+
+def rutile() -> Structure:
+    return Structure(
+        Lattice.tetragonal(4.6, 2.96),
+        ["Ti", "Ti", "O", "O", "O", "O"],
+        [[0, 0, 0], [0.5, 0.5, 0.5], [0.3, 0.3, 0], [0.7, 0.7, 0], [0.8, 0.2, 0.5], [0.2, 0.8, 0.5]],
+    )
+
+
+def random_force_constants(rng: np.random.Generator, n: int) -> np.ndarray:
+    """A symmetric positive semidefinite ``[3N, 3N]`` matrix whose null space is the uniform translations."""
+    a = rng.normal(size=(3 * n, 3 * n))
+    phi = a @ a.T + 3 * n * np.eye(3 * n)
+    t = np.kron(np.ones((n, 1)), np.eye(3)) / np.sqrt(n)
+    project = np.eye(3 * n) - t @ t.T
+    return project @ phi @ project
+
+
+# ---------------------------------------------------------------------------------------------------- closed form
+def test_diatomic_crystal_by_hand():
+    """Z = ±q I, Φ = k [[I, −I], [−I, I]]: one optical mode per axis, ε_ion = e²/(ε₀Ω) q²/k exactly."""
+    q, k, volume = 1.1, 2.5, 45.0
+    born = np.stack([q * np.eye(3), -q * np.eye(3)])
+    phi = np.kron(np.array([[1.0, -1.0], [-1.0, 1.0]]), np.eye(3)) * k
+    eps = ionic_dielectric(born, phi, volume)
+    np.testing.assert_allclose(eps, E2_OVER_EPS0 * q**2 / (k * volume) * np.eye(3), rtol=1e-12)
+    masses = np.array([22.99, 35.45])
+    modes = ionic_modes(born, phi, volume, masses)
+    reduced = masses.prod() / masses.sum()
+    expected_thz = np.sqrt(2 * k / (2 * reduced)) * 15.633302  # ω² = k (1/M1 + 1/M2)
+    np.testing.assert_allclose(modes.frequency_thz, expected_thz, rtol=1e-6)
+    np.testing.assert_allclose(modes.tensor, eps, rtol=1e-12)
+    np.testing.assert_allclose(modes.shares().sum(), 1.0)
+
+
+def test_masses_change_frequencies_not_the_tensor_and_modes_sum_to_it():
+    rng = np.random.default_rng(0)
+    n = 5
+    born = enforce_acoustic_sum_rule(rng.normal(size=(n, 3, 3)))
+    phi = random_force_constants(rng, n)
+    a = ionic_modes(born, phi, 80.0)
+    b = ionic_modes(born, phi, 80.0, masses=rng.uniform(1, 200, n))
+    np.testing.assert_allclose(a.tensor, b.tensor, rtol=1e-9, atol=1e-12)
+    assert not np.allclose(a.frequency_thz, b.frequency_thz)
+    np.testing.assert_allclose(b.contribution.sum(axis=0), b.tensor, atol=1e-12)
+    assert len(b.frequency_thz) == 3 * n - 3 and b.num_unstable == 0
+    # the pseudo-inverse form of the module docstring gives the same tensor
+    bvec = born.transpose(0, 2, 1).reshape(3 * n, 3)  # (b_a)_{ic} = Z_i[a, c]
+    direct = E2_OVER_EPS0 / 80.0 * bvec.T @ np.linalg.pinv(phi, rcond=1e-10) @ bvec
+    np.testing.assert_allclose(a.tensor, direct, rtol=1e-8)
+
+
+@pytest.mark.parametrize("reflect", [False, True])
+def test_closed_form_is_equivariant(reflect):
+    rng = np.random.default_rng(1)
+    n = 4
+    born = enforce_acoustic_sum_rule(rng.normal(size=(n, 3, 3)))
+    phi = random_force_constants(rng, n).reshape(n, 3, n, 3).transpose(0, 2, 1, 3)  # [N, N, 3, 3]
+    r = Rotation.random(random_state=2).as_matrix() * (-1 if reflect else 1)
+    eps = ionic_dielectric(born, phi, 60.0)
+    turned = ionic_dielectric(r @ born @ r.T, np.einsum("ab,ijbc,dc->ijad", r, phi, r), 60.0)
+    np.testing.assert_allclose(turned, r @ eps @ r.T, atol=1e-10)
+
+
+def test_unstable_and_soft_modes_are_left_out_and_counted():
+    born = np.stack([np.eye(3), -np.eye(3)])
+    phi = np.kron(np.array([[1.0, -1.0], [-1.0, 1.0]]), np.diag([2.0, 2.0, -0.5]))  # z softens to ω² < 0
+    modes = ionic_modes(born, phi, 40.0)
+    assert modes.num_unstable == 1 and modes.included.sum() == 2
+    assert modes.tensor[2, 2] == 0 and modes.tensor[0, 0] > 0
+
+
+def test_sum_rule_helpers_and_bad_shapes():
+    z = np.stack([np.eye(3) * 2, np.eye(3) * -1.5])
+    assert acoustic_sum_rule_error(z) == pytest.approx(0.5)
+    assert acoustic_sum_rule_error(enforce_acoustic_sum_rule(z)) < 1e-15
+    with pytest.raises(ValueError, match=r"\[N, 3, 3\]"):
+        ionic_dielectric(np.zeros((2, 3)), np.zeros((6, 6)), 10.0)
+    with pytest.raises(ValueError, match="force constants must be"):
+        ionic_dielectric(z, np.zeros((5, 5)), 10.0)
+    with pytest.raises(ValueError, match="volume must be positive"):
+        ionic_dielectric(z, np.eye(6), 0.0)
+
+
+# ---------------------------------------------------------------------------------------------------- phonopy
+class HarmonicForceField:
+    """Forces ``−Φ u`` of a known Γ-point force-constant matrix (u = displacement from the reference, wrapped)."""
+
+    name = version = "harmonic-test"
+
+    def __init__(self, reference: Structure, phi: np.ndarray) -> None:
+        self.reference, self.phi, self.calls = reference, phi, 0
+
+    def __call__(self, atoms):
+        out = []
+        for a in atoms:
+            self.calls += 1
+            frac = a.get_scaled_positions(wrap=False) - self.reference.frac_coords
+            frac -= np.rint(frac)
+            u = (frac @ self.reference.lattice.matrix).reshape(-1)
+            out.append(-(self.phi @ u).reshape(-1, 3))
+        return out
+
+
+def test_phonopy_recovers_known_force_constants_and_caches(tmp_path):
+    s = primitive_rocksalt()
+    k = 1.7
+    phi = np.kron(np.array([[1.0, -1.0], [-1.0, 1.0]]), np.eye(3)) * k
+    ff = HarmonicForceField(s, phi)
+    fc = gamma_force_constants(s, ff)
+    assert fc.force_constants.shape == (2, 2, 3, 3) and fc.num_displacements == ff.calls == 4  # Oh: one ± pair per atom
+    got = fc.force_constants.transpose(0, 2, 1, 3).reshape(6, 6)
+    np.testing.assert_allclose(got, phi, atol=1e-8)
+    again = cached_force_constants(s, ff, tmp_path)
+    calls = ff.calls
+    cached = cached_force_constants(s, ff, tmp_path)  # read back, no force evaluation
+    assert ff.calls == calls and isinstance(cached, ForceConstants)
+    np.testing.assert_array_equal(cached.force_constants, again.force_constants)
+    assert len(list(tmp_path.glob("*.npz"))) == 1
+
+
+@pytest.mark.slow
+def test_sevennet_gamma_phonon_of_rocksalt_nacl():
+    """SevenNet-0 through phonopy: sum rule, symmetry, and NaCl's TO mode near its measured 4.9 THz."""
+    pytest.importorskip("sevenn")
+    from goectp.physics.phonons import SevennetForceField
+
+    s = primitive_rocksalt(5.64)
+    fc = gamma_force_constants(s, SevennetForceField(device="cpu"))
+    phi = fc.force_constants.transpose(0, 2, 1, 3).reshape(6, 6)
+    np.testing.assert_allclose(phi, phi.T, atol=1e-6)
+    np.testing.assert_allclose(phi.reshape(6, 2, 3).sum(axis=1), 0, atol=1e-6)  # translational sum rule
+    modes = ionic_modes(np.stack([1.1 * np.eye(3), -1.1 * np.eye(3)]), fc.force_constants, s.volume, fc.masses)
+    assert modes.num_unstable == 0
+    np.testing.assert_allclose(modes.frequency_thz, modes.frequency_thz[0], rtol=1e-6)  # triply degenerate
+    assert 3.5 < modes.frequency_thz[0] < 6.5
+    assert 1.0 < np.trace(modes.tensor) / 3 < 5.0  # DFT's ionic ε̄ of NaCl: 2.6
+
+
+# ---------------------------------------------------------------------------------------------------- data
+def test_born_file_reader_validates_records(tmp_path):
+    s = primitive_rocksalt()
+    good = {"structure": s.as_dict(), "born_charges": [np.eye(3).tolist(), (-np.eye(3)).tolist()]}
+    path = tmp_path / "born.json.gz"
+    with gzip.open(path, "wt") as f:
+        json.dump({"mp-1": good, "mp-2": dict(good, born_charges=[np.eye(3).tolist()] * 2)}, f)
+    records = read_born_charges(path)
+    assert records["mp-1"].sum_rule_holds and not records["mp-2"].sum_rule_holds
+    assert records["mp-2"].sum_rule_error == pytest.approx(2.0)
+    for bad, message in [
+        (dict(good, born_charges=[np.eye(3).tolist()]), r"must be \[2, 3, 3\]"),
+        (dict(good, born_charges=[[[float("nan")] * 3] * 3] * 2), "NaN"),
+        (dict(good, piezoelectric=[[0] * 5] * 3), "piezoelectric must be 3 x 6"),
+        ("text", "is not an object"),
+    ]:
+        path.write_text(json.dumps({"mp-9": bad}))
+        with pytest.raises(ValueError, match=message) as info:
+            read_born_charges(path)
+        assert str(path) in str(info.value) and "mp-9" in str(info.value)
+
+
+@pytest.mark.data
+def test_shared_born_charges_sum_rule(shared_data_dir):
+    records = read_born_charges(shared_data_dir / "mp_born_charges.json.gz")
+    assert len(records) == 2125 and sum(len(r.structure) for r in records.values()) == 36737
+    errors = np.array([r.sum_rule_error for r in records.values()])
+    assert (errors > 1).sum() == 14 and (errors > SUM_RULE_TOLERANCE).sum() == 105  # as the data README says
+
+
+def test_conventional_cell_maps_onto_the_primitive_one():
+    conventional = rocksalt()
+    primitive = primitive_rocksalt()
+    weights = cell_mapping(
+        primitive.lattice.matrix.T, primitive.frac_coords, [1, 2], _with_numbers(conventional, {"Na": 1, "Cl": 2})
+    )
+    assert weights.shape == (2, 8)
+    np.testing.assert_allclose(weights.sum(axis=1), 1.0)
+    assert set(np.flatnonzero(weights[0])) == {0, 2, 4, 6}  # the four Na sites
+
+
+def _with_numbers(s: Structure, numbers: dict) -> Structure:
+    class Numbered:
+        cart_coords = s.cart_coords
+
+        def __iter__(self):
+            for site in s:
+                yield type("Site", (), {"specie": type("Sp", (), {"Z": numbers[site.specie.symbol]})})()
+
+    return Numbered()
+
+
+# ---------------------------------------------------------------------------------------------------- symmetry
+def test_site_symmetry_gives_rutile_its_born_charge_form():
+    s = rutile()
+    rotations, perms = site_operations(s.lattice.matrix, s.frac_coords, [x.specie.Z for x in s])
+    assert rotations.shape == (16, 3, 3) and perms.shape == (16, 6)
+    z = symmetrize_site_tensors(np.random.default_rng(0).normal(size=(6, 3, 3)), rotations, perms)
+    ti = z[0]
+    assert ti[0, 0] == pytest.approx(ti[1, 1]) and abs(ti[0, 2]) < 1e-12 and abs(ti[2, 0]) < 1e-12  # xx = yy, no xz
+    np.testing.assert_allclose(symmetrize_site_tensors(z, rotations, perms), z, atol=1e-12)  # a projection
+    np.testing.assert_allclose(z[1], rotations[_sends(perms, 0, 1)] @ ti @ rotations[_sends(perms, 0, 1)].T, atol=1e-12)
+
+
+def _sends(perms: np.ndarray, i: int, j: int) -> int:
+    return int(np.flatnonzero(perms[:, i] == j)[0])
+
+
+# ---------------------------------------------------------------------------------------------------- the model
+def _born_model(seed: int = 0) -> BornChargeModel:
+    torch.manual_seed(seed)
+    model = BornChargeModel(hidden=16, num_rbf=8).double().eval()
+    model.set_charges({22: 2.5, 8: -1.2}, scale=0.5)
+    return model
+
+
+def _predict(model: BornChargeModel, s: Structure) -> np.ndarray:
+    graph = with_site_operations(build_crystal_graph(s, canonical=True))
+    with torch.no_grad():
+        return model(Batch.from_data_list([graph])).numpy()
+
+
+@pytest.mark.parametrize("reflect", [False, True])
+def test_born_model_is_equivariant_with_graphs_rebuilt(reflect):
+    model = _born_model()
+    s = rutile()
+    z = _predict(model, s)
+    r = Rotation.random(random_state=5).as_matrix() * (-1 if reflect else 1)
+    turned = Structure(Lattice(s.lattice.matrix @ r.T), s.species, s.frac_coords)
+    np.testing.assert_allclose(_predict(model, turned), r @ z @ r.T, atol=1e-5)
+    assert np.abs(z.sum(axis=0)).max() < 1e-12  # acoustic sum rule, exactly
+
+
+def test_born_model_follows_a_permutation_of_the_sites():
+    model = _born_model(1)
+    s = rutile()
+    order = [3, 0, 5, 1, 4, 2]
+    permuted = Structure(s.lattice, [s.species[i] for i in order], s.frac_coords[order])
+    np.testing.assert_allclose(_predict(model, permuted), _predict(model, s)[order], atol=1e-5)
+
+
+def test_born_model_by_hand_without_the_network():
+    """With the node head zeroed, Z*_i = (q_i − mean q) I: the isotropic prior with the sum rule."""
+    model = _born_model()
+    for p in model.node_head.parameters():
+        torch.nn.init.zeros_(p)
+    z = _predict(model, rutile())
+    mean_q = (2 * 2.5 + 4 * -1.2) / 6
+    np.testing.assert_allclose(z[0], (2.5 - mean_q) * np.eye(3), atol=1e-12)
+    np.testing.assert_allclose(z[2], (-1.2 - mean_q) * np.eye(3), atol=1e-12)
+
+
+def test_born_model_on_a_cubic_site_is_isotropic():
+    model = _born_model(2)
+    z = _predict(model, primitive_rocksalt())
+    for zi in z:
+        np.testing.assert_allclose(zi, zi[0, 0] * np.eye(3), atol=1e-10)
