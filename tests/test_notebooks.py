@@ -23,7 +23,7 @@ NOTEBOOK_DIR = ROOT / "notebooks"
 ARTIFACTS = ROOT / "test-artifacts" / "notebooks"
 NOTEBOOKS = ("01_frame_averaging.ipynb", "02_train_and_evaluate.ipynb", "03_screening.ipynb", "04_uncertainty.ipynb")
 #: Notebooks that need /work/shared/data (through the ``shared_data_dir`` fixture: fail in CI, skip elsewhere).
-NEEDS_DATA = {"02_train_and_evaluate.ipynb", "03_screening.ipynb"}
+NEEDS_DATA = {"02_train_and_evaluate.ipynb", "03_screening.ipynb", "04_uncertainty.ipynb"}
 #: No cell takes more than ~30 s here, even on a busy CPU.
 CELL_TIMEOUT_S = 300
 
@@ -182,6 +182,7 @@ def test_notebook_runs_offline(
     if name in NEEDS_DATA:
         monkeypatch.setenv("GOECTP_DATA", str(request.getfixturevalue("shared_data_dir")))
     monkeypatch.setenv("GOECTP_NOTEBOOK_FAST", "1")
+    monkeypatch.setenv("GOECTP_NOTEBOOK_SOLUTIONS", "1")  # unwritten exercises are graded through their solutions
     monkeypatch.setenv("TMPDIR", str(tmp_path))  # the notebooks' temporary run folders go away with the test
     start = time.perf_counter()
     nb = _execute(name)
@@ -201,6 +202,146 @@ def test_notebook_runs_offline(
     assert not remote, f"{name}: outputs load scripts from the internet: {sorted(remote)[:5]}"
     text = json.dumps([o.get("text", "") for o in outputs])
     assert "Traceback" not in text, f"{name}: a traceback was printed"
+    unbacked = unbacked_prose_numbers(nb)
+    assert not unbacked, f"{name}: numbers in the prose that no cell output shows: {unbacked}"
+    CHECKS.get(name, lambda _nb: None)(nb)
+
+
+# ------------------------------------------------------------------------------------------------ prose vs outputs
+#: Numbers the prose may state without a cell computing them: definitions (Gaussian 68/95 %), protocol settings.
+DEFINITIONS = {"68 %", "95 %", "50 %", "80 %", "10 %", "20 %", "0.5"}
+_NUMBER = re.compile(r"(?<![\\\w^{.-])(\d+(?:\.\d+)?\s?%|\d+\.\d+)(?![\w}])")
+
+
+def _text_outputs(nb: nbformat.NotebookNode) -> str:
+    """Everything the cells printed or displayed as text (streams, Markdown, HTML tables, plain reprs)."""
+    parts = []
+    for o in _all_outputs(nb):
+        parts.append(o.get("text", ""))
+        for mime in ("text/markdown", "text/html", "text/plain"):
+            parts.append(str(o.get("data", {}).get(mime, "")))
+    return "\n".join(parts)
+
+
+def prose_numbers(markdown: str) -> set[str]:
+    """Decimal numbers and percentages in Markdown prose (outside LaTeX ``$...$``, code spans, arXiv ids and
+    licence names)."""
+    text = re.sub(r"\$\$.*?\$\$|\$[^$]*\$|`[^`]*`|arXiv:\s?\S+|CC BY \d\.\d", " ", markdown, flags=re.S)
+    return {m.replace(" ", " ").replace("%", " %").replace("  ", " ") for m in _NUMBER.findall(text)}
+
+
+def unbacked_prose_numbers(nb: nbformat.NotebookNode) -> list[str]:
+    """Numbers typed in Markdown cells that appear in no output (a stale sentence, e.g. '5 models' for 25)."""
+    shown = _text_outputs(nb).replace("\u202f", " ")
+    found = []
+    for cell in nb.cells:
+        if cell.cell_type != "markdown":
+            continue
+        for number in sorted(prose_numbers(cell.source) - DEFINITIONS):
+            bare = number.replace(" %", "").replace("%", "")
+            if bare not in shown:
+                found.append(number)
+    return found
+
+
+def test_prose_number_finder() -> None:
+    assert prose_numbers("covers 39 % of the time, MAE 1.943; $10^{-5}$, `x = 0.25`, arXiv:2601.04755 are not") == {
+        "39 %",
+        "1.943",
+    }
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_markdown_cell("within ±2σ only 33 % of the time, MAE 1.943"),
+        nbformat.v4.new_code_cell(""),
+    ]
+    nb.cells[1].outputs = [nbformat.v4.new_output("stream", text="MAE 1.943, coverage 66%")]
+    assert unbacked_prose_numbers(nb) == ["33 %"]
+
+
+def _generated_markdown(nb: nbformat.NotebookNode) -> str:
+    return "\n".join(str(o.get("data", {}).get("text/markdown", "")) for o in _all_outputs(nb))
+
+
+def _check_01(nb: nbformat.NotebookNode) -> None:
+    """ZnO: the single frame drifts, the averaged one does not; MgO: goectp's graph never changes, the naive one does;
+    the exercises were graded; section 7's numbers are those of the recorded sweep in docs/."""
+    text = _text_outputs(nb)
+    single = float(re.search(r"single reduced frame:\s+drift ([\d.e+-]+)", text).group(1))
+    averaged = float(re.search(r"averaged over the ±F:\s+drift ([\d.e+-]+)", text).group(1))
+    assert single > 1e-6 > 1e-12 > averaged
+    assert re.search(r"goectp \(ties kept\)\s+18\.0\s+0 of 10 rotations", text)
+    assert re.search(r"naive top-16\s+16\.0\s+([1-9]|10) of 10 rotations", text)
+    assert text.count("passes.") >= 3, "the three graded exercises did not all report a pass"
+    recorded = {}
+    for line in (ROOT / "docs" / "changelog.md").read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) > 4 and cells[0] in ("base", "noframe_aug") and cells[3] == "40":
+            recorded[cells[0]] = cells[4]
+    md = _generated_markdown(nb)
+    assert f"**{recorded['base']}**" in md and f"**{recorded['noframe_aug']}**" in md
+
+
+def _check_04(nb: nbformat.NotebookNode) -> None:
+    """The member count and the raw/calibrated coverages in the prose are the shipped model's."""
+    from goectp.registry import ensemble_members
+
+    md = _generated_markdown(nb)
+    n = len(ensemble_members("default", verify=False))
+    assert f"**{n} members**" in md
+    cal = json.loads((ROOT / "assets" / "models" / "combined" / "calibration.json").read_text())["quantities"]
+    raw2 = cal["eps_mean"]["coverage_raw"]["2sigma"]
+    assert f"±2σ **{raw2:.0%}**" in md
+    assert "5 models" not in "".join(c.source for c in nb.cells)
+
+
+CHECKS = {"01_frame_averaging.ipynb": _check_01, "04_uncertainty.ipynb": _check_04}
+
+
+def test_stale_sentences_are_gone() -> None:
+    """02/03 call predict's σ what it is (calibrated), and members were trained on 80 %, not the full data."""
+    prose = {name: " ".join(c.source for c in _read(name).cells if c.cell_type == "markdown") for name in NOTEBOOKS}
+    assert "full data set" not in prose["02_train_and_evaluate.ipynb"]
+    assert "calibrated" in prose["02_train_and_evaluate.ipynb"] and "calibrated" in prose["03_screening.ipynb"]
+    assert "build_model` gives the paper's" not in prose["01_frame_averaging.ipynb"]
+    assert "shipped configuration" in prose["01_frame_averaging.ipynb"]
+    assert "5 models" not in prose["04_uncertainty.ipynb"]
+
+
+# ------------------------------------------------------------------------------------------------ exercises
+def test_notebook_01_graders_accept_the_solutions_and_reject_wrong_answers(triclinic) -> None:
+    """The exercise checks of notebook 01 pass the reference solutions and fail typical mistakes."""
+    import sys
+
+    import numpy as np
+
+    sys.path.insert(0, str(NOTEBOOK_DIR))
+    try:
+        import solutions_01 as sol
+    finally:
+        sys.path.remove(str(NOTEBOOK_DIR))
+
+    def equivariant(s):
+        cols = s.lattice.matrix.T
+        return cols @ cols.T
+
+    def lab_frame(s):
+        return np.diag(np.diag(equivariant(s)))
+
+    assert "g alone" in sol.grade_equivariance_error(sol.solution_equivariance_error, triclinic, equivariant, lab_frame)
+
+    def invariance_instead(f, structure, q):  # a typical mistake: compares f(QX) with f(X)
+        return float(np.abs(f(sol.rotate_structure(structure, q)) - f(structure)).max())
+
+    with pytest.raises(AssertionError, match="goectp.testing"):
+        sol.grade_equivariance_error(invariance_instead, triclinic, equivariant, lab_frame)
+    assert "→ -1" in sol.grade_reflected_frame_det(sol.solution_reflected_frame_det, triclinic)
+    with pytest.raises(AssertionError, match="flip"):
+        sol.grade_reflected_frame_det(lambda s: (1.0, 1.0), triclinic)
+    assert "pseudotensor error" in sol.grade_pseudo(
+        (sol.solution_pseudo_expected, sol.solution_pseudo_model), triclinic, equivariant
+    )
+    with pytest.raises(AssertionError, match="not a pseudotensor"):
+        sol.grade_pseudo((sol.solution_pseudo_expected, lambda f: f), triclinic, equivariant)
 
 
 # ------------------------------------------------------------------------------------------------ goectp.viz
