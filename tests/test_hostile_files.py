@@ -192,3 +192,48 @@ def test_valid_cif_with_comments_still_parses():
     text = nacl.to(fmt="cif").replace("loop_\n", "loop_ # a comment\n# between\n")
     assert site_count_bounds(text, "cif")[0] == 8
     assert len(load_structures(structure_from_string(text, "cif"))[0]) == 8
+
+
+# ------------------------------------------------------------------------------------------------ explorer
+@pytest.fixture()
+def explorer_loader():
+    pytest.importorskip("panel")
+    from pathlib import Path
+
+    from explorer.loader import DatasetIndex, ExampleGallery, StructureLoader
+
+    examples = Path(__file__).resolve().parents[1] / "assets" / "examples"
+    return StructureLoader(gallery=ExampleGallery(examples), dataset=DatasetIndex(Path("/nonexistent")))
+
+
+def test_explorer_survives_every_hostile_upload(explorer_loader, monkeypatch):
+    """The issue's uploads end as one-line messages; the loader keeps its structure and loads the next file.
+    A worker killed over its memory limit is a message too, and the next upload works."""
+    loader = explorer_loader
+    before = loader.structure
+    cifs = {
+        "name_only.cif": CIF_HEAD + "_symmetry_space_group_name_H-M 'F m -3 m'\nloop_\n" + "\n".join(KEYS),
+        "comment_loop.cif": CIF_HEAD + LOOP_BYPASSES["comment on the loop_ line"],
+    }
+    uploads_ = {name: text for name, (text, _, _) in HOSTILE_POSCARS.items()}
+    uploads_.update({name: text + "\n" + atom_rows(2000) for name, text in cifs.items()})
+    for name, text in uploads_.items():
+        start = time.perf_counter()
+        assert not loader.load_bytes(text.encode(), name)
+        assert loader.error.startswith(name) and "\n" not in loader.error
+        assert loader.structure is before and time.perf_counter() - start < 20
+    import goectp.isolation as isolation
+
+    real = isolation.shared_pool(1, 256, 20)
+
+    class Hungry:  # every upload's worker asks for 8 GB: over its 256 MB limit
+        def run(self, fn, *args, name: str = "", **kwargs):
+            return real.run(bytearray, 8 * 2**30, name=name)
+
+    monkeypatch.setattr(isolation, "shared_pool", lambda *args: Hungry())
+    nacl = poscar(CUBE, "0 0 0\n0.5 0.5 0.5")
+    assert not loader.load_bytes(nacl.encode(), "POSCAR")
+    assert loader.error.startswith("POSCAR: ") and "(out_of_memory)" in loader.error
+    assert loader.structure is before
+    monkeypatch.undo()
+    assert loader.load_bytes(nacl.encode(), "POSCAR") and len(loader.structure) == 2 and not loader.error

@@ -33,8 +33,9 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
 
 
 # ------------------------------------------------------------------------------------------------ isolation
-def test_isolated_worker_turns_blown_limits_into_one_line_errors():
+def test_isolated_worker_turns_blown_limits_into_one_line_errors(monkeypatch):
     pool = IsolatedPool(1, memory_mb=256, seconds=3)
+    monkeypatch.chdir(ROOT)
     try:
         assert pool.run(len, "abcd", name="a.cif") == 4
         for fn, args, code in (
@@ -51,6 +52,9 @@ def test_isolated_worker_turns_blown_limits_into_one_line_errors():
             assert pool.run(len, "ab", name="next.cif") == 2  # a fresh worker answers the next file
         with pytest.raises(StructureError, match="no such file"):  # the function's own errors pass through
             pool.run(load_structures, "/nonexistent/x.cif", name="x.cif")
+        assert pool.run(os.getcwd) == os.getcwd()  # relative paths resolve where the caller is, even after a cd
+        os.chdir(Path(__file__).parent)
+        assert pool.run(os.getcwd) == str(Path(__file__).parent)
     finally:
         pool.close()
 
@@ -121,7 +125,7 @@ def test_predict_batch_size_zero_is_a_clear_error():
 
 # ------------------------------------------------------------------------------------------------ calibration
 def _calibration_dict() -> dict:
-    from goectp.calibration import Calibration
+    from goectp.uncertainty import Calibration
 
     return Calibration.load(ROOT / "assets" / "models" / "fast" / "calibration.json").to_dict()
 
@@ -141,7 +145,7 @@ def _calibration_dict() -> dict:
     ],
 )
 def test_bad_calibration_files_are_refused_naming_the_file(tmp_path, change, words):
-    from goectp.calibration import Calibration
+    from goectp.uncertainty import Calibration
 
     data = _calibration_dict()
     change(data)
@@ -153,7 +157,7 @@ def test_bad_calibration_files_are_refused_naming_the_file(tmp_path, change, wor
 
 
 def test_torn_calibration_file_is_named(tmp_path):
-    from goectp.calibration import Calibration
+    from goectp.uncertainty import Calibration
 
     path = tmp_path / "calibration.json"
     path.write_text(json.dumps(_calibration_dict())[:500])
