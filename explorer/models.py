@@ -332,13 +332,13 @@ class ModelSelector(pn.viewable.Viewer):
         members = self.predict_members(structures, use_frame=use_frame)
         mean, std = members.mean(axis=0), members.std(axis=0)
         cal = self.calibration if use_frame is None else None
-        if cal is not None:  # calibrated σ (goectp.calibration); the mean is unchanged
+        if cal is not None:  # calibrated σ (goectp.uncertainty); the mean is unchanged
             std = cal.sigma("tensor", std, mean, members.shape[0])
         return mean, std
 
     @property
     def calibration(self) -> Any:
-        """The ensemble's :class:`goectp.calibration.Calibration` (``None`` for one member, the demo model, or an
+        """The ensemble's :class:`goectp.uncertainty.Calibration` (``None`` for one member, the demo model, or an
         ensemble without ``calibration.json``): σ shown by the explorer is then the calibrated σ."""
         if self.mode != ENSEMBLE_MEAN:
             return None
@@ -346,7 +346,7 @@ class ModelSelector(pn.viewable.Viewer):
             base = self._load(self.model_name)
         except Exception:
             return None
-        from goectp.calibration import calibration_for
+        from goectp.uncertainty import calibration_for
 
         return calibration_for(base)
 

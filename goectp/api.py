@@ -100,7 +100,7 @@ def predict(
         model: a model, an :class:`Ensemble`, or a name/path for :func:`load_model` (default: ``"default"``).
         device: torch device; CUDA is used when available and nothing is given.
         return_std: for an ensemble, also return σ of each component: the **calibrated** σ when the ensemble
-            ships a ``calibration.json`` (:mod:`goectp.calibration`), else the raw member std (population std).
+            ships a ``calibration.json`` (:mod:`goectp.uncertainty`), else the raw member std (population std).
         calibrated: ``False`` returns the raw member std even for a calibrated ensemble.
         use_frame: ``False`` runs the non-equivariant backbone alone (for demonstrations).
 

@@ -31,7 +31,7 @@ class MemberPredictions:
         predictions: ``[M, n, 3, 3]`` (scalar head: ``[M, n]``).
         embeddings: ``[M, n, d]`` pooled embeddings.
         parts: ``{"electronic", "ionic"}`` → ``[S, n, 3, 3]`` over the members that predict the parts apart.
-        calibration: the ensemble's :class:`goectp.calibration.Calibration`, or ``None``.
+        calibration: the ensemble's :class:`goectp.uncertainty.Calibration`, or ``None``.
         elements: the element symbols of each structure (for the OOD flag).
     """
 

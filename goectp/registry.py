@@ -14,6 +14,7 @@ from pathlib import Path
 
 from goectp.checkpoint import CheckpointError, atomic_save, load_checkpoint, read_checkpoint, sum_checkpoint_dict
 from goectp.models import Ensemble, GoeCTP
+from goectp.uncertainty.calibration import folder_calibration
 
 
 def assets_dir() -> Path:
@@ -151,29 +152,6 @@ def load_model(path_or_name: str | os.PathLike = "default", member: int | None =
     ensemble = Ensemble([load_checkpoint(f) for _, f in members], [n for n, _ in members]).eval()
     ensemble.calibration = folder_calibration(path, ensemble)
     return ensemble
-
-
-def folder_calibration(folder: Path, ensemble: Ensemble):
-    """The ``calibration.json`` of an ensemble folder, when it was fitted on these very weights.
-
-    A calibration whose recorded fingerprint (:func:`goectp.calibration.ensemble_fingerprint`) differs from the
-    members' is stale (the weights were retrained or swapped): it is not used, with a warning naming the file.
-    """
-    import warnings
-
-    from goectp.calibration import CALIBRATION_FILE, Calibration, ensemble_fingerprint
-
-    file = folder / CALIBRATION_FILE
-    if not file.is_file():
-        return None
-    calibration = Calibration.load(file)
-    recorded = calibration.meta.get("fingerprint")
-    if recorded is not None and recorded != ensemble_fingerprint(ensemble):
-        warnings.warn(
-            f"{file}: fitted on other weights than the members of {folder.name}; σ stays uncalibrated", stacklevel=2
-        )
-        return None
-    return calibration
 
 
 def members_by_split(spec: str | os.PathLike) -> dict[int, dict]:

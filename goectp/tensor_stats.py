@@ -12,7 +12,7 @@ Used by evaluation (:mod:`goectp.evaluation.metrics`), screening (:mod:`goectp.s
   returns) of the member-wise quantities: σ(ε̄) = std over m of ε̄⁽ᵐ⁾, σ(λᵢ) = std over m of λᵢ⁽ᵐ⁾,
   σ(α) = std over m of α⁽ᵐ⁾ **over all members** — if any member has λ₁⁽ᵐ⁾ ≤ 0, σ(α) is ``inf`` (no
   positive-only subset);
-- calibrated σ (see :mod:`goectp.calibration`) rescales these raw spreads; the predictions never change.
+- calibrated σ (see :mod:`goectp.uncertainty`) rescales these raw spreads; the predictions never change.
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ def ensemble_statistics(members: np.ndarray, calibration: Any = None) -> dict[st
     ``anisotropy`` ``[n]``, ``anisotropy_std`` ``[n]``, ``nonpositive`` ``[n]`` (mean tensor has λmin <= 0),
     ``members_nonpositive`` ``[n]`` (members with λmin <= 0), ``n_members`` ``[n]``.
 
-    With ``calibration`` (a :class:`goectp.calibration.Calibration`), every ``*_std`` is the calibrated σ and the
+    With ``calibration`` (a :class:`goectp.uncertainty.Calibration`), every ``*_std`` is the calibrated σ and the
     raw member spreads are kept as ``*_std_raw``.
     """
     members = np.asarray(members, dtype=np.float64)

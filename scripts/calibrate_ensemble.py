@@ -5,7 +5,7 @@
 
 Re-run whenever an ensemble is re-exported (``scripts/export_ensemble.py`` calls it). The member predictions of the
 2,733 records are cached in ``runs/calibration/`` (keyed by the members' and the data file's sha256), so a re-run
-after a change of the calibration code takes seconds. How the calibration works: :mod:`goectp.calibration`.
+after a change of the calibration code takes seconds. How the calibration works: :mod:`goectp.uncertainty`.
 It also writes a reliability diagram (``reliability.png``) and a "Calibration" section of the model card.
 """
 
@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from goectp.calibration import (
+from goectp.registry import resolve_model_path
+from goectp.uncertainty import (
     CALIBRATION_FILE,
     Calibration,
     calibrated_sigma,
@@ -25,7 +26,6 @@ from goectp.calibration import (
     fit_calibration,
     heldout_predictions,
 )
-from goectp.registry import resolve_model_path
 
 LEVELS = np.linspace(0.05, 0.99, 20)
 

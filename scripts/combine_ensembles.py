@@ -22,10 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
-from goectp.calibration import heldout_predictions
 from goectp.checkpoint import read_checkpoint
 from goectp.data import DIELECTRIC_FILE, data_dir, sha256_file, split_masks
 from goectp.registry import MEMBERS_FILE, checkpoint_files, is_model_name, load_model, resolve_model_path
+from goectp.uncertainty import heldout_predictions
 
 
 def per_split_mae(members: np.ndarray, split_of: np.ndarray, true: np.ndarray, seeds: list[int]) -> dict:

@@ -9,7 +9,8 @@ import pytest
 import torch
 from pymatgen.core import Lattice, Structure
 
-from goectp.calibration import (
+from goectp.tensor_stats import anisotropy, ensemble_statistics, summary_records
+from goectp.uncertainty import (
     Calibration,
     attach_calibration,
     calibration_points,
@@ -17,7 +18,6 @@ from goectp.calibration import (
     fit_calibration,
     tau_hat,
 )
-from goectp.tensor_stats import anisotropy, ensemble_statistics, summary_records
 
 
 # ---------------------------------------------------------------------------------------------------- tensor stats
@@ -225,7 +225,7 @@ def test_map_hides_metals_by_default_and_marks_the_pareto_front(tmp_path):
 
 
 def test_split_means_average_the_members_of_each_split_and_refuse_a_missing_one():
-    from goectp.calibration import split_means
+    from goectp.uncertainty import split_means
 
     tests = np.array([[True, False, False], [False, True, True]])
     members = np.arange(3 * 3 * 9, dtype=float).reshape(3, 3, 3, 3)

@@ -12,11 +12,11 @@ from pymatgen.core import Lattice, Structure
 
 import goectp
 from goectp.api import build_model, graphs_for, predict_graphs, save_checkpoint
-from goectp.calibration import Calibration, ensemble_fingerprint
 from goectp.checkpoint import sum_checkpoint_dict
 from goectp.inference import run_model
 from goectp.models import Ensemble, GoeCTP, SumOfParts
 from goectp.registry import load_model
+from goectp.uncertainty import Calibration, ensemble_fingerprint
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -16,12 +16,12 @@ from pymatgen.core import Lattice, Structure
 from scipy.spatial.transform import Rotation
 
 import goectp
-from goectp.calibration import training_masks
 from goectp.checkpoint import CheckpointError, atomic_save, checkpoint_dict, load_checkpoint, sum_checkpoint_dict
 from goectp.data import random_split
 from goectp.models import Ensemble, SumOfParts, networks, prediction_target
 from goectp.registry import load_model
 from goectp.training.pretrain import backbone_state
+from goectp.uncertainty import training_masks
 
 ROOT = Path(__file__).resolve().parents[1]
 

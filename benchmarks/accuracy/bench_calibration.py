@@ -5,7 +5,7 @@
 
 Works for any ensemble folder (``--model`` is a name under ``assets/models`` or a path). Member predictions are
 cached in ``runs/calibration/`` (shared with ``scripts/calibrate_ensemble.py``): minutes the first time, seconds
-after. What is measured (see :mod:`goectp.calibration` for why):
+after. What is measured (see :mod:`goectp.uncertainty` for why):
 
 - **coverage**: held-out sub-ensembles (the members that did not train on a record, ``|U| >= 2``); σ before = the
   raw member std (population std, 5-member equivalent), after = calibrated σ **cross-fitted**: the calibration used
@@ -24,7 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from goectp.calibration import (
+from goectp.evaluation.report import write_section
+from goectp.uncertainty import (
     calibrated_sigma,
     calibration_points,
     coverage,
@@ -34,7 +35,6 @@ from goectp.calibration import (
     propagated_alpha_sigma,
     subensemble_stats,
 )
-from goectp.evaluation.report import write_section
 
 
 def crossfit_coverage(held: dict, folds: int = 5, seed: int = 0) -> dict[str, dict[str, float]]:

@@ -15,7 +15,7 @@ Spearman, the recall of the true top-5 % ε̄ among the predicted top-5 %, and t
 
     python benchmarks/accuracy/evaluate_ensemble.py --model default fast [--write]
 
-Member predictions come from (and are cached like) :func:`goectp.calibration.heldout_predictions`.
+Member predictions come from (and are cached like) :func:`goectp.uncertainty.heldout_predictions`.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ from pathlib import Path
 
 import numpy as np
 
-from goectp.calibration import heldout_predictions
 from goectp.canonical import uses_canonical_cell
 from goectp.data import DIELECTRIC_FILE, data_dir, load_graph_set
 from goectp.data.splits import CRYSTAL_SYSTEMS
@@ -34,6 +33,7 @@ from goectp.evaluation.metrics import EPS_BINS, headline_metrics
 from goectp.evaluation.report import write_section
 from goectp.models import prediction_target
 from goectp.registry import load_model, resolve_model_path
+from goectp.uncertainty import heldout_predictions
 
 BINS, SYSTEMS = EPS_BINS, CRYSTAL_SYSTEMS
 

@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> None:
         graphs = {name: [g for g, m in zip(data["graphs"], mask) if m] for name, mask in part.items()}
         print(f"split {seed}: " + ", ".join(f"{k} {len(v)}" for k, v in graphs.items()), flush=True)
         cfg = BornTrainConfig(epochs=args.epochs, hidden=args.hidden, num_layers=args.layers, seed=seed)
-        model, info = train_born_model(graphs["train"], graphs["val"], cfg)
+        model, info = train_born_model(graphs["train"], graphs["val"], cfg, log=print)
         OUT.mkdir(parents=True, exist_ok=True)
         torch.save(
             {"config": model.config.to_dict(), "state_dict": model.state_dict(), "train_config": vars(cfg)},
@@ -82,7 +82,8 @@ def run(args: argparse.Namespace) -> None:
         (OUT / f"split{seed}.json").write_text(json.dumps(result, indent=1))
         np.savez_compressed(OUT / f"pred-split{seed}.npz", **preds)
         print(
-            f"split {seed}: test MAE {result['test']['mae']:.4f} (per-element mean {result['test']['baseline_mae']:.4f})"
+            f"split {seed}: test MAE {result['test']['mae']:.4f}"
+            f" (per-element mean {result['test']['baseline_mae']:.4f})"
         )
 
 
@@ -114,7 +115,8 @@ def report(_: argparse.Namespace) -> None:
     for z, vals in rows:
         n = sum(v[2] for v in vals)
         print(
-            f"| {Element.from_Z(z).symbol} | {n} | {sum(v[0] for v in vals) / n:.3f} | {sum(v[1] for v in vals) / n:.3f} |"
+            f"| {Element.from_Z(z).symbol} | {n} | {sum(v[0] for v in vals) / n:.3f} |"
+            f" {sum(v[1] for v in vals) / n:.3f} |"
         )
 
 

@@ -22,7 +22,7 @@ index and the cations' under-bonding; :func:`bond_valence_descriptors`), and a b
 
     python benchmarks/experiments/descriptor_blend.py [--probes]
 
-Member predictions come from (and are cached like) :func:`goectp.calibration.heldout_predictions`; the descriptors
+Member predictions come from (and are cached like) :func:`goectp.uncertainty.heldout_predictions`; the descriptors
 are cached in ``runs/descriptors.npz``.
 """
 
@@ -36,10 +36,10 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import spearmanr
 
-from goectp.calibration import heldout_predictions, split_means, split_members
 from goectp.data import DIELECTRIC_FILE, data_dir, split_masks
 from goectp.features.descriptors import crystal_descriptors
 from goectp.tensor_stats import mean_eigenvalue
+from goectp.uncertainty import heldout_predictions, split_means, split_members
 
 
 def descriptor_matrix(data_file: Path, cache: Path) -> tuple[np.ndarray, list[str]]:

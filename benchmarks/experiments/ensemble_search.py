@@ -4,7 +4,7 @@ Each ensemble has one member per split (seeds 0-4). A combination is evaluated p
 its members trained on that split, on that split's validation set (for the choice) and test set (read after it);
 the table gives the mean over the 5 splits, the paired difference to the first model on validation, and ε̄
 Spearman (:func:`goectp.evaluation.metrics.split_scores`). Member predictions come from (and are cached like)
-:func:`goectp.calibration.heldout_predictions`; ``A,B`` sums are :func:`goectp.evaluation.ensembles.heldout_sum`.
+:func:`goectp.uncertainty.heldout_predictions`; ``A,B`` sums are :func:`goectp.evaluation.ensembles.heldout_sum`.
 
     python benchmarks/experiments/ensemble_search.py --models pretrained-bulk-modulus-chgnet pretrained-bulk-modulus \
         chgnet fast \

@@ -166,10 +166,10 @@ def report(out_dir: Path = OUT) -> None:
     from scipy.optimize import minimize, minimize_scalar
     from scipy.stats import spearmanr
 
-    from goectp.calibration import heldout_predictions, split_means
     from goectp.data import data_dir, split_masks
     from goectp.data.dielectric import read_dielectric_json
     from goectp.tensor_stats import mean_eigenvalue
+    from goectp.uncertainty import heldout_predictions, split_means
 
     records = read_dielectric_json(data_dir() / "mp_dielectric_open.json.gz")
     raw: dict = {}

@@ -15,7 +15,7 @@ implied ionic part and that model rank the DFT ionic ε̄.
     python benchmarks/experiments/rank_error_sources.py
     python benchmarks/experiments/rank_error_sources.py --ionic runs/ionic/ensembles/pretrained-bmc-layers2
 
-Member predictions come from (and are cached like) :func:`goectp.calibration.heldout_predictions`.
+Member predictions come from (and are cached like) :func:`goectp.uncertainty.heldout_predictions`.
 """
 
 from __future__ import annotations
@@ -24,11 +24,11 @@ import argparse
 
 import numpy as np
 
-from goectp.calibration import heldout_predictions, split_means
 from goectp.data import split_masks
 from goectp.evaluation.metrics import EPS_BINS as BINS
 from goectp.evaluation.metrics import mean_spearman, rank_error_share
 from goectp.tensor_stats import mean_eigenvalue
+from goectp.uncertainty import heldout_predictions, split_means
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ DFT n = √λ of each record's electronic tensor ε∞. Compared, per split on i
 
     python benchmarks/experiments/refractive_index.py
 
-Member predictions come from (and are cached like) :func:`goectp.calibration.heldout_predictions`.
+Member predictions come from (and are cached like) :func:`goectp.uncertainty.heldout_predictions`.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ import argparse
 
 import numpy as np
 
-from goectp.calibration import heldout_predictions, split_means
 from goectp.data import split_masks
 from goectp.tensor_stats import refractive_indices
+from goectp.uncertainty import heldout_predictions, split_means
 
 
 def main() -> None:

@@ -3,7 +3,7 @@
 An ε∞ model and an ionic-only model, each with one member per split, make a static-tensor model when their members
 are added split by split (``electronic,runs/ionic``); their targets must then add up to the total, which the caller
 checks against the data. Member predictions come from (and are cached like)
-:func:`goectp.calibration.heldout_predictions`.
+:func:`goectp.uncertainty.heldout_predictions`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from goectp.calibration import heldout_predictions
+from goectp.uncertainty import heldout_predictions
 
 __all__ = ["heldout_sum", "model_label"]
 

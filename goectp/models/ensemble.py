@@ -108,7 +108,7 @@ class Ensemble(nn.Module):
             raise ValueError(f"ensemble members predict different tensors and cannot be averaged: {described}")
         #: the DFPT tensor every member predicts: "total", "electronic" (ε∞) or "ionic"
         self.target = next(iter(targets.values()))
-        #: the :class:`goectp.calibration.Calibration` of σ, set by :func:`goectp.registry.load_model` from the
+        #: the :class:`goectp.uncertainty.Calibration` of σ, set by :func:`goectp.registry.load_model` from the
         #: ensemble folder's ``calibration.json`` (``None``: σ is the raw member spread)
         self.calibration = None
 

@@ -92,7 +92,7 @@ class ModelOutput(NamedTuple):
     Attributes:
         prediction: ``[B, 3, 3]`` (scalar head: ``[B]``), what ``forward`` returns.
         embedding: ``[B, d]`` pooled node features (mean over the frames): the invariant summary compared with
-            the training set's (:mod:`goectp.calibration`).
+            the training set's (:mod:`goectp.uncertainty`).
         parts: the tensor head's outputs before they are combined, e.g. ``{"electronic", "ionic"}`` (``[B, 3, 3]``).
     """
 

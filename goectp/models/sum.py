@@ -53,7 +53,7 @@ class SumOfParts(nn.Module):
 
     def embed(self, batch, use_frame: bool | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """The ionic part's ``(pooled [B, d], frame [B, 3, 3])``: the part whose error dominates, so the distance of
-        a crystal to the training set (:mod:`goectp.calibration`) is measured where the uncertainty is."""
+        a crystal to the training set (:mod:`goectp.uncertainty`) is measured where the uncertainty is."""
         return self.parts["ionic"].embed(batch, use_frame)
 
     def backbone_prediction(self, batch) -> torch.Tensor:

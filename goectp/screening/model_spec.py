@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 
 import torch
 
-from goectp.calibration import CALIBRATION_FILE, Calibration
 from goectp.checkpoint import load_checkpoint
 from goectp.device import default_device
 from goectp.models import Ensemble
 from goectp.registry import ensemble_members, folder_calibration, resolve_model_path
+from goectp.uncertainty import CALIBRATION_FILE, Calibration
 
 
 @dataclass(frozen=True)

@@ -48,7 +48,7 @@ class ScreeningRun:
 
 def warn_if_uncalibrated(model) -> bool:
     """Say up front when the ensemble has no calibration fitted on its weights: σ is then the raw member spread (too
-    narrow, :mod:`goectp.calibration`) and there are no OOD flags. Returns whether it is calibrated."""
+    narrow, :mod:`goectp.uncertainty`) and there are no OOD flags. Returns whether it is calibrated."""
     calibrated = model.calibration is not None
     if not calibrated:
         log.warning(

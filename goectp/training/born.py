@@ -10,6 +10,7 @@ leaks. Loss: Huber on the nine components of every atom; AdamW; cosine decay; be
 from __future__ import annotations
 
 import copy
+import logging
 import math
 import time
 from collections.abc import Sequence
@@ -24,6 +25,8 @@ from torch_geometric.loader import DataLoader
 from goectp.graph import build_crystal_graph
 from goectp.models.born import BornChargeModel, with_site_operations
 from goectp.models.goectp import GoeCTPConfig
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -47,7 +50,7 @@ def born_graphs(data_dir: str | Path, k: int = 16, max_sites: int = 500, progres
     ids, graphs, index, skipped = [], [], [], {}
     for n, (key, rec) in enumerate(sorted(records.items())):
         if progress and n % 200 == 0:
-            print(f"  graphs {n}/{len(records)}", flush=True)
+            logger.info("graphs %d/%d", n, len(records))
         if key not in order:
             skipped[key] = "not in the dielectric set"
             continue
@@ -75,7 +78,6 @@ def node_mapping(graph, structure, tol: float = 0.1) -> np.ndarray | None:
 
     lattice_cols = graph.lattice[0].double().numpy()
     return cell_mapping(lattice_cols, graph.frac.double().numpy(), graph.z.numpy(), structure, tol)
-
 
 
 def element_charges(graphs: Sequence) -> dict[int, float]:
@@ -106,7 +108,9 @@ class BornTrainConfig:
     seed: int = 0
 
 
-def train_born_model(train: Sequence, val: Sequence, cfg: BornTrainConfig, log=print) -> tuple[BornChargeModel, dict]:
+def train_born_model(
+    train: Sequence, val: Sequence, cfg: BornTrainConfig, log=logger.info
+) -> tuple[BornChargeModel, dict]:
     """Train on ``train``; keep the weights of the epoch with the lowest validation MAE. Returns the model and
     the history (per epoch: train loss, validation MAE, seconds)."""
     torch.manual_seed(cfg.seed)
