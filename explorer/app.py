@@ -27,7 +27,11 @@ from explorer.tensor_view import TensorEllipsoid
 from explorer.viewer import StructureViewer
 
 TITLE = "GoeCTP Explorer"
-CRYSTAL_TAB, SCREENING_TAB = 0, 1
+CRYSTAL_TAB, SCREENING_TAB, TEACH_TAB = 0, 1, 2
+TEACH_INTRO = (
+    "**Teach**: the two live checks on the loaded crystal, full width for a projector (load another crystal in the "
+    "sidebar). Rotate it: f(RX) = R f(X) Rᵀ to round-off. Change its cell: the shipped model does not move."
+)
 ABOUT = """**GoeCTP** predicts the dielectric tensor ε of a crystal with a graph network made O(3)-equivariant
 by the polar frame of its lattice, L = F H: f(X) = F g(Fᵀ X) Fᵀ (Hua et al., arXiv 2601.04755)."""
 
@@ -77,6 +81,8 @@ class Explorer(param.Parameterized):
         self.loader.param.watch(self._on_structure, ["structure", "reference", "label"])
         self.equivariance.param.watch(self._on_rotation, ["rotation"])
         self._tabs: pn.Tabs | None = None
+        self._teach: tuple[EquivarianceCheck, CellChoiceCheck] | None = None  # the Teach tab's checks, on first use
+        self._teach_layout: pn.Column | None = None
         self.loader.param.watch(self._on_pick, ["structure"])
 
     def _precompute(self, structure) -> None:
@@ -94,6 +100,8 @@ class Explorer(param.Parameterized):
         self.equivariance.structure = s
         self.cell_choice.structure = s
         self.viewer.structure = s
+        for check in self._teach or ():
+            check.structure = s
 
     def _on_rotation(self, event: param.parameterized.Event) -> None:
         self.viewer.rotation = event.new
@@ -108,13 +116,49 @@ class Explorer(param.Parameterized):
     def _screening_view(self) -> pn.viewable.Viewable:
         return pn.panel(self.screening)
 
+    def _teach_view(self) -> pn.Column:
+        """The Teach tab: its own equivariance and change-of-cell checks (predictions are cache hits shared with the
+        Crystal tab's), stacked at full width; built the first time the tab is shown."""
+        if self._teach_layout is None:
+            s = self.loader.structure
+            self._teach = (
+                EquivarianceCheck(models=self.models, structure=s),
+                CellChoiceCheck(models=self.models, structure=s),
+            )
+            self._teach_layout = pn.Column(
+                pn.pane.Markdown(TEACH_INTRO, sizing_mode="stretch_width"),
+                *self._teaching_cards(*self._teach),
+                sizing_mode="stretch_width",
+                css_classes=["goectp-teach"],
+            )
+        return self._teach_layout
+
+    @staticmethod
+    def _teaching_cards(equivariance: EquivarianceCheck, cell_choice: CellChoiceCheck) -> list[pn.Card]:
+        card = dict(sizing_mode="stretch_width", collapsible=False, margin=(8, 8))
+        return [
+            pn.Card(
+                equivariance,
+                title="Equivariance check: f(RX) vs R f(X) Rᵀ",
+                css_classes=["goectp-card-equivariance"],
+                **card,
+            ),
+            pn.Card(
+                cell_choice,
+                title="Change of cell: the same crystal in another unit cell",
+                css_classes=["goectp-card-cell-choice"],
+                **card,
+            ),
+        ]
+
     def _on_pick(self, *_events: param.parameterized.Event) -> None:
         """A candidate picked on the screening map is loaded: show it on the crystal tab."""
         if self._tabs is not None and self._tabs.active == SCREENING_TAB:
             self._tabs.active = CRYSTAL_TAB
 
     def main_area(self) -> pn.Tabs:
-        """Two tabs: the crystal (3D view, tensor, equivariance, change of cell) and the screening map.
+        """Three tabs: the crystal (3D view, tensor, equivariance, change of cell), the screening map, and *Teach*
+        (the two teaching cards alone, full width, for a projector).
 
         The map (two HoloViews/Bokeh plots over ~12k candidates, ~2 s of server time) is built the first time its
         tab is shown, not for every visitor (``dynamic`` tabs, ``lazy`` view): the first render of a session
@@ -129,19 +173,9 @@ class Explorer(param.Parameterized):
                 pn.Card(self.tensor, title="Predicted dielectric tensor", css_classes=["goectp-card-tensor"], **card),
                 sizing_mode="stretch_width",
             ),
-            pn.Card(
-                self.equivariance,
-                title="Equivariance check: f(RX) vs R f(X) Rᵀ",
-                css_classes=["goectp-card-equivariance"],
-                **card,
-            ),
-            pn.Card(
-                self.cell_choice,
-                title="Change of cell: the same crystal in another unit cell",
-                css_classes=["goectp-card-cell-choice"],
-                **card,
-            ),
+            *self._teaching_cards(self.equivariance, self.cell_choice),
             sizing_mode="stretch_width",
+            css_classes=["goectp-crystal"],
         )
         screening = pn.Card(
             pn.panel(self._screening_view, lazy=True, sizing_mode="stretch_width", min_height=400),
@@ -152,6 +186,7 @@ class Explorer(param.Parameterized):
         self._tabs = pn.Tabs(
             ("Crystal", crystal),
             (f"Screening map{self._candidate_count()}", screening),
+            ("Teach", pn.panel(self._teach_view, lazy=True, sizing_mode="stretch_width")),
             dynamic=True,
             sizing_mode="stretch_width",
             css_classes=["goectp-tabs"],

@@ -20,7 +20,7 @@ from pymatgen.core import Lattice, Structure
 from explorer.models import SHARED_PREDICTIONS, ModelSelector, structure_key
 from explorer.safe import escape_text
 from explorer.tensor_view import matrix_html
-from goectp.checkpoint import networks
+from goectp.models import networks
 
 TOLERANCE = 1e-6
 CHANGES = (
@@ -32,6 +32,12 @@ CHANGES = (
 )
 #: The paper's setting: frame of the input cell, sum pooling, no point-group symmetrisation, no frame averaging.
 PAPER_SETTING = {"cell_reduction": "none", "pooling": "sum", "symmetrize": False, "frame_average": False}
+#: The one line under the paper's-setting row: what these numbers are (and are not).
+PAPER_NOTE = (
+    "Paper's setting = the shipped weights, trained with mean pooling, run here with sum pooling on the input "
+    "cell's frame: the pooled features grow with the atom count, so these values are not predictions; only the "
+    "drift between the two cells is the lesson."
+)
 
 
 def basis_change(change: str, seed: int) -> np.ndarray:
@@ -105,9 +111,9 @@ class CellChoiceCheck(pn.viewable.Viewer):
                 sizing_mode="stretch_width",
             ),
             pn.Row(
-                pn.Column(
-                    pn.widgets.Select.from_param(self.param.change, label="change of cell"),
-                    pn.widgets.IntInput.from_param(self.param.seed, label="seed (random)"),
+                pn.Column(  # widgets narrower than their column (Panel's default 300 px overflowed onto U)
+                    pn.widgets.Select.from_param(self.param.change, label="change of cell", width=240),
+                    pn.widgets.IntInput.from_param(self.param.seed, label="seed (random)", width=240),
                     width=260,
                 ),
                 self._results,
@@ -231,6 +237,7 @@ class CellChoiceCheck(pn.viewable.Viewer):
                 "unchanged here",
                 "drifts",
             )
+            + f"<div class='goectp-note' style='font-size:0.9em;margin-top:4px'>{PAPER_NOTE}</div>"
             + f"<div style='color:#666;font-size:0.85em;margin-top:6px'>tolerance {self.tolerance:g}; "
             f"update took {self.seconds * 1000:.0f} ms</div>"
         )

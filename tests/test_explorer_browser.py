@@ -373,3 +373,86 @@ def test_heavy_upload_does_not_stall_other_sessions(server, playwright_api):
             browser.close()
     print(f"GET /app: {baseline:.2f} s alone, {during:.2f} s during the heavy upload")
     assert during < baseline + 8.0, f"GET /app took {during:.1f} s during another session's upload"
+
+
+# ------------------------------------------------------------------------------------------------ teaching cards
+#: The teaching cards and what must not overlap inside them: every widget (select, number box, button, slider,
+#: check box) and every result block (the matrices with their titles, the ✓/✗ badges, the one-line notes).
+TEACHING_CARDS = (".goectp-card-equivariance", ".goectp-card-cell-choice")
+_BOXES_JS = """card => {
+    const picked = [];
+    const walk = root => {
+        root.querySelectorAll('*').forEach(el => {
+            const tag = el.tagName.toLowerCase(), cls = el.classList;
+            let kind = null;
+            if (tag === 'select' || tag === 'button' || cls.contains('noUi-target')) kind = 'widget';
+            else if (tag === 'input' && el.type !== 'hidden' && el.type !== 'file') kind = 'widget';
+            else if (tag === 'table') { picked.push(['matrix', el.parentElement]); }
+            else if (tag === 'span' && /^(equivariance-error|cell-drift)/.test(el.id)) kind = 'badge';
+            else if (cls.contains('goectp-note')) kind = 'note';
+            if (kind) picked.push([kind, el]);
+            if (el.shadowRoot) walk(el.shadowRoot);
+        });
+    };
+    if (card.shadowRoot) walk(card.shadowRoot);
+    walk(card);
+    return picked.map(([kind, el]) => {
+        const r = el.getBoundingClientRect();
+        const name = kind + ':' + (el.id || el.getAttribute('aria-label') || el.textContent.trim().slice(0, 30));
+        return [name, r.left, r.top, r.right, r.bottom];
+    }).filter(b => b[3] - b[1] > 0 && b[4] - b[2] > 0);
+}"""
+
+
+def overlaps(boxes: list[list]) -> list[tuple[str, str]]:
+    """Pairs of boxes ``[name, left, top, right, bottom]`` whose interiors intersect (1 px slack), neither inside
+    the other (a check box inside its label row is not an overlap)."""
+
+    def inside(a: list, b: list) -> bool:
+        return a[1] >= b[1] - 1 and a[2] >= b[2] - 1 and a[3] <= b[3] + 1 and a[4] <= b[4] + 1
+
+    found = []
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1 :]:
+            meet = min(a[3], b[3]) - max(a[1], b[1]) > 1 and min(a[4], b[4]) - max(a[2], b[2]) > 1
+            if meet and not inside(a, b) and not inside(b, a):
+                found.append((a[0], b[0]))
+    return found
+
+
+def test_overlap_detector() -> None:
+    assert overlaps([["a", 0, 0, 10, 10], ["b", 5, 5, 15, 15]]) == [("a", "b")]
+    assert overlaps([["a", 0, 0, 10, 10], ["b", 10, 0, 20, 10], ["c", 0, 11, 10, 20]]) == []  # touching is fine
+    assert overlaps([["row", 0, 0, 100, 10], ["box", 2, 2, 8, 8]]) == []  # nested
+
+
+@pytest.mark.timeout(400)
+@pytest.mark.parametrize("width", [1280, 1600])
+def test_teaching_cards_do_not_overlap(server, playwright_api, width):
+    """At projector-like widths no widget of the equivariance and change-of-cell cards overlaps another widget,
+    a matrix or a badge (at 1600 px the cell card's dropdown and seed box used to cover the U matrix), on the
+    Crystal tab and on the Teach tab."""
+    with playwright_api() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": width, "height": 1000})
+            page.goto(f"{server}/app", wait_until="domcontentloaded", timeout=90_000)
+            for tab in ("Crystal", "Teach"):
+                if tab == "Teach":
+                    page.locator(".bk-tab", has_text="Teach").click()
+                root = page.locator(".goectp-teach" if tab == "Teach" else ".goectp-crystal")
+                root.locator("#equivariance-error-frame[data-value]").wait_for(timeout=90_000)
+                root.locator("#cell-drift-paper[data-value]").wait_for(timeout=90_000)
+                page.wait_for_timeout(1000)
+                for card in TEACHING_CARDS:
+                    target = root.locator(card)
+                    boxes = target.evaluate(_BOXES_JS)
+                    kinds = {b[0].split(":")[0] for b in boxes}
+                    assert {"widget", "matrix", "badge"} <= kinds, (card, boxes)
+                    assert not overlaps(boxes), f"{tab} tab, {card} at {width} px: {overlaps(boxes)}"
+                    if card.endswith("cell-choice"):  # the paper's-setting row says what its numbers are
+                        assert "run here with sum pooling" in target.locator(".goectp-note").inner_text()
+                    _shot(target, f"{tab.lower()}_{card.split('-card-')[1]}_{width}")
+                    print(f"{tab} {card} at {width} px: {len(boxes)} boxes, no overlap")
+        finally:
+            browser.close()
