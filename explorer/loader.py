@@ -36,6 +36,7 @@ from explorer.uploads import (  # noqa: F401 - re-exported: the upload steps' pu
     prepare_text,
     prepare_upload,
     prepare_upload_isolated,
+    upload_pool,
 )
 from goectp.io_formats import FORMAT_HELP, guess_format  # noqa: F401 - the one format guesser (tests use it here)
 
@@ -234,6 +235,8 @@ class StructureLoader(pn.viewable.Viewer):
         )
         # "filename" too: a 0-byte file arrives as value None (Panel decodes '' to None), only its name changes
         self._file_input.param.watch(self._on_upload, ["value", "filename"])
+        if pn.state.served:  # the upload worker's first start takes seconds: begin it with the first session
+            upload_pool().warm()
         self._dataset_results: dict[str, str] = {}
         if self.structure is None:
             if self.gallery.names:

@@ -166,12 +166,18 @@ UPLOAD_MEMORY_MB = 1024
 UPLOAD_WORKERS = 2
 
 
+def upload_pool():
+    """The worker processes of uploads (one per process; see :data:`UPLOAD_WORKERS`)."""
+    from goectp.isolation import shared_pool
+
+    return shared_pool(UPLOAD_WORKERS, UPLOAD_MEMORY_MB, UPLOAD_SECONDS)
+
+
 def prepare_upload_isolated(
     data: bytes | None, filename: str, max_bytes: int = MAX_UPLOAD_BYTES, max_sites: int = MAX_SITES
 ) -> Prepared:
     """:func:`prepare_upload` in a worker process with a memory and a time limit: an upload over either gets a
     one-line error naming it and the reason code, and the server goes on (thread-safe)."""
-    from goectp.isolation import shared_pool
     from goectp.structures import StructureError
 
     text, error = decode_upload(data, filename, max_bytes)
@@ -180,8 +186,7 @@ def prepare_upload_isolated(
     problem = precheck_text(text, guess_format(filename) or "", max_sites=max_sites) if guess_format(filename) else ""
     if problem:  # refused in microseconds, without a round trip to a worker
         return Prepared(error=f"{filename}: {problem}")
-    pool = shared_pool(UPLOAD_WORKERS, UPLOAD_MEMORY_MB, UPLOAD_SECONDS)
     try:
-        return pool.run(prepare_text, text, filename, max_sites=max_sites, name=filename)
+        return upload_pool().run(prepare_text, text, filename, max_sites=max_sites, name=filename)
     except StructureError as exc:
         return Prepared(error=str(exc))
