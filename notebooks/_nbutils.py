@@ -60,7 +60,6 @@ def settings_banner() -> str:
 def decorate(fig, structures, frames=None, legend: bool = True):
     """Add the polar frame F (columns F₁ F₂ F₃, black arrows from the cell centre) to each 3D panel of a
     :func:`goectp.viz.crystal_tensor_figure` and one species legend (Jmol colours) under the row. Returns ``fig``."""
-    import numpy as np
     from matplotlib.lines import Line2D
 
     from goectp.frame import polar_frame
