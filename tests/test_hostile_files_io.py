@@ -278,3 +278,23 @@ def test_rows_csv_quotes_line_breaks_and_reads_screen_ids_back(tmp_path):
     assert len(rows) == len(smap.export_rows())  # no row split by a carriage return or a newline
     assert {"mp-1\r=1+1", "mp-2\n=1+1", "'=1+1", "''=2+2", "mp-3"} <= set(rows["id"])
     assert not any(i.startswith(("=", "+", "-", "@")) for i in rows["id"])
+
+
+def test_cli_refuses_a_nan_calibration_instead_of_printing_nan_sigma(tmp_path, tiny_checkpoint, capsys):
+    import shutil
+
+    folder = tmp_path / "ensemble"
+    folder.mkdir()
+    for k in range(2):
+        shutil.copy(tiny_checkpoint, folder / f"split{k}.pt")
+    data = _calibration_dict()
+    data["quantities"]["eps_mean"]["s"] = float("nan")
+    (folder / "calibration.json").write_text(json.dumps(data))
+    good = tmp_path / "NaCl.vasp"
+    good.write_text(NACL)
+    assert main(["predict", str(good), "--model", str(folder)]) == 2
+    captured = capsys.readouterr()
+    assert "nan" not in captured.out and "calibration.json" in captured.err and "eps_mean.s = nan" in captured.err
+    (folder / "calibration.json").unlink()
+    assert main(["predict", str(good), "--model", str(folder)]) == 0  # without it: raw member spreads
+    assert "raw member std" in capsys.readouterr().out
