@@ -22,7 +22,7 @@ from torch_geometric.data import Data
 
 from goectp.canonical import canonical_cell, cell_symmetry, frame_operations
 from goectp.frame import polar_frame, reduction_matrix
-from goectp.structures import StructureError, validate_structure
+from goectp.structures import StructureError, validate_structure, wrapped
 
 DEFAULT_K = 16
 TIE_TOL = 1e-5
@@ -57,6 +57,11 @@ def neighbor_edges(structure, k: int = DEFAULT_K, tie_tol: float = TIE_TOL) -> t
     """
     n = len(structure)
     lat = structure.lattice
+    # the search runs on the atoms wrapped into the cell (its grid spans the atoms: one far outside makes it huge);
+    # the images are then given relative to the structure's own coordinates
+    inside = wrapped(structure)
+    shift = np.rint(structure.frac_coords - inside.frac_coords).astype(np.int64)
+    structure = inside
     # Start from a radius that typically holds k neighbours, grow until every atom has them with room to spare.
     radius = max(2.0, 1.4 * (lat.volume / n * k) ** (1 / 3))
     for _ in range(12):
@@ -75,7 +80,8 @@ def neighbor_edges(structure, k: int = DEFAULT_K, tie_tol: float = TIE_TOL) -> t
             d_k = d[starts + k - 1]
             if d_k.max() + tie_tol + 0.1 < radius:  # the search radius never decides an edge
                 keep = d <= d_k[c] + tie_tol
-                return c[keep], p[keep], np.rint(img[keep]).astype(np.int64), d[keep]
+                c, p = c[keep], p[keep]
+                return c, p, np.rint(img[keep]).astype(np.int64) - shift[p] + shift[c], d[keep]
         radius *= 1.5
     raise ValueError(f"could not find {k} neighbours for every atom (cell too sparse?)")
 
@@ -214,7 +220,7 @@ def build_crystal_graph(
     exact. ``canonical=False`` (default) keeps the input cell's atoms (one frame, no averaging).
     """
     if validate:
-        validate_structure(structure, max_sites=max_sites)
+        structure = validate_structure(structure, max_sites=max_sites)
     if len(structure) == 0:
         raise ValueError("structure has no atoms")
     idealized = False

@@ -237,3 +237,23 @@ def test_explorer_survives_every_hostile_upload(explorer_loader, monkeypatch):
     assert loader.structure is before
     monkeypatch.undo()
     assert loader.load_bytes(nacl.encode(), "POSCAR") and len(loader.structure) == 2 and not loader.error
+
+
+def test_neighbour_search_wraps_far_atoms_and_keeps_their_images(bounded):
+    """The screening worker and the graph search neighbours of structures as given: atoms 1000 cells away are
+    searched inside the cell (bounded memory), with images relative to the given coordinates."""
+    from goectp.graph import neighbor_edges
+
+    lattice = Lattice.from_parameters(4.1, 5.3, 6.2, 80, 95, 104)
+    near = Structure(lattice, ["Ba", "Ti", "O"], [[0.1, 0.2, 0.3], [0.5, 0.6, 0.55], [0.9, 0.1, 0.7]])
+    far = Structure(lattice, near.species, near.frac_coords + [[-1000, 998, -997], [0, 0, 0], [999, -998, 997]])
+    with pytest.raises(StructureError, match="out_of_memory"):  # what pymatgen's search does with them as given
+        bounded.run(far.get_neighbor_list, 12.0, name="far")
+    edges = {}
+    for name, s in (("near", near), ("far", far)):
+        c, p, images, d = bounded.run(neighbor_edges, s, name=name)  # a blown search would be out_of_memory
+        edges[name] = np.sort(np.round(((s.frac_coords[p] + images - s.frac_coords[c]) @ lattice.matrix), 6), axis=0)
+        np.testing.assert_allclose(
+            np.linalg.norm((s.frac_coords[p] + images - s.frac_coords[c]) @ lattice.matrix, axis=1), d
+        )
+    np.testing.assert_allclose(edges["near"], edges["far"], atol=1e-6)
