@@ -6,7 +6,8 @@ Schema (``SCHEMA_VERSION`` 1), a plain dict of tensors and JSON-like values::
 
 A *sum* member (:class:`~goectp.models.sum.SumOfParts`, the static tensor as ε∞ + ionic from two networks trained
 on the same split) is one file too: ``{"schema_version": 1, "kind": "sum", "parts": {"electronic": <checkpoint
-dict>, "ionic": <checkpoint dict>}, "meta": {...}}`` (:func:`sum_checkpoint_dict`).
+dict>, "ionic": <checkpoint dict>}, "meta": {...}}`` (:func:`sum_checkpoint_dict`). A Born-charge model
+(:class:`~goectp.models.born.BornChargeModel`) is a GoeCTP checkpoint with ``"kind": "born"``.
 
 Training resume files (``last.pt``) use the same ``state_dict`` key plus the optimiser / scheduler / RNG states
 (ByteTensors) and the loop's bookkeeping (:func:`save_training_state`). Files written before the schema had a
@@ -32,6 +33,7 @@ from torch import nn
 
 from goectp.graph import CrystalGraph
 from goectp.models import PARTS, GoeCTP, GoeCTPConfig, SumOfParts
+from goectp.models.born import BornChargeModel
 from goectp.models.ensemble import graph_config, member_target
 
 #: Version of the checkpoint dict written by :func:`save_checkpoint` / :func:`save_training_state`.
@@ -61,14 +63,17 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
     return path
 
 
-def checkpoint_dict(model: GoeCTP, **meta: Any) -> dict:
-    """The checkpoint dict of ``model`` (see the module docstring)."""
-    return {
+def checkpoint_dict(model: GoeCTP | BornChargeModel, **meta: Any) -> dict:
+    """The checkpoint dict of ``model`` (see the module docstring; a Born-charge model has ``"kind": "born"``)."""
+    ckpt = {
         "schema_version": SCHEMA_VERSION,
         "config": model.config.to_dict(),
         "state_dict": model.state_dict(),
         "meta": meta,
     }
+    if isinstance(model, BornChargeModel):
+        ckpt["kind"] = "born"
+    return ckpt
 
 
 def save_checkpoint(path: str | os.PathLike, model: GoeCTP, **meta: Any) -> Path:
@@ -290,7 +295,8 @@ def model_from_checkpoint(ckpt: dict, name: str = "checkpoint") -> GoeCTP | SumO
     if not isinstance(ckpt.get("config"), dict):
         raise CheckpointError(f"{name}: not a GoeCTP model checkpoint (missing 'config')")
     try:
-        model = GoeCTP(GoeCTPConfig(**ckpt["config"]))
+        config = GoeCTPConfig(**ckpt["config"])
+        model = BornChargeModel(config) if ckpt.get("kind") == "born" else GoeCTP(config)
     except TypeError as exc:  # unknown or missing config keys
         raise CheckpointError(f"{name}: its model config does not match this goectp version ({exc})") from exc
     try:

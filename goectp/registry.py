@@ -14,6 +14,7 @@ from pathlib import Path
 
 from goectp.checkpoint import CheckpointError, atomic_save, load_checkpoint, read_checkpoint, sum_checkpoint_dict
 from goectp.models import Ensemble, GoeCTP
+from goectp.models.born import BornChargeModel, BornEnsemble
 from goectp.uncertainty.calibration import folder_calibration
 
 
@@ -149,7 +150,10 @@ def load_model(path_or_name: str | os.PathLike = "default", member: int | None =
     members = ensemble_members(path)
     if member is not None:
         return load_checkpoint(members[member][1])
-    ensemble = Ensemble([load_checkpoint(f) for _, f in members], [n for n, _ in members]).eval()
+    models = [load_checkpoint(f) for _, f in members]
+    if all(isinstance(m, BornChargeModel) for m in models):  # a Born-charge ensemble (goectp.physics)
+        return BornEnsemble(models, [n for n, _ in members]).eval()
+    ensemble = Ensemble(models, [n for n, _ in members]).eval()
     ensemble.calibration = folder_calibration(path, ensemble)
     return ensemble
 

@@ -299,3 +299,46 @@ def test_born_model_on_a_cubic_site_is_isotropic():
     z = _predict(model, primitive_rocksalt())
     for zi in z:
         np.testing.assert_allclose(zi, zi[0, 0] * np.eye(3), atol=1e-10)
+
+
+# ---------------------------------------------------------------------------------------------------- end to end
+class PairSprings:
+    """Forces of nearest-neighbour springs (constant ``k`` along each bond of the reference cell, minimum image): a
+    harmonic potential any cell of the same crystal sees alike, for the cell-choice test of :func:`ionic_physics`."""
+
+    name = "springs"
+    version = "springs-test-1"
+
+    def __init__(self, k: float = 2.0, cutoff: float = 3.0) -> None:
+        self.k, self.cutoff = k, cutoff
+
+    def __call__(self, atoms):
+        from ase.neighborlist import neighbor_list
+
+        out = []
+        for a in atoms:
+            i, j, d, vec = neighbor_list("ijdD", a, self.cutoff)
+            f = np.zeros((len(a), 3))
+            np.add.at(f, i, self.k * (d - 2.82)[:, None] * vec / d[:, None])
+            out.append(f)
+        return out
+
+
+def test_ionic_physics_is_the_same_for_any_cell_and_turns_with_the_crystal(tmp_path):
+    from goectp.physics.predict import ionic_physics
+
+    model = _born_model(3)
+    prim = primitive_rocksalt()
+    conv = rocksalt()
+    springs = PairSprings()
+    a = ionic_physics(prim, model, springs, cache_dir=tmp_path)
+    b = ionic_physics(conv, model, springs, cache_dir=tmp_path)
+    assert len(a.cell) == len(b.cell) == 2  # both on the canonical primitive cell
+    np.testing.assert_allclose(b.tensor, a.tensor, atol=1e-8)
+    assert a.eps_mean > 0 and a.modes.num_unstable == 0
+    r = Rotation.random(random_state=9).as_matrix() * -1
+    turned = Structure(Lattice(prim.lattice.matrix @ r.T), prim.species, prim.frac_coords)
+    c = ionic_physics(turned, model, springs, cache_dir=tmp_path)
+    np.testing.assert_allclose(c.tensor, r @ a.tensor @ r.T, atol=1e-8)
+    top = a.dominant_modes(3)  # the triply degenerate TO mode of rock salt: a third each
+    assert [m["share"] for m in top] == pytest.approx([1 / 3] * 3) and top[0]["frequency_thz"] > 0

@@ -51,7 +51,7 @@ def _metrics(pred: list[np.ndarray], graphs: list, charges: dict[int, float]) ->
 def run(args: argparse.Namespace) -> None:
     import torch
 
-    from goectp.checkpoint import save_checkpoint  # noqa: F401 - the model is saved as a state dict below
+    from goectp.checkpoint import save_checkpoint
     from goectp.data import random_split
     from goectp.training.born import BornTrainConfig, predict_born, train_born_model
 
@@ -67,10 +67,7 @@ def run(args: argparse.Namespace) -> None:
         cfg = BornTrainConfig(epochs=args.epochs, hidden=args.hidden, num_layers=args.layers, seed=seed)
         model, info = train_born_model(graphs["train"], graphs["val"], cfg, log=print)
         OUT.mkdir(parents=True, exist_ok=True)
-        torch.save(
-            {"config": model.config.to_dict(), "state_dict": model.state_dict(), "train_config": vars(cfg)},
-            OUT / f"split{seed}.pt",
-        )
+        save_checkpoint(OUT / f"split{seed}.pt", model, split_seed=seed, train_config=vars(cfg))
         result = {"split": seed, "train_config": vars(cfg), "best_val_mae": info["best_val_mae"]}
         preds = {}
         for name in ("val", "test"):

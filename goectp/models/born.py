@@ -81,3 +81,22 @@ def with_site_operations(graph, symprec: float = 0.01):
     graph.site_dst = torch.from_numpy(perms.reshape(-1)).long()
     graph.site_rot = torch.from_numpy(np.repeat(rotations, n, axis=0))
     return graph
+
+
+class BornEnsemble(nn.Module):
+    """The mean of several :class:`BornChargeModel` (e.g. one per split): still equivariant, sum rule still exact."""
+
+    def __init__(self, members: list[BornChargeModel], names: list[str] | None = None) -> None:
+        super().__init__()
+        if not members:
+            raise ValueError("a Born-charge ensemble needs at least one member")
+        self.members = nn.ModuleList(members)
+        self.names = list(names or [f"member{i}" for i in range(len(members))])
+        self.config = members[0].config
+
+    def member_charges(self, batch) -> torch.Tensor:
+        """``[M, N, 3, 3]``: every member's charges."""
+        return torch.stack([m(batch) for m in self.members])
+
+    def forward(self, batch) -> torch.Tensor:
+        return self.member_charges(batch).mean(dim=0)

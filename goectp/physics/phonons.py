@@ -102,10 +102,13 @@ def gamma_force_constants(
     from pymatgen.io.ase import AseAtomsAdaptor
 
     start = time.perf_counter()
+    lattice, frac = structure.lattice.matrix, structure.frac_coords
+    if np.linalg.det(lattice) < 0:  # phonopy wants a right-handed basis: (−a, −b, −c) is the same crystal
+        lattice, frac = -lattice, -frac
     unit = PhonopyAtoms(
         symbols=[site.specie.symbol for site in structure],
-        cell=structure.lattice.matrix,
-        scaled_positions=structure.frac_coords,
+        cell=lattice,
+        scaled_positions=frac,
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -114,8 +117,7 @@ def gamma_force_constants(
     cells = phonon.supercells_with_displacements
     atoms = []
     for cell in cells:
-        displaced = structure.copy()
-        displaced = type(structure)(structure.lattice, structure.species, cell.scaled_positions)
+        displaced = type(structure)(lattice, structure.species, cell.scaled_positions)
         atoms.append(AseAtomsAdaptor.get_atoms(displaced))
     forces = np.stack([np.asarray(f, float) for f in force_field(atoms)])  # [K, N, 3]
     phonon.forces = forces

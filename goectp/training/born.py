@@ -106,6 +106,7 @@ class BornTrainConfig:
     weight_decay: float = 1e-5
     huber_delta: float = 0.5
     seed: int = 0
+    dtype: str = "float32"
 
 
 def train_born_model(
@@ -114,9 +115,10 @@ def train_born_model(
     """Train on ``train``; keep the weights of the epoch with the lowest validation MAE. Returns the model and
     the history (per epoch: train loss, validation MAE, seconds)."""
     torch.manual_seed(cfg.seed)
+    dtype = getattr(torch, cfg.dtype)
     model = BornChargeModel(
         GoeCTPConfig(variant="goectp", hidden=cfg.hidden, num_layers=cfg.num_layers, pooling="mean")
-    ).double()
+    ).to(dtype)
     charges = element_charges(train)
     residual = torch.cat([g.born - baseline_charges(g, charges) for g in train])
     model.set_charges(charges, scale=float(residual.std()))
@@ -131,7 +133,7 @@ def train_born_model(
         model.train()
         total, count = 0.0, 0
         for batch in loader:
-            loss = fn.huber_loss(model(batch), batch.born, delta=cfg.huber_delta)
+            loss = fn.huber_loss(model(batch), batch.born.to(dtype), delta=cfg.huber_delta)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -143,7 +145,7 @@ def train_born_model(
             best, best_state = mae, copy.deepcopy(model.state_dict())
         log(f"  epoch {epoch:3d} loss {total / count:.4f} val MAE {mae:.4f} ({history[-1]['s']:.0f} s)")
     model.load_state_dict(best_state)
-    return model.eval(), {"history": history, "best_val_mae": best, "charges": charges}
+    return model.double().eval(), {"history": history, "best_val_mae": best, "charges": charges}
 
 
 @torch.no_grad()
@@ -162,5 +164,5 @@ def predict_born(model: BornChargeModel, graphs: Sequence, batch_size: int = 64)
 def born_mae(model: BornChargeModel, loader) -> float:
     """Mean |Δ| over the nine components of every atom."""
     model.eval()
-    errs = [(model(b) - b.born).abs().mean(dim=(1, 2)) for b in loader]
+    errs = [(model(b).double() - b.born).abs().mean(dim=(1, 2)) for b in loader]
     return float(torch.cat(errs).mean())

@@ -1,0 +1,187 @@
+"""Does the physics term fix the high-κ tail? ε_ion from predicted Born charges and SevenNet-0 force constants,
+combined with the default ensemble, chosen on the validation splits, paired on all five splits.
+
+For split ``k`` every number comes from models that did not train on the record: the default's members of split
+``k`` (the 5 families' split-``k`` members), the ``electronic`` (ε∞) member of split ``k`` and the Born-charge model
+of split ``k`` (``benchmarks/experiments/born_charges.py``, trained on the dielectric split's training records).
+Force constants are read from the cache ``physics_force_constants.py`` fills (canonical cells ≤ 40 atoms); a
+record without them, or whose force constants have an unstable mode, keeps the default's prediction.
+
+Candidates (``ε_phys`` = the physics ε_ion, ``ε∞`` = the electronic model, ``ε_d`` = the default):
+
+- ``default``: ``ε_d``;
+- ``replace``: ``ε∞ + s ε_phys`` (the ionic part from physics, ``s`` a global scale fitted on validation);
+- ``blend``: ``ε_d + w (ε∞ + s ε_phys − ε_d)`` (``w`` chosen on validation);
+- ``tail-blend``: ``blend`` only where ``ε̄(ε∞ + s ε_phys) > ε̄_d`` (physics can only raise a prediction).
+
+    python benchmarks/experiments/physics_model.py            # needs the held-out caches (runs/calibration)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+OUT = Path("runs/physics")
+
+
+def _born_model(seed: int):
+    from goectp.checkpoint import read_checkpoint
+    from goectp.models.born import BornChargeModel
+    from goectp.models.goectp import GoeCTPConfig
+
+    ckpt = read_checkpoint(Path("runs/born") / f"split{seed}.pt")
+    model = BornChargeModel(GoeCTPConfig(**ckpt["config"]))
+    model.load_state_dict(ckpt["state_dict"])
+    return model.double().eval()
+
+
+def physics_tensors(records, sets: dict[str, np.ndarray], cache: Path, seeds) -> dict:
+    """``{"eps": [S, N, 3, 3] (NaN where missing), "unstable": [S, N], "have": [S, N] bool}`` for the val and test
+    records of each split."""
+    from goectp.canonical import canonical_cell
+    from goectp.physics.ionic import ionic_modes
+    from goectp.physics.phonons import ForceConstants, structure_key
+    from goectp.physics.predict import predict_born_charges
+
+    class Key:  # what structure_key reads of a force field
+        version = "sevenn-0.13.0-7net-0"
+
+    n = len(records)
+    eps = np.full((len(seeds), n, 3, 3), np.nan)
+    unstable = np.zeros((len(seeds), n), int)
+    cells: dict[int, tuple] = {}
+    for i, rec in enumerate(records):
+        if not (sets["val"][:, i].any() or sets["test"][:, i].any()):
+            continue
+        cell = canonical_cell(rec.structure)
+        path = cache / f"{structure_key(cell, Key)}.npz"
+        if path.is_file():
+            cells[i] = (cell, ForceConstants.from_npz(path))
+    print(f"force constants found for {len(cells)} of {n} records", flush=True)
+    for k, seed in enumerate(seeds):
+        model = _born_model(seed)
+        for i, (cell, fc) in cells.items():
+            if not (sets["val"][k, i] or sets["test"][k, i]):
+                continue
+            z, _ = predict_born_charges(cell, model)
+            modes = ionic_modes(z, fc.force_constants, fc.volume, fc.masses)
+            eps[k, i], unstable[k, i] = modes.tensor, modes.num_unstable
+    return {"eps": eps, "unstable": unstable, "have": np.isfinite(eps).all(axis=(2, 3))}
+
+
+def combine(name: str, default, electronic, phys, usable, s: float, w: float) -> np.ndarray:
+    """The candidate ``name`` (see the module docstring) for one split ``[N, 3, 3]``."""
+    out = default.copy()
+    if name == "default":
+        return out
+    physics = electronic + s * np.nan_to_num(phys)
+    if name == "replace":
+        out[usable] = physics[usable]
+    elif name in ("blend", "tail-blend"):
+        mix = default + w * (physics - default)
+        use = usable
+        if name == "tail-blend":
+            use = usable & (np.trace(physics, axis1=1, axis2=2) > np.trace(default, axis1=1, axis2=2))
+        out[use] = mix[use]
+    return out
+
+
+def tail_ratio(pred: np.ndarray, true: np.ndarray, lo: float = 30.0) -> float:
+    """Median predicted/true ε̄ over the records with true ε̄ ≥ ``lo``."""
+    t, p = np.trace(true, axis1=1, axis2=2) / 3, np.trace(pred, axis1=1, axis2=2) / 3
+    sel = t >= lo
+    return float(np.median(p[sel] / t[sel])) if sel.any() else float("nan")
+
+
+def main() -> None:
+    from scipy.stats import spearmanr
+
+    from goectp.data.dielectric import read_dielectric_json
+    from goectp.data.paths import data_dir
+    from goectp.data.splits import SPLIT_SEEDS, split_masks
+    from goectp.evaluation.metrics import headline_metrics
+    from goectp.uncertainty import heldout_predictions, split_means
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--cache", default="runs/phonons/cache-sevennet")
+    args = p.parse_args()
+    records = read_dielectric_json(data_dir() / "mp_dielectric_open.json.gz")
+    held_d, held_e = heldout_predictions("default"), heldout_predictions("electronic")
+    assert [r.id for r in records] == list(held_d["ids"]) == list(held_e["ids"])
+    n = len(records)
+    sets = split_masks(n, SPLIT_SEEDS)
+    default = split_means(held_d, sets["test"])  # [S, N, 3, 3]
+    electronic = split_means(held_e, sets["test"])
+    true = held_d["true"]
+    true_ion = np.stack([r.target("ionic") for r in records])
+    OUT.mkdir(parents=True, exist_ok=True)
+    cached = OUT / "physics_tensors.npz"
+    if cached.is_file():
+        with np.load(cached) as z:
+            phys = {k: z[k] for k in z.files}
+    else:
+        phys = physics_tensors(records, sets, Path(args.cache), SPLIT_SEEDS)
+        np.savez_compressed(cached, **phys)
+    usable = phys["have"] & (phys["unstable"] == 0)
+    ion_mean = np.trace(true_ion, axis1=1, axis2=2) / 3
+    # ranking of the ionic part alone, physics (predicted Z*) vs the default's ionic part (ε_d − ε∞)
+    rows = []
+    for k in range(len(SPLIT_SEEDS)):
+        sel = sets["test"][k] & usable[k]
+        pe = np.trace(phys["eps"][k][sel], axis1=1, axis2=2) / 3
+        de = np.trace(default[k][sel] - electronic[k][sel], axis1=1, axis2=2) / 3
+        rows.append((sel.sum(), spearmanr(pe, ion_mean[sel]).statistic, spearmanr(de, ion_mean[sel]).statistic))
+    print("ionic ε̄ Spearman on test records with usable force constants (predicted Z*): physics vs default")
+    for k, (m, a, b) in enumerate(rows):
+        print(f"  split {k}: n {m}, physics {a:.3f}, default ionic part {b:.3f}")
+    # scale s and weight w on the validation records (pooled over splits)
+    vsel = sets["val"] & usable
+    ratio = [
+        ion_mean[vsel[k]] / np.maximum(np.trace(phys["eps"][k][vsel[k]], axis1=1, axis2=2) / 3, 1e-6)
+        for k in range(len(SPLIT_SEEDS))
+    ]
+    s = float(np.median(np.concatenate(ratio)))
+    results = {}
+    for name in ("default", "replace", "blend", "tail-blend"):
+        best = None
+        for w in [1.0] if name in ("default", "replace") else np.linspace(0.1, 1.0, 10):
+            val = [
+                combine(name, default[k], electronic[k], phys["eps"][k], usable[k], s, w)[sets["val"][k]]
+                for k in range(len(SPLIT_SEEDS))
+            ]
+            mae = np.mean([np.abs(v - true[sets["val"][k]]).mean() for k, v in enumerate(val)])
+            if best is None or mae < best[0]:
+                best = (mae, w)
+        w = best[1]
+        per_split = []
+        for k in range(len(SPLIT_SEEDS)):
+            pred = combine(name, default[k], electronic[k], phys["eps"][k], usable[k], s, w)
+            h = headline_metrics(pred[sets["test"][k]], true[sets["test"][k]])
+            h["tail_ratio"] = tail_ratio(pred[sets["test"][k]], true[sets["test"][k]])
+            h["val_mae"] = float(np.abs(pred[sets["val"][k]] - true[sets["val"][k]]).mean())
+            per_split.append(h)
+        results[name] = {"w": w, "s": s, "splits": per_split}
+    keys = [
+        ("val_mae", "val MAE"),
+        ("mae", "test MAE"),
+        ("spearman_eps_mean", "ε̄ Spearman"),
+        ("top5_recall", "top-5 % recall"),
+        ("tail_ratio", "median pred/true ε̄ (ε̄ ≥ 30)"),
+    ]
+    bins = [k for k in results["default"]["splits"][0] if k.startswith("bin ")]
+    print(f"\nscale s = {s:.3f} (median DFT/physics ionic ε̄ on validation); means over the 5 test splits\n")
+    print("| candidate | w | " + " | ".join(label for _, label in keys) + " | MAE per ε̄ bin " + " / ".join(bins) + " |")
+    print("|---" * (len(keys) + 3) + "|")
+    for name, r in results.items():
+        vals = [np.mean([sp[key] for sp in r["splits"]]) for key, _ in keys]
+        per_bin = " / ".join(f"{np.mean([sp[b] for sp in r['splits']]):.2f}" for b in bins)
+        print(f"| {name} | {r['w']:.1f} | " + " | ".join(f"{v:.4f}" for v in vals) + f" | {per_bin} |")
+    (OUT / "physics_model.json").write_text(json.dumps(results, indent=1, default=float))
+
+
+if __name__ == "__main__":
+    main()

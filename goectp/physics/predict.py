@@ -1,0 +1,144 @@
+"""ε_ion of one crystal from physics: predicted Born charges, SevenNet-0 force constants, the closed form mode by mode.
+
+    result = ionic_physics(structure)            # the shipped Born-charge model and SevenNet-0, cached
+    result.tensor, result.modes.frequency_thz, result.modes.shares(), result.born_charges
+
+Everything is computed on the crystal's canonical primitive cell (:func:`goectp.canonical.canonical_cell`, in the
+input's orientation), so any cell of the same crystal gives the same tensor and the tensor turns with the crystal.
+Cost: the force constants take ``≤ 6N`` force evaluations of the cell (median 0.7 s for 5–8 atoms, 1.3 s for 9–12
+on one CPU thread; see docs/results.md), cached per structure under ``$GOECTP_CACHE/phonons``; the charges one
+forward pass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from goectp.physics.ionic import IonicModes, ionic_modes
+from goectp.physics.phonons import ForceConstants, ForceField, cached_force_constants, force_field
+
+#: the shipped Born-charge ensemble (one member per split), relative to the assets folder
+BORN_MODEL = Path("physics") / "born-charges"
+_FORCE_FIELDS: dict[str, ForceField] = {}
+
+
+@dataclass(frozen=True)
+class IonicPhysics:
+    """The physics term of one crystal.
+
+    Attributes:
+        cell: the canonical primitive cell everything refers to (site order of ``born_charges`` and the modes).
+        born_charges: ``[N, 3, 3]`` (e), the ensemble mean (or the charges given).
+        born_charges_std: ``[N, 3, 3]`` member spread of the charges (``None`` when given or a single model).
+        force_constants: the Γ-point force constants and their cost.
+        modes: the optical modes and their contributions (:class:`~goectp.physics.ionic.IonicModes`).
+    """
+
+    cell: Any
+    born_charges: np.ndarray
+    born_charges_std: np.ndarray | None
+    force_constants: ForceConstants
+    modes: IonicModes
+
+    @property
+    def tensor(self) -> np.ndarray:
+        """ε_ion ``[3, 3]`` in the input's Cartesian frame."""
+        return self.modes.tensor
+
+    @property
+    def eps_mean(self) -> float:
+        """ε̄_ion = tr(ε_ion)/3."""
+        return float(np.trace(self.modes.tensor) / 3)
+
+    def dominant_modes(self, k: int = 3) -> list[dict[str, Any]]:
+        """The ``k`` modes with the largest share of ε̄_ion: frequency (THz, cm⁻¹), share, mode charge."""
+        shares = self.modes.shares()
+        order = np.argsort(-shares)[:k]
+        return [
+            {
+                "index": int(i),
+                "frequency_thz": float(self.modes.frequency_thz[i]),
+                "frequency_cm1": float(self.modes.frequency_thz[i] * 33.35641),
+                "share": float(shares[i]),
+                "mode_charge": self.modes.mode_charge[i].tolist(),
+            }
+            for i in order
+            if shares[i] > 0
+        ]
+
+
+def load_born_model(spec: str | Path | None = None):
+    """The Born-charge ensemble: ``spec`` (a folder or checkpoint), else the shipped ``assets/physics/born-charges``."""
+    from goectp.registry import assets_dir, load_model
+
+    path = Path(spec) if spec is not None else assets_dir() / BORN_MODEL
+    if not path.exists():
+        raise FileNotFoundError(
+            f"no Born-charge model at {path}: train one with benchmarks/experiments/born_charges.py"
+        )
+    return load_model(path)
+
+
+def predict_born_charges(cell: Any, model: Any) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(mean [N, 3, 3], std or None)`` of a Born-charge model on ``cell`` (a canonical cell), in its site order."""
+    from torch_geometric.data import Batch
+
+    from goectp.graph import build_crystal_graph
+    from goectp.models.born import with_site_operations
+    from goectp.physics.born_data import cell_mapping
+
+    graph = with_site_operations(build_crystal_graph(cell, k=model.config.k_neighbors, canonical=True))
+    weights = cell_mapping(graph.lattice[0].double().numpy(), graph.frac.double().numpy(), graph.z.numpy(), cell)
+    if weights is None or weights.shape[0] != weights.shape[1]:
+        raise ValueError("the graph's atoms do not map one to one onto the cell's sites")
+    order = weights.argmax(axis=0)  # site j is graph node order[j]
+    batch = Batch.from_data_list([graph])
+    with torch.no_grad():
+        if hasattr(model, "member_charges"):
+            members = model.member_charges(batch).double().numpy()[:, order]
+            return members.mean(axis=0), members.std(axis=0)
+        return model(batch).double().numpy()[order], None
+
+
+def ionic_physics(
+    structure: Any,
+    born_model: Any = None,
+    forces: ForceField | str = "sevennet",
+    born_charges: np.ndarray | None = None,
+    cache_dir: str | Path | None = "default",
+) -> IonicPhysics:
+    """The physics ε_ion of ``structure`` (see the module docstring).
+
+    Args:
+        born_model: a Born-charge model or ensemble (default: the shipped one); ignored with ``born_charges``.
+        forces: a :class:`~goectp.physics.phonons.ForceField` or its name ('sevennet', 'chgnet').
+        born_charges: ``[N, 3, 3]`` charges of the *canonical cell's* sites, instead of predicting them.
+        cache_dir: force-constant cache (``"default"``: ``$GOECTP_CACHE/phonons/<force field>``; ``None``: off).
+    """
+    from goectp.canonical import canonical_cell
+
+    cell = canonical_cell(structure)
+    ff = _force_field(forces)
+    if cache_dir == "default":
+        from goectp.data.paths import cache_dir as goectp_cache
+
+        cache_dir = goectp_cache() / "phonons" / ff.name
+    fc = cached_force_constants(cell, ff, cache_dir)
+    std = None
+    if born_charges is None:
+        born_charges, std = predict_born_charges(cell, born_model if born_model is not None else load_born_model())
+    modes = ionic_modes(np.asarray(born_charges, float), fc.force_constants, fc.volume, fc.masses)
+    return IonicPhysics(cell, np.asarray(born_charges, float), std, fc, modes)
+
+
+def _force_field(forces: ForceField | str) -> ForceField:
+    if not isinstance(forces, str):
+        return forces
+    if forces not in _FORCE_FIELDS:  # loading SevenNet takes seconds: once per process
+        _FORCE_FIELDS[forces] = force_field(forces)
+    return _FORCE_FIELDS[forces]
