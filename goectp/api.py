@@ -131,6 +131,9 @@ def predict_summary(
     batch_size: int = 64,
     max_sites: int = 500,
     calibrated: bool = True,
+    physics: bool = False,
+    born_model: Any = None,
+    forces: Any = "sevennet",
 ) -> list[dict[str, Any]]:
     """ε̄ ± σ, α ± σ, eigenvalues ± σ and the tensor ± σ of each structure, with out-of-distribution flags.
 
@@ -138,11 +141,25 @@ def predict_summary(
     λmin <= 0); σ is calibrated when the ensemble ships a calibration (``"calibrated": True`` in each record; the
     raw member spreads are kept as ``eps_mean_std_raw``/``anisotropy_std_raw``). ``"ood"`` is
     ``{"flag", "reasons", "embedding_score"}`` (``None`` without a calibration: nothing to compare against).
-    The means equal :func:`predict`'s.
+    The means equal :func:`predict`'s. ``"parts"``: the ε∞ (``electronic``) and ``ionic`` tensors, the mean over
+    the members that predict them apart (absent when none does).
+
+    ``physics=True`` adds ``"physics"``: ε_ion from predicted Born charges and force constants
+    (:func:`goectp.physics.predict.ionic_physics`, ``born_model`` and ``forces`` passed on; seconds per structure,
+    see its docstring): the tensor, ε̄_ion, the unstable modes, the dominant modes and the charges.
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, not {batch_size!r}")
     if model is None or isinstance(model, (str, Path)):
         model = load_model(model or "default")
-    graphs = graphs_for(structures, model, max_sites=max_sites)
-    return run_model(graphs, model, device=device, batch_size=batch_size).summary(calibrated)
+    loaded = load_structures(structures, max_sites)
+    run = run_model(graphs_for(loaded, model, max_sites=max_sites), model, device=device, batch_size=batch_size)
+    records = run.summary(calibrated)
+    for i, rec in enumerate(records):
+        if run.parts:
+            rec["parts"] = {name: value[:, i].mean(axis=0).tolist() for name, value in run.parts.items()}
+        if physics:
+            from goectp.physics.predict import ionic_physics
+
+            rec["physics"] = ionic_physics(loaded[i], born_model, forces).summary()
+    return records

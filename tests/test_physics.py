@@ -342,3 +342,27 @@ def test_ionic_physics_is_the_same_for_any_cell_and_turns_with_the_crystal(tmp_p
     np.testing.assert_allclose(c.tensor, r @ a.tensor @ r.T, atol=1e-8)
     top = a.dominant_modes(3)  # the triply degenerate TO mode of rock salt: a third each
     assert [m["share"] for m in top] == pytest.approx([1 / 3] * 3) and top[0]["frequency_thz"] > 0
+
+
+def test_predict_summary_carries_the_parts_and_the_physics_term(tmp_path, monkeypatch):
+    import goectp
+
+    monkeypatch.setenv("GOECTP_CACHE", str(tmp_path))
+    from goectp.api import build_model
+    from goectp.models import Ensemble, SumOfParts
+
+    torch.manual_seed(0)
+    parts = {"electronic": build_model(hidden=16, num_rbf=8).double(), "ionic": build_model(hidden=16, num_rbf=8)}
+    parts["ionic"] = parts["ionic"].double()
+    ensemble = Ensemble([SumOfParts(parts, parts["ionic"].config), build_model(hidden=16, num_rbf=8).double()])
+    born = _born_model(4)
+    record = goectp.predict_summary(
+        [primitive_rocksalt()], ensemble, physics=True, born_model=born, forces=PairSprings()
+    )[0]
+    el, ion = np.array(record["parts"]["electronic"]), np.array(record["parts"]["ionic"])
+    assert el.shape == ion.shape == (3, 3)
+    phys = record["physics"]
+    assert phys["species"] == ["Na", "Cl"] and np.array(phys["born_charges"]).shape == (2, 3, 3)
+    assert phys["eps_ion_mean"] == pytest.approx(np.trace(phys["eps_ion"]) / 3) and phys["unstable_modes"] == 0
+    assert json.dumps(record)  # plain numbers only
+    assert list((tmp_path / "phonons" / "springs").glob("*.npz"))  # cached under $GOECTP_CACHE

@@ -55,6 +55,20 @@ class IonicPhysics:
         """ε̄_ion = tr(ε_ion)/3."""
         return float(np.trace(self.modes.tensor) / 3)
 
+    def summary(self, modes: int = 3) -> dict[str, Any]:
+        """Plain numbers: ε_ion, ε̄_ion, unstable modes, the ``modes`` dominant modes, the charges (± spread)."""
+        return {
+            "eps_ion": self.tensor.tolist(),
+            "eps_ion_mean": self.eps_mean,
+            "unstable_modes": self.modes.num_unstable,
+            "dominant_modes": self.dominant_modes(modes),
+            "born_charges": self.born_charges.tolist(),
+            "born_charges_std": None if self.born_charges_std is None else self.born_charges_std.tolist(),
+            "species": [site.specie.symbol for site in self.cell],
+            "force_field": self.force_constants.force_field,
+            "force_constant_seconds": self.force_constants.seconds,
+        }
+
     def dominant_modes(self, k: int = 3) -> list[dict[str, Any]]:
         """The ``k`` modes with the largest share of ε̄_ion: frequency (THz, cm⁻¹), share, mode charge."""
         shares = self.modes.shares()

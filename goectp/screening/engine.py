@@ -56,6 +56,11 @@ class ScreeningOptions:
     progress: bool = True
     fresh: bool = False
     stop_after_chunks: int | None = None  # simulate an interruption (tests, benchmarks)
+    #: the funnel: ``model`` ranks the whole pool, then ``rescore_model`` re-scores the ``rescore_top`` best
+    #: candidates of each top list (high-κ and anisotropy) and the lists are ranked again (None/0: one stage)
+    rescore_model: str | Path | None = None
+    rescore_top: int = 0
+    stage: str = "screening"  # the progress bar's label
 
     def __post_init__(self) -> None:
         if self.chunk_size < 1:
@@ -66,6 +71,11 @@ class ScreeningOptions:
             raise ValueError(f"limit must be >= 0, got {self.limit}")
         if self.top < 1:
             raise ValueError(f"top must be at least 1, got {self.top}")
+        if self.rescore_top < 0 or (self.rescore_model is not None and self.rescore_top < self.top):
+            raise ValueError(
+                f"rescore_top must be at least the list size top={self.top} when a rescore model is given,"
+                f" got {self.rescore_top}"
+            )
 
     @property
     def work_dir(self) -> Path:
@@ -270,7 +280,7 @@ def score_pool(
     elif total is None and hasattr(pool, "count"):
         total = pool.count()
     records = itertools.islice(iter(pool), opts.limit) if opts.limit is not None else iter(pool)
-    bar = tqdm(total=total, unit="struct", desc="screening", disable=not opts.progress, smoothing=0.1)
+    bar = tqdm(total=total, unit="struct", desc=opts.stage, disable=not opts.progress, smoothing=0.1)
 
     def handle(frame: pd.DataFrame) -> bool:
         work.write_part(frame)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
@@ -38,6 +38,7 @@ class ScreeningRun:
     provenance: Provenance
     rankings: Rankings | None = None  # None when the pass was interrupted
     comparison: ReferenceComparison | None = None
+    rescore: dict | None = None  # the funnel's second stage (see :func:`rescore_top`)
     summary: dict = field(default_factory=dict)
     paths: dict[str, Path] = field(default_factory=dict)
 
@@ -74,7 +75,8 @@ def run_screening(opts: ScreeningOptions) -> ScreeningRun:
     training, training_sha = load_training(opts.exclude_training)
     provenance = Provenance.create(model.names, model.sha256s, pool.description, pool_sha, opts.kappa)
     manifest_extra = {"pool_sha256": pool_sha, "training_sha256": training_sha}
-    report, work = score_pool(opts, model=model, training=training, pool=pool, manifest_extra=manifest_extra)
+    first = replace(opts, stage=f"stage 1/2: {opts.model}") if opts.rescore_model is not None else opts
+    report, work = score_pool(first, model=model, training=training, pool=pool, manifest_extra=manifest_extra)
     run = ScreeningRun(opts, report, provenance)
     if report.interrupted:
         log.warning("interrupted after %d chunks; rerun the same command to resume", report.chunks)
@@ -82,6 +84,8 @@ def run_screening(opts: ScreeningOptions) -> ScreeningRun:
     if not report.expected_ids:
         raise ScreeningError(f"the pool {pool.description} holds no candidates: nothing to screen")
     table, n_dupes = merge_parts(work, report.expected_ids)
+    if opts.rescore_model is not None and opts.rescore_top > 0:
+        table, run.rescore = rescore_top(table, opts, pool, training)
     run.rankings = rank_candidates(table, opts.kappa, opts.top, opts.min_gap, opts.aniso_min_gap)
     if opts.reference_dir is not None and Path(opts.reference_dir).exists():
         run.comparison = compare_with_reference(
@@ -90,6 +94,55 @@ def run_screening(opts: ScreeningOptions) -> ScreeningRun:
     run.summary = build_summary(run, n_dupes, training)
     run.paths = write_outputs(run, Path(opts.out_dir))
     return run
+
+
+class SelectedPool:
+    """The records of ``pool`` whose id is in ``ids`` (the candidates a funnel's second stage re-scores)."""
+
+    def __init__(self, pool, ids: set[str]) -> None:
+        self.pool, self.wanted = pool, set(ids)
+        self.description = f"{len(self.wanted)} candidates of {pool.description}"
+
+    def __iter__(self):
+        return (rec for rec in self.pool if rec.get("id") in self.wanted)
+
+    def ids(self) -> list[str]:
+        return sorted(self.wanted)
+
+
+def rescore_top(table: pd.DataFrame, opts: ScreeningOptions, pool, training) -> tuple[pd.DataFrame, dict]:
+    """The funnel's second stage: re-score with ``opts.rescore_model`` the ``opts.rescore_top`` best candidates of
+    each top list of the first stage, and put their rows in place of the first stage's (column ``scored_by``).
+
+    Its part files live in ``out_dir/rescore/work`` (resumable like the first stage)."""
+    first = rank_candidates(table, opts.kappa, opts.rescore_top, opts.min_gap, opts.aniso_min_gap)
+    chosen = set(first.top_high_k["id"]) | set(first.top_anisotropy["id"])
+    second = replace(
+        opts,
+        model=opts.rescore_model,
+        out_dir=Path(opts.out_dir) / "rescore",
+        limit=None,
+        rescore_model=None,
+        rescore_top=0,
+        stage=f"stage 2/2: {opts.rescore_model} on the top {opts.rescore_top}",
+    )
+    model = load_model_spec(opts.rescore_model)
+    log.info("stage 2: %s re-scores %d candidates", opts.rescore_model, len(chosen))
+    report, work = score_pool(second, model=model, training=training, pool=SelectedPool(pool, chosen))
+    rescored, _ = merge_parts(work, report.expected_ids)
+    order = {cid: i for i, cid in enumerate(table["id"])}
+    kept = table[~table["id"].isin(set(rescored["id"]))].assign(scored_by=str(opts.model))
+    out = pd.concat([kept, rescored.assign(scored_by=str(opts.rescore_model))], ignore_index=True)
+    out = out.assign(_order=out["id"].map(order)).sort_values("_order").drop(columns="_order")
+    out = out.reset_index(drop=True)
+    info = {
+        "model": str(opts.rescore_model),
+        "top": opts.rescore_top,
+        "n_rescored": int((out["scored_by"] == str(opts.rescore_model)).sum()),
+        "seconds": round(report.seconds, 3),
+        "model_sha256": list(model.sha256s),
+    }
+    return out, info
 
 
 def build_summary(run: ScreeningRun, n_duplicate_rows: int, training) -> dict:
@@ -121,6 +174,8 @@ def build_summary(run: ScreeningRun, n_duplicate_rows: int, training) -> dict:
             ),
         },
     }
+    if run.rescore is not None:
+        summary["rescore"] = run.rescore
     if run.comparison is not None:
         c = run.comparison
         summary["reference"] = {"n_reference": c.n_reference, "n_in_pool": c.n_in_pool, "n_scored": c.n_scored}

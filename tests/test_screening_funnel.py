@@ -1,0 +1,51 @@
+"""The screening funnel: a cheap model ranks the pool, a better one re-scores the top of each list."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from test_screening import _save_ensemble, pool_records, run_opts, write_json_gz
+
+from goectp.screening.run import run_screening
+
+STATS = ["eps_mean", "eps_mean_std", "anisotropy", "anisotropy_std"]
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    cheap = _save_ensemble(tmp_path_factory.mktemp("cheap"), n=2, scale=0.2, positive_definite=True)
+    good = _save_ensemble(tmp_path_factory.mktemp("good"), n=3, scale=0.3, positive_definite=True, num_rbf=16)
+    return cheap, good
+
+
+def test_second_stage_rescores_the_top_of_each_list_and_ranks_again(tmp_path, models):
+    cheap, good = models
+    pool = write_json_gz(tmp_path / "pool.json.gz", pool_records(30))
+    funnel = run_screening(run_opts(pool, cheap, tmp_path / "funnel", top=3, rescore_model=good, rescore_top=6))
+    single_cheap = run_screening(run_opts(pool, cheap, tmp_path / "cheap", top=6))
+    single_good = run_screening(run_opts(pool, good, tmp_path / "good", top=3))
+    results = funnel.rankings.results.set_index("id")
+    # exactly the first stage's top-6 of each list were re-scored, with the good model's numbers
+    first = set(single_cheap.rankings.top_high_k["id"]) | set(single_cheap.rankings.top_anisotropy["id"])
+    rescored = set(results.index[results["scored_by"] == str(good)])
+    assert rescored == first and funnel.summary["rescore"]["n_rescored"] == len(first)
+    good_rows = single_good.rankings.results.set_index("id")
+    pd.testing.assert_frame_equal(
+        results.loc[sorted(rescored), STATS], good_rows.loc[sorted(rescored), STATS], check_exact=False, rtol=1e-9
+    )
+    others = sorted(set(results.index) - rescored)
+    cheap_rows = single_cheap.rankings.results.set_index("id")
+    pd.testing.assert_frame_equal(results.loc[others, STATS], cheap_rows.loc[others, STATS], check_exact=False)
+    # the final lists are ranked on the re-scored rows
+    assert set(funnel.rankings.top_high_k["id"]) <= rescored and set(funnel.rankings.top_anisotropy["id"]) <= rescored
+    summary = json.loads((tmp_path / "funnel" / "summary.json").read_text())
+    assert summary["rescore"]["model"] == str(good) and summary["rescore"]["top"] == 6
+    assert (tmp_path / "funnel" / "rescore" / "work").is_dir()
+
+
+def test_rescore_top_must_cover_the_lists(tmp_path, models):
+    cheap, good = models
+    with pytest.raises(ValueError, match="rescore_top must be at least the list size"):
+        run_opts(tmp_path / "pool.json.gz", cheap, tmp_path / "x", top=10, rescore_model=good, rescore_top=5)
