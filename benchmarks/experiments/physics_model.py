@@ -74,20 +74,10 @@ def physics_tensors(records, sets: dict[str, np.ndarray], cache: Path, seeds) ->
 
 
 def combine(name: str, default, electronic, phys, usable, s: float, w: float) -> np.ndarray:
-    """The candidate ``name`` (see the module docstring) for one split ``[N, 3, 3]``."""
-    out = default.copy()
-    if name == "default":
-        return out
-    physics = electronic + s * np.nan_to_num(phys)
-    if name == "replace":
-        out[usable] = physics[usable]
-    elif name in ("blend", "tail-blend"):
-        mix = default + w * (physics - default)
-        use = usable
-        if name == "tail-blend":
-            use = usable & (np.trace(physics, axis1=1, axis2=2) > np.trace(default, axis1=1, axis2=2))
-        out[use] = mix[use]
-    return out
+    """The candidate ``name`` for one split ``[N, 3, 3]`` (:func:`goectp.physics.combine.combine_physics`)."""
+    from goectp.physics.combine import combine_physics
+
+    return combine_physics(name, default, electronic, phys, usable, s, w)
 
 
 def tail_ratio(pred: np.ndarray, true: np.ndarray, lo: float = 30.0) -> float:
@@ -104,7 +94,8 @@ def main() -> None:
     from goectp.data.paths import data_dir
     from goectp.data.splits import SPLIT_SEEDS, split_masks
     from goectp.evaluation.metrics import headline_metrics
-    from goectp.uncertainty import heldout_predictions, split_means
+    from goectp.registry import resolve_model_path
+    from goectp.uncertainty import Calibration, heldout_predictions, split_means, split_members
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--cache", default="runs/phonons/cache-sevennet")
@@ -115,6 +106,11 @@ def main() -> None:
     n = len(records)
     sets = split_masks(n, SPLIT_SEEDS)
     default = split_means(held_d, sets["test"])  # [S, N, 3, 3]
+    own = split_members(held_d, sets["test"])
+    calibration = Calibration.load(resolve_model_path("default"))
+    sigma = np.stack(
+        [calibration.sigma("tensor", held_d["members"][o].std(axis=0), default[k], len(o)) for k, o in enumerate(own)]
+    )
     electronic = split_means(held_e, sets["test"])
     true = held_d["true"]
     true_ion = np.stack([r.target("ionic") for r in records])
@@ -163,6 +159,8 @@ def main() -> None:
             h = headline_metrics(pred[sets["test"][k]], true[sets["test"][k]])
             h["tail_ratio"] = tail_ratio(pred[sets["test"][k]], true[sets["test"][k]])
             h["val_mae"] = float(np.abs(pred[sets["val"][k]] - true[sets["val"][k]]).mean())
+            t = sets["test"][k]
+            h["coverage_2sigma"] = float((np.abs(pred[t] - true[t]) <= 2 * sigma[k][t]).mean())
             per_split.append(h)
         results[name] = {"w": w, "s": s, "splits": per_split}
     keys = [
