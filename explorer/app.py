@@ -22,12 +22,13 @@ from explorer.cell_choice import CellChoiceCheck
 from explorer.equivariance import EquivarianceCheck
 from explorer.loader import StructureLoader
 from explorer.models import ModelSelector
+from explorer.physics_view import PhysicsView
 from explorer.screening import ScreeningData, ScreeningMap
 from explorer.tensor_view import TensorEllipsoid
 from explorer.viewer import StructureViewer
 
 TITLE = "GoeCTP Explorer"
-CRYSTAL_TAB, SCREENING_TAB, TEACH_TAB = 0, 1, 2
+CRYSTAL_TAB, SCREENING_TAB, TEACH_TAB, PHYSICS_TAB = 0, 1, 2, 3
 TEACH_INTRO = (
     "**Teach**: the two live checks on the loaded crystal, full width for a projector (load another crystal in the "
     "sidebar). Rotate it: f(RX) = R f(X) Rᵀ to round-off. Change its cell: the shipped model does not move."
@@ -57,8 +58,10 @@ class Explorer(param.Parameterized):
         models: ModelSelector | None = None,
         loader: StructureLoader | None = None,
         screening: ScreeningMap | None = None,
+        physics: dict[str, Any] | None = None,
         **params: Any,
     ) -> None:
+        """``physics``: options of the physics view (tests give it a Born-charge model and a force field)."""
         super().__init__(**params)
         self.models = models or ModelSelector()
         self.loader = loader or StructureLoader()
@@ -75,6 +78,12 @@ class Explorer(param.Parameterized):
         self.viewer = StructureViewer(
             models=self.models, structure=self.loader.structure, rotation=self.equivariance.rotation
         )
+        self.physics = PhysicsView(
+            models=self.models,
+            structure=self.loader.param.structure,
+            reference=self.loader.param.reference,
+            **(physics or {}),
+        )  # computes nothing until asked (its button)
         self._screening = screening  # else built on first use (its tab): most visitors never open the map
         if screening is not None:
             screening.loader = self.loader
@@ -100,8 +109,6 @@ class Explorer(param.Parameterized):
         self.equivariance.structure = s
         self.cell_choice.structure = s
         self.viewer.structure = s
-        for check in self._teach or ():
-            check.structure = s
 
     def _on_rotation(self, event: param.parameterized.Event) -> None:
         self.viewer.rotation = event.new
@@ -120,7 +127,7 @@ class Explorer(param.Parameterized):
         """The Teach tab: its own equivariance and change-of-cell checks (predictions are cache hits shared with the
         Crystal tab's), stacked at full width; built the first time the tab is shown."""
         if self._teach_layout is None:
-            s = self.loader.structure
+            s = self.loader.param.structure  # a reference: the checks follow the loaded crystal
             self._teach = (
                 EquivarianceCheck(models=self.models, structure=s),
                 CellChoiceCheck(models=self.models, structure=s),
@@ -157,8 +164,8 @@ class Explorer(param.Parameterized):
             self._tabs.active = CRYSTAL_TAB
 
     def main_area(self) -> pn.Tabs:
-        """Three tabs: the crystal (3D view, tensor, equivariance, change of cell), the screening map, and *Teach*
-        (the two teaching cards alone, full width, for a projector).
+        """Four tabs: the crystal (3D view, tensor, equivariance, change of cell), the screening map, *Teach*
+        (the two teaching cards alone, full width, for a projector) and *Why high-κ?* (the physics term, on demand).
 
         The map (two HoloViews/Bokeh plots over ~12k candidates, ~2 s of server time) is built the first time its
         tab is shown, not for every visitor (``dynamic`` tabs, ``lazy`` view): the first render of a session
@@ -187,6 +194,15 @@ class Explorer(param.Parameterized):
             ("Crystal", crystal),
             (f"Screening map{self._candidate_count()}", screening),
             ("Teach", pn.panel(self._teach_view, lazy=True, sizing_mode="stretch_width")),
+            (
+                "Why high-κ? (physics)",
+                pn.Card(
+                    self.physics,
+                    title="Born charges and phonons: ε_ion from physics",
+                    css_classes=["goectp-card-physics"],
+                    **card,
+                ),
+            ),
             dynamic=True,
             sizing_mode="stretch_width",
             css_classes=["goectp-tabs"],

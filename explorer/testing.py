@@ -76,3 +76,40 @@ def write_demo_screening(
     with gzip.open(out / STRUCTURES_FILE, "wt", encoding="utf-8") as fh:
         json.dump(stored, fh)
     return results
+
+
+class SpringForceField:
+    """Forces of nearest-neighbour springs (constant ``k`` along every bond shorter than ``cutoff``, rest length
+    ``r0``): a cheap harmonic stand-in for SevenNet-0 in the physics view's tests and demos (never a result)."""
+
+    name = "springs"
+    version = "springs-demo-1"
+
+    def __init__(self, k: float = 2.0, cutoff: float = 3.0, r0: float = 2.82) -> None:
+        self.k, self.cutoff, self.r0 = k, cutoff, r0
+        self.calls = 0
+
+    def __call__(self, atoms: list) -> list[np.ndarray]:
+        from ase.neighborlist import neighbor_list
+
+        out = []
+        for a in atoms:
+            self.calls += 1
+            i, _j, d, vec = neighbor_list("ijdD", a, self.cutoff)
+            f = np.zeros((len(a), 3))
+            np.add.at(f, i, self.k * (d - self.r0)[:, None] * vec / d[:, None])
+            out.append(f)
+        return out
+
+
+def tiny_born_model(charges: dict[int, float], seed: int = 0):
+    """An untrained Born-charge model (hidden 16, float64) with isotropic starting charges per atomic number: the
+    physics view's tests and demos run on it in milliseconds (its charges mean nothing physically)."""
+    import torch
+
+    from goectp.models.born import BornChargeModel
+
+    torch.manual_seed(seed)
+    model = BornChargeModel(hidden=16, num_rbf=8).double().eval()
+    model.set_charges(charges, scale=0.5)
+    return model

@@ -1,0 +1,386 @@
+"""PhysicsView: why is this crystal high-κ? The physics term ε_ion = e²/(ε₀Ω) Z* Φ⁺ Z*ᵀ, mode by mode.
+
+On a button (it costs seconds: SevenNet-0 force constants, ≤ 6N force evaluations of the primitive cell), in a worker
+thread, cached per crystal for the server process: :func:`goectp.physics.predict.ionic_physics` with the predicted
+Born charges. Shows ε̄_ion from physics next to the model's ionic part (and DFT's for a data-set record), the Born
+charges per atom (table and ellipsoids in 3D), the optical modes ranked by their share of ε̄_ion (unstable modes
+flagged), and a mode animated in 3D (:mod:`explorer.physics_scene`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import panel as pn
+import param
+from pymatgen.core import Structure
+
+from explorer.models import ENSEMBLE_MEAN, ModelSelector, SharedPredictions, structure_key
+from explorer.physics_scene import AMPLITUDE, N_FRAMES, born_document, mode_displacements, mode_document
+from explorer.physics_tables import born_table_html, mode_rows, mode_table_html, table_css
+from explorer.safe import escape_html, escape_text
+from explorer.scene import iframe, threedmol_available
+from explorer.tensor_view import matrix_html
+
+BORN_VIEW = "Born charges Z*"
+MODE_VIEW = "mode, animated"
+MAX_SITES = 40  # primitive-cell sites: ≤ 6N SevenNet-0 evaluations (about 5 s at 40 sites on one CPU thread)
+#: what the physics term is, one line
+WHAT = (
+    "Physics term: ε_ion = e²/(ε₀Ω) Σ Z* Φ⁺ Z*ᵀ — Γ-point force constants Φ from {forces} (phonopy, ±0.01 Å central "
+    "differences on the canonical primitive cell), Born effective charges Z* predicted by {born}; each optical mode "
+    "adds e²/(ε₀Ω) Z̃ Z̃ᵀ/ω²."
+)
+#: the physics results of the server process, shared read-only by every session (keyed by model, forces, crystal)
+PHYSICS_CACHE = SharedPredictions(size=256)
+#: one computation at a time per process (SevenNet-0 uses every core it is given)
+_WORKER = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="goectp-physics")
+_SHIPPED: dict[tuple, Any] = {}
+_SHIPPED_LOCK = threading.Lock()
+
+
+def shipped_born_path() -> Path:
+    from goectp.physics.predict import BORN_MODEL
+    from goectp.registry import assets_dir
+
+    return assets_dir() / BORN_MODEL
+
+
+def shipped_born_model() -> Any:
+    """The shipped Born-charge ensemble, loaded once per process (FileNotFoundError while it is not shipped)."""
+    from goectp.physics.predict import load_born_model
+
+    path = shipped_born_path()
+    if not path.exists():
+        return load_born_model()  # raises the library's FileNotFoundError, which says how to train one
+    key = (str(path), path.stat().st_mtime_ns)
+    with _SHIPPED_LOCK:
+        if key not in _SHIPPED:
+            _SHIPPED.clear()
+            _SHIPPED[key] = load_born_model().eval()
+        return _SHIPPED[key]
+
+
+class PhysicsView(pn.viewable.Viewer):
+    """The physics term of ``structure`` on demand, with its Born charges, modes and a mode animated in 3D.
+
+    Inputs: ``structure`` and ``reference`` (references allowed), ``models`` (for the model's ionic part),
+    ``born_model`` (``None``: the shipped ensemble), ``forces`` (a force-field name or object), ``cache_dir``.
+    Outputs: ``result`` (:class:`~goectp.physics.predict.IonicPhysics`), ``seconds`` (this computation, or the first
+    one when ``cached``), ``busy``, ``error``.
+    """
+
+    structure = param.ClassSelector(class_=Structure, default=None, allow_None=True, allow_refs=True)
+    reference = param.Dict(default=None, allow_None=True, allow_refs=True, doc="DFT tensors of a data-set record")
+    models = param.ClassSelector(class_=ModelSelector, default=None, allow_None=True)
+    born_model = param.Parameter(default=None, doc="Born-charge model (None: the shipped ensemble)")
+    forces = param.Parameter(default="sevennet", doc="Force field: 'sevennet', 'chgnet' or an object")
+    cache_dir = param.Parameter(default="default", doc="Force-constant cache (see ionic_physics)")
+    show = param.Selector(default=BORN_VIEW, objects=[BORN_VIEW, MODE_VIEW])
+    mode = param.Integer(default=0, bounds=(0, None), doc="Index of the animated mode (default: the dominant one)")
+    amplitude = param.Number(default=AMPLITUDE, bounds=(0.05, 0.8), doc="Largest atomic displacement (Å)")
+    n_frames = param.Integer(default=N_FRAMES, bounds=(3, 60))
+    height = param.Integer(default=400, bounds=(200, 2000))
+    compute = param.Event(doc="Compute the physics term of the structure")
+    # outputs
+    result = param.Parameter(default=None)
+    seconds = param.Number(default=0.0)
+    cached = param.Boolean(default=False)
+    busy = param.Boolean(default=False)
+    error = param.String(default="")
+    document = param.String(default="", doc="Standalone HTML of the 3D view")
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        self._layout: pn.Column | None = None
+        self._pane = pn.pane.HTML("", sizing_mode="stretch_width", min_height=self.height)
+        self._select = pn.widgets.Select(label="mode", options={}, width=300, css_classes=["goectp-physics-mode"])
+        self._select.param.watch(lambda e: e.new is not None and setattr(self, "mode", e.new), "value")
+        self._button = pn.widgets.Button(
+            label="Compute the physics term", color="primary", css_classes=["goectp-physics-compute"]
+        )
+        self._button.on_click(lambda _e: self.param.trigger("compute"))
+        self._on_structure()
+        self._sync_button()
+
+    # ------------------------------------------------------------------------------------------------ compute
+    def _forces_name(self) -> str:
+        return self.forces if isinstance(self.forces, str) else str(self.forces.version)
+
+    def _key(self, structure: Structure) -> tuple:
+        born = "shipped" if self.born_model is None else f"given-{id(self.born_model)}"
+        if self.born_model is None and shipped_born_path().exists():
+            born += f"-{shipped_born_path().stat().st_mtime_ns}"
+        return ("physics", born, self._forces_name(), str(self.cache_dir), structure_key(structure))
+
+    @property
+    def model_missing(self) -> bool:
+        """True when no Born-charge model is given and none is shipped."""
+        return self.born_model is None and not shipped_born_path().exists()
+
+    def _run(self, structure: Structure) -> tuple[Any, float]:
+        """The physics term of ``structure`` and its wall time (seconds); cached for the process."""
+        from goectp.canonical import canonical_cell
+        from goectp.physics.predict import ionic_physics
+
+        start = time.perf_counter()
+        n = len(canonical_cell(structure))
+        if n > MAX_SITES:
+            raise ValueError(
+                f"{n} sites in the primitive cell: the explorer computes the physics term up to {MAX_SITES}"
+            )
+        born = self.born_model if self.born_model is not None else shipped_born_model()
+        physics = ionic_physics(structure, born_model=born, forces=self.forces, cache_dir=self.cache_dir)
+        seconds = time.perf_counter() - start
+        PHYSICS_CACHE.put(self._key(structure), (physics, seconds))
+        return physics, seconds
+
+    @param.depends("compute", watch=True)
+    def _on_compute(self) -> None:
+        if self.structure is None or self.busy or self.result is not None:
+            return
+        if self.model_missing:
+            self.error = self.missing_message()
+            return
+        doc = pn.state.curdoc
+        if doc is not None and doc.session_context is not None:  # served: off the event loop
+            pn.state.execute(self._compute_async)
+        else:
+            self.compute_now()
+
+    def compute_now(self) -> None:
+        """Compute (or read from the cache) the physics term of the current structure, in this thread."""
+        structure = self.structure
+        self.param.update(busy=True, error="")
+        try:
+            physics, seconds = self._run(structure)
+        except Exception as exc:
+            self.param.update(busy=False, error=f"{type(exc).__name__}: {exc}")
+            return
+        self._apply(structure, physics, seconds, cached=False)
+
+    async def _compute_async(self) -> None:
+        structure = self.structure
+        self.param.update(busy=True, error="")
+        try:
+            physics, seconds = await asyncio.get_running_loop().run_in_executor(_WORKER, self._run, structure)
+        except Exception as exc:
+            self.param.update(busy=False, error=f"{type(exc).__name__}: {exc}")
+            return
+        self._apply(structure, physics, seconds, cached=False)
+
+    def _apply(self, structure: Structure, physics: Any, seconds: float, cached: bool) -> None:
+        if structure is not self.structure:  # the user moved on: the result stays in the cache
+            self.busy = False
+            return
+        rows, _ = mode_rows(physics)
+        options = {
+            f"{r['index']}: {r['frequency_thz']:.2f} THz, {100 * r['share']:.1f} %"
+            + (" (unstable)" if r["unstable"] else ""): r["index"]
+            for r in rows
+        }
+        dominant = rows[0]["index"] if rows else 0
+        self._select.param.update(options=options, value=dominant)
+        self.param.update(result=physics, seconds=seconds, cached=cached, busy=False, error="", mode=dominant)
+
+    @param.depends("structure", "born_model", "forces", watch=True)
+    def _on_structure(self) -> None:
+        """A new crystal: its cached physics term is shown at once, else the button offers to compute it."""
+        hit = None if self.structure is None else PHYSICS_CACHE.get(self._key(self.structure))
+        if hit is not None:
+            self._apply(self.structure, hit[0], hit[1], cached=True)
+        else:
+            self._select.options = {}
+            self.param.update(result=None, seconds=0.0, cached=False, error="")
+
+    # ------------------------------------------------------------------------------------------------ model
+    def missing_message(self) -> str:
+        return (
+            f"No Born-charge model is shipped yet ({shipped_born_path()} is missing): the physics term needs "
+            "predicted Born charges. Train one with benchmarks/experiments/born_charges.py."
+        )
+
+    def model_ionic(self) -> tuple[np.ndarray | None, str]:
+        """``(ε_ion [3, 3] or None, what)``: the model's ionic part for the structure, when it has one."""
+        if self.models is None or self.structure is None:
+            return None, "no model"
+        try:
+            target = self.models.target
+            if target == "ionic":
+                return self.models.predict_one(self.structure)[
+                    0
+                ], f"the model {self.models.model_name} (target ε ionic)"
+            parts = self.models.predict_parts([self.structure]) if target != "electronic" else {}
+        except Exception as exc:
+            return None, f"the model failed: {type(exc).__name__}: {exc}"
+        if "ionic" in parts:
+            count = len(parts["ionic"])
+            total = self.models.n_members if self.models.mode == ENSEMBLE_MEAN else 1
+            return parts["ionic"][:, 0].mean(axis=0), f"the ionic part of {count} of the {total} members"
+        return None, f"the model {self.models.model_name} predicts ε {target} with no ionic part apart"
+
+    # ------------------------------------------------------------------------------------------------ views
+    def forces_label(self) -> str:
+        name = self._forces_name()
+        return "SevenNet-0" if name == "sevennet" else name
+
+    def born_label(self) -> str:
+        if self.born_model is not None:
+            return f"the given model ({type(self.born_model).__name__})"
+        return "the shipped Born-charge ensemble (assets/physics/born-charges)"
+
+    @param.depends("result", "busy", "structure", "born_model", watch=True)
+    def _sync_button(self) -> None:
+        self._button.disabled = self.busy or self.result is not None or self.model_missing or self.structure is None
+
+    @param.depends("result", "busy", "error", "structure")
+    def _status(self) -> pn.viewable.Viewable:
+        if self.model_missing:
+            return pn.pane.Alert(
+                escape_text(self.missing_message()), alert_type="warning", css_classes=["goectp-physics-missing"]
+            )
+        if self.error:
+            return pn.pane.Alert(
+                escape_text(f"The physics term failed: {self.error}"),
+                alert_type="danger",
+                css_classes=["goectp-physics-error"],
+            )
+        if self.busy:
+            return pn.pane.Alert(
+                "Computing the force constants (≤ 6N force evaluations) and the Born charges …",
+                alert_type="info",
+                css_classes=["goectp-physics-busy"],
+            )
+        if self.result is None:
+            return pn.pane.Markdown(
+                "Not computed for this crystal yet: it costs seconds (SevenNet-0: 3–5 s to load once per server, "
+                "then about 0.5–2 s for ≤ 12 atoms), then it is cached.",
+                css_classes=["goectp-physics-idle"],
+            )
+        fc = self.result.force_constants
+        when = (
+            f"from the cache (first computed in {self.seconds:.1f} s)"
+            if self.cached
+            else f"computed in {self.seconds:.1f} s (force constants {fc.seconds:.1f} s, {fc.num_displacements} "
+            "displaced cells); cached for this crystal"
+        )
+        return pn.pane.Markdown(
+            escape_text(f"{WHAT.format(forces=self.forces_label(), born=self.born_label())} Cost: {when}."),
+            css_classes=["goectp-physics-what"],
+            sizing_mode="stretch_width",
+        )
+
+    @param.depends("result", "models.version", "reference")
+    def _comparison(self) -> pn.viewable.Viewable:
+        if self.result is None:
+            return pn.pane.HTML("")
+        phys = self.result
+        blocks = [matrix_html(phys.tensor, "ε_ion, physics", "physics-eps-ion", digits=2)]
+        lines = [
+            f"<span id='physics-eps-mean' data-value='{phys.eps_mean:.6f}'>"
+            f"ε̄_ion physics = <b>{phys.eps_mean:.2f}</b></span>"
+        ]
+        model, what = self.model_ionic()
+        if model is not None:
+            blocks.append(matrix_html(model, "ε_ion, model", "model-eps-ion", digits=2))
+            lines.append(
+                f"<span id='model-eps-mean'>ε̄_ion model = <b>{np.trace(model) / 3:.2f}</b> ({escape_html(what)})</span>"
+            )
+        else:
+            lines.append(f"<span id='model-eps-mean'>model: {escape_html(what)}</span>")
+        ref = self.reference or {}
+        if "ionic" in ref:
+            dft = np.asarray(ref["ionic"], float)
+            blocks.append(matrix_html(dft, "ε_ion, DFT (record)", "dft-eps-ion", digits=2))
+            lines.append(f"<span>ε̄_ion DFT = <b>{np.trace(dft) / 3:.2f}</b></span>")
+        modes = phys.modes
+        if modes.num_unstable:
+            lines.append(
+                f"<span style='color:#c53030'>{modes.num_unstable} unstable mode(s) (ω² &lt; 0 at this geometry): left "
+                "out of the sum, so ε_ion from physics may be too small.</span>"
+            )
+        html = (
+            f"<div style='display:flex;gap:24px;flex-wrap:wrap'>{''.join(blocks)}</div>"
+            f"<div style='display:flex;flex-direction:column;gap:2px;margin-top:6px'>{''.join(lines)}</div>"
+        )
+        return pn.pane.HTML(html, sizing_mode="stretch_width", css_classes=["goectp-physics-comparison"])
+
+    @param.depends("result")
+    def _tables(self) -> pn.viewable.Viewable:
+        if self.result is None:
+            return pn.pane.HTML("")
+        html = (
+            f"{table_css()}<div style='display:flex;gap:28px;flex-wrap:wrap;align-items:flex-start'>"
+            f"{born_table_html(self.result)}{mode_table_html(self.result)}</div>"
+        )
+        return pn.pane.HTML(html, sizing_mode="stretch_width", css_classes=["goectp-physics-tables"])
+
+    def displacements(self) -> np.ndarray:
+        """``[N, 3]`` (Å): the animated mode's displacement pattern, largest atom = ``amplitude``."""
+        modes, fc = self.result.modes, self.result.force_constants
+        return mode_displacements(modes.eigenvectors[self.mode], fc.masses, self.amplitude)
+
+    @param.depends("result", "show", "mode", "amplitude", "n_frames", watch=True)
+    def _render(self) -> None:
+        if self.result is None:
+            self.document, self._pane.object = "", ""
+            return
+        if not threedmol_available():
+            self._pane.object = (
+                "<div style='color:#a00'>3Dmol.js is not installed: no 3D view (run ./install.sh).</div>"
+            )
+            return
+        from explorer.viewer import running_on_server, threedmol_url
+
+        served = running_on_server()
+        script, url = ("url", threedmol_url()) if served else ("inline", None)
+        cell = self.result.cell
+        if self.show == BORN_VIEW:
+            self.document = born_document(cell, self.result.born_charges, script=script, js_url=url)
+        else:
+            self.mode = min(self.mode, len(self.result.modes.frequency_thz) - 1)
+            self.document = mode_document(cell, self.displacements(), self.n_frames, script=script, js_url=url)
+        self._pane.object = iframe(self.document, height=self.height, css_class="goectp-physics-3d")
+
+    def _legend(self) -> pn.viewable.Viewable:
+        return pn.pane.Markdown(
+            "3D: the canonical primitive cell. **Born charges**: per atom the ellipsoid of the symmetric part of Z* "
+            "(semi-axes ∝ |principal values|; blue tr Z* > 0, red < 0; sticks = principal axes). **Mode**: the atoms "
+            "move along e_m/√M (green arrows, 2.5× the displacement), played back and forth.",
+            styles={"font-size": "0.85em"},
+            sizing_mode="stretch_width",
+        )
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        if self._layout is None:
+            self._layout = pn.Column(
+                pn.pane.Markdown(
+                    "**Why is this crystal high-κ?** Large ε comes from soft polar modes: big Born charges Z* over "
+                    "small force constants. The physics term computes both for the crystal on screen.",
+                    sizing_mode="stretch_width",
+                ),
+                pn.Row(self._button),
+                self._status,
+                self._comparison,
+                pn.widgets.RadioButtonGroup.from_param(
+                    self.param.show, color="light", css_classes=["goectp-physics-show"]
+                ),
+                pn.Row(
+                    self._select,
+                    pn.widgets.FloatSlider.from_param(
+                        self.param.amplitude, label="amplitude (Å)", width=220, step=0.05
+                    ),
+                ),
+                self._pane,
+                self._legend(),
+                self._tables,
+                sizing_mode="stretch_width",
+                css_classes=["goectp-physics"],
+            )
+        return self._layout

@@ -1,0 +1,261 @@
+"""The explorer's physics view: the physics term of the crystal on screen (Born charges, modes, ε_ion) on a tiny
+Born-charge model and nearest-neighbour springs (seconds, no SevenNet), its 3D views, its cache and its messages."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+
+import numpy as np
+import pytest
+import torch
+from pymatgen.core import Lattice, Structure
+
+pn = pytest.importorskip("panel")
+
+from explorer.models import ModelSelector  # noqa: E402
+from explorer.physics_scene import (  # noqa: E402
+    N_FRAMES,
+    born_document,
+    drawn_sites,
+    frame_phases,
+    mode_displacements,
+    mode_document,
+)
+from explorer.physics_tables import born_rows, mode_rows  # noqa: E402
+from explorer.physics_view import BORN_VIEW, MODE_VIEW, PHYSICS_CACHE, PhysicsView  # noqa: E402
+from explorer.scene import CAMERA  # noqa: E402
+from explorer.testing import SpringForceField, tiny_born_model  # noqa: E402
+from goectp.physics.predict import ionic_physics  # noqa: E402
+
+CHARGES = {22: 2.5, 8: -1.25}
+
+
+def rutile() -> Structure:
+    return Structure(
+        Lattice.tetragonal(4.6, 2.96),
+        ["Ti", "Ti", "O", "O", "O", "O"],
+        [[0, 0, 0], [0.5, 0.5, 0.5], [0.3, 0.3, 0], [0.7, 0.7, 0], [0.8, 0.2, 0.5], [0.2, 0.8, 0.5]],
+    )
+
+
+@pytest.fixture(scope="module")
+def born():
+    return tiny_born_model(CHARGES)
+
+
+@pytest.fixture(scope="module")
+def fc_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("phonons")
+
+
+@pytest.fixture(scope="module")
+def computed(born, fc_cache):
+    """A view that computed rutile's physics term, and ``ionic_physics`` called directly with the same inputs."""
+    springs = SpringForceField()
+    view = PhysicsView(structure=rutile(), born_model=born, forces=springs, cache_dir=fc_cache)
+    assert view.result is None and not view._button.disabled
+    view.param.trigger("compute")  # not served: computed in this thread
+    assert view.error == "" and view.result is not None and not view.busy
+    direct = ionic_physics(rutile(), born_model=born, forces=springs, cache_dir=fc_cache)
+    return view, direct
+
+
+def test_tables_are_the_physics_term_of_the_crystal(computed):
+    view, direct = computed
+    rows = born_rows(view.result)
+    assert [r["species"] for r in rows] == [s.specie.symbol for s in direct.cell]
+    for r, z in zip(rows, direct.born_charges):
+        assert r["mean"] == pytest.approx(np.trace(z) / 3, abs=1e-12)
+        np.testing.assert_allclose(r["principal"], np.linalg.eigvalsh(0.5 * (z + z.T)), atol=1e-12)
+        assert r["spread"] is None  # one model, no members
+    assert sum(r["mean"] for r in rows) == pytest.approx(0, abs=1e-10)  # the acoustic sum rule shows in the table
+
+    modes, shares = direct.modes, direct.modes.shares()
+    table, left_out = mode_rows(view.result)
+    assert left_out == 0 and len(table) == len(shares) == 3 * 6 - 3
+    dominant = int(np.argmax(shares))
+    assert table[0]["index"] == dominant == view.mode and table[0]["share"] == pytest.approx(shares.max())
+    for r in table:
+        i = r["index"]
+        assert r["frequency_thz"] == pytest.approx(modes.frequency_thz[i])
+        assert r["frequency_cm1"] == pytest.approx(modes.frequency_thz[i] * 33.35641)
+        assert r["share"] == pytest.approx(shares[i], abs=1e-12)
+        assert r["mode_charge"] == pytest.approx(np.linalg.norm(modes.mode_charge[i]))
+        assert r["unstable"] == (modes.frequency_thz[i] < 0) and r["included"] == bool(modes.included[i])
+    stable = [r["share"] for r in table if not r["unstable"]]
+    assert stable == sorted(stable, reverse=True) and sum(stable) == pytest.approx(1.0)
+    assert modes.num_unstable > 0 and all(r["unstable"] for r in table[-modes.num_unstable :])
+
+    html = view._tables().object
+    assert html.count("<tr data-site=") == 6 and html.count("<tr data-mode=") == len(shares)
+    assert f"data-value='{rows[0]['mean']:.6f}'" in html
+    assert html.count("unstable (ω² &lt; 0): left out") == modes.num_unstable
+    comparison = view._comparison().object
+    assert f"data-value='{direct.eps_mean:.6f}'" in comparison and f"{direct.eps_mean:.2f}" in comparison
+    assert f"{modes.num_unstable} unstable mode(s)" in comparison
+    status = view._status().object
+    assert "e²/(ε₀Ω)" in status and "springs-demo-1" in status and re.search(r"computed in \d+\.\d s", status)
+
+
+def test_the_dominant_mode_is_animated_back_and_forth(computed):
+    view, direct = computed
+    view.show = MODE_VIEW
+    i, masses = view.mode, direct.force_constants.masses
+    u = view.displacements()
+    expected = direct.modes.eigenvectors[i] / np.sqrt(masses)[:, None]  # e_m / √M_i, up to the scale
+    np.testing.assert_allclose(u, expected * (view.amplitude / np.linalg.norm(expected, axis=1).max()), atol=1e-12)
+    assert np.linalg.norm(u, axis=1).max() == pytest.approx(0.3)
+
+    doc = view.document
+    assert 'animate({"loop": "backAndForth"' in doc and "dataset.frames" in doc
+    data = json.loads(re.search(r'addModelsAsFrames\(("(?:[^"\\]|\\.)*"),\s*"xyz"\)', doc).group(1))
+    lines = data.strip().split("\n")
+    sites, positions = drawn_sites(direct.cell)
+    block = len(sites) + 2
+    assert len(lines) == N_FRAMES * block  # one xyz block per frame
+    frames = np.array(
+        [
+            [[float(x) for x in line.split()[1:]] for line in lines[k * block + 2 : (k + 1) * block]]
+            for k in range(N_FRAMES)
+        ]
+    )
+    first, last = frames[0] @ CAMERA, frames[-1] @ CAMERA  # back from the screen frame to the crystal's
+    np.testing.assert_allclose(last - first, 2 * u[sites], atol=2e-4)  # sin φ from −1 to +1
+    np.testing.assert_allclose(frames[N_FRAMES // 2] @ CAMERA, positions, atol=2e-4)  # the middle frame: at rest
+    np.testing.assert_allclose(frame_phases(5), [-1, -np.sqrt(0.5), 0, np.sqrt(0.5), 1], atol=1e-12)
+
+    view.amplitude = 0.5  # the animation follows the amplitude
+    assert np.linalg.norm(view.displacements(), axis=1).max() == pytest.approx(0.5)
+    other = next(r["index"] for r in mode_rows(view.result)[0] if r["index"] != i)
+    view._select.value = other  # the mode selector picks which mode moves
+    assert view.mode == other and view.document != doc
+    view.param.update(show=BORN_VIEW, amplitude=0.3, mode=i)
+
+
+def test_born_charges_are_drawn_as_ellipsoids_per_atom(computed):
+    view, direct = computed
+    view.show = BORN_VIEW
+    sites, _ = drawn_sites(direct.cell)
+    doc = view.document
+    assert doc.count('addCustom({"vertexArr"') == len(
+        sites
+    )  # one ellipsoid per drawn atom (images on the faces included)
+    assert doc.count('addCylinder({"start"') == 3 * len(sites)  # its principal axes
+    cations = sum(np.trace(direct.born_charges[s]) > 0 for s in sites)
+    assert doc.count('"color": "#2b6cb0", "opacity"') == cations
+    assert doc.count('"color": "#c53030", "opacity"') == len(sites) - cations
+    assert "goectp-physics-3d" in view._pane.object and 'addModelsAsFrames("' not in doc
+    # a structure with no charge draws the atoms and no ellipsoid
+    assert born_document(direct.cell, np.zeros((6, 3, 3))).count('addCustom({"vertexArr"') == 0
+    assert mode_document(direct.cell, mode_displacements(np.zeros((6, 3)), np.ones(6))).count('addArrow({"start"') == 0
+
+
+def test_the_result_is_cached_per_crystal_and_shown_at_once(computed, born, fc_cache):
+    view, _ = computed
+    springs = view.forces
+    calls = springs.calls
+    again = PhysicsView(structure=rutile(), born_model=born, forces=springs, cache_dir=fc_cache)
+    assert again.cached and again.result is view.result and springs.calls == calls  # no force evaluation
+    assert again._button.disabled and "from the cache (first computed in" in again._status().object
+    other = rutile()
+    other.perturb(0.05, min_distance=0.05)
+    again.structure = other
+    assert again.result is None and not again.cached and not again._button.disabled
+    again.structure = rutile()
+    assert again.cached and again.result is view.result
+
+
+def test_a_missing_born_model_is_said_plainly(tmp_path, monkeypatch):
+    monkeypatch.setenv("GOECTP_ASSETS", str(tmp_path))
+    view = PhysicsView(structure=rutile(), forces=SpringForceField(), cache_dir=None)
+    assert view.model_missing and view._button.disabled
+    status = view._status()
+    assert isinstance(status, pn.pane.Alert) and "No Born-charge model is shipped yet" in status.object
+    assert "born\\_charges.py" in status.object  # Markdown-escaped, still the training script's name
+    view.param.trigger("compute")
+    assert view.result is None and "physics" in view.error and "born-charges" in view.error
+
+
+class Hostile(SpringForceField):
+    version = "<img src=x onerror=alert(1)>"
+
+    def __call__(self, atoms):
+        raise ValueError("<script>alert(2)</script> [x](http://evil)")
+
+
+def test_user_text_is_escaped(born, selector):
+    view = PhysicsView(structure=rutile(), born_model=born, forces=Hostile(), cache_dir=None)
+    view.param.trigger("compute")
+    assert "<script>" in view.error  # the message itself is kept …
+    shown = view._status().object  # … and shown as text
+    assert "<script>" not in shown and "&lt;script&gt;" in shown and "\\[x\\]" in shown
+    ok = PhysicsView(structure=rutile(), born_model=born, forces=SpringForceField(), cache_dir=None)
+    ok.forces.version = "<img src=x onerror=alert(1)>"
+    ok.param.trigger("compute")
+    assert "<img" not in ok._status().object and "&lt;img" in ok._status().object
+    ok.models = selector("<b>x</b>", "plain")
+    html = ok._comparison().object
+    assert "<b>x</b>" not in html and "&lt;b&gt;x&lt;/b&gt;" in html
+
+
+@pytest.fixture(scope="module")
+def selector():
+    """``selector(name, kind)``: a ModelSelector named ``name`` on an ensemble of one member, hidden 16: a sum member
+    (ε∞ + ionic networks, ``kind='sum'``) or a plain network of the total ε (``kind='plain'``)."""
+    import goectp
+    from goectp.checkpoint import checkpoint_dict, load_checkpoint, sum_checkpoint_dict
+    from goectp.models import Ensemble
+
+    def part(target: str, seed: int) -> dict:
+        torch.manual_seed(seed)
+        net = goectp.build_model(hidden=16, num_rbf=16).double()
+        net.set_target_stats(3.0, 4.0 if target == "electronic" else 6.0)
+        train = {"target": target, "split_seed": 0, "max_abs": None}
+        return checkpoint_dict(net, train_config=train, split_seed=0, data_sha256="abc")
+
+    def make(name: str, kind: str = "sum") -> ModelSelector:
+        buffer = io.BytesIO()
+        ckpt = sum_checkpoint_dict(part("electronic", 1), part("ionic", 2)) if kind == "sum" else part("total", 3)
+        torch.save(ckpt, buffer)
+        member = load_checkpoint(buffer.getvalue(), name=f"{kind}.pt").double()
+        return ModelSelector(models={name: Ensemble([member], [kind])}, model_name=name)
+
+    return make
+
+
+def test_physics_next_to_the_models_ionic_part_and_dft(computed, selector):
+    view, _ = computed
+    summed = selector("sum")
+    parts = summed.predict_parts([rutile()])
+    view.param.update(models=summed, reference={"ionic": np.diag([80.0, 80.0, 160.0])})
+    model, what = view.model_ionic()
+    np.testing.assert_allclose(model, parts["ionic"][0, 0], atol=1e-12)
+    assert what == "the ionic part of 1 of the 1 members"
+    html = view._comparison().object
+    assert f"ε̄_ion model = <b>{np.trace(model) / 3:.2f}</b>" in html and "ε̄_ion DFT = <b>106.67</b>" in html
+    assert {"physics-eps-ion", "model-eps-ion", "dft-eps-ion"} <= set(re.findall(r'id="([\w-]+)"', html))
+    view.models = selector("plain", "plain")
+    assert view.model_ionic() == (None, "the model plain predicts ε total with no ionic part apart")
+    assert "no ionic part apart" in view._comparison().object
+    view.param.update(models=None, reference=None)
+
+
+def test_the_explorer_has_the_physics_tab_wired_to_the_loader(computed, born, fc_cache, selector):
+    from explorer.app import PHYSICS_TAB, Explorer
+    from explorer.loader import DatasetIndex, StructureLoader
+
+    loader = StructureLoader(dataset=DatasetIndex("/nonexistent"))
+    loader.set_structure(rutile(), "rutile", "python")
+    app = Explorer(
+        models=selector("sum"),
+        loader=loader,
+        physics={"born_model": born, "forces": SpringForceField(), "cache_dir": fc_cache},
+    )
+    tabs = app.main_area()
+    assert "high-κ" in tabs._names[PHYSICS_TAB] and app.physics.structure is loader.structure
+    assert app.physics.cached  # rutile's physics term was computed by an earlier test of this process
+    loader.set_structure(Structure(Lattice.cubic(4.2), ["Mg", "O"], [[0, 0, 0], [0.5, 0.5, 0.5]]), "MgO", "python")
+    assert app.physics.structure is loader.structure and app.physics.result is None
+    assert PHYSICS_CACHE.get(app.physics._key(rutile())) is not None
