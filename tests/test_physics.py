@@ -366,3 +366,31 @@ def test_predict_summary_carries_the_parts_and_the_physics_term(tmp_path, monkey
     assert phys["eps_ion_mean"] == pytest.approx(np.trace(phys["eps_ion"]) / 3) and phys["unstable_modes"] == 0
     assert json.dumps(record)  # plain numbers only
     assert list((tmp_path / "phonons" / "springs").glob("*.npz"))  # cached under $GOECTP_CACHE
+
+
+def test_combination_rules_by_hand_and_equivariant():
+    from goectp.physics.combine import combine_physics
+
+    d = np.stack([np.eye(3) * 10, np.eye(3) * 40])  # learned totals
+    e = np.stack([np.eye(3) * 4, np.eye(3) * 5])  # learned ε∞
+    p = np.stack([np.eye(3) * 30, np.eye(3) * 10])  # physics ε_ion
+    usable = np.array([True, True])
+    np.testing.assert_allclose(combine_physics("replace", d, e, p, usable, 0.5, 0.0), [np.eye(3) * 19, np.eye(3) * 10])
+    np.testing.assert_allclose(combine_physics("blend", d, e, p, usable, 0.5, 0.5), [np.eye(3) * 14.5, np.eye(3) * 25])
+    # tail-blend raises the first (19 > 10) and keeps the second (10 < 40)
+    np.testing.assert_allclose(combine_physics("tail-blend", d, e, p, usable, 0.5, 0.5), [np.eye(3) * 14.5, d[1]])
+    # without a usable physics term the learned prediction stays, NaN or not
+    nan = p.copy()
+    nan[1] = np.nan
+    out = combine_physics("replace", d, e, nan, np.array([True, False]), 0.5, 0.0)
+    np.testing.assert_allclose(out[1], d[1])
+    r = Rotation.random(random_state=3).as_matrix() * -1
+    turn = lambda x: r @ x @ r.T  # noqa: E731
+    for rule in ("replace", "blend", "tail-blend"):
+        np.testing.assert_allclose(
+            combine_physics(rule, turn(d), turn(e), turn(p), usable, 0.7, 0.3),
+            turn(combine_physics(rule, d, e, p, usable, 0.7, 0.3)),
+            atol=1e-12,
+        )
+    with pytest.raises(ValueError, match="unknown rule"):
+        combine_physics("magic", d, e, p, usable, 1.0, 1.0)
