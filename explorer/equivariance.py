@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import panel as pn
 import param
+from pymatgen.core import Structure
 
 from explorer.geometry import orthogonal_matrix, random_rotation, rotation_to_axis_angle
 from explorer.models import ModelSelector
@@ -39,7 +40,7 @@ class EquivarianceCheck(pn.viewable.Viewer):
     and the same for the backbone alone: ``g_x``, ``g_rx``, ``rg_x``, ``error_backbone``.
     """
 
-    structure = param.Parameter(default=None)
+    structure = param.ClassSelector(class_=Structure, default=None, allow_None=True, allow_refs=True)
     models = param.ClassSelector(class_=ModelSelector, default=None, allow_None=True)
     axis_theta = param.Number(default=54.7356, bounds=(0.0, 180.0), doc="Rotation axis polar angle θ (deg)")
     axis_phi = param.Number(default=45.0, bounds=(0.0, 360.0), doc="Rotation axis azimuth φ (deg)")
