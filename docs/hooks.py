@@ -4,7 +4,7 @@
   relative to the site (``docs/results.md`` → ``results.md``, ``BENCHMARKS.md`` → ``benchmarks.md``); a link to a
   repository file that is not a page (a model card, a script) becomes its path in code font.
 - ``models/<name>.md`` is the model card ``assets/models/<name>/MODEL_CARD.md`` of each shipped ensemble (written by
-  the export scripts), with its reliability diagram; a link to another card becomes a link to its page.
+  `goectp ensemble export`), with its reliability diagram; a link to another card becomes a link to its page.
 - In the pages of ``docs/``, links written for the repository (``../BENCHMARKS.md``, ``../README.md``,
   ``../assets/models/<name>/MODEL_CARD.md``, ``../notebooks/<name>.ipynb``) point at the site's pages instead, so
   that the same Markdown works on a code host and in the site.

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from goectp.tensor_stats import anisotropy_ratio
+from goectp.tensor_stats import anisotropy_ratio, refractive_indices
 from goectp.testing import random_orthogonal
 from goectp.testing import rotate_structure as rotate_structure  # re-exported: the one copy
 
@@ -94,9 +94,8 @@ class TensorSummary:
         return bool(self.eigenvalues[0] > 0)
 
     def refractive_indices(self) -> np.ndarray:
-        """``n_i = sqrt(λ_i)`` (``nan`` for non-positive eigenvalues)."""
-        lam = self.eigenvalues
-        return np.where(lam > 0, np.sqrt(np.clip(lam, 0, None)), np.nan)
+        """``n_i = √λ_i``, ascending: :func:`goectp.tensor_stats.refractive_indices` (``λ < 0 → n = 0``)."""
+        return refractive_indices(self.tensor)
 
 
 def summarize_tensor(tensor: np.ndarray) -> TensorSummary:
@@ -129,11 +128,6 @@ class Ellipsoid:
     vertices: np.ndarray = field(repr=False)
     normals: np.ndarray = field(repr=False)
     faces: np.ndarray = field(repr=False)
-
-    @property
-    def shape_matrix(self) -> np.ndarray:
-        """``A = V diag(s) Vᵀ`` (maps the unit sphere onto the ellipsoid)."""
-        return self.axes @ np.diag(self.semi_axes) @ self.axes.T
 
 
 def _unit_sphere(n_lat: int, n_lon: int) -> tuple[np.ndarray, np.ndarray]:

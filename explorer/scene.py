@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import html
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,19 +18,10 @@ import numpy as np
 
 from explorer.geometry import Ellipsoid
 from explorer.paths import THREEDMOL_JS
+from goectp.viz import AXIS_COLORS as AXIS_COLORS  # re-exported: the one copy
+from goectp.viz import cell_edges, element_color
 
 BOND_TOLERANCE = 1.1  # bond if d < 1.1 (r_cov,i + r_cov,j)
-AXIS_COLORS = ("#d62728", "#2ca02c", "#1f77b4")
-
-
-@functools.lru_cache(maxsize=1)
-def _jmol_colors() -> dict[str, str]:
-    import pymatgen.vis
-    import yaml
-
-    path = Path(pymatgen.vis.__file__).parent / "ElementColorSchemes.yaml"
-    table = yaml.safe_load(path.read_text())["Jmol"]
-    return {el: "#{:02x}{:02x}{:02x}".format(*rgb) for el, rgb in table.items()}
 
 
 @functools.lru_cache(maxsize=1)
@@ -39,10 +29,6 @@ def _covalent_radii() -> dict[str, float]:
     from pymatgen.analysis.molecule_structure_comparator import CovalentRadius
 
     return dict(CovalentRadius.radius)
-
-
-def element_color(symbol: str) -> str:
-    return _jmol_colors().get(symbol, "#ff1493")
 
 
 def covalent_radius(symbol: str) -> float:
@@ -64,23 +50,6 @@ class Scene:
     @property
     def n_atoms(self) -> int:
         return len(self.atoms)
-
-
-def cell_edges(lattice_rows: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The 12 edges of the parallelepiped spanned by the rows of ``lattice_rows``."""
-    corners = {}
-    for i in (0, 1):
-        for j in (0, 1):
-            for k in (0, 1):
-                corners[(i, j, k)] = np.array([i, j, k], dtype=float) @ lattice_rows
-    edges = []
-    for a in corners:
-        for axis in range(3):
-            if a[axis] == 0:
-                b = list(a)
-                b[axis] = 1
-                edges.append((corners[a], corners[tuple(b)]))
-    return edges
 
 
 def structure_scene(
@@ -117,7 +86,9 @@ def structure_scene(
                     drawn_site.append(i)
                     drawn_frac.append(f + np.array([dx, dy, dz]))
     drawn_cart = np.asarray(drawn_frac) @ lat
-    scene = Scene(atoms=[(symbols[i], p) for i, p in zip(drawn_site, drawn_cart)], cell_edges=cell_edges(lat))
+    scene = Scene(
+        atoms=[(symbols[i], p) for i, p in zip(drawn_site, drawn_cart)], cell_edges=[(a, b) for a, b in cell_edges(lat)]
+    )
     if not bonds:
         return scene
     radii = np.array([covalent_radius(s) for s in symbols])
@@ -359,17 +330,4 @@ def iframe(document: str, height: int = 460, css_class: str = "goectp-3d") -> st
     return (
         f'<iframe class="{css_class}" title="3D structure view" srcdoc="{html.escape(document, quote=True)}" '
         f'style="width:100%;height:{height}px;border:1px solid #ddd;border-radius:4px"></iframe>'
-    )
-
-
-def scene_summary(scene: Scene) -> str:
-    """A short JSON description (for tests and debugging)."""
-    return json.dumps(
-        {
-            "atoms": len(scene.atoms),
-            "bonds": len(scene.bonds),
-            "cell_edges": len(scene.cell_edges),
-            "arrows": [a[3] for a in scene.arrows],
-            "ellipsoid": scene.ellipsoid is not None,
-        }
     )

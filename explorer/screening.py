@@ -436,13 +436,6 @@ class ScreeningMap(pn.viewable.Viewer):
         )
 
 
-def selection_summary(frame: pd.DataFrame) -> dict[str, float]:
-    """Mean ε̄, α and band gap of a set of rows (used in reports and tests)."""
-    if not len(frame):
-        return {}
-    return {k: float(np.nanmean(frame[k])) for k in ("eps_mean", "anisotropy", "band_gap")}
-
-
 def _inline_panel_stylesheets(html: str) -> str:
     """Replace the CDN stylesheet links that Panel's registered extensions add (e.g. Tabulator's CSS) by the same
     files from the installed ``panel/dist`` folder, inlined; a link with no local file is dropped. The export then

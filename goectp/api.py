@@ -21,7 +21,7 @@ from goectp.graph import build_crystal_graph
 from goectp.inference import run_model
 from goectp.models import Ensemble, GoeCTP, GoeCTPConfig, prediction_target
 from goectp.registry import assets_dir, available_models, load_model
-from goectp.structures import load_structures
+from goectp.structures import MAX_SITES, load_structures
 
 __all__ = [
     "CheckpointError",
@@ -47,7 +47,7 @@ def build_model(variant: str = "goectp", **config: Any) -> GoeCTP:
     return GoeCTP(GoeCTPConfig(variant=variant, **config))
 
 
-def graphs_for(structures: Any, model: nn.Module, max_sites: int = 500) -> list:
+def graphs_for(structures: Any, model: nn.Module, max_sites: int = MAX_SITES) -> list:
     """Validated structures → crystal graphs with the model's neighbour count, and the pretrained node features
     (``x_extra``) when the model uses any (``config.node_features``, e.g. CHGNet: needs ``[foundation]``)."""
     k = model.config.k_neighbors
@@ -90,7 +90,7 @@ def predict(
     batch_size: int = 64,
     return_std: bool = False,
     use_frame: bool | None = None,
-    max_sites: int = 500,
+    max_sites: int = MAX_SITES,
     calibrated: bool = True,
 ):
     """Predict dielectric tensors.
@@ -129,7 +129,7 @@ def predict_summary(
     model: nn.Module | str | None = None,
     device: str | torch.device | None = None,
     batch_size: int = 64,
-    max_sites: int = 500,
+    max_sites: int = MAX_SITES,
     calibrated: bool = True,
     physics: bool = False,
     born_model: Any = None,

@@ -22,12 +22,10 @@ from torch_geometric.data import Data
 
 from goectp.canonical import canonical_cell, cell_symmetry, frame_operations
 from goectp.frame import polar_frame, reduction_matrix
-from goectp.structures import StructureError, validate_structure, wrapped
+from goectp.structures import MAX_SITES, MIN_DISTANCE, StructureError, validate_structure, wrapped
 
 DEFAULT_K = 16
 TIE_TOL = 1e-5
-#: Atoms closer than this (Å) are treated as overlapping (duplicated sites), which no real crystal has.
-MIN_DISTANCE = 0.1
 
 
 #: attributes that hold node indices (shifted by the node count when graphs are batched): the edges, and the
@@ -195,7 +193,7 @@ def build_crystal_graph(
     tie_tol: float = TIE_TOL,
     symprec: float | None = 0.01,
     validate: bool = True,
-    max_sites: int = 500,
+    max_sites: int = MAX_SITES,
     canonical: bool = False,
 ) -> CrystalGraph:
     """Build the multi-edge periodic graph of ``structure``.

@@ -8,6 +8,8 @@ Used by evaluation (:mod:`goectp.evaluation.metrics`), screening (:mod:`goectp.s
 - :math:`\bar\epsilon = \tfrac13 \operatorname{tr}\varepsilon` (the mean eigenvalue);
 - :math:`\alpha = \lambda_3/\lambda_1`; **when** :math:`\lambda_1 \le 0` **the ratio is meaningless**: α is
   ``inf`` and the boolean flag ``nonpositive`` is set (never NaN, never a finite number);
+- refractive indices ``n = √λ`` of ε∞ (:func:`refractive_indices`, also the explorer's): an eigenvalue
+  ``λ < 0`` (no real index) gives ``n = 0``, never NaN, so that every output stays finite (``--json``);
 - ensemble spreads are population standard deviations over the members (``ddof=0``, as :func:`goectp.predict`
   returns) of the member-wise quantities: σ(ε̄) = std over m of ε̄⁽ᵐ⁾, σ(λᵢ) = std over m of λᵢ⁽ᵐ⁾,
   σ(α) = std over m of α⁽ᵐ⁾ **over all members** — if any member has λ₁⁽ᵐ⁾ ≤ 0, σ(α) is ``inf`` (no
@@ -27,6 +29,7 @@ __all__ = [
     "eigenvalues",
     "ensemble_statistics",
     "mean_eigenvalue",
+    "refractive_indices",
     "summary_records",
     "symmetrize",
 ]

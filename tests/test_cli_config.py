@@ -12,7 +12,7 @@ from pymatgen.core import Lattice, Structure
 from goectp.api import load_model
 from goectp.cli import build_parser
 from goectp.cli import main as cli_main
-from goectp.cli_config import training_configs
+from goectp.cli.config import training_configs
 from goectp.models import GoeCTPConfig
 from goectp.training import TrainConfig
 

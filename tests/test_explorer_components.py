@@ -237,6 +237,17 @@ def test_ellipsoid_geometry_matches_the_eigen_decomposition():
     assert s.anisotropy == pytest.approx(lam.max() / lam.min())
 
 
+def test_the_refractive_index_is_goectps_one_definition_and_zero_for_a_negative_eigenvalue():
+    """n = √λ of ε∞; λ < 0 has no real index: n = 0 in the explorer as in ``goectp predict`` (finite JSON)."""
+    from goectp.tensor_stats import refractive_indices
+
+    rot = np.linalg.qr(np.random.default_rng(4).normal(size=(3, 3)))[0]
+    tensor = rot @ np.diag([-1.0, 4.0, 9.0]) @ rot.T
+    n = summarize_tensor(tensor).refractive_indices()
+    np.testing.assert_allclose(n, [0.0, 2.0, 3.0], atol=1e-12)
+    np.testing.assert_array_equal(n, refractive_indices(summarize_tensor(tensor).tensor))
+
+
 # ---------------------------------------------------------------------------------------------------- models
 def test_model_selector_member_mode_and_cache(models, gallery, tiny_ensemble):
     s = gallery.structure("TiO2 rutile")

@@ -11,8 +11,8 @@ from pymatgen.core import Lattice, Structure
 from torch_geometric.data import Batch
 
 from goectp.checkpoint import load_cache, save_checkpoint
-from goectp.cli import _init_from
 from goectp.cli import main as cli_main
+from goectp.cli.train import init_from as _init_from
 from goectp.graph import build_crystal_graph
 from goectp.models import GoeCTP, GoeCTPConfig
 from goectp.training import TrainConfig
@@ -449,7 +449,7 @@ def test_feature_cache_adds_only_missing_structures(tmp_path, monkeypatch):
 
 def test_pretraining_with_node_features_end_to_end(tmp_path, monkeypatch):
     import goectp.features as features
-    from goectp.training.pretrain import load_scalar_set, with_node_features
+    from goectp.training.pretrain import featured_scalar_set, load_scalar_set
 
     def volume_features(structures):
         return [np.tile(np.array([[s.volume / len(s), s.density]], dtype=np.float32), (len(s), 1)) for s in structures]
@@ -460,7 +460,7 @@ def test_pretraining_with_node_features_end_to_end(tmp_path, monkeypatch):
     )
     monkeypatch.setenv("GOECTP_CACHE", str(tmp_path / "cache"))
     data = write_scalar_json([ScalarRecord(i, s, v) for i, s, v in _scalar_items(10)], tmp_path / "s.json")
-    ss = with_node_features(load_scalar_set(str(data), progress=False), "toy", progress=False)
+    ss = featured_scalar_set(load_scalar_set(str(data), progress=False), "toy", progress=False)
     assert all(g.x_extra.shape == (2, 2) for g in ss.graphs)
     res = pretrain(
         ss,

@@ -16,7 +16,7 @@ import torch
 from pymatgen.core import Lattice, Structure
 
 from goectp.api import build_model, save_checkpoint
-from goectp.screening import cli
+from goectp.cli import screen as cli
 from goectp.screening.engine import ScreeningOptions
 from goectp.screening.export import export_assets, fit_structures, gzip_json_size
 from goectp.screening.filters import anisotropy_mask, high_k_mask, load_training_index, top_n

@@ -4,7 +4,7 @@
     python benchmarks/accuracy/bench_calibration.py --model default --write         # and writes it into BENCHMARKS.md
 
 Works for any ensemble folder (``--model`` is a name under ``assets/models`` or a path). Member predictions are
-cached in ``runs/calibration/`` (shared with ``scripts/calibrate_ensemble.py``): minutes the first time, seconds
+cached in ``runs/calibration/`` (shared with ``goectp ensemble calibrate``): minutes the first time, seconds
 after. What is measured (see :mod:`goectp.uncertainty` for why):
 
 - **coverage**: held-out sub-ensembles (the members that did not train on a record, ``|U| >= 2``); σ before = the

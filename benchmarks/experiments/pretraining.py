@@ -37,7 +37,7 @@ from goectp.evaluation.metrics import summarize_splits
 from goectp.evaluation.report import write_section
 from goectp.models import GoeCTPConfig
 from goectp.training import TrainConfig, run_split
-from goectp.training.pretrain import backbone_state, load_scalar_set, pretrain, with_node_features
+from goectp.training.pretrain import backbone_state, featured_scalar_set, load_scalar_set, pretrain
 
 #: feature-model routes → the extractor whose features they add to the node inputs
 ROUTE_FEATURES = {"chgnet": "chgnet", "pretrained_chgnet": "chgnet", "sevennet": "sevennet"}
@@ -113,7 +113,7 @@ def pretrain_step(dataset: str, epochs: int, runs: Path, node_features: str | No
     ss = load_scalar_set(dataset, progress=False)
     mcfg = model_config(node_features, layers)
     if node_features:
-        ss = with_node_features(ss, node_features, progress=False)
+        ss = featured_scalar_set(ss, node_features, progress=False)
     graph_seconds = time.perf_counter() - t0
     res = pretrain(ss, mcfg, TrainConfig(epochs=epochs, progress=False), out)
     res["graphs_and_features_seconds_or_cache_load"] = graph_seconds

@@ -42,18 +42,18 @@ if [ "${1:-all}" = all ]; then
     --out "$RUNS/ionic-bm-layers2"
 fi
 
-python scripts/export_ensemble.py "$RUNS/pretrain/pretrained_chgnet-log-bulk-modulus-e$PRETRAIN_EPOCHS" \
+goectp ensemble export "$RUNS/pretrain/pretrained_chgnet-log-bulk-modulus-e$PRETRAIN_EPOCHS" \
   --assets "$MODELS" --name pretrained-bulk-modulus-chgnet --notes docs/model_notes/pretrained-bulk-modulus-chgnet.md
-python scripts/export_ensemble.py "$RUNS/pretrained-bm-layers2" --assets "$MODELS" \
+goectp ensemble export "$RUNS/pretrained-bm-layers2" --assets "$MODELS" \
   --name pretrained-bulk-modulus-layers2 \
   --notes docs/model_notes/pretrained-bulk-modulus-layers2.md
-python scripts/export_ensemble.py "$RUNS/pretrained-bmc-layers2" --assets "$MODELS" \
+goectp ensemble export "$RUNS/pretrained-bmc-layers2" --assets "$MODELS" \
   --name pretrained-bulk-modulus-chgnet-layers2 \
   --notes docs/model_notes/pretrained-bulk-modulus-chgnet-layers2.md
-python scripts/export_ensemble.py "$RUNS/electronic" --assets "$MODELS" --name electronic \
+goectp ensemble export "$RUNS/electronic" --assets "$MODELS" --name electronic \
   --notes docs/model_notes/electronic.md
 for recipe in bmc-layers2 bm-layers2; do
-  python scripts/export_ensemble.py "$RUNS/ionic-$recipe" --name "ionic-$recipe" --assets "$RUNS/ensembles" \
+  goectp ensemble export "$RUNS/ionic-$recipe" --name "ionic-$recipe" --assets "$RUNS/ensembles" \
     --no-calibrate
 done
 # the decomposed families (their cards in assets/models are written by hand: update the sha256 column)
@@ -61,9 +61,9 @@ goectp sum electronic "$RUNS/ensembles/ionic-bmc-layers2" \
   --out "$MODELS/decomposed-bulk-modulus-chgnet-layers2"
 goectp sum electronic "$RUNS/ensembles/ionic-bm-layers2" \
   --out "$MODELS/decomposed-bulk-modulus-layers2"
-python scripts/calibrate_ensemble.py --model decomposed-bulk-modulus-chgnet-layers2
-python scripts/calibrate_ensemble.py --model decomposed-bulk-modulus-layers2
-python scripts/combine_ensembles.py pretrained-bulk-modulus-chgnet pretrained-bulk-modulus-layers2 \
+goectp ensemble calibrate --model decomposed-bulk-modulus-chgnet-layers2
+goectp ensemble calibrate --model decomposed-bulk-modulus-layers2
+goectp ensemble combine pretrained-bulk-modulus-chgnet pretrained-bulk-modulus-layers2 \
   pretrained-bulk-modulus-chgnet-layers2 decomposed-bulk-modulus-chgnet-layers2 decomposed-bulk-modulus-layers2 \
   --assets "$MODELS" --name combined --notes docs/model_notes/combined.md
 # `default` names `combined` (already so in the repository's assets/models/aliases.json)

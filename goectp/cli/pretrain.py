@@ -7,9 +7,9 @@ from pathlib import Path
 
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
-    from goectp.cli_config import run_config_record, training_configs
+    from goectp.cli.config import run_config_record, training_configs
     from goectp.training.config import TrainConfig
-    from goectp.training.pretrain import load_scalar_set, pretrain, with_node_features
+    from goectp.training.pretrain import featured_scalar_set, load_scalar_set, pretrain
 
     if args.threads:
         import torch
@@ -19,7 +19,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     ss = load_scalar_set(args.dataset, args.data_dir, k=mcfg.k_neighbors, limit=args.limit, progress=True)
     print(f"{ss.name}: {len(ss)} structures, label mean {ss.values.mean():.4f} std {ss.values.std():.4f}")
     if mcfg.node_features:
-        ss = with_node_features(ss, mcfg.node_features)
+        ss = featured_scalar_set(ss, mcfg.node_features)
     cfg = TrainConfig(**{"seed": train_values.get("split_seed", 0), **train_values})  # seed follows the split seed
     out = Path(args.out or f"runs/pretrain/{ss.name}")
     res = pretrain(ss, mcfg, cfg, out, resume=not args.no_resume, run_meta={"run_config": run_config_record(args)})
@@ -55,7 +55,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--out", default=None, help="run folder (default runs/pretrain/<dataset>)")
     p.add_argument("--no-resume", action="store_true")
-    from goectp.cli_config import add_training_options
+    from goectp.cli.config import add_training_options
 
     add_training_options(p, "pretrain")  # GoeCTPConfig / TrainConfig fields (epochs: 500), --config FILE
     p.set_defaults(func=cmd_pretrain)

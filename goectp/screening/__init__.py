@@ -4,7 +4,7 @@ Modules: :mod:`~goectp.screening.pool` (reading pools), :mod:`~goectp.screening.
 :mod:`~goectp.screening.filters` (training exclusion, list rules), :mod:`~goectp.screening.worker` (one chunk),
 :mod:`~goectp.screening.engine` (chunking, Dask, resume), :mod:`~goectp.screening.run` (a complete run),
 :mod:`~goectp.screening.reference` (DFT hits), :mod:`~goectp.screening.export` (explorer files),
-:mod:`~goectp.screening.cli` (``goectp screen``).
+:mod:`goectp.cli.screen` (``goectp screen``).
 """
 
 from goectp.screening.engine import ScreeningOptions

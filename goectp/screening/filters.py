@@ -65,7 +65,7 @@ class TrainingIndex:
         return None
 
 
-def structure_key(structure_dict: dict) -> tuple[str, int, float]:
+def formula_sites_volume(structure_dict: dict) -> tuple[str, int, float]:
     """``(reduced formula, n_sites, volume)`` read straight from a ``Structure.as_dict()`` (no Structure built)."""
     from pymatgen.core import Composition
 
@@ -84,7 +84,7 @@ def load_training_index(path: str | os.PathLike, volume_tol: float = VOLUME_TOL)
         if not isinstance(rec, dict) or not isinstance(rec.get("structure"), dict):
             raise ValueError(f"{path}: record {key!r} has no 'structure'; not a training dataset")
         try:
-            formula, n_sites, volume = structure_key(rec["structure"])
+            formula, n_sites, volume = formula_sites_volume(rec["structure"])
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"{path}: record {key!r} has a malformed structure ({exc})") from exc
         index.add(rec.get("id") or str(key), rec.get("material_id"), formula, n_sites, volume)

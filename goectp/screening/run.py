@@ -54,7 +54,7 @@ def warn_if_uncalibrated(model) -> bool:
     if not calibrated:
         log.warning(
             "%s has no calibration.json fitted on its weights: σ is the raw member spread and OOD flags are off "
-            "(fit one with scripts/calibrate_ensemble.py)",
+            "(fit one with goectp ensemble calibrate)",
             model.origin,
         )
     return calibrated

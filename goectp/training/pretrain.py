@@ -270,7 +270,7 @@ def load_scalar_set(
     return ss
 
 
-def with_node_features(ss: ScalarSet, name: str = "chgnet", progress: bool = True) -> ScalarSet:
+def featured_scalar_set(ss: ScalarSet, name: str = "chgnet", progress: bool = True) -> ScalarSet:
     """``ss`` with foundation features ``x_extra`` on its graphs, cached per source file (see
     :func:`goectp.features.dataset_features`), for pretraining a ``node_features`` model."""
     from goectp.features import attach_features, dataset_features

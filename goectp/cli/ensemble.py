@@ -1,0 +1,115 @@
+"""``goectp ensemble export | calibrate | combine``: the release path of a trained ensemble (:mod:`goectp.release`)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+DESCRIPTION = """\
+The release path of a trained ensemble: export a training run with a model card, fit its calibrated σ, or
+combine shipped ensembles into one.
+
+examples:
+  goectp ensemble export runs/paper/best --name default --command "goectp train ... --out runs/paper/best"
+  goectp ensemble calibrate --model default    # a shipped name, or a folder of split*.pt members
+  goectp ensemble combine chgnet pretrained-bulk-modulus --name combined
+"""
+#: ``(name, help, description)`` of each subcommand.
+SUBCOMMANDS = (
+    (
+        "export",
+        "copy a run's best checkpoints into ASSETS/NAME with a model card (then calibrate it)",
+        "Copy the best-validation checkpoints of a training run (RUN/split*/best.pt and metrics.json) into "
+        "ASSETS/NAME/split*.pt with a model card, then fit calibration.json.",
+    ),
+    (
+        "calibrate",
+        "fit an ensemble's calibrated σ and OOD statistics (calibration.json, reliability.png, card section)",
+        "Fit the calibrated σ of an ensemble on held-out sub-ensembles and store the OOD statistics in its "
+        "calibration.json; re-run whenever an ensemble is re-exported. Member predictions are cached.",
+    ),
+    (
+        "combine",
+        "one ensemble from several shipped ones (members.json, no copies), with a card",
+        "Write ASSETS/NAME/members.json listing the members of shipped ensembles (with their sha256) and a card "
+        "comparing the combination with each family per split; then calibrate it.",
+    ),
+)
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register ``ensemble`` and its three subcommands."""
+    p = sub.add_parser(
+        "ensemble",
+        help="export a training run as a shipped ensemble, calibrate its σ, or combine shipped ensembles",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    actions = p.add_subparsers(dest="action", required=True, metavar="{export,calibrate,combine}")
+    export, calibrate, combine = (
+        actions.add_parser(name, help=text, description=description) for name, text, description in SUBCOMMANDS
+    )
+
+    export.add_argument("run", type=Path, help="folder with split*/best.pt and split*/metrics.json")
+    export.add_argument("--name", default="default", help="folder name under --assets (default: %(default)s)")
+    export.add_argument("--command", default="", help="the command line that produced the run (for the card)")
+    _card_options(export, "after the model section")
+    export.set_defaults(func=cmd_export)
+
+    calibrate.add_argument("--model", required=True, help="shipped model name or folder of *.pt members")
+    calibrate.add_argument("--data", type=Path, default=None, help="dielectric JSON (default: the shared data file)")
+    calibrate.add_argument("--cache", default="runs/calibration", help="prediction cache folder ('' for none)")
+    calibrate.add_argument("--no-plot", action="store_true", help="no reliability diagram")
+    calibrate.set_defaults(func=cmd_calibrate)
+
+    combine.add_argument("families", nargs="+", help="shipped ensembles (names under assets/models) to combine")
+    combine.add_argument("--name", required=True, help="folder name of the combined ensemble under --assets")
+    _card_options(combine, "after the choice")
+    combine.set_defaults(func=cmd_combine)
+
+
+def _card_options(q: argparse.ArgumentParser, notes_where: str) -> None:
+    """``--assets``, ``--no-calibrate`` and ``--notes`` (of ``export`` and ``combine``)."""
+    q.add_argument("--assets", type=Path, default=Path("assets/models"), help="(default: %(default)s)")
+    q.add_argument(
+        "--no-calibrate",
+        action="store_true",
+        help="skip `goectp ensemble calibrate` (calibrated σ + OOD statistics: calibration.json)",
+    )
+    q.add_argument("--notes", type=Path, default=None, help=f"a Markdown file inserted {notes_where} in the card")
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Export, print the card and the median test MAE (and where the calibration went)."""
+    from goectp.release import export_ensemble
+
+    out, card, median = export_ensemble(
+        args.run, args.name, args.assets, args.command, args.notes, calibrate=not args.no_calibrate
+    )
+    print(card)
+    print(f"median test MAE {median:.3f}")
+    if not args.no_calibrate:
+        print(f"calibrated: {out / 'calibration.json'}")
+    return 0
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    """Calibrate and print one coverage line per quantity."""
+    from goectp.release import calibrate
+    from goectp.release.calibrate import coverage_lines
+
+    cal = calibrate(args.model, args.data, args.cache or None, plot=not args.no_plot)
+    print("\n".join(coverage_lines(cal)))
+    return 0
+
+
+def cmd_combine(args: argparse.Namespace) -> int:
+    """Combine, print the card, then calibrate (unless ``--no-calibrate``)."""
+    from goectp.release import calibrate, combine_ensembles
+    from goectp.release.calibrate import coverage_lines
+
+    out, card = combine_ensembles(args.families, args.name, args.assets, args.notes)
+    print(card)
+    if not args.no_calibrate:
+        print("\n".join(coverage_lines(calibrate(out))))
+    return 0

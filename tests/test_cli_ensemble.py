@@ -1,0 +1,98 @@
+"""``goectp ensemble export | calibrate | combine``: each subcommand's help, and a real export of a tiny run.
+
+The release path lives in :mod:`goectp.release`; ``scripts/*_ensemble(s).py`` only forward to the CLI.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pymatgen.core import Lattice, Structure
+
+from goectp.cli import main as cli_main
+from goectp.data import DIELECTRIC_FILE
+from goectp.registry import load_model
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def tiny_dataset(n: int = 40) -> dict:
+    """Rock-salt-like cells whose ε grows with the lattice constant."""
+    gen = np.random.default_rng(3)
+    out = {}
+    for i in range(n):
+        a, c = gen.uniform(3.8, 5.0), gen.uniform(3.8, 6.0)
+        s = Structure(Lattice.tetragonal(a, c), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+        eps = np.diag([a, a, c]) * 1.5
+        out[f"id-{i}"] = {"structure": s.as_dict(), "total": eps.tolist(), "band_gap": 2.0}
+    return out
+
+
+@pytest.mark.parametrize("action", [[], ["export"], ["calibrate"], ["combine"]])
+def test_each_ensemble_subcommand_has_help(action, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli_main(["ensemble", *action, "--help"])
+    assert exit_.value.code == 0
+    text = capsys.readouterr().out
+    assert text.startswith(f"usage: goectp ensemble {' '.join(action)}".rstrip())
+    if not action:
+        assert "{export,calibrate,combine}" in text
+
+
+def test_ensemble_needs_a_subcommand(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli_main(["ensemble"])
+    assert exit_.value.code == 2
+
+
+def test_export_then_calibrate_a_tiny_run(tmp_path, monkeypatch, capsys):
+    """A real export (members, card naming the command) and calibration (calibration.json, card section)."""
+    data = tmp_path / "data"
+    data.mkdir()
+    with gzip.open(data / DIELECTRIC_FILE, "wt") as f:
+        json.dump(tiny_dataset(), f)
+    monkeypatch.setenv("GOECTP_DATA", str(data))
+    run = tmp_path / "run"
+    train = ["train", "--splits", "0", "1", "2", "--epochs", "1", "--hidden", "8", "--num-rbf", "8"]
+    assert cli_main([*train, "--batch-size", "8", "--out", str(run), "--no-progress"]) == 0
+    notes = tmp_path / "notes.md"
+    notes.write_text("Pretrained on nothing: a test.")
+    argv = ["ensemble", "export", str(run), "--name", "tiny", "--assets", str(tmp_path / "models")]
+    assert cli_main([*argv, "--notes", str(notes), "--command", "goectp train ...", "--no-calibrate"]) == 0
+    out = capsys.readouterr().out
+    folder = tmp_path / "models" / "tiny"
+    assert sorted(p.name for p in folder.glob("*.pt")) == ["split0.pt", "split1.pt", "split2.pt"]
+    card = (folder / "MODEL_CARD.md").read_text()
+    assert card in out and "median test MAE" in out and "calibrated:" not in out
+    assert f"goectp ensemble export {run} --name tiny --notes {notes}" in card
+    assert "Pretrained on nothing: a test." in card and "goectp train ..." in card
+    assert not (folder / "calibration.json").exists()
+    ensemble = load_model(folder)
+    assert sorted(m.meta["split_seed"] for m in ensemble.members) == [0, 1, 2]
+
+    assert cli_main(["ensemble", "calibrate", "--model", str(folder), "--cache", "", "--no-plot"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == ["tensor", "eps_mean", "anisotropy"]
+    assert json.loads((folder / "calibration.json").read_text())
+    card = (folder / "MODEL_CARD.md").read_text()
+    assert "## Calibration" in card and f"goectp ensemble calibrate --model {folder.name}" in card
+
+
+def test_combine_refuses_a_name_that_is_a_path_with_a_one_line_error(tmp_path, capsys):
+    argv = ["ensemble", "combine", "a", "b", "--name", "../elsewhere", "--assets", str(tmp_path), "--no-calibrate"]
+    assert cli_main(argv) == 2
+    assert "give a new folder name (no path)" in capsys.readouterr().err
+
+
+def test_the_old_scripts_forward_to_the_cli():
+    for script, action in (("export_ensemble", "export"), ("calibrate_ensemble", "calibrate")):
+        res = subprocess.run(
+            [sys.executable, str(ROOT / "scripts" / f"{script}.py"), "--help"], capture_output=True, text=True
+        )
+        assert res.returncode == 0 and res.stdout.startswith(f"usage: goectp ensemble {action}"), res.stderr
