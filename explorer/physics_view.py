@@ -106,6 +106,8 @@ class PhysicsView(pn.viewable.Viewer):
             label="Compute the physics term", color="primary", css_classes=["goectp-physics-compute"]
         )
         self._button.on_click(lambda _e: self.param.trigger("compute"))
+        amplitude = pn.widgets.FloatSlider.from_param(self.param.amplitude, label="amplitude (Å)", width=220, step=0.05)
+        self._mode_row = pn.Row(self._select, amplitude, visible=self.show == MODE_VIEW)  # the animation's controls
         self._on_structure()
         self._sync_button()
 
@@ -326,6 +328,10 @@ class PhysicsView(pn.viewable.Viewer):
         modes, fc = self.result.modes, self.result.force_constants
         return mode_displacements(modes.eigenvectors[self.mode], fc.masses, self.amplitude)
 
+    @param.depends("show", watch=True)
+    def _on_show(self) -> None:
+        self._mode_row.visible = self.show == MODE_VIEW
+
     @param.depends("result", "show", "mode", "amplitude", "n_frames", watch=True)
     def _render(self) -> None:
         if self.result is None:
@@ -371,12 +377,7 @@ class PhysicsView(pn.viewable.Viewer):
                 pn.widgets.RadioButtonGroup.from_param(
                     self.param.show, color="light", css_classes=["goectp-physics-show"]
                 ),
-                pn.Row(
-                    self._select,
-                    pn.widgets.FloatSlider.from_param(
-                        self.param.amplitude, label="amplitude (Å)", width=220, step=0.05
-                    ),
-                ),
+                self._mode_row,
                 self._pane,
                 self._legend(),
                 self._tables,

@@ -88,6 +88,7 @@ def server(tmp_path_factory, playwright_api):
             "panel",
             "serve",
             "explorer/app.py",
+            "tests/explorer_physics_app.py",  # the same app, its physics view on a tiny Born model and springs
             "--port",
             str(port),
             "--address",
@@ -390,6 +391,7 @@ _BOXES_JS = """card => {
             else if (tag === 'table') { picked.push(['matrix', el.parentElement]); }
             else if (tag === 'span' && /^(equivariance-error|cell-drift)/.test(el.id)) kind = 'badge';
             else if (cls.contains('goectp-note')) kind = 'note';
+            else if (tag === 'iframe') kind = 'view';
             if (kind) picked.push([kind, el]);
             if (el.shadowRoot) walk(el.shadowRoot);
         });
@@ -456,3 +458,71 @@ def test_teaching_cards_do_not_overlap(server, playwright_api, width):
                     print(f"{tab} {card} at {width} px: {len(boxes)} boxes, no overlap")
         finally:
             browser.close()
+
+
+# ------------------------------------------------------------------------------------------------ physics tab
+def _viewer_state(view) -> dict:
+    return view.locator("body").evaluate(
+        "b => ({kind: b.dataset.kind, frames: Number(b.dataset.frames), shapes: Number(b.dataset.shapes),"
+        " animated: b.dataset.animated, frame: window.goectpViewer ? window.goectpViewer.getFrame() : null})"
+    )
+
+
+@pytest.mark.timeout(400)
+def test_physics_tab_shows_born_charges_and_the_dominant_mode_moving(server, playwright_api):
+    """The *Why high-κ?* tab at 1280 px (tiny Born model, springs): on its button, ε̄_ion, the Born-charge and mode
+    tables, the Born-charge ellipsoids in 3D, then the dominant mode animated by 3Dmol's frames; nothing overlaps,
+    nothing leaves loopback."""
+    requests: list[str] = []
+    with playwright_api() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1900})  # tall: the whole card in a shot
+            page.on("request", lambda r: requests.append(r.url))
+            page.goto(f"{server}/explorer_physics_app", wait_until="domcontentloaded", timeout=90_000)
+            page.get_by_text("Loaded TiO2 rutile").first.wait_for(timeout=90_000)
+            page.locator(".bk-tab", has_text="Why high-κ?").click()
+            card = page.locator(".goectp-card-physics")
+            card.locator(".goectp-physics-compute button").click()
+            card.locator("#physics-eps-mean[data-value]").wait_for(timeout=120_000)
+            assert float(card.locator("#physics-eps-mean").get_attribute("data-value")) > 0
+            assert card.locator("#physics-born-table tbody tr").count() == 6  # rutile's primitive cell
+            assert card.locator("#physics-mode-table tbody tr").count() == 15  # 3N − 3 optical modes
+            assert card.get_by_text("ε_ion = e²/(ε₀Ω)").count() == 1  # what the physics term is, and its cost
+            assert card.get_by_text("displaced cells); cached for this crystal").count() == 1
+            assert card.locator(".goectp-physics-compute button").is_disabled()  # computed: nothing more to ask
+
+            view = page.frame_locator("iframe.goectp-physics-3d")
+            view.locator("body[data-rendered='1'][data-kind='born']").wait_for(timeout=60_000)
+            born = _viewer_state(view)
+            assert born["shapes"] >= 4 * 6 and born["frames"] <= 1 and born["animated"] == "0", (
+                born
+            )  # ellipsoids + axes
+            page.wait_for_timeout(800)
+            _shot(card, "physics_born_1280")
+
+            card.get_by_text("mode, animated").click()
+            view.locator("body[data-rendered='1'][data-kind='mode']").wait_for(timeout=60_000)
+            first = _viewer_state(view)
+            assert first["frames"] == 13 and first["animated"] == "1" and first["shapes"] >= 1, first  # + arrows
+            seen = {first["frame"]}
+            for _ in range(20):  # the frames advance (back and forth)
+                page.wait_for_timeout(150)
+                seen.add(_viewer_state(view)["frame"])
+            assert len(seen) >= 3, seen
+
+            boxes = card.evaluate(_BOXES_JS)
+            kinds = {b[0].split(":")[0] for b in boxes}
+            assert {"widget", "matrix", "view"} <= kinds, boxes
+            assert not overlaps(boxes), f"physics card at 1280 px: {overlaps(boxes)}"
+            _shot(card, "physics_mode_1280")
+        finally:
+            browser.close()
+    outside = sorted(
+        {
+            u
+            for u in requests
+            if urlparse(u).scheme in ("http", "https", "ws", "wss") and urlparse(u).hostname not in LOOPBACK
+        }
+    )
+    assert requests and not outside, f"requests left loopback: {outside}"

@@ -101,7 +101,9 @@ def test_tables_are_the_physics_term_of_the_crystal(computed):
 
 def test_the_dominant_mode_is_animated_back_and_forth(computed):
     view, direct = computed
+    assert not view._mode_row.visible  # the animation's controls show with the animation only
     view.show = MODE_VIEW
+    assert view._mode_row.visible
     i, masses = view.mode, direct.force_constants.masses
     u = view.displacements()
     expected = direct.modes.eigenvectors[i] / np.sqrt(masses)[:, None]  # e_m / √M_i, up to the scale
