@@ -479,6 +479,10 @@ def test_physics_tab_shows_born_charges_and_the_dominant_mode_moving(server, pla
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 1900})  # tall: the whole card in a shot
             page.on("request", lambda r: requests.append(r.url))
+            page.goto(f"{server}/app", wait_until="domcontentloaded", timeout=90_000)  # no Born model shipped here
+            page.locator(".bk-tab", has_text="Why high-κ?").click()
+            page.get_by_text("No Born-charge model is shipped yet").wait_for(timeout=90_000)
+            assert page.locator(".goectp-physics-compute button").is_disabled()
             page.goto(f"{server}/explorer_physics_app", wait_until="domcontentloaded", timeout=90_000)
             page.get_by_text("Loaded TiO2 rutile").first.wait_for(timeout=90_000)
             page.locator(".bk-tab", has_text="Why high-κ?").click()
