@@ -20,6 +20,9 @@ import panel as pn
 import param
 import torch
 
+from explorer.safe import escape_text
+from goectp.structures import MAX_SITES
+
 DEMO_MODEL = "untrained demo model"
 ENSEMBLE_MEAN = "ensemble mean ± std"
 SINGLE_MEMBER = "single member"
@@ -136,6 +139,7 @@ class ModelSelector(pn.viewable.Viewer):
         self._effective: Any = None
         self._model_key: tuple = ()
         self._refresh()
+        self._layout = self._build()  # built once: every display shows this layout
 
     # ------------------------------------------------------------------------------------------------ model
     def _load(self, name: str) -> Any:
@@ -302,7 +306,7 @@ class ModelSelector(pn.viewable.Viewer):
         from goectp.inference import run_model
 
         with _PREDICT_LOCK:
-            graphs = graphs_for(structures, self.model, max_sites=max([500] + [len(s) for s in structures]))
+            graphs = graphs_for(structures, self.model, max_sites=max([MAX_SITES] + [len(s) for s in structures]))
             with self._threads():
                 run = run_model(graphs, self.model, device=self.device, use_frame=use_frame)
         stamp = self._stamps.get(self.model_name)
@@ -394,12 +398,8 @@ class ModelSelector(pn.viewable.Viewer):
     @param.depends("version", "error")
     def _status(self) -> pn.viewable.Viewable:
         if self.error:
-            from explorer.safe import escape_text
-
             return pn.pane.Alert(escape_text(self.error), alert_type="danger")
         kind = "warning" if self.is_demo else "info"
-        from explorer.safe import escape_text
-
         return pn.pane.Alert(escape_text(self.description), alert_type=kind, css_classes=["goectp-model-status"])
 
     @param.depends("version")
@@ -411,7 +411,8 @@ class ModelSelector(pn.viewable.Viewer):
             self.param.member, start=0, end=n - 1, name="Member", disabled=self.mode != SINGLE_MEMBER
         )
 
-    def __panel__(self) -> pn.viewable.Viewable:
+    def _build(self) -> pn.Column:
+        """The selector's layout: model, mode, member (a view of ``version``), precision and status."""
         return pn.Column(
             pn.pane.Markdown("### Model"),
             pn.widgets.Select.from_param(self.param.model_name, name="Model"),
@@ -421,3 +422,6 @@ class ModelSelector(pn.viewable.Viewer):
             self._status,
             sizing_mode="stretch_width",
         )
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return self._layout

@@ -17,6 +17,7 @@ import pandas as pd
 import panel as pn
 import param
 
+from explorer.loader import StructureLoader
 from explorer.screening_data import (  # noqa: F401 - re-exported: the data side of the map
     GAP_INSULATOR,
     GAP_METAL,
@@ -55,7 +56,9 @@ class ScreeningMap(pn.viewable.Viewer):
     """
 
     data = param.ClassSelector(class_=ScreeningData, default=None, allow_None=True)
-    loader = param.Parameter(default=None, doc="StructureLoader that receives picked structures")
+    loader = param.ClassSelector(
+        class_=StructureLoader, default=None, allow_None=True, doc="StructureLoader that receives picked structures"
+    )
     min_band_gap = param.Number(default=0.0, bounds=(0.0, None), doc="Band gap ≥ (eV)")
     gap_classes = param.ListSelector(
         default=[GAP_INSULATOR, GAP_UNKNOWN],
@@ -102,6 +105,7 @@ class ScreeningMap(pn.viewable.Viewer):
         self._table.on_click(self._on_table_click)
         self._streams: list = []
         self._apply_filters()
+        self._layout: pn.Column | None = None  # built once, on the first display (the plots cost)
 
     # ------------------------------------------------------------------------------------------------ state
     @param.depends("min_band_gap", "max_sites", "sources", "search", "gap_classes", watch=True)
@@ -369,6 +373,12 @@ class ScreeningMap(pn.viewable.Viewer):
         )
 
     def __panel__(self) -> pn.viewable.Viewable:
+        if self._layout is None:
+            self._layout = self._build()
+        return self._layout
+
+    def _build(self) -> pn.Column:
+        """The map's layout: caption, filters, the two linked plots, counts, message, table and exports."""
         from explorer.safe import escape_text  # the problem quotes file contents (exception messages)
 
         if not self.data.available:

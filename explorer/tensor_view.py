@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import panel as pn
 import param
+from pymatgen.core import Structure
 
 from explorer.geometry import Ellipsoid, TensorSummary, ellipsoid_geometry, summarize_tensor
 from explorer.models import ENSEMBLE_MEAN, ModelSelector
@@ -58,14 +59,18 @@ class TensorEllipsoid(pn.viewable.Viewer):
     Outputs: ``mean``, ``std`` (3x3 arrays) and ``summary`` (:class:`TensorSummary` of the mean).
     """
 
-    structure = param.Parameter(default=None)
+    structure = param.ClassSelector(class_=Structure, default=None, allow_None=True, allow_refs=True)
     models = param.ClassSelector(class_=ModelSelector, default=None, allow_None=True)
-    reference = param.Dict(default=None, allow_None=True, doc="{'electronic','ionic','total': 3x3, 'id', ...}")
-    label = param.String(default="")
-    mean = param.Parameter(default=None)
-    std = param.Parameter(default=None)
-    electronic = param.Parameter(
-        default=None, doc="Predicted ε∞ (3x3): the mean ε∞ part of the model's sum members; None when it has none"
+    reference = param.Dict(
+        default=None, allow_None=True, allow_refs=True, doc="{'electronic','ionic','total': 3x3, 'id', ...}"
+    )
+    label = param.String(default="", allow_refs=True)
+    mean = param.Array(default=None, allow_None=True, doc="Predicted ε (3x3)")
+    std = param.Array(default=None, allow_None=True, doc="Its ensemble std (3x3)")
+    electronic = param.Array(
+        default=None,
+        allow_None=True,
+        doc="Predicted ε∞ (3x3): the mean ε∞ part of the model's sum members; None when it has none",
     )
     parts_from = param.String(default="", doc="Which members the ε∞ part comes from, e.g. '10 of the 25 members'")
     error = param.String(default="")
@@ -74,6 +79,7 @@ class TensorEllipsoid(pn.viewable.Viewer):
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
         self._update()
+        self._layout = self._build()  # built once: every display shows this layout
 
     @param.depends("structure", "models.version", watch=True)
     def _update(self) -> None:
@@ -345,7 +351,8 @@ class TensorEllipsoid(pn.viewable.Viewer):
             sizing_mode="stretch_width",
         )
 
-    def __panel__(self) -> pn.viewable.Viewable:
+    def _build(self) -> pn.Column:
+        """The panel's layout: the prediction (a view of the outputs), the two downloads and their status."""
         csv = pn.widgets.FileDownload(
             callback=lambda: self._export_file("csv"),
             filename="goectp-tensor.csv",
@@ -363,6 +370,9 @@ class TensorEllipsoid(pn.viewable.Viewer):
         return pn.Column(
             self._body, pn.Row(csv, js), self._export_status, sizing_mode="stretch_width", css_classes=["goectp-tensor"]
         )
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return self._layout
 
     def _export_file(self, kind: str) -> io.StringIO:
         """The CSV/JSON download; without a prediction a one-line explanation (in the file and in red under the

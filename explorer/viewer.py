@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import panel as pn
 import param
+from pymatgen.core import Structure
 
 from explorer.geometry import ellipsoid_geometry, rotate_structure
 from explorer.models import ModelSelector
@@ -22,6 +23,12 @@ from explorer.scene import AXIS_COLORS, iframe, scene_view, structure_scene, thr
 ORIGINAL = "original (X)"
 ROTATED = "rotated (R X)"
 CANONICAL = "canonical (Fᵀ X, lattice H)"
+#: Under the 3D view: what the arrows and the ellipsoid are.
+LEGEND = (
+    "Arrows F₁ F₂ F₃ (red, green, blue): columns of the polar frame F of L = F H. Orange: ellipsoid of the predicted "
+    "ε (axes = eigenvectors, semi-axes ∝ eigenvalues), centred in the cell. Drag to rotate the camera; **Save PNG** "
+    "(top right of the view) saves an image."
+)
 
 
 class ThreeDmolAsset:
@@ -52,9 +59,11 @@ class StructureViewer(pn.viewable.Viewer):
     Output: ``document`` (the standalone HTML shown in the iframe) and ``scene`` (what was drawn).
     """
 
-    structure = param.Parameter(default=None, doc="pymatgen Structure (as loaded)")
+    structure = param.ClassSelector(
+        class_=Structure, default=None, allow_None=True, allow_refs=True, doc="The crystal as loaded (or a reference)"
+    )
     models = param.ClassSelector(class_=ModelSelector, default=None, allow_None=True)
-    rotation = param.Array(default=np.eye(3), doc="R of the equivariance check (3x3 orthogonal)")
+    rotation = param.Array(default=np.eye(3), allow_refs=True, doc="R of the equivariance check (3x3 orthogonal)")
     orientation = param.Selector(default=ORIGINAL, objects=[ORIGINAL, ROTATED, CANONICAL])
     show_bonds = param.Boolean(default=True)
     show_frame = param.Boolean(default=True, doc="Draw the polar frame F's columns as arrows")
@@ -73,7 +82,7 @@ class StructureViewer(pn.viewable.Viewer):
     )
     # outputs
     document = param.String(default="", doc="Standalone HTML of the current view")
-    displayed_tensor = param.Parameter(default=None, doc="The ellipsoid's tensor (3x3) or None")
+    displayed_tensor = param.Array(default=None, allow_None=True, doc="The ellipsoid's tensor (3x3) or None")
     error = param.String(default="")
 
     def __init__(self, **params: Any) -> None:
@@ -83,6 +92,7 @@ class StructureViewer(pn.viewable.Viewer):
         )
         self.scene = None
         self._render()
+        self._layout = self._build()  # built once: every display shows this layout
 
     # ------------------------------------------------------------------------------------------------ geometry
     def displayed_structure(self):
@@ -181,15 +191,8 @@ class StructureViewer(pn.viewable.Viewer):
 
         return StringIO(self.html_document("inline"))
 
-    def _legend(self) -> pn.viewable.Viewable:
-        return pn.pane.Markdown(
-            "Arrows F₁ F₂ F₃ (red, green, blue): columns of the polar frame F of L = F H. Orange: ellipsoid of "
-            "the predicted ε (axes = eigenvectors, semi-axes ∝ eigenvalues), centred in the cell. Drag to rotate "
-            "the camera; **Save PNG** (top right of the view) saves an image.",
-            styles={"font-size": "0.85em"},
-        )
-
-    def __panel__(self) -> pn.viewable.Viewable:
+    def _build(self) -> pn.Column:
+        """The view's layout: orientation and display controls, the 3D pane, the HTML export and a legend."""
         if not threedmol_available():
             warning = pn.pane.Alert(INSTALL_HINT, alert_type="warning", css_classes=["goectp-3d-missing"])
         else:
@@ -217,7 +220,10 @@ class StructureViewer(pn.viewable.Viewer):
             controls,
             self._pane,
             pn.Row(export),
-            self._legend(),
+            pn.pane.Markdown(LEGEND, styles={"font-size": "0.85em"}),
             sizing_mode="stretch_width",
             css_classes=["goectp-viewer"],
         )
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return self._layout

@@ -624,3 +624,36 @@ def test_equivariance_card_layout_is_built_once(models, gallery):
     first = check.__panel__()
     assert check.__panel__() is first  # displayed twice: the same layout, no new slider watchers
     assert len(check.param.watchers.get("angle", {}).get("value", [])) == watchers + 1
+
+
+def test_components_follow_typed_references_and_build_their_layout_once(models, gallery, screening_dir):
+    """Panel's idiom: a structure (or R) given as a reference is followed without a watcher; a wrong type is refused;
+    every display shows the one layout built for the component."""
+
+    import param
+    from pymatgen.core import Structure
+
+    class Source(param.Parameterized):
+        structure = param.ClassSelector(class_=Structure, default=None, allow_None=True)
+        rotation = param.Array(default=np.eye(3))
+
+    source = Source(structure=gallery.structure("TiO2 rutile"))
+    viewer = StructureViewer(models=models, structure=source.param.structure, rotation=source.param.rotation)
+    tensor = TensorEllipsoid(models=models, structure=source.param.structure)
+    first = tensor.mean
+    zno = gallery.structure("ZnO wurtzite")
+    source.structure = zno
+    assert viewer.structure is zno and tensor.structure is zno
+    assert not np.allclose(tensor.mean, first)
+    np.testing.assert_allclose(tensor.mean, models.predict_one(zno)[0])
+    rot = random_rotation(np.random.default_rng(0))
+    source.rotation = rot
+    np.testing.assert_array_equal(viewer.rotation, rot)
+    smap = ScreeningMap(data=ScreeningData(screening_dir))
+    for component in (viewer, tensor, models, smap):
+        assert component.__panel__() is component.__panel__(), type(component).__name__
+    for component in (StructureViewer, TensorEllipsoid):
+        with pytest.raises(ValueError, match="structure"):
+            component(structure="not a crystal")
+    with pytest.raises(ValueError, match="loader"):
+        ScreeningMap(data=ScreeningData(screening_dir), loader=object())
