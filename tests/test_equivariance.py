@@ -142,7 +142,8 @@ def test_head_output_is_symmetric(variant, option, triclinic, perovskite):
         pooled, frame = net.embed(batch)
         eps = net.head(pooled, frame)
     assert eps.shape == (pooled.size(0), 3, 3) and eps.abs().max() > 0.1
-    torch.testing.assert_close(eps, eps.transpose(-1, -2), rtol=0, atol=1e-12)
+    # round-off of F ε̃ Fᵀ only: a few ulps of the largest entry (sum pooling makes entries of ~1e3)
+    torch.testing.assert_close(eps, eps.transpose(-1, -2), rtol=0, atol=1e-14 * float(eps.abs().max()))
 
 
 def rock_salt() -> Structure:

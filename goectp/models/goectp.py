@@ -241,11 +241,11 @@ class GoeCTP(nn.Module):
         radial = self._radial(batch.edge_vec.to(dtype))  # [E, d]: the same for every frame, computed once
         if node_src is not None:
             radial = radial.index_select(0, edge_src)
-        h = self._message_passing(h, vec, radial, canon_lat[edge_graph], edge_index)
+        out = self._message_passing(h, vec, radial, canon_lat[edge_graph], edge_index)
         if use_frame and self.config.cell_reduction != "none" and self.config.sign_average:
             flipped = self._message_passing(h, -vec, radial, canon_lat[edge_graph], edge_index)
-            h = 0.5 * (h + flipped)
-        return NodeStates(h, frame, owner, node_src, node_graph)
+            out = 0.5 * (out + flipped)
+        return NodeStates(out, frame, owner, node_src, node_graph)
 
     def _radial(self, edge_vec: torch.Tensor) -> torch.Tensor:
         """The distance part of the edge embedding's first linear map, ``W_r RBF(|r|) + b`` ``[E, d]`` (invariant)."""
