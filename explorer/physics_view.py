@@ -179,7 +179,8 @@ class PhysicsView(pn.viewable.Viewer):
             self.compute_now()
 
     def compute_now(self) -> None:
-        """Compute (or read from the cache) the physics term of the current structure, in this thread."""
+        """Compute the physics term of the current structure in this thread (its force constants come from the
+        disk cache of :func:`~goectp.physics.predict.ionic_physics` when they are there)."""
         structure = self.structure
         self.param.update(busy=True, error="")
         try:
@@ -226,7 +227,7 @@ class PhysicsView(pn.viewable.Viewer):
     # ------------------------------------------------------------------------------------------------ model
     def missing_message(self) -> str:
         return (
-            f"No Born-charge model is shipped yet ({shipped_born_path()} is missing): the physics term needs "
+            "No Born-charge model is shipped yet (assets/physics/born-charges is missing): the physics term needs "
             "predicted Born charges. Train one with benchmarks/experiments/born_charges.py."
         )
 
@@ -237,9 +238,8 @@ class PhysicsView(pn.viewable.Viewer):
         try:
             target = self.models.target
             if target == "ionic":
-                return self.models.predict_one(self.structure)[
-                    0
-                ], f"the model {self.models.model_name} (target ε ionic)"
+                mean, _ = self.models.predict_one(self.structure)
+                return mean, f"the model {self.models.model_name} (target ε ionic)"
             parts = self.models.predict_parts([self.structure]) if target != "electronic" else {}
         except Exception as exc:
             return None, f"the model failed: {type(exc).__name__}: {exc}"

@@ -205,7 +205,7 @@ def test_user_text_is_escaped(born, selector):
 @pytest.fixture(scope="module")
 def selector():
     """``selector(name, kind)``: a ModelSelector named ``name`` on an ensemble of one member, hidden 16: a sum member
-    (ε∞ + ionic networks, ``kind='sum'``) or a plain network of the total ε (``kind='plain'``)."""
+    (ε∞ + ionic networks, ``kind='sum'``), a plain network of the total ε (``kind='plain'``) or of ε ionic."""
     import goectp
     from goectp.checkpoint import checkpoint_dict, load_checkpoint, sum_checkpoint_dict
     from goectp.models import Ensemble
@@ -219,7 +219,11 @@ def selector():
 
     def make(name: str, kind: str = "sum") -> ModelSelector:
         buffer = io.BytesIO()
-        ckpt = sum_checkpoint_dict(part("electronic", 1), part("ionic", 2)) if kind == "sum" else part("total", 3)
+        ckpt = (
+            sum_checkpoint_dict(part("electronic", 1), part("ionic", 2))
+            if kind == "sum"
+            else part({"plain": "total"}.get(kind, kind), 3)
+        )
         torch.save(ckpt, buffer)
         member = load_checkpoint(buffer.getvalue(), name=f"{kind}.pt").double()
         return ModelSelector(models={name: Ensemble([member], [kind])}, model_name=name)
@@ -238,6 +242,10 @@ def test_physics_next_to_the_models_ionic_part_and_dft(computed, selector):
     html = view._comparison().object
     assert f"ε̄_ion model = <b>{np.trace(model) / 3:.2f}</b>" in html and "ε̄_ion DFT = <b>106.67</b>" in html
     assert {"physics-eps-ion", "model-eps-ion", "dft-eps-ion"} <= set(re.findall(r'id="([\w-]+)"', html))
+    view.models = selector("ion", "ionic")  # a model of the ionic part alone: its prediction is the ionic part
+    model, what = view.model_ionic()
+    np.testing.assert_allclose(model, view.models.predict_one(rutile())[0], atol=1e-12)
+    assert what == "the model ion (target ε ionic)" and "model-eps-ion" in view._comparison().object
     view.models = selector("plain", "plain")
     assert view.model_ionic() == (None, "the model plain predicts ε total with no ionic part apart")
     assert "no ionic part apart" in view._comparison().object
