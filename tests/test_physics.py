@@ -394,3 +394,28 @@ def test_combination_rules_by_hand_and_equivariant():
         )
     with pytest.raises(ValueError, match="unknown rule"):
         combine_physics("magic", d, e, p, usable, 1.0, 1.0)
+
+
+def test_physics_model_corrects_the_default_where_it_can(tmp_path, monkeypatch):
+    from goectp.api import build_model
+    from goectp.models import Ensemble
+    from goectp.physics.model import PhysicsConfig, PhysicsModel
+
+    monkeypatch.setenv("GOECTP_CACHE", str(tmp_path))
+    torch.manual_seed(1)
+    total = Ensemble([build_model(hidden=16, num_rbf=8).double() for _ in range(2)])
+    electronic = Ensemble([build_model(hidden=16, num_rbf=8).double() for _ in range(2)])
+    config = PhysicsConfig(rule="replace", scale=0.5, weight=1.0, max_sites=4)
+    model = PhysicsModel(config, total, electronic, _born_model(5))
+    small, large = primitive_rocksalt(), rutile()  # 2 atoms; 6 atoms > max_sites
+    rec_small, rec_large = model.predict_summary([small, large], forces=PairSprings())
+    assert rec_small["physics_used"] and rec_small["physics_skipped"] is None
+    expected = np.array(rec_small["eps_electronic"]) + 0.5 * np.array(rec_small["physics"]["eps_ion"])
+    np.testing.assert_allclose(rec_small["eps_physics"], expected, atol=1e-12)
+    assert not rec_large["physics_used"] and "6 atoms" in rec_large["physics_skipped"]
+    np.testing.assert_allclose(rec_large["eps_physics"], rec_large["tensor"], atol=1e-12)  # the default kept
+    bad = tmp_path / "physics.json"
+    bad.write_text(json.dumps({"rule": "replace", "scale": float("nan"), "weight": 1.0}))
+    with pytest.raises(ValueError, match="physics.json.*scale must be a number") as info:
+        PhysicsConfig.load(bad)
+    assert str(bad) in str(info.value)

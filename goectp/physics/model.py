@@ -1,0 +1,123 @@
+"""The shipped ``physics`` model: the default ensemble's prediction corrected by the physics term.
+
+``assets/physics/physics.json`` says how (chosen on the validation splits by
+``benchmarks/experiments/physics_model.py``): the rule of :mod:`goectp.physics.combine`, its scale ``s`` and weight
+``w``, the learned models it combines (``default`` for the total, ``electronic`` for ε∞), the Born-charge ensemble
+and the force field, and the largest canonical cell it computes force constants for (bigger cells keep the
+default's prediction). σ and the OOD flag are the default's (calibrated): the physics term moves the mean, and
+the coverage of that σ around the corrected mean is measured in docs/results.md.
+
+    model = PhysicsModel.load()
+    records = model.predict_summary(["TiO2.cif"])   # predict_summary's records + "eps_physics", "physics"
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from goectp.physics.combine import RULES, combine_physics
+
+PHYSICS_FILE = Path("physics") / "physics.json"
+
+
+@dataclass(frozen=True)
+class PhysicsConfig:
+    """What ``physics.json`` holds (see the module docstring)."""
+
+    rule: str
+    scale: float
+    weight: float
+    total_model: str = "default"
+    electronic_model: str = "electronic"
+    born_model: str = "physics/born-charges"
+    force_field: str = "sevennet"
+    max_sites: int = 40
+
+    def __post_init__(self) -> None:
+        if self.rule not in RULES:
+            raise ValueError(f"physics.json: unknown rule {self.rule!r} (one of {RULES})")
+        for name in ("scale", "weight"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and np.isfinite(value) and 0 <= value <= 10):
+                raise ValueError(f"physics.json: {name} must be a number in [0, 10], got {value!r}")
+        if not (isinstance(self.max_sites, int) and 1 <= self.max_sites <= 500):
+            raise ValueError(f"physics.json: max_sites must be an integer in [1, 500], got {self.max_sites!r}")
+
+    @classmethod
+    def load(cls, path: str | Path) -> PhysicsConfig:
+        path = Path(path)
+        try:
+            raw = json.loads(path.read_text())
+            fields = {k: raw[k] for k in cls.__dataclass_fields__ if k in raw}
+            return cls(**fields)
+        except (OSError, ValueError, TypeError) as exc:
+            raise ValueError(f"{path}: not a usable physics model description ({exc})"[:400]) from exc
+
+
+class PhysicsModel:
+    """The default's prediction with the physics term (see the module docstring)."""
+
+    def __init__(self, config: PhysicsConfig, total: Any, electronic: Any, born: Any) -> None:
+        self.config, self.total, self.electronic, self.born = config, total, electronic, born
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> PhysicsModel:
+        from goectp.physics.predict import load_born_model
+        from goectp.registry import assets_dir, load_model
+
+        path = Path(path) if path is not None else assets_dir() / PHYSICS_FILE
+        if not path.is_file():
+            raise FileNotFoundError(f"no physics model at {path}: see benchmarks/experiments/physics_model.py")
+        config = PhysicsConfig.load(path)
+        born = load_born_model(assets_dir() / config.born_model)
+        return cls(config, load_model(config.total_model), load_model(config.electronic_model), born)
+
+    def predict_summary(self, structures: Any, forces: Any = None) -> list[dict[str, Any]]:
+        """:func:`goectp.api.predict_summary`'s records of the total model, plus ``"eps_electronic"`` (ε∞),
+        ``"physics"`` (:meth:`~goectp.physics.predict.IonicPhysics.summary`, or ``None`` with ``"physics_skipped"``
+        saying why), ``"eps_physics"`` (the corrected tensor), ``"eps_physics_mean"`` and ``"physics_used"``."""
+        from goectp.api import graphs_for
+        from goectp.canonical import canonical_cell
+        from goectp.inference import run_model
+        from goectp.physics.predict import ionic_physics
+        from goectp.structures import load_structures
+
+        loaded = load_structures(structures)
+        total = run_model(graphs_for(loaded, self.total), self.total)
+        electronic = run_model(graphs_for(loaded, self.electronic), self.electronic).predictions.mean(axis=0)
+        records = total.summary()
+        mean = total.predictions.mean(axis=0)
+        for i, rec in enumerate(records):
+            rec["eps_electronic"] = electronic[i].tolist()
+            term, why = None, None
+            n_cell = len(canonical_cell(loaded[i]))
+            if n_cell > self.config.max_sites:
+                why = f"{n_cell} atoms in the primitive cell (force constants up to {self.config.max_sites})"
+            else:
+                term = ionic_physics(loaded[i], self.born, forces or self.config.force_field)
+                if term.modes.num_unstable:
+                    why = f"{term.modes.num_unstable} unstable mode(s) at this geometry"
+            usable = term is not None and why is None
+            physics = term.tensor if term is not None else np.full((3, 3), np.nan)
+            eps = combine_physics(
+                self.config.rule,
+                mean[i][None],
+                electronic[i][None],
+                physics[None],
+                np.array([usable]),
+                self.config.scale,
+                self.config.weight,
+            )[0]
+            rec.update(
+                physics=None if term is None else term.summary(),
+                physics_skipped=why,
+                physics_used=bool(usable),
+                eps_physics=eps.tolist(),
+                eps_physics_mean=float(np.trace(eps) / 3),
+            )
+        return records
