@@ -419,3 +419,23 @@ def test_physics_model_corrects_the_default_where_it_can(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="physics.json.*scale must be a number") as info:
         PhysicsConfig.load(bad)
     assert str(bad) in str(info.value)
+
+
+@pytest.mark.slow
+def test_goectp_predict_prints_born_charges_and_modes(capsys, tmp_path, monkeypatch):
+    """`goectp predict --born-charges --modes 2` on MgO: the shipped Born charges and SevenNet-0, text and JSON."""
+    pytest.importorskip("sevenn")
+    from pathlib import Path
+
+    from goectp.cli import main
+
+    monkeypatch.setenv("GOECTP_CACHE", str(tmp_path))
+    cif = str(Path(__file__).resolve().parents[1] / "assets" / "examples" / "MgO_rocksalt.cif")
+    assert main(["predict", cif, "--born-charges", "--modes", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "physics: ε̄_ion = " in out and "Z*[0] Mg" in out and out.count("% of ε̄_ion") == 2
+    assert main(["predict", cif, "--born-charges", "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)[0]
+    charges = np.array(row["physics"]["born_charges"])
+    assert row["physics"]["species"] == ["Mg", "O"] and abs(charges.sum(axis=0)).max() < 1e-9
+    assert 1.5 < charges[0, 0, 0] < 2.5 and row["physics"]["unstable_modes"] == 0  # DFT: Z*(Mg) = 1.96

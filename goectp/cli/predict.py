@@ -31,6 +31,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.add_argument("--max-sites", type=int, default=MAX_SITES)
     p.add_argument("--no-frame", action="store_true", help="run the non-equivariant backbone alone (for teaching)")
+    p.add_argument(
+        "--born-charges",
+        action="store_true",
+        help="also the physics term: predicted Born charges per atom and ε_ion = e²/(ε₀Ω) Z* Φ⁺ Z*ᵀ with SevenNet-0"
+        " force constants (seconds per structure, cached)",
+    )
+    p.add_argument(
+        "--modes", type=int, default=0, metavar="K", help="also the K phonon modes with the largest share of ε̄_ion"
+    )
     p.set_defaults(func=cmd_predict)
 
 
@@ -84,13 +93,26 @@ def cmd_predict(args: argparse.Namespace) -> int:
             rows[-1].update(
                 {k: summary[k] for k in ("eps_mean_std", "anisotropy_std", "eigenvalues_std", "calibrated", "ood")}
             )
+            if "parts" in summary:
+                rows[-1]["parts"] = summary["parts"]
+        if args.born_charges or args.modes:
+            try:
+                from goectp.physics.predict import ionic_physics
+
+                rows[-1]["physics"] = ionic_physics(struct).summary(modes=max(args.modes, 3))
+            except (FileNotFoundError, ImportError, ValueError) as exc:
+                code = reason_code(exc)
+                print(f"error: {named(exc, path)} (physics term) [{code}]", file=sys.stderr)
+                rows[-1]["physics_error"] = one_line(exc)
     if args.json:
         print(json.dumps(rows, indent=1))
     else:
         for r in rows:
             if "error" not in r:
                 print_row(r)
-    return 1 if any("error" in r for r in rows) else 0
+                if "physics" in r:
+                    print_physics(r["physics"], born=args.born_charges, modes=args.modes)
+    return 1 if any("error" in r or "physics_error" in r for r in rows) else 0
 
 
 def print_row(r: dict) -> None:
@@ -114,3 +136,22 @@ def print_row(r: dict) -> None:
             print("  in distribution (no OOD flag)")
     else:
         print(f"  mean eigenvalue ε̄ = {r['eps_mean']:.3f}   anisotropy λmax/λmin = {r['anisotropy']:.3f}")
+
+
+def print_physics(p: dict, born: bool, modes: int) -> None:
+    """The physics term as text: ε̄_ion, the Born charges per atom and the dominant modes."""
+    print(
+        f"  physics: ε̄_ion = {p['eps_ion_mean']:.3f} (e²/(ε₀Ω) Z* Φ⁺ Z*ᵀ, {p['force_field']} force constants, "
+        f"{p['unstable_modes']} unstable mode(s) left out)"
+    )
+    if born:
+        spread = p["born_charges_std"]
+        for i, (symbol, z) in enumerate(zip(p["species"], p["born_charges"])):
+            sd = f" ± {np.mean(np.abs(spread[i])):.2f}" if spread is not None else ""
+            diag = " ".join(f"{z[a][a]:6.2f}" for a in range(3))
+            print(f"  Z*[{i}] {symbol:<3} diag {diag}  tr/3 {np.trace(z) / 3:6.2f}{sd}")
+    for m in p["dominant_modes"][:modes]:
+        print(
+            f"  mode {m['index']:3d}: {m['frequency_thz']:7.2f} THz ({m['frequency_cm1']:7.1f} cm⁻¹), "
+            f"{100 * m['share']:5.1f} % of ε̄_ion"
+        )
