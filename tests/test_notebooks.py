@@ -21,7 +21,13 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK_DIR = ROOT / "notebooks"
 ARTIFACTS = ROOT / "test-artifacts" / "notebooks"
-NOTEBOOKS = ("01_frame_averaging.ipynb", "02_train_and_evaluate.ipynb", "03_screening.ipynb", "04_uncertainty.ipynb")
+NOTEBOOKS = (
+    "01_frame_averaging.ipynb",
+    "02_train_and_evaluate.ipynb",
+    "03_screening.ipynb",
+    "04_uncertainty.ipynb",
+    "05_ionic_physics.ipynb",
+)
 #: Notebooks that need /work/shared/data (through the ``shared_data_dir`` fixture: fail in CI, skip elsewhere).
 NEEDS_DATA = {"02_train_and_evaluate.ipynb", "03_screening.ipynb", "04_uncertainty.ipynb"}
 #: No cell takes more than ~30 s here, even on a busy CPU.
