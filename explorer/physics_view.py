@@ -283,9 +283,10 @@ class PhysicsView(pn.viewable.Viewer):
             )
         if self.result is None:
             return pn.pane.Markdown(
-                "Not computed for this crystal yet. Cost, measured on a busy 2-core machine: about 7 s for the "
-                "first crystal of a server process (SevenNet-0 loads once), then 1–2 s for 2–6 atoms (≤ 6N force "
-                "evaluations); a crystal computed once is shown again at once (cached).",
+                "Not computed for this crystal yet. Cost, measured on a busy 2-core machine with the shipped "
+                "Born-charge ensemble and SevenNet-0: about 8 s for the first crystal of a server process (both "
+                "models load once), then 1–2 s for 2–6 atoms (≤ 6N force evaluations); a crystal computed once is "
+                "shown again at once (cached).",
                 css_classes=["goectp-physics-idle"],
             )
         fc = self.result.force_constants

@@ -269,3 +269,23 @@ def test_the_explorer_has_the_physics_tab_wired_to_the_loader(computed, born, fc
     loader.set_structure(Structure(Lattice.cubic(4.2), ["Mg", "O"], [[0, 0, 0], [0.5, 0.5, 0.5]]), "MgO", "python")
     assert app.physics.structure is loader.structure and app.physics.result is None
     assert PHYSICS_CACHE.get(app.physics._key(rutile())) is not None
+
+
+@pytest.mark.slow
+def test_the_shipped_born_model_and_sevennet_on_rocksalt_mgo(tmp_path):
+    """The real path: the shipped Born-charge ensemble (its member spread in the table) and SevenNet-0 forces."""
+    pytest.importorskip("sevenn")
+    from explorer.physics_view import shipped_born_path
+
+    if not shipped_born_path().exists():
+        pytest.skip("no Born-charge model shipped")
+    mgo = Structure.from_spacegroup("Fm-3m", Lattice.cubic(4.21), ["Mg", "O"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    view = PhysicsView(structure=mgo, cache_dir=tmp_path)
+    assert not view.model_missing and not view._button.disabled
+    view.param.trigger("compute")
+    assert view.error == "" and len(view.result.cell) == 2  # the primitive cell of the conventional one
+    rows = born_rows(view.result)
+    assert [r["species"] for r in rows] == ["Mg", "O"] and 1.5 < rows[0]["mean"] < 2.5  # DFT: Z*(Mg) ≈ 1.96
+    assert all(r["spread"] is not None for r in rows)  # an ensemble: its members' spread
+    assert view.result.modes.num_unstable == 0 and 3 < view.result.eps_mean < 20  # DFT ε̄_ion of MgO: about 6.5
+    assert "SevenNet-0" in view._status().object and "shipped Born-charge ensemble" in view._status().object
