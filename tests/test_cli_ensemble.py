@@ -90,9 +90,14 @@ def test_combine_refuses_a_name_that_is_a_path_with_a_one_line_error(tmp_path, c
     assert "give a new folder name (no path)" in capsys.readouterr().err
 
 
-def test_the_old_scripts_forward_to_the_cli():
-    for script, action in (("export_ensemble", "export"), ("calibrate_ensemble", "calibrate")):
-        res = subprocess.run(
-            [sys.executable, str(ROOT / "scripts" / f"{script}.py"), "--help"], capture_output=True, text=True
-        )
-        assert res.returncode == 0 and res.stdout.startswith(f"usage: goectp ensemble {action}"), res.stderr
+@pytest.mark.parametrize(
+    ("argv", "usage"),
+    [
+        ([str(ROOT / "scripts" / "export_ensemble.py"), "--help"], "usage: goectp ensemble export"),
+        ([str(ROOT / "scripts" / "combine_ensembles.py"), "--help"], "usage: goectp ensemble combine"),
+        (["-m", "goectp.cli", "ensemble", "calibrate", "--help"], "usage: goectp ensemble calibrate"),
+    ],
+)
+def test_the_old_scripts_and_python_m_goectp_cli_reach_the_same_commands(argv, usage):
+    res = subprocess.run([sys.executable, *argv], capture_output=True, text=True, cwd=ROOT)
+    assert res.returncode == 0 and res.stdout.startswith(usage), res.stderr
