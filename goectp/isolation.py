@@ -69,6 +69,10 @@ def _serve(conn: Any, memory_mb: int) -> None:
             request = conn.recv()
         except (EOFError, OSError):
             return
+        except MemoryError:  # the request itself is past the limit (unpickling it allocates)
+            with contextlib.suppress(Exception):
+                conn.send(("memory", None))
+            return
         if request is None:
             return
         fn, args, kwargs, cwd = request

@@ -6,7 +6,8 @@ bad structure: each candidate becomes one row with ``status`` ``scored``, ``reje
 
 Reason codes: those of :data:`goectp.structures.REASON_CODES` (``unparseable``, ``unknown_element``, ``too_large``,
 ``disordered``, ``overlapping_atoms``, ``absurd_lattice``, ``too_few_neighbors``, …, ``invalid_structure``), and
-``duplicate_id``, ``graph_error``, ``features_error``, ``model_error``, ``in_training``.
+``duplicate_id``, ``graph_error``, ``features_error``, ``model_error``, ``in_training``, and from the bounded
+parse/check (:func:`_parse_and_check_bounded`) ``out_of_memory``, ``timeout``, ``worker_died``.
 """
 
 from __future__ import annotations
@@ -75,12 +76,16 @@ class ScoringContext:
     batch_size: int = 64
     torch_threads: int | None = 1
     symprec: float | None = 0.1  # for the crystal system column; None skips it (half the CPU time of a chunk)
+    isolate: bool = True  # parse and check each candidate in goectp.isolation's bounded worker
 
 
 class Rejected(Exception):  # noqa: N818 - a control-flow signal, not an error of the program
     def __init__(self, code: str, reason: str) -> None:
         super().__init__(reason)
         self.code, self.reason = code, reason
+
+    def __reduce__(self):  # pickled whole: it comes back from the isolated worker
+        return (Rejected, (self.code, self.reason))
 
 
 def parse_candidate(rec: dict, max_sites: int | None = None):
@@ -116,6 +121,41 @@ def check_structure(structure, max_sites: int) -> None:
         validate_structure(structure, max_sites=max_sites)
     except StructureError as exc:
         raise Rejected(exc.code, str(exc)) from exc
+
+
+def parse_and_check(rec: dict, max_sites: int):
+    """(Structure, None), or (Structure, :class:`Rejected`) when the checks refuse it; :class:`Rejected` when it
+    does not parse. Top-level: :func:`_parse_and_check_bounded` runs it in an isolated worker."""
+    structure = parse_candidate(rec, max_sites)
+    try:
+        check_structure(structure, max_sites)
+    except Rejected as rej:
+        return structure, rej
+    return structure, None
+
+
+def _isolation_possible() -> bool:
+    """Worker processes can be started here (not inside a daemonic process, e.g. a Dask worker's default)."""
+    import multiprocessing
+
+    return not multiprocessing.current_process().daemon
+
+
+def _parse_and_check_bounded(rec: dict, context: ScoringContext):
+    """:func:`parse_and_check` in :mod:`goectp.isolation`'s worker (memory and time limits): a structure that
+    slips past the pre-checks and blows up is rejected alone (``out_of_memory``, ``timeout``, ``worker_died``)
+    and the screen goes on. In-process where isolation is off or impossible (daemonic Dask workers)."""
+    if not context.isolate or not _isolation_possible():
+        return parse_and_check(rec, context.max_sites)
+    from goectp.isolation import run_isolated
+
+    name = f"candidate {str(rec.get('id'))[:80]!r}"
+    try:
+        return run_isolated(parse_and_check, rec, context.max_sites, name=name)
+    except StructureError as exc:
+        if exc.code in ("out_of_memory", "timeout", "worker_died"):
+            raise Rejected(exc.code, str(exc)) from exc
+        raise
 
 
 def _crystal_system(structure, symprec: float | None) -> tuple[str | None, int | None]:
@@ -179,10 +219,11 @@ def score_chunk(candidates: list[dict], context: ScoringContext) -> pd.DataFrame
         try:
             if rec.get("reject_code"):
                 raise Rejected(rec["reject_code"], rec.get("reject_reason") or rec["reject_code"])
-            structure = parse_candidate(rec, context.max_sites)
+            structure, refused = _parse_and_check_bounded(rec, context)
             row["n_sites"], row["volume"] = len(structure), float(structure.volume)
             row["formula"] = row["formula"] or structure.composition.reduced_formula
-            check_structure(structure, context.max_sites)
+            if refused is not None:
+                raise refused
             if context.training is not None:
                 why = context.training.match(
                     row["id"],
