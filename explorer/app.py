@@ -272,8 +272,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    from explorer.hosts import AllowedHosts
+    from explorer.hosts import AllowedHosts, install_safe_autoload
 
+    install_safe_autoload()  # /app/autoload.js: no uncaught exception, no wildcard CORS
     origins = args.allow_websocket_origin or [f"localhost:{args.port}", f"127.0.0.1:{args.port}"]
     pn.serve(
         {"app": build_app},

@@ -91,3 +91,56 @@ class AllowedHosts(AuthProvider):
     @property
     def login_handler(self) -> type[RequestHandler]:
         return HostNotAllowed
+
+
+def origin_allowed(origin: str | None, hosts: Iterable[str]) -> bool:
+    """True when a request's ``Origin`` header (``scheme://host[:port]``) names one of ``hosts``."""
+    if not origin or "://" not in origin:
+        return False
+    return host_allowed(origin.split("://", 1)[1].split("/", 1)[0], hosts)
+
+
+def safe_autoload_handler() -> type[RequestHandler]:
+    """Panel's ``/app/autoload.js`` handler without its two faults: an ``OPTIONS`` request without an ``Origin``
+    header ended in an uncaught exception (a 500 and a traceback in the log), and every answer allowed any web site
+    (``Access-Control-Allow-Origin: *``, or the caller's own ``Origin`` when it sent cookies). Here a preflight
+    gets a 204, and only an origin the server accepts websockets from (``--allow-websocket-origin``) is allowed."""
+    from panel.io.server import AutoloadJsHandler
+
+    class SafeAutoloadJsHandler(AutoloadJsHandler):
+        def _allowed_origin(self) -> str | None:
+            origin = self.request.headers.get("Origin")
+            return origin if origin_allowed(origin, self.application.websocket_origins) else None
+
+        def set_default_headers(self) -> None:  # no wildcard
+            pass
+
+        def _cors(self) -> None:
+            self.clear_header("Access-Control-Allow-Origin")
+            origin = self._allowed_origin()
+            if origin:
+                self.set_header("Access-Control-Allow-Origin", origin)
+                self.set_header("Access-Control-Allow-Credentials", "true")
+                self.set_header("Vary", "Origin")
+
+        async def get(self, *args, **kwargs) -> None:
+            await super().get(*args, **kwargs)
+            self._cors()
+
+        async def options(self, *args, **kwargs) -> None:
+            self.set_status(204)
+            self._cors()
+            self.set_header("Access-Control-Allow-Methods", "GET, OPTIONS")
+
+    return SafeAutoloadJsHandler
+
+
+def install_safe_autoload() -> None:
+    """Serve ``/autoload.js`` with :func:`safe_autoload_handler` in the servers this process starts afterwards
+    (``pn.serve``: ``python explorer/app.py``; Panel's routes are a module-level list it copies at start)."""
+    from panel.io import server
+
+    handler = safe_autoload_handler()
+    server.per_app_patterns[:] = [
+        (route, handler) if route == "/autoload.js" else (route, *rest) for route, *rest in server.per_app_patterns
+    ]

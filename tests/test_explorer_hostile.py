@@ -331,14 +331,15 @@ def _get(port: int, path: str, host: str) -> tuple[int, str, bytes]:
 
 
 @pytest.mark.timeout(240)
-def test_python_app_listens_on_loopback_only():
+def test_python_app_listens_on_loopback_only(tmp_path):
     psutil = pytest.importorskip("psutil")
     port = _free_port()
+    log = tmp_path / "server.log"
     proc = subprocess.Popen(
         [sys.executable, "explorer/app.py", "--port", str(port)],
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
-        stdout=subprocess.DEVNULL,
+        stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
     )
     try:
@@ -362,6 +363,7 @@ def test_python_app_listens_on_loopback_only():
         assert status == 403 and b"does not answer to that host name" in body
         status, _, body = _get(port, "/app", f"127.0.0.1:{port}")
         assert status == 200 and b"GoeCTP Explorer" in body
+        _check_autoload(port)
     finally:
         proc.terminate()
         try:
@@ -369,6 +371,39 @@ def test_python_app_listens_on_loopback_only():
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+    assert b"Uncaught exception" not in log.read_bytes(), log.read_text()[-2000:]
+
+
+def _request(port: int, method: str, path: str, headers: dict) -> tuple[int, dict]:
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        conn.request(method, path, headers=headers)
+        resp = conn.getresponse()
+        resp.read()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}
+    finally:
+        conn.close()
+
+
+def _check_autoload(port: int) -> None:
+    """/app/autoload.js: a preflight without Origin is a 204 (Bokeh's handler raised, a 500 and a traceback), and
+    no other web site is allowed to read it (Bokeh answered * or echoed any Origin that came with cookies)."""
+    host = {"Host": f"127.0.0.1:{port}"}
+    status, headers = _request(port, "OPTIONS", "/app/autoload.js", host)
+    assert status == 204 and "access-control-allow-origin" not in headers
+    evil = {**host, "Origin": "http://attacker.example", "Cookie": "a=b"}
+    status, headers = _request(port, "OPTIONS", "/app/autoload.js", evil)
+    assert status == 204 and "access-control-allow-origin" not in headers
+    query = "/app/autoload.js?bokeh-autoload-element=x&bokeh-app-path=/app"
+    status, headers = _request(port, "GET", query, evil)
+    assert status == 200 and "access-control-allow-origin" not in headers
+    own = {**host, "Origin": f"http://127.0.0.1:{port}"}
+    status, headers = _request(port, "GET", query, own)
+    assert status == 200 and headers.get("access-control-allow-origin") == f"http://127.0.0.1:{port}"
+    status, _ = _request(port, "GET", "/app/autoload.js", host)  # no element: Bokeh's 400, not an exception
+    assert status == 400
 
 
 def test_error_texts_in_the_equivariance_card_and_screening_tab_are_shown_as_text(tmp_path):
