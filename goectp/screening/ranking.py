@@ -23,9 +23,17 @@ class Rankings:
 
 
 def rank_candidates(
-    table: pd.DataFrame, kappa: float, top: int, min_gap: float, aniso_min_gap: float | None
+    table: pd.DataFrame,
+    kappa: float,
+    top: int,
+    min_gap: float,
+    aniso_min_gap: float | None,
+    list_from: str | None = None,
 ) -> Rankings:
-    """Add ``score``/``score_aniso`` (mean + κ·std) and the ranks, and select the top lists (see filters)."""
+    """Add ``score``/``score_aniso`` (mean + κ·std) and the ranks, and select the top lists (see filters).
+
+    ``list_from``: only rows whose ``scored_by`` is this model enter the top lists (a funnel's second stage, so
+    the lists never mix the two models' scores)."""
     scored = table[table["status"] == "scored"].copy()
     rejects = table.loc[table["status"] != "scored", REJECT_COLUMNS].reset_index(drop=True)
     scored["score"] = acquisition_score(
@@ -36,6 +44,9 @@ def rank_candidates(
     )
     hk = high_k_mask(scored, min_gap)
     an = anisotropy_mask(scored, aniso_min_gap)
+    if list_from is not None:
+        second = (scored["scored_by"] == list_from).to_numpy(bool)
+        hk, an = hk & second, an & second
     top_hk = top_n(scored, hk, "score", top)
     top_an = top_n(scored, an, "score_aniso", top)
     scored["rank_high_k"] = pd.Series(pd.NA, index=scored.index, dtype="Int64")

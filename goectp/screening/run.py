@@ -86,7 +86,8 @@ def run_screening(opts: ScreeningOptions) -> ScreeningRun:
     table, n_dupes = merge_parts(work, report.expected_ids)
     if opts.rescore_model is not None and opts.rescore_top > 0:
         table, run.rescore = rescore_top(table, opts, pool, training)
-    run.rankings = rank_candidates(table, opts.kappa, opts.top, opts.min_gap, opts.aniso_min_gap)
+    second = str(opts.rescore_model) if run.rescore is not None else None
+    run.rankings = rank_candidates(table, opts.kappa, opts.top, opts.min_gap, opts.aniso_min_gap, list_from=second)
     if opts.reference_dir is not None and Path(opts.reference_dir).exists():
         run.comparison = compare_with_reference(
             run.rankings.results, run.rankings.rejects, load_reference_hits(opts.reference_dir)
