@@ -439,3 +439,12 @@ def test_goectp_predict_prints_born_charges_and_modes(capsys, tmp_path, monkeypa
     charges = np.array(row["physics"]["born_charges"])
     assert row["physics"]["species"] == ["Mg", "O"] and abs(charges.sum(axis=0)).max() < 1e-9
     assert 1.5 < charges[0, 0, 0] < 2.5 and row["physics"]["unstable_modes"] == 0  # DFT: Z*(Mg) = 1.96
+
+
+def test_the_shipped_physics_description_loads():
+    from goectp.physics.model import PHYSICS_FILE, PhysicsConfig
+    from goectp.registry import assets_dir
+
+    config = PhysicsConfig.load(assets_dir() / PHYSICS_FILE)
+    assert config.rule == "blend" and 0 < config.weight <= 1 and 0.5 < config.scale < 1.5 and config.max_sites == 10
+    assert (assets_dir() / config.born_model / "MODEL_CARD.md").is_file()
