@@ -130,15 +130,10 @@ def ionic_modes(
     )
 
 
-def ionic_dielectric(
-    born: np.ndarray,
-    force_constants: np.ndarray,
-    volume: float,
-    masses: np.ndarray | None = None,
-    min_frequency_thz: float = 0.3,
-) -> np.ndarray:
-    """ε_ion ``[3, 3]`` from Born charges ``[N, 3, 3]`` (e), force constants (eV/Å²) and the volume (Å³)."""
-    return ionic_modes(born, force_constants, volume, masses, min_frequency_thz).tensor
+def ionic_dielectric(born: np.ndarray, force_constants: np.ndarray, volume: float, **options) -> np.ndarray:
+    """ε_ion ``[3, 3]`` from Born charges ``[N, 3, 3]`` (e), force constants (eV/Å²) and the volume (Å³);
+    ``options`` (``masses``, ``min_frequency_thz``) as for :func:`ionic_modes`, whose ``.tensor`` this is."""
+    return ionic_modes(born, force_constants, volume, **options).tensor
 
 
 def _born(born: np.ndarray) -> np.ndarray:
