@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import panel as pn
 import param
+from pymatgen.core import Structure
 
 from explorer.paths import DATASET_FILE, data_dir, examples_dir
 from explorer.safe import escape_text
@@ -196,7 +197,7 @@ class StructureLoader(pn.viewable.Viewer):
     worked), ``message`` (what happened last).
     """
 
-    structure = param.Parameter(default=None, doc="The current pymatgen Structure")
+    structure = param.ClassSelector(class_=Structure, default=None, allow_None=True, doc="The current crystal")
     label = param.String(default="")
     source = param.Selector(default="example", objects=["example", "upload", "dataset", "screening", "python"])
     reference = param.Dict(default=None, allow_None=True, doc="DFT tensors of a dataset structure")
