@@ -239,7 +239,10 @@ def shared_screening_data() -> ScreeningData:
 
 def build_app(**kwargs: Any) -> pn.template.FastListTemplate:
     """A fresh app (one per browser session)."""
+    from explorer.memory import release_after_close
+
     pn.extension("tabulator", notifications=False)
+    release_after_close()  # a closed session's memory goes back to the system, not only to the allocator
     return Explorer(**kwargs).template()
 
 
