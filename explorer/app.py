@@ -67,16 +67,17 @@ class Explorer(param.Parameterized):
         self.loader = loader or StructureLoader()
         if self.loader.precompute is None:  # an upload's predictions run in the loader's worker thread
             self.loader.precompute = self._precompute
+        # the cards follow the loader and the check's rotation through references (allow_refs), not watchers
         self.tensor = TensorEllipsoid(
             models=self.models,
-            structure=self.loader.structure,
-            reference=self.loader.reference,
-            label=self.loader.label,
+            structure=self.loader.param.structure,
+            reference=self.loader.param.reference,
+            label=self.loader.param.label,
         )
-        self.equivariance = EquivarianceCheck(models=self.models, structure=self.loader.structure)
-        self.cell_choice = CellChoiceCheck(models=self.models, structure=self.loader.structure)
+        self.equivariance = EquivarianceCheck(models=self.models, structure=self.loader.param.structure)
+        self.cell_choice = CellChoiceCheck(models=self.models, structure=self.loader.param.structure)
         self.viewer = StructureViewer(
-            models=self.models, structure=self.loader.structure, rotation=self.equivariance.rotation
+            models=self.models, structure=self.loader.param.structure, rotation=self.equivariance.param.rotation
         )
         self.physics = PhysicsView(
             models=self.models,
@@ -87,8 +88,6 @@ class Explorer(param.Parameterized):
         self._screening = screening  # else built on first use (its tab): most visitors never open the map
         if screening is not None:
             screening.loader = self.loader
-        self.loader.param.watch(self._on_structure, ["structure", "reference", "label"])
-        self.equivariance.param.watch(self._on_rotation, ["rotation"])
         self._tabs: pn.Tabs | None = None
         self._teach: tuple[EquivarianceCheck, CellChoiceCheck] | None = None  # the Teach tab's checks, on first use
         self._teach_layout: pn.Column | None = None
@@ -102,16 +101,6 @@ class Explorer(param.Parameterized):
         both = [structure, rotate_structure(structure, self.equivariance.rotation)]
         self.models.predict(both)
         self.models.predict(both, use_frame=False)
-
-    def _on_structure(self, *_events: param.parameterized.Event) -> None:
-        s, ref = self.loader.structure, self.loader.reference
-        self.tensor.param.update(structure=s, reference=ref, label=self.loader.label)
-        self.equivariance.structure = s
-        self.cell_choice.structure = s
-        self.viewer.structure = s
-
-    def _on_rotation(self, event: param.parameterized.Event) -> None:
-        self.viewer.rotation = event.new
 
     @property
     def screening(self) -> ScreeningMap:
