@@ -49,3 +49,18 @@ def test_rescore_top_must_cover_the_lists(tmp_path, models):
     cheap, good = models
     with pytest.raises(ValueError, match="rescore_top must be at least the list size"):
         run_opts(tmp_path / "pool.json.gz", cheap, tmp_path / "x", top=10, rescore_model=good, rescore_top=5)
+
+
+def test_goectp_screen_runs_the_funnel_from_the_command_line(tmp_path, models, capsys):
+    from goectp.cli import main
+
+    cheap, good = models
+    pool = write_json_gz(tmp_path / "pool.json.gz", pool_records(12))
+    args = ["screen", "--pool", str(pool), "--model", str(cheap), "--rescore-model", str(good), "--rescore-top", "4"]
+    args += ["--top", "2", "--no-dask", "--out", str(tmp_path / "out"), "--exclude-training", "none"]
+    args += ["--reference", "none", "--no-progress", "--symprec", "0"]
+    assert main(args) == 0
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["rescore"]["model"] == str(good) and 4 <= summary["rescore"]["n_rescored"] <= 8
+    with pytest.raises(SystemExit):
+        main([*args[:6], "--rescore-top", "1", *args[8:]])  # fewer than --top: refused

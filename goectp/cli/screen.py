@@ -85,6 +85,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "unknown gaps are left out; negative disables (default: %(default)s)",
     )
     s.add_argument("--top", type=int, default=60, help="length of the top lists (default: %(default)s)")
+    s.add_argument(
+        "--rescore-model",
+        default=None,
+        help="a funnel: --model ranks the whole pool, then this model re-scores the --rescore-top best candidates of"
+        " each list and the lists are drawn from its scores (e.g. --model fast --rescore-model default)",
+    )
+    s.add_argument(
+        "--rescore-top", type=int, default=0, help="candidates of each list the --rescore-model re-scores (>= --top)"
+    )
     e = p.add_argument_group("execution")
     e.add_argument(
         "--out",
@@ -172,6 +181,8 @@ def options_from_args(args: argparse.Namespace):
         progress=not args.no_progress,
         fresh=args.fresh,
         stop_after_chunks=args.stop_after_chunks,
+        rescore_model=args.rescore_model,
+        rescore_top=args.rescore_top if args.rescore_model else 0,
     )
 
 
