@@ -32,6 +32,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from explorer.room import stop_server  # the one server stopper (forked --num-procs workers too)
+
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path(os.environ.get("GOECTP_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -75,26 +77,6 @@ def start_server(port: int, num_procs: int, log: Path) -> subprocess.Popen:
             time.sleep(0.5)
     proc.terminate()
     raise RuntimeError("panel serve not ready after 300 s")
-
-
-def stop_server(proc: subprocess.Popen) -> None:
-    """Stop the server and the worker processes ``--num-procs`` forked (they outlive a killed parent)."""
-    import psutil
-
-    try:
-        children = psutil.Process(proc.pid).children(recursive=True)
-    except psutil.NoSuchProcess:
-        children = []
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-    for child in children:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            child.kill()
-    psutil.wait_procs(children, timeout=10)
 
 
 def cpu_seconds(procs) -> float:
