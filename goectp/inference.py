@@ -19,7 +19,8 @@ from torch_geometric.data import Batch
 
 from goectp.device import default_device
 from goectp.elements import element_symbols
-from goectp.models import Ensemble
+from goectp.models import Ensemble, EnsembleOutput
+from goectp.models.ensemble import has_parts
 from goectp.tensor_stats import ensemble_statistics, summary_records
 
 
@@ -92,16 +93,13 @@ def run_model(
         return MemberPredictions(np.zeros((len(members), *shape)), np.zeros((len(members), 0, 0)), {}, calibration)
     preds, embeds, parts = [], [], []
     for batch in batches(graphs, batch_size, dev):
-        if isinstance(model, Ensemble):
-            out = model.outputs(batch, use_frame)
-            preds.append(out.predictions)
-            embeds.append(out.embeddings)
-            parts.append(out.parts)
-        else:
-            out = model.outputs(batch, use_frame)
-            preds.append(out.prediction[None])
-            embeds.append(out.embedding[None])
-            parts.append({k: v[None] for k, v in out.parts.items()} if _two_parts(out.parts) else {})
+        out = model.outputs(batch, use_frame)
+        if not isinstance(model, Ensemble):  # one network or sum member: an ensemble of one
+            split = {k: v[None] for k, v in out.parts.items()} if has_parts(out) else {}
+            out = EnsembleOutput(out.prediction[None], out.embedding[None], split)
+        preds.append(out.predictions)
+        embeds.append(out.embeddings)
+        parts.append(out.parts)
     predictions = torch.cat(preds, dim=1).double().cpu().numpy()
     if not np.all(np.isfinite(predictions)):
         raise FloatingPointError("the model produced NaN or infinite values for at least one structure")
@@ -113,7 +111,3 @@ def run_model(
         calibration=calibration,
         elements=elements,
     )
-
-
-def _two_parts(parts: dict) -> bool:
-    return sorted(parts) == ["electronic", "ionic"]

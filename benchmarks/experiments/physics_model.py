@@ -42,13 +42,15 @@ def _born_model(seed: int):
 def physics_tensors(records, sets: dict[str, np.ndarray], cache: Path, seeds) -> dict:
     """``{"eps": [S, N, 3, 3] (NaN where missing), "unstable": [S, N], "have": [S, N] bool}`` for the val and test
     records of each split."""
+    import sevenn
+
     from goectp.canonical import canonical_cell
     from goectp.physics.ionic import ionic_modes
-    from goectp.physics.phonons import ForceConstants, structure_key
+    from goectp.physics.phonons import ForceConstants, force_constant_key
     from goectp.physics.predict import predict_born_charges
 
-    class Key:  # what structure_key reads of a force field
-        version = "sevenn-0.13.0-7net-0"
+    class Key:  # what force_constant_key reads of a force field: SevenNetForceField's version, without loading it
+        version = f"sevenn-{sevenn.__version__}-7net-0"
 
     n = len(records)
     eps = np.full((len(seeds), n, 3, 3), np.nan)
@@ -58,7 +60,7 @@ def physics_tensors(records, sets: dict[str, np.ndarray], cache: Path, seeds) ->
         if not (sets["val"][:, i].any() or sets["test"][:, i].any()):
             continue
         cell = canonical_cell(rec.structure)
-        path = cache / f"{structure_key(cell, Key)}.npz"
+        path = cache / f"{force_constant_key(cell, Key)}.npz"
         if path.is_file():
             cells[i] = (cell, ForceConstants.from_npz(path))
     print(f"force constants found for {len(cells)} of {n} records", flush=True)

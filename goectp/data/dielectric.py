@@ -37,7 +37,8 @@ class DielectricRecord:
         return self.tensors[name]
 
 
-def _open(path: Path):
+def open_text(path: Path):
+    """A text file, gzipped or plain (by its magic bytes), opened as UTF-8."""
     with open(path, "rb") as f:
         magic = f.read(2)
     return gzip.open(path, "rt", encoding="utf-8") if magic == b"\x1f\x8b" else open(path, encoding="utf-8")
@@ -115,7 +116,7 @@ def read_dielectric_json(path: str | os.PathLike) -> list[DielectricRecord]:
         raise FileNotFoundError(f"{path}: no such file")
     if not path.is_file():  # a folder, a device such as /dev/zero, a pipe
         raise ValueError(f"{path}: not a regular file")
-    with _open(path) as f:
+    with open_text(path) as f:
         try:
             data = json.load(f)
         except json.JSONDecodeError as exc:

@@ -55,6 +55,17 @@ def packaged_checkpoint(model_name: str) -> str:
     return str(path)
 
 
+def load_sevennet(model_name: str = "7net-0", device: str = "cpu") -> tuple[Any, dict]:
+    """``(model, config)`` of a SevenNet checkpoint inside the ``sevenn`` wheel (:func:`packaged_checkpoint`), in
+    eval mode on ``device``; sevenn's own prints and warnings silenced."""
+    import sevenn.util
+
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        checkpoint = sevenn.util.load_checkpoint(packaged_checkpoint(model_name))
+        return checkpoint.build_model().to(device).eval(), checkpoint.config
+
+
 class SevennetFeatures:
     """Callable: ``structures`` → list of ``[N_i, 128]`` float32 arrays (site order of each structure).
 
@@ -77,14 +88,11 @@ class SevennetFeatures:
         self.model_name = model_name
         #: goes into cache keys: a different SevenNet release or checkpoint gives different features
         self.version = f"sevenn-{sevenn.__version__}-{model_name}-inversion-mean"
-        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            checkpoint = sevenn.util.load_checkpoint(packaged_checkpoint(model_name))
-            self.model = checkpoint.build_model().to(device).eval()
+        self.model, config = load_sevennet(model_name, device)
         self.model.set_is_batch_data(False)
         if READOUT not in self.model._modules:
             raise ValueError(f"SevenNet model {model_name!r} has no {READOUT!r} module; cannot take its features")
-        self.cutoff = float(checkpoint.config["cutoff"])
+        self.cutoff = float(config["cutoff"])
         self.type_map = dict(self.model.type_map)
         self.device = device
 

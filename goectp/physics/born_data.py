@@ -9,7 +9,6 @@ and a damaged one raises a ``ValueError`` naming the file and the record.
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from goectp.data.dielectric import open_text
 from goectp.physics.ionic import acoustic_sum_rule_error
 
 #: records whose |Σ_i Z*_i| exceeds this (e) are damaged in the source (14 of 2,125 above 1, 105 above 0.1)
@@ -83,9 +83,7 @@ def read_born_charges(path: str | os.PathLike) -> dict[str, BornRecord]:
     """All records of a Born-charge file (gzipped or plain JSON), validated, keyed by id."""
     path = Path(path)
     try:
-        with open(path, "rb") as f:
-            gz = f.read(2) == b"\x1f\x8b"
-        with gzip.open(path, "rt", encoding="utf-8") if gz else open(path, encoding="utf-8") as f:
+        with open_text(path) as f:
             data = json.load(f)
     except (OSError, EOFError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"{path}: not a readable Born-charge JSON file ({exc})"[:400]) from exc

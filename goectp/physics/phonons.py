@@ -134,7 +134,7 @@ def gamma_force_constants(
     )
 
 
-def structure_key(structure: Any, force_field: ForceField, displacement: float = 0.01) -> str:
+def force_constant_key(structure: Any, force_field: ForceField, displacement: float = 0.01) -> str:
     """sha256 (24 hex) of the cell, species, positions (to 1e-8), the force field, displacement and recipe."""
     payload = {
         "lattice": np.round(structure.lattice.matrix, 8).tolist(),
@@ -153,7 +153,7 @@ def cached_force_constants(
     """:func:`gamma_force_constants`, read from / written to ``cache_dir/<key>.npz`` when ``cache_dir`` is set."""
     if cache_dir is None:
         return gamma_force_constants(structure, force_field, displacement)
-    path = Path(cache_dir) / f"{structure_key(structure, force_field, displacement)}.npz"
+    path = Path(cache_dir) / f"{force_constant_key(structure, force_field, displacement)}.npz"
     if path.is_file():
         with contextlib.suppress(OSError, ValueError, KeyError):
             return ForceConstants.from_npz(path)
@@ -178,15 +178,12 @@ class SevennetForceField:
             raise ImportError(INSTALL_HINT) from exc
         import torch
 
-        from goectp.features.sevennet import packaged_checkpoint
+        from goectp.features.sevennet import load_sevennet
 
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            checkpoint = sevenn.util.load_checkpoint(packaged_checkpoint(model_name))
-            self.model = checkpoint.build_model().to(self.device).eval()
+        self.model, config = load_sevennet(model_name, self.device)
         self.model.set_is_batch_data(True)
-        self.cutoff = float(checkpoint.config["cutoff"])
+        self.cutoff = float(config["cutoff"])
         self.type_map = dict(self.model.type_map)
         self.version = f"sevenn-{sevenn.__version__}-{model_name}"
         self.batch_atoms = batch_atoms
