@@ -126,11 +126,13 @@ def train(
     resume: bool = False,
     meta: dict | None = None,
     stop_after: int | None = None,
+    fit_stats: bool = True,
 ) -> dict:
     """Train ``model`` on graphs whose ``y`` is the target tensor; returns the history and best validation MAE.
 
     ``resume`` continues from ``out_dir/last.pt``; ``stop_after`` ends this call after that many epochs in total
     (a time-boxed job; the schedule still follows ``cfg.epochs``, and a later ``resume`` continues it).
+    ``fit_stats=False`` keeps the head's target scale and mean (fine-tuning a tensor model that already has them).
     """
     if cfg.relative_mean_weight and (model.config.decompose or model.config.log_head):  # before any folder is made
         raise ValueError("relative_mean_weight needs the plain tensor head (not --decompose or --log-head)")
@@ -143,7 +145,8 @@ def train(
     val_loader = DataLoader(val_graphs, batch_size=cfg.batch_size)
     if model.config.decompose and cfg.target != "total":
         raise ValueError(f"decompose learns the total tensor from its two parts, not the {cfg.target!r} one")
-    fit_target_stats(model, train_graphs)
+    if fit_stats:
+        fit_target_stats(model, train_graphs)
     model.to(device)
 
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
