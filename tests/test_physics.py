@@ -441,6 +441,33 @@ def test_goectp_predict_prints_born_charges_and_modes(capsys, tmp_path, monkeypa
     assert 1.5 < charges[0, 0, 0] < 2.5 and row["physics"]["unstable_modes"] == 0  # DFT: Z*(Mg) = 1.96
 
 
+@pytest.mark.slow
+def test_goectp_predict_model_physics_blends_the_physics_term(capsys, tmp_path, monkeypatch):
+    """`goectp predict --model physics` on MgO: the default's tensor moved by the shipped rule toward ε∞ + s ε_phys,
+    the default's σ kept, and the physics term reported; `--no-frame` is refused with it."""
+    pytest.importorskip("sevenn")
+    from pathlib import Path
+
+    from goectp.cli import main
+    from goectp.physics.model import PHYSICS_FILE, PhysicsConfig
+    from goectp.registry import assets_dir
+
+    monkeypatch.setenv("GOECTP_CACHE", str(tmp_path))
+    cif = str(Path(__file__).resolve().parents[1] / "assets" / "examples" / "MgO_rocksalt.cif")
+    assert main(["predict", cif, "--model", "physics", "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)[0]
+    config = PhysicsConfig.load(assets_dir() / PHYSICS_FILE)
+    assert row["model"] == "physics" and row["physics_used"] and row["physics_skipped"] is None
+    target = np.array(row["eps_electronic"]) + config.scale * np.array(row["physics"]["eps_ion"])
+    expected = np.array(row["eps_default"]) + config.weight * (target - np.array(row["eps_default"]))
+    np.testing.assert_allclose(row["tensor"], expected, atol=1e-9)
+    assert row["eps_mean_std"] > 0 and row["calibrated"]
+    assert main(["predict", cif, "--model", "physics"]) == 0
+    assert "physics term used: ε̄" in capsys.readouterr().out
+    assert main(["predict", cif, "--model", "physics", "--no-frame"]) == 2  # a usage error
+    assert "--no-frame" in capsys.readouterr().err
+
+
 def test_the_shipped_physics_description_loads():
     from goectp.physics.model import PHYSICS_FILE, PhysicsConfig
     from goectp.registry import assets_dir
@@ -448,3 +475,41 @@ def test_the_shipped_physics_description_loads():
     config = PhysicsConfig.load(assets_dir() / PHYSICS_FILE)
     assert config.rule == "blend" and 0 < config.weight <= 1 and 0.5 < config.scale < 1.5 and config.max_sites == 10
     assert (assets_dir() / config.born_model / "MODEL_CARD.md").is_file()
+
+
+def test_screen_physics_stage_reranks_the_top_of_the_high_k_list(tmp_path, monkeypatch):
+    """The physics stage: the first n rows of the high-κ list re-ordered by ε̄_phys + κσ, the rest kept below; a cell
+    over the model's limit and an unparseable candidate keep their learned ε̄ and say why."""
+    import pandas as pd
+
+    from goectp.api import build_model
+    from goectp.models import Ensemble
+    from goectp.physics.model import PhysicsConfig, PhysicsModel
+    from goectp.screening.physics_stage import PHYSICS_COLUMNS, physics_rerank
+
+    monkeypatch.setenv("GOECTP_CACHE", str(tmp_path))
+    torch.manual_seed(1)
+    total = Ensemble([build_model(hidden=16, num_rbf=8).double() for _ in range(2)])
+    electronic = Ensemble([build_model(hidden=16, num_rbf=8).double() for _ in range(2)])
+    model = PhysicsModel(
+        PhysicsConfig(rule="replace", scale=0.5, weight=1.0, max_sites=4), total, electronic, _born_model(5)
+    )
+    pool = [
+        {"id": "big", "structure": rutile().as_dict()},  # 6 atoms > max_sites 4: skipped
+        {"id": "nacl", "structure": primitive_rocksalt().as_dict()},
+        {"id": "broken", "structure": {"sites": "not a list"}},
+        {"id": "tail", "structure": primitive_rocksalt(5.0).as_dict()},  # below n: untouched
+    ]
+    top = pd.DataFrame(
+        {"id": ["big", "nacl", "broken", "tail"], "eps_mean": [1e3, 900.0, 800.0, 700.0], "eps_mean_std": [1.0] * 4}
+    )
+    out, info = physics_rerank(top, pool, 3, kappa=1.0, model=model, forces=PairSprings())
+    assert set(PHYSICS_COLUMNS) <= set(out.columns) and list(out["rank_physics"]) == [1, 2, 3, 4]
+    row = out.set_index("id")
+    expected = model.predict_summary([primitive_rocksalt()], forces=PairSprings())[0]["eps_physics_mean"]
+    assert row.loc["nacl", "physics_used"] and row.loc["nacl", "eps_mean_physics"] == pytest.approx(expected)
+    assert not row.loc["big", "physics_used"] and "6 atoms" in row.loc["big", "physics_note"]
+    assert row.loc["big", "eps_mean_physics"] == 1e3 and "failed" in row.loc["broken", "physics_note"]
+    assert list(out["id"][:3]) == list(out["id"][:3][np.argsort(-out["score_physics"][:3].to_numpy(), kind="stable")])
+    assert out["id"].iloc[-1] == "tail" and np.isnan(row.loc["tail", "score_physics"])
+    assert info["top"] == 3 and info["n_used"] == 1 and info["seconds_per_candidate"] >= 0

@@ -64,3 +64,36 @@ def test_goectp_screen_runs_the_funnel_from_the_command_line(tmp_path, models, c
     assert summary["rescore"]["model"] == str(good) and 4 <= summary["rescore"]["n_rescored"] <= 8
     with pytest.raises(SystemExit):
         main([*args[:6], "--rescore-top", "1", *args[8:]])  # fewer than --top: refused
+
+
+def test_goectp_screen_physics_top_reranks_the_high_k_list(tmp_path, models, monkeypatch, capsys):
+    """`--physics-top N` wiring: the shipped physics model is asked for the N best of the high-κ list (a stand-in
+    here that reverses their order), the list is written re-ranked with its columns, the summary says the cost."""
+    from types import SimpleNamespace
+
+    from goectp.cli import main
+    from goectp.physics import model as physics_model
+
+    asked = []
+
+    class Reverse:
+        config = SimpleNamespace(rule="stand-in")
+
+        def predict_summary(self, structures, forces=None):
+            asked.append(len(structures[0]))
+            return [{"physics_used": True, "physics_skipped": None, "eps_physics_mean": 1e4 * len(asked)}]
+
+    monkeypatch.setattr(physics_model.PhysicsModel, "load", classmethod(lambda cls, path=None: Reverse()))
+    cheap, _ = models
+    pool = write_json_gz(tmp_path / "pool.json.gz", pool_records(12))
+    args = ["screen", "--pool", str(pool), "--model", str(cheap), "--physics-top", "3", "--top", "5", "--no-dask"]
+    args += ["--out", str(tmp_path / "out"), "--exclude-training", "none", "--reference", "none", "--no-progress"]
+    args += ["--symprec", "0", "--min-gap", "-1"]
+    assert main(args) == 0
+    assert "physics stage: the top 3 of the high-k list" in capsys.readouterr().out
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["physics"]["top"] == 3 and summary["physics"]["n_used"] == 3 and len(asked) == 3
+    top = pd.read_csv(tmp_path / "out" / "top_high_k.csv")
+    assert list(top["rank_physics"]) == [1, 2, 3, 4, 5]
+    assert list(top["rank"][:3]) == [3, 2, 1]  # the last asked gets the largest corrected ε̄: the order reversed
+    assert list(top["eps_mean_physics"][:3]) == [3e4, 2e4, 1e4] and top["eps_mean_physics"][3:].isna().all()

@@ -94,6 +94,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     s.add_argument(
         "--rescore-top", type=int, default=0, help="candidates of each list the --rescore-model re-scores (>= --top)"
     )
+    s.add_argument(
+        "--physics-top",
+        type=int,
+        default=0,
+        metavar="N",
+        help="re-rank the N best of the high-k list with the physics term (the shipped 'physics' model: Born charges"
+        " and SevenNet-0 force constants, seconds per candidate, cached) (default: off)",
+    )
     e = p.add_argument_group("execution")
     e.add_argument(
         "--out",
@@ -183,6 +191,7 @@ def options_from_args(args: argparse.Namespace):
         stop_after_chunks=args.stop_after_chunks,
         rescore_model=args.rescore_model,
         rescore_top=args.rescore_top if args.rescore_model else 0,
+        physics_top=args.physics_top,
     )
 
 
@@ -251,9 +260,16 @@ def format_report(run, n_show: int = 10) -> str:
             else f"σ: the raw member spread for {int((~calibrated).sum())} candidates (no calibration.json matched)"
         )
     cols = ["rank", "id", "formula", "band_gap", "eps_mean", "eps_mean_std", "anisotropy", "anisotropy_std"]
+    if run.physics is not None:
+        p = run.physics
+        lines.append(
+            f"physics stage: the top {p['top']} of the high-k list re-ranked with the physics term ({p['n_used']} used;"
+            f" {p['seconds_per_candidate']} s per candidate)"
+        )
     for title, frame in (("top high-k", rk.top_high_k), ("top anisotropy", rk.top_anisotropy)):
         if len(frame):
-            shown = cols + [c for c in ("ood_flag",) if c in frame.columns]  # σ: calibrated when the model ships one
+            extra = ("ood_flag", "eps_mean_physics", "rank_physics") if title == "top high-k" else ("ood_flag",)
+            shown = cols + [c for c in extra if c in frame.columns]  # σ: calibrated when the model ships one
             lines += [f"{title}:", frame[shown].head(n_show).to_string(index=False, float_format="%.3g")]
     if run.comparison is not None:
         lines.append(run.comparison.summary())

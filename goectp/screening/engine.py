@@ -60,6 +60,8 @@ class ScreeningOptions:
     #: candidates of each top list (high-κ and anisotropy) and the lists are ranked again (None/0: one stage)
     rescore_model: str | Path | None = None
     rescore_top: int = 0
+    #: the physics stage: the ``physics_top`` best of the high-κ list re-ranked with the physics term
+    physics_top: int = 0
     stage: str = "screening"  # the progress bar's label
 
     def __post_init__(self) -> None:
@@ -76,6 +78,8 @@ class ScreeningOptions:
                 f"rescore_top must be at least the list size top={self.top} when a rescore model is given,"
                 f" got {self.rescore_top}"
             )
+        if self.physics_top < 0:
+            raise ValueError(f"physics_top must be >= 0, got {self.physics_top}")
 
     @property
     def work_dir(self) -> Path:

@@ -4,7 +4,8 @@ Outputs in ``out_dir``:
 
 - ``screening.parquet`` / ``.csv``: every scored candidate (ε̄, α, eigenvalues, mean and std tensors, scores,
   ranks, crystal system) with provenance columns (model names and sha256s, pool sha256, date, version, κ);
-- ``top_high_k.*``, ``top_anisotropy.*``: the two top lists; ``rejects.csv``: id, status, reason of every
+- ``top_high_k.*``, ``top_anisotropy.*``: the two top lists (with ``physics_top``, the high-κ list carries the
+  physics stage's columns and ``rank_physics``); ``rejects.csv``: id, status, reason of every
   candidate not scored; ``reference_comparison.csv``; ``summary.json``; ``work/`` (resumable part files).
 """
 
@@ -39,6 +40,7 @@ class ScreeningRun:
     rankings: Rankings | None = None  # None when the pass was interrupted
     comparison: ReferenceComparison | None = None
     rescore: dict | None = None  # the funnel's second stage (see :func:`rescore_top`)
+    physics: dict | None = None  # the physics stage (:mod:`goectp.screening.physics_stage`)
     summary: dict = field(default_factory=dict)
     paths: dict[str, Path] = field(default_factory=dict)
 
@@ -88,6 +90,11 @@ def run_screening(opts: ScreeningOptions) -> ScreeningRun:
         table, run.rescore = rescore_top(table, opts, pool, training)
     second = str(opts.rescore_model) if run.rescore is not None else None
     run.rankings = rank_candidates(table, opts.kappa, opts.top, opts.min_gap, opts.aniso_min_gap, list_from=second)
+    if opts.physics_top > 0 and len(run.rankings.top_high_k):
+        from goectp.screening.physics_stage import physics_rerank
+
+        reranked, run.physics = physics_rerank(run.rankings.top_high_k, pool, opts.physics_top, opts.kappa)
+        run.rankings = replace(run.rankings, top_high_k=reranked)
     if opts.reference_dir is not None and Path(opts.reference_dir).exists():
         run.comparison = compare_with_reference(
             run.rankings.results, run.rankings.rejects, load_reference_hits(opts.reference_dir)
@@ -177,6 +184,8 @@ def build_summary(run: ScreeningRun, n_duplicate_rows: int, training) -> dict:
     }
     if run.rescore is not None:
         summary["rescore"] = run.rescore
+    if run.physics is not None:
+        summary["physics"] = run.physics
     if run.comparison is not None:
         c = run.comparison
         summary["reference"] = {"n_reference": c.n_reference, "n_in_pool": c.n_in_pool, "n_scored": c.n_scored}

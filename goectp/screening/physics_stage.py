@@ -1,0 +1,74 @@
+"""The physics stage of a screen: the top of the high-κ list re-ranked with the physics term.
+
+The first stage (or the funnel) ranks the pool by the learned model's ε̄. Large ε comes from soft polar modes, which
+the network under-predicts (docs/physics.md), so the ``physics_top`` best candidates of the high-κ list get the
+shipped ``physics`` model (:class:`goectp.physics.model.PhysicsModel`: predicted Born charges, SevenNet-0 force
+constants, the rule chosen on validation) and the list is re-ranked by the corrected score
+``ε̄_phys + κ·σ`` (σ stays the default's). Candidates beyond ``physics_top`` keep their order below.
+
+Cost: seconds per candidate (force constants, cached per structure), stated in the summary; a candidate whose
+physics term is not usable (cell too large, unstable modes, an error) keeps its learned ε̄ and says why.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from goectp.screening.worker import Rejected, parse_candidate
+
+log = logging.getLogger(__name__)
+
+#: columns the stage adds to the high-κ list
+PHYSICS_COLUMNS = ["eps_mean_physics", "physics_used", "physics_note", "score_physics", "rank_physics"]
+
+
+def physics_rerank(
+    top_high_k: pd.DataFrame, pool, n: int, kappa: float, model: Any = None, forces: Any = None
+) -> tuple[pd.DataFrame, dict]:
+    """``top_high_k`` with :data:`PHYSICS_COLUMNS`, its first ``n`` rows re-ordered by ``score_physics``; and a
+    summary (``top``, ``n_used``, ``seconds``, ``seconds_per_candidate``). ``model`` (default: the shipped
+    ``physics``) and ``forces`` (default: its force field) are for tests and other physics models."""
+    from goectp.physics.model import PhysicsModel
+
+    start = time.perf_counter()
+    model = model if model is not None else PhysicsModel.load()
+    head = top_high_k.head(n).copy()
+    wanted = set(head["id"])
+    records = {rec["id"]: rec for rec in pool if rec.get("id") in wanted}
+    values, used, notes = [], [], []
+    for cid, eps_mean in zip(head["id"], head["eps_mean"]):
+        value, ok, note = float(eps_mean), False, None
+        try:
+            structure = parse_candidate(records[cid])
+            rec = model.predict_summary([structure], forces=forces)[0]
+            ok, note = rec["physics_used"], rec["physics_skipped"]
+            value = rec["eps_physics_mean"] if ok else value
+        except (KeyError, Rejected, ValueError, ArithmeticError, RuntimeError) as exc:  # one candidate, not the list
+            note = f"physics term failed: {str(exc)[:200]}"
+        values.append(value)
+        used.append(bool(ok))
+        notes.append(note)
+    head["eps_mean_physics"] = values
+    head["physics_used"] = used
+    head["physics_note"] = notes
+    head["score_physics"] = np.asarray(values) + kappa * head["eps_mean_std"].to_numpy(float)
+    head = head.sort_values("score_physics", ascending=False, kind="stable")
+    head["rank_physics"] = np.arange(1, len(head) + 1)
+    rest = top_high_k.iloc[len(head) :].copy()
+    rest["rank_physics"] = np.arange(len(head) + 1, len(head) + 1 + len(rest))
+    out = pd.concat([head, rest], ignore_index=True)
+    seconds = time.perf_counter() - start
+    info = {
+        "top": int(len(head)),
+        "n_used": int(sum(used)),
+        "seconds": round(seconds, 3),
+        "seconds_per_candidate": round(seconds / max(len(head), 1), 3),
+        "rule": model.config.rule,
+    }
+    log.info("physics stage: %d of the top %d re-ranked with the physics term in %.0f s", sum(used), len(head), seconds)
+    return out, info
