@@ -25,6 +25,7 @@ from pymatgen.core import Structure
 from explorer.models import ENSEMBLE_MEAN, ModelSelector, SharedPredictions, structure_key
 from explorer.physics_scene import AMPLITUDE, N_FRAMES, born_document, mode_displacements, mode_document
 from explorer.physics_tables import born_table_html, mode_rows, mode_table_html, table_css
+from explorer.physics_total import corrected_total
 from explorer.safe import escape_html, escape_text
 from explorer.scene import iframe, threedmol_available
 from explorer.tensor_view import matrix_html
@@ -249,6 +250,10 @@ class PhysicsView(pn.viewable.Viewer):
             return parts["ionic"][:, 0].mean(axis=0), f"the ionic part of {count} of the {total} members"
         return None, f"the model {self.models.model_name} predicts ε {target} with no ionic part apart"
 
+    def corrected_total(self) -> tuple[np.ndarray | None, np.ndarray | None, str]:
+        """:func:`explorer.physics_total.corrected_total` of the computed structure with the selected model."""
+        return corrected_total(self.result, self.structure, self.models)
+
     # ------------------------------------------------------------------------------------------------ views
     def forces_label(self) -> str:
         name = self._forces_name()
@@ -320,6 +325,16 @@ class PhysicsView(pn.viewable.Viewer):
             )
         else:
             lines.append(f"<span id='model-eps-mean'>model: {escape_html(what)}</span>")
+        corrected, learned, how = self.corrected_total()
+        if corrected is not None:
+            blocks.append(matrix_html(corrected, "ε, physics model", "physics-model-eps", digits=2))
+            lines.append(
+                f"<span id='physics-model-eps-mean' data-value='{np.trace(corrected) / 3:.6f}'>ε̄ physics model = "
+                f"<b>{np.trace(corrected) / 3:.2f}</b> (learned: {np.trace(learned) / 3:.2f}; "
+                f"{escape_html(how)})</span>"
+            )
+        else:
+            lines.append(f"<span id='physics-model-eps-mean'>physics model: {escape_html(how)}</span>")
         ref = self.reference or {}
         if "ionic" in ref:
             dft = np.asarray(ref["ionic"], float)

@@ -1,0 +1,81 @@
+"""The physics model's ε for the crystal on screen: the shipped rule (``assets/physics/physics.json``, chosen on the
+validation splits) applied to the selected ensemble's mean, the ``electronic`` model's ε∞ and the physics ε_ion that
+the *Why high-κ?* tab computed (:mod:`goectp.physics.model` does the same for ``goectp predict --model physics``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import panel as pn
+from pymatgen.core import Structure
+
+from explorer.models import ENSEMBLE_MEAN
+
+
+def shipped_physics_config() -> Any:
+    """``assets/physics/physics.json`` read once per server process (``None`` when it is not shipped)."""
+    from goectp.physics.model import PHYSICS_FILE, PhysicsConfig
+    from goectp.registry import assets_dir
+
+    path = assets_dir() / PHYSICS_FILE
+    if not path.is_file():
+        return None
+    return pn.state.as_cached(f"goectp-physics-config-{path}-{path.stat().st_mtime_ns}", PhysicsConfig.load, path=path)
+
+
+def resolve_name(name: str | None) -> str | None:
+    """A shipped model's folder name (an alias such as ``default`` resolved)."""
+    from goectp.registry import model_aliases
+
+    return model_aliases().get(name, name) if name else name
+
+
+def shared_electronic_prediction(structure: Structure, name: str) -> np.ndarray:
+    """``[3, 3]`` ε∞ of ``structure`` by the shipped model ``name`` (loaded once per server process)."""
+    from goectp.api import predict
+    from goectp.registry import load_model
+
+    model = pn.state.as_cached(f"goectp-model-{name}-physics", load_model, path_or_name=name)
+    return predict(structure, model)[0]
+
+
+def corrected_total(
+    result: Any, structure: Structure | None, models: Any
+) -> tuple[np.ndarray | None, np.ndarray | None, str]:
+    """``(ε of the shipped physics model, the learned ε it corrects, what)`` for ``structure`` (``result``: its
+    :class:`~goectp.physics.predict.IonicPhysics`; ``models``: the session's model selector), or
+    ``(None, None, why not)``: the rule of ``assets/physics/physics.json`` applied to the selected model's
+    mean, the ``electronic`` model's ε∞ and this view's ε_ion (:mod:`goectp.physics.model`)."""
+    from goectp.physics.combine import combine_physics
+
+    config = shipped_physics_config()
+    if config is None or result is None or models is None or structure is None:
+        return None, None, "no physics model description (assets/physics/physics.json)"
+    if resolve_name(models.model_name) != resolve_name(config.total_model) or models.mode != ENSEMBLE_MEAN:
+        return None, None, f"the physics model corrects the {config.total_model!r} ensemble mean: select it above"
+    try:
+        total, _ = models.predict([structure])
+        electronic = shared_electronic_prediction(structure, config.electronic_model)
+    except Exception as exc:
+        return None, None, f"the learned part failed: {type(exc).__name__}: {exc}"
+    n_cell, unstable = len(result.cell), result.modes.num_unstable
+    usable = n_cell <= config.max_sites and unstable == 0
+    eps = combine_physics(
+        config.rule,
+        total,
+        electronic[None],
+        result.tensor[None],
+        np.array([usable]),
+        config.scale,
+        config.weight,
+    )[0]
+    if not usable:
+        why = f"{n_cell} atoms > {config.max_sites}" if n_cell > config.max_sites else f"{unstable} unstable mode(s)"
+        return eps, total[0], f"physics term not used ({why}): the {config.total_model!r} prediction"
+    return (
+        eps,
+        total[0],
+        f"rule {config.rule!r} (w = {config.weight:g}, s = {config.scale:.3g}), chosen on validation",
+    )
