@@ -153,10 +153,7 @@ def test_explorer_selector_predicts_with_a_feature_model():
 @pytest.mark.parametrize(
     "name",
     [
-        "chgnet",
-        "pretrained-bulk-modulus",
         "pretrained-bulk-modulus-chgnet",
-        "chgnet-layers2",
         "pretrained-bulk-modulus-layers2",
         "pretrained-bulk-modulus-chgnet-layers2",
         "decomposed-bulk-modulus-chgnet-layers2",
