@@ -12,6 +12,9 @@ from goectp.canonical import uses_canonical_cell
 from goectp.cli.common import named, one_line, reason_code, shipped
 from goectp.structure_checks import MAX_SITES
 
+#: ``--model physics``: the default's prediction corrected by the physics term (:mod:`goectp.physics.model`).
+PHYSICS_MODEL = "physics"
+
 #: How ``goectp predict`` names the tensor a model predicts.
 TARGET_LABELS = {
     "total": "static ε (electronic + ionic)",
@@ -25,7 +28,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="predict the dielectric tensor of CIF/POSCAR/extxyz files")
     p.add_argument("structures", nargs="+", help="structure files")
     p.add_argument(
-        "--model", default="default", help=f"shipped model ({shipped()}) or checkpoint path (default: default)"
+        "--model",
+        default="default",
+        help=f"shipped model ({shipped()}), 'physics' (the default corrected by the physics term: seconds per"
+        " structure) or a checkpoint path (default: default)",
     )
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
@@ -53,7 +59,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
     device = default_device(args.device)  # a clear error for --device cuda without CUDA, before any work
     pool = shared_pool()
     pool.warm()  # the file worker starts while the model loads
-    model = load_model(args.model)
+    physics_model = None
+    if args.model == PHYSICS_MODEL:  # the default corrected by the physics term (assets/physics/physics.json)
+        from goectp.physics.model import PhysicsModel
+
+        physics_model = PhysicsModel.load()
+        if args.no_frame:
+            raise ValueError("--no-frame runs one network's backbone: not with --model physics")
+    model = physics_model.total if physics_model is not None else load_model(args.model)
     target = prediction_target(model)  # total, or electronic (ε∞: its eigenvalues give the refractive indices)
     canonical = uses_canonical_cell(model.config)
     rows = []
@@ -62,7 +75,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
             struct = pool.run(load_checked, str(path), args.max_sites, canonical, name=path)
             struct = load_structures(struct, max_sites=args.max_sites)[0]
             summary = None
-            if args.no_frame:
+            if physics_model is not None:
+                summary = physics_model.predict_summary([struct])[0]
+                mean, std = np.array([summary["eps_physics"]]), np.array([summary["tensor_std"]])
+            elif args.no_frame:
                 mean, std = predict(
                     struct, model, device=device, return_std=True, max_sites=args.max_sites, use_frame=False
                 )
@@ -95,7 +111,17 @@ def cmd_predict(args: argparse.Namespace) -> int:
             )
             if "parts" in summary:
                 rows[-1]["parts"] = summary["parts"]
-        if args.born_charges or args.modes:
+            if physics_model is not None:
+                rows[-1].update(
+                    model="physics",
+                    eps_default=summary["tensor"],
+                    eps_electronic=summary["eps_electronic"],
+                    physics_used=summary["physics_used"],
+                    physics_skipped=summary["physics_skipped"],
+                )
+                if summary["physics"] is not None:
+                    rows[-1]["physics"] = summary["physics"]
+        if (args.born_charges or args.modes) and "physics" not in rows[-1]:
             try:
                 from goectp.physics.predict import ionic_physics
 
@@ -117,7 +143,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def print_row(r: dict) -> None:
     """One prediction as text: the tensor (± σ), eigenvalues, refractive indices, ε̄, anisotropy and OOD flags."""
-    print(f"{r['file']}  ({r['formula']})  {TARGET_LABELS[r['target']]}")
+    label = TARGET_LABELS[r["target"]] + (", default + physics term" if r.get("model") == "physics" else "")
+    print(f"{r['file']}  ({r['formula']})  {label}")
     for i, line in enumerate(r["tensor"]):
         sd = "  ± " + " ".join(f"{v:6.3f}" for v in r["std"][i]) if np.any(r["std"]) else ""
         print("  [" + " ".join(f"{v:9.3f}" for v in line) + " ]" + sd)
@@ -136,6 +163,12 @@ def print_row(r: dict) -> None:
             print("  in distribution (no OOD flag)")
     else:
         print(f"  mean eigenvalue ε̄ = {r['eps_mean']:.3f}   anisotropy λmax/λmin = {r['anisotropy']:.3f}")
+    if r.get("model") == "physics":
+        default_mean = float(np.trace(r["eps_default"]) / 3)
+        if r["physics_used"]:
+            print(f"  physics term used: ε̄ {default_mean:.3f} (default) → {r['eps_mean']:.3f} (σ is the default's)")
+        else:
+            print(f"  physics term not used ({r['physics_skipped']}): the default's prediction")
 
 
 def print_physics(p: dict, born: bool, modes: int) -> None:
