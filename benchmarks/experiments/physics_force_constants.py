@@ -57,7 +57,10 @@ def run(args: argparse.Namespace) -> None:
     rows = _records(Path(args.data_dir), args.all)
     cells = {r[0]: _canonical(r) for r in rows}
     rows = [r for r in rows if len(cells[r[0]]) <= args.max_sites]
-    rows.sort(key=lambda r: (r[2] is None, len(cells[r[0]]), r[0]))
+    if args.order == "size":  # every record by cell size: what the physics model (all records) needs first
+        rows.sort(key=lambda r: (len(cells[r[0]]), r[2] is None, r[0]))
+    else:  # the records with DFT Born charges first: what the ε_ion comparison needs first
+        rows.sort(key=lambda r: (r[2] is None, len(cells[r[0]]), r[0]))
     index, count = (int(x) for x in args.shard.split("/"))
     rows = rows[index::count]
     log = Path(args.log or OUT / f"{ff.name}-canonical-{index}of{count}.jsonl")
@@ -140,6 +143,7 @@ def main() -> None:
     p.add_argument("--shard", default="0/1")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--all", action="store_true", help="also the dielectric records without DFT Born charges")
+    p.add_argument("--order", default="born-first", choices=["born-first", "size"])
     p.add_argument("--log")
     p.add_argument("--cache")
     p.add_argument("--report", action="store_true")
