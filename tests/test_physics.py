@@ -513,3 +513,19 @@ def test_screen_physics_stage_reranks_the_top_of_the_high_k_list(tmp_path, monke
     assert list(out["id"][:3]) == list(out["id"][:3][np.argsort(-out["score_physics"][:3].to_numpy(), kind="stable")])
     assert out["id"].iloc[-1] == "tail" and np.isnan(row.loc["tail", "score_physics"])
     assert info["top"] == 3 and info["n_used"] == 1 and info["seconds_per_candidate"] >= 0
+
+
+def test_point_group_average_removes_what_the_symmetry_forbids():
+    """The physics tensor is averaged over the crystal's point group: a cubic crystal's becomes (tr/3)·I, a
+    tetragonal one keeps ε_xx = ε_yy ≠ ε_zz and loses its off-diagonal noise; the trace never changes."""
+    from goectp.physics.predict import point_group_average, point_group_of
+
+    rng = np.random.default_rng(0)
+    noisy = rng.normal(size=(3, 3)) + 10 * np.eye(3)
+    cubic = point_group_average(noisy, point_group_of(primitive_rocksalt()))
+    np.testing.assert_allclose(cubic, np.trace(noisy) / 3 * np.eye(3), atol=1e-12)
+    tetragonal = point_group_average(noisy, point_group_of(rutile()))
+    assert tetragonal[0, 0] == pytest.approx(tetragonal[1, 1]) and tetragonal[0, 0] != pytest.approx(tetragonal[2, 2])
+    np.testing.assert_allclose(tetragonal - np.diag(np.diag(tetragonal)), 0, atol=1e-12)
+    assert np.trace(tetragonal) == pytest.approx(np.trace(noisy))
+    np.testing.assert_array_equal(point_group_average(noisy, None), noisy)

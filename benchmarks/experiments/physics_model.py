@@ -47,7 +47,7 @@ def physics_tensors(records, sets: dict[str, np.ndarray], cache: Path, seeds) ->
     from goectp.canonical import canonical_cell
     from goectp.physics.ionic import ionic_modes
     from goectp.physics.phonons import ForceConstants, force_constant_key
-    from goectp.physics.predict import predict_born_charges
+    from goectp.physics.predict import point_group_average, point_group_of, predict_born_charges
 
     class Key:  # what force_constant_key reads of a force field: SevenNetForceField's version, without loading it
         version = f"sevenn-{sevenn.__version__}-7net-0"
@@ -64,6 +64,7 @@ def physics_tensors(records, sets: dict[str, np.ndarray], cache: Path, seeds) ->
         if path.is_file():
             cells[i] = (cell, ForceConstants.from_npz(path))
     print(f"force constants found for {len(cells)} of {n} records", flush=True)
+    groups = {i: point_group_of(cell) for i, (cell, _) in cells.items()}  # as ionic_physics: the point-group average
     for k, seed in enumerate(seeds):
         model = _born_model(seed)
         for i, (cell, fc) in cells.items():
@@ -71,7 +72,7 @@ def physics_tensors(records, sets: dict[str, np.ndarray], cache: Path, seeds) ->
                 continue
             z, _ = predict_born_charges(cell, model)
             modes = ionic_modes(z, fc.force_constants, fc.volume, fc.masses)
-            eps[k, i], unstable[k, i] = modes.tensor, modes.num_unstable
+            eps[k, i], unstable[k, i] = point_group_average(modes.tensor, groups[i]), modes.num_unstable
     return {"eps": eps, "unstable": unstable, "have": np.isfinite(eps).all(axis=(2, 3))}
 
 
