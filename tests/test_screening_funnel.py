@@ -97,3 +97,22 @@ def test_goectp_screen_physics_top_reranks_the_high_k_list(tmp_path, models, mon
     assert list(top["rank_physics"]) == [1, 2, 3, 4, 5]
     assert list(top["rank"][:3]) == [3, 2, 1]  # the last asked gets the largest corrected ε̄: the order reversed
     assert list(top["eps_mean_physics"][:3]) == [3e4, 2e4, 1e4] and top["eps_mean_physics"][3:].isna().all()
+
+
+def test_goectp_screen_without_model_is_the_funnel(tmp_path):
+    """No --model: fast ranks the pool and default re-scores the 200 best of each list (at least --top); a --model
+    given scores every candidate with it, unless a --rescore-model is asked for too."""
+    import argparse
+
+    from goectp.cli.screen import FUNNEL, add_arguments, options_from_args
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    base = ["--pool", str(tmp_path / "pool.json.gz")]
+    opts = options_from_args(parser.parse_args(base))
+    assert (opts.model, opts.rescore_model, opts.rescore_top) == FUNNEL == ("fast", "default", 200)
+    assert options_from_args(parser.parse_args([*base, "--top", "300"])).rescore_top == 300
+    single = options_from_args(parser.parse_args([*base, "--model", "default"]))
+    assert (single.model, single.rescore_model, single.rescore_top) == ("default", None, 0)
+    mine = options_from_args(parser.parse_args([*base, "--model", "x", "--rescore-model", "y", "--rescore-top", "70"]))
+    assert (mine.model, mine.rescore_model, mine.rescore_top) == ("x", "y", 70)

@@ -16,11 +16,17 @@ from pathlib import Path
 from goectp.data.paths import data_dir
 
 EXIT_OK, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 130
+#: ``goectp screen`` without ``--model``: (first-stage model, re-scoring model, candidates re-scored per list)
+FUNNEL = ("fast", "default", 200)
 DESCRIPTION = """\
 Screen a pool of crystal structures with the trained ensemble: mean and std of the predicted dielectric tensor,
 eps_mean, anisotropy = lambda_max/lambda_min, acquisition scores mean + kappa*std, and the top lists for high k
 (band gap > --min-gap) and anisotropy, excluding the training data. Runs on Dask (local cluster by default) and
 resumes after an interruption when the same command is run again.
+
+Without --model, the screen is a funnel: `fast` ranks the whole pool and `default` re-scores the 200 best
+candidates of each list (on the shared pool this recovers all of the full default screen's top-60 lists at 0.7x
+fast's cost; BENCHMARKS.md). Give --model default for the full single-stage screen.
 
 examples:
   goectp screen --export-assets    # shared pool -> runs/screening, explorer files -> assets/screening
@@ -45,8 +51,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--model",
-        default="default",
-        help="shipped model name, checkpoint file, or folder of member checkpoints (default: %(default)s)",
+        default=None,
+        help="shipped model name, checkpoint file, or folder of member checkpoints (default: the funnel "
+        f"{FUNNEL[0]} -> {FUNNEL[1]} on the top {FUNNEL[2]}; a --model given scores every candidate with it)",
     )
     g.add_argument(
         "--exclude-training",
@@ -92,7 +99,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         " each list and the lists are drawn from its scores (e.g. --model fast --rescore-model default)",
     )
     s.add_argument(
-        "--rescore-top", type=int, default=0, help="candidates of each list the --rescore-model re-scores (>= --top)"
+        "--rescore-top",
+        type=int,
+        default=None,
+        help=f"candidates of each list the --rescore-model re-scores (>= --top; default {FUNNEL[2]})",
     )
     s.add_argument(
         "--physics-top",
@@ -165,9 +175,10 @@ def add_parser(subparsers) -> None:
 def options_from_args(args: argparse.Namespace):
     from goectp.screening.engine import ScreeningOptions
 
+    rescore_model = args.rescore_model or (FUNNEL[1] if args.model is None else None)
     return ScreeningOptions(
         pool=args.pool,
-        model=args.model,
+        model=args.model or FUNNEL[0],
         out_dir=args.out,
         kappa=args.kappa,
         max_sites=args.max_sites,
@@ -189,8 +200,10 @@ def options_from_args(args: argparse.Namespace):
         progress=not args.no_progress,
         fresh=args.fresh,
         stop_after_chunks=args.stop_after_chunks,
-        rescore_model=args.rescore_model,
-        rescore_top=args.rescore_top if args.rescore_model else 0,
+        rescore_model=rescore_model,
+        rescore_top=(max(FUNNEL[2], args.top) if args.rescore_top is None else args.rescore_top)
+        if rescore_model
+        else 0,
         physics_top=args.physics_top,
     )
 
