@@ -25,8 +25,8 @@ eps_mean, anisotropy = lambda_max/lambda_min, acquisition scores mean + kappa*st
 resumes after an interruption when the same command is run again.
 
 Without --model, the screen is a funnel: `fast` ranks the whole pool and `default` re-scores the 200 best
-candidates of each list (on the shared pool this recovers all of the full default screen's top-60 lists at 0.7x
-fast's cost; BENCHMARKS.md). Give --model default for the full single-stage screen.
+candidates of each list (on the shared pool this recovered all of the full default screen's top-60 lists in 1.4x
+fast's time; BENCHMARKS.md). Give --model default for the full single-stage screen.
 
 examples:
   goectp screen --export-assets    # shared pool -> runs/screening, explorer files -> assets/screening
