@@ -402,6 +402,24 @@ class ModelSelector(pn.viewable.Viewer):
         kind = "warning" if self.is_demo else "info"
         return pn.pane.Alert(escape_text(self.description), alert_type=kind, css_classes=["goectp-model-status"])
 
+    @property
+    def menu_line(self) -> str:
+        """The selected model's line of the model menu (``assets/models/catalog.json``): what it is, its test MAE,
+        ε̄ Spearman, coverage and cost relative to ``fast``; ``""`` when the catalog has none."""
+        from goectp.catalog import model_info
+
+        try:
+            info = model_info(self.model_name) if self.model_name else None
+        except ValueError as exc:  # a damaged catalog is said, never fatal
+            return str(exc)
+        return info.line() if info is not None else ""
+
+    @param.depends("model_name")
+    def _menu_line(self) -> pn.viewable.Viewable:
+        return pn.pane.Markdown(
+            escape_text(self.menu_line), css_classes=["goectp-model-menu-line"], styles={"font-size": "0.85em"}
+        )
+
     @param.depends("version")
     def _member_widget(self) -> pn.viewable.Viewable:
         n = self.n_members
@@ -416,6 +434,7 @@ class ModelSelector(pn.viewable.Viewer):
         return pn.Column(
             pn.pane.Markdown("### Model"),
             pn.widgets.Select.from_param(self.param.model_name, name="Model"),
+            self._menu_line,
             pn.widgets.RadioButtonGroup.from_param(self.param.mode, color="light"),
             self._member_widget,
             pn.widgets.RadioButtonGroup.from_param(self.param.precision, color="light"),

@@ -45,6 +45,44 @@ CANDIDATES = {
 }
 
 
+#: the model menu's descriptions (``--write-catalog``), by shipped folder
+DESCRIPTIONS = {
+    "combined": "the default: 25 members of five families (CHGNet features, bulk-modulus pretraining, ε∞ + ionic "
+    "sums); the most accurate on validation, the slowest",
+    "combined-15": "the previous default: 15 members of three families (no ε∞ + ionic sums)",
+    "fast": "5 plain GoeCTP members (the paper's model, no CHGNet): the cheapest, for large pools and funnels",
+    "electronic": "ε∞ (high-frequency) and refractive indices n = √λ; 5 members (test MAE of ε∞ 0.437)",
+    "pretrained-bulk-modulus-chgnet": "family of the default: CHGNet features, bulk-modulus pretraining, 1 layer",
+    "pretrained-bulk-modulus-chgnet-layers2": "family of the default: CHGNet features, bulk-modulus pretraining, "
+    "2 layers",
+    "pretrained-bulk-modulus-layers2": "family of the default: bulk-modulus pretraining, 2 layers, no CHGNet",
+    "decomposed-bulk-modulus-chgnet-layers2": "family of the default: ε∞ model + an ionic-only network (CHGNet "
+    "features) per member",
+    "decomposed-bulk-modulus-layers2": "family of the default: ε∞ model + an ionic-only network (no CHGNet) per member",
+}
+
+
+def write_catalog(rows: list, names: dict[str, str], path: Path) -> None:
+    """``assets/models/catalog.json``: every shipped folder's description and this run's numbers."""
+    by_folder = {}
+    for label, _, acc, ms, cov in rows:
+        folder = SHIPPED_AS.get(label) or names.get(label)
+        if folder is None:
+            continue
+        fast_ms = next(r[3] for r in rows if r[0] == "fast")
+        by_folder[Path(folder).name] = {
+            "val_mae": round(float(acc["val"]), 4),
+            "test_mae": round(float(acc["test"]), 4),
+            "spearman": round(float(acc["rho"]), 4),
+            "coverage": None if cov is None else round(float(cov), 4),
+            "ms_per_structure": None if ms is None else round(ms, 1),
+            "cost_vs_fast": None if ms is None else round(ms / fast_ms, 2),
+        }
+    catalog = {name: {"description": text, **by_folder.get(name, {})} for name, text in DESCRIPTIONS.items()}
+    path.write_text(json.dumps(catalog, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(f"\nwrote {path}")
+
+
 def coverage(folder: Path) -> float | None:
     path = folder / "calibration.json"
     if not path.exists():
@@ -87,6 +125,7 @@ def main() -> None:
     p.add_argument("--structures", type=int, default=150, help="test-split-0 structures timed")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--no-cost", action="store_true")
+    p.add_argument("--write-catalog", action="store_true", help="write assets/models/catalog.json (the model menu)")
     args = p.parse_args()
 
     import torch
@@ -125,6 +164,11 @@ def main() -> None:
             f"| {label} | {n} | {acc['val']:.3f} | {acc['test']:.3f} ± {acc['test_std']:.3f} | {acc['rho']:.3f} | "
             f"{cov_col} | {cost_cols} |"
         )
+    if args.write_catalog:
+        from goectp.catalog import CATALOG_FILE
+        from goectp.registry import assets_dir
+
+        write_catalog(rows, names, assets_dir() / "models" / CATALOG_FILE)
 
 
 if __name__ == "__main__":

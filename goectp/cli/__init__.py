@@ -1,4 +1,4 @@
-"""Command line: ``goectp predict | train | sum | evaluate | data | screen | pretrain | ensemble``.
+"""Command line: ``goectp predict | models | train | sum | evaluate | data | screen | pretrain | ensemble``.
 
 One module per command (``goectp/cli/<command>.py``, each with ``add_parser`` and its ``cmd_*``), the shared
 helpers in :mod:`goectp.cli.common`, the options generated from the config dataclasses in :mod:`goectp.cli.config`.
@@ -19,7 +19,7 @@ __all__ = ["build_parser", "main", "reason_code"]
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``goectp`` parser with every command."""
-    from goectp.cli import data, ensemble, evaluate, predict, pretrain, screen, sum_parts, train
+    from goectp.cli import data, ensemble, evaluate, models, predict, pretrain, screen, sum_parts, train
 
     ap = argparse.ArgumentParser(prog="goectp", description="GoeCTP: equivariant dielectric tensor prediction")
     ap.add_argument(
@@ -28,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="on an error, show the full traceback instead of a one-line message (also accepted after the subcommand)",
     )
     sub = ap.add_subparsers(dest="command", required=True)
-    for command in (predict, train, sum_parts, evaluate, data, screen, pretrain, ensemble):
+    for command in (predict, models, train, sum_parts, evaluate, data, screen, pretrain, ensemble):
         command.add_parser(sub)
     return ap
 
