@@ -34,17 +34,16 @@ INIT_FAMILY = "pretrained-bulk-modulus-layers2"
 
 def pool_sample(data_dir: Path, size: int, seed: int, max_sites: int) -> tuple[list[str], list]:
     """``size`` pool structures (≤ ``max_sites`` sites, not a training record's material id), a seeded sample."""
-    from pymatgen.core import Structure
-
     from goectp.data.dielectric import read_dielectric_json
     from goectp.screening.pool import JsonPool
+    from goectp.structures import structure_from_dict
 
     known = {r.id for r in read_dielectric_json(data_dir / "mp_dielectric_open.json.gz")}
     ids, structures = [], []
     for cand in JsonPool(data_dir / "screening_candidates.json.gz"):
         if cand.get("reject") or cand.get("material_id") in known or cand["id"] in known:
             continue
-        s = Structure.from_dict(cand["structure"])
+        s = structure_from_dict(cand["structure"], cand["id"])
         if len(s) <= max_sites:
             ids.append(cand["id"])
             structures.append(s)
@@ -91,7 +90,6 @@ def teacher(args: argparse.Namespace) -> None:
 
 def train_students(args: argparse.Namespace) -> None:
     import torch
-    from pymatgen.core import Structure
 
     from goectp.canonical import uses_canonical_cell
     from goectp.checkpoint import load_checkpoint, read_checkpoint
@@ -106,10 +104,12 @@ def train_students(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     saved = np.load(OUT / "teacher.npz")
     want = {str(i): n for n, i in enumerate(saved["ids"])}
-    pool: dict[int, Structure] = {}
+    from goectp.structures import structure_from_dict
+
+    pool: dict[int, object] = {}
     for cand in JsonPool(Path(args.data_dir) / "screening_candidates.json.gz"):
         if cand["id"] in want and cand.get("structure"):
-            pool[want[cand["id"]]] = Structure.from_dict(cand["structure"])
+            pool[want[cand["id"]]] = structure_from_dict(cand["structure"], cand["id"])
     for k in args.splits:
         init = resolve_model_path(INIT_FAMILY) / f"split{k}.pt"
         model = load_checkpoint(init)

@@ -19,9 +19,9 @@ SUPERCELL = [[1, 1, 0], [0, 2, 0], [0, 1, 2]]
 
 def main() -> None:
     import torch
-    from pymatgen.core import Structure
 
     from goectp.physics.model import PhysicsModel
+    from goectp.structures import load_structures
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--examples", nargs="+", default=EXAMPLES)
@@ -32,7 +32,7 @@ def main() -> None:
     print("| crystal | atoms | default ε̄ | physics model ε̄ | term used | cell-choice drift (max \\|Δε\\|) |")
     print("|---|---|---|---|---|---|")
     for name in args.examples:
-        s = Structure.from_file(folder / f"{name}.cif")
+        s = load_structures(str(folder / f"{name}.cif"))[0]
         big = s.copy()
         big.make_supercell(SUPERCELL)
         a, b = model.predict_summary([s, big])
