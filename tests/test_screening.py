@@ -727,7 +727,8 @@ def test_cli_defaults_point_at_the_shared_data(monkeypatch, tmp_path):
     args = cli.build_parser().parse_args([])
     assert Path(args.pool) == tmp_path / "screening_candidates.json.gz"
     assert args.exclude_training == tmp_path / "mp_dielectric_open.json.gz"
-    assert (args.max_sites, args.min_gap, args.top, args.workers, args.model) == (20, 1.8, 60, 2, "default")
+    assert (args.max_sites, args.min_gap, args.top, args.workers) == (20, 1.8, 60, 2)
+    assert args.model is None and args.rescore_model is None  # no --model: the funnel fast -> default
 
 
 # ----------------------------------------------------------------------------------------- the real shared pool
