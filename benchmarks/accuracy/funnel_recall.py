@@ -45,6 +45,7 @@ def main() -> None:
         rescore_top=args.rescore_top,
         top=args.top,
         workers=args.workers,
+        progress=False,
     )
     run = run_screening(opts)
     first = deduplicate(WorkDir(Path(args.out) / "work").read_parts())[0]  # fast's scores, every candidate
