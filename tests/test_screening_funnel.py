@@ -116,3 +116,25 @@ def test_goectp_screen_without_model_is_the_funnel(tmp_path):
     assert (single.model, single.rescore_model, single.rescore_top) == ("default", None, 0)
     mine = options_from_args(parser.parse_args([*base, "--model", "x", "--rescore-model", "y", "--rescore-top", "70"]))
     assert (mine.model, mine.rescore_model, mine.rescore_top) == ("x", "y", 70)
+
+
+def test_physics_stage_without_its_model_keeps_the_lists(tmp_path, models, monkeypatch, capsys):
+    """A missing physics model (no assets/physics, or no sevenn) skips the stage with a one-line reason: the learned
+    stages' lists are still written, the summary says why."""
+    from goectp.cli import main
+    from goectp.physics import model as physics_model
+
+    def missing(cls, path=None):
+        raise FileNotFoundError("no physics model at /nowhere/physics.json")
+
+    monkeypatch.setattr(physics_model.PhysicsModel, "load", classmethod(missing))
+    cheap, _ = models
+    pool = write_json_gz(tmp_path / "pool.json.gz", pool_records(8))
+    args = ["screen", "--pool", str(pool), "--model", str(cheap), "--physics-top", "2", "--top", "3", "--no-dask"]
+    args += ["--out", str(tmp_path / "out"), "--exclude-training", "none", "--reference", "none", "--no-progress"]
+    args += ["--symprec", "0", "--min-gap", "-1"]
+    assert main(args) == 0
+    assert "physics stage skipped: no physics model at /nowhere/physics.json" in capsys.readouterr().out
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["physics"] == {"top": 2, "error": "no physics model at /nowhere/physics.json"}
+    assert len(pd.read_csv(tmp_path / "out" / "top_high_k.csv")) == 3

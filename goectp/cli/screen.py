@@ -273,7 +273,9 @@ def format_report(run, n_show: int = 10) -> str:
             else f"σ: the raw member spread for {int((~calibrated).sum())} candidates (no calibration.json matched)"
         )
     cols = ["rank", "id", "formula", "band_gap", "eps_mean", "eps_mean_std", "anisotropy", "anisotropy_std"]
-    if run.physics is not None:
+    if run.physics is not None and "error" in run.physics:
+        lines.append(f"physics stage skipped: {run.physics['error']}")
+    elif run.physics is not None:
         p = run.physics
         lines.append(
             f"physics stage: the top {p['top']} of the high-k list re-ranked with the physics term ({p['n_used']} used;"
