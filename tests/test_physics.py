@@ -379,6 +379,11 @@ def test_combination_rules_by_hand_and_equivariant():
     np.testing.assert_allclose(combine_physics("blend", d, e, p, usable, 0.5, 0.5), [np.eye(3) * 14.5, np.eye(3) * 25])
     # tail-blend raises the first (19 > 10) and keeps the second (10 < 40)
     np.testing.assert_allclose(combine_physics("tail-blend", d, e, p, usable, 0.5, 0.5), [np.eye(3) * 14.5, d[1]])
+    # log-blend: the learned tensor times (ε̄_p/ε̄_d)^w: 10·(19/10)^0.5, 40·(10/40)^0.5 = 20; ε̄ ≤ 0 keeps it
+    np.testing.assert_allclose(
+        combine_physics("log-blend", d, e, p, usable, 0.5, 0.5), [np.eye(3) * 10 * 1.9**0.5, np.eye(3) * 20]
+    )
+    np.testing.assert_allclose(combine_physics("log-blend", d, -10 * e, p, usable, 0.5, 0.5), d)
     # without a usable physics term the learned prediction stays, NaN or not
     nan = p.copy()
     nan[1] = np.nan
@@ -386,7 +391,7 @@ def test_combination_rules_by_hand_and_equivariant():
     np.testing.assert_allclose(out[1], d[1])
     r = Rotation.random(random_state=3).as_matrix() * -1
     turn = lambda x: r @ x @ r.T  # noqa: E731
-    for rule in ("replace", "blend", "tail-blend"):
+    for rule in ("replace", "blend", "tail-blend", "log-blend"):
         np.testing.assert_allclose(
             combine_physics(rule, turn(d), turn(e), turn(p), usable, 0.7, 0.3),
             turn(combine_physics(rule, d, e, p, usable, 0.7, 0.3)),

@@ -12,7 +12,8 @@ Candidates (``ε_phys`` = the physics ε_ion, ``ε∞`` = the electronic model, 
 - ``default``: ``ε_d``;
 - ``replace``: ``ε∞ + s ε_phys`` (the ionic part from physics, ``s`` a global scale fitted on validation);
 - ``blend``: ``ε_d + w (ε∞ + s ε_phys − ε_d)`` (``w`` chosen on validation);
-- ``tail-blend``: ``blend`` only where ``ε̄(ε∞ + s ε_phys) > ε̄_d`` (physics can only raise a prediction).
+- ``tail-blend``: ``blend`` only where ``ε̄(ε∞ + s ε_phys) > ε̄_d`` (physics can only raise a prediction);
+- ``log-blend``: ``ε_d · (ε̄(ε∞ + s ε_phys) / ε̄_d)^w`` (the learned shape, the size moved geometrically).
 
     python benchmarks/experiments/physics_model.py            # needs the held-out caches (runs/calibration)
 """
@@ -145,7 +146,7 @@ def main() -> None:
     ]
     s = float(np.median(np.concatenate(ratio)))
     results = {}
-    for name in ("default", "replace", "blend", "tail-blend"):
+    for name in ("default", "replace", "blend", "tail-blend", "log-blend"):
         best = None
         for w in [1.0] if name in ("default", "replace") else np.linspace(0.1, 1.0, 10):
             val = [
