@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,6 +26,8 @@ from goectp.physics import (
 from goectp.physics.born_data import SUM_RULE_TOLERANCE, cell_mapping, read_born_charges
 from goectp.physics.phonons import ForceConstants, cached_force_constants, gamma_force_constants
 from goectp.physics.site_symmetry import site_operations, symmetrize_site_tensors
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def rocksalt(a: float = 5.64) -> Structure:
@@ -324,6 +327,49 @@ class PairSprings:
         return out
 
 
+class BitSensitiveSprings(PairSprings):
+    """:class:`PairSprings` plus noise of 1e-4 eV/Å seeded by the exact bytes of the input: like a float32 force
+    field, two descriptions of one crystal that differ in the last digits get different forces."""
+
+    version = "springs-bit-sensitive-1"
+
+    def __call__(self, atoms):
+        import hashlib
+
+        out = []
+        for a, f in zip(atoms, super().__call__(atoms)):
+            seed = hashlib.sha256(a.positions.tobytes() + a.cell.array.tobytes() + a.numbers.tobytes()).digest()
+            out.append(f + 1e-4 * np.random.default_rng(int.from_bytes(seed[:8], "little")).normal(size=f.shape))
+        return out
+
+
+def test_the_standard_cell_gives_every_description_the_same_force_constants(tmp_path):
+    """Rotated, reflected, another basis, a supercell, another origin and atom order: one standard cell (one cache
+    file), so even a force field that reacts to the last bit of its input gives ε_ion exactly covariant."""
+    from goectp.physics.predict import ionic_physics
+    from goectp.physics.standard_cell import standard_cell
+
+    model = _born_model(3)
+    springs = BitSensitiveSprings()
+    base = rutile()
+    other = base.copy()
+    other.make_supercell([[1, 1, 0], [0, 2, 0], [0, 1, 2]])
+    other.translate_sites(list(range(len(other))), [0.13, 0.27, 0.31])
+    r = Rotation.random(random_state=4).as_matrix() * -1  # improper
+    turned = Structure(Lattice(other.lattice.matrix @ r.T), other.species[::-1], other.frac_coords[::-1])
+    a = ionic_physics(base, model, springs, cache_dir=tmp_path)
+    b = ionic_physics(other, model, springs, cache_dir=tmp_path)
+    c = ionic_physics(turned, model, springs, cache_dir=tmp_path)
+    assert len(list(tmp_path.glob("*.npz"))) == 1  # one standard cell, bit for bit
+    np.testing.assert_allclose(b.tensor, a.tensor, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(c.tensor, r @ a.tensor @ r.T, rtol=0, atol=1e-9)
+    std = standard_cell(a.cell)
+    np.testing.assert_allclose(std.rotation @ std.rotation.T, np.eye(3), atol=1e-12)  # F is orthogonal
+    basis = std.structure.lattice.matrix @ std.rotation.T @ np.linalg.inv(a.cell.lattice.matrix)  # same lattice:
+    np.testing.assert_allclose(basis, np.rint(basis), atol=1e-6)  # an integer basis change
+    assert abs(round(np.linalg.det(basis))) == 1 and sorted(std.structure.species) == sorted(a.cell.species)
+
+
 def test_ionic_physics_is_the_same_for_any_cell_and_turns_with_the_crystal(tmp_path):
     from goectp.physics.predict import ionic_physics
 
@@ -534,3 +580,23 @@ def test_point_group_average_removes_what_the_symmetry_forbids():
     np.testing.assert_allclose(tetragonal - np.diag(np.diag(tetragonal)), 0, atol=1e-12)
     assert np.trace(tetragonal) == pytest.approx(np.trace(noisy))
     np.testing.assert_array_equal(point_group_average(noisy, None), noisy)
+
+
+@pytest.mark.slow
+def test_sevennet_physics_term_is_invariant_to_the_cell_to_round_off(tmp_path):
+    """With SevenNet-0 (float32) and the shipped Born charges (float64): rutile in another basis, a supercell and
+    another origin, or turned by an improper rotation, gives ε_ion to ~1e-11 (it was ~1e-3 before the standard cell)."""
+    pytest.importorskip("sevenn")
+    from goectp.physics.predict import ionic_physics
+    from goectp.structures import load_structures
+    from goectp.testing import random_orthogonal, rotate_structure
+
+    s = load_structures(str(REPO / "assets" / "examples" / "TiO2_rutile.cif"))[0]
+    other = s.copy()
+    other.make_supercell([[1, 1, 0], [0, 2, 0], [0, 1, 2]])
+    other.translate_sites(list(range(len(other))), [0.13, 0.27, 0.31])
+    r = random_orthogonal(seed=3, reflection=True)
+    a = ionic_physics(s, cache_dir=tmp_path).tensor
+    assert np.abs(ionic_physics(other, cache_dir=tmp_path).tensor - a).max() < 1e-8
+    assert np.abs(ionic_physics(rotate_structure(s, r), cache_dir=tmp_path).tensor - r @ a @ r.T).max() < 1e-8
+    assert np.trace(a) / 3 > 100  # the soft polar mode: where float32 noise used to be amplified

@@ -1,6 +1,6 @@
 """The shipped ``physics`` model on the shipped examples: the default's ε̄, the corrected ε̄, whether the term was
-used, and the cell-choice drift of the corrected tensor (the primitive cell against a 4-times supercell in another
-basis: max |Δε| over the components).
+used, and the cell-choice drift of the corrected tensor (the file's cell against a 4-times supercell in another
+basis: max |Δε| over the components; round-off since the standard cell, :mod:`goectp.physics.standard_cell`).
 
     python benchmarks/experiments/physics_examples.py [--examples MgO_rocksalt ZnO_wurtzite ...]
 """

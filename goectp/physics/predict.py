@@ -20,7 +20,8 @@ import numpy as np
 import torch
 
 from goectp.physics.ionic import IonicModes, ionic_modes
-from goectp.physics.phonons import ForceConstants, ForceField, cached_force_constants, force_field
+from goectp.physics.phonons import ForceConstants, ForceField, force_field
+from goectp.physics.standard_cell import standard_force_constants
 
 #: the shipped Born-charge ensemble (one member per split), relative to the assets folder
 BORN_MODEL = Path("physics") / "born-charges"
@@ -91,7 +92,9 @@ class IonicPhysics:
 
 
 def load_born_model(spec: str | Path | None = None):
-    """The Born-charge ensemble: ``spec`` (a folder or checkpoint), else the shipped ``assets/physics/born-charges``."""
+    """The Born-charge ensemble: ``spec`` (a folder or checkpoint), else the shipped ``assets/physics/born-charges``;
+    in float64, so that two descriptions of a crystal get the same charges to round-off (float32: ~1e-7, which a
+    soft mode turns into ~1e-4 of ε_ion)."""
     from goectp.registry import assets_dir, load_model
 
     path = Path(spec) if spec is not None else assets_dir() / BORN_MODEL
@@ -99,7 +102,7 @@ def load_born_model(spec: str | Path | None = None):
         raise FileNotFoundError(
             f"no Born-charge model at {path}: train one with benchmarks/experiments/born_charges.py"
         )
-    return load_model(path)
+    return load_model(path).double()
 
 
 def predict_born_charges(cell: Any, model: Any) -> tuple[np.ndarray, np.ndarray | None]:
@@ -146,7 +149,7 @@ def ionic_physics(
         from goectp.data.paths import cache_dir as goectp_cache
 
         cache_dir = goectp_cache() / "phonons" / ff.name
-    fc = cached_force_constants(cell, ff, cache_dir)
+    fc = standard_force_constants(cell, ff, cache_dir)  # on the standard cell: the same numbers for every description
     std = None
     if born_charges is None:
         born_charges, std = predict_born_charges(cell, born_model if born_model is not None else load_born_model())
