@@ -465,6 +465,8 @@ def test_physics_model_corrects_the_default_where_it_can(tmp_path, monkeypatch):
     np.testing.assert_allclose(rec_small["eps_physics"], expected, atol=1e-12)
     assert not rec_large["physics_used"] and "6 atoms" in rec_large["physics_skipped"]
     np.testing.assert_allclose(rec_large["eps_physics"], rec_large["tensor"], atol=1e-12)  # the default kept
+    again = model.correct([small], np.array(rec_small["tensor"])[None], forces=PairSprings())[0]  # given the total
+    np.testing.assert_allclose(again["eps_physics"], rec_small["eps_physics"], atol=1e-10)
     bad = tmp_path / "physics.json"
     bad.write_text(json.dumps({"rule": "replace", "scale": float("nan"), "weight": 1.0}))
     with pytest.raises(ValueError, match="physics.json.*scale must be a number") as info:
@@ -554,10 +556,13 @@ def test_screen_physics_stage_reranks_the_top_of_the_high_k_list(tmp_path, monke
     top = pd.DataFrame(
         {"id": ["big", "nacl", "broken", "tail"], "eps_mean": [1e3, 900.0, 800.0, 700.0], "eps_mean_std": [1.0] * 4}
     )
+    for name, value in zip(["eps_11", "eps_12", "eps_13", "eps_22", "eps_23", "eps_33"], [900, 1, 0, 900, 0, 900]):
+        top[name] = float(value)  # the screen's tensor, which the stage corrects (not predicted again)
     out, info = physics_rerank(top, pool, 3, kappa=1.0, model=model, forces=PairSprings())
     assert set(PHYSICS_COLUMNS) <= set(out.columns) and list(out["rank_physics"]) == [1, 2, 3, 4]
     row = out.set_index("id")
-    expected = model.predict_summary([primitive_rocksalt()], forces=PairSprings())[0]["eps_physics_mean"]
+    screen_tensor = np.array([[900.0, 1, 0], [1, 900, 0], [0, 0, 900]])[None]
+    expected = model.correct([primitive_rocksalt()], screen_tensor, forces=PairSprings())[0]["eps_physics_mean"]
     assert row.loc["nacl", "physics_used"] and row.loc["nacl", "eps_mean_physics"] == pytest.approx(expected)
     assert not row.loc["big", "physics_used"] and "6 atoms" in row.loc["big", "physics_note"]
     assert row.loc["big", "eps_mean_physics"] == 1e3 and "failed" in row.loc["broken", "physics_note"]

@@ -79,7 +79,8 @@ def test_goectp_screen_physics_top_reranks_the_high_k_list(tmp_path, models, mon
     class Reverse:
         config = SimpleNamespace(rule="stand-in")
 
-        def predict_summary(self, structures, forces=None):
+        def correct(self, structures, totals, forces=None):
+            assert totals.shape == (1, 3, 3)  # the screen's own tensor, not predicted again
             asked.append(len(structures[0]))
             return [{"physics_used": True, "physics_skipped": None, "eps_physics_mean": 1e4 * len(asked)}]
 

@@ -85,42 +85,59 @@ class PhysicsModel:
         ``"physics"`` (:meth:`~goectp.physics.predict.IonicPhysics.summary`, or ``None`` with ``"physics_skipped"``
         saying why), ``"eps_physics"`` (the corrected tensor), ``"eps_physics_mean"`` and ``"physics_used"``."""
         from goectp.api import graphs_for
+        from goectp.inference import run_model
+        from goectp.structures import load_structures
+
+        loaded = load_structures(structures)
+        total = run_model(graphs_for(loaded, self.total), self.total)
+        records = total.summary()
+        corrections = self.correct(loaded, total.predictions.mean(axis=0), forces)
+        for rec, correction in zip(records, corrections):
+            rec.update(correction)
+        return records
+
+    def correct(self, structures: Any, totals: np.ndarray, forces: Any = None) -> list[dict[str, Any]]:
+        """The physics correction of learned ``totals [n, 3, 3]`` (the default's mean, e.g. from a screen's table):
+        per structure ``"eps_electronic"``, ``"physics"``, ``"physics_skipped"``, ``"physics_used"``,
+        ``"eps_physics"`` and ``"eps_physics_mean"`` (see :meth:`predict_summary`), without running the default."""
+        from goectp.api import graphs_for
         from goectp.canonical import canonical_cell
         from goectp.inference import run_model
         from goectp.physics.predict import ionic_physics
         from goectp.structures import load_structures
 
         loaded = load_structures(structures)
-        total = run_model(graphs_for(loaded, self.total), self.total)
+        totals = np.asarray(totals, float).reshape(len(loaded), 3, 3)
         electronic = run_model(graphs_for(loaded, self.electronic), self.electronic).predictions.mean(axis=0)
-        records = total.summary()
-        mean = total.predictions.mean(axis=0)
-        for i, rec in enumerate(records):
-            rec["eps_electronic"] = electronic[i].tolist()
+        out = []
+        for i, structure in enumerate(loaded):
             term, why = None, None
-            n_cell = len(canonical_cell(loaded[i]))
+            n_cell = len(canonical_cell(structure))
             if n_cell > self.config.max_sites:
                 why = f"{n_cell} atoms in the primitive cell (force constants up to {self.config.max_sites})"
             else:
-                term = ionic_physics(loaded[i], self.born, forces or self.config.force_field)
+                term = ionic_physics(structure, self.born, forces or self.config.force_field)
                 if term.modes.num_unstable:
                     why = f"{term.modes.num_unstable} unstable mode(s) at this geometry"
             usable = term is not None and why is None
             physics = term.tensor if term is not None else np.full((3, 3), np.nan)
             eps = combine_physics(
                 self.config.rule,
-                mean[i][None],
+                totals[i][None],
                 electronic[i][None],
                 physics[None],
                 np.array([usable]),
                 self.config.scale,
                 self.config.weight,
             )[0]
-            rec.update(
-                physics=None if term is None else term.summary(),
-                physics_skipped=why,
-                physics_used=bool(usable),
-                eps_physics=eps.tolist(),
-                eps_physics_mean=float(np.trace(eps) / 3),
+            out.append(
+                {
+                    "eps_electronic": electronic[i].tolist(),
+                    "physics": None if term is None else term.summary(),
+                    "physics_skipped": why,
+                    "physics_used": bool(usable),
+                    "eps_physics": eps.tolist(),
+                    "eps_physics_mean": float(np.trace(eps) / 3),
+                }
             )
-        return records
+        return out

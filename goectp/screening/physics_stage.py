@@ -6,8 +6,10 @@ shipped ``physics`` model (:class:`goectp.physics.model.PhysicsModel`: predicted
 constants, the rule chosen on validation) and the list is re-ranked by the corrected score
 ``ε̄_phys + κ·σ`` (σ stays the default's). Candidates beyond ``physics_top`` keep their order below.
 
-Cost: seconds per candidate (force constants, cached per structure), stated in the summary; a candidate whose
-physics term is not usable (cell too large, unstable modes, an error) keeps its learned ε̄ and says why.
+The learned ε of each candidate is the screen's own (its table's tensor columns): the stage runs only the ε∞ model
+and the physics term. Cost: seconds per candidate (force constants, cached per crystal), stated in the summary; a
+candidate whose physics term is not usable (cell too large, unstable modes, an error) keeps its learned ε̄ and says
+why.
 """
 
 from __future__ import annotations
@@ -27,6 +29,16 @@ log = logging.getLogger(__name__)
 PHYSICS_COLUMNS = ["eps_mean_physics", "physics_used", "physics_note", "score_physics", "rank_physics"]
 
 
+#: the screen table's columns of the (symmetric) mean tensor
+TENSOR_COLUMNS = ["eps_11", "eps_12", "eps_13", "eps_22", "eps_23", "eps_33"]
+
+
+def table_tensors(table: pd.DataFrame) -> np.ndarray:
+    """``[n, 3, 3]`` mean tensors from a screen table's :data:`TENSOR_COLUMNS`."""
+    xx, xy, xz, yy, yz, zz = (table[c].to_numpy(float) for c in TENSOR_COLUMNS)
+    return np.stack([np.stack([xx, xy, xz], -1), np.stack([xy, yy, yz], -1), np.stack([xz, yz, zz], -1)], 1)
+
+
 def physics_rerank(
     top_high_k: pd.DataFrame, pool, n: int, kappa: float, model: Any = None, forces: Any = None
 ) -> tuple[pd.DataFrame, dict]:
@@ -41,11 +53,12 @@ def physics_rerank(
     wanted = set(head["id"])
     records = {rec["id"]: rec for rec in pool if rec.get("id") in wanted}
     values, used, notes = [], [], []
-    for cid, eps_mean in zip(head["id"], head["eps_mean"]):
+    tensors = table_tensors(head)
+    for cid, eps_mean, tensor in zip(head["id"], head["eps_mean"], tensors):
         value, ok, note = float(eps_mean), False, None
         try:
             structure = parse_candidate(records[cid])
-            rec = model.predict_summary([structure], forces=forces)[0]
+            rec = model.correct([structure], tensor[None], forces=forces)[0]  # the screen's own ε, not run again
             ok, note = rec["physics_used"], rec["physics_skipped"]
             value = rec["eps_physics_mean"] if ok else value
         except (KeyError, Rejected, ValueError, ArithmeticError, RuntimeError) as exc:  # one candidate, not the list
