@@ -66,6 +66,15 @@ def test_goectp_screen_runs_the_funnel_from_the_command_line(tmp_path, models, c
         main([*args[:6], "--rescore-top", "1", *args[8:]])  # fewer than --top: refused
 
 
+def _physics_screen(tmp_path, model, n: int, physics_top: int, top: int) -> list[str]:
+    """``goectp screen`` arguments: ``n`` candidates scored by ``model``, the physics stage on the ``physics_top``
+    best of a ``top``-long high-κ list (every band gap eligible), single process, into ``tmp_path/out``."""
+    pool = write_json_gz(tmp_path / "pool.json.gz", pool_records(n))
+    args = ["screen", "--pool", str(pool), "--model", str(model), "--physics-top", str(physics_top), "--top", str(top)]
+    args += ["--no-dask", "--out", str(tmp_path / "out"), "--exclude-training", "none", "--reference", "none"]
+    return [*args, "--no-progress", "--symprec", "0", "--min-gap", "-1"]
+
+
 def test_goectp_screen_physics_top_reranks_the_high_k_list(tmp_path, models, monkeypatch, capsys):
     """`--physics-top N` wiring: the shipped physics model is asked for the N best of the high-κ list (a stand-in
     here that reverses their order), the list is written re-ranked with its columns, the summary says the cost."""
@@ -85,12 +94,7 @@ def test_goectp_screen_physics_top_reranks_the_high_k_list(tmp_path, models, mon
             return [{"physics_used": True, "physics_skipped": None, "eps_physics_mean": 1e4 * len(asked)}]
 
     monkeypatch.setattr(physics_model.PhysicsModel, "load", classmethod(lambda cls, path=None: Reverse()))
-    cheap, _ = models
-    pool = write_json_gz(tmp_path / "pool.json.gz", pool_records(12))
-    args = ["screen", "--pool", str(pool), "--model", str(cheap), "--physics-top", "3", "--top", "5", "--no-dask"]
-    args += ["--out", str(tmp_path / "out"), "--exclude-training", "none", "--reference", "none", "--no-progress"]
-    args += ["--symprec", "0", "--min-gap", "-1"]
-    assert main(args) == 0
+    assert main(_physics_screen(tmp_path, models[0], n=12, physics_top=3, top=5)) == 0
     assert "physics stage: the top 3 of the high-k list" in capsys.readouterr().out
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["physics"]["top"] == 3 and summary["physics"]["n_used"] == 3 and len(asked) == 3
@@ -129,12 +133,7 @@ def test_physics_stage_without_its_model_keeps_the_lists(tmp_path, models, monke
         raise FileNotFoundError("no physics model at /nowhere/physics.json")
 
     monkeypatch.setattr(physics_model.PhysicsModel, "load", classmethod(missing))
-    cheap, _ = models
-    pool = write_json_gz(tmp_path / "pool.json.gz", pool_records(8))
-    args = ["screen", "--pool", str(pool), "--model", str(cheap), "--physics-top", "2", "--top", "3", "--no-dask"]
-    args += ["--out", str(tmp_path / "out"), "--exclude-training", "none", "--reference", "none", "--no-progress"]
-    args += ["--symprec", "0", "--min-gap", "-1"]
-    assert main(args) == 0
+    assert main(_physics_screen(tmp_path, models[0], n=8, physics_top=2, top=3)) == 0
     assert "physics stage skipped: no physics model at /nowhere/physics.json" in capsys.readouterr().out
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["physics"] == {"top": 2, "error": "no physics model at /nowhere/physics.json"}
