@@ -70,6 +70,7 @@ def test_goectp_models_prints_each_shipped_model(tmp_path, monkeypatch, capsys):
     assert out[0].startswith("combined  the default — test MAE 1.713")
     assert out[1].startswith("default   (= combined) the default — test MAE 1.713")
     assert out[2] == "fast      the cheapest — test MAE 2.000" and out[3].startswith("physics ")
+    assert "test MAE" not in out[3]  # no physics.json in these assets: the line without numbers
     assert main(["models", "--json"]) == 0
     rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
     assert rows["default"]["alias_of"] == "combined" and rows["fast"]["test_mae"] == 2.0
@@ -106,3 +107,15 @@ def test_the_explorer_menu_shows_the_selected_models_line(tmp_path, monkeypatch)
     (tmp_path / "models" / CATALOG_FILE).write_text("{broken")
     selector.model_name = "fast"
     assert "damaged model catalog" in selector.menu_line
+
+
+def test_goectp_models_gives_the_physics_models_numbers(capsys):
+    """With the shipped assets: the physics line carries the test MAE and ε̄ Spearman of ``physics.json``'s rule."""
+    from goectp.cli import main
+    from goectp.physics.model import PHYSICS_FILE
+
+    raw = json.loads((assets_dir() / PHYSICS_FILE).read_text())
+    metrics = raw["metrics_5_split_mean"][raw["rule"]]
+    assert main(["models"]) == 0
+    line = [r for r in capsys.readouterr().out.splitlines() if r.startswith("physics ")][0]
+    assert f"test MAE {metrics['mae']:.3f}, ε̄ Spearman {metrics['spearman_eps_mean']:.3f}" in line
