@@ -605,3 +605,20 @@ def test_sevennet_physics_term_is_invariant_to_the_cell_to_round_off(tmp_path):
     assert np.abs(ionic_physics(other, cache_dir=tmp_path).tensor - a).max() < 1e-8
     assert np.abs(ionic_physics(rotate_structure(s, r), cache_dir=tmp_path).tensor - r @ a @ r.T).max() < 1e-8
     assert np.trace(a) / 3 > 100  # the soft polar mode: where float32 noise used to be amplified
+
+
+def test_the_physics_term_refuses_a_cell_too_large_to_compute_in_bounded_time(tmp_path):
+    """More than MAX_PHYSICS_SITES atoms in the primitive cell: a one-line ValueError before any force is asked."""
+    from goectp.physics.predict import MAX_PHYSICS_SITES, ionic_physics
+
+    class NoForces:
+        name = version = "never-called"
+
+        def __call__(self, atoms):
+            raise AssertionError("forces were asked for")
+
+    rng = np.random.default_rng(0)
+    n = MAX_PHYSICS_SITES + 2
+    big = Structure(Lattice.cubic(3.0 * round(n ** (1 / 3) + 1)), ["Na", "Cl"] * (n // 2), rng.random((n, 3)))
+    with pytest.raises(ValueError, match=f"{n} atoms in the primitive cell.*at most {MAX_PHYSICS_SITES}"):
+        ionic_physics(big, _born_model(0), NoForces(), cache_dir=tmp_path)

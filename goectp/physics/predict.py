@@ -126,6 +126,11 @@ def predict_born_charges(cell: Any, model: Any) -> tuple[np.ndarray, np.ndarray 
         return model(batch).double().numpy()[order], None
 
 
+#: The largest canonical cell :func:`ionic_physics` computes force constants for (≤ 6N force evaluations of N atoms:
+#: about a minute on one CPU thread at 40 atoms); the shipped ``physics`` model stops at 16 (its validated range).
+MAX_PHYSICS_SITES = 40
+
+
 def ionic_physics(
     structure: Any,
     born_model: Any = None,
@@ -144,6 +149,11 @@ def ionic_physics(
     from goectp.canonical import canonical_cell
 
     cell = canonical_cell(structure)
+    if len(cell) > MAX_PHYSICS_SITES:  # bounded time: ≤ 6N displaced cells of N atoms each
+        raise ValueError(
+            f"{len(cell)} atoms in the primitive cell: the physics term computes force constants for at most "
+            f"{MAX_PHYSICS_SITES} (6N displaced cells of N atoms each)"
+        )
     ff = _force_field(forces)
     if cache_dir == "default":
         from goectp.data.paths import cache_dir as goectp_cache
