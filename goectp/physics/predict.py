@@ -127,7 +127,7 @@ def predict_born_charges(cell: Any, model: Any) -> tuple[np.ndarray, np.ndarray 
 
 
 #: The largest canonical cell :func:`ionic_physics` computes force constants for (≤ 6N force evaluations of N atoms;
-#: a median 4.4 s on one CPU thread at 13–20 atoms, growing roughly as N²); the shipped ``physics`` model stops at 16
+#: a median 4.4 s on one CPU thread at 13–20 atoms); the shipped ``physics`` model stops at 16
 #: (its validated range).
 MAX_PHYSICS_SITES = 40
 
