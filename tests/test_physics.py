@@ -526,7 +526,7 @@ def test_the_shipped_physics_description_loads():
     from goectp.registry import assets_dir
 
     config = PhysicsConfig.load(assets_dir() / PHYSICS_FILE)
-    assert config.rule == "blend" and 0 < config.weight <= 1 and 0.5 < config.scale < 1.5 and config.max_sites == 16
+    assert config.rule == "blend" and 0 < config.weight <= 1 and 0.5 < config.scale < 1.5 and config.max_sites == 20
     assert (assets_dir() / config.born_model / "MODEL_CARD.md").is_file()
 
 
