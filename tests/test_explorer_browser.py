@@ -23,6 +23,8 @@ from urllib.parse import urlparse
 
 import pytest
 
+from explorer.room import stop_server
+
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -121,12 +123,7 @@ def server(tmp_path_factory, playwright_api):
         print(f"[browser test] panel serve ready (warmed up) after {time.time() - deadline + 120:.1f} s", flush=True)
         yield base
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_server(proc)
         log.close()
         ARTIFACTS.mkdir(exist_ok=True)
         shutil.copy(tmp / "panel.log", ARTIFACTS / "panel-serve.log")

@@ -31,6 +31,7 @@ from explorer.loader import (  # noqa: E402
     StructureLoader,
     precheck_text,
 )
+from explorer.room import stop_server  # noqa: E402
 from explorer.safe import escape_text, estimate_sites  # noqa: E402
 from explorer.screening import ScreeningData, ScreeningMap  # noqa: E402
 from explorer.tensor_view import TensorEllipsoid  # noqa: E402
@@ -365,12 +366,7 @@ def test_python_app_listens_on_loopback_only(tmp_path):
         assert status == 200 and b"GoeCTP Explorer" in body
         _check_autoload(port)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_server(proc)
     assert b"Uncaught exception" not in log.read_bytes(), log.read_text()[-2000:]
 
 

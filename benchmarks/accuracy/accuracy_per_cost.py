@@ -65,11 +65,11 @@ DESCRIPTIONS = {
 def write_catalog(rows: list, names: dict[str, str], path: Path) -> None:
     """``assets/models/catalog.json``: every shipped folder's description and this run's numbers."""
     by_folder = {}
+    fast_ms = next(r[3] for r in rows if r[0] == "fast")
     for label, _, acc, ms, cov in rows:
         folder = SHIPPED_AS.get(label) or names.get(label)
         if folder is None:
             continue
-        fast_ms = next(r[3] for r in rows if r[0] == "fast")
         by_folder[Path(folder).name] = {
             "val_mae": round(float(acc["val"]), 4),
             "test_mae": round(float(acc["test"]), 4),
