@@ -23,7 +23,8 @@ from explorer.equivariance import EquivarianceCheck
 from explorer.loader import StructureLoader
 from explorer.models import ModelSelector
 from explorer.physics_view import PhysicsView
-from explorer.screening import ScreeningData, ScreeningMap
+from explorer.screening import ScreeningMap
+from explorer.session import prepare_process, shared_screening_data
 from explorer.tensor_view import TensorEllipsoid
 from explorer.viewer import StructureViewer
 
@@ -91,6 +92,7 @@ class Explorer(param.Parameterized):
         self._tabs: pn.Tabs | None = None
         self._teach: tuple[EquivarianceCheck, CellChoiceCheck] | None = None  # the Teach tab's checks, on first use
         self._teach_layout: pn.Column | None = None
+        self._physics_card: pn.Card | None = None  # the physics tab's card, on first use
         self.loader.param.watch(self._on_pick, ["structure"])
 
     def _precompute(self, structure) -> None:
@@ -128,6 +130,19 @@ class Explorer(param.Parameterized):
                 css_classes=["goectp-teach"],
             )
         return self._teach_layout
+
+    def _physics_view(self) -> pn.Card:
+        """The *Why high-κ?* tab's card, built the first time the tab is shown."""
+        if self._physics_card is None:
+            self._physics_card = pn.Card(
+                self.physics,
+                title="Born charges and phonons: ε_ion from physics",
+                css_classes=["goectp-card-physics"],
+                sizing_mode="stretch_width",
+                collapsible=False,
+                margin=(8, 8),
+            )
+        return self._physics_card
 
     @staticmethod
     def _teaching_cards(equivariance: EquivarianceCheck, cell_choice: CellChoiceCheck) -> list[pn.Card]:
@@ -183,15 +198,7 @@ class Explorer(param.Parameterized):
             ("Crystal", crystal),
             (f"Screening map{self._candidate_count()}", screening),
             ("Teach", pn.panel(self._teach_view, lazy=True, sizing_mode="stretch_width")),
-            (
-                "Why high-κ? (physics)",
-                pn.Card(
-                    self.physics,
-                    title="Born charges and phonons: ε_ion from physics",
-                    css_classes=["goectp-card-physics"],
-                    **card,
-                ),
-            ),
+            ("Why high-κ? (physics)", pn.panel(self._physics_view, lazy=True, sizing_mode="stretch_width")),
             dynamic=True,
             sizing_mode="stretch_width",
             css_classes=["goectp-tabs"],
@@ -217,20 +224,12 @@ class Explorer(param.Parameterized):
         )
 
 
-def shared_screening_data() -> ScreeningData:
-    """The screening files, read once per server process and shared read-only by every session."""
-    from explorer.paths import SCREENING_RESULTS_FILE, screening_dir
-
-    results = screening_dir() / SCREENING_RESULTS_FILE
-    stamp = results.stat().st_mtime_ns if results.is_file() else 0
-    return pn.state.as_cached(f"goectp-screening-{results}-{stamp}", ScreeningData)
-
-
 def build_app(**kwargs: Any) -> pn.template.FastListTemplate:
     """A fresh app (one per browser session)."""
     from explorer.memory import release_after_close
 
     pn.extension("tabulator", notifications=False)
+    prepare_process()  # the first session of a served process: shared model and data, then the heap frozen
     release_after_close()  # a closed session's memory goes back to the system, not only to the allocator
     return Explorer(**kwargs).template()
 
@@ -279,7 +278,7 @@ def main(argv: list[str] | None = None) -> None:
     )
 
 
-if pn.state.served:
+if __name__.startswith("bokeh_app"):  # `panel serve` (Panel's state.served walks the stack: 0.1 s)
     build_app().servable(title=TITLE)
 elif __name__ == "__main__":
     main()

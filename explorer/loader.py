@@ -236,7 +236,9 @@ class StructureLoader(pn.viewable.Viewer):
         )
         # "filename" too: a 0-byte file arrives as value None (Panel decodes '' to None), only its name changes
         self._file_input.param.watch(self._on_upload, ["value", "filename"])
-        if pn.state.served:  # the upload worker's first start takes seconds: begin it with the first session
+        from explorer.session import running_on_server
+
+        if running_on_server():  # the upload worker's first start takes seconds: begin it with the first session
             upload_pool().warm()
         self._dataset_results: dict[str, str] = {}
         if self.structure is None:

@@ -381,7 +381,8 @@ class PhysicsView(pn.viewable.Viewer):
                 "<div style='color:#a00'>3Dmol.js is not installed: no 3D view (run ./install.sh).</div>"
             )
             return
-        from explorer.viewer import running_on_server, threedmol_url
+        from explorer.session import running_on_server
+        from explorer.viewer import threedmol_url
 
         served = running_on_server()
         script, url = ("url", threedmol_url()) if served else ("inline", None)

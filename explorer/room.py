@@ -4,8 +4,9 @@
 ``/app/ws`` with the page's token; ``PULL-DOC-REQ``: the server serialises the document; the ``document_ready``
 event: Panel's on-load callbacks) and switches it to the screening map (a ``PATCH-DOC`` setting the tabs'
 ``active``, what a click on the tab sends) until the server's patch carrying the map's plots arrives.
-:func:`start_server` serves ``panel serve explorer/app.py`` on 127.0.0.1 (unused sessions dropped after 1 s, so
-that their memory can be measured after a close); :func:`server_usage` reads its CPU time and RSS (psutil).
+:func:`start_server` serves ``panel serve explorer/app.py`` on 127.0.0.1 (sessions without a connection dropped
+after the app's own lifetime, :data:`explorer.session.SESSION_LIFETIME_MS`, or a shorter one for tests);
+:func:`server_usage` reads its CPU time and RSS (psutil).
 ``benchmarks/speed/bench_room.py`` runs a room of thirty with it.
 """
 
@@ -22,6 +23,8 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from explorer.session import SESSION_LIFETIME_MS
 
 ROOT = Path(__file__).resolve().parents[1]
 MAX_SESSIONS = 100
@@ -42,9 +45,11 @@ def start_server(
     log: Path | None = None,
     timeout: float = 300,
     root: Path = ROOT,
+    session_lifetime_ms: int = SESSION_LIFETIME_MS,
 ):
     """``panel serve explorer/app.py`` (of the checkout ``root``) on 127.0.0.1:``port``; returns the process once
-    the port accepts."""
+    the port accepts. A session without a connection is dropped after ``session_lifetime_ms`` (checked every
+    second): as long as the app's own server keeps them, so that no session of a room is built twice."""
     cmd = [
         sys.executable,
         "-m",
@@ -60,7 +65,7 @@ def start_server(
         "--num-procs",
         str(num_procs),
         "--unused-session-lifetime",
-        "1000",
+        str(session_lifetime_ms),
         "--check-unused-sessions",
         "1000",
         *(["--warm"] if warm else []),
@@ -268,28 +273,49 @@ async def wait_released(pid: int, baseline_mb: float, seconds: float, margin_mb:
     return rss
 
 
-async def room(port: int, pid: int, n: int, timeout: float, with_map: bool = True, settle: float = 30) -> dict:
-    """Open ``n`` sessions, switch each to the map, close them; the server's cost per session."""
+async def quiet(pid: int, idle_cpu_s: float = 0.05, every: float = 0.5, limit: float = 60) -> None:
+    """Wait (at most ``limit`` s) until the server spends under ``idle_cpu_s`` of CPU in ``every`` seconds: what a
+    session's messages set off (on-load callbacks, patches) is counted in the phase that set it off."""
+    deadline = time.monotonic() + limit
+    before = server_usage(pid)[0]
+    while time.monotonic() < deadline:
+        await asyncio.sleep(every)
+        now = server_usage(pid)[0]
+        if now - before < idle_cpu_s:
+            return
+        before = now
+
+
+async def room(
+    port: int, pid: int, n: int, timeout: float, with_map: bool = True, lifetime_s: float = 60, settle: float = 30
+) -> dict:
+    """Open ``n`` sessions, switch each to the map, close them; the server's cost per session in each phase (CPU
+    counted until the server is quiet again). ``lifetime_s``: the server's unused-session lifetime (sessions are
+    dropped that long after their close); ``settle``: seconds more for the memory to come back."""
     url = f"http://127.0.0.1:{port}/app"
     warm = await open_sessions(url, 1, timeout)  # the first session pays one-off imports: not counted
     if with_map:
         await warm[0].open_map()
-    warm[0].close()
-    await asyncio.sleep(3)
+    await quiet(pid)
     cpu0, rss0 = server_usage(pid)
     t0 = time.perf_counter()
     sessions = await open_sessions(url, n, timeout)
     open_wall = time.perf_counter() - t0
+    await quiet(pid)
     cpu1, rss1 = server_usage(pid)
     cpu2, rss2, map_wall = cpu1, rss1, float("nan")
     if with_map:
         t0 = time.perf_counter()
         await asyncio.gather(*(s.open_map() for s in sessions))
         map_wall = time.perf_counter() - t0
+        await quiet(pid)
         cpu2, rss2 = server_usage(pid)
-    for s in sessions:
+    for s in [*warm, *sessions]:  # the warm-up session leaves with the room (its drop is counted with theirs)
         s.close()
+    await asyncio.sleep(lifetime_s + 2)  # the server drops them, then releases their memory
     rss3 = await wait_released(pid, rss0, settle, margin_mb=max(20.0, 0.1 * (rss2 - rss0)))
+    await quiet(pid)
+    cpu3 = server_usage(pid)[0]
     ok = [s for s in sessions if not s.error]
     return {
         "sessions": n,
@@ -297,6 +323,7 @@ async def room(port: int, pid: int, n: int, timeout: float, with_map: bool = Tru
         "errors": sorted({s.error for s in sessions if s.error}),
         "open_cpu_s": (cpu1 - cpu0) / max(1, len(ok)),  # per session opened (failures cost little)
         "map_cpu_s": (cpu2 - cpu1) / max(1, len(ok)),
+        "close_cpu_s": (cpu3 - cpu2) / max(1, len(ok)),
         "rss_base_mb": rss0,
         "rss_open_mb_per_session": (rss1 - rss0) / n,
         "rss_map_mb_per_session": (rss2 - rss0) / n,

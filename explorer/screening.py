@@ -12,7 +12,6 @@ import io
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import panel as pn
 import param
@@ -36,15 +35,7 @@ from explorer.screening_data import (  # noqa: F401 - re-exported: the data side
     gap_class,
     pareto_front,
 )
-
-
-def _holoviews():
-    """HoloViews with the Bokeh backend loaded (once; no notebook output when it already is)."""
-    import holoviews as hv
-
-    if "bokeh" not in hv.Store.loaded_backends():
-        hv.extension("bokeh", logo=False)
-    return hv
+from explorer.screening_plots import MapPlots
 
 
 class ScreeningMap(pn.viewable.Viewer):
@@ -103,7 +94,7 @@ class ScreeningMap(pn.viewable.Viewer):
             css_classes=["goectp-screening-table"],
         )
         self._table.on_click(self._on_table_click)
-        self._streams: list = []
+        self._plots: MapPlots | None = None  # the figures, built on the first display
         self._apply_filters()
         self._layout: pn.Column | None = None  # built once, on the first display (the plots cost)
 
@@ -176,122 +167,17 @@ class ScreeningMap(pn.viewable.Viewer):
             self.pick(str(frame.iloc[event.row]["id"]))
 
     # ------------------------------------------------------------------------------------------------ plots
-    def _points(self, y: str, std: str, label: str):
-        hv = _holoviews()
+    def plots(self) -> MapPlots:
+        """The two linked maps (Bokeh figures over one source), built once; they follow the filters."""
+        if self._plots is None:
+            self._plots = MapPlots(self.filtered, self.data.training, self.color_by, on_select=self.set_selection)
+        return self._plots
 
-        df = self.filtered.replace([np.inf, -np.inf], np.nan)  # e.g. α of a tensor with λmin ≤ 0: not drawn
-        df = df.assign(band_gap=df["band_gap"].fillna(UNKNOWN_GAP_X))  # unknown gap: drawn left of 0, own marker
-        if "gap_class" not in df.columns:
-            df["gap_class"] = gap_class(self.filtered["band_gap"])
-        color = std if self.color_by == "ensemble std" else self.color_by
-        vdims = list(
-            dict.fromkeys(
-                [
-                    "id",
-                    "formula",
-                    std,
-                    "score",
-                    "eps_mean_std",
-                    "anisotropy_std",
-                    "n_sites",
-                    "source",
-                    "gap_class",
-                    color,
-                ]
-            )
-        )
-        pts = hv.Points(df, kdims=["band_gap", y], vdims=vdims, label="candidates (◆ unknown gap, at −0.4 eV)")
-        markers = {GAP_INSULATOR: "circle", GAP_METAL: "square", GAP_UNKNOWN: "diamond"}
-        pts = pts.opts(marker=hv.dim("gap_class").categorize(markers, default="circle"))
-        return pts.opts(
-            color=color,
-            cmap="viridis",
-            colorbar=True,
-            clabel=color,
-            size=7,
-            line_color="black",
-            line_width=0.3,
-            tools=["hover", "box_select", "lasso_select", "tap"],
-            active_tools=["box_select"],
-            selection_color="#d62728",
-            nonselection_alpha=0.35,
-            # braces: HoloViews rewrites "@eps_mean" inside "@eps_mean_std" to "@{eps_mean}_std"
-            hover_tooltips=[
-                ("formula", "@{formula}"),
-                ("id", "@{id}"),
-                (label, f"@{{{y}}}{{0.00}}"),
-                ("std", f"@{{{std}}}{{0.00}}"),
-                ("band gap", "@{band_gap}{0.00} eV"),
-            ],
-        )
-
-    def _background(self, y: str):
-        hv = _holoviews()
-
-        train = self.data.training.dropna(subset=["band_gap", y])
-        return hv.Points(train, kdims=["band_gap", y], vdims=["formula"], label="training set (DFT)").opts(
-            color="#b0b0b0", alpha=0.5, size=4, line_alpha=0, tools=[]
-        )
-
-    def plots(self):
-        """The two linked maps as a HoloViews layout (dynamic: they follow the filters)."""
-        hv = _holoviews()
-        self._streams = []
-        panels = []
-        for y, std, label in (("eps_mean", "eps_mean_std", "ε̄"), ("anisotropy", "anisotropy_std", "α")):
-
-            def points(filtered: pd.DataFrame, color_by: str, y: str = y, std: str = std, label: str = label):
-                return self._points(y, std, label)
-
-            dmap = hv.DynamicMap(pn.bind(points, filtered=self.param.filtered, color_by=self.param.color_by))
-            stream = hv.streams.Selection1D(source=dmap)
-            stream.add_subscriber(lambda index: self.set_selection(index))
-            self._streams.append(stream)
-            ylabel = "ε̄ (mean eigenvalue)" if y == "eps_mean" else "α = λmax/λmin"
-            overlay = (self._background(y) * dmap).opts(
-                hv.opts.Overlay(
-                    xlabel="band gap (eV)",
-                    ylabel=ylabel,
-                    responsive=True,
-                    min_height=340,
-                    legend_position="top_right",
-                    title=f"{ylabel} vs band gap",
-                )
-            )
-            extras = pn.bind(lambda filtered, y=y, std=std: self._highlights(y, std), filtered=self.param.filtered)
-            panels.append(overlay * hv.DynamicMap(extras))
-        return panels
-
-    def _highlights(self, y: str, std: str):
-        """OOD-flagged candidates (× markers), and on the ε̄ map the Pareto front of ε̄ vs gap and the top 10 by the
-        figure of merit ε̄·E_g, with calibrated ±σ error bars."""
-        hv = _holoviews()
-
-        df = self.filtered.replace([np.inf, -np.inf], np.nan)
-        layers = [hv.Points([], label="OOD-flagged (x)")]
-        if "ood_flag" in df.columns:
-            ood = df[df["ood_flag"].astype("boolean").fillna(False).astype(bool)]
-            ood = ood.assign(band_gap=ood["band_gap"].fillna(UNKNOWN_GAP_X))
-            layers = [
-                hv.Points(ood, kdims=["band_gap", y], vdims=["formula", "ood_reason"], label="OOD-flagged (x)").opts(
-                    marker="x", color="#ff7f0e", size=11, line_width=2, tools=["hover"]
-                )
-            ]
-        if y == "eps_mean":
-            known = df[pd.to_numeric(df["band_gap"], errors="coerce") > 0]
-            front = known.iloc[pareto_front(known["band_gap"], known["eps_mean"])] if len(known) else known
-            top = known.assign(fom=known["eps_mean"] * known["band_gap"]).nlargest(10, "fom") if len(known) else known
-            layers += [
-                hv.Curve(front, "band_gap", "eps_mean", label="Pareto front ε̄ vs gap").opts(
-                    color="#d62728", line_width=2, interpolation="steps-post"
-                ),
-                hv.ErrorBars(front, "band_gap", ["eps_mean", std]).opts(color="#d62728", line_width=1),
-                hv.Points(top, ["band_gap", "eps_mean"], ["formula", "fom"], label="top 10 ε̄·E_g").opts(
-                    marker="star", size=14, color="gold", line_color="black", tools=["hover"]
-                ),
-                hv.ErrorBars(top, "band_gap", ["eps_mean", std]).opts(color="#b8860b", line_width=1),
-            ]
-        return hv.Overlay(layers)
+    @param.depends("filtered", "color_by", watch=True)
+    def _update_plots(self) -> None:
+        plots = getattr(self, "_plots", None)  # None until the first display (and during __init__)
+        if plots is not None:
+            plots.update(self.filtered, self.color_by)
 
     def score_explanation(self) -> str:
         """How to read the map: the acquisition score, the σ it uses, metals vs unknown gaps, Pareto front, FOM."""
@@ -317,16 +203,11 @@ class ScreeningMap(pn.viewable.Viewer):
         )
 
     def static_layout(self):
-        """Non-dynamic copy of the current maps (for the HTML export)."""
-        hv = _holoviews()
-        els = []
-        for y, std, label in (("eps_mean", "eps_mean_std", "ε̄"), ("anisotropy", "anisotropy_std", "α")):
-            els.append(
-                (self._background(y) * self._points(y, std, label)).opts(
-                    hv.opts.Overlay(width=600, height=420, xlabel="band gap (eV)", ylabel=label)
-                )
-            )
-        return hv.Layout(els).cols(2)
+        """A fresh, unlinked copy of the current maps side by side (a Bokeh layout, for the HTML export)."""
+        from bokeh.layouts import row
+
+        copy = MapPlots(self.filtered, self.data.training, self.color_by, width=600, height=420)
+        return row(*copy.figures)
 
     # ------------------------------------------------------------------------------------------------ export
     def export_rows(self) -> pd.DataFrame:
@@ -348,9 +229,7 @@ class ScreeningMap(pn.viewable.Viewer):
         from bokeh.embed import file_html
         from bokeh.resources import INLINE
 
-        hv = _holoviews()
-        model = hv.render(self.static_layout(), backend="bokeh")
-        return _inline_panel_stylesheets(file_html(model, INLINE, title="GoeCTP screening map"))
+        return _inline_panel_stylesheets(file_html(self.static_layout(), INLINE, title="GoeCTP screening map"))
 
     # ------------------------------------------------------------------------------------------------ view
     @param.depends("message")
@@ -389,7 +268,7 @@ class ScreeningMap(pn.viewable.Viewer):
                 sizing_mode="stretch_width",
                 css_classes=["goectp-screening"],
             )
-        eps_plot, aniso_plot = self.plots()
+        eps_plot, aniso_plot = self.plots().figures
         filters = pn.FlexBox(  # wraps onto a second line in a narrow window instead of widening the card
             pn.widgets.FloatInput.from_param(self.param.min_band_gap, name="band gap ≥ (eV)", step=0.1, width=140),
             pn.widgets.CheckButtonGroup.from_param(
@@ -432,8 +311,8 @@ class ScreeningMap(pn.viewable.Viewer):
                 self.score_explanation(), css_classes=["goectp-score-explanation"], styles={"font-size": "0.85em"}
             ),
             pn.Row(
-                pn.pane.HoloViews(eps_plot, sizing_mode="stretch_width", min_height=360),
-                pn.pane.HoloViews(aniso_plot, sizing_mode="stretch_width", min_height=360),
+                pn.pane.Bokeh(eps_plot, sizing_mode="stretch_width", min_height=360),
+                pn.pane.Bokeh(aniso_plot, sizing_mode="stretch_width", min_height=360),
                 sizing_mode="stretch_width",
                 css_classes=["goectp-screening-plots"],
             ),

@@ -19,6 +19,7 @@ from explorer.geometry import ellipsoid_geometry, rotate_structure
 from explorer.models import ModelSelector
 from explorer.paths import INSTALL_HINT, THREEDMOL_RELATIVE
 from explorer.scene import AXIS_COLORS, iframe, scene_view, structure_scene, threedmol_available, viewer_document
+from explorer.session import running_on_server
 
 ORIGINAL = "original (X)"
 ROTATED = "rotated (R X)"
@@ -43,14 +44,6 @@ def threedmol_url() -> str:
     from panel.io.resources import component_resource_path
 
     return component_resource_path(ThreeDmolAsset, "__javascript__", THREEDMOL_RELATIVE)
-
-
-def running_on_server() -> bool:
-    """True inside a Bokeh/Panel server session (``panel serve``), False in Jupyter or plain Python."""
-    from panel.io.state import state
-
-    doc = state.curdoc
-    return bool(doc is not None and doc.session_context is not None and not state._is_pyodide)
 
 
 class StructureViewer(pn.viewable.Viewer):

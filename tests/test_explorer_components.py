@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from bokeh.models import ColumnDataSource
 
 pn = pytest.importorskip("panel")
 
@@ -420,9 +421,10 @@ def test_map_filters_and_selection_populate_the_table(screening_dir, loader):
     smap.search = "TiO"
     assert all("tio" in f.lower() for f in smap.filtered["formula"])
     smap.search = ""
-    smap.__panel__()  # builds the plots and their selection streams
-    assert len(smap._streams) == 2
-    smap._streams[0].event(index=[0, 2, 3])  # a box/lasso selection in the ε̄ map
+    smap.__panel__()  # builds the two plots over one source
+    plots = smap._plots
+    assert len(plots.figures) == 2 and all(plots.source in f.select({"type": ColumnDataSource}) for f in plots.figures)
+    plots.source.selected.indices = [0, 2, 3]  # a box/lasso selection (the browser's, in either map)
     assert list(smap.selected["id"]) == list(smap.filtered["id"].iloc[[0, 2, 3]])
     assert list(smap._table.value["id"]) == list(smap.selected["id"])
     rows = pd.read_csv(io.StringIO(smap.export_csv()), dtype={"id": str})
@@ -430,7 +432,7 @@ def test_map_filters_and_selection_populate_the_table(screening_dir, loader):
     records = json.loads(smap.export_json())
     assert [r["id"] for r in records] == list(smap.selected["id"])
     # a tap (single point) loads that structure into the loader
-    smap._streams[1].event(index=[1])
+    plots.source.selected.indices = [1]
     key = smap.filtered["id"].iloc[1]
     assert smap.picked == key and loader.source == "screening" and key in loader.label
     assert loader.structure.composition.reduced_formula == smap.filtered["formula"].iloc[1]

@@ -9,12 +9,13 @@ built once before the first visitor), then speaks to it as a browser's BokehJS d
 - **map**: a ``PATCH-DOC`` setting the tabs' ``active`` to the screening map (what a click on its tab sends), until
   the server's patch carrying the map's plots (``goectp-screening-plots``) arrives; all N at the same moment;
 - **close**: the websockets are closed; the server drops a session once unused for ``--unused-session-lifetime``
-  (set to 1 s here; Bokeh's default is 15 s), so its memory can be released.
+  (the app's own 60 s, :data:`explorer.session.SESSION_LIFETIME_MS`: Bokeh's 15 s is shorter than a room's queue,
+  and a session dropped before its websocket arrives is built twice), then releases its memory.
 
-Per session it reports the server's CPU time (psutil: the server and its ``--num-procs`` workers) for the open and
-for the map, its resident memory (RSS) growth with N open and what is left after they close, and the latency of
-each phase (median and max). Bounded: at most 100 sessions, every wait has a timeout, and the whole run stops
-after ``--timeout`` seconds (the server is stopped in every case).
+Per session it reports the server's CPU time (psutil: the server and its ``--num-procs`` workers) for the open, the
+map and the close (each counted until the server is quiet again), its resident memory (RSS) growth with N open
+and what is left after they close, and the latency of each phase (median and max). Bounded: at most 100 sessions,
+every wait has a timeout, and the whole run stops after ``--timeout`` seconds (the server is stopped in every case).
 
     nice -n 15 python benchmarks/speed/bench_room.py                 # 30 sessions
     nice -n 15 python benchmarks/speed/bench_room.py --sessions 30 --num-procs 2
@@ -51,6 +52,7 @@ def table(result: dict, label: str) -> str:
             f"| sessions open / asked | {r['ok']} / {r['sessions']} |",
             f"| server CPU-s per session: open | {r['open_cpu_s']:.3f} |",
             f"| server CPU-s per session: map | {r['map_cpu_s']:.3f} |",
+            f"| server CPU-s per session: close | {r['close_cpu_s']:.3f} |",
             f"| server RSS before (MB) | {r['rss_base_mb']:.0f} |",
             f"| RSS growth per open session (MB) | {r['rss_open_mb_per_session']:.1f} |",
             f"| RSS growth per session with its map (MB) | {r['rss_map_mb_per_session']:.1f} |",
