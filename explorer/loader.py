@@ -21,6 +21,7 @@ import panel as pn
 import param
 from pymatgen.core import Structure
 
+from explorer.live import live_pane, on_demand_card
 from explorer.paths import DATASET_FILE, data_dir, examples_dir
 from explorer.safe import escape_text
 from explorer.uploads import (  # noqa: F401 - re-exported: the upload steps' public names
@@ -455,8 +456,8 @@ class StructureLoader(pn.viewable.Viewer):
                 f"Upload CIF / POSCAR / extxyz (≤ {self.max_upload_bytes / 1e6:.0f} MB, ≤ {self.max_sites} sites):"
             ),
             self._file_input,
-            self._dataset_panel(),
-            self._status,
-            self._summary,
+            on_demand_card(self._dataset_panel, "Search the DFPT dataset", "goectp-dataset-search"),
+            live_pane(self._status),
+            live_pane(self._summary),
             sizing_mode="stretch_width",
         )

@@ -20,6 +20,7 @@ import panel as pn
 import param
 import torch
 
+from explorer.live import live_pane, on_demand_card
 from explorer.safe import escape_text
 from goectp.structures import MAX_SITES
 
@@ -429,16 +430,23 @@ class ModelSelector(pn.viewable.Viewer):
             self.param.member, start=0, end=n - 1, name="Member", disabled=self.mode != SINGLE_MEMBER
         )
 
+    def _options(self) -> pn.Column:
+        """Ensemble mean ± std or a single member, and the precision (in a card opened on demand)."""
+        return pn.Column(
+            pn.widgets.RadioButtonGroup.from_param(self.param.mode, color="light"),
+            live_pane(self._member_widget, sizing_mode="stretch_width", margin=0),
+            pn.widgets.RadioButtonGroup.from_param(self.param.precision, color="light"),
+            sizing_mode="stretch_width",
+        )
+
     def _build(self) -> pn.Column:
         """The selector's layout: model, mode, member (a view of ``version``), precision and status."""
         return pn.Column(
             pn.pane.Markdown("### Model"),
             pn.widgets.Select.from_param(self.param.model_name, name="Model"),
-            self._menu_line,
-            pn.widgets.RadioButtonGroup.from_param(self.param.mode, color="light"),
-            self._member_widget,
-            pn.widgets.RadioButtonGroup.from_param(self.param.precision, color="light"),
-            self._status,
+            live_pane(self._menu_line),
+            on_demand_card(self._options, "Ensemble or one member · precision", "goectp-model-options"),
+            live_pane(self._status),
             sizing_mode="stretch_width",
         )
 

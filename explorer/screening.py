@@ -1,4 +1,4 @@
-"""ScreeningMap: ε̄ vs band gap and α vs band gap of the screened candidates, over the training materials.
+"""ScreeningMap: ε̄ or α vs band gap of the screened candidates (a switch above the map), over the training materials.
 
 The data (:class:`~explorer.screening_data.ScreeningData`, re-exported here) come from ``assets/screening/``:
 the candidates with the ensemble's ε̄, α and their std, the DFT values of the training data (the grey background)
@@ -35,7 +35,12 @@ from explorer.screening_data import (  # noqa: F401 - re-exported: the data side
     gap_class,
     pareto_front,
 )
-from explorer.screening_plots import MapPlots
+from explorer.screening_plots import AXES, MapPlots
+
+Y = [axis[0] for axis in AXES]
+
+#: The table's columns (each is four Bokeh models a session); the exports carry every column.
+TABLE_SHOWN = ("id", "formula", "band_gap", "n_sites", "eps_mean", "eps_mean_std", "anisotropy", "score", "ood_flag")
 
 
 class ScreeningMap(pn.viewable.Viewer):
@@ -59,6 +64,9 @@ class ScreeningMap(pn.viewable.Viewer):
     max_sites = param.Integer(default=200, bounds=(1, None), doc="Atoms per cell ≤")
     sources = param.ListSelector(default=[], objects=[], doc="Candidate sources shown")
     search = param.String(default="", doc="Filter by formula or id (substring)")
+    y_axis = param.Selector(
+        default="eps_mean", objects={"ε̄ vs band gap": "eps_mean", "α vs band gap": "anisotropy"}, doc="Plotted"
+    )
     color_by = param.Selector(
         default="ensemble std",
         objects=["ensemble std", "score", "n_sites"],
@@ -94,7 +102,7 @@ class ScreeningMap(pn.viewable.Viewer):
             css_classes=["goectp-screening-table"],
         )
         self._table.on_click(self._on_table_click)
-        self._plots: MapPlots | None = None  # the figures, built on the first display
+        self._plots: MapPlots | None = None  # the figure, built on the first display
         self._apply_filters()
         self._layout: pn.Column | None = None  # built once, on the first display (the plots cost)
 
@@ -152,10 +160,12 @@ class ScreeningMap(pn.viewable.Viewer):
         return True
 
     def _table_frame(self) -> pd.DataFrame:
+        """The table's rows (the selection, else the top 50 by score), in the columns of ``TABLE_SHOWN``."""
+        shown = [c for c in TABLE_SHOWN if c in self.filtered.columns]
         if len(self.selected):
-            return self.selected
+            return self.selected[shown]
         top = self.filtered.sort_values("score", ascending=False).head(50) if len(self.filtered) else self.filtered
-        return top.reset_index(drop=True)
+        return top[shown].reset_index(drop=True)
 
     def _sync_table(self) -> None:
         if hasattr(self, "_table"):
@@ -168,9 +178,11 @@ class ScreeningMap(pn.viewable.Viewer):
 
     # ------------------------------------------------------------------------------------------------ plots
     def plots(self) -> MapPlots:
-        """The two linked maps (Bokeh figures over one source), built once; they follow the filters."""
+        """The map (one Bokeh figure, ε̄ or α vs gap), built once; it follows the filters, colour and quantity."""
         if self._plots is None:
-            self._plots = MapPlots(self.filtered, self.data.training, self.color_by, on_select=self.set_selection)
+            self._plots = MapPlots(
+                self.filtered, self.data.training, self.color_by, on_select=self.set_selection, y=self.y_axis
+            )
         return self._plots
 
     @param.depends("filtered", "color_by", watch=True)
@@ -178,6 +190,11 @@ class ScreeningMap(pn.viewable.Viewer):
         plots = getattr(self, "_plots", None)  # None until the first display (and during __init__)
         if plots is not None:
             plots.update(self.filtered, self.color_by)
+
+    @param.depends("y_axis", watch=True)
+    def _switch_quantity(self) -> None:
+        if self._plots is not None:
+            self._plots.show(self.y_axis)
 
     def score_explanation(self) -> str:
         """How to read the map: the acquisition score, the σ it uses, metals vs unknown gaps, Pareto front, FOM."""
@@ -203,11 +220,11 @@ class ScreeningMap(pn.viewable.Viewer):
         )
 
     def static_layout(self):
-        """A fresh, unlinked copy of the current maps side by side (a Bokeh layout, for the HTML export)."""
+        """A fresh, unlinked copy of the current map, ε̄ and α side by side (a Bokeh layout, for the HTML export)."""
         from bokeh.layouts import row
 
-        copy = MapPlots(self.filtered, self.data.training, self.color_by, width=600, height=420)
-        return row(*copy.figures)
+        maps = [MapPlots(self.filtered, self.data.training, self.color_by, y=y, width=600, height=420) for y in Y]
+        return row(*(m.figure for m in maps))
 
     # ------------------------------------------------------------------------------------------------ export
     def export_rows(self) -> pd.DataFrame:
@@ -257,7 +274,7 @@ class ScreeningMap(pn.viewable.Viewer):
         return self._layout
 
     def _build(self) -> pn.Column:
-        """The map's layout: caption, filters, the two linked plots, counts, message, table and exports."""
+        """The map's layout: caption, filters, the ε̄/α switch and the plot, counts, message, table and exports."""
         from explorer.safe import escape_text  # the problem quotes file contents (exception messages)
 
         if not self.data.available:
@@ -268,7 +285,7 @@ class ScreeningMap(pn.viewable.Viewer):
                 sizing_mode="stretch_width",
                 css_classes=["goectp-screening"],
             )
-        eps_plot, aniso_plot = self.plots().figures
+        plot = self.plots().figure
         filters = pn.FlexBox(  # wraps onto a second line in a narrow window instead of widening the card
             pn.widgets.FloatInput.from_param(self.param.min_band_gap, name="band gap ≥ (eV)", step=0.1, width=140),
             pn.widgets.CheckButtonGroup.from_param(
@@ -310,9 +327,11 @@ class ScreeningMap(pn.viewable.Viewer):
             pn.pane.Markdown(
                 self.score_explanation(), css_classes=["goectp-score-explanation"], styles={"font-size": "0.85em"}
             ),
+            pn.widgets.RadioButtonGroup.from_param(
+                self.param.y_axis, color="light", css_classes=["goectp-screening-quantity"]
+            ),
             pn.Row(
-                pn.pane.Bokeh(eps_plot, sizing_mode="stretch_width", min_height=360),
-                pn.pane.Bokeh(aniso_plot, sizing_mode="stretch_width", min_height=360),
+                pn.pane.Bokeh(plot, sizing_mode="stretch_width", min_height=400),
                 sizing_mode="stretch_width",
                 css_classes=["goectp-screening-plots"],
             ),

@@ -1,12 +1,13 @@
-"""The screening map's two plots, ε̄ and α against the band gap, drawn with Bokeh directly.
+"""The screening map: ε̄ or α against the band gap, drawn with Bokeh directly.
 
-One :class:`~bokeh.models.ColumnDataSource` of the filtered candidates feeds both plots, so a box, lasso or tap
-selection in one shows in the other; the training set (grey) is a second source shared by both. A filter or a new
-colour replaces the sources' columns (numbers travel as binary arrays), nothing is rebuilt. Measured in-process
+One figure over a :class:`~bokeh.models.ColumnDataSource` of the filtered candidates (and one of the training
+set, grey); switching between ε̄ and α changes the glyphs' fields, so a box, lasso or tap selection stays on the
+same points. A filter or a new colour replaces the sources' columns (numbers travel as binary arrays), nothing
+is rebuilt. Measured in-process
 (``explorer/screening.py``'s view, built and serialised, 12,175 candidates): HoloViews' overlays cost 1.47 CPU-s
 a session; these figures cost what ``benchmarks/speed/bench_room.py`` reports as the map's CPU.
 
-Per plot: candidates coloured by ``color_by`` (viridis, with a colour bar; marker by gap class: ● insulator,
+On the map: candidates coloured by ``color_by`` (viridis, with a colour bar; marker by gap class: ● insulator,
 ■ metal, ◆ unknown gap drawn at ``UNKNOWN_GAP_X``), OOD-flagged candidates (orange ×), and on the ε̄ plot the
 Pareto front of ε̄ vs gap (red steps) and the top 10 by ε̄·E_g (gold ★), both with ±σ error bars.
 """
@@ -105,6 +106,12 @@ def front_and_top_columns(filtered: pd.DataFrame, std: str = "eps_mean_std") -> 
     return columns(front), columns(top)
 
 
+def _add(fig, source, glyph):
+    """``glyph`` over ``source`` in ``fig``, one glyph model: Bokeh's ``fig.scatter`` adds a non-selection and a
+    muted copy of every glyph (two more models a renderer, a session)."""
+    return fig.add_glyph(source, glyph)
+
+
 def _range(values: np.ndarray) -> tuple[float, float]:
     finite = values[np.isfinite(values)]
     if not len(finite):
@@ -114,7 +121,8 @@ def _range(values: np.ndarray) -> tuple[float, float]:
 
 
 class MapPlots:
-    """The two figures and their sources; :meth:`update` follows the filters and the colour choice.
+    """One figure, ε̄ or α against the band gap (``y``), with its sources; :meth:`update` follows the filters and
+    the colour, :meth:`show` switches the quantity in place (the same points, so a selection stays).
 
     ``on_select(indices)`` (optional) is called with the selected rows (positions in the filtered frame) when a
     box/lasso/tap selection changes in the browser.
@@ -126,80 +134,135 @@ class MapPlots:
         training: pd.DataFrame,
         color_by: str = STD_COLOR,
         on_select: Callable[[list[int]], None] | None = None,
+        y: str = "eps_mean",
         width: int | None = None,
-        height: int = 380,
+        height: int = 400,
     ) -> None:
         from bokeh.models import ColumnDataSource
 
-        self.color_by = color_by
+        self.color_by, self.y = color_by, y
         self.source = ColumnDataSource(candidate_columns(filtered, color_by))
         self.training = ColumnDataSource(training_columns(training))
         self.ood = ColumnDataSource(ood_columns(filtered))
         front, top = front_and_top_columns(filtered)
         self.front, self.top = ColumnDataSource(front), ColumnDataSource(top)
-        self.mappers: dict = {}
-        self.colorbars: dict = {}
-        self.figures = [self._figure(*axis, width=width, height=height) for axis in AXES]
+        self.figure = self._figure(width, height)
+        self.show(y)
         if on_select is not None:
             self.source.selected.on_change("indices", lambda _attr, _old, new: on_select(list(new)))
 
-    def _figure(self, y: str, std: str, label: str, ylabel: str, width: int | None, height: int):
-        from bokeh.models import ColorBar, HoverTool, LinearColorMapper, Whisker
+    def _figure(self, width: int | None, height: int):
+        from bokeh.models import ColorBar, HoverTool, Legend, LegendItem, LinearColorMapper, Scatter, Step, Whisker
         from bokeh.palettes import Viridis256
         from bokeh.plotting import figure
 
         size = {"width": width} if width else {"sizing_mode": "stretch_width"}
         fig = figure(
             height=height,
-            title=f"{ylabel} vs band gap",
             x_axis_label="band gap (eV)",
-            y_axis_label=ylabel,
             tools="pan,wheel_zoom,box_select,lasso_select,tap,reset,save",
             active_drag="box_select",
             **size,
         )
-        fig.scatter("band_gap", y, source=self.training, color="#b0b0b0", alpha=0.5, size=4, line_alpha=0,
-                    legend_label="training set (DFT)")  # fmt: skip
-        color = color_column(y, std, self.color_by)
-        mapper = LinearColorMapper(palette=Viridis256, low=_range(self.source.data[f"color_{y}"])[0],
-                                   high=_range(self.source.data[f"color_{y}"])[1], nan_color="#999999")  # fmt: skip
-        points = fig.scatter(
-            "band_gap", y, source=self.source, marker="marker", size=7, line_color="black", line_width=0.3,
-            fill_color={"field": f"color_{y}", "transform": mapper}, legend_label=CANDIDATES_LABEL,
-            selection_fill_color=SELECTED_COLOR, nonselection_fill_alpha=0.35, nonselection_line_alpha=0.35,
-        )  # fmt: skip
-        hover = [("formula", "@{formula}"), ("id", "@{id}"), (label, f"@{{{y}}}{{0.00}}"),
-                 ("std", f"@{{{std}}}{{0.00}}"), ("band gap", "@{band_gap}{0.00} eV")]  # fmt: skip
-        fig.add_tools(HoverTool(renderers=[points], tooltips=hover))
-        ood = fig.scatter("band_gap", y, source=self.ood, marker="x", color="#ff7f0e", size=11, line_width=2,
-                          legend_label="OOD-flagged (x)")  # fmt: skip
-        fig.add_tools(HoverTool(renderers=[ood], tooltips=[("formula", "@{formula}"), ("OOD", "@{ood_reason}")]))
-        if y == "eps_mean":
-            fig.step("band_gap", "eps_mean", source=self.front, mode="after", color=SELECTED_COLOR, line_width=2,
-                     legend_label="Pareto front ε̄ vs gap")  # fmt: skip
-            fig.add_layout(Whisker(source=self.front, base="band_gap", lower="lower", upper="upper",
-                                   line_color=SELECTED_COLOR))  # fmt: skip
-            top = fig.scatter("band_gap", "eps_mean", source=self.top, marker="star", size=14, color="gold",
-                              line_color="black", legend_label="top 10 ε̄·E_g")  # fmt: skip
-            fig.add_layout(Whisker(source=self.top, base="band_gap", lower="lower", upper="upper",
-                                   line_color="#b8860b"))  # fmt: skip
-            fig.add_tools(HoverTool(renderers=[top], tooltips=[("formula", "@{formula}"), ("ε̄·E_g", "@{fom}{0.0}")]))
-        colorbar = ColorBar(color_mapper=mapper, title=color, width=10)
-        fig.add_layout(colorbar, "right")
-        fig.legend.location = "top_right"
-        fig.legend.click_policy = "hide"
-        fig.legend.label_text_font_size = "8pt"
-        self.mappers[y], self.colorbars[y] = mapper, colorbar
+        self.background = _add(
+            fig, self.training, Scatter(x="band_gap", fill_color="#b0b0b0", fill_alpha=0.5, size=4, line_alpha=0)
+        )
+        self.mapper = LinearColorMapper(palette=Viridis256, nan_color="#999999")
+        glyph = Scatter(
+            x="band_gap",
+            marker={"field": "marker"},
+            size=7,
+            line_color="black",
+            line_width=0.3,
+            fill_color={"field": "color_eps_mean", "transform": self.mapper},
+        )
+        self.points = _add(fig, self.source, glyph)
+        self.points.selection_glyph = glyph.clone(fill_color=SELECTED_COLOR)
+        self.points.nonselection_glyph = glyph.clone(fill_alpha=0.35, line_alpha=0.35)
+        self.hover = HoverTool(renderers=[self.points])
+        self.flagged = _add(
+            fig, self.ood, Scatter(x="band_gap", marker="x", line_color="#ff7f0e", size=11, line_width=2)
+        )
+        front = _add(
+            fig, self.front, Step(x="band_gap", y="eps_mean", mode="after", line_color=SELECTED_COLOR, line_width=2)
+        )
+        top = _add(
+            fig,
+            self.top,
+            Scatter(x="band_gap", y="eps_mean", marker="star", size=14, fill_color="gold", line_color="black"),
+        )
+        bars = [
+            Whisker(
+                source=source,
+                base="band_gap",
+                lower="lower",
+                upper="upper",
+                line_color=color,
+                lower_head=None,
+                upper_head=None,
+            )  # ±σ, without end caps
+            for source, color in ((self.front, SELECTED_COLOR), (self.top, "#b8860b"))
+        ]
+        self.eps_only = [front, top, *bars]  # the Pareto front and the top 10 by ε̄·E_g: on the ε̄ map only
+        for bar in bars:
+            fig.add_layout(bar)
+        fig.add_tools(
+            self.hover,
+            HoverTool(renderers=[self.flagged], tooltips=[("formula", "@{formula}"), ("OOD", "@{ood_reason}")]),
+            HoverTool(renderers=[top], tooltips=[("formula", "@{formula}"), ("ε̄·E_g", "@{fom}{0.0}")]),
+        )
+        self.colorbar = ColorBar(color_mapper=self.mapper, width=10)
+        fig.add_layout(self.colorbar, "right")
+        items = [
+            ("training set (DFT)", self.background),
+            (CANDIDATES_LABEL, self.points),
+            ("OOD-flagged (x)", self.flagged),
+            ("Pareto front ε̄ vs gap", front),
+            ("top 10 ε̄·E_g", top),
+        ]
+        fig.add_layout(
+            Legend(
+                items=[LegendItem(label=label, renderers=[r]) for label, r in items],
+                location="top_right",
+                click_policy="hide",
+                label_text_font_size="8pt",
+            )
+        )
         return fig
+
+    def show(self, y: str) -> None:
+        """Plot ``y`` (``eps_mean`` or ``anisotropy``): fields, colour, hover, labels switched in place."""
+        axis = {a[0]: a for a in AXES}.get(y)
+        if axis is None:
+            raise ValueError(f"cannot plot {y!r}: one of {[a[0] for a in AXES]}")
+        y, std, label, ylabel = axis
+        self.y = y
+        for renderer in (self.background, self.points, self.flagged):
+            renderer.glyph.y = y
+        for glyph in (self.points.selection_glyph, self.points.nonselection_glyph):
+            glyph.y = y
+        color = {"field": f"color_{y}", "transform": self.mapper}
+        for glyph in (self.points.glyph, self.points.nonselection_glyph):
+            glyph.fill_color = color
+        self.mapper.low, self.mapper.high = _range(self.source.data[f"color_{y}"])
+        self.colorbar.title = color_column(y, std, self.color_by)
+        self.hover.tooltips = [
+            ("formula", "@{formula}"),
+            ("id", "@{id}"),
+            (label, f"@{{{y}}}{{0.00}}"),
+            ("std", f"@{{{std}}}{{0.00}}"),
+            ("band gap", "@{band_gap}{0.00} eV"),
+        ]
+        for item in self.eps_only:
+            item.visible = y == "eps_mean"
+        self.figure.yaxis.axis_label = ylabel
+        self.figure.title.text = f"{ylabel} vs band gap"
 
     def update(self, filtered: pd.DataFrame, color_by: str) -> None:
         """New rows (a filter changed) or a new colour: the sources' columns are replaced, the selection cleared."""
         self.color_by = color_by
         self.source.selected.indices = []
-        data = candidate_columns(filtered, color_by)
-        self.source.data = data
+        self.source.data = candidate_columns(filtered, color_by)
         self.ood.data = ood_columns(filtered)
         self.front.data, self.top.data = front_and_top_columns(filtered)
-        for y, std, _, _ in AXES:
-            self.mappers[y].low, self.mappers[y].high = _range(data[f"color_{y}"])
-            self.colorbars[y].title = color_column(y, std, color_by)
+        self.show(self.y)

@@ -15,6 +15,7 @@ import param
 from pymatgen.core import Structure
 
 from explorer.geometry import Ellipsoid, TensorSummary, ellipsoid_geometry, summarize_tensor
+from explorer.live import live_pane
 from explorer.models import ENSEMBLE_MEAN, ModelSelector
 
 AXES = "xyz"
@@ -36,6 +37,25 @@ def matrix_html(m: np.ndarray, title: str, css_id: str = "", std: np.ndarray | N
         f"<div{ident}><div style='font-weight:600;margin-bottom:2px'>{title}</div>"
         f"<table style='border-left:2px solid #444;border-right:2px solid #444'>{''.join(rows)}</table></div>"
     )
+
+
+def table_html(frame: pd.DataFrame, css_class: str = "goectp-tensor-table") -> str:
+    """A small data frame of texts as an HTML table (cells escaped)."""
+    cell = "padding:2px 10px;text-align:{};border-bottom:1px solid #e5e5e5"
+    head = "".join(
+        f"<th style='{cell.format('left' if i == 0 else 'right')}'>{html.escape(str(c))}</th>"
+        for i, c in enumerate(frame.columns)
+    )
+    rows = "".join(
+        "<tr>"
+        + "".join(
+            f"<td style='{cell.format('left' if i == 0 else 'right')}'>{html.escape(str(v))}</td>"
+            for i, v in enumerate(row)
+        )
+        + "</tr>"
+        for row in frame.itertuples(index=False)
+    )
+    return f"<table class='{css_class}' style='border-collapse:collapse;margin-top:8px'><tr>{head}</tr>{rows}</table>"
 
 
 def tensor_record(tensor: np.ndarray, std: np.ndarray | None = None) -> dict[str, Any]:
@@ -336,18 +356,18 @@ class TensorEllipsoid(pn.viewable.Viewer):
                 )
             )
         if calibrated:
-            df = df.rename(columns={"ensemble std": "σ (calibrated)"})
             shown = shown.rename(columns={"ensemble std": "σ (calibrated)"})
+        footer = f"<div style='margin-top:4px'>Refractive index: {html.escape(how)}.</div>" if how else ""
         return pn.Column(
             *alerts,
-            pn.pane.HTML(
-                "<div style='display:flex;gap:24px;flex-wrap:wrap'>" + "".join(blocks) + "</div>",
+            pn.pane.HTML(  # one pane (matrices, the table, n): a Tabulator here cost ~30 Bokeh models a session
+                "<div style='display:flex;gap:24px;flex-wrap:wrap'>"
+                + "".join(blocks)
+                + "</div>"
+                + table_html(shown)
+                + footer,
                 sizing_mode="stretch_width",
             ),
-            pn.widgets.Tabulator(
-                shown, show_index=False, disabled=True, sizing_mode="stretch_width", css_classes=["goectp-tensor-table"]
-            ),
-            pn.pane.Markdown(f"Refractive index: {how}." if how else ""),
             sizing_mode="stretch_width",
         )
 
@@ -368,7 +388,11 @@ class TensorEllipsoid(pn.viewable.Viewer):
             css_classes=["goectp-export-json"],
         )
         return pn.Column(
-            self._body, pn.Row(csv, js), self._export_status, sizing_mode="stretch_width", css_classes=["goectp-tensor"]
+            self._body,
+            pn.Row(csv, js),
+            live_pane(self._export_status, margin=0),
+            sizing_mode="stretch_width",
+            css_classes=["goectp-tensor"],
         )
 
     def __panel__(self) -> pn.viewable.Viewable:

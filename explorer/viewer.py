@@ -186,10 +186,11 @@ class StructureViewer(pn.viewable.Viewer):
 
     def _build(self) -> pn.Column:
         """The view's layout: orientation and display controls, the 3D pane, the HTML export and a legend."""
-        if not threedmol_available():
-            warning = pn.pane.Alert(INSTALL_HINT, alert_type="warning", css_classes=["goectp-3d-missing"])
-        else:
-            warning = pn.pane.Markdown("")
+        warning = (  # only when it has something to say: every pane is Bokeh models in every session
+            []
+            if threedmol_available()
+            else [pn.pane.Alert(INSTALL_HINT, alert_type="warning", css_classes=["goectp-3d-missing"])]
+        )
         controls = pn.Column(
             pn.widgets.RadioButtonGroup.from_param(
                 self.param.orientation, color="light", css_classes=["goectp-orientation"]
@@ -209,10 +210,10 @@ class StructureViewer(pn.viewable.Viewer):
             css_classes=["goectp-export-3d"],
         )
         return pn.Column(
-            warning,
+            *warning,
             controls,
             self._pane,
-            pn.Row(export),
+            export,
             pn.pane.Markdown(LEGEND, styles={"font-size": "0.85em"}),
             sizing_mode="stretch_width",
             css_classes=["goectp-viewer"],

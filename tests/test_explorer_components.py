@@ -421,9 +421,21 @@ def test_map_filters_and_selection_populate_the_table(screening_dir, loader):
     smap.search = "TiO"
     assert all("tio" in f.lower() for f in smap.filtered["formula"])
     smap.search = ""
-    smap.__panel__()  # builds the two plots over one source
+    smap.__panel__()  # builds the map: one figure over the candidates' source
     plots = smap._plots
-    assert len(plots.figures) == 2 and all(plots.source in f.select({"type": ColumnDataSource}) for f in plots.figures)
+    assert plots.source in plots.figure.select({"type": ColumnDataSource})
+    assert plots.colorbar.title == "eps_mean_std" and plots.points.glyph.y == "eps_mean"
+    assert all(item.visible for item in plots.eps_only)  # the Pareto front and the top 10 on the ε̄ map
+    smap.y_axis = "anisotropy"  # the switch: the same points, α on y, coloured by α's std
+    assert plots.points.glyph.y == plots.background.glyph.y == "anisotropy"
+    assert plots.colorbar.title == "anisotropy_std" and "α" in plots.figure.yaxis.axis_label
+    assert not any(item.visible for item in plots.eps_only)
+    assert ("std", "@{anisotropy_std}{0.00}") in plots.hover.tooltips
+    smap.color_by = "score"  # recoloured in place: the colour column, the bar's title and its range
+    assert plots.colorbar.title == "score"
+    np.testing.assert_array_equal(plots.source.data["color_anisotropy"], smap.filtered["score"].to_numpy(float))
+    assert plots.mapper.high == pytest.approx(smap.filtered["score"].max())
+    smap.param.update(color_by="ensemble std", y_axis="eps_mean")
     plots.source.selected.indices = [0, 2, 3]  # a box/lasso selection (the browser's, in either map)
     assert list(smap.selected["id"]) == list(smap.filtered["id"].iloc[[0, 2, 3]])
     assert list(smap._table.value["id"]) == list(smap.selected["id"])
@@ -511,9 +523,14 @@ def test_screening_map_is_built_only_when_its_tab_is_shown(models, gallery, scre
     app.template().server_doc(doc)
     assert app._tabs.active == CRYSTAL_TAB and app._tabs.dynamic
     assert not [m for m in doc.models if isinstance(m, Plot)]  # no map plots yet
+    # the Crystal tab's checks: built when their card is first opened
+    card = app._tabs.objects[CRYSTAL_TAB].select(pn.Card)[-1]
+    assert app.cell_choice._view is None and card.collapsed and not card.objects
+    card.collapsed = False
+    assert card.objects and app.cell_choice._view is not None and "(click to open)" not in card.title
     assert "candidates)" in app._tabs._names[SCREENING_TAB]
     app._tabs.active = SCREENING_TAB
-    assert len([m for m in doc.models if isinstance(m, Plot)]) >= 2  # built on first show
+    assert len([m for m in doc.models if isinstance(m, Plot)]) == 1  # built on first show: one map, ε̄/α switch
     app.screening.pick("demo-0")
     assert app._tabs.active == CRYSTAL_TAB
     assert app.tensor.structure is loader.structure
