@@ -35,8 +35,9 @@ TEACH_INTRO = (
     "**Teach**: the two live checks on the loaded crystal, full width for a projector (load another crystal in the "
     "sidebar). Rotate it: f(RX) = R f(X) Rᵀ to round-off. Change its cell: the shipped model does not move."
 )
-ABOUT = """**GoeCTP** predicts the dielectric tensor ε of a crystal with a graph network made O(3)-equivariant
-by the polar frame of its lattice, L = F H: f(X) = F g(Fᵀ X) Fᵀ (Hua et al., arXiv 2601.04755)."""
+#: Static texts are HTML panes (a Markdown pane renders its text again in every session).
+ABOUT = """<p><b>GoeCTP</b> predicts the dielectric tensor ε of a crystal with a graph network made O(3)-equivariant
+by the polar frame of its lattice, L = F H: f(X) = F g(Fᵀ X) Fᵀ (Hua et al., arXiv 2601.04755).</p>"""
 
 
 def offline_fast_design() -> type:
@@ -197,11 +198,12 @@ class Explorer(param.Parameterized):
             sizing_mode="stretch_width",
             css_classes=["goectp-crystal"],
         )
-        screening = pn.Card(
-            pn.panel(self._screening_view, lazy=True, sizing_mode="stretch_width", min_height=400),
-            title="Screening map",
+        screening = pn.panel(  # the tab's name is its title: no card around it
+            self._screening_view,
+            lazy=True,
+            sizing_mode="stretch_width",
+            min_height=400,
             css_classes=["goectp-card-screening"],
-            **card,
         )
         self._tabs = pn.Tabs(
             ("Crystal", crystal),
@@ -225,7 +227,7 @@ class Explorer(param.Parameterized):
             title=TITLE,
             sidebar=[
                 pn.Column(
-                    pn.pane.Markdown(ABOUT), self.models, pn.layout.Divider(), self.loader, sizing_mode="stretch_width"
+                    pn.pane.HTML(ABOUT), self.models, pn.layout.Divider(), self.loader, sizing_mode="stretch_width"
                 )
             ],
             main=[self.main_area()],

@@ -450,9 +450,9 @@ class StructureLoader(pn.viewable.Viewer):
             else pn.pane.Markdown("*No examples: run scripts/build_examples.py.*")
         )
         return pn.Column(
-            pn.pane.Markdown("### Structure"),
+            pn.pane.HTML("<h3>Structure</h3>"),
             gallery,
-            pn.pane.Markdown(
+            pn.pane.HTML(
                 f"Upload CIF / POSCAR / extxyz (≤ {self.max_upload_bytes / 1e6:.0f} MB, ≤ {self.max_sites} sites):"
             ),
             self._file_input,

@@ -87,6 +87,12 @@ def build_demo_model(seeds: tuple[int, ...] = DEMO_SEEDS, hidden: int = 64):
     return Ensemble(members, [f"demo-seed{s}" for s in seeds]).eval()
 
 
+def _evaluating(model: Any) -> Any:
+    """``model`` in evaluation mode; a shared model already is (``eval()`` walks every module: ~11 ms for the
+    25-member default, twice a session)."""
+    return model.eval() if any(m.training for m in (model, *getattr(model, "members", ()))) else model
+
+
 def structure_key(structure) -> str:
     """Content hash of a structure (lattice, fractional coordinates, species) for the prediction cache."""
     h = hashlib.sha1()
@@ -154,11 +160,16 @@ class ModelSelector(pn.viewable.Viewer):
                 from goectp.api import load_model
                 from goectp.registry import checkpoint_files
 
-                # an alias ("default") resolves to its folder: a retrained ensemble gets a new cache entry
-                stamp = max((p.stat().st_mtime for p in checkpoint_files(name, verify=False)), default=0.0)
+                # an alias ("default") resolves to its folder: a retrained ensemble gets a new cache entry (the
+                # stamp itself is read at most every 10 s: listing the members is ~5 ms a session)
+                stamp = pn.state.as_cached(
+                    f"goectp-stamp-{name}",
+                    lambda: max((p.stat().st_mtime for p in checkpoint_files(name, verify=False)), default=0.0),
+                    ttl=10,
+                )
                 model = pn.state.as_cached(f"goectp-model-{name}-{stamp}", lambda: load_model(name))
                 self._stamps[name] = stamp
-            self._loaded[name] = model.eval()
+            self._loaded[name] = _evaluating(model)
         return self._loaded[name]
 
     @property
@@ -212,7 +223,7 @@ class ModelSelector(pn.viewable.Viewer):
                     )
                 else:
                     model = copy.deepcopy(model).to(dtype)
-            self._effective_models[key] = model.eval()
+            self._effective_models[key] = _evaluating(model)
         self._effective, self._model_key = self._effective_models[key], key
         self.error = ""
         self.version += 1
@@ -442,7 +453,7 @@ class ModelSelector(pn.viewable.Viewer):
     def _build(self) -> pn.Column:
         """The selector's layout: model, mode, member (a view of ``version``), precision and status."""
         return pn.Column(
-            pn.pane.Markdown("### Model"),
+            pn.pane.HTML("<h3>Model</h3>"),
             pn.widgets.Select.from_param(self.param.model_name, name="Model"),
             live_pane(self._menu_line),
             on_demand_card(self._options, "Ensemble or one member · precision", "goectp-model-options"),

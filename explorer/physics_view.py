@@ -14,6 +14,7 @@ import concurrent.futures
 import contextlib
 import threading
 import time
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -122,16 +123,39 @@ class PhysicsView(pn.viewable.Viewer):
         super().__init__(**params)
         self._layout: pn.Column | None = None
         self._pane = pn.pane.HTML("", sizing_mode="stretch_width", min_height=self.height)
-        self._select = pn.widgets.Select(label="mode", options={}, width=300, css_classes=["goectp-physics-mode"])
-        self._select.param.watch(lambda e: e.new is not None and setattr(self, "mode", e.new), "value")
-        self._button = pn.widgets.Button(
-            label="Compute the physics term", color="primary", css_classes=["goectp-physics-compute"]
-        )
-        self._button.on_click(lambda _e: self.param.trigger("compute"))
-        amplitude = pn.widgets.FloatSlider.from_param(self.param.amplitude, label="amplitude (Å)", width=220, step=0.05)
-        self._mode_row = pn.Row(self._select, amplitude, visible=self.show == MODE_VIEW)  # the animation's controls
+        self._mode_options: dict[str, int] = {}  # the mode menu's entries (its widget is made when first shown)
         self._on_structure()
-        self._sync_button()
+
+    # the widgets are made when first used (the tab is built on demand; every session constructs this view)
+    def _made(self, widget: str) -> bool:
+        return widget in self.__dict__
+
+    @cached_property
+    def _select(self) -> pn.widgets.Select:
+        select = pn.widgets.Select(
+            label="mode", options=self._mode_options, width=300, css_classes=["goectp-physics-mode"]
+        )
+        if self._mode_options:
+            select.value = self.mode
+        select.param.watch(lambda e: e.new is not None and setattr(self, "mode", e.new), "value")
+        return select
+
+    @cached_property
+    def _button(self) -> pn.widgets.Button:
+        button = pn.widgets.Button(
+            label="Compute the physics term",
+            color="primary",
+            css_classes=["goectp-physics-compute"],
+            disabled=self._button_disabled(),
+        )
+        button.on_click(lambda _e: self.param.trigger("compute"))
+        return button
+
+    @cached_property
+    def _mode_row(self) -> pn.Row:
+        """The animation's controls: the mode and its amplitude."""
+        amplitude = pn.widgets.FloatSlider.from_param(self.param.amplitude, label="amplitude (Å)", width=220, step=0.05)
+        return pn.Row(self._select, amplitude, visible=self.show == MODE_VIEW)
 
     # ------------------------------------------------------------------------------------------------ compute
     def _forces_name(self) -> str:
@@ -212,7 +236,9 @@ class PhysicsView(pn.viewable.Viewer):
             for r in rows
         }
         dominant = rows[0]["index"] if rows else 0
-        self._select.param.update(options=options, value=dominant)
+        self._mode_options = options
+        if self._made("_select"):
+            self._select.param.update(options=options, value=dominant)
         self.param.update(result=physics, seconds=seconds, cached=cached, busy=False, error="", mode=dominant)
 
     @param.depends("structure", "born_model", "forces", watch=True)
@@ -222,7 +248,9 @@ class PhysicsView(pn.viewable.Viewer):
         if hit is not None:
             self._apply(self.structure, hit[0], hit[1], cached=True)
         else:
-            self._select.options = {}
+            self._mode_options = {}
+            if self._made("_select"):
+                self._select.options = {}
             self.param.update(result=None, seconds=0.0, cached=False, error="")
 
     # ------------------------------------------------------------------------------------------------ model
@@ -266,7 +294,11 @@ class PhysicsView(pn.viewable.Viewer):
 
     @param.depends("result", "busy", "structure", "born_model", watch=True)
     def _sync_button(self) -> None:
-        self._button.disabled = self.busy or self.result is not None or self.model_missing or self.structure is None
+        if self._made("_button"):
+            self._button.disabled = self._button_disabled()
+
+    def _button_disabled(self) -> bool:
+        return self.busy or self.result is not None or self.model_missing or self.structure is None
 
     @param.depends("result", "busy", "error", "structure")
     def _status(self) -> pn.viewable.Viewable:
@@ -369,7 +401,8 @@ class PhysicsView(pn.viewable.Viewer):
 
     @param.depends("show", watch=True)
     def _on_show(self) -> None:
-        self._mode_row.visible = self.show == MODE_VIEW
+        if self._made("_mode_row"):
+            self._mode_row.visible = self.show == MODE_VIEW
 
     @param.depends("result", "show", "mode", "amplitude", "n_frames", watch=True)
     def _render(self) -> None:

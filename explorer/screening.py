@@ -16,6 +16,7 @@ import pandas as pd
 import panel as pn
 import param
 
+from explorer.live import live_pane
 from explorer.loader import StructureLoader
 from explorer.screening_data import (  # noqa: F401 - re-exported: the data side of the map
     GAP_INSULATOR,
@@ -335,8 +336,8 @@ class ScreeningMap(pn.viewable.Viewer):
                 sizing_mode="stretch_width",
                 css_classes=["goectp-screening-plots"],
             ),
-            self._counts,
-            self._message,
+            live_pane(self._counts),
+            live_pane(self._message),
             self._table,
             exports,
             sizing_mode="stretch_width",

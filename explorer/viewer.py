@@ -27,7 +27,7 @@ CANONICAL = "canonical (Fᵀ X, lattice H)"
 #: Under the 3D view: what the arrows and the ellipsoid are.
 LEGEND = (
     "Arrows F₁ F₂ F₃ (red, green, blue): columns of the polar frame F of L = F H. Orange: ellipsoid of the predicted "
-    "ε (axes = eigenvectors, semi-axes ∝ eigenvalues), centred in the cell. Drag to rotate the camera; **Save PNG** "
+    "ε (axes = eigenvectors, semi-axes ∝ eigenvalues), centred in the cell. Drag to rotate the camera; <b>Save PNG</b> "
     "(top right of the view) saves an image."
 )
 
@@ -214,7 +214,7 @@ class StructureViewer(pn.viewable.Viewer):
             controls,
             self._pane,
             export,
-            pn.pane.Markdown(LEGEND, styles={"font-size": "0.85em"}),
+            pn.pane.HTML(LEGEND, styles={"font-size": "0.85em"}),
             sizing_mode="stretch_width",
             css_classes=["goectp-viewer"],
         )
