@@ -4,8 +4,8 @@ A closed session's objects are freed (none of its ``Explorer`` or ``ScreeningMap
 glibc's allocator keeps the freed pages: measured in-process, 4 sessions with their maps grew the RSS by 84 MB,
 72 MB of it stayed after they were destroyed (and was reused by the next 4: +3 MB), and ``malloc_trim`` returned
 all but 31 MB. :func:`release_after_close` registers, for the current session, a ``gc.collect`` and
-``malloc_trim(0)`` shortly after it is destroyed; sessions that close together share one (a class leaving at once
-costs one collection, not thirty). A collection walks only the sessions' objects once
+``malloc_trim(0)`` shortly after it is destroyed; sessions dropped together share one, after the last of them (a
+class leaving at once costs one collection, not thirty). A collection walks only the sessions' objects once
 :func:`explorer.session.prepare_process` has frozen the shared heap (0.38 CPU-s before, ~0 after); nothing is
 trimmed where there is no glibc.
 """
@@ -18,7 +18,7 @@ import gc
 from functools import cache
 
 #: Seconds between a session's destruction and the trim (Bokeh drops the document's models after the callbacks).
-DELAY_S = 0.5
+DELAY_S = 1.0
 
 
 @cache
@@ -39,24 +39,25 @@ def release_memory() -> bool:
     return True
 
 
-_pending = False
+_pending = None  # the scheduled release (a tornado timeout handle), if any
 
 
 def _release_once() -> None:
     global _pending
-    _pending = False
+    _pending = None
     release_memory()
 
 
 def _on_destroyed(_context) -> None:
-    """Schedule one release DELAY_S from now, unless one is already waiting (it covers this session too)."""
+    """(Re)schedule the release DELAY_S after this destruction: sessions dropped together (Bokeh discards them one
+    after another) share one release, after the last of them."""
     global _pending
-    if _pending:
-        return
     from tornado.ioloop import IOLoop
 
-    _pending = True
-    IOLoop.current().call_later(DELAY_S, _release_once)
+    loop = IOLoop.current()
+    if _pending is not None:
+        loop.remove_timeout(_pending)
+    _pending = loop.call_later(DELAY_S, _release_once)
 
 
 def release_after_close() -> None:
