@@ -279,9 +279,9 @@ class StructureLoader(pn.viewable.Viewer):
         return self.set_structure(prepared.structure, filename, "upload", info=prepared.info)
 
     def load_text(self, text: str, filename: str) -> bool:
-        """Parse text in the format implied by ``filename`` (see :func:`guess_format`), after the cheap
-        pre-check of :func:`precheck_text`."""
-        return self._apply_upload(prepare_text(text, filename, max_sites=self.max_sites), filename)
+        """Text in the format implied by ``filename`` (see :func:`guess_format`), handled like an upload
+        (:meth:`load_bytes`: size limit, pre-check, parse and checks in a bounded worker process)."""
+        return self.load_bytes(text.encode("utf-8"), filename)
 
     def load_bytes(self, data: bytes, filename: str) -> bool:
         """An uploaded file: size limit, text decoding, pre-check, then parse and checks in a worker process with a

@@ -234,6 +234,20 @@ def test_absurd_structures_are_refused_by_the_loader(loader, make, words):
     assert words in loader.error and loader.structure is before
 
 
+def test_load_text_is_handled_like_an_upload(loader, monkeypatch):
+    """The Python API's text path goes through the same bounded worker and size cap as an upload."""
+    import explorer.loader as loader_module
+
+    calls = []
+    real = loader_module.prepare_upload_isolated
+    monkeypatch.setattr(loader_module, "prepare_upload_isolated", lambda *a, **k: calls.append(a[1]) or real(*a, **k))
+    before = loader.structure
+    assert not loader.load_text("x" * (loader.max_upload_bytes + 1), "huge.cif")
+    assert "huge.cif" in loader.error and "MB" in loader.error and loader.structure is before
+    assert loader.load_text(_cif(_structure()), "fine.cif") and loader.error == ""
+    assert calls == ["huge.cif", "fine.cif"]
+
+
 # ---------------------------------------------------------------------------------------------------- exports
 def test_tensor_downloads_after_a_failed_prediction_explain_themselves(loader):
     view = TensorEllipsoid(structure=loader.structure)
