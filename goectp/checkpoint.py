@@ -6,7 +6,10 @@ Schema (``SCHEMA_VERSION`` 1), a plain dict of tensors and JSON-like values::
 
 A *sum* member (:class:`~goectp.models.sum.SumOfParts`, the static tensor as ε∞ + ionic from two networks trained
 on the same split) is one file too: ``{"schema_version": 1, "kind": "sum", "parts": {"electronic": <checkpoint
-dict>, "ionic": <checkpoint dict>}, "meta": {...}}`` (:func:`sum_checkpoint_dict`). A Born-charge model
+dict>, "ionic": <checkpoint dict>}, "meta": {...}}`` (:func:`sum_checkpoint_dict`). A part may instead name the
+checkpoint file that holds it, ``{"file": "../electronic/split0.pt", "sha256": …}`` (a ``*.pt`` of the same or a
+sibling folder, refused when its sha256 differs), so that members sharing an ε∞ network ship it once
+(:func:`goectp.release.share_parts`). A Born-charge model
 (:class:`~goectp.models.born.BornChargeModel`) is a GoeCTP checkpoint with ``"kind": "born"``.
 
 Training resume files (``last.pt``) use the same ``state_dict`` key plus the optimiser / scheduler / RNG states
@@ -212,8 +215,14 @@ def load_cache(path: str | os.PathLike) -> Any:
     return safe_load(path, map_location=None, allow=cache_safe_globals())
 
 
-def read_checkpoint(source: Source, map_location: str | torch.device | None = "cpu", name: str | None = None) -> dict:
-    """The checkpoint dict of any schema version, normalised to the current keys (``state_dict``, ``meta``)."""
+def read_checkpoint(
+    source: Source,
+    map_location: str | torch.device | None = "cpu",
+    name: str | None = None,
+    resolve_parts: bool = True,
+) -> dict:
+    """The checkpoint dict of any schema version, normalised to the current keys (``state_dict``, ``meta``); a sum
+    checkpoint's parts given by reference are read from their files (``resolve_parts=False``: a sum is refused)."""
     name = name or _describe(source)
     ckpt = safe_load(source, map_location=map_location, name=name)
     if not isinstance(ckpt, dict):
@@ -225,7 +234,10 @@ def read_checkpoint(source: Source, map_location: str | torch.device | None = "c
             f"understands ({SCHEMA_VERSION}); upgrade goectp"
         )
     if ckpt.get("kind") == "sum":
-        return _read_sum(ckpt, name)
+        if not resolve_parts:
+            raise CheckpointError(f"{name}: a sum checkpoint cannot be a part of another one")
+        folder = None if isinstance(source, (bytes, bytearray, io.BytesIO)) else Path(source).parent
+        return _read_sum(ckpt, name, folder, map_location)
     if "state_dict" not in ckpt and "model" in ckpt:  # resume files before schema version 1
         ckpt = {**ckpt, "state_dict": ckpt["model"]}
         ckpt.pop("model")
@@ -236,13 +248,41 @@ def read_checkpoint(source: Source, map_location: str | torch.device | None = "c
     return ckpt
 
 
-def _read_sum(ckpt: dict, name: str) -> dict:
-    """A sum checkpoint with both parts normalised like single checkpoints (sums of sums are refused)."""
+def is_part_reference(sub: Any) -> bool:
+    """A sum's part given as ``{"file": ..., "sha256": ...}`` (the file that holds it) rather than inline."""
+    return isinstance(sub, dict) and set(sub) == {"file", "sha256"}
+
+
+def _read_reference(sub: dict, name: str, part: str, folder: Path | None, map_location: Any) -> dict:
+    """The checkpoint dict a part reference names: a ``*.pt`` file of the sum's folder or a sibling one, with the
+    recorded sha256, holding a single (not a sum) checkpoint."""
+    from goectp.data.paths import sha256_file  # lazily: goectp.data imports the model modules
+
+    relative, sha256 = sub["file"], sub["sha256"]
+    if folder is None:
+        raise CheckpointError(f"{name}: its {part} part is in another file ({relative!r}): load it from its file")
+    if not isinstance(relative, str) or not isinstance(sha256, str):
+        raise CheckpointError(f"{name}: its {part} part reference is not a file name and a sha256")
+    path = (folder / relative).resolve()
+    if path.suffix != ".pt" or path.parent.parent != folder.resolve().parent:
+        raise CheckpointError(f"{name}: its {part} part {relative!r} is not a checkpoint of this or a sibling folder")
+    if not path.is_file():
+        raise CheckpointError(f"{name}: its {part} part {relative!r} is missing")
+    if sha256_file(path) != sha256:
+        raise CheckpointError(f"{name}: its {part} part {relative!r} changed since it was referenced (sha256)")
+    return read_checkpoint(path, map_location, name=f"{name} ({part} part, {relative})", resolve_parts=False)
+
+
+def _read_sum(ckpt: dict, name: str, folder: Path | None = None, map_location: Any = "cpu") -> dict:
+    """A sum checkpoint with both parts normalised like single checkpoints (parts given by reference are read from
+    their files; sums of sums are refused)."""
     parts = ckpt.get("parts")
     if not isinstance(parts, dict) or sorted(parts) != sorted(PARTS):
         raise CheckpointError(f"{name}: a sum checkpoint needs exactly the parts {PARTS}")
     normalised = {}
     for part, sub in parts.items():
+        if is_part_reference(sub):
+            sub = _read_reference(sub, name, part, folder, map_location)
         if not isinstance(sub, dict) or sub.get("kind") == "sum" or not isinstance(sub.get("state_dict"), dict):
             raise CheckpointError(f"{name}: its {part} part is not a single GoeCTP checkpoint")
         normalised[part] = {**sub, "meta": sub.get("meta") or {}}

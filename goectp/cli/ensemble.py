@@ -13,6 +13,7 @@ examples:
   goectp ensemble export runs/paper/best --name default --command "goectp train ... --out runs/paper/best"
   goectp ensemble calibrate --model default    # a shipped name, or a folder of split*.pt members
   goectp ensemble combine chgnet pretrained-bulk-modulus --name combined
+  goectp ensemble share decomposed-bulk-modulus-layers2 --parts-from electronic
 """
 #: ``(name, help, description)`` of each subcommand.
 SUBCOMMANDS = (
@@ -34,19 +35,27 @@ SUBCOMMANDS = (
         "Write ASSETS/NAME/members.json listing the members of shipped ensembles (with their sha256) and a card "
         "comparing the combination with each family per split; then calibrate it.",
     ),
+    (
+        "share",
+        "ship a sum family's ε∞ networks once: members name the identical member of an ε∞ ensemble",
+        "Rewrite each sum member of FAMILY whose ε∞ part is bit-identical to a member of --parts-from so that it "
+        "names that file (with its sha256) instead of holding a copy; weights, predictions and the calibration "
+        "are unchanged. The members.json manifests and the screening summary that list the rewritten files get "
+        "their new sha256.",
+    ),
 )
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    """Register ``ensemble`` and its three subcommands."""
+    """Register ``ensemble`` and its four subcommands."""
     p = sub.add_parser(
         "ensemble",
         help="export a training run as a shipped ensemble, calibrate its σ, or combine shipped ensembles",
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    actions = p.add_subparsers(dest="action", required=True, metavar="{export,calibrate,combine}")
-    export, calibrate, combine = (
+    actions = p.add_subparsers(dest="action", required=True, metavar="{export,calibrate,combine,share}")
+    export, calibrate, combine, share = (
         actions.add_parser(name, help=text, description=description) for name, text, description in SUBCOMMANDS
     )
 
@@ -66,6 +75,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     combine.add_argument("--name", required=True, help="folder name of the combined ensemble under --assets")
     _card_options(combine, "after the choice")
     combine.set_defaults(func=cmd_combine)
+
+    share.add_argument("family", help="a shipped ensemble of sum members (e.g. decomposed-bulk-modulus-layers2)")
+    share.add_argument("--parts-from", required=True, help="the shipped ε∞ ensemble that holds the same networks")
+    share.add_argument("--assets", type=Path, default=Path("assets"), help="(default: %(default)s)")
+    share.set_defaults(func=cmd_share)
 
 
 def _card_options(q: argparse.ArgumentParser, notes_where: str) -> None:
@@ -112,4 +126,24 @@ def cmd_combine(args: argparse.Namespace) -> int:
     print(card)
     if not args.no_calibrate:
         print("\n".join(coverage_lines(calibrate(out))))
+    return 0
+
+
+def cmd_share(args: argparse.Namespace) -> int:
+    """Share, refresh the manifests and the screening summary, print what changed and the bytes saved."""
+    from goectp.registry import checkpoint_files
+    from goectp.release import share_parts
+    from goectp.release.share import refresh_manifests, refresh_screening_provenance
+
+    before = {f.resolve(): f.stat().st_size for f in checkpoint_files(args.family, verify=False)}
+    changed = share_parts(args.family, args.parts_from)
+    for path in changed:
+        print(f"{path}: {before[path] / 1e6:.2f} -> {path.stat().st_size / 1e6:.2f} MB")
+    for manifest in refresh_manifests(args.assets / "models", changed):
+        print(f"updated {manifest}")
+    summary = args.assets / "screening" / "screening_summary.json"
+    if summary.is_file() and refresh_screening_provenance(summary, changed):
+        print(f"updated {summary}")
+    saved = sum(before[p] - p.stat().st_size for p in changed)
+    print(f"{len(changed)} members now share their ε∞ part; {saved / 1e6:.1f} MB saved")
     return 0

@@ -1,0 +1,134 @@
+"""Sum members that name their ε∞ part's file (goectp ensemble share): same weights and predictions, smaller
+files, and a reference that can only point at an unchanged checkpoint of this or a sibling folder."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from pymatgen.core import Lattice, Structure
+
+from goectp.api import build_model, graphs_for, predict_graphs
+from goectp.checkpoint import CheckpointError, checkpoint_dict, load_checkpoint, safe_load, sum_checkpoint_dict
+from goectp.cli import main as cli_main
+from goectp.data.paths import sha256_file
+from goectp.registry import load_model
+from goectp.release.share import refresh_manifests, refresh_screening_provenance, share_parts
+from goectp.uncertainty import ensemble_fingerprint
+
+
+def tiny(seed: int, target: str):
+    torch.manual_seed(seed)
+    model = build_model("goectp", hidden=16, num_rbf=8)
+    model.meta = {"target": target, "split_seed": seed % 2, "data_sha256": "d"}
+    return model.eval()
+
+
+@pytest.fixture()
+def assets(tmp_path):
+    """assets/models/{electronic, decomposed, combined} with two splits, and a screening summary."""
+    models = tmp_path / "models"
+    for folder in ("electronic", "decomposed", "combined"):
+        (models / folder).mkdir(parents=True)
+    for k in (0, 1):
+        electronic, ionic = tiny(10 + k * 2, "electronic"), tiny(11 + k * 2, "ionic")
+        for m in (electronic, ionic):
+            m.meta["split_seed"] = k
+        torch.save(checkpoint_dict(electronic, **electronic.meta), models / "electronic" / f"split{k}.pt")
+        ionic_ckpt = checkpoint_dict(ionic, **ionic.meta)
+        torch.save(
+            sum_checkpoint_dict(checkpoint_dict(electronic, **electronic.meta), ionic_ckpt),
+            models / "decomposed" / f"split{k}.pt",
+        )
+    members = [
+        {"file": f"../decomposed/split{k}.pt", "sha256": sha256_file(models / "decomposed" / f"split{k}.pt")}
+        for k in (0, 1)
+    ]
+    (models / "combined" / "members.json").write_text(json.dumps({"members": members}))
+    (tmp_path / "screening").mkdir()
+    summary = {"provenance": {"model_sha256": ";".join(m["sha256"] for m in members), "kappa": 1.0}}
+    (tmp_path / "screening" / "screening_summary.json").write_text(json.dumps(summary, indent=2))
+    return tmp_path
+
+
+@pytest.fixture()
+def crystals() -> list[Structure]:
+    return [
+        Structure(Lattice.cubic(4.2), ["Mg", "O"], [[0, 0, 0], [0.5, 0.5, 0.5]]),
+        Structure(Lattice.tetragonal(4.6, 2.96), ["Ti", "O"], [[0, 0, 0], [0.3, 0.3, 0]]),
+    ]
+
+
+def test_shared_members_predict_the_same_from_smaller_files(assets, crystals):
+    models = assets / "models"
+    before = load_model(models / "combined")
+    graphs = graphs_for(crystals, before)
+    expected, fingerprint = predict_graphs(graphs, before), ensemble_fingerprint(before)
+    sizes = {f: f.stat().st_size for f in (models / "decomposed").glob("*.pt")}
+
+    changed = share_parts(models / "decomposed", models / "electronic")
+    assert sorted(p.name for p in changed) == ["split0.pt", "split1.pt"]
+    assert all(f.stat().st_size < 0.7 * size for f, size in sizes.items())  # the ε∞ network is no longer copied
+    raw = safe_load(models / "decomposed" / "split1.pt")
+    assert raw["parts"]["electronic"] == {
+        "file": "../electronic/split1.pt",
+        "sha256": sha256_file(models / "electronic" / "split1.pt"),
+    }
+    assert refresh_manifests(models, changed) == [models / "combined" / "members.json"]
+    assert refresh_screening_provenance(assets / "screening" / "screening_summary.json", changed)
+    summary = json.loads((assets / "screening" / "screening_summary.json").read_text())["provenance"]
+    assert summary["model_sha256"].split(";") == [new for _, new in changed.values()] and "repacked" in summary
+
+    after = load_model(models / "combined")  # the manifest's sha256 are checked on load
+    assert ensemble_fingerprint(after) == fingerprint  # the calibration still applies
+    np.testing.assert_array_equal(predict_graphs(graphs, after), expected)
+    assert share_parts(models / "decomposed", models / "electronic") == {}  # already shared: nothing to do
+
+
+def test_a_reference_only_reaches_an_unchanged_checkpoint_of_a_sibling_folder(assets, tmp_path):
+    models = assets / "models"
+    share_parts(models / "decomposed", models / "electronic")
+    member = models / "decomposed" / "split0.pt"
+    raw = safe_load(member)
+
+    def rewrite(**reference) -> None:
+        torch.save({**raw, "parts": {**raw["parts"], "electronic": reference}}, member)
+
+    good = raw["parts"]["electronic"]
+    cases = [
+        ({"file": "../../outside.pt", "sha256": good["sha256"]}, "not a checkpoint of this or a sibling folder"),
+        ({"file": "../electronic/split0.json", "sha256": good["sha256"]}, "not a checkpoint of this or a sibling"),
+        ({"file": "../electronic/split9.pt", "sha256": good["sha256"]}, "is missing"),
+        ({"file": good["file"], "sha256": "0" * 64}, "changed since it was referenced"),
+        ({"file": "split1.pt", "sha256": sha256_file(models / "decomposed" / "split1.pt")}, "cannot be a part"),
+    ]
+    for reference, message in cases:
+        rewrite(**reference)
+        with pytest.raises(CheckpointError, match=message) as info:
+            load_checkpoint(member)
+        assert str(member) in str(info.value)
+    rewrite(**good)
+    with pytest.raises(CheckpointError, match="load it from its file"):
+        load_checkpoint(member.read_bytes())
+    assert load_checkpoint(member) is not None
+
+
+def test_goectp_ensemble_share_command(assets, capsys):
+    models = assets / "models"
+    code = cli_main(
+        [
+            "ensemble",
+            "share",
+            str(models / "decomposed"),
+            "--parts-from",
+            str(models / "electronic"),
+            "--assets",
+            str(assets),
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0 and "2 members now share their ε∞ part" in out and "members.json" in out
+    assert "screening_summary.json" in out
+    load_model(models / "combined")
