@@ -348,6 +348,19 @@ def model_from_checkpoint(ckpt: dict, name: str = "checkpoint") -> GoeCTP | SumO
     return model.eval()
 
 
+def self_contained_bytes(path: str | os.PathLike) -> bytes:
+    """The bytes of the checkpoint file ``path`` with every part it names by reference inlined (for a worker
+    process, which gets bytes, not files); the file's own bytes when it names none."""
+    data = Path(path).read_bytes()
+    raw = safe_load(io.BytesIO(data), name=str(path))
+    parts = raw.get("parts") if isinstance(raw, dict) and raw.get("kind") == "sum" else None
+    if not isinstance(parts, dict) or not any(is_part_reference(sub) for sub in parts.values()):
+        return data
+    buffer = io.BytesIO()
+    torch.save(read_checkpoint(path), buffer)  # the parts read from their files, sha256-checked
+    return buffer.getvalue()
+
+
 def load_checkpoint(
     source: Source, map_location: str | torch.device = "cpu", name: str | None = None
 ) -> GoeCTP | SumOfParts:

@@ -220,7 +220,11 @@ def test_shipped_checkpoints_load_with_weights_only(path):
     model = ck.load_checkpoint(path)
     if raw.get("kind") == "sum":  # two networks' checkpoints: an ε∞ part and an ionic part
         assert set(raw["parts"]) == {"electronic", "ionic"} and "meta" in raw
-        weights = {f"parts.{part}.{k}": v for part, sub in raw["parts"].items() for k, v in sub["state_dict"].items()}
+        parts = {  # a part named by reference (goectp ensemble share) is the checkpoint of that file
+            part: torch.load(path.parent / sub["file"], weights_only=True) if ck.is_part_reference(sub) else sub
+            for part, sub in raw["parts"].items()
+        }
+        weights = {f"parts.{part}.{k}": v for part, sub in parts.items() for k, v in sub["state_dict"].items()}
     else:
         assert {"config", "state_dict", "meta"} <= set(raw)
         weights = raw["state_dict"]

@@ -132,3 +132,24 @@ def test_goectp_ensemble_share_command(assets, capsys):
     assert code == 0 and "2 members now share their ε∞ part" in out and "members.json" in out
     assert "screening_summary.json" in out
     load_model(models / "combined")
+
+
+def test_a_screen_ships_shared_members_to_its_workers_as_self_contained_bytes(assets):
+    """A screening worker gets bytes, not files: a part named by reference travels inlined, and the provenance
+    keeps the files' own sha256."""
+    from goectp.checkpoint import self_contained_bytes
+    from goectp.screening.model_spec import cached_ensemble, load_model_spec
+
+    models = assets / "models"
+    share_parts(models / "decomposed", models / "electronic")
+    member = models / "decomposed" / "split0.pt"
+    blob = self_contained_bytes(member)
+    assert len(blob) > member.stat().st_size and not safe_load(blob)["parts"]["electronic"].get("file")
+    electronic = models / "electronic" / "split0.pt"
+    assert self_contained_bytes(electronic) == electronic.read_bytes()  # nothing to inline
+    spec = load_model_spec(models / "decomposed")
+    assert spec.sha256s == tuple(sha256_file(f) for f in sorted((models / "decomposed").glob("*.pt")))
+    ensemble = cached_ensemble(spec, "cpu")
+    reference = load_model(models / "decomposed")
+    for a, b in zip(ensemble.members, reference.members, strict=True):
+        assert all(torch.equal(a.state_dict()[k], v) for k, v in b.state_dict().items())

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from goectp.checkpoint import load_checkpoint
+from goectp.checkpoint import load_checkpoint, self_contained_bytes
 from goectp.device import default_device
 from goectp.models import Ensemble
 from goectp.registry import ensemble_members, folder_calibration, resolve_model_path
@@ -43,7 +43,7 @@ def load_model_spec(name_or_path: str | os.PathLike, check: bool = True) -> Mode
     that is not a usable checkpoint fails before anything is scored (:class:`~goectp.checkpoint.CheckpointError`,
     naming the file), and so does a model of anything but the total (static) tensor."""
     names, files = zip(*ensemble_members(name_or_path))  # a name never resolves to the working directory
-    blobs = tuple(f.read_bytes() for f in files)
+    blobs = tuple(self_contained_bytes(f) for f in files)  # a part named by reference travels inlined
     folder = resolve_model_path(name_or_path)
     calibration = None
     if check or (folder / CALIBRATION_FILE).is_file():
@@ -57,7 +57,7 @@ def load_model_spec(name_or_path: str | os.PathLike, check: bool = True) -> Mode
         )
     return ModelSpec(
         names=tuple(names),
-        sha256s=tuple(hashlib.sha256(b).hexdigest() for b in blobs),
+        sha256s=tuple(hashlib.sha256(f.read_bytes()).hexdigest() for f in files),  # the files', for provenance
         blobs=blobs,
         origin=str(name_or_path),
         calibration=calibration,
