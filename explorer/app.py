@@ -225,11 +225,7 @@ class Explorer(param.Parameterized):
     def template(self) -> pn.template.FastListTemplate:
         return pn.template.FastListTemplate(
             title=TITLE,
-            sidebar=[
-                pn.Column(
-                    pn.pane.HTML(ABOUT), self.models, pn.layout.Divider(), self.loader, sizing_mode="stretch_width"
-                )
-            ],
+            sidebar=[pn.Column(pn.pane.HTML(ABOUT), self.models, self.loader, sizing_mode="stretch_width")],
             main=[self.main_area()],
             sidebar_width=360,
             accent="#1f5f8b",

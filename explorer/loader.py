@@ -23,7 +23,7 @@ from pymatgen.core import Structure
 
 from explorer.live import live_pane, on_demand_card
 from explorer.paths import DATASET_FILE, data_dir, examples_dir
-from explorer.safe import escape_text
+from explorer.safe import escape_html, escape_text
 from explorer.uploads import (  # noqa: F401 - re-exported: the upload steps' public names
     MAX_LATTICE_LENGTH,
     MAX_SITES,
@@ -231,7 +231,7 @@ class StructureLoader(pn.viewable.Viewer):
         self._file_input = pn.widgets.FileInput(
             accept=".cif,.mcif,.vasp,.poscar,.xyz,.extxyz,.json,POSCAR,CONTCAR",
             multiple=False,
-            label="Upload",
+            label=f"Upload CIF / POSCAR / extxyz (≤ {self.max_upload_bytes / 1e6:.0f} MB, ≤ {self.max_sites} sites)",
             css_classes=["goectp-upload"],
             sizing_mode="stretch_width",
         )
@@ -415,13 +415,13 @@ class StructureLoader(pn.viewable.Viewer):
     @param.depends("info", "label")
     def _summary(self) -> pn.viewable.Viewable:
         if not self.info:
-            return pn.pane.Markdown("")
+            return pn.pane.HTML("", css_classes=["goectp-structure-summary"])
         i = self.info
         a, b, c = i["abc"]
         al, be, ga = i["angles"]
-        return pn.pane.Markdown(
-            f"**{escape_text(i['formula'])}** — {escape_text(self.label)}  \n{i['n_sites']} sites, "
-            f"{escape_text(i['spacegroup'])}, {escape_text(i['crystal_system'])}  \n"
+        return pn.pane.HTML(  # an HTML pane: no Markdown rendering per session; user text escaped
+            f"<b>{escape_html(i['formula'])}</b> — {escape_html(self.label)}<br>{i['n_sites']} sites, "
+            f"{escape_html(i['spacegroup'])}, {escape_html(i['crystal_system'])}<br>"
             f"a, b, c = {a:.3f}, {b:.3f}, {c:.3f} Å; α, β, γ = {al:.1f}°, {be:.1f}°, {ga:.1f}°",
             css_classes=["goectp-structure-summary"],
         )
@@ -452,9 +452,6 @@ class StructureLoader(pn.viewable.Viewer):
         return pn.Column(
             pn.pane.HTML("<h3>Structure</h3>"),
             gallery,
-            pn.pane.HTML(
-                f"Upload CIF / POSCAR / extxyz (≤ {self.max_upload_bytes / 1e6:.0f} MB, ≤ {self.max_sites} sites):"
-            ),
             self._file_input,
             on_demand_card(self._dataset_panel, "Search the DFPT dataset", "goectp-dataset-search"),
             live_pane(self._status),

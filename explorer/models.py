@@ -21,7 +21,7 @@ import param
 import torch
 
 from explorer.live import live_pane, on_demand_card
-from explorer.safe import escape_text
+from explorer.safe import escape_html, escape_text
 from goectp.structures import MAX_SITES
 
 DEMO_MODEL = "untrained demo model"
@@ -428,8 +428,8 @@ class ModelSelector(pn.viewable.Viewer):
 
     @param.depends("model_name")
     def _menu_line(self) -> pn.viewable.Viewable:
-        return pn.pane.Markdown(
-            escape_text(self.menu_line), css_classes=["goectp-model-menu-line"], styles={"font-size": "0.85em"}
+        return pn.pane.HTML(
+            escape_html(self.menu_line), css_classes=["goectp-model-menu-line"], styles={"font-size": "0.85em"}
         )
 
     @param.depends("version")
@@ -453,7 +453,6 @@ class ModelSelector(pn.viewable.Viewer):
     def _build(self) -> pn.Column:
         """The selector's layout: model, mode, member (a view of ``version``), precision and status."""
         return pn.Column(
-            pn.pane.HTML("<h3>Model</h3>"),
             pn.widgets.Select.from_param(self.param.model_name, name="Model"),
             live_pane(self._menu_line),
             on_demand_card(self._options, "Ensemble or one member · precision", "goectp-model-options"),
