@@ -1,6 +1,7 @@
 """Checkpoints: one schema, safe loading and atomic writes (names and folders: :mod:`goectp.registry`).
 
-Schema (``SCHEMA_VERSION`` 1), a plain dict of tensors and JSON-like values::
+Schema (``SCHEMA_VERSION`` 1; 2 for a sum naming a part by reference, below), a plain dict of tensors and
+JSON-like values::
 
     {"schema_version": 1, "config": GoeCTPConfig.to_dict(), "state_dict": {name: Tensor}, "meta": {...}}
 
@@ -9,7 +10,8 @@ on the same split) is one file too: ``{"schema_version": 1, "kind": "sum", "part
 dict>, "ionic": <checkpoint dict>}, "meta": {...}}`` (:func:`sum_checkpoint_dict`). A part may instead name the
 checkpoint file that holds it, ``{"file": "../electronic/split0.pt", "sha256": …}`` (a ``*.pt`` of the same or a
 sibling folder, refused when its sha256 differs), so that members sharing an ε∞ network ship it once
-(:func:`goectp.release.share_parts`). A Born-charge model
+(:func:`goectp.release.share_parts`); such a file declares ``SHARED_PARTS_VERSION`` (2), so that a goectp from
+before says "upgrade goectp" instead of failing on the part. A Born-charge model
 (:class:`~goectp.models.born.BornChargeModel`) is a GoeCTP checkpoint with ``"kind": "born"``.
 
 Training resume files (``last.pt``) use the same ``state_dict`` key plus the optimiser / scheduler / RNG states
@@ -41,6 +43,8 @@ from goectp.models.ensemble import graph_config, member_target
 
 #: Version of the checkpoint dict written by :func:`save_checkpoint` / :func:`save_training_state`.
 SCHEMA_VERSION = 1
+#: Version of a sum checkpoint that names a part by reference; the newest version this goectp reads.
+SHARED_PARTS_VERSION = 2
 
 Source = str | os.PathLike | bytes | io.BytesIO
 
@@ -228,10 +232,10 @@ def read_checkpoint(
     if not isinstance(ckpt, dict):
         raise CheckpointError(f"{name}: not a GoeCTP checkpoint (holds a {type(ckpt).__name__}, not a dict)")
     version = ckpt.get("schema_version", 0)
-    if not isinstance(version, int) or version > SCHEMA_VERSION:
+    if not isinstance(version, int) or version > SHARED_PARTS_VERSION:
         raise CheckpointError(
             f"{name}: checkpoint schema version {version!r} is newer than this goectp "
-            f"understands ({SCHEMA_VERSION}); upgrade goectp"
+            f"understands ({SHARED_PARTS_VERSION}); upgrade goectp"
         )
     if ckpt.get("kind") == "sum":
         if not resolve_parts:
@@ -282,6 +286,8 @@ def _read_sum(ckpt: dict, name: str, folder: Path | None = None, map_location: A
     normalised = {}
     for part, sub in parts.items():
         if is_part_reference(sub):
+            if ckpt.get("schema_version", 0) < SHARED_PARTS_VERSION:
+                raise CheckpointError(f"{name}: its {part} part is a reference, which needs schema version 2")
             sub = _read_reference(sub, name, part, folder, map_location)
         if not isinstance(sub, dict) or sub.get("kind") == "sum" or not isinstance(sub.get("state_dict"), dict):
             raise CheckpointError(f"{name}: its {part} part is not a single GoeCTP checkpoint")

@@ -271,7 +271,7 @@ def test_bad_checkpoint_files_give_one_line_errors_naming_the_file(tmp_path, kin
     elif kind == "unknown_config_key":
         torch.save({"config": {**model.config.to_dict(), "bogus": 1}, "state_dict": model.state_dict()}, path)
     else:
-        torch.save({**ck.checkpoint_dict(model), "schema_version": ck.SCHEMA_VERSION + 1}, path)
+        torch.save({**ck.checkpoint_dict(model), "schema_version": ck.SHARED_PARTS_VERSION + 1}, path)
     with pytest.raises(ck.CheckpointError) as info:
         goectp.load_model(path)
     message = str(info.value)

@@ -11,7 +11,14 @@ import torch
 from pymatgen.core import Lattice, Structure
 
 from goectp.api import build_model, graphs_for, predict_graphs
-from goectp.checkpoint import CheckpointError, checkpoint_dict, load_checkpoint, safe_load, sum_checkpoint_dict
+from goectp.checkpoint import (
+    SHARED_PARTS_VERSION,
+    CheckpointError,
+    checkpoint_dict,
+    load_checkpoint,
+    safe_load,
+    sum_checkpoint_dict,
+)
 from goectp.cli import main as cli_main
 from goectp.data.paths import sha256_file
 from goectp.registry import load_model
@@ -72,6 +79,7 @@ def test_shared_members_predict_the_same_from_smaller_files(assets, crystals):
     assert sorted(p.name for p in changed) == ["split0.pt", "split1.pt"]
     assert all(f.stat().st_size < 0.7 * size for f, size in sizes.items())  # the ε∞ network is no longer copied
     raw = safe_load(models / "decomposed" / "split1.pt")
+    assert raw["schema_version"] == SHARED_PARTS_VERSION  # a goectp from before says "upgrade goectp"
     assert raw["parts"]["electronic"] == {
         "file": "../electronic/split1.pt",
         "sha256": sha256_file(models / "electronic" / "split1.pt"),
@@ -109,6 +117,10 @@ def test_a_reference_only_reaches_an_unchanged_checkpoint_of_a_sibling_folder(as
         with pytest.raises(CheckpointError, match=message) as info:
             load_checkpoint(member)
         assert str(member) in str(info.value)
+    rewrite(**good)
+    torch.save({**safe_load(member), "schema_version": 1}, member)  # a reference needs the version that says so
+    with pytest.raises(CheckpointError, match="needs schema version 2"):
+        load_checkpoint(member)
     rewrite(**good)
     with pytest.raises(CheckpointError, match="load it from its file"):
         load_checkpoint(member.read_bytes())

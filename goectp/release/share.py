@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from goectp.checkpoint import atomic_save, is_part_reference, read_checkpoint, safe_load
+from goectp.checkpoint import SHARED_PARTS_VERSION, atomic_save, is_part_reference, read_checkpoint, safe_load
 from goectp.data.paths import sha256_file
 from goectp.registry import MEMBERS_FILE, checkpoint_files, resolve_model_path
 
@@ -42,13 +42,15 @@ def share_parts(family: str | Path, parts_from: str | Path, part: str = "electro
     for member in checkpoint_files(folder):
         raw = safe_load(member)
         sub = raw.get("parts", {}).get(part) if isinstance(raw, dict) and raw.get("kind") == "sum" else None
-        if sub is None or is_part_reference(sub):
+        if sub is None or (is_part_reference(sub) and raw.get("schema_version") == SHARED_PARTS_VERSION):
             continue
-        match = next((f for f, ckpt in candidates if _same_network(sub, ckpt)), None)
-        if match is None:
-            continue
+        if not is_part_reference(sub):  # (a reference written before the version said so is only re-versioned)
+            match = next((f for f, ckpt in candidates if _same_network(sub, ckpt)), None)
+            if match is None:
+                continue
+            raw["parts"][part] = {"file": f"../{source.name}/{match.name}", "sha256": sha256_file(match)}
         old = sha256_file(member)
-        raw["parts"][part] = {"file": f"../{source.name}/{match.name}", "sha256": sha256_file(match)}
+        raw["schema_version"] = SHARED_PARTS_VERSION  # a goectp that cannot read references says "upgrade"
         atomic_save(raw, member)
         changed[member.resolve()] = (old, sha256_file(member))
     return changed
