@@ -3,9 +3,8 @@
 One figure over a :class:`~bokeh.models.ColumnDataSource` of the filtered candidates (and one of the training
 set, grey); switching between ε̄ and α changes the glyphs' fields, so a box, lasso or tap selection stays on the
 same points. A filter or a new colour replaces the sources' columns (numbers travel as binary arrays), nothing
-is rebuilt. Measured in-process
-(``explorer/screening.py``'s view, built and serialised, 12,175 candidates): HoloViews' overlays cost 1.47 CPU-s
-a session; these figures cost what ``benchmarks/speed/bench_room.py`` reports as the map's CPU.
+is rebuilt. The server's CPU for a session's map, 12,175 candidates (``benchmarks/speed/bench_room.py``, 30
+sessions): 1.84 s with the two HoloViews overlays this replaces, 0.46 s now.
 
 On the map: candidates coloured by ``color_by`` (viridis, with a colour bar; marker by gap class: ● insulator,
 ■ metal, ◆ unknown gap drawn at ``UNKNOWN_GAP_X``), OOD-flagged candidates (orange ×), and on the ε̄ plot the

@@ -247,3 +247,19 @@ def test_setup_logging_shows_info_lines(monkeypatch):
     setup_logging(debug=True)
     assert len(root.handlers) == 1 and logging.getLogger("goectp").level == logging.DEBUG
     logging.getLogger("goectp").setLevel(logging.NOTSET)
+
+
+def test_the_dependencies_declared_are_the_ones_imported():
+    """No shipped module imports HoloViews (the map is plain Bokeh since the room of thirty), and the package does
+    not declare it: a dependency nothing imports is install time and size for nothing."""
+    imported = set()
+    for folder in ("goectp", "explorer"):
+        for path in (ROOT / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Import):
+                    imported |= {a.name.split(".")[0] for a in node.names}
+                elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                    imported.add(node.module.split(".")[0])
+    assert "holoviews" not in imported and "hvplot" not in imported
+    assert "holoviews" not in (ROOT / "pyproject.toml").read_text()
+    assert {"panel", "bokeh", "torch", "pymatgen"} <= imported  # the scan sees the imports it should
