@@ -388,9 +388,9 @@ class TensorEllipsoid(pn.viewable.Viewer):
             css_classes=["goectp-export-json"],
         )
         return pn.Column(
-            self._body,
+            live_pane(self._body, sizing_mode="stretch_width", margin=0),
             pn.Row(csv, js),
-            live_pane(self._export_status, margin=0),
+            live_pane(self._export_status),
             sizing_mode="stretch_width",
             css_classes=["goectp-tensor"],
         )
@@ -413,8 +413,13 @@ class TensorEllipsoid(pn.viewable.Viewer):
 
     @param.depends("export_message")
     def _export_status(self) -> pn.viewable.Viewable:
-        from explorer.safe import escape_text
+        from explorer.safe import escape_html
 
-        if not self.export_message:
-            return pn.pane.Markdown("", margin=0)
-        return pn.pane.Alert(escape_text(self.export_message), alert_type="danger", css_classes=["goectp-export-error"])
+        if not self.export_message:  # one HTML pane either way: updated in place (explorer/live.py)
+            return pn.pane.HTML("", margin=0, css_classes=[])
+        return pn.pane.HTML(
+            f"<div class='alert alert-danger' style='color:#842029;background:#f8d7da;padding:8px 12px;"
+            f"border-radius:4px'>{escape_html(self.export_message)}</div>",
+            margin=(5, 10),
+            css_classes=["goectp-export-error"],
+        )
