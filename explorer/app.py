@@ -35,6 +35,8 @@ TEACH_INTRO = (
     "**Teach**: the two live checks on the loaded crystal, full width for a projector (load another crystal in the "
     "sidebar). Rotate it: f(RX) = R f(X) Rᵀ to round-off. Change its cell: the shipped model does not move."
 )
+#: The options of every open (not collapsible) card of the page.
+OPEN_CARD = {"sizing_mode": "stretch_width", "collapsible": False, "margin": (8, 8)}
 #: Static texts are HTML panes (a Markdown pane renders its text again in every session).
 ABOUT = """<p><b>GoeCTP</b> predicts the dielectric tensor ε of a crystal with a graph network made O(3)-equivariant
 by the polar frame of its lattice, L = F H: f(X) = F g(Fᵀ X) Fᵀ (Hua et al., arXiv 2601.04755).</p>"""
@@ -140,9 +142,7 @@ class Explorer(param.Parameterized):
                 self.physics,
                 title="Born charges and phonons: ε_ion from physics",
                 css_classes=["goectp-card-physics"],
-                sizing_mode="stretch_width",
-                collapsible=False,
-                margin=(8, 8),
+                **OPEN_CARD,
             )
         return self._physics_card
 
@@ -159,16 +159,7 @@ class Explorer(param.Parameterized):
             if on_demand:
                 cards.append(on_demand_card(view, title, css_class))
             else:
-                cards.append(
-                    pn.Card(
-                        view,
-                        title=title,
-                        css_classes=[css_class],
-                        sizing_mode="stretch_width",
-                        collapsible=False,
-                        margin=(8, 8),
-                    )
-                )
+                cards.append(pn.Card(view, title=title, css_classes=[css_class], **OPEN_CARD))
         return cards
 
     def _on_pick(self, *_events: param.parameterized.Event) -> None:
@@ -185,13 +176,17 @@ class Explorer(param.Parameterized):
         (``dynamic`` tabs, ``lazy`` views), the Crystal tab's checks when their card is first opened; the first
         render of a session costs the 3D view, the tensor and the sidebar only (``benchmarks/speed/bench_room.py``).
         """
-        card = dict(sizing_mode="stretch_width", collapsible=False, margin=(8, 8))
         crystal = pn.Column(
             pn.Row(
                 pn.Card(
-                    self.viewer, title="3D structure · frame F · ε ellipsoid", css_classes=["goectp-card-3d"], **card
+                    self.viewer,
+                    title="3D structure · frame F · ε ellipsoid",
+                    css_classes=["goectp-card-3d"],
+                    **OPEN_CARD,
                 ),
-                pn.Card(self.tensor, title="Predicted dielectric tensor", css_classes=["goectp-card-tensor"], **card),
+                pn.Card(
+                    self.tensor, title="Predicted dielectric tensor", css_classes=["goectp-card-tensor"], **OPEN_CARD
+                ),
                 sizing_mode="stretch_width",
             ),
             *self._teaching_cards(self.equivariance, self.cell_choice, on_demand=True),

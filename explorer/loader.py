@@ -24,6 +24,7 @@ from pymatgen.core import Structure
 from explorer.live import live_pane, on_demand_card
 from explorer.paths import DATASET_FILE, data_dir, examples_dir
 from explorer.safe import escape_html, escape_text
+from explorer.session import running_on_server
 from explorer.uploads import (  # noqa: F401 - re-exported: the upload steps' public names
     MAX_LATTICE_LENGTH,
     MAX_SITES,
@@ -237,8 +238,6 @@ class StructureLoader(pn.viewable.Viewer):
         )
         # "filename" too: a 0-byte file arrives as value None (Panel decodes '' to None), only its name changes
         self._file_input.param.watch(self._on_upload, ["value", "filename"])
-        from explorer.session import running_on_server
-
         if running_on_server():  # the upload worker's first start takes seconds: begin it with the first session
             upload_pool().warm()
         self._dataset_results: dict[str, str] = {}

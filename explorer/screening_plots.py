@@ -53,7 +53,10 @@ def _texts(df: pd.DataFrame, column: str) -> np.ndarray:
 def candidate_columns(filtered: pd.DataFrame, color_by: str) -> dict[str, np.ndarray]:
     """The candidates' source: positions, hover fields, marker and one colour column per plot."""
     gap = _numbers(filtered, "band_gap")
-    classes = gap_class(filtered["band_gap"]) if "band_gap" in filtered.columns else pd.Series([], dtype=object)
+    if "gap_class" in filtered.columns:  # the map's filters computed it already
+        classes = filtered["gap_class"]
+    else:
+        classes = gap_class(filtered["band_gap"]) if "band_gap" in filtered.columns else pd.Series([], dtype=object)
     data = {
         "band_gap": np.where(np.isnan(gap), UNKNOWN_GAP_X, gap),  # unknown gap: left of 0, own marker
         "id": _texts(filtered, "id"),

@@ -257,24 +257,34 @@ def is_part_reference(sub: Any) -> bool:
     return isinstance(sub, dict) and set(sub) == {"file", "sha256"}
 
 
-def _read_reference(sub: dict, name: str, part: str, folder: Path | None, map_location: Any) -> dict:
-    """The checkpoint dict a part reference names: a ``*.pt`` file of the sum's folder or a sibling one, with the
-    recorded sha256, holding a single (not a sum) checkpoint."""
+def sibling_checkpoint(
+    folder: Path, relative: Any, sha256: Any, owner: str, what: str, where: str, since: str, verify: bool = True
+) -> Path:
+    """The ``*.pt`` file that ``relative`` names from ``folder``: in ``folder`` or a sibling folder (``where`` in the
+    message), present, and (``verify``) still with the recorded ``sha256`` (else it changed ``since``). The one rule
+    for the files a model folder refers to: a ``members.json`` member, a sum's shared part. Anything else is a
+    :class:`CheckpointError` naming ``owner`` and ``what``."""
     from goectp.data.paths import sha256_file  # lazily: goectp.data imports the model modules
 
-    relative, sha256 = sub["file"], sub["sha256"]
-    if folder is None:
-        raise CheckpointError(f"{name}: its {part} part is in another file ({relative!r}): load it from its file")
     if not isinstance(relative, str) or not isinstance(sha256, str):
-        raise CheckpointError(f"{name}: its {part} part reference is not a file name and a sha256")
+        raise CheckpointError(f"{owner}: {what} is not a file name and a sha256")
     path = (folder / relative).resolve()
     if path.suffix != ".pt" or path.parent.parent != folder.resolve().parent:
-        raise CheckpointError(f"{name}: its {part} part {relative!r} is not a checkpoint of this or a sibling folder")
+        raise CheckpointError(f"{owner}: {what} {relative!r} is not a checkpoint of {where}")
     if not path.is_file():
-        raise CheckpointError(f"{name}: its {part} part {relative!r} is missing")
-    if sha256_file(path) != sha256:
-        raise CheckpointError(f"{name}: its {part} part {relative!r} changed since it was referenced (sha256)")
-    return read_checkpoint(path, map_location, name=f"{name} ({part} part, {relative})", resolve_parts=False)
+        raise CheckpointError(f"{owner}: {what} {relative!r} is missing")
+    if verify and sha256_file(path) != sha256:
+        raise CheckpointError(f"{owner}: {what} {relative!r} changed since {since} (sha256)")
+    return path
+
+
+def _read_reference(sub: dict, name: str, part: str, folder: Path | None, map_location: Any) -> dict:
+    """The checkpoint dict a part reference names (:func:`sibling_checkpoint`), a single (not a sum) checkpoint."""
+    if folder is None:
+        raise CheckpointError(f"{name}: its {part} part is in another file ({sub['file']!r}): load it from its file")
+    what, where, since = f"its {part} part", "this or a sibling folder", "it was referenced"
+    path = sibling_checkpoint(folder, sub["file"], sub["sha256"], name, what, where, since)
+    return read_checkpoint(path, map_location, name=f"{name} ({part} part, {sub['file']})", resolve_parts=False)
 
 
 def _read_sum(ckpt: dict, name: str, folder: Path | None = None, map_location: Any = "cpu") -> dict:
@@ -354,10 +364,10 @@ def model_from_checkpoint(ckpt: dict, name: str = "checkpoint") -> GoeCTP | SumO
     return model.eval()
 
 
-def self_contained_bytes(path: str | os.PathLike) -> bytes:
-    """The bytes of the checkpoint file ``path`` with every part it names by reference inlined (for a worker
-    process, which gets bytes, not files); the file's own bytes when it names none."""
-    data = Path(path).read_bytes()
+def self_contained_bytes(path: str | os.PathLike, data: bytes | None = None) -> bytes:
+    """The bytes of the checkpoint file ``path`` (``data``: already read) with every part it names by reference
+    inlined (for a worker process, which gets bytes, not files); the file's own bytes when it names none."""
+    data = Path(path).read_bytes() if data is None else data
     raw = safe_load(io.BytesIO(data), name=str(path))
     parts = raw.get("parts") if isinstance(raw, dict) and raw.get("kind") == "sum" else None
     if not isinstance(parts, dict) or not any(is_part_reference(sub) for sub in parts.values()):

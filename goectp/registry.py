@@ -12,7 +12,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from goectp.checkpoint import CheckpointError, atomic_save, load_checkpoint, read_checkpoint, sum_checkpoint_dict
+from goectp.checkpoint import (
+    CheckpointError,
+    atomic_save,
+    load_checkpoint,
+    read_checkpoint,
+    sibling_checkpoint,
+    sum_checkpoint_dict,
+)
 from goectp.models import Ensemble, GoeCTP
 from goectp.models.born import BornChargeModel, BornEnsemble
 from goectp.uncertainty.calibration import folder_calibration
@@ -88,8 +95,6 @@ def _manifest_members(folder: Path, verify: bool = True) -> list[tuple[str, Path
     """``folder/members.json``: members that are files of sibling ensembles, each checked against its sha256."""
     import json
 
-    from goectp.data.paths import sha256_file  # lazily: goectp.data imports this module
-
     manifest = folder / MEMBERS_FILE
     try:
         entries = json.loads(manifest.read_text())["members"]
@@ -100,16 +105,10 @@ def _manifest_members(folder: Path, verify: bool = True) -> list[tuple[str, Path
         raise CheckpointError(f"{manifest}: lists no members")
     if any(folder.glob("*.pt")):
         raise CheckpointError(f"{folder}: holds both *.pt files and {MEMBERS_FILE}; keep one")
-    root = folder.resolve().parent
     members = []
-    for relative, sha256 in listed:
-        path = (folder / relative).resolve()
-        if path.parent.parent != root or path.suffix != ".pt":  # a *.pt file of a sibling folder, nothing else
-            raise CheckpointError(f"{manifest}: {relative!r} is not a checkpoint of a sibling ensemble folder")
-        if not path.is_file():
-            raise CheckpointError(f"{manifest}: member {relative!r} is missing")
-        if verify and sha256_file(path) != sha256:
-            raise CheckpointError(f"{manifest}: member {relative!r} changed since the ensemble was assembled (sha256)")
+    for relative, sha256 in listed:  # a *.pt file of a sibling folder, nothing else
+        where, since = "a sibling ensemble folder", "the ensemble was assembled"
+        path = sibling_checkpoint(folder, relative, sha256, str(manifest), "member", where, since, verify)
         members.append((f"{path.parent.name}-{path.stem}", path))
     return members
 

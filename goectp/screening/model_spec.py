@@ -43,7 +43,8 @@ def load_model_spec(name_or_path: str | os.PathLike, check: bool = True) -> Mode
     that is not a usable checkpoint fails before anything is scored (:class:`~goectp.checkpoint.CheckpointError`,
     naming the file), and so does a model of anything but the total (static) tensor."""
     names, files = zip(*ensemble_members(name_or_path))  # a name never resolves to the working directory
-    blobs = tuple(self_contained_bytes(f) for f in files)  # a part named by reference travels inlined
+    data = [f.read_bytes() for f in files]  # each file read once: its sha256 and the bytes the workers get
+    blobs = tuple(self_contained_bytes(f, d) for f, d in zip(files, data))  # a shared part travels inlined
     folder = resolve_model_path(name_or_path)
     calibration = None
     if check or (folder / CALIBRATION_FILE).is_file():
@@ -57,7 +58,7 @@ def load_model_spec(name_or_path: str | os.PathLike, check: bool = True) -> Mode
         )
     return ModelSpec(
         names=tuple(names),
-        sha256s=tuple(hashlib.sha256(f.read_bytes()).hexdigest() for f in files),  # the files', for provenance
+        sha256s=tuple(hashlib.sha256(d).hexdigest() for d in data),  # the files' own, for provenance
         blobs=blobs,
         origin=str(name_or_path),
         calibration=calibration,
