@@ -20,7 +20,7 @@ import param
 
 from explorer.cell_choice import CellChoiceCheck
 from explorer.equivariance import EquivarianceCheck
-from explorer.live import on_demand_card
+from explorer.live import add_on_demand
 from explorer.loader import StructureLoader
 from explorer.models import ModelSelector
 from explorer.physics_view import PhysicsView
@@ -35,8 +35,11 @@ TEACH_INTRO = (
     "**Teach**: the two live checks on the loaded crystal, full width for a projector (load another crystal in the "
     "sidebar). Rotate it: f(RX) = R f(X) Rᵀ to round-off. Change its cell: the shipped model does not move."
 )
+EQUIVARIANCE_TITLE = "Equivariance check: f(RX) vs R f(X) Rᵀ"
+CELL_CHOICE_TITLE = "Change of cell: the same crystal in another unit cell"
 #: The options of every open (not collapsible) card of the page.
 OPEN_CARD = {"sizing_mode": "stretch_width", "collapsible": False, "margin": (8, 8)}
+STRETCH = {"sizing_mode": "stretch_width"}
 #: Static texts are HTML panes (a Markdown pane renders its text again in every session).
 ABOUT = """<p><b>GoeCTP</b> predicts the dielectric tensor ε of a crystal with a graph network made O(3)-equivariant
 by the polar frame of its lattice, L = F H: f(X) = F g(Fᵀ X) Fᵀ (Hua et al., arXiv 2601.04755).</p>"""
@@ -147,20 +150,15 @@ class Explorer(param.Parameterized):
         return self._physics_card
 
     @staticmethod
-    def _teaching_cards(
-        equivariance: EquivarianceCheck, cell_choice: CellChoiceCheck, on_demand: bool = False
-    ) -> list[pn.Card]:
-        """The two checks in cards: open (the Teach tab), or ``on_demand``: collapsed, built when first opened."""
-        cards = []
-        for view, title, css_class in (
-            (equivariance, "Equivariance check: f(RX) vs R f(X) Rᵀ", "goectp-card-equivariance"),
-            (cell_choice, "Change of cell: the same crystal in another unit cell", "goectp-card-cell-choice"),
-        ):
-            if on_demand:
-                cards.append(on_demand_card(view, title, css_class))
-            else:
-                cards.append(pn.Card(view, title=title, css_classes=[css_class], **OPEN_CARD))
-        return cards
+    def _teaching_cards(equivariance: EquivarianceCheck, cell_choice: CellChoiceCheck) -> list[pn.Card]:
+        """The two checks in open cards (the Teach tab)."""
+        return [
+            pn.Card(view, title=title, css_classes=[css_class], **OPEN_CARD)
+            for view, title, css_class in (
+                (equivariance, EQUIVARIANCE_TITLE, "goectp-card-equivariance"),
+                (cell_choice, CELL_CHOICE_TITLE, "goectp-card-cell-choice"),
+            )
+        ]
 
     def _on_pick(self, *_events: param.parameterized.Event) -> None:
         """A candidate picked on the screening map is loaded: show it on the crystal tab."""
@@ -177,39 +175,36 @@ class Explorer(param.Parameterized):
         render of a session costs the 3D view, the tensor and the sidebar only (``benchmarks/speed/bench_room.py``).
         """
         crystal = pn.Column(
-            pn.Row(
-                pn.Card(
-                    self.viewer,
-                    title="3D structure · frame F · ε ellipsoid",
-                    css_classes=["goectp-card-3d"],
-                    **OPEN_CARD,
-                ),
-                pn.Card(
-                    self.tensor, title="Predicted dielectric tensor", css_classes=["goectp-card-tensor"], **OPEN_CARD
-                ),
-                sizing_mode="stretch_width",
-            ),
-            *self._teaching_cards(self.equivariance, self.cell_choice, on_demand=True),
+            pn.Row(self.viewer, self.tensor, sizing_mode="stretch_width"),  # each draws its own box and title
             sizing_mode="stretch_width",
             css_classes=["goectp-crystal"],
         )
-        screening = pn.panel(  # the tab's name is its title: no card around it
-            self._screening_view,
-            lazy=True,
-            sizing_mode="stretch_width",
-            min_height=400,
-            css_classes=["goectp-card-screening"],
-        )
+        add_on_demand(crystal, self.equivariance, EQUIVARIANCE_TITLE, "goectp-card-equivariance")
+        add_on_demand(crystal, self.cell_choice, CELL_CHOICE_TITLE, "goectp-card-cell-choice")
+        # the other tabs: empty holders, filled the first time they are shown (a lazy view per tab costs more)
+        holders = {
+            SCREENING_TAB: pn.Column(min_height=400, css_classes=["goectp-card-screening"], **STRETCH),
+            TEACH_TAB: pn.Column(**STRETCH),
+            PHYSICS_TAB: pn.Column(**STRETCH),
+        }
         self._tabs = pn.Tabs(
             ("Crystal", crystal),
-            (f"Screening map{self._candidate_count()}", screening),
-            ("Teach", pn.panel(self._teach_view, lazy=True, sizing_mode="stretch_width")),
-            ("Why high-κ? (physics)", pn.panel(self._physics_view, lazy=True, sizing_mode="stretch_width")),
+            (f"Screening map{self._candidate_count()}", holders[SCREENING_TAB]),
+            ("Teach", holders[TEACH_TAB]),
+            ("Why high-κ? (physics)", holders[PHYSICS_TAB]),
             dynamic=True,
             sizing_mode="stretch_width",
             css_classes=["goectp-tabs"],
         )
+        self._tabs.param.watch(self._fill_tab, "active")
         return self._tabs
+
+    def _fill_tab(self, event: param.parameterized.Event) -> None:
+        """Build a tab's content the first time it is shown."""
+        holder = self._tabs[event.new]
+        build = {SCREENING_TAB: self._screening_view, TEACH_TAB: self._teach_view, PHYSICS_TAB: self._physics_view}
+        if not holder.objects and event.new in build:
+            holder.objects = [build[event.new]()]
 
     def _candidate_count(self) -> str:
         data = self._screening.data if self._screening is not None else shared_screening_data()
@@ -220,7 +215,7 @@ class Explorer(param.Parameterized):
     def template(self) -> pn.template.FastListTemplate:
         return pn.template.FastListTemplate(
             title=TITLE,
-            sidebar=[pn.Column(pn.pane.HTML(ABOUT), self.models, self.loader, sizing_mode="stretch_width")],
+            sidebar=[pn.pane.HTML(ABOUT, sizing_mode="stretch_width"), self.models, self.loader],
             main=[self.main_area()],
             sidebar_width=360,
             accent="#1f5f8b",

@@ -1,5 +1,5 @@
 """Cheap views: :func:`live_pane` (a ``@param.depends`` view as one pane updated in place) and
-:func:`on_demand_card` (a collapsed card built when first opened).
+:func:`add_on_demand` (a toggle whose content is built when first pressed).
 
 Embedding the method itself (Panel wraps it in a ``ParamMethod``: a replacement pane, an inner layout and the
 watchers) costs ~16 ms of server CPU a view and a session; the pane alone ~5 ms (measured in-process, 50 builds,
@@ -47,21 +47,29 @@ def live_pane(view: Callable[[], Any], **holder: Any) -> Any:
     return shown
 
 
-def on_demand_card(content: Any, title: str, css_class: str) -> pn.Card:
-    """A collapsed card whose ``content`` (an object to display, or a function that builds it) is displayed, and so
-    built, the first time it is opened: a session pays for what its visitor looks at (the Crystal tab's two checks
-    were ~40 Bokeh models of every page)."""
-    card = pn.Card(
-        title=f"{title} (click to open)",
-        collapsed=True,
-        css_classes=[css_class],
+def add_on_demand(layout: pn.Column, content: Any, title: str, css_class: str) -> pn.widgets.Toggle:
+    """Append to ``layout`` a toggle button (CSS class ``{css_class}-toggle``) that shows ``content`` below itself,
+    in a column of class ``css_class``. ``content`` (an object to display, or a function that builds it) is
+    displayed, and so built, the first time the button is pressed: a session pays for what its visitor looks at.
+    One Bokeh model until then (a collapsed ``pn.Card`` is a header, a button and a body: ~10-20 ms of server CPU
+    a session against ~3 ms; ``benchmarks/speed/bench_room.py``)."""
+    toggle = pn.widgets.Toggle(
+        label=f"▸ {title}",
+        color="light",
+        css_classes=[f"{css_class}-toggle", "goectp-on-demand"],
         sizing_mode="stretch_width",
-        margin=(8, 8),
     )
+    shown: list[Any] = []
 
-    def open_once(event: param.parameterized.Event) -> None:
-        if not event.new and not card.objects:
-            card.param.update(objects=[content() if callable(content) else content], title=title)
+    def show(event: param.parameterized.Event) -> None:
+        toggle.label = f"{'▾' if event.new else '▸'} {title}"
+        if shown:
+            shown[0].visible = event.new
+        elif event.new:
+            built = content() if callable(content) else content
+            shown.append(pn.Column(built, css_classes=[css_class], sizing_mode="stretch_width"))
+            layout.insert(layout.objects.index(toggle) + 1, shown[0])
 
-    card.param.watch(open_once, "collapsed")
-    return card
+    toggle.param.watch(show, "value")
+    layout.append(toggle)
+    return toggle

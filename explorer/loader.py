@@ -21,9 +21,10 @@ import panel as pn
 import param
 from pymatgen.core import Structure
 
-from explorer.live import live_pane, on_demand_card
+from explorer.html_blocks import alert_html
+from explorer.live import add_on_demand, live_pane
 from explorer.paths import DATASET_FILE, data_dir, examples_dir
-from explorer.safe import escape_html, escape_text
+from explorer.safe import escape_html
 from explorer.session import running_on_server
 from explorer.uploads import (  # noqa: F401 - re-exported: the upload steps' public names
     MAX_LATTICE_LENGTH,
@@ -388,41 +389,34 @@ class StructureLoader(pn.viewable.Viewer):
         if self.dataset_choice:
             self.load_dataset_record(self._dataset_results[self.dataset_choice])
 
-    @param.depends("error", "message", "busy")
-    def _status(self) -> pn.viewable.Viewable:
+    @param.depends("error", "message", "busy", "info", "label")
+    def _status(self) -> pn.pane.HTML:
+        """What happened to the last load (an error, busy, or done) and the loaded structure's summary: one HTML pane
+        updated in place (user text escaped; a Markdown ``Alert`` is rendered again in every session)."""
         if self.error:
-            return pn.pane.Alert(
-                f"**Could not load the structure.** {escape_text(self.error)}",
-                alert_type="danger",
-                css_classes=["goectp-load-error"],
-                sizing_mode="stretch_width",
-            )
-        if self.busy:
-            return pn.pane.Alert(
-                escape_text(self.message),
-                alert_type="info",
-                css_classes=["goectp-load-busy"],
-                sizing_mode="stretch_width",
-            )
-        return pn.pane.Alert(
-            escape_text(self.message) if self.message else "Choose a structure.",
-            alert_type="success",
-            css_classes=["goectp-load-ok"],
+            text = f"<b>Could not load the structure.</b> {escape_html(self.error)}"
+            kind, css = "danger", "goectp-load-error"
+        elif self.busy:
+            kind, css, text = "info", "goectp-load-busy", escape_html(self.message)
+        else:
+            text = escape_html(self.message) if self.message else "Choose a structure."
+            kind, css = "success", "goectp-load-ok"
+        return pn.pane.HTML(
+            alert_html(text, kind, "goectp-alert") + self._summary_html(),
+            css_classes=[css],
             sizing_mode="stretch_width",
         )
 
-    @param.depends("info", "label")
-    def _summary(self) -> pn.viewable.Viewable:
+    def _summary_html(self) -> str:
         if not self.info:
-            return pn.pane.HTML("", css_classes=["goectp-structure-summary"])
+            return ""
         i = self.info
         a, b, c = i["abc"]
         al, be, ga = i["angles"]
-        return pn.pane.HTML(  # an HTML pane: no Markdown rendering per session; user text escaped
-            f"<b>{escape_html(i['formula'])}</b> — {escape_html(self.label)}<br>{i['n_sites']} sites, "
-            f"{escape_html(i['spacegroup'])}, {escape_html(i['crystal_system'])}<br>"
-            f"a, b, c = {a:.3f}, {b:.3f}, {c:.3f} Å; α, β, γ = {al:.1f}°, {be:.1f}°, {ga:.1f}°",
-            css_classes=["goectp-structure-summary"],
+        return (
+            f"<div class='goectp-structure-summary'><b>{escape_html(i['formula'])}</b> — {escape_html(self.label)}"
+            f"<br>{i['n_sites']} sites, {escape_html(i['spacegroup'])}, {escape_html(i['crystal_system'])}<br>"
+            f"a, b, c = {a:.3f}, {b:.3f}, {c:.3f} Å; α, β, γ = {al:.1f}°, {be:.1f}°, {ga:.1f}°</div>"
         )
 
     def _dataset_panel(self) -> pn.viewable.Viewable:
@@ -444,16 +438,11 @@ class StructureLoader(pn.viewable.Viewer):
 
     def __panel__(self) -> pn.viewable.Viewable:
         gallery = (
-            pn.widgets.Select.from_param(self.param.example, name="Example gallery")
+            pn.widgets.Select.from_param(self.param.example, name="Structure: example gallery")
             if self.gallery.names
             else pn.pane.Markdown("*No examples: run scripts/build_examples.py.*")
         )
-        return pn.Column(
-            pn.pane.HTML("<h3>Structure</h3>"),
-            gallery,
-            self._file_input,
-            on_demand_card(self._dataset_panel, "Search the DFPT dataset", "goectp-dataset-search"),
-            live_pane(self._status),
-            live_pane(self._summary),
-            sizing_mode="stretch_width",
-        )
+        layout = pn.Column(gallery, self._file_input, sizing_mode="stretch_width")
+        add_on_demand(layout, self._dataset_panel, "Search the DFPT dataset", "goectp-dataset-search")
+        layout.append(live_pane(self._status))
+        return layout

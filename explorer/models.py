@@ -20,8 +20,9 @@ import panel as pn
 import param
 import torch
 
-from explorer.live import live_pane, on_demand_card
-from explorer.safe import escape_html, escape_text
+from explorer.html_blocks import alert_html
+from explorer.live import add_on_demand, live_pane
+from explorer.safe import escape_html
 from goectp.structures import MAX_SITES
 
 DEMO_MODEL = "untrained demo model"
@@ -407,12 +408,21 @@ class ModelSelector(pn.viewable.Viewer):
         return mean[0], std[0]
 
     # ------------------------------------------------------------------------------------------------ view
-    @param.depends("version", "error")
-    def _status(self) -> pn.viewable.Viewable:
+    @param.depends("model_name", "version", "error")
+    def _status(self) -> pn.pane.HTML:
+        """The model's line of the menu and what is loaded (or the error): one HTML pane updated in place."""
         if self.error:
-            return pn.pane.Alert(escape_text(self.error), alert_type="danger")
-        kind = "warning" if self.is_demo else "info"
-        return pn.pane.Alert(escape_text(self.description), alert_type=kind, css_classes=["goectp-model-status"])
+            kind, css, text = "danger", "goectp-model-error", escape_html(self.error)
+        else:
+            kind = "warning" if self.is_demo else "info"
+            css, text = "goectp-model-status", escape_html(self.description)
+        line = escape_html(self.menu_line)
+        return pn.pane.HTML(
+            (f"<div class='goectp-model-menu-line' style='font-size:0.85em'>{line}</div>" if line else "")
+            + alert_html(text, kind, "goectp-alert"),
+            css_classes=[css],
+            sizing_mode="stretch_width",
+        )
 
     @property
     def menu_line(self) -> str:
@@ -425,12 +435,6 @@ class ModelSelector(pn.viewable.Viewer):
         except ValueError as exc:  # a damaged catalog is said, never fatal
             return str(exc)
         return info.line() if info is not None else ""
-
-    @param.depends("model_name")
-    def _menu_line(self) -> pn.viewable.Viewable:
-        return pn.pane.HTML(
-            escape_html(self.menu_line), css_classes=["goectp-model-menu-line"], styles={"font-size": "0.85em"}
-        )
 
     @param.depends("version")
     def _member_widget(self) -> pn.viewable.Viewable:
@@ -452,13 +456,13 @@ class ModelSelector(pn.viewable.Viewer):
 
     def _build(self) -> pn.Column:
         """The selector's layout: model, mode, member (a view of ``version``), precision and status."""
-        return pn.Column(
+        layout = pn.Column(
             pn.widgets.Select.from_param(self.param.model_name, name="Model"),
-            live_pane(self._menu_line),
-            on_demand_card(self._options, "Ensemble or one member · precision", "goectp-model-options"),
             live_pane(self._status),
             sizing_mode="stretch_width",
         )
+        add_on_demand(layout, self._options, "Ensemble or one member · precision", "goectp-model-options")
+        return layout
 
     def __panel__(self) -> pn.viewable.Viewable:
         return self._layout

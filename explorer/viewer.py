@@ -16,6 +16,7 @@ import param
 from pymatgen.core import Structure
 
 from explorer.geometry import ellipsoid_geometry, rotate_structure
+from explorer.html_blocks import BOX_STYLES, card_title
 from explorer.models import ModelSelector
 from explorer.paths import INSTALL_HINT, THREEDMOL_RELATIVE
 from explorer.scene import AXIS_COLORS, iframe, scene_view, structure_scene, threedmol_available, viewer_document
@@ -24,6 +25,8 @@ from explorer.session import running_on_server
 ORIGINAL = "original (X)"
 ROTATED = "rotated (R X)"
 CANONICAL = "canonical (Fᵀ X, lattice H)"
+TITLE = "3D structure · frame F · ε ellipsoid"
+DISPLAY_OPTIONS = {"bonds": "show_bonds", "frame F": "show_frame", "ε ellipsoid": "show_ellipsoid"}
 #: Under the 3D view: what the arrows and the ellipsoid are.
 LEGEND = (
     "Arrows F₁ F₂ F₃ (red, green, blue): columns of the polar frame F of L = F H. Orange: ellipsoid of the predicted "
@@ -157,17 +160,17 @@ class StructureViewer(pn.viewable.Viewer):
     )
     def _render(self) -> None:
         if self.structure is None:
-            self._pane.object = "<p>No structure.</p>"
+            self._show("<p>No structure.</p>")
             return
         if not threedmol_available():
             self.error = INSTALL_HINT
-            self._pane.object = f'<div class="goectp-3d-missing" style="color:#a00">{INSTALL_HINT}</div>'
+            self._show(f'<div class="goectp-3d-missing" style="color:#a00">{INSTALL_HINT}</div>')
             return
         try:
             self.scene = self.build_scene()
         except Exception as exc:  # a failing prediction or scene must not take the app down
             self.error = f"could not draw the structure: {type(exc).__name__}: {exc}"
-            self._pane.object = f'<div style="color:#a00">{html.escape(self.error)}</div>'
+            self._show(f'<div style="color:#a00">{html.escape(self.error)}</div>')
             return
         mode = self.script
         if mode == "auto":
@@ -176,8 +179,20 @@ class StructureViewer(pn.viewable.Viewer):
         self.document = viewer_document(
             scene_view(self.scene, js_url=url), script=mode, js_url=url if mode == "url" else None
         )
-        self._pane.object = iframe(self.document, height=self.height)
+        self._show(iframe(self.document, height=self.height))
         self.error = ""
+
+    def _show(self, content: str) -> None:
+        """The pane: title, ``content`` (the 3D view or why there is none) and the legend, in one HTML pane."""
+        self._pane.object = f"{card_title(TITLE)}{content}<div style='font-size:0.85em'>{LEGEND}</div>"
+
+    def _on_display_choice(self, event: param.parameterized.Event) -> None:
+        self.param.update(**{flag: label in event.new for label, flag in DISPLAY_OPTIONS.items()})
+
+    @param.depends("show_bonds", "show_frame", "show_ellipsoid", watch=True)
+    def _sync_display_choice(self) -> None:
+        if hasattr(self, "_display"):
+            self._display.value = [label for label, flag in DISPLAY_OPTIONS.items() if getattr(self, flag)]
 
     def _download_html(self):
         from io import StringIO
@@ -185,23 +200,19 @@ class StructureViewer(pn.viewable.Viewer):
         return StringIO(self.html_document("inline"))
 
     def _build(self) -> pn.Column:
-        """The view's layout: orientation and display controls, the 3D pane, the HTML export and a legend."""
+        """The view's layout: the 3D pane (title, view, legend), orientation, what to draw, the HTML export."""
         warning = (  # only when it has something to say: every pane is Bokeh models in every session
             []
             if threedmol_available()
             else [pn.pane.Alert(INSTALL_HINT, alert_type="warning", css_classes=["goectp-3d-missing"])]
         )
-        controls = pn.Column(
-            pn.widgets.RadioButtonGroup.from_param(
-                self.param.orientation, color="light", css_classes=["goectp-orientation"]
-            ),
-            pn.Row(
-                pn.widgets.Checkbox.from_param(self.param.show_bonds, name="bonds", width=80),
-                pn.widgets.Checkbox.from_param(self.param.show_frame, name="frame F", width=90),
-                pn.widgets.Checkbox.from_param(self.param.show_ellipsoid, name="ε ellipsoid", width=110),
-            ),
-            sizing_mode="stretch_width",
-        )
+        self._display = pn.widgets.CheckButtonGroup(
+            options=list(DISPLAY_OPTIONS),
+            value=[label for label, flag in DISPLAY_OPTIONS.items() if getattr(self, flag)],
+            color="light",
+            css_classes=["goectp-display-options"],
+        )  # one widget for three flags (three checkboxes in a row were five Bokeh models)
+        self._display.param.watch(self._on_display_choice, "value")
         export = pn.widgets.FileDownload(
             callback=self._download_html,
             filename="goectp-structure-3d.html",
@@ -211,12 +222,16 @@ class StructureViewer(pn.viewable.Viewer):
         )
         return pn.Column(
             *warning,
-            controls,
             self._pane,
+            pn.widgets.RadioButtonGroup.from_param(
+                self.param.orientation, color="light", css_classes=["goectp-orientation"]
+            ),
+            self._display,
             export,
-            pn.pane.HTML(LEGEND, styles={"font-size": "0.85em"}),
             sizing_mode="stretch_width",
-            css_classes=["goectp-viewer"],
+            margin=(8, 8),
+            styles=BOX_STYLES,  # a card's look without a Card (its header and button: Bokeh models every session)
+            css_classes=["goectp-viewer", "goectp-card-3d"],
         )
 
     def __panel__(self) -> pn.viewable.Viewable:

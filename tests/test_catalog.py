@@ -101,9 +101,9 @@ def test_the_explorer_menu_shows_the_selected_models_line(tmp_path, monkeypatch)
     tiny = goectp.build_model(hidden=8, num_rbf=8)
     selector = ModelSelector(models={"fast": tiny, "mine": tiny}, model_name="fast")
     assert selector.menu_line == "the cheapest — test MAE 2.000"
-    assert "the cheapest" in selector._menu_line().object
+    assert "the cheapest" in selector._status().object
     selector.model_name = "mine"
-    assert selector.menu_line == "" and selector._menu_line().object == ""
+    assert selector.menu_line == "" and "goectp-model-menu-line" not in selector._status().object
     (tmp_path / "models" / CATALOG_FILE).write_text("{broken")
     selector.model_name = "fast"
     assert "damaged model catalog" in selector.menu_line

@@ -160,8 +160,8 @@ def _cif(name: str) -> bytes:
 
 
 def _open_card(page, css_class: str, root: str = "") -> None:
-    """Open a card built on demand (its header is a button); its content arrives from the server."""
-    page.locator(f"{root} .{css_class} button.card-header".strip()).first.click()
+    """Open a view built on demand (press its toggle, ``explorer.live.add_on_demand``); it arrives from the server."""
+    page.locator(f"{root} .{css_class}-toggle button".strip()).first.click()
 
 
 def _log(msg: str, start: list[float] = []) -> None:  # noqa: B006 - a deliberate timer
@@ -180,8 +180,8 @@ def test_explorer_end_to_end_offline(server, playwright_api):
             page.on("request", lambda r: requests.append(r.url))
             page.goto(f"{server}/app", wait_until="domcontentloaded", timeout=90_000)
 
-            # the Crystal tab's checks are built when their card is first opened; then the check reports its errors
-            page.locator(".goectp-card-equivariance button.card-header").wait_for(timeout=90_000)
+            # the Crystal tab's checks are built when their button is first pressed; then the check reports its errors
+            page.locator(".goectp-card-equivariance-toggle button").wait_for(timeout=90_000)
             assert page.locator("#equivariance-error-frame").count() == 0
             _open_card(page, "goectp-card-equivariance")
             page.locator("#equivariance-error-frame[data-value]").wait_for(timeout=90_000)
@@ -262,7 +262,7 @@ def test_explorer_end_to_end_offline(server, playwright_api):
             png.value.save_as(png_path)
             assert png_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
             with page.expect_download(timeout=30_000) as csv:
-                page.locator(".goectp-export-csv button").click()
+                page.locator("a.goectp-export-csv").click()
             csv_path = ARTIFACTS / "goectp-tensor.csv"
             csv.value.save_as(csv_path)
             header, *rows = csv_path.read_text().strip().splitlines()
@@ -451,7 +451,7 @@ def test_teaching_cards_do_not_overlap(server, playwright_api, width):
                     page.locator(".bk-tab", has_text="Teach").click()
                 root = page.locator(".goectp-teach" if tab == "Teach" else ".goectp-crystal")
                 if tab == "Crystal":  # built on demand there
-                    root.locator(".goectp-card-equivariance button.card-header").wait_for(timeout=90_000)
+                    root.locator(".goectp-card-equivariance-toggle button").wait_for(timeout=90_000)
                     for card in ("goectp-card-equivariance", "goectp-card-cell-choice"):
                         _open_card(page, card, ".goectp-crystal")
                 root.locator("#equivariance-error-frame[data-value]").wait_for(timeout=90_000)

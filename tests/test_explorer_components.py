@@ -148,7 +148,7 @@ def test_a_bad_file_sets_an_error_and_keeps_the_old_structure(loader, payload, f
     assert loader.structure is before
     assert filename in loader.error and phrase in loader.error.lower()
     view = loader._status()
-    assert isinstance(view, pn.pane.Alert) and view.alert_type == "danger"
+    assert "goectp-load-error" in view.css_classes and "alert-danger" in view.object
     # the app keeps working: the next good file loads
     assert loader.load_bytes(cif_text(before).encode(), "again.cif") and loader.error == ""
 
@@ -269,7 +269,7 @@ def test_demo_model_is_labelled_when_no_model_is_shipped(monkeypatch, tmp_path):
     monkeypatch.setenv("GOECTP_ASSETS", str(tmp_path))
     selector = ModelSelector()
     assert selector.is_demo and "UNTRAINED DEMO MODEL" in selector.description
-    assert selector._status().alert_type == "warning"
+    assert "alert-warning" in selector._status().object
 
 
 # ---------------------------------------------------------------------------------------------------- equivariance
@@ -346,6 +346,19 @@ def test_canonical_orientation_shows_lattice_h_and_identity_frame(models, galler
     for i, (start, end, _, _) in enumerate(viewer.scene.arrows):
         direction = (end - start) / np.linalg.norm(end - start)
         np.testing.assert_allclose(direction, np.eye(3)[i], atol=1e-10)
+
+
+def test_viewer_display_buttons_and_flags_agree(models, gallery):
+    """One button group for bonds / frame F / ε ellipsoid: pressing redraws without them; setting a flag in code
+    presses its button."""
+    viewer = StructureViewer(structure=gallery.structure("MgO rock salt"), models=models, script="inline")
+    assert viewer._display.value == ["bonds", "frame F", "ε ellipsoid"] and viewer.scene.arrows
+    viewer._display.value = ["bonds"]
+    assert (viewer.show_bonds, viewer.show_frame, viewer.show_ellipsoid) == (True, False, False)
+    assert not viewer.scene.arrows and viewer.scene.ellipsoid is None and viewer.displayed_tensor is None
+    viewer.show_ellipsoid = True
+    assert viewer._display.value == ["bonds", "ε ellipsoid"] and viewer.scene.ellipsoid is not None
+    assert "3D structure" in viewer._pane.object and "polar frame F" in viewer._pane.object  # title and legend
 
 
 def test_viewer_without_3dmol_shows_the_install_instruction(monkeypatch, gallery):
@@ -523,11 +536,17 @@ def test_screening_map_is_built_only_when_its_tab_is_shown(models, gallery, scre
     app.template().server_doc(doc)
     assert app._tabs.active == CRYSTAL_TAB and app._tabs.dynamic
     assert not [m for m in doc.models if isinstance(m, Plot)]  # no map plots yet
-    # the Crystal tab's checks: built when their card is first opened
-    card = app._tabs.objects[CRYSTAL_TAB].select(pn.Card)[-1]
-    assert app.cell_choice._view is None and card.collapsed and not card.objects
-    card.collapsed = False
-    assert card.objects and app.cell_choice._view is not None and "(click to open)" not in card.title
+    # the Crystal tab's checks: built when their button is first pressed, shown below it, hidden by a second press
+    crystal = app._tabs.objects[CRYSTAL_TAB]
+    toggle = crystal.select(pn.widgets.Toggle)[-1]
+    n_objects = len(crystal.objects)
+    assert app.cell_choice._view is None and "goectp-card-cell-choice-toggle" in toggle.css_classes
+    toggle.value = True
+    assert app.cell_choice._view is not None and len(crystal.objects) == n_objects + 1
+    shown = crystal.objects[crystal.objects.index(toggle) + 1]
+    assert shown.visible and toggle.label.startswith("▾") and "goectp-card-cell-choice" in shown.css_classes
+    toggle.value = False
+    assert not shown.visible and len(crystal.objects) == n_objects + 1  # hidden, not built again
     assert "candidates)" in app._tabs._names[SCREENING_TAB]
     app._tabs.active = SCREENING_TAB
     assert len([m for m in doc.models if isinstance(m, Plot)]) == 1  # built on first show: one map, ε̄/α switch

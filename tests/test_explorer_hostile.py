@@ -91,7 +91,7 @@ def test_escape_text_neutralises_html_and_markdown():
 def test_uploaded_file_name_is_shown_as_text(loader, valid):
     content = (EXAMPLES / "MgO_rocksalt.cif").read_bytes() if valid else b"data_x\nnot a crystal\n"
     assert loader.load_bytes(content, XSS_NAME) is valid
-    shown = _rendered(loader._status()) + _rendered(loader._summary())
+    shown = _rendered(loader._status())
     assert "<img" not in shown and "&lt;img src=x onerror=alert(1)&gt;" in shown
 
 
@@ -110,7 +110,7 @@ def test_search_text_and_dataset_ids_are_shown_as_text(tmp_path):
     ld.search_dataset(XSS_SEARCH)
     assert "<script" not in _rendered(ld._status()) and "&lt;script&gt;" in _rendered(ld._status())
     assert ld.load_dataset_record("<b onmouseover=alert(5)>mp-1")
-    shown = _rendered(ld._status()) + _rendered(ld._summary())
+    shown = _rendered(ld._status())
     assert "<b " not in shown and "&lt;b onmouseover" in shown
 
 
@@ -250,12 +250,31 @@ def test_load_text_is_handled_like_an_upload(loader, monkeypatch):
 
 # ---------------------------------------------------------------------------------------------------- exports
 def test_tensor_downloads_after_a_failed_prediction_explain_themselves(loader):
-    view = TensorEllipsoid(structure=loader.structure)
-    view.error = "prediction failed: FloatingPointError: overflow"
-    text = view._export_file("csv").read()
-    assert text.startswith("# Nothing to export") and "FloatingPointError" in text
-    assert json.loads(view._export_file("json").read())["error"].startswith("Nothing to export")
-    assert "goectp-export-error" in view._export_status().css_classes
+    from explorer.models import ModelSelector
+
+    view = TensorEllipsoid(structure=loader.structure, models=ModelSelector())
+    assert "goectp-export-csv" in view._body().object  # a prediction: both downloads are offered
+    view.error = "prediction failed: FloatingPointError: <overflow>"
+    shown = view._body().object
+    assert "Nothing to show or export" in shown and "FloatingPointError: &lt;overflow&gt;" in shown
+    assert "goectp-export-csv" not in shown and "goectp-export-json" not in shown  # no link to an empty file
+
+
+def test_tensor_download_links_carry_the_files():
+    import base64
+
+    from explorer.models import ModelSelector
+
+    view = TensorEllipsoid(structure=_structure(), models=ModelSelector())
+    links = dict(
+        re.findall(
+            r"class='goectp-export-(\w+)' download='[^']+' href='data:[^;]+;charset=utf-8;base64,([^']+)'",
+            view._body().object,
+        )
+    )
+    assert set(links) == {"csv", "json"}
+    assert base64.b64decode(links["csv"]).decode() == view.export_csv()
+    assert json.loads(base64.b64decode(links["json"]))["prediction"]["tensor"] == view.mean.tolist()
 
 
 def test_rows_csv_neutralises_formula_cells(tmp_path):
