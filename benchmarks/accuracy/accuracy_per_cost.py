@@ -119,6 +119,20 @@ def cost(specs: list[str], structures: list, repeats: int) -> float:
     return float(np.median(times)) / len(structures) * 1e3
 
 
+def refresh_coverage(path: Path) -> None:
+    """Only the ``coverage`` of each catalog entry, from its (re-fitted) ``calibration.json``: a re-calibration
+    changes no prediction, so the accuracy and cost columns stand."""
+    from goectp.registry import resolve_model_path
+
+    catalog = json.loads(path.read_text(encoding="utf-8"))
+    for name, entry in catalog.items():
+        if "coverage" in entry:
+            cov = coverage(resolve_model_path(name))
+            print(f"{name:45s} coverage {entry['coverage']} -> {None if cov is None else round(cov, 4)}")
+            entry["coverage"] = None if cov is None else round(float(cov), 4)
+    path.write_text(json.dumps(catalog, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--extra", nargs="*", default=[], help="folders of split*.pt members to add as candidates")
@@ -126,7 +140,14 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--no-cost", action="store_true")
     p.add_argument("--write-catalog", action="store_true", help="write assets/models/catalog.json (the model menu)")
+    p.add_argument("--coverage-only", action="store_true", help="refresh only the catalog's coverage column")
     args = p.parse_args()
+    if args.coverage_only:
+        from goectp.catalog import CATALOG_FILE
+        from goectp.registry import assets_dir
+
+        refresh_coverage(assets_dir() / "models" / CATALOG_FILE)
+        return
 
     import torch
 

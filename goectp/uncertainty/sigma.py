@@ -56,21 +56,27 @@ def _scale_for(
 
 
 TARGET_1SIGMA, TARGET_2SIGMA = (0.60, 0.75), (0.90, 0.97)  # the bands the issue asks for
+#: How far inside the ±2σ band an in-sample fit aims: fitted on 4/5 of the points, the coverage of the fifth
+#: comes out ~1 point lower (the shipped default: 89.6 % out of fold from a 90 % in-sample fit).
+FIT_MARGIN = 0.015
 
 
-def _band_loss(cov1: float, cov2: float) -> float:
-    """Distance of (±1σ, ±2σ) coverage from the target bands (weighted ×10), then from the Gaussian values."""
-    out = max(0.0, TARGET_1SIGMA[0] - cov1) + max(0.0, cov1 - TARGET_1SIGMA[1])
-    out += max(0.0, TARGET_2SIGMA[0] - cov2) + max(0.0, cov2 - TARGET_2SIGMA[1])
-    return 10.0 * out + abs(cov1 - Z1) + abs(cov2 - Z2)
+def _band_loss(cov1: float, cov2: float, margin: float = 0.0) -> float:
+    """Distance of the ±2σ coverage from its band (``margin`` inside it, weighted ×100), then of the ±1σ coverage
+    from its band (×10), then from the Gaussian values. ±2σ is what a user reads as "calibrated"; the errors are
+    heavier-tailed than a Gaussian, so when both bands cannot hold, ±1σ gives way (it comes out conservative)."""
+    out2 = max(0.0, TARGET_2SIGMA[0] + margin - cov2) + max(0.0, cov2 - TARGET_2SIGMA[1] + margin)
+    out1 = max(0.0, TARGET_1SIGMA[0] - cov1) + max(0.0, cov1 - TARGET_1SIGMA[1])
+    return 100.0 * out2 + 10.0 * out1 + abs(cov1 - Z1) + abs(cov2 - Z2)
 
 
 def fit_form(err: np.ndarray, tau: np.ndarray, mu: np.ndarray, form: str) -> dict[str, float]:
     """Fit one σ form on calibration points (arrays of equal length, finite).
 
     ``scale``: s such that ±2σ covers 95.4 % (a conformal quantile of |err|/τ̂). ``scale+relative``: a grid over
-    c, and for each c the s giving ±2σ coverage of 90-96 %; kept: the pair whose ±1σ and ±2σ coverages lie in the
-    target bands (60-75 %, 90-97 %) and are closest to the Gaussian 68.3 % / 95.4 %. The errors are heavier-tailed
+    c, and for each c the s > 0 giving ±2σ coverage of 90-95.4 %; kept: the pair with the lowest
+    :func:`_band_loss` (±2σ at least ``FIT_MARGIN`` inside 90-97 %, then ±1σ in 60-75 %, then closest to the
+    Gaussian 68.3 % / 95.4 %). The errors are heavier-tailed
     than a Gaussian (a few % of crystals — soft-mode, ferroelectric-like — miss by about ε itself), so one σ
     cannot give 68.3 % and 95.4 % at once; the bands are what a user can rely on.
     """
@@ -79,10 +85,12 @@ def fit_form(err: np.ndarray, tau: np.ndarray, mu: np.ndarray, form: str) -> dic
         return {"s": _scale_for(err, tau, rel, 0.0), "c": 0.0}
     best = None
     for c in np.concatenate([[0.0], np.geomspace(1e-2, 1.0, 30)]):
-        for target in (0.90, 0.92, 0.94, 0.954):
+        for target in (0.90, 0.92, 0.93, 0.94, 0.954):
             s = _scale_for(err, tau, rel, float(c), target=target)
+            if s < 1e-6:  # the relative floor alone would do: σ would ignore the members' disagreement
+                continue
             sig = np.sqrt((s * tau) ** 2 + (c * rel) ** 2)
-            loss = _band_loss(coverage(err, sig, 1.0), coverage(err, sig, 2.0))
+            loss = _band_loss(coverage(err, sig, 1.0), coverage(err, sig, 2.0), FIT_MARGIN)
             if best is None or loss < best[0] - 1e-9:
                 best = (loss, {"s": s, "c": float(c)})
     return best[1]
@@ -139,7 +147,7 @@ def _fit_k(err: np.ndarray, base: np.ndarray) -> float:
     best = None
     for target in (0.86, 0.88, 0.90, 0.92, 0.94, 0.954):
         k = _scale_for(err, base, np.zeros_like(base), 0.0, target=target)
-        loss = _band_loss(coverage(err, k * base, 1.0), coverage(err, k * base, 2.0))
+        loss = _band_loss(coverage(err, k * base, 1.0), coverage(err, k * base, 2.0), FIT_MARGIN)
         if best is None or loss < best[0] - 1e-9:
             best = (loss, k)
     return best[1]
