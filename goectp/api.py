@@ -83,6 +83,12 @@ def predict_graphs_and_parts(
     return (run.predictions if isinstance(model, Ensemble) else run.predictions[0]), run.parts
 
 
+def _is_physics(model: Any) -> bool:
+    from goectp.physics.model import PHYSICS_MODEL_NAME
+
+    return isinstance(model, str) and model == PHYSICS_MODEL_NAME
+
+
 def predict(
     structures: Any,
     model: nn.Module | str | None = None,
@@ -109,6 +115,10 @@ def predict(
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, not {batch_size!r}")
+    if _is_physics(model):  # the default corrected by the physics term: its σ is the default's
+        records = predict_summary(structures, model, device, batch_size, max_sites, calibrated)
+        mean = np.array([r["eps_physics"] for r in records])
+        return (mean, np.array([r["tensor_std"] for r in records])) if return_std else mean
     if model is None or isinstance(model, (str, Path)):
         model = load_model(model or "default")
     run = run_model(graphs_for(structures, model, max_sites=max_sites), model, device, batch_size, use_frame)
@@ -147,9 +157,20 @@ def predict_summary(
     ``physics=True`` adds ``"physics"``: ε_ion from predicted Born charges and force constants
     (:func:`goectp.physics.predict.ionic_physics`, ``born_model`` and ``forces`` passed on; seconds per structure,
     see its docstring): the tensor, ε̄_ion, the unstable modes, the dominant modes and the charges.
+
+    ``model="physics"``: the shipped ``physics`` model (:class:`goectp.physics.model.PhysicsModel`): the default's
+    records plus ``"eps_physics"`` (the corrected tensor), ``"eps_physics_mean"``, ``"physics_used"`` (or
+    ``"physics_skipped"``: why not), ``"eps_electronic"`` and ``"physics"``.
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, not {batch_size!r}")
+    if _is_physics(model):
+        from goectp.physics.model import PhysicsModel
+
+        records = PhysicsModel.load().predict_summary(
+            load_structures(structures, max_sites), forces=None if forces == "sevennet" else forces
+        )
+        return [{**r, "model": "physics"} for r in records]
     if model is None or isinstance(model, (str, Path)):
         model = load_model(model or "default")
     loaded = load_structures(structures, max_sites)

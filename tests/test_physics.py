@@ -622,3 +622,24 @@ def test_the_physics_term_refuses_a_cell_too_large_to_compute_in_bounded_time(tm
     big = Structure(Lattice.cubic(3.0 * round(n ** (1 / 3) + 1)), ["Na", "Cl"] * (n // 2), rng.random((n, 3)))
     with pytest.raises(ValueError, match=f"{n} atoms in the primitive cell.*at most {MAX_PHYSICS_SITES}"):
         ionic_physics(big, _born_model(0), NoForces(), cache_dir=tmp_path)
+
+
+@pytest.mark.slow
+def test_the_api_reaches_the_physics_model_by_name(tmp_path, monkeypatch):
+    """`goectp.predict_summary(model="physics")` / `goectp.predict(model="physics")` are the shipped PhysicsModel's
+    records and corrected tensor (σ: the default's calibrated σ)."""
+    pytest.importorskip("sevenn")
+    from pathlib import Path
+
+    import goectp
+    from goectp.physics.model import PhysicsModel
+
+    monkeypatch.setenv("GOECTP_CACHE", str(tmp_path))
+    cif = Path(__file__).resolve().parents[1] / "assets" / "examples" / "MgO_rocksalt.cif"
+    (record,) = goectp.predict_summary(cif, model="physics")
+    (direct,) = PhysicsModel.load().predict_summary([cif])
+    assert record["model"] == "physics" and record["physics_used"] == direct["physics_used"]
+    np.testing.assert_allclose(record["eps_physics"], direct["eps_physics"], atol=1e-10)
+    mean, sigma = goectp.predict(cif, model="physics", return_std=True)
+    np.testing.assert_allclose(mean[0], record["eps_physics"], atol=1e-10)
+    np.testing.assert_allclose(sigma[0], record["tensor_std"], atol=1e-12)

@@ -10,10 +10,10 @@ import numpy as np
 
 from goectp.canonical import uses_canonical_cell
 from goectp.cli.common import named, one_line, reason_code, shipped
+from goectp.physics.model import PHYSICS_MODEL_NAME
 from goectp.structure_checks import MAX_SITES
 
 #: ``--model physics``: the default's prediction corrected by the physics term (:mod:`goectp.physics.model`).
-PHYSICS_MODEL = "physics"
 
 #: How ``goectp predict`` names the tensor a model predicts.
 TARGET_LABELS = {
@@ -60,7 +60,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     pool = shared_pool()
     pool.warm()  # the file worker starts while the model loads
     physics_model = None
-    if args.model == PHYSICS_MODEL:  # the default corrected by the physics term (assets/physics/physics.json)
+    if args.model == PHYSICS_MODEL_NAME:  # the default corrected by the physics term (assets/physics/physics.json)
         from goectp.physics.model import PhysicsModel
 
         physics_model = PhysicsModel.load()

@@ -23,6 +23,8 @@ import numpy as np
 from goectp.physics.combine import RULES, combine_physics
 
 PHYSICS_FILE = Path("physics") / "physics.json"
+#: The name under which ``goectp.predict``, ``goectp.predict_summary`` and ``goectp predict --model`` reach it.
+PHYSICS_MODEL_NAME = "physics"
 
 
 @dataclass(frozen=True)
