@@ -41,7 +41,18 @@ from explorer.screening_plots import AXES, MapPlots
 Y = [axis[0] for axis in AXES]
 
 #: The table's columns (each is four Bokeh models a session); the exports carry every column.
-TABLE_SHOWN = ("id", "formula", "band_gap", "n_sites", "eps_mean", "eps_mean_std", "anisotropy", "score", "ood_flag")
+TABLE_SHOWN = (
+    "id",
+    "formula",
+    "band_gap",
+    "n_sites",
+    "eps_mean",
+    "eps_mean_std",
+    "eps_mean_physics",  # the high-κ list's ε̄ with the physics term, where the screen ran that stage
+    "anisotropy",
+    "score",
+    "ood_flag",
+)
 
 
 class ScreeningMap(pn.viewable.Viewer):
@@ -82,8 +93,8 @@ class ScreeningMap(pn.viewable.Viewer):
         super().__init__(**params)
         if self.data is None:
             self.data = ScreeningData()
-        if self.data.training_problem and not self.message:
-            self.message = self.data.training_problem
+        if (self.data.training_problem or self.data.physics_problem) and not self.message:
+            self.message = self.data.training_problem or self.data.physics_problem
         self._columns = TABLE_COLUMNS + [c for c in OPTIONAL_COLUMNS if c in self.data.results.columns]
         if self.data.available:
             srcs = sorted(self.data.results["source"].dropna().astype(str).unique())

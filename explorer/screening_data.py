@@ -2,8 +2,9 @@
 
 ``screening_results.csv`` (candidates with the ensemble's ε̄, α and their std; ids restored from the CSV
 neutralisation of :mod:`goectp.csvsafe`, so that they match the structures'), ``training_set.csv`` (DFT values of
-the training data) and ``top_structures.json.gz`` (the structures of the listed candidates; the shared candidate
-pool is the fallback). No Panel: the view is :class:`explorer.screening.ScreeningMap`.
+the training data), ``top_structures.json.gz`` (the structures of the listed candidates; the shared candidate
+pool is the fallback) and the physics columns of ``top_high_k.csv`` (``goectp screen --physics-top N``). No Panel:
+the view is :class:`explorer.screening.ScreeningMap`.
 """
 
 from __future__ import annotations
@@ -46,7 +47,12 @@ OPTIONAL_COLUMNS = [
     "has_structure",
     "ood_flag",
     "ood_reason",
+    "eps_mean_physics",
+    "physics_used",
 ]
+#: The high-κ list; its physics columns (``goectp screen --physics-top N``) join the results by id.
+TOP_HIGH_K_FILE = "top_high_k.csv"
+PHYSICS_COLUMNS = ("eps_mean_physics", "physics_used")
 #: Band-gap classes: a known metal (gap == 0: a static ε has no meaning), an insulator, or a gap nobody computed.
 GAP_INSULATOR, GAP_METAL, GAP_UNKNOWN = "insulator (gap > 0)", "metal (gap = 0)", "unknown gap"
 UNKNOWN_GAP_X = -0.4  # where candidates with an unknown gap are drawn (left of the axis origin, own marker)
@@ -88,6 +94,8 @@ class ScreeningData:
         self.problem = ""
         #: why the training-set overlay is missing ("" when it is shown or there is none)
         self.training_problem = ""
+        #: why the high-κ list's physics columns are missing ("" when shown or not screened with physics)
+        self.physics_problem = ""
         self._read()
 
     def _read(self) -> None:
@@ -107,7 +115,7 @@ class ScreeningData:
         if missing:
             self.problem = f"{path.name} lacks the columns {missing}"
             return
-        self._results = results.reset_index(drop=True)
+        self._results = self._with_physics(results).reset_index(drop=True)
         tpath = self.directory / TRAINING_FILE
         if tpath.is_file():
             try:
@@ -117,6 +125,27 @@ class ScreeningData:
                 return
             if all(c in training.columns for c in ("band_gap", "eps_mean", "anisotropy")):
                 self._training = training
+
+    def _with_physics(self, results: pd.DataFrame) -> pd.DataFrame:
+        """``results`` with the high-κ list's physics columns (ε̄ with the physics term, whether it was used) on the
+        rows that list carries; unchanged when there is no such list or it cannot be read (said in ``problem``-free
+        ``physics_problem``: the map works without them)."""
+        self.physics_problem = ""
+        path = self.directory / TOP_HIGH_K_FILE
+        if not path.is_file():
+            return results
+        try:
+            top = restore_frame(pd.read_csv(path, dtype={"id": str}))
+        except Exception as exc:
+            self.physics_problem = f"could not read {path.name}: {type(exc).__name__}: {exc}"[:300]
+            return results
+        if not all(c in top.columns for c in ("id", *PHYSICS_COLUMNS)):
+            return results  # screened without the physics stage
+        physics = top[["id", *PHYSICS_COLUMNS]].drop_duplicates("id")
+        physics["eps_mean_physics"] = pd.to_numeric(physics["eps_mean_physics"], errors="coerce")
+        return results.drop(columns=[c for c in PHYSICS_COLUMNS if c in results.columns]).merge(
+            physics, on="id", how="left"
+        )
 
     @property
     def available(self) -> bool:

@@ -421,6 +421,24 @@ def screening_dir(tmp_path, gallery):
     return tmp_path
 
 
+def test_map_table_shows_the_physics_column_of_the_high_k_list(screening_dir, loader):
+    """`goectp screen --physics-top N` wrote ε̄ with the physics term into top_high_k.csv: the map's rows carry it
+    (blank elsewhere), the table shows it; an unreadable list leaves the map working and says why."""
+    top = pd.DataFrame(
+        {"id": ["demo-1", "demo-2"], "eps_mean_physics": [41.5, 12.25], "physics_used": [True, False], "rank": [1, 2]}
+    )
+    top.to_csv(screening_dir / "top_high_k.csv", index=False)
+    smap = ScreeningMap(data=ScreeningData(screening_dir, pool_dir=screening_dir), loader=loader)
+    rows = smap.data.results.set_index("id")
+    assert rows.loc["demo-1", "eps_mean_physics"] == 41.5 and rows["eps_mean_physics"].notna().sum() == 2
+    assert "eps_mean_physics" in smap._table_frame().columns
+    (screening_dir / "top_high_k.csv").write_bytes(b"\x00\xff not a csv \x00")
+    data = ScreeningData(screening_dir, pool_dir=screening_dir)
+    assert data.available and "eps_mean_physics" not in data.results.columns
+    assert "top_high_k.csv" in data.physics_problem
+    assert "top_high_k.csv" in ScreeningMap(data=data, loader=loader).message
+
+
 def test_map_filters_and_selection_populate_the_table(screening_dir, loader):
     smap = ScreeningMap(data=ScreeningData(screening_dir, pool_dir=screening_dir), loader=loader)
     results = smap.data.results
