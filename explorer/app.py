@@ -170,9 +170,9 @@ class Explorer(param.Parameterized):
         screening map, *Teach* (the two checks open, full width, for a projector) and *Why high-κ?* (the physics
         term, on demand).
 
-        What a visitor has not looked at is not built: the other tabs are built the first time they are shown
-        (``dynamic`` tabs, ``lazy`` views), the Crystal tab's checks when their card is first opened; the first
-        render of a session costs the 3D view, the tensor and the sidebar only (``benchmarks/speed/bench_room.py``).
+        What a visitor has not looked at is not built: the other tabs are empty holders filled the first time they
+        are shown (``dynamic`` tabs), the Crystal tab's checks when their button is first pressed; the first render
+        of a session costs the 3D view, the tensor and the sidebar only (``benchmarks/speed/bench_room.py``).
         """
         crystal = pn.Column(
             pn.Row(self.viewer, self.tensor, sizing_mode="stretch_width"),  # each draws its own box and title
