@@ -19,6 +19,7 @@ every wait has a timeout, and the whole run stops after ``--timeout`` seconds (t
 
     nice -n 15 python benchmarks/speed/bench_room.py                 # 30 sessions
     nice -n 15 python benchmarks/speed/bench_room.py --sessions 30 --num-procs 2
+    nice -n 15 python benchmarks/speed/bench_room.py --sessions 30 --rooms 3   # is a room's memory reused?
 """
 
 from __future__ import annotations
@@ -61,19 +62,36 @@ def table(result: dict, label: str) -> str:
             f"| map latency median / max (s) | {_median_max(r['map_s'])} |",
             f"| wall time: all open / all maps (s) | {r['open_wall_s']:.1f} / {r['map_wall_s']:.1f} |",
         ]
+        + (
+            [
+                "| RSS left after rooms 1, 2, … (MB over the first base) | "
+                + ", ".join(f"{v:.0f}" for v in r["rss_left_after_rooms_mb"])
+                + f" (sessions open per room: {', '.join(map(str, r['ok_per_room']))}) |"
+            ]
+            if len(r.get("rss_left_after_rooms_mb", [])) > 1
+            else []
+        )
     )
 
 
 def measure(root: Path, args: argparse.Namespace, n: int) -> dict:
-    """One server (of the checkout ``root``), one room."""
+    """One server (of the checkout ``root``), ``args.rooms`` rooms one after another: the first room's figures,
+    and the server's RSS over its first base after each room has left (``rss_left_after_rooms_mb``: flat when
+    the memory a room leaves is reused by the next, growing if sessions leak)."""
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="goectp-room-") as tmp:
         proc = start_server(port, args.num_procs, warm=True, log=Path(tmp) / "server.log", root=root)
         try:
-            coro = room(port, proc.pid, n, args.session_timeout, with_map=not args.no_map)
-            result = asyncio.run(asyncio.wait_for(coro, args.timeout))
+            rooms = []
+            for _ in range(max(1, args.rooms)):
+                coro = room(port, proc.pid, n, args.session_timeout, with_map=not args.no_map)
+                rooms.append(asyncio.run(asyncio.wait_for(coro, args.timeout)))
         finally:
             stop_server(proc)
+    result = rooms[0]
+    base = result["rss_base_mb"]
+    result["rss_left_after_rooms_mb"] = [r["rss_base_mb"] + r["rss_after_close_mb"] - base for r in rooms]
+    result["ok_per_room"] = [r["ok"] for r in rooms]
     result["load_avg"] = os.getloadavg()
     return result
 
@@ -88,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--before", type=Path, help="another checkout (e.g. `git archive REV | tar -x -C DIR`): its room first"
     )
+    parser.add_argument("--rooms", type=int, default=1, help="rooms one after another on the same server (default 1)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
     n = max(1, min(args.sessions, MAX_SESSIONS))
@@ -103,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
             print("error:", error)
     if args.json:
         args.json.write_text(json.dumps(runs, indent=1))
-    return 0 if all(r["ok"] == n for r in runs.values()) else 1
+    return 0 if all(all(k == n for k in r["ok_per_room"]) for r in runs.values()) else 1
 
 
 if __name__ == "__main__":
