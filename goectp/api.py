@@ -14,11 +14,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from goectp.canonical import uses_canonical_cell
 from goectp.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from goectp.device import default_device
-from goectp.graph import build_crystal_graph
-from goectp.inference import run_model
+from goectp.inference import graphs_for, run_model
 from goectp.models import Ensemble, GoeCTP, GoeCTPConfig, prediction_target
 from goectp.registry import assets_dir, available_models, load_model
 from goectp.structures import MAX_SITES, load_structures
@@ -45,21 +43,6 @@ __all__ = [
 def build_model(variant: str = "goectp", **config: Any) -> GoeCTP:
     """Build a GoeCTP model: ``variant`` is 'goectp', 'mat' or 'icom'; other keywords go to :class:`GoeCTPConfig`."""
     return GoeCTP(GoeCTPConfig(variant=variant, **config))
-
-
-def graphs_for(structures: Any, model: nn.Module, max_sites: int = MAX_SITES) -> list:
-    """Validated structures → crystal graphs with the model's neighbour count, and the pretrained node features
-    (``x_extra``) when the model uses any (``config.node_features``, e.g. CHGNet: needs ``[foundation]``)."""
-    k = model.config.k_neighbors
-    canonical = uses_canonical_cell(model.config)  # the canonical cell and its frames: exact cell-choice invariance
-    loaded = load_structures(structures, max_sites)
-    graphs = [build_crystal_graph(s, k=k, validate=False, canonical=canonical) for s in loaded]  # validated above
-    name = getattr(model.config, "node_features", None)
-    if name and graphs:
-        from goectp.features import with_node_features
-
-        graphs = with_node_features(graphs, None if canonical else loaded, name)
-    return graphs
 
 
 def predict_graphs(

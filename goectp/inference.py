@@ -17,10 +17,13 @@ import torch
 from torch import nn
 from torch_geometric.data import Batch
 
+from goectp.canonical import uses_canonical_cell
 from goectp.device import default_device
 from goectp.elements import element_symbols
+from goectp.graph import build_crystal_graph
 from goectp.models import Ensemble, EnsembleOutput
 from goectp.models.ensemble import has_parts
+from goectp.structures import MAX_SITES, load_structures
 from goectp.tensor_stats import ensemble_statistics, summary_records
 
 
@@ -72,6 +75,21 @@ def batches(graphs: Sequence, batch_size: int, device: torch.device) -> Iterator
 
 
 @torch.no_grad()
+def graphs_for(structures: Any, model: nn.Module, max_sites: int = MAX_SITES) -> list:
+    """Validated structures → crystal graphs with the model's neighbour count, and the pretrained node features
+    (``x_extra``) when the model uses any (``config.node_features``, e.g. CHGNet: needs ``[foundation]``)."""
+    k = model.config.k_neighbors
+    canonical = uses_canonical_cell(model.config)  # the canonical cell and its frames: exact cell-choice invariance
+    loaded = load_structures(structures, max_sites)
+    graphs = [build_crystal_graph(s, k=k, validate=False, canonical=canonical) for s in loaded]  # validated above
+    name = getattr(model.config, "node_features", None)
+    if name and graphs:
+        from goectp.features import with_node_features
+
+        graphs = with_node_features(graphs, None if canonical else loaded, name)
+    return graphs
+
+
 def run_model(
     graphs: Sequence,
     model: nn.Module,

@@ -86,8 +86,7 @@ class PhysicsModel:
         """:func:`goectp.api.predict_summary`'s records of the total model, plus ``"eps_electronic"`` (ε∞),
         ``"physics"`` (:meth:`~goectp.physics.predict.IonicPhysics.summary`, or ``None`` with ``"physics_skipped"``
         saying why), ``"eps_physics"`` (the corrected tensor), ``"eps_physics_mean"`` and ``"physics_used"``."""
-        from goectp.api import graphs_for
-        from goectp.inference import run_model
+        from goectp.inference import graphs_for, run_model
         from goectp.structures import load_structures
 
         loaded = load_structures(structures)
@@ -102,9 +101,8 @@ class PhysicsModel:
         """The physics correction of learned ``totals [n, 3, 3]`` (the default's mean, e.g. from a screen's table):
         per structure ``"eps_electronic"``, ``"physics"``, ``"physics_skipped"``, ``"physics_used"``,
         ``"eps_physics"`` and ``"eps_physics_mean"`` (see :meth:`predict_summary`), without running the default."""
-        from goectp.api import graphs_for
         from goectp.canonical import canonical_cell
-        from goectp.inference import run_model
+        from goectp.inference import graphs_for, run_model
         from goectp.physics.predict import ionic_physics
         from goectp.structures import load_structures
 
