@@ -1,4 +1,5 @@
-"""The one inference path: crystal graphs → one pass of every member → predictions, embeddings and parts.
+"""The one inference path: structures → crystal graphs (:func:`graphs_for`) → one pass of every member
+(:func:`run_model`) → predictions, embeddings and parts.
 
 Every prediction of the package goes through :func:`run_model` — :func:`goectp.api.predict`,
 :func:`goectp.api.predict_summary`, the screening worker, the calibration's held-out predictions and the explorer —
