@@ -75,7 +75,6 @@ def batches(graphs: Sequence, batch_size: int, device: torch.device) -> Iterator
         yield Batch.from_data_list(list(graphs[start : start + batch_size])).to(device)
 
 
-@torch.no_grad()
 def graphs_for(structures: Any, model: nn.Module, max_sites: int = MAX_SITES) -> list:
     """Validated structures → crystal graphs with the model's neighbour count, and the pretrained node features
     (``x_extra``) when the model uses any (``config.node_features``, e.g. CHGNet: needs ``[foundation]``)."""
@@ -91,6 +90,7 @@ def graphs_for(structures: Any, model: nn.Module, max_sites: int = MAX_SITES) ->
     return graphs
 
 
+@torch.no_grad()
 def run_model(
     graphs: Sequence,
     model: nn.Module,
