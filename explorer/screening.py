@@ -208,12 +208,24 @@ class ScreeningMap(pn.viewable.Viewer):
         if self._plots is not None:
             self._plots.show(self.y_axis)
 
+    def _coverage_text(self) -> str:
+        """What ±2σ covers for the model that screened, from the model menu (``catalog.json``)."""
+        from goectp.catalog import model_info
+
+        try:
+            info = model_info(self.data.model_name) if self.data.model_name else None
+        except ValueError:  # a damaged catalog: the map still explains itself
+            info = None
+        if info is None or info.coverage is None:
+            return "fitted so that ±2σ covers 90-97 % of held-out DFT values"
+        return f"±2σ covers {100 * info.coverage:.1f} % of held-out DFT values, out of fold"
+
     def score_explanation(self) -> str:
         """How to read the map: the acquisition score, the σ it uses, metals vs unknown gaps, Pareto front, FOM."""
         df = self.data.results
         calibrated = "calibrated" in df.columns and bool(df["calibrated"].astype("boolean").fillna(False).any())
         sigma = (
-            "the **calibrated** σ of the ensemble (`calibration.json`: ±2σ covers ~90 % of held-out DFT values)"
+            f"the **calibrated** σ of the ensemble (`calibration.json`: {self._coverage_text()})"
             if calibrated
             else "the raw ensemble std (these results predate the calibration: re-run `goectp "
             "screen` for calibrated σ — the raw std is several times too narrow)"

@@ -165,7 +165,9 @@ class ScreeningData:
         return self._model_label
 
     @cached_property
-    def _model_label(self) -> str:  # hashes the shipped checkpoints once per ScreeningData
+    def model_name(self) -> str | None:
+        """The shipped name (``default`` before its target) whose checkpoints produced these results (matched by
+        sha256; hashed once per ScreeningData), or None."""
         import hashlib
 
         from goectp.api import available_models
@@ -173,12 +175,25 @@ class ScreeningData:
 
         wanted = set(filter(None, str(self.provenance.get("model_sha256", "")).split(";")))
         if not wanted:
-            return "an unrecorded model"
+            return None
         aliases = model_aliases()
-        for name in sorted(available_models(), key=lambda n: n not in aliases):  # "default" before its target
+        for name in sorted(available_models(), key=lambda n: n not in aliases):
             files = checkpoint_files(name, verify=False)  # hashed below anyway
             if len(files) == len(wanted) and {hashlib.sha256(f.read_bytes()).hexdigest() for f in files} == wanted:
-                return f"the `{name}` ensemble" + (f" (`{aliases[name]}`)" if name in aliases else "")
+                return name
+        return None
+
+    @cached_property
+    def _model_label(self) -> str:
+        from goectp.registry import model_aliases
+
+        name = self.model_name
+        if name is not None:
+            aliases = model_aliases()
+            return f"the `{name}` ensemble" + (f" (`{aliases[name]}`)" if name in aliases else "")
+        wanted = set(filter(None, str(self.provenance.get("model_sha256", "")).split(";")))
+        if not wanted:
+            return "an unrecorded model"
         return f"a model not shipped here ({len(wanted)} checkpoint{'s' * (len(wanted) != 1)})"
 
     def caption(self) -> str:

@@ -653,6 +653,13 @@ def test_shipped_screening_results_name_the_model_that_made_them(tmp_path):
     assert ScreeningData(tmp_path).model_label() == "a model not shipped here (1 checkpoint)"
     caption = ScreeningMap(data=data).__panel__()[0]  # shown above the map
     assert isinstance(caption, pn.pane.Markdown) and caption.object == data.caption()
+    # how to read σ: the screening model's own ±2σ coverage, from the model menu; a generic band without one
+    from goectp.catalog import model_info
+
+    coverage = model_info("default").coverage
+    assert f"±2σ covers {100 * coverage:.1f} % of held-out DFT values" in ScreeningMap(data=data).score_explanation()
+    unknown = ScreeningMap(data=ScreeningData(tmp_path))
+    assert unknown.data.model_name is None and "90-97 %" in unknown._coverage_text()
 
 
 def test_change_of_cell_leaves_the_shipped_setting_unchanged_and_moves_the_paper_setting(models, gallery):
