@@ -69,6 +69,8 @@ def start_server(
         "--check-unused-sessions",
         "1000",
         *(["--warm"] if warm else []),
+        # several processes: each warms itself up once started (Panel's --warm does not reach them)
+        *(["--setup", "explorer/warm_process.py"] if warm and num_procs > 1 else []),
     ]
     env = {
         **os.environ,

@@ -32,11 +32,12 @@ def running_on_server() -> bool:
     return bool(doc is not None and doc.session_context is not None and not state._is_pyodide)
 
 
-def prepare_process() -> bool:
+def prepare_process(force: bool = False) -> bool:
     """Once per served process (a no-op elsewhere and afterwards): build the shared state, then freeze the heap.
+    ``force``: also outside a session (a server process warming itself up, :mod:`explorer.warm_process`).
     Returns whether it ran now."""
     global _prepared
-    if _prepared or not running_on_server():
+    if _prepared or not (force or running_on_server()):
         return False
     _prepared = True
     from explorer.models import ModelSelector

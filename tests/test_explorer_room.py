@@ -51,3 +51,31 @@ def test_three_sessions_open_close_and_the_server_memory_returns(tmp_path):
     assert text.count("ServerConnection created") == 4, text[-2000:]
     assert text.count("WebSocket connection closed") == 4, text[-2000:]
     assert rss1 > rss0 - MARGIN_MB and rss2 <= rss0 + MARGIN_MB, (rss0, rss1, rss2)
+
+
+@pytest.mark.timeout(480)
+def test_every_process_of_a_multi_process_server_warms_itself_up(tmp_path):
+    """`--num-procs 2`: Panel's --warm does not reach the processes (Python < 3.12), explorer/warm_process.py (run
+    as --setup) does: each process says so in the log before a visitor comes, and sessions open on the server."""
+    import time
+
+    port = _free_port()
+    log = tmp_path / "server.log"
+    proc = start_server(port, num_procs=2, warm=True, log=log, timeout=240)
+    try:
+        deadline = time.monotonic() + 300
+        while log.read_text().count("warmed up in") < 2 and time.monotonic() < deadline:
+            time.sleep(1)
+        text = log.read_text()
+        assert text.count("warmed up in") == 2, text[-2000:]
+
+        async def visit() -> list:
+            sessions = await open_sessions(f"http://127.0.0.1:{port}/app", 2, 120)
+            for s in sessions:
+                s.close()
+            return sessions
+
+        sessions = asyncio.run(asyncio.wait_for(visit(), 200))
+        assert [s.error for s in sessions] == ["", ""] and all(s.tabs_id for s in sessions)
+    finally:
+        stop_server(proc)
