@@ -20,6 +20,7 @@ CANDIDATES_FILE = "screening_candidates.json.gz"
 SCREENING_RESULTS_FILE = "screening_results.csv"
 SCREENING_TRAINING_FILE = "training_set.csv"
 SCREENING_STRUCTURES_FILE = "top_structures.json.gz"
+SCREENING_TOP_HIGH_K_FILE = "top_high_k.csv"  # its physics columns join the results (goectp screen --physics-top)
 
 
 def assets_dir() -> Path:

@@ -20,6 +20,7 @@ import pandas as pd
 from explorer.paths import CANDIDATES_FILE, data_dir, screening_dir
 from explorer.paths import SCREENING_RESULTS_FILE as RESULTS_FILE
 from explorer.paths import SCREENING_STRUCTURES_FILE as STRUCTURES_FILE
+from explorer.paths import SCREENING_TOP_HIGH_K_FILE as TOP_HIGH_K_FILE
 from explorer.paths import SCREENING_TRAINING_FILE as TRAINING_FILE
 from goectp.csvsafe import restore_frame
 
@@ -50,8 +51,7 @@ OPTIONAL_COLUMNS = [
     "eps_mean_physics",
     "physics_used",
 ]
-#: The high-κ list; its physics columns (``goectp screen --physics-top N``) join the results by id.
-TOP_HIGH_K_FILE = "top_high_k.csv"
+#: The high-κ list's columns that join the results by id (``goectp screen --physics-top N``).
 PHYSICS_COLUMNS = ("eps_mean_physics", "physics_used")
 #: Band-gap classes: a known metal (gap == 0: a static ε has no meaning), an insulator, or a gap nobody computed.
 GAP_INSULATOR, GAP_METAL, GAP_UNKNOWN = "insulator (gap > 0)", "metal (gap = 0)", "unknown gap"
@@ -165,6 +165,11 @@ class ScreeningData:
         return self._model_label
 
     @cached_property
+    def _screened_sha256(self) -> set[str]:
+        """The sha256 of the checkpoints that produced these results (from the provenance)."""
+        return set(filter(None, str(self.provenance.get("model_sha256", "")).split(";")))
+
+    @cached_property
     def model_name(self) -> str | None:
         """The shipped name (``default`` before its target) whose checkpoints produced these results (matched by
         sha256; hashed once per ScreeningData), or None."""
@@ -173,7 +178,7 @@ class ScreeningData:
         from goectp.api import available_models
         from goectp.registry import checkpoint_files, model_aliases
 
-        wanted = set(filter(None, str(self.provenance.get("model_sha256", "")).split(";")))
+        wanted = self._screened_sha256
         if not wanted:
             return None
         aliases = model_aliases()
@@ -191,10 +196,10 @@ class ScreeningData:
         if name is not None:
             aliases = model_aliases()
             return f"the `{name}` ensemble" + (f" (`{aliases[name]}`)" if name in aliases else "")
-        wanted = set(filter(None, str(self.provenance.get("model_sha256", "")).split(";")))
-        if not wanted:
+        n = len(self._screened_sha256)
+        if not n:
             return "an unrecorded model"
-        return f"a model not shipped here ({len(wanted)} checkpoint{'s' * (len(wanted) != 1)})"
+        return f"a model not shipped here ({n} checkpoint{'s' * (n != 1)})"
 
     def caption(self) -> str:
         when = str(self.provenance.get("screened_on", ""))[:10]

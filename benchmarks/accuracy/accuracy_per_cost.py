@@ -128,8 +128,9 @@ def refresh_coverage(path: Path) -> None:
     for name, entry in catalog.items():
         if "coverage" in entry:
             cov = coverage(resolve_model_path(name))
-            print(f"{name:45s} coverage {entry['coverage']} -> {None if cov is None else round(cov, 4)}")
-            entry["coverage"] = None if cov is None else round(float(cov), 4)
+            new = None if cov is None else round(float(cov), 4)
+            print(f"{name:45s} coverage {entry['coverage']} -> {new}")
+            entry["coverage"] = new
     path.write_text(json.dumps(catalog, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
 
 

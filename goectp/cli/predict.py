@@ -13,8 +13,6 @@ from goectp.cli.common import named, one_line, reason_code, shipped
 from goectp.physics.model import PHYSICS_MODEL_NAME
 from goectp.structure_checks import MAX_SITES
 
-#: ``--model physics``: the default's prediction corrected by the physics term (:mod:`goectp.physics.model`).
-
 #: How ``goectp predict`` names the tensor a model predicts.
 TARGET_LABELS = {
     "total": "static ε (electronic + ionic)",

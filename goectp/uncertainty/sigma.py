@@ -76,9 +76,9 @@ def fit_form(err: np.ndarray, tau: np.ndarray, mu: np.ndarray, form: str) -> dic
     ``scale``: s such that ±2σ covers 95.4 % (a conformal quantile of |err|/τ̂). ``scale+relative``: a grid over
     c, and for each c the s > 0 giving ±2σ coverage of 90-95.4 %; kept: the pair with the lowest
     :func:`_band_loss` (±2σ at least ``FIT_MARGIN`` inside 90-97 %, then ±1σ in 60-75 %, then closest to the
-    Gaussian 68.3 % / 95.4 %). The errors are heavier-tailed
-    than a Gaussian (a few % of crystals — soft-mode, ferroelectric-like — miss by about ε itself), so one σ
-    cannot give 68.3 % and 95.4 % at once; the bands are what a user can rely on.
+    Gaussian 68.3 % / 95.4 %). The errors are heavier-tailed than a Gaussian (a few % of crystals — soft-mode,
+    ferroelectric-like — miss by about ε itself), so one σ cannot give 68.3 % and 95.4 % at once; the bands are
+    what a user can rely on.
     """
     rel = np.abs(mu)
     if form == "scale":
