@@ -18,7 +18,7 @@ from pymatgen.core import Lattice, Structure
 from goectp.api import build_model, save_checkpoint
 from goectp.cli import screen as cli
 from goectp.screening.engine import ScreeningOptions
-from goectp.screening.export import export_assets, fit_structures, gzip_json_size
+from goectp.screening.export import compact_structure_dict, export_assets, fit_structures, gzip_json_size
 from goectp.screening.filters import anisotropy_mask, high_k_mask, load_training_index, top_n
 from goectp.screening.jsonstream import iter_json_items
 from goectp.screening.materials_project import MaterialsProjectPool, candidate_from_mp_doc
@@ -650,6 +650,25 @@ def test_structure_budget_keeps_the_top_lists():
     assert list(fit_structures(structures, order, max_bytes=budget, required=3)) == order[:5]
     assert list(fit_structures(structures, order, max_bytes=10, required=3)) == order[:3]  # top lists always kept
     assert len(fit_structures(structures, order, max_bytes=10**7)) == 20
+
+
+def test_compact_structure_dicts_rebuild_the_same_crystal_in_fewer_bytes():
+    from goectp.structures import structure_from_dict
+
+    crystal = Structure(
+        Lattice.from_parameters(4.1, 5.2, 6.3, 80, 95, 110),
+        ["Sr", "Ti", "O"],
+        [[0, 0, 0], [0.5, 0.5, 0.5], [0.1, 0.2, 0.3]],
+    )
+    charged = crystal.copy(site_properties={"magmom": [1.0, -1.0, 0.0]})
+    for original in (crystal, charged):
+        compact = compact_structure_dict(original.as_dict())
+        assert gzip_json_size(compact) < 0.8 * gzip_json_size(original.as_dict())
+        rebuilt = structure_from_dict(json.loads(json.dumps(compact)))
+        assert [str(s.specie) for s in rebuilt] == [str(s.specie) for s in original]
+        np.testing.assert_array_equal(rebuilt.frac_coords, original.frac_coords)
+        np.testing.assert_allclose(rebuilt.lattice.matrix, original.lattice.matrix, rtol=0, atol=1e-12)
+        assert rebuilt.site_properties == original.site_properties  # kept when there are any
 
 
 # ------------------------------------------------------------------------------------------------------ the CLI

@@ -14,6 +14,7 @@ examples:
   goectp ensemble calibrate --model default    # a shipped name, or a folder of split*.pt members
   goectp ensemble combine chgnet pretrained-bulk-modulus --name combined
   goectp ensemble share decomposed-bulk-modulus-layers2 --parts-from electronic
+  goectp ensemble float16 fast electronic     # weight matrices stored as float16 (then re-calibrate)
 """
 #: ``(name, help, description)`` of each subcommand.
 SUBCOMMANDS = (
@@ -43,19 +44,28 @@ SUBCOMMANDS = (
         "are unchanged. The members.json manifests and the screening summary that list the rewritten files get "
         "their new sha256.",
     ),
+    (
+        "float16",
+        "store the weight matrices of ensembles as float16 (half the bytes; then re-calibrate)",
+        "Rewrite every checkpoint of the given ensemble folders with its weight matrices (tensors of at least "
+        "1,024 elements) stored as float16; small tensors keep their precision and compute keeps the model's. "
+        "Predictions move by ~1e-3, so the fingerprint changes: re-fit each calibration (goectp ensemble "
+        "calibrate) and redo what was computed from the predictions (a shipped screen). Sum references and "
+        "members.json manifests get the new sha256.",
+    ),
 )
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    """Register ``ensemble`` and its four subcommands."""
+    """Register ``ensemble`` and its subcommands."""
     p = sub.add_parser(
         "ensemble",
         help="export a training run as a shipped ensemble, calibrate its σ, or combine shipped ensembles",
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    actions = p.add_subparsers(dest="action", required=True, metavar="{export,calibrate,combine,share}")
-    export, calibrate, combine, share = (
+    actions = p.add_subparsers(dest="action", required=True, metavar="{export,calibrate,combine,share,float16}")
+    export, calibrate, combine, share, float16 = (
         actions.add_parser(name, help=text, description=description) for name, text, description in SUBCOMMANDS
     )
 
@@ -80,6 +90,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     share.add_argument("--parts-from", required=True, help="the shipped ε∞ ensemble that holds the same networks")
     share.add_argument("--assets", type=Path, default=Path("assets"), help="(default: %(default)s)")
     share.set_defaults(func=cmd_share)
+
+    float16.add_argument("models", nargs="+", help="shipped ensembles (names under assets/models) or folders")
+    float16.add_argument("--assets", type=Path, default=Path("assets"), help="(default: %(default)s)")
+    float16.set_defaults(func=cmd_float16)
 
 
 def _card_options(q: argparse.ArgumentParser, notes_where: str) -> None:
@@ -146,4 +160,22 @@ def cmd_share(args: argparse.Namespace) -> int:
         print(f"updated {summary}")
     saved = sum(before[p] - p.stat().st_size for p in changed)
     print(f"{len(changed)} members now share their ε∞ part; {saved / 1e6:.1f} MB saved")
+    return 0
+
+
+def cmd_float16(args: argparse.Namespace) -> int:
+    """Convert, refresh the manifests, print the bytes saved and what must be re-fitted."""
+    from goectp.registry import resolve_model_path
+    from goectp.release.half import store_float16
+    from goectp.release.share import refresh_manifests
+
+    files = [f.resolve() for model in args.models for f in resolve_model_path(model).glob("*.pt")]
+    before = {f: f.stat().st_size for f in files}
+    changed = store_float16(args.models)
+    for manifest in refresh_manifests(args.assets / "models", changed):
+        print(f"updated {manifest}")
+    saved = sum(before.get(path, 0) - path.stat().st_size for path in changed)
+    print(f"{len(changed)} checkpoint files rewritten; {saved / 1e6:.1f} MB saved")
+    if changed:
+        print("the weights changed: re-fit each calibration (goectp ensemble calibrate --model NAME); redo screens")
     return 0

@@ -68,7 +68,7 @@ def plot_reliability(curves: dict, path: Path, title: str) -> Path:
     axes[0].legend(loc="upper left", fontsize=8)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=80)  # small: one per shipped ensemble, in git
     plt.close(fig)
     return path
 

@@ -5,7 +5,7 @@
 - ``top_high_k.csv``, ``top_anisotropy.csv``: the two top lists with tensors, std and provenance;
 - ``training_set.csv``: the DFT training data on the same axes (ε̄, α of the *total* DFT tensor, band gap,
   crystal system from ``SpacegroupAnalyzer(symprec=0.1)``);
-- ``top_structures.json.gz``: gzip JSON ``{id: Structure.as_dict()}`` for both top lists first, then the best
+- ``top_structures.json.gz``: gzip JSON ``{id: compact Structure.as_dict()}`` for both top lists first, then the best
   remaining candidates by either score, until the file would exceed ``max_bytes`` (default 1.9 MB);
 - ``screening_summary.json``: provenance and counts.
 """
@@ -69,9 +69,19 @@ FLOAT_FORMAT = "%.6g"
 
 
 def compact_structure_dict(d: dict) -> dict:
-    """A ``Structure.as_dict()`` without the redundant Cartesian ``xyz`` of each site (``from_dict`` recomputes it)."""
-    out = dict(d)
-    out["sites"] = [{k: v for k, v in site.items() if k != "xyz"} for site in d["sites"]]
+    """A ``Structure.as_dict()`` with what ``from_dict`` needs only: the lattice matrix (rounded to 1e-12 Å, which
+    drops float noise such as 6.6e-16 that compresses badly), each site's species and fractional coordinates, and
+    site or structure properties and a charge when there are any (no Cartesian ``xyz``, no derived ``a, b, c``,
+    angles or volume, no site labels)."""
+    sites = []
+    for site in d["sites"]:
+        compact = {"species": site["species"], "abc": site["abc"]}
+        if site.get("properties"):
+            compact["properties"] = site["properties"]
+        sites.append(compact)
+    out = {"lattice": {"matrix": [[round(float(x), 12) for x in row] for row in d["lattice"]["matrix"]]}}
+    out["sites"] = sites
+    out.update({key: d[key] for key in ("charge", "properties") if d.get(key)})
     return out
 
 

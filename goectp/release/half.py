@@ -1,0 +1,92 @@
+"""Store shipped weights as float16: half the bytes of every weight matrix, predictions within ~1e-3.
+
+Every floating tensor of at least :data:`MIN_ELEMENTS` elements (the weight matrices; finite and inside float16's
+range) of each checkpoint of the given ensemble folders is stored as float16; small tensors (biases, norms, target
+scales) stay as they are. Loading needs nothing new: ``load_state_dict`` copies a float16 tensor into the model's
+float32 (or float64) parameter, and compute stays in the model's precision (so cell-choice invariance is kept).
+
+The weights as loaded change in the fourth significant digit, so the ensemble's fingerprint changes: its
+calibration must be re-fitted (``goectp ensemble calibrate``) and everything computed from its predictions (a
+shipped screen, quoted figures) redone. A sum member that names a part by reference gets the part's new sha256,
+and so do the ``members.json`` manifests that list a rewritten file.
+
+    goectp ensemble float16 fast electronic pretrained-bulk-modulus-layers2 ...
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import torch
+
+from goectp.checkpoint import atomic_save, is_part_reference, safe_load
+from goectp.data.paths import sha256_file
+from goectp.registry import checkpoint_files, resolve_model_path
+
+#: Tensors with fewer elements stay in their own precision (they weigh nothing; norms and scales keep every digit).
+MIN_ELEMENTS = 1024
+#: Largest finite float16.
+FLOAT16_MAX = 65504.0
+
+
+def half_state_dict(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], int]:
+    """``state`` with each large float32/float64 tensor as float16, and how many tensors were converted."""
+    out, converted = {}, 0
+    for name, tensor in state.items():
+        if (
+            tensor.dtype in (torch.float32, torch.float64)
+            and tensor.numel() >= MIN_ELEMENTS
+            and bool(torch.isfinite(tensor).all())
+            and float(tensor.abs().max()) < FLOAT16_MAX
+        ):
+            out[name], converted = tensor.to(torch.float16), converted + 1
+        else:
+            out[name] = tensor
+    return out, converted
+
+
+def _rewrite(raw: dict, folder: Path, changed: dict[Path, tuple[str, str]]) -> bool:
+    """Convert ``raw`` (a checkpoint dict as stored) in place; True when anything in it changed."""
+    touched = False
+    if raw.get("kind") == "sum":
+        for sub in raw.get("parts", {}).values():
+            if is_part_reference(sub):  # the part's own file was converted first: record its new sha256
+                target = (folder / sub["file"]).resolve()
+                if target in changed and sub["sha256"] == changed[target][0]:
+                    sub["sha256"], touched = changed[target][1], True
+            elif isinstance(sub, dict) and isinstance(sub.get("state_dict"), dict):
+                sub["state_dict"], n = half_state_dict(sub["state_dict"])
+                if n:
+                    sub.setdefault("meta", {})["weights_stored_as"] = "float16"
+                touched |= n > 0
+    elif isinstance(raw.get("state_dict"), dict):
+        raw["state_dict"], n = half_state_dict(raw["state_dict"])
+        if n:
+            raw.setdefault("meta", {})["weights_stored_as"] = "float16"
+        touched = n > 0
+    return touched
+
+
+def store_float16(models: Iterable[str | Path]) -> dict[Path, tuple[str, str]]:
+    """Rewrite the checkpoints of the ensemble folders ``models`` (shipped names or paths) with float16 weight
+    matrices. Files holding whole networks go first, then sums (whose references then name the new files).
+
+    Returns ``{rewritten file: (old sha256, new sha256)}``; a second call finds nothing to do."""
+    files = []
+    for model in models:
+        folder = resolve_model_path(str(model))
+        if not folder.is_dir():
+            raise ValueError(f"{model}: not an ensemble folder")
+        own = [f for f in checkpoint_files(folder, verify=False) if f.resolve().parent == folder.resolve()]
+        files += [(f, safe_load(f)) for f in own]  # a members.json folder's files belong to their own folders
+    files.sort(key=lambda pair: pair[1].get("kind") == "sum" if isinstance(pair[1], dict) else False)
+    changed: dict[Path, tuple[str, str]] = {}
+    for path, raw in files:
+        if not isinstance(raw, dict):
+            raise ValueError(f"{path}: not a checkpoint dict")
+        old = sha256_file(path)
+        if _rewrite(raw, path.parent, changed):
+            atomic_save(raw, path)
+            changed[path.resolve()] = (old, sha256_file(path))
+    return changed

@@ -1,0 +1,108 @@
+"""Weights stored as float16 (goectp ensemble float16): smaller files, weight matrices in float16 and small tensors
+untouched, predictions within float16 rounding, references and manifests re-hashed, a second run a no-op."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from pymatgen.core import Lattice, Structure
+
+from goectp.api import build_model, graphs_for, predict_graphs
+from goectp.checkpoint import checkpoint_dict, safe_load, sum_checkpoint_dict
+from goectp.cli import main as cli_main
+from goectp.data.paths import sha256_file
+from goectp.registry import load_model
+from goectp.release.half import MIN_ELEMENTS, half_state_dict, store_float16
+from goectp.release.share import share_parts
+from goectp.uncertainty import ensemble_fingerprint
+
+
+def tiny(seed: int, target: str, split: int):
+    torch.manual_seed(seed)
+    model = build_model("goectp", hidden=32, num_rbf=8)
+    model.meta = {"target": target, "split_seed": split, "data_sha256": "d"}
+    return model.eval()
+
+
+@pytest.fixture()
+def assets(tmp_path):
+    """assets/models/{electronic, decomposed (sums naming electronic's files), combined (a manifest)}."""
+    models = tmp_path / "models"
+    for folder in ("electronic", "decomposed", "combined"):
+        (models / folder).mkdir(parents=True)
+    for k in (0, 1):
+        electronic, ionic = tiny(10 + 2 * k, "electronic", k), tiny(11 + 2 * k, "ionic", k)
+        torch.save(checkpoint_dict(electronic, **electronic.meta), models / "electronic" / f"split{k}.pt")
+        torch.save(
+            sum_checkpoint_dict(checkpoint_dict(electronic, **electronic.meta), checkpoint_dict(ionic, **ionic.meta)),
+            models / "decomposed" / f"split{k}.pt",
+        )
+    share_parts(models / "decomposed", models / "electronic")  # the shipped layout: ε∞ parts by reference
+    members = [
+        {"file": f"../decomposed/split{k}.pt", "sha256": sha256_file(models / "decomposed" / f"split{k}.pt")}
+        for k in (0, 1)
+    ]
+    (models / "combined" / "members.json").write_text(json.dumps({"members": members}))
+    return tmp_path
+
+
+def test_half_state_dict_converts_weight_matrices_only():
+    state = {
+        "big": torch.randn(64, 64),
+        "bias": torch.randn(64),
+        "steps": torch.arange(4096),
+        "huge": torch.full((64, 64), 1e6),
+        "nan": torch.full((64, 64), float("nan")),
+    }
+    out, n = half_state_dict(state)
+    assert n == 1 and out["big"].dtype == torch.float16
+    assert MIN_ELEMENTS > 64 and out["bias"] is state["bias"]  # small: kept as it is
+    assert out["steps"].dtype == torch.int64 and out["huge"].dtype == out["nan"].dtype == torch.float32
+
+
+def test_float16_files_are_smaller_and_predict_within_rounding(assets):
+    models = assets / "models"
+    crystals = [
+        Structure(Lattice.cubic(4.2), ["Mg", "O"], [[0, 0, 0], [0.5, 0.5, 0.5]]),
+        Structure(Lattice.tetragonal(4.6, 2.96), ["Ti", "O"], [[0, 0, 0], [0.3, 0.3, 0]]),
+    ]
+    before = load_model(models / "combined")
+    graphs = graphs_for(crystals, before)
+    expected, fingerprint = predict_graphs(graphs, before), ensemble_fingerprint(before)
+    sizes = {f: f.stat().st_size for f in models.glob("*/*.pt")}
+
+    changed = store_float16([models / "electronic", models / "decomposed"])
+    assert len(changed) == 4  # both folders' files; the sums because their part and their ionic network changed
+    assert all(f.stat().st_size < 0.6 * size for f, size in sizes.items())
+    raw = safe_load(models / "decomposed" / "split0.pt")
+    assert raw["parts"]["electronic"]["sha256"] == sha256_file(models / "electronic" / "split0.pt")
+    ionic = raw["parts"]["ionic"]
+    assert ionic["meta"]["weights_stored_as"] == "float16"
+    assert {t.dtype for t in ionic["state_dict"].values() if t.numel() >= MIN_ELEMENTS} <= {torch.float16, torch.int64}
+    assert any(t.dtype == torch.float32 for t in ionic["state_dict"].values())  # the small tensors
+
+    from goectp.release.share import refresh_manifests
+
+    assert refresh_manifests(models, changed) == [models / "combined" / "members.json"]
+    after = load_model(models / "combined")  # sha256 of the manifest and of the references checked on load
+    assert next(after.members[0].parameters()).dtype == torch.float32  # computed in the model's precision
+    assert ensemble_fingerprint(after) != fingerprint  # its calibration must be re-fitted
+    got = predict_graphs(graphs, after)
+    assert not np.array_equal(got, expected)
+    np.testing.assert_allclose(got, expected, atol=5e-3 * max(1.0, np.abs(expected).max()))
+    assert store_float16([models / "electronic", models / "decomposed"]) == {}
+
+
+def test_goectp_ensemble_float16_command(assets, capsys):
+    models = assets / "models"
+    args = ["ensemble", "float16", str(models / "electronic"), str(models / "decomposed"), "--assets", str(assets)]
+    assert cli_main(args) == 0
+    out = capsys.readouterr().out
+    assert "4 checkpoint files rewritten" in out and "members.json" in out and "re-fit each calibration" in out
+    load_model(models / "combined")
+    assert cli_main(args) == 0 and "0 checkpoint files rewritten" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        cli_main(["ensemble", "float16"])  # names at least one ensemble
