@@ -96,6 +96,25 @@ def test_float16_files_are_smaller_and_predict_within_rounding(assets):
     assert store_float16([models / "electronic", models / "decomposed"]) == {}
 
 
+def test_converting_a_part_folder_alone_keeps_the_sums_that_name_it_loadable(assets):
+    models = assets / "models"
+    weights = {f: safe_load(f)["parts"]["ionic"]["state_dict"] for f in (models / "decomposed").glob("*.pt")}
+    changed = store_float16([models / "electronic"])
+    assert sorted(p.relative_to(models.resolve()).as_posix() for p in changed) == [
+        "decomposed/split0.pt",  # only its reference to the electronic file changed
+        "decomposed/split1.pt",
+        "electronic/split0.pt",
+        "electronic/split1.pt",
+    ]
+    for file, state in weights.items():  # the ionic networks are untouched
+        after = safe_load(file)["parts"]["ionic"]["state_dict"]
+        assert all(torch.equal(after[k], v) and after[k].dtype == v.dtype for k, v in state.items())
+    from goectp.release.share import refresh_manifests
+
+    refresh_manifests(models, changed)
+    load_model(models / "combined")  # every sha256 on the way checks out
+
+
 def test_goectp_ensemble_float16_command(assets, capsys):
     models = assets / "models"
     args = ["ensemble", "float16", str(models / "electronic"), str(models / "decomposed"), "--assets", str(assets)]
@@ -106,3 +125,19 @@ def test_goectp_ensemble_float16_command(assets, capsys):
     assert cli_main(args) == 0 and "0 checkpoint files rewritten" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         cli_main(["ensemble", "float16"])  # names at least one ensemble
+
+
+def test_the_shipped_assets_fit_their_budget_with_float16_weights():
+    """A clone carries ≤ 25 MB of assets (issue 31); a re-export that forgets `goectp ensemble float16` fails here."""
+    from goectp.registry import assets_dir, checkpoint_files
+
+    root = assets_dir()
+    size = sum(f.stat().st_size for f in root.rglob("*") if f.is_file())
+    assert size <= 25_000_000, f"assets/ holds {size / 1e6:.1f} MB"
+    for name in ("fast", "electronic", "combined"):
+        for file in checkpoint_files(name):
+            raw = safe_load(file)
+            parts = raw["parts"].values() if raw.get("kind") == "sum" else [raw]
+            states = [part["state_dict"] for part in parts if "state_dict" in part]
+            big = [t.dtype for state in states for t in state.values() if t.numel() >= MIN_ELEMENTS]
+            assert big and set(big) <= {torch.float16, torch.int64}, file

@@ -7,8 +7,9 @@ float32 (or float64) parameter, and compute stays in the model's precision (so c
 
 The weights as loaded change in the fourth significant digit, so the ensemble's fingerprint changes: its
 calibration must be re-fitted (``goectp ensemble calibrate``) and everything computed from its predictions (a
-shipped screen, quoted figures) redone. A sum member that names a part by reference gets the part's new sha256,
-and so do the ``members.json`` manifests that list a rewritten file.
+shipped screen, quoted figures) redone. A sum member that names a rewritten part by reference gets its new sha256,
+in the converted folders and in their sibling folders alike (so converting ``electronic`` alone keeps the
+decomposed families loadable), and so do the ``members.json`` manifests that list a rewritten file.
 
     goectp ensemble float16 fast electronic pretrained-bulk-modulus-layers2 ...
 """
@@ -51,7 +52,7 @@ def _rewrite(raw: dict, folder: Path, changed: dict[Path, tuple[str, str]]) -> b
     touched = False
     if raw.get("kind") == "sum":
         for sub in raw.get("parts", {}).values():
-            if is_part_reference(sub):  # the part's own file was converted first: record its new sha256
+            if is_part_reference(sub) and isinstance(sub["file"], str):  # its file was converted first: new sha256
                 target = (folder / sub["file"]).resolve()
                 if target in changed and sub["sha256"] == changed[target][0]:
                     sub["sha256"], touched = changed[target][1], True
@@ -89,4 +90,28 @@ def store_float16(models: Iterable[str | Path]) -> dict[Path, tuple[str, str]]:
         if _rewrite(raw, path.parent, changed):
             atomic_save(raw, path)
             changed[path.resolve()] = (old, sha256_file(path))
+    done = {path.resolve() for path, _ in files}
+    for root in {path.resolve().parent.parent for path, _ in files}:  # sums elsewhere naming a rewritten file
+        for path in sorted(root.glob("*/*.pt")):
+            if path.resolve() not in done:
+                _refresh_references(path, changed)
     return changed
+
+
+def _refresh_references(path: Path, changed: dict[Path, tuple[str, str]]) -> None:
+    """Give a sum checkpoint outside the converted folders the new sha256 of the parts it names (its weights stay);
+    records it in ``changed`` when it was rewritten."""
+    raw = safe_load(path)
+    parts = raw.get("parts") if isinstance(raw, dict) and raw.get("kind") == "sum" else None
+    if not isinstance(parts, dict):
+        return
+    touched = False
+    for sub in parts.values():
+        named = is_part_reference(sub) and isinstance(sub["file"], str)
+        target = (path.parent / sub["file"]).resolve() if named else None
+        if target in changed and sub["sha256"] == changed[target][0]:
+            sub["sha256"], touched = changed[target][1], True
+    if touched:
+        old = sha256_file(path)
+        atomic_save(raw, path)
+        changed[path.resolve()] = (old, sha256_file(path))
