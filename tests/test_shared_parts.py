@@ -165,3 +165,46 @@ def test_a_screen_ships_shared_members_to_its_workers_as_self_contained_bytes(as
     reference = load_model(models / "decomposed")
     for a, b in zip(ensemble.members, reference.members, strict=True):
         assert all(torch.equal(a.state_dict()[k], v) for k, v in b.state_dict().items())
+
+
+def test_a_network_that_two_sum_members_hold_runs_once_per_batch(tmp_path, crystals):
+    """The default's two decomposed families hold the same `electronic` member of each split: loaded into one
+    ensemble they share that module and run it once per batch, with the predictions of the members run apart."""
+    from goectp.checkpoint import load_checkpoint
+    from goectp.inference import run_model
+    from goectp.models.ensemble import share_identical_parts
+
+    files = []
+    for k in (0, 1):
+        electronic = checkpoint_dict(tiny(20 + k, "electronic"), split_seed=k, target="electronic", data_sha256="d")
+        for family in ("a", "b"):
+            ionic_model = tiny(30 + 2 * k + (family == "b"), "ionic")
+            ionic = checkpoint_dict(ionic_model, split_seed=k, target="ionic", data_sha256="d")
+            path = tmp_path / f"{family}{k}.pt"
+            torch.save(sum_checkpoint_dict(electronic, ionic), path)
+            files.append(path)
+    apart = [load_checkpoint(f) for f in files]  # four members, each with its own copy of its ε∞ network
+    together = [load_checkpoint(f) for f in files]
+    from goectp.models import Ensemble
+
+    ensemble = Ensemble(together, [f.stem for f in files])
+    electronic_parts = [m.parts["electronic"] for m in ensemble.members]
+    assert electronic_parts[0] is electronic_parts[1] and electronic_parts[2] is electronic_parts[3]
+    assert electronic_parts[0] is not electronic_parts[2]  # another split, other weights
+    assert len({id(m.parts["ionic"]) for m in ensemble.members}) == 4
+    assert share_identical_parts(ensemble.members) == 0  # already shared
+
+    calls = []
+    for part in {id(p): p for p in electronic_parts}.values():  # count the passes (a test-side wrapper)
+
+        def counted(*args, _run=part.outputs, **kwargs):
+            calls.append(1)
+            return _run(*args, **kwargs)
+
+        part.outputs = counted
+    graphs = graphs_for(crystals, ensemble)
+    shared = run_model(graphs, ensemble)
+    assert len(calls) == 2  # two distinct ε∞ networks, one batch: each ran once (four members hold them)
+    alone = np.stack([run_model(graphs, member).predictions[0] for member in apart])
+    np.testing.assert_array_equal(shared.predictions, alone)
+    np.testing.assert_array_equal(shared.parts["electronic"][0], shared.parts["electronic"][1])

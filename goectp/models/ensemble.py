@@ -85,6 +85,35 @@ def prediction_target(model: nn.Module) -> str:
     return model.target if isinstance(model, Ensemble) else member_target(model)
 
 
+def _same_network(a: GoeCTP, b: GoeCTP) -> bool:
+    """Same class, config and bit-identical weights (so the same output for any input)."""
+    if type(a) is not type(b) or a.config != b.config:
+        return False
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(sa[k].dtype == sb[k].dtype and torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def share_identical_parts(members: Sequence[nn.Module]) -> int:
+    """Let sum members whose parts are the same network (e.g. the ``electronic`` member of split k inside both
+    decomposed families of the default) hold one module, so that :meth:`Ensemble.outputs` runs it once per batch.
+    Returns how many part modules were replaced; predictions are unchanged (bit-identical weights)."""
+    kept: dict[tuple, list[GoeCTP]] = {}  # by a cheap key (class and first weight tensor); equal only within one
+    replaced = 0
+    for member in members:
+        if not isinstance(member, SumOfParts):
+            continue
+        for name, part in list(member.parts.items()):
+            first = next(iter(part.state_dict().values()))
+            key = (type(part), tuple(first.shape), tuple(first.flatten()[:8].tolist()))
+            twin = next((k for k in kept.get(key, []) if k is part or _same_network(k, part)), None)
+            if twin is None:
+                kept.setdefault(key, []).append(part)
+            elif twin is not part:
+                member.parts[name] = twin
+                replaced += 1
+    return replaced
+
+
 class Ensemble(nn.Module):
     """Several models that read the same graphs; ``forward`` returns the member predictions ``[M, B, 3, 3]``.
 
@@ -99,6 +128,7 @@ class Ensemble(nn.Module):
         super().__init__()
         if not members:
             raise ValueError("an ensemble needs at least one member")
+        share_identical_parts(members)  # a network that several sum members hold runs once per batch
         self.members = nn.ModuleList(members)
         self.names = list(names or [f"member{i}" for i in range(len(members))])
         self.config = graph_config([m.config for m in members], self.names)
@@ -116,8 +146,13 @@ class Ensemble(nn.Module):
         return self.outputs(batch, use_frame).predictions
 
     def outputs(self, batch, use_frame: bool | None = None) -> EnsembleOutput:
-        """Every member once: predictions, embeddings and parts (:class:`EnsembleOutput`)."""
-        outs = [m.outputs(batch, use_frame) for m in self.members]
+        """Every member once (a part that several sum members share, once): predictions, embeddings and parts
+        (:class:`EnsembleOutput`)."""
+        memo: dict[int, ModelOutput] = {}
+        outs = [
+            m.outputs(batch, use_frame, memo) if isinstance(m, SumOfParts) else m.outputs(batch, use_frame)
+            for m in self.members
+        ]
         split = [o for o in outs if has_parts(o)]
         parts = {name: torch.stack([o.parts[name] for o in split]) for name in PARTS} if split else {}
         return EnsembleOutput(

@@ -45,9 +45,17 @@ class SumOfParts(nn.Module):
         """``{"electronic": [B, 3, 3], "ionic": [B, 3, 3]}``: the two parts apart (ε∞ gives the refractive index)."""
         return self.outputs(batch, use_frame).parts
 
-    def outputs(self, batch, use_frame: bool | None = None) -> ModelOutput:
-        """One pass of each part: the sum, the ionic part's embedding (see :meth:`embed`) and the parts."""
-        outs = {name: part.outputs(batch, use_frame) for name, part in self.parts.items()}
+    def outputs(self, batch, use_frame: bool | None = None, memo: dict[int, ModelOutput] | None = None) -> ModelOutput:
+        """One pass of each part: the sum, the ionic part's embedding (see :meth:`embed`) and the parts.
+
+        ``memo`` (``{id(network): its output on this batch}``, kept by the caller for one batch) lets members that
+        hold the same part module (:func:`goectp.models.ensemble.share_identical_parts`) run it once."""
+        memo = {} if memo is None else memo
+        outs = {}
+        for name, part in self.parts.items():
+            if id(part) not in memo:
+                memo[id(part)] = part.outputs(batch, use_frame)
+            outs[name] = memo[id(part)]
         parts = {name: out.prediction for name, out in outs.items()}
         return ModelOutput(parts["electronic"] + parts["ionic"], outs["ionic"].embedding, parts)
 
