@@ -34,7 +34,7 @@ def tiny_dataset(n: int = 40) -> dict:
     return out
 
 
-@pytest.mark.parametrize("action", [[], ["export"], ["calibrate"], ["combine"], ["share"]])
+@pytest.mark.parametrize("action", [[], ["export"], ["calibrate"], ["combine"], ["share"], ["float16"]])
 def test_each_ensemble_subcommand_has_help(action, capsys):
     with pytest.raises(SystemExit) as exit_:
         cli_main(["ensemble", *action, "--help"])
@@ -42,7 +42,7 @@ def test_each_ensemble_subcommand_has_help(action, capsys):
     text = capsys.readouterr().out
     assert text.startswith(f"usage: goectp ensemble {' '.join(action)}".rstrip())
     if not action:
-        assert "{export,calibrate,combine,share}" in text
+        assert "{export,calibrate,combine,share,float16}" in text
 
 
 def test_ensemble_needs_a_subcommand(capsys):

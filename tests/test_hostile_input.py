@@ -234,8 +234,9 @@ def test_shipped_checkpoints_load_with_weights_only(path):
 
 def test_every_shipped_ensemble_is_covered_by_the_weights_only_check():
     """The parametrised load test above sees every member of every shipped folder: 7 ensembles of 5 (four trained
-    on the static ε, ``electronic`` on ε∞, two of sum members ε∞ + ionic); ``combined`` lists 25 of them and
-    ``combined-15`` 15 in ``members.json``, and they hold no file. The research families are not shipped."""
+    on the static ε, ``electronic`` on ε∞, two of sum members ε∞ + ionic); ``combined`` lists 25 of them in
+    ``members.json`` and holds no file. The research families (and ``combined-15``, the previous default) are not
+    shipped."""
     if not SHIPPED:
         pytest.skip("no shipped models")
     folders = {p.parent.name for p in SHIPPED}
@@ -250,7 +251,7 @@ def test_every_shipped_ensemble_is_covered_by_the_weights_only_check():
     } == folders
     assert len(SHIPPED) == 7 * 5
     listed = [f for name in registry.available_models() for f in registry.checkpoint_files(name)]
-    assert len(registry.checkpoint_files("combined")) == 25 and len(registry.checkpoint_files("combined-15")) == 15
+    assert len(registry.checkpoint_files("combined")) == 25 and "combined-15" not in registry.available_models()
     assert {f.resolve() for f in listed} <= {f.resolve() for f in SHIPPED}
 
 

@@ -31,7 +31,7 @@ FAMILIES = {
     "dec-bm-l2": "decomposed-bulk-modulus-layers2",
 }
 #: candidates that ship as their own folder (their calibration.json gives the coverage)
-SHIPPED_AS = {"combined-15 (bmc + bm-l2 + bmc-l2)": "combined-15", "combined (all five)": "combined"}
+SHIPPED_AS = {"combined (all five)": "combined"}
 CANDIDATES = {
     "fast": ["fast"],
     "bm-l2": ["bm-l2"],
@@ -49,7 +49,6 @@ CANDIDATES = {
 DESCRIPTIONS = {
     "combined": "the default: 25 members of five families (CHGNet features, bulk-modulus pretraining, ε∞ + ionic "
     "sums); the most accurate on validation, the slowest",
-    "combined-15": "the previous default: 15 members of three families (no ε∞ + ionic sums)",
     "fast": "5 plain GoeCTP members (the paper's model, no CHGNet): the cheapest, for large pools and funnels",
     "electronic": "ε∞ (high-frequency) and refractive indices n = √λ; 5 members (test MAE of ε∞ 0.437)",
     "pretrained-bulk-modulus-chgnet": "family of the default: CHGNet features, bulk-modulus pretraining, 1 layer",
