@@ -59,3 +59,37 @@ def triclinic():
     return Structure(
         Lattice.from_parameters(4.1, 5.3, 6.2, 80, 95, 104), ["Ba", "Ti", "O", "O", "O", "Li"], gen.random((6, 3))
     )
+
+
+@pytest.fixture()
+def write_sum_family(tmp_path):
+    """``write(hidden)`` → ``tmp_path/models`` holding ``electronic/split{0,1}.pt`` (ε∞ networks), ``decomposed/
+    split{0,1}.pt`` (sum members, each with a copy of its split's ε∞ network and an ionic one) and
+    ``combined/members.json`` listing the decomposed files: the shipped layout before ``goectp ensemble share``."""
+    import json
+
+    from goectp.api import build_model
+    from goectp.checkpoint import checkpoint_dict, sum_checkpoint_dict
+    from goectp.data.paths import sha256_file
+
+    def write(hidden: int) -> Path:
+        models = tmp_path / "models"
+        for folder in ("electronic", "decomposed", "combined"):
+            (models / folder).mkdir(parents=True)
+        for k in (0, 1):
+            nets = {}
+            for target, seed in (("electronic", 10 + 2 * k), ("ionic", 11 + 2 * k)):
+                torch.manual_seed(seed)
+                net = build_model("goectp", hidden=hidden, num_rbf=8).eval()
+                net.meta = {"target": target, "split_seed": k, "data_sha256": "d"}
+                nets[target] = checkpoint_dict(net, **net.meta)
+            torch.save(nets["electronic"], models / "electronic" / f"split{k}.pt")
+            torch.save(sum_checkpoint_dict(nets["electronic"], nets["ionic"]), models / "decomposed" / f"split{k}.pt")
+        members = [
+            {"file": f"../decomposed/split{k}.pt", "sha256": sha256_file(models / "decomposed" / f"split{k}.pt")}
+            for k in (0, 1)
+        ]
+        (models / "combined" / "members.json").write_text(json.dumps({"members": members}))
+        return models
+
+    return write

@@ -3,15 +3,13 @@ untouched, predictions within float16 rounding, references and manifests re-hash
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 import torch
 from pymatgen.core import Lattice, Structure
 
-from goectp.api import build_model, graphs_for, predict_graphs
-from goectp.checkpoint import checkpoint_dict, safe_load, sum_checkpoint_dict
+from goectp.api import graphs_for, predict_graphs
+from goectp.checkpoint import safe_load
 from goectp.cli import main as cli_main
 from goectp.data.paths import sha256_file
 from goectp.registry import load_model
@@ -20,32 +18,13 @@ from goectp.release.share import share_parts
 from goectp.uncertainty import ensemble_fingerprint
 
 
-def tiny(seed: int, target: str, split: int):
-    torch.manual_seed(seed)
-    model = build_model("goectp", hidden=32, num_rbf=8)
-    model.meta = {"target": target, "split_seed": split, "data_sha256": "d"}
-    return model.eval()
-
-
 @pytest.fixture()
-def assets(tmp_path):
+def assets(tmp_path, write_sum_family):
     """assets/models/{electronic, decomposed (sums naming electronic's files), combined (a manifest)}."""
-    models = tmp_path / "models"
-    for folder in ("electronic", "decomposed", "combined"):
-        (models / folder).mkdir(parents=True)
-    for k in (0, 1):
-        electronic, ionic = tiny(10 + 2 * k, "electronic", k), tiny(11 + 2 * k, "ionic", k)
-        torch.save(checkpoint_dict(electronic, **electronic.meta), models / "electronic" / f"split{k}.pt")
-        torch.save(
-            sum_checkpoint_dict(checkpoint_dict(electronic, **electronic.meta), checkpoint_dict(ionic, **ionic.meta)),
-            models / "decomposed" / f"split{k}.pt",
-        )
-    share_parts(models / "decomposed", models / "electronic")  # the shipped layout: ε∞ parts by reference
-    members = [
-        {"file": f"../decomposed/split{k}.pt", "sha256": sha256_file(models / "decomposed" / f"split{k}.pt")}
-        for k in (0, 1)
-    ]
-    (models / "combined" / "members.json").write_text(json.dumps({"members": members}))
+    from goectp.release.share import refresh_manifests
+
+    models = write_sum_family(32)  # 32 x 32 weight matrices: large enough to be converted
+    refresh_manifests(models, share_parts(models / "decomposed", models / "electronic"))  # the shipped layout
     return tmp_path
 
 

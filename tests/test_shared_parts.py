@@ -34,26 +34,10 @@ def tiny(seed: int, target: str):
 
 
 @pytest.fixture()
-def assets(tmp_path):
-    """assets/models/{electronic, decomposed, combined} with two splits, and a screening summary."""
-    models = tmp_path / "models"
-    for folder in ("electronic", "decomposed", "combined"):
-        (models / folder).mkdir(parents=True)
-    for k in (0, 1):
-        electronic, ionic = tiny(10 + k * 2, "electronic"), tiny(11 + k * 2, "ionic")
-        for m in (electronic, ionic):
-            m.meta["split_seed"] = k
-        torch.save(checkpoint_dict(electronic, **electronic.meta), models / "electronic" / f"split{k}.pt")
-        ionic_ckpt = checkpoint_dict(ionic, **ionic.meta)
-        torch.save(
-            sum_checkpoint_dict(checkpoint_dict(electronic, **electronic.meta), ionic_ckpt),
-            models / "decomposed" / f"split{k}.pt",
-        )
-    members = [
-        {"file": f"../decomposed/split{k}.pt", "sha256": sha256_file(models / "decomposed" / f"split{k}.pt")}
-        for k in (0, 1)
-    ]
-    (models / "combined" / "members.json").write_text(json.dumps({"members": members}))
+def assets(tmp_path, write_sum_family):
+    """assets/models/{electronic, decomposed, combined} with two splits (conftest), and a screening summary."""
+    models = write_sum_family(16)
+    members = json.loads((models / "combined" / "members.json").read_text())["members"]
     (tmp_path / "screening").mkdir()
     summary = {"provenance": {"model_sha256": ";".join(m["sha256"] for m in members), "kappa": 1.0}}
     (tmp_path / "screening" / "screening_summary.json").write_text(json.dumps(summary, indent=2))
