@@ -47,25 +47,30 @@ def half_state_dict(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Ten
     return out, converted
 
 
+def _rehash_references(parts: dict, folder: Path, changed: dict[Path, tuple[str, str]]) -> bool:
+    """Give each part named by reference whose file was rewritten (``changed``) its new sha256; True if any."""
+    touched = False
+    for sub in parts.values():
+        if is_part_reference(sub) and isinstance(sub["file"], str):
+            target = (folder / sub["file"]).resolve()
+            if target in changed and sub["sha256"] == changed[target][0]:
+                sub["sha256"], touched = changed[target][1], True
+    return touched
+
+
 def _rewrite(raw: dict, folder: Path, changed: dict[Path, tuple[str, str]]) -> bool:
     """Convert ``raw`` (a checkpoint dict as stored) in place; True when anything in it changed."""
-    touched = False
-    if raw.get("kind") == "sum":
-        for sub in raw.get("parts", {}).values():
-            if is_part_reference(sub) and isinstance(sub["file"], str):  # its file was converted first: new sha256
-                target = (folder / sub["file"]).resolve()
-                if target in changed and sub["sha256"] == changed[target][0]:
-                    sub["sha256"], touched = changed[target][1], True
-            elif isinstance(sub, dict) and isinstance(sub.get("state_dict"), dict):
-                sub["state_dict"], n = half_state_dict(sub["state_dict"])
-                if n:
-                    sub.setdefault("meta", {})["weights_stored_as"] = "float16"
-                touched |= n > 0
-    elif isinstance(raw.get("state_dict"), dict):
-        raw["state_dict"], n = half_state_dict(raw["state_dict"])
-        if n:
-            raw.setdefault("meta", {})["weights_stored_as"] = "float16"
-        touched = n > 0
+    if raw.get("kind") == "sum" and isinstance(raw.get("parts"), dict):
+        touched = _rehash_references(raw["parts"], folder, changed)  # those files were converted first
+        inline = [sub for sub in raw["parts"].values() if isinstance(sub, dict) and "state_dict" in sub]
+    else:
+        touched, inline = False, [raw]
+    for ckpt in inline:
+        if isinstance(ckpt.get("state_dict"), dict):
+            ckpt["state_dict"], n = half_state_dict(ckpt["state_dict"])
+            if n:
+                ckpt.setdefault("meta", {})["weights_stored_as"] = "float16"
+            touched |= n > 0
     return touched
 
 
@@ -103,15 +108,7 @@ def _refresh_references(path: Path, changed: dict[Path, tuple[str, str]]) -> Non
     records it in ``changed`` when it was rewritten."""
     raw = safe_load(path)
     parts = raw.get("parts") if isinstance(raw, dict) and raw.get("kind") == "sum" else None
-    if not isinstance(parts, dict):
-        return
-    touched = False
-    for sub in parts.values():
-        named = is_part_reference(sub) and isinstance(sub["file"], str)
-        target = (path.parent / sub["file"]).resolve() if named else None
-        if target in changed and sub["sha256"] == changed[target][0]:
-            sub["sha256"], touched = changed[target][1], True
-    if touched:
+    if isinstance(parts, dict) and _rehash_references(parts, path.parent, changed):
         old = sha256_file(path)
         atomic_save(raw, path)
         changed[path.resolve()] = (old, sha256_file(path))
