@@ -103,7 +103,7 @@ def share_identical_parts(members: Sequence[nn.Module]) -> int:
         if not isinstance(member, SumOfParts):
             continue
         for name, part in list(member.parts.items()):
-            first = next(iter(part.state_dict().values()))
+            first = next(iter(part.state_dict().values()), torch.zeros(0))
             key = (type(part), tuple(first.shape), tuple(first.flatten()[:8].tolist()))
             twin = next((k for k in kept.get(key, []) if k is part or _same_network(k, part)), None)
             if twin is None:
