@@ -173,9 +173,8 @@ class ScreeningData:
     def model_name(self) -> str | None:
         """The shipped name (``default`` before its target) whose checkpoints produced these results (matched by
         sha256; hashed once per ScreeningData), or None."""
-        import hashlib
-
         from goectp.api import available_models
+        from goectp.data.paths import sha256_file
         from goectp.registry import checkpoint_files, model_aliases
 
         wanted = self._screened_sha256
@@ -184,7 +183,7 @@ class ScreeningData:
         aliases = model_aliases()
         for name in sorted(available_models(), key=lambda n: n not in aliases):
             files = checkpoint_files(name, verify=False)  # hashed below anyway
-            if len(files) == len(wanted) and {hashlib.sha256(f.read_bytes()).hexdigest() for f in files} == wanted:
+            if len(files) == len(wanted) and {sha256_file(f) for f in files} == wanted:
                 return name
         return None
 

@@ -85,12 +85,14 @@ def prediction_target(model: nn.Module) -> str:
     return model.target if isinstance(model, Ensemble) else member_target(model)
 
 
+def same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    """Two state dicts with the same names, dtypes and bit-identical tensors."""
+    return a.keys() == b.keys() and all(a[k].dtype == b[k].dtype and torch.equal(a[k], b[k]) for k in a)
+
+
 def _same_network(a: GoeCTP, b: GoeCTP) -> bool:
     """Same class, config and bit-identical weights (so the same output for any input)."""
-    if type(a) is not type(b) or a.config != b.config:
-        return False
-    sa, sb = a.state_dict(), b.state_dict()
-    return sa.keys() == sb.keys() and all(sa[k].dtype == sb[k].dtype and torch.equal(sa[k], sb[k]) for k in sa)
+    return type(a) is type(b) and a.config == b.config and same_weights(a.state_dict(), b.state_dict())
 
 
 def share_identical_parts(members: Sequence[nn.Module]) -> int:

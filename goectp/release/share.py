@@ -14,18 +14,15 @@ import datetime as dt
 import json
 from pathlib import Path
 
-import torch
-
 from goectp.checkpoint import SHARED_PARTS_VERSION, atomic_save, is_part_reference, read_checkpoint, safe_load
 from goectp.data.paths import sha256_file
+from goectp.models.ensemble import same_weights
 from goectp.registry import MEMBERS_FILE, checkpoint_files, resolve_model_path
 
 
 def _same_network(a: dict, b: dict) -> bool:
-    """Same config and bit-identical weights."""
-    if a.get("config") != b.get("config") or set(a["state_dict"]) != set(b["state_dict"]):
-        return False
-    return all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
+    """Two checkpoint dicts with the same config and bit-identical weights."""
+    return a.get("config") == b.get("config") and same_weights(a["state_dict"], b["state_dict"])
 
 
 def share_parts(family: str | Path, parts_from: str | Path, part: str = "electronic") -> dict[Path, tuple[str, str]]:
