@@ -48,7 +48,7 @@ def corrected_total(
     :class:`~goectp.physics.predict.IonicPhysics`; ``models``: the session's model selector), or
     ``(None, None, why not)``: the rule of ``assets/physics/physics.json`` applied to the selected model's
     mean, the ``electronic`` model's ε∞ and this view's ε_ion (:mod:`goectp.physics.model`)."""
-    from goectp.physics.combine import combine_physics
+    from goectp.physics.model import combine_config
 
     config = shipped_physics_config()
     if config is None or result is None or models is None or structure is None:
@@ -61,19 +61,17 @@ def corrected_total(
     except Exception as exc:
         return None, None, f"the learned part failed: {type(exc).__name__}: {exc}"
     n_cell, unstable = len(result.cell), result.modes.num_unstable
-    usable = n_cell <= config.max_sites and unstable == 0
-    eps = combine_physics(
-        config.rule,
-        total,
-        electronic[None],
-        result.tensor[None],
-        np.array([usable]),
-        config.scale,
-        config.weight,
-    )[0]
+    usable = n_cell <= config.max_sites and (unstable == 0 or config.rule == "gated")
+    eps = combine_config(config, total[0], electronic, result, usable)
     if not usable:
         why = f"{n_cell} atoms > {config.max_sites}" if n_cell > config.max_sites else f"{unstable} unstable mode(s)"
-        return eps, total[0], f"physics term not used ({why}): the {config.total_model!r} prediction"
+        kept = " with the rule's size factor" if config.rule == "gated" else ""
+        return eps, total[0], f"physics term not used ({why}): the {config.total_model!r} prediction{kept}"
+    if config.rule == "gated":
+        what = f"a weight per crystal, s = {config.scale:.3g}"
+        if unstable:
+            what += f"; {unstable} unstable mode(s) left out of the sum"
+        return eps, total[0], f"rule 'gated' ({what}), chosen on validation"
     return (
         eps,
         total[0],

@@ -255,6 +255,7 @@ def test_physics_next_to_the_models_ionic_part_and_dft(computed, selector):
 def test_the_physics_models_total_for_the_crystal_on_screen(computed, selector, monkeypatch):
     """The physics model's ε: the shipped rule on the selected ensemble's mean, ε∞ and the view's ε_ion; only for the
     model the rule corrects; the learned ε kept, and why said, when the term is not usable (too large, unstable)."""
+    from dataclasses import replace
     from types import SimpleNamespace
 
     from explorer import physics_total
@@ -264,7 +265,7 @@ def test_the_physics_models_total_for_the_crystal_on_screen(computed, selector, 
     monkeypatch.setattr(physics_total, "shared_electronic_prediction", lambda s, name: eps_inf)
     config = PhysicsConfig(rule="blend", scale=0.8, weight=0.5, total_model="sum", max_sites=10)
     monkeypatch.setattr(physics_total, "shipped_physics_config", lambda: config)
-    stable = SimpleNamespace(cell=[0] * 6, modes=SimpleNamespace(num_unstable=0), tensor=eps_ion)
+    stable = SimpleNamespace(cell=[0] * 6, modes=SimpleNamespace(num_unstable=0, softest_thz=2.0), tensor=eps_ion)
     plain = selector("plain", "plain")
     eps, _, how = physics_total.corrected_total(stable, rutile(), plain)
     assert eps is None and how.endswith("ensemble mean: select it above")
@@ -274,11 +275,17 @@ def test_the_physics_models_total_for_the_crystal_on_screen(computed, selector, 
     np.testing.assert_allclose(eps, total + 0.5 * (eps_inf + 0.8 * eps_ion - total), atol=1e-12)
     np.testing.assert_allclose(learned, total, atol=1e-12)
     assert how.startswith("rule 'blend' (w = 0.5, s = 0.8)")
-    unstable = SimpleNamespace(cell=[0] * 6, modes=SimpleNamespace(num_unstable=2), tensor=eps_ion)
+    unstable = SimpleNamespace(cell=[0] * 6, modes=SimpleNamespace(num_unstable=2, softest_thz=2.0), tensor=eps_ion)
     eps, learned, how = physics_total.corrected_total(unstable, rutile(), summed)
     np.testing.assert_allclose(eps, total, atol=1e-12)
     assert how.startswith("physics term not used (2 unstable mode(s))")
-    too_big = SimpleNamespace(cell=[0] * 12, modes=SimpleNamespace(num_unstable=0), tensor=eps_ion)
+    gate = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)  # w = σ(0) = 1/2 whatever the crystal, size kept
+    monkeypatch.setattr(physics_total, "shipped_physics_config", lambda: replace(config, rule="gated", gate=gate))
+    eps, learned, how = physics_total.corrected_total(unstable, rutile(), summed)  # gated: stable modes still count
+    np.testing.assert_allclose(eps, total + 0.5 * (eps_inf + 0.8 * eps_ion - total), atol=1e-12)
+    assert how.startswith("rule 'gated' (a weight per crystal, s = 0.8; 2 unstable mode(s) left out of the sum)")
+    monkeypatch.setattr(physics_total, "shipped_physics_config", lambda: config)
+    too_big = SimpleNamespace(cell=[0] * 12, modes=SimpleNamespace(num_unstable=0, softest_thz=2.0), tensor=eps_ion)
     assert "12 atoms > 10" in physics_total.corrected_total(too_big, rutile(), summed)[2]
     view, _ = computed  # the view shows it under its own id, with the learned ε̄ next to it
     view.models = summed

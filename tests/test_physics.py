@@ -447,6 +447,51 @@ def test_combination_rules_by_hand_and_equivariant():
         combine_physics("magic", d, e, p, usable, 1.0, 1.0)
 
 
+def test_gated_rule_by_hand_a_blend_at_zero_gate_and_equivariant(tmp_path):
+    from goectp.physics.combine import combine_physics
+    from goectp.physics.model import PhysicsConfig
+
+    d = np.stack([np.eye(3) * 10, np.diag([30.0, 30.0, 60.0]), np.eye(3) * 8])  # learned totals
+    e = np.stack([np.eye(3) * 4, np.eye(3) * 5, np.eye(3) * 3])  # learned ε∞
+    p = np.stack([np.eye(3) * 30, np.eye(3) * 10, np.eye(3) * np.nan])  # physics ε_ion; none for the third
+    usable, unstable, softest = np.array([True, True, False]), np.array([0, 2, 0]), np.array([1.5, 0.4, np.nan])
+
+    def gated(theta):
+        return combine_physics("gated", d, e, p, usable, 0.5, 0.0, gate=theta, unstable=unstable, lowest_thz=softest)
+
+    half = np.log(0.5 / 0.5)  # σ(0) = 1/2: the gate is a fixed blend with w = 1/2
+    np.testing.assert_allclose(
+        gated([0, 0, half, 0, 0, 0, 0]), combine_physics("blend", d, e, p, usable, 0.5, 0.5), atol=1e-12
+    )
+    np.testing.assert_allclose(gated([np.log(2), 0, -50, 0, 0, 0, 0]), 2 * d, rtol=1e-12)  # w ≈ 0, size × 2
+    theta = np.array([-0.2, 0.1, -0.5, 0.2, -0.1, 0.3, 0.4])
+    out = gated(theta)
+    for i in range(2):  # by hand: x = (r, |r|, log(1 + ω_min), unstable), w = σ(c₀ + c·x), size e^(a + b log ε̄_d)
+        eps_d, estimate = np.trace(d[i]) / 3, e[i] + 0.5 * p[i]
+        r = np.log(np.trace(estimate) / 3 / eps_d)
+        w = 1 / (1 + np.exp(-(theta[2] + theta[3:] @ [r, abs(r), np.log1p(softest[i]), unstable[i]])))
+        expected = (d[i] + w * (estimate - d[i])) * np.exp(theta[0] + theta[1] * np.log(eps_d))
+        np.testing.assert_allclose(out[i], expected, rtol=1e-12)
+    np.testing.assert_allclose(out[2], d[2] * np.exp(theta[0] + theta[1] * np.log(8)), rtol=1e-12)  # no term: size
+    r = Rotation.random(random_state=5).as_matrix() * -1  # a rotation times the inversion
+    turn = lambda x: r @ x @ r.T  # noqa: E731
+    turned = combine_physics(
+        "gated", turn(d), turn(e), turn(p), usable, 0.5, 0.0, gate=theta, unstable=unstable, lowest_thz=softest
+    )
+    np.testing.assert_allclose(turned, turn(out), atol=1e-11)
+    with pytest.raises(ValueError, match="needs 7 parameters"):
+        gated(theta[:6])
+    with pytest.raises(ValueError, match="needs gate, unstable and lowest_thz"):
+        combine_physics("gated", d, e, p, usable, 0.5, 0.0)
+    bad = tmp_path / "physics.json"
+    for gate in (None, [0.1] * 6, [0.1] * 6 + [float("inf")], [0.1] * 6 + ["x"]):
+        bad.write_text(json.dumps({"rule": "gated", "scale": 0.8, "weight": 0.3, "gate": gate}))
+        with pytest.raises(ValueError, match="physics.json.*gate must be 7 numbers"):
+            PhysicsConfig.load(bad)
+    bad.write_text(json.dumps({"rule": "gated", "scale": 0.8, "weight": 0.3, "gate": list(theta)}))
+    assert PhysicsConfig.load(bad).gate == tuple(theta)
+
+
 def test_physics_model_corrects_the_default_where_it_can(tmp_path, monkeypatch):
     from goectp.api import build_model
     from goectp.models import Ensemble
@@ -502,6 +547,7 @@ def test_goectp_predict_model_physics_blends_the_physics_term(capsys, tmp_path, 
     from pathlib import Path
 
     from goectp.cli import main
+    from goectp.physics.combine import combine_physics
     from goectp.physics.model import PHYSICS_FILE, PhysicsConfig
     from goectp.registry import assets_dir
 
@@ -511,9 +557,21 @@ def test_goectp_predict_model_physics_blends_the_physics_term(capsys, tmp_path, 
     row = json.loads(capsys.readouterr().out)[0]
     config = PhysicsConfig.load(assets_dir() / PHYSICS_FILE)
     assert row["model"] == "physics" and row["physics_used"] and row["physics_skipped"] is None
-    target = np.array(row["eps_electronic"]) + config.scale * np.array(row["physics"]["eps_ion"])
-    expected = np.array(row["eps_default"]) + config.weight * (target - np.array(row["eps_default"]))
+    phys = row["physics"]
+    expected = combine_physics(  # the shipped rule, by its own definition, on the parts the record reports
+        config.rule,
+        np.array(row["eps_default"])[None],
+        np.array(row["eps_electronic"])[None],
+        np.array(phys["eps_ion"])[None],
+        np.array([True]),
+        config.scale,
+        config.weight,
+        gate=config.gate,
+        unstable=np.array([phys["unstable_modes"]]),
+        lowest_thz=np.array([phys["softest_mode_thz"]]),
+    )[0]
     np.testing.assert_allclose(row["tensor"], expected, atol=1e-9)
+    assert not np.allclose(row["tensor"], row["eps_default"], atol=1e-3)  # the term moved the prediction
     assert row["eps_mean_std"] > 0 and row["calibrated"]
     assert main(["predict", cif, "--model", "physics"]) == 0
     assert "physics term used: ε̄" in capsys.readouterr().out
@@ -526,13 +584,13 @@ def test_the_shipped_physics_description_loads():
     from goectp.registry import assets_dir
 
     config = PhysicsConfig.load(assets_dir() / PHYSICS_FILE)
-    assert config.rule == "blend" and 0 < config.weight <= 1 and 0.5 < config.scale < 1.5 and config.max_sites == 20
+    assert config.rule == "gated" and len(config.gate) == 7 and 0.5 < config.scale < 1.5 and config.max_sites == 20
     assert (assets_dir() / config.born_model / "MODEL_CARD.md").is_file()
 
 
 def test_screen_physics_stage_reranks_the_top_of_the_high_k_list(tmp_path, monkeypatch):
     """The physics stage: the first n rows of the high-κ list re-ordered by ε̄_phys + κσ, the rest kept below; a cell
-    over the model's limit and an unparseable candidate keep their learned ε̄ and say why."""
+    over the model's limit gets the rule without the term, an unparseable one keeps its learned ε̄; both say why."""
     import pandas as pd
 
     from goectp.api import build_model
@@ -565,7 +623,8 @@ def test_screen_physics_stage_reranks_the_top_of_the_high_k_list(tmp_path, monke
     expected = model.correct([primitive_rocksalt()], screen_tensor, forces=PairSprings())[0]["eps_physics_mean"]
     assert row.loc["nacl", "physics_used"] and row.loc["nacl", "eps_mean_physics"] == pytest.approx(expected)
     assert not row.loc["big", "physics_used"] and "6 atoms" in row.loc["big", "physics_note"]
-    assert row.loc["big", "eps_mean_physics"] == 1e3 and "failed" in row.loc["broken", "physics_note"]
+    # over the limit: the rule without the term, on the screen's tensor (ε̄ 900, not the table's 1e3 column)
+    assert row.loc["big", "eps_mean_physics"] == pytest.approx(900) and "failed" in row.loc["broken", "physics_note"]
     assert list(out["id"][:3]) == list(out["id"][:3][np.argsort(-out["score_physics"][:3].to_numpy(), kind="stable")])
     assert out["id"].iloc[-1] == "tail" and np.isnan(row.loc["tail", "score_physics"])
     assert info["top"] == 3 and info["n_used"] == 1 and info["seconds_per_candidate"] >= 0

@@ -1,4 +1,4 @@
-"""How the physics term joins a learned prediction: one definition for the experiments and the shipped model.
+r"""How the physics term joins a learned prediction: one definition for the experiments and the shipped model.
 
 With ``ε_d`` the learned total tensor, ``ε∞`` the learned electronic tensor and ``ε_phys`` the physics ε_ion
 (:mod:`goectp.physics.predict`), the physics estimate of the total is ``ε_p = ε∞ + s ε_phys`` (``s``: a global
@@ -9,7 +9,16 @@ scale, SevenNet-0 being softer than DFT), and
 - ``tail-blend``: the blend only where ``ε̄_p > ε̄_d`` (the physics term can only raise a prediction: the learned
   models underestimate the high-κ tail, :mod:`goectp.evaluation.metrics`' ratio per ε̄ bin);
 - ``log-blend``: ``ε_d · (ε̄_p / ε̄_d)^w``: the learned tensor's shape, its size moved geometrically toward the
-  physics estimate (errors of ε̄ are multiplicative across the range; where either ε̄ ≤ 0 the learned tensor is kept).
+  physics estimate (errors of ε̄ are multiplicative across the range; where either ε̄ ≤ 0 the learned tensor is kept);
+- ``gated``: a weight per crystal and a gentle de-shrinking of the learned size (:func:`gated`),
+
+  .. math::
+      ε = e^{a + b \log ε̄_d}\,[ε_d + w(x)\,(ε_p − ε_d)], \qquad w(x) = σ(c_0 + c · x),
+
+  with ``x`` the invariants of :func:`gate_features` (how far the physics estimate lies from the learned one, the
+  softest stable mode, the number of unstable modes; ``ε_phys`` then sums the stable modes, so a crystal with an
+  unstable mode still has a term). ``θ = (a, b, c₀, c₁…c₄)`` is fitted on the validation splits
+  (``benchmarks/experiments/physics_stack.py``).
 
 Where there is no usable physics term (no force constants, or an unstable mode at the given geometry) the learned
 prediction is kept. Every rule is a sum of tensors that each turn as ``R ε Rᵀ``, so the result is equivariant.
@@ -19,7 +28,41 @@ from __future__ import annotations
 
 import numpy as np
 
-RULES = ("default", "replace", "blend", "tail-blend", "log-blend")
+RULES = ("default", "replace", "blend", "tail-blend", "log-blend", "gated")
+#: ``θ`` of the ``gated`` rule: (a, b) of the size factor, c₀ and one weight per :func:`gate_features` column
+GATE_SIZE = 7
+
+
+def _mean(t: np.ndarray) -> np.ndarray:
+    return np.trace(t, axis1=-2, axis2=-1) / 3
+
+
+def gate_features(
+    default: np.ndarray, estimate: np.ndarray, unstable: np.ndarray, lowest_thz: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(x [N, 4], log ε̄_d [N], usable [N])`` for the ``gated`` rule, all invariant scalars.
+
+    ``x`` = (``r = log(ε̄_p / ε̄_d)``, ``|r|``, ``log(1 + ω_min)`` of the softest stable mode in THz, the number of
+    unstable modes capped at 3), zero where the estimate is unusable (missing, or either ε̄ ≤ 0)."""
+    eps_d, eps_p = _mean(np.asarray(default, float)), _mean(np.asarray(estimate, float))
+    usable = np.isfinite(eps_p) & (eps_p > 0) & (eps_d > 0)
+    r = np.log(np.where(usable, eps_p, 1.0) / np.where(usable, eps_d, 1.0))
+    soft = np.log1p(np.maximum(np.nan_to_num(np.asarray(lowest_thz, float), nan=0.0), 0.0))
+    x = np.stack([r, np.abs(r), soft, np.minimum(np.asarray(unstable, float), 3.0)], axis=1)
+    return x * usable[:, None], np.log(np.maximum(eps_d, 1e-3)), usable
+
+
+def gated(theta: np.ndarray, default: np.ndarray, estimate: np.ndarray, unstable, lowest_thz) -> np.ndarray:
+    """The ``gated`` rule (module docstring) for ``θ`` of :data:`GATE_SIZE` numbers; ``estimate = ε∞ + s ε_phys``
+    (NaN where there is none)."""
+    theta = np.asarray(theta, float)
+    if theta.shape != (GATE_SIZE,):
+        raise ValueError(f"the gated rule needs {GATE_SIZE} parameters, got shape {theta.shape}")
+    default = np.asarray(default, float)
+    x, log_d, usable = gate_features(default, estimate, unstable, lowest_thz)
+    w = usable / (1.0 + np.exp(-(theta[2] + x @ theta[3:])))
+    step = np.where(usable[:, None, None], np.nan_to_num(np.asarray(estimate, float)) - default, 0.0)
+    return (default + w[:, None, None] * step) * np.exp(theta[0] + theta[1] * log_d)[:, None, None]
 
 
 def combine_physics(
@@ -30,9 +73,13 @@ def combine_physics(
     usable: np.ndarray,
     scale: float,
     weight: float,
+    gate: np.ndarray | None = None,
+    unstable: np.ndarray | None = None,
+    lowest_thz: np.ndarray | None = None,
 ) -> np.ndarray:
     """``[N, 3, 3]`` combined tensors (see the module docstring); ``usable [N]`` marks the records with a physics
-    term (``physics`` may hold NaN elsewhere)."""
+    term (``physics`` may hold NaN elsewhere). The ``gated`` rule also needs ``gate`` (θ), ``unstable [N]`` and
+    ``lowest_thz [N]`` (the softest stable mode)."""
     if rule not in RULES:
         raise ValueError(f"unknown rule {rule!r}; choose one of {RULES}")
     default = np.asarray(default, float)
@@ -41,6 +88,10 @@ def combine_physics(
         return out
     usable = np.asarray(usable, bool)
     estimate = np.asarray(electronic, float) + scale * np.nan_to_num(np.asarray(physics, float))
+    if rule == "gated":
+        if gate is None or unstable is None or lowest_thz is None:
+            raise ValueError("the gated rule needs gate, unstable and lowest_thz")
+        return gated(gate, default, np.where(usable[:, None, None], estimate, np.nan), unstable, lowest_thz)
     if rule == "replace":
         out[usable] = estimate[usable]
         return out

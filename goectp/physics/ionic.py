@@ -73,6 +73,12 @@ class IonicModes:
         """Optical modes with ``ω² < 0``."""
         return int((self.frequency_thz < 0).sum())
 
+    @property
+    def softest_thz(self) -> float:
+        """The lowest frequency among the modes in the sum (THz; NaN when none is): how soft the response is."""
+        included = self.frequency_thz[self.included]
+        return float(included.min()) if included.size else float("nan")
+
     def shares(self) -> np.ndarray:
         """Each mode's share of ε̄_ion = tr(ε_ion)/3 (sums to 1 over the included modes when ε̄_ion > 0)."""
         total = np.trace(self.tensor)

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from goectp.physics.combine import RULES, combine_physics
+from goectp.physics.combine import GATE_SIZE, RULES, combine_physics
 
 PHYSICS_FILE = Path("physics") / "physics.json"
 #: The name under which ``goectp.predict``, ``goectp.predict_summary`` and ``goectp predict --model`` reach it.
@@ -39,10 +39,17 @@ class PhysicsConfig:
     born_model: str = "physics/born-charges"
     force_field: str = "sevennet"
     max_sites: int = 40
+    gate: tuple[float, ...] | None = None  # θ of the ``gated`` rule (:func:`goectp.physics.combine.gated`)
 
     def __post_init__(self) -> None:
         if self.rule not in RULES:
             raise ValueError(f"physics.json: unknown rule {self.rule!r} (one of {RULES})")
+        if self.rule == "gated" or self.gate is not None:
+            gate = self.gate
+            ok = isinstance(gate, (list, tuple)) and len(gate) == GATE_SIZE
+            if not ok or not all(isinstance(v, (int, float)) and np.isfinite(v) and abs(v) <= 50 for v in gate):
+                raise ValueError(f"physics.json: gate must be {GATE_SIZE} numbers in [-50, 50], got {gate!r}"[:300])
+            object.__setattr__(self, "gate", tuple(float(v) for v in gate))
         for name in ("scale", "weight"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and np.isfinite(value) and 0 <= value <= 10):
@@ -66,6 +73,16 @@ class PhysicsModel:
 
     def __init__(self, config: PhysicsConfig, total: Any, electronic: Any, born: Any) -> None:
         self.config, self.total, self.electronic, self.born = config, total, electronic, born
+
+    @property
+    def uses_unstable(self) -> bool:
+        """Whether a crystal with an unstable mode keeps a physics term (its stable modes): the ``gated`` rule."""
+        return self.config.rule == "gated"
+
+    def combine(self, total: np.ndarray, electronic: np.ndarray, term: Any, usable: bool) -> np.ndarray:
+        """``[3, 3]``: the rule of ``physics.json`` on one crystal's learned ``total``, ``electronic`` and
+        :class:`~goectp.physics.predict.IonicPhysics` ``term`` (``None`` when there is none)."""
+        return combine_config(self.config, total, electronic, term, usable)
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> PhysicsModel:
@@ -117,19 +134,10 @@ class PhysicsModel:
                 why = f"{n_cell} atoms in the primitive cell (force constants up to {self.config.max_sites})"
             else:
                 term = ionic_physics(structure, self.born, forces or self.config.force_field)
-                if term.modes.num_unstable:
+                if term.modes.num_unstable and not self.uses_unstable:
                     why = f"{term.modes.num_unstable} unstable mode(s) at this geometry"
             usable = term is not None and why is None
-            physics = term.tensor if term is not None else np.full((3, 3), np.nan)
-            eps = combine_physics(
-                self.config.rule,
-                totals[i][None],
-                electronic[i][None],
-                physics[None],
-                np.array([usable]),
-                self.config.scale,
-                self.config.weight,
-            )[0]
+            eps = self.combine(totals[i], electronic[i], term, usable)
             out.append(
                 {
                     "eps_electronic": electronic[i].tolist(),
@@ -141,3 +149,22 @@ class PhysicsModel:
                 }
             )
         return out
+
+
+def combine_config(config: PhysicsConfig, total: np.ndarray, electronic: np.ndarray, term: Any, usable: bool):
+    """``[3, 3]``: ``config``'s rule on one crystal (:meth:`PhysicsModel.combine`; the explorer calls it too)."""
+    physics = term.tensor if term is not None else np.full((3, 3), np.nan)
+    unstable = term.modes.num_unstable if term is not None else 0
+    softest = term.modes.softest_thz if term is not None else float("nan")
+    return combine_physics(
+        config.rule,
+        np.asarray(total, float).reshape(1, 3, 3),
+        np.asarray(electronic, float).reshape(1, 3, 3),
+        physics[None],
+        np.array([usable]),
+        config.scale,
+        config.weight,
+        gate=config.gate,
+        unstable=np.array([unstable]),
+        lowest_thz=np.array([softest]),
+    )[0]

@@ -61,11 +61,14 @@ class IonicPhysics:
         return float(np.trace(self.modes.tensor) / 3)
 
     def summary(self, modes: int = 3) -> dict[str, Any]:
-        """Plain numbers: ε_ion, ε̄_ion, unstable modes, the ``modes`` dominant modes, the charges (± spread)."""
+        """Plain numbers: ε_ion, ε̄_ion, unstable modes, the softest mode in the sum (THz, ``None`` when none is), the
+        ``modes`` dominant modes, the charges (± spread)."""
+        softest = self.modes.softest_thz
         return {
             "eps_ion": self.tensor.tolist(),
             "eps_ion_mean": self.eps_mean,
             "unstable_modes": self.modes.num_unstable,
+            "softest_mode_thz": None if np.isnan(softest) else softest,
             "dominant_modes": self.dominant_modes(modes),
             "born_charges": self.born_charges.tolist(),
             "born_charges_std": None if self.born_charges_std is None else self.born_charges_std.tolist(),

@@ -8,8 +8,9 @@ constants, the rule chosen on validation) and the list is re-ranked by the corre
 
 The learned ε of each candidate is the screen's own (its table's tensor columns): the stage runs only the ε∞ model
 and the physics term. Cost: seconds per candidate (force constants, cached per crystal), stated in the summary; a
-candidate whose physics term is not usable (cell too large, unstable modes, an error) keeps its learned ε̄ and says
-why.
+candidate whose physics term is not usable (cell too large; unstable modes, except under the ``gated`` rule, which sums
+the stable ones and says so) gets the rule's value without it (for ``gated``: the learned ε̄ times its size factor)
+and says why; one whose term fails keeps its learned ε̄.
 """
 
 from __future__ import annotations
@@ -59,8 +60,10 @@ def physics_rerank(
         try:
             structure = parse_candidate(records[cid])
             rec = model.correct([structure], tensor[None], forces=forces)[0]  # the screen's own ε, not run again
-            ok, note = rec["physics_used"], rec["physics_skipped"]
-            value = rec["eps_physics_mean"] if ok else value
+            ok, note, value = rec["physics_used"], rec["physics_skipped"], rec["eps_physics_mean"]
+            unstable = (rec["physics"] or {}).get("unstable_modes", 0)
+            if ok and unstable:  # the gated rule keeps such a term (its stable modes): say so, a relaxation is due
+                note = f"{unstable} unstable mode(s) at this geometry: the stable ones summed"
         except (KeyError, Rejected, ValueError, ArithmeticError, RuntimeError) as exc:  # one candidate, not the list
             note = f"physics term failed: {str(exc)[:200]}"
         values.append(value)
