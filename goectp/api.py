@@ -150,9 +150,8 @@ def predict_summary(
     if _is_physics(model):
         from goectp.physics.model import PhysicsModel
 
-        records = PhysicsModel.load().predict_summary(
-            load_structures(structures, max_sites), forces=None if forces == "sevennet" else forces
-        )
+        forces = None if forces == "sevennet" else forces
+        records = PhysicsModel.load().predict_summary(load_structures(structures, max_sites), forces, calibrated)
         return [{**r, "model": "physics"} for r in records]
     if model is None or isinstance(model, (str, Path)):
         model = load_model(model or "default")

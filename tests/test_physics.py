@@ -702,3 +702,11 @@ def test_the_api_reaches_the_physics_model_by_name(tmp_path, monkeypatch):
     mean, sigma = goectp.predict(cif, model="physics", return_std=True)
     np.testing.assert_allclose(mean[0], record["eps_physics"], atol=1e-10)
     np.testing.assert_allclose(sigma[0], record["tensor_std"], atol=1e-12)
+    assert record["calibrated"]
+    _, raw = goectp.predict(cif, model="physics", return_std=True, calibrated=False)  # the members' own spread
+    _, default_raw = goectp.predict(cif, model="default", return_std=True, calibrated=False)
+    np.testing.assert_allclose(raw, default_raw, atol=1e-6)
+    assert not np.allclose(raw, sigma, atol=1e-4)  # the calibration does rescale it
+    (uncalibrated,) = goectp.predict_summary(cif, model="physics", calibrated=False)
+    assert not uncalibrated["calibrated"]
+    np.testing.assert_allclose(uncalibrated["eps_physics"], record["eps_physics"], atol=1e-10)

@@ -99,16 +99,17 @@ class PhysicsModel:
         total, electronic = load_model(config.total_model).double(), load_model(config.electronic_model).double()
         return cls(config, total, electronic, born)
 
-    def predict_summary(self, structures: Any, forces: Any = None) -> list[dict[str, Any]]:
-        """:func:`goectp.api.predict_summary`'s records of the total model, plus ``"eps_electronic"`` (ε∞),
-        ``"physics"`` (:meth:`~goectp.physics.predict.IonicPhysics.summary`, or ``None`` with ``"physics_skipped"``
-        saying why), ``"eps_physics"`` (the corrected tensor), ``"eps_physics_mean"`` and ``"physics_used"``."""
+    def predict_summary(self, structures: Any, forces: Any = None, calibrated: bool = True) -> list[dict[str, Any]]:
+        """:func:`goectp.api.predict_summary`'s records of the total model (σ calibrated unless ``calibrated`` is
+        false), plus ``"eps_electronic"`` (ε∞), ``"physics"`` (:meth:`~goectp.physics.predict.IonicPhysics.summary`,
+        or ``None`` with ``"physics_skipped"`` saying why), ``"eps_physics"`` (the corrected tensor),
+        ``"eps_physics_mean"`` and ``"physics_used"``."""
         from goectp.inference import graphs_for, run_model
         from goectp.structures import load_structures
 
         loaded = load_structures(structures)
         total = run_model(graphs_for(loaded, self.total), self.total)
-        records = total.summary()
+        records = total.summary(calibrated)
         corrections = self.correct(loaded, total.predictions.mean(axis=0), forces)
         for rec, correction in zip(records, corrections):
             rec.update(correction)
