@@ -120,3 +120,6 @@ def test_the_shipped_assets_fit_their_budget_with_float16_weights():
             states = [part["state_dict"] for part in parts if "state_dict" in part]
             big = [t.dtype for state in states for t in state.values() if t.numel() >= MIN_ELEMENTS]
             assert big and set(big) <= {torch.float16, torch.int64}, file
+    for file in sorted((root / "physics" / "born-charges").glob("split*.pt")):  # the physics term's Born charges
+        big = [t.dtype for t in safe_load(file)["state_dict"].values() if t.numel() >= MIN_ELEMENTS]
+        assert big and set(big) <= {torch.float16, torch.int64}, file
