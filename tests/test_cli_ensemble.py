@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from pymatgen.core import Lattice, Structure
 
+from goectp.api import predict
 from goectp.cli import main as cli_main
 from goectp.data import DIELECTRIC_FILE
 from goectp.registry import load_model
@@ -82,6 +83,37 @@ def test_export_then_calibrate_a_tiny_run(tmp_path, monkeypatch, capsys):
     assert json.loads((folder / "calibration.json").read_text())
     card = (folder / "MODEL_CARD.md").read_text()
     assert "## Calibration" in card and f"goectp ensemble calibrate --model {folder.name}" in card
+
+
+def test_export_with_float16_stores_half_the_weight_bytes(tmp_path, monkeypatch, capsys):
+    """`--float16`: the weight matrices of the exported members are float16, the card says so, and the members
+    predict what the float32 export does to float16 rounding."""
+    import torch
+
+    from goectp.checkpoint import safe_load
+    from goectp.release.half import MIN_ELEMENTS
+
+    data = tmp_path / "data"
+    data.mkdir()
+    with gzip.open(data / DIELECTRIC_FILE, "wt") as f:
+        json.dump(tiny_dataset(), f)
+    monkeypatch.setenv("GOECTP_DATA", str(data))
+    run = tmp_path / "run"
+    train = ["train", "--splits", "0", "--epochs", "1", "--hidden", "32", "--num-rbf", "8", "--batch-size", "8"]
+    assert cli_main([*train, "--out", str(run), "--no-progress"]) == 0
+    export = ["ensemble", "export", str(run), "--assets", str(tmp_path / "models"), "--no-calibrate"]
+    assert cli_main([*export, "--name", "full"]) == 0
+    assert cli_main([*export, "--name", "half", "--float16"]) == 0
+    assert "stored as float16" in capsys.readouterr().out
+    full, half = (tmp_path / "models" / name / "split0.pt" for name in ("full", "half"))
+    assert half.stat().st_size < 0.75 * full.stat().st_size
+    dtypes = {t.dtype for t in safe_load(half)["state_dict"].values() if t.numel() >= MIN_ELEMENTS}
+    assert dtypes == {torch.float16}
+    structures = [Structure.from_dict(r["structure"]) for r in list(tiny_dataset().values())[:3]]
+    a = predict(structures, load_model(full.parent))
+    b = predict(structures, load_model(half.parent))
+    np.testing.assert_allclose(a, b, atol=1e-2 * max(1.0, np.abs(a).max()))
+    assert not np.array_equal(a, b)  # the weights did change
 
 
 def test_combine_refuses_a_name_that_is_a_path_with_a_one_line_error(tmp_path, capsys):

@@ -42,27 +42,31 @@ if [ "${1:-all}" = all ]; then
     --out "$RUNS/ionic-bm-layers2"
 fi
 
-goectp ensemble export "$RUNS/pretrain/pretrained_chgnet-log-bulk-modulus-e$PRETRAIN_EPOCHS" \
+# --float16: weight matrices stored as float16, as shipped (assets ≤ 25 MB; tests/test_float16_storage.py)
+goectp ensemble export "$RUNS/pretrain/pretrained_chgnet-log-bulk-modulus-e$PRETRAIN_EPOCHS" --float16 \
   --assets "$MODELS" --name pretrained-bulk-modulus-chgnet --notes docs/model_notes/pretrained-bulk-modulus-chgnet.md
-goectp ensemble export "$RUNS/pretrained-bm-layers2" --assets "$MODELS" \
+goectp ensemble export "$RUNS/pretrained-bm-layers2" --assets "$MODELS" --float16 \
   --name pretrained-bulk-modulus-layers2 \
   --notes docs/model_notes/pretrained-bulk-modulus-layers2.md
-goectp ensemble export "$RUNS/pretrained-bmc-layers2" --assets "$MODELS" \
+goectp ensemble export "$RUNS/pretrained-bmc-layers2" --assets "$MODELS" --float16 \
   --name pretrained-bulk-modulus-chgnet-layers2 \
   --notes docs/model_notes/pretrained-bulk-modulus-chgnet-layers2.md
-goectp ensemble export "$RUNS/electronic" --assets "$MODELS" --name electronic \
+goectp ensemble export "$RUNS/electronic" --assets "$MODELS" --name electronic --float16 \
   --notes docs/model_notes/electronic.md
 for recipe in bmc-layers2 bm-layers2; do
   goectp ensemble export "$RUNS/ionic-$recipe" --name "ionic-$recipe" --assets "$RUNS/ensembles" \
-    --no-calibrate
+    --no-calibrate --float16
 done
 # the decomposed families (their cards in assets/models are written by hand: update the sha256 column)
 goectp sum electronic "$RUNS/ensembles/ionic-bmc-layers2" \
   --out "$MODELS/decomposed-bulk-modulus-chgnet-layers2"
 goectp sum electronic "$RUNS/ensembles/ionic-bm-layers2" \
   --out "$MODELS/decomposed-bulk-modulus-layers2"
-goectp ensemble calibrate --model decomposed-bulk-modulus-chgnet-layers2
-goectp ensemble calibrate --model decomposed-bulk-modulus-layers2
+for family in decomposed-bulk-modulus-chgnet-layers2 decomposed-bulk-modulus-layers2; do
+  goectp ensemble float16 "$family" --assets "$(dirname "$MODELS")"   # whatever the sum kept in float32
+  goectp ensemble share "$family" --parts-from electronic --assets "$(dirname "$MODELS")"   # ε∞ files held once
+  goectp ensemble calibrate --model "$family"
+done
 goectp ensemble combine pretrained-bulk-modulus-chgnet pretrained-bulk-modulus-layers2 \
   pretrained-bulk-modulus-chgnet-layers2 decomposed-bulk-modulus-chgnet-layers2 decomposed-bulk-modulus-layers2 \
   --assets "$MODELS" --name combined --notes docs/model_notes/combined.md

@@ -10,7 +10,7 @@ The release path of a trained ensemble: export a training run with a model card,
 combine shipped ensembles into one.
 
 examples:
-  goectp ensemble export runs/paper/best --name default --command "goectp train ... --out runs/paper/best"
+  goectp ensemble export runs/paper/best --name default --float16 --command "goectp train ... --out runs/paper/best"
   goectp ensemble calibrate --model default    # a shipped name, or a folder of split*.pt members
   goectp ensemble combine chgnet pretrained-bulk-modulus --name combined
   goectp ensemble share decomposed-bulk-modulus-layers2 --parts-from electronic
@@ -72,6 +72,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     export.add_argument("run", type=Path, help="folder with split*/best.pt and split*/metrics.json")
     export.add_argument("--name", default="default", help="folder name under --assets (default: %(default)s)")
     export.add_argument("--command", default="", help="the command line that produced the run (for the card)")
+    export.add_argument(
+        "--float16", action="store_true", help="store the weight matrices as float16 (half the bytes; as `float16`)"
+    )
     _card_options(export, "after the model section")
     export.set_defaults(func=cmd_export)
 
@@ -111,8 +114,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     """Export, print the card and the median test MAE (and where the calibration went)."""
     from goectp.release import export_ensemble
 
+    calibrate = not args.no_calibrate
     out, card, median = export_ensemble(
-        args.run, args.name, args.assets, args.command, args.notes, calibrate=not args.no_calibrate
+        args.run, args.name, args.assets, args.command, args.notes, calibrate=calibrate, float16=args.float16
     )
     print(card)
     print(f"median test MAE {median:.3f}")

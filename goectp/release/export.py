@@ -41,9 +41,13 @@ def export_ensemble(
     command: str = "",
     notes: str | Path | None = None,
     calibrate: bool = True,
+    float16: bool = False,
 ) -> tuple[Path, str, float]:
     """Copy ``run/split*/best.pt`` (float32, ``weights_only``) to ``assets/name/split*.pt`` and write the model card
     (``command``: the line that produced the run; ``notes``: a Markdown file inserted after the model section).
+
+    ``float16``: store the weight matrices as float16 (:mod:`goectp.release.half`; half the bytes, predictions
+    within ~1e-3), before the calibration is fitted.
 
     Returns ``(folder, card, median test MAE)``. ``calibrate`` fits ``calibration.json`` as well (a re-exported
     ensemble must never ship a stale one).
@@ -66,15 +70,20 @@ def export_ensemble(
             f"| {m['split_seed']} | {m['n_train']}/{m['n_val']}/{m['n_test']} | {m['best_epoch']} | "
             f"{m['best_val_mae']:.3f} | {m['test']['all']['mae']:.3f} | {m['test']['filtered']['mae']:.3f} |"
         )
+    if float16:
+        from goectp.release.half import store_float16
+
+        store_float16([out])
     data_file = data_dir() / DIELECTRIC_FILE
     per = summarize_splits([m["test"]["all"]["per_system"] for m in metrics])
     perf = summarize_splits([m["test"]["filtered"]["per_system"] for m in metrics])
     cfg, tcfg = metrics[0]["model_config"], metrics[0]["train_config"]
     size = sum(f.stat().st_size for f in out.glob("*.pt")) / 1e6
+    stored = " (weight matrices stored as float16, computed in float32)" if float16 else ""
     note_text = "\n" + Path(notes).read_text().strip() + "\n" if notes else ""
     card = f"""# Model card: `{name}` — GoeCTP ensemble ({len(metrics)} split models)
 
-Produced by this project's own training code on {dt.date.today().isoformat()}; {size:.1f} MB in total.
+Produced by this project's own training code on {dt.date.today().isoformat()}; {size:.1f} MB in total{stored}.
 
 ## Data
 - File: `{DIELECTRIC_FILE}` (shared data directory), sha256 `{sha256_file(data_file)}`.
