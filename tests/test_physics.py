@@ -168,13 +168,16 @@ def test_phonopy_recovers_known_force_constants_and_caches(tmp_path):
 
 
 @pytest.mark.slow
-def test_sevennet_gamma_phonon_of_rocksalt_nacl():
-    """SevenNet-0 through phonopy: sum rule, symmetry, and NaCl's TO mode near its measured 4.9 THz."""
+@pytest.mark.parametrize("name", ["sevennet", "sevennet-l3i5"])
+def test_sevennet_gamma_phonon_of_rocksalt_nacl(name):
+    """SevenNet-0 (and -l3i5) through phonopy: sum rule, symmetry, and NaCl's TO mode near its measured 4.9 THz."""
     pytest.importorskip("sevenn")
-    from goectp.physics.phonons import SevennetForceField
+    from goectp.physics.phonons import force_field
 
     s = primitive_rocksalt(5.64)
-    fc = gamma_force_constants(s, SevennetForceField(device="cpu"))
+    ff = force_field(name, device="cpu")
+    assert ff.name == name and ff.version.endswith({"sevennet": "7net-0", "sevennet-l3i5": "7net-l3i5"}[name])
+    fc = gamma_force_constants(s, ff)
     phi = fc.force_constants.transpose(0, 2, 1, 3).reshape(6, 6)
     np.testing.assert_allclose(phi, phi.T, atol=1e-6)
     np.testing.assert_allclose(phi.reshape(6, 2, 3).sum(axis=1), 0, atol=1e-6)  # translational sum rule
@@ -183,6 +186,13 @@ def test_sevennet_gamma_phonon_of_rocksalt_nacl():
     np.testing.assert_allclose(modes.frequency_thz, modes.frequency_thz[0], rtol=1e-6)  # triply degenerate
     assert 3.5 < modes.frequency_thz[0] < 6.5
     assert 1.0 < np.trace(modes.tensor) / 3 < 5.0  # DFT's ionic ε̄ of NaCl: 2.6
+
+
+def test_an_unknown_force_field_is_named_with_the_choices():
+    from goectp.physics.phonons import force_field
+
+    with pytest.raises(ValueError, match="unknown force field 'mace'.*'sevennet', 'sevennet-l3i5' or 'chgnet'"):
+        force_field("mace")
 
 
 # ---------------------------------------------------------------------------------------------------- data

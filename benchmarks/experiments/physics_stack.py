@@ -31,7 +31,7 @@ OUT = Path("runs/physics")
 LOSS = "mae"  # or "log" (--loss): what the parameters are fitted to
 
 
-def physics_details(records, sets, cache: Path, seeds) -> dict:
+def physics_details(records, sets, cache: Path, seeds, model: str = "7net-0") -> dict:
     """Per split and record: ε_phys (stable modes), unstable count, lowest stable frequency (THz), have."""
     import sevenn
     from physics_model import _born_model
@@ -41,8 +41,8 @@ def physics_details(records, sets, cache: Path, seeds) -> dict:
     from goectp.physics.phonons import ForceConstants, force_constant_key
     from goectp.physics.predict import point_group_average, point_group_of, predict_born_charges
 
-    class Key:
-        version = f"sevenn-{sevenn.__version__}-7net-0"
+    class Key:  # what force_constant_key reads of a force field, without loading it
+        version = f"sevenn-{sevenn.__version__}-{model}"
 
     n = len(records)
     eps = np.full((len(seeds), n, 3, 3), np.nan)
@@ -104,10 +104,13 @@ def main() -> None:
     from goectp.uncertainty import Calibration, heldout_predictions, split_means, split_members
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--cache", default="runs/phonons/cache-sevennet")
+    p.add_argument("--force-field", default="sevennet", choices=["sevennet", "sevennet-l3i5"])
+    p.add_argument("--only-with", default=None, help="another force field: use only the records both have")
     p.add_argument("--loss", choices=["mae", "log"], default="mae", help="fit to component MAE or |log ε̄ ratio|")
     p.add_argument("--write", action="store_true", help="ship the best candidate on validation in physics.json")
     args = p.parse_args()
+    if args.write and args.only_with:
+        p.error("--write ships a model: not with --only-with (a paired comparison on part of the records)")
     global LOSS
     LOSS = args.loss
     records = read_dielectric_json(data_dir() / "mp_dielectric_open.json.gz")
@@ -120,17 +123,33 @@ def main() -> None:
         calibration.sigma("tensor", held_d["members"][o].std(axis=0), default[k], len(o)) for k, o in enumerate(own)
     ]
     true = held_d["true"]
-    cached = OUT / "physics_details.npz"
-    if cached.is_file():
-        with np.load(cached) as z:
-            phys = {k: z[k] for k in z.files}
-    else:
-        phys = physics_details(records, sets, Path(args.cache), SPLIT_SEEDS)
+
+    def details(ff: str) -> dict:
+        model = {"sevennet": "7net-0", "sevennet-l3i5": "7net-l3i5"}[ff]
+        n_files = len(list((Path("runs/phonons") / f"cache-{ff}").glob("*.npz")))  # a run still filling it
+        cached = OUT / ("physics_details.npz" if ff == "sevennet" else f"physics_details-{ff}-{n_files}.npz")
+        if cached.is_file():
+            with np.load(cached) as z:
+                return {k: z[k] for k in z.files}
+        out = physics_details(records, sets, Path("runs/phonons") / f"cache-{ff}", SPLIT_SEEDS, model)
         OUT.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(cached, **phys)
+        np.savez_compressed(cached, **out)
+        return out
+
+    phys = details(args.force_field)
+    if args.only_with:  # a paired comparison of two force fields: the records both cover
+        other = details(args.only_with)
+        missing = ~np.isfinite(other["eps"]).all(axis=(2, 3))
+        phys["eps"][missing] = np.nan
     shipped_path = Path("assets/physics/physics.json")
     shipped = json.loads(shipped_path.read_text())
-    S, scale = len(SPLIT_SEEDS), shipped["scale"]
+    S = len(SPLIT_SEEDS)
+    # s: the median DFT/physics ionic ε̄ over the validation records with a stable physics term (as physics_model.py)
+    true_ion = np.stack([np.trace(r.target("ionic")) / 3 for r in records])
+    phys_mean = np.trace(phys["eps"], axis1=-2, axis2=-1) / 3
+    use = sets["val"] & np.isfinite(phys_mean) & (phys["unstable"] == 0)
+    scale = float(np.median(true_ion[use.nonzero()[1]] / np.maximum(phys_mean[use], 1e-6)))
+    print(f"{args.force_field}: physics term for {int(use.sum())} validation entries, scale s = {scale:.4f}")
     estimate = electronic + scale * phys["eps"]  # NaN where there are no force constants
     stable_only = np.where((phys["unstable"] == 0)[..., None, None], estimate, np.nan)
     blend = np.array([0.0, 0.0, np.log(0.3 / 0.7), 0, 0, 0, 0])  # the shipped blend, w = 0.3, as a gate
@@ -191,7 +210,9 @@ def main() -> None:
             f"{np.round(np.mean([h['theta'] for h in per_split], 0), 3).tolist()} |",
             flush=True,
         )
-    (OUT / f"physics_stack-{LOSS}.json").write_text(json.dumps(rows, indent=1, default=float))
+    tag = "" if args.force_field == "sevennet" and not args.only_with else f"-{args.force_field}"
+    tag += f"-only-with-{args.only_with}" if args.only_with else ""
+    (OUT / f"physics_stack-{LOSS}{tag}.json").write_text(json.dumps(rows, indent=1, default=float))
     best = min(rows, key=lambda n: np.mean(rows[n]["val_mae"]))
     print(f"\nbest on validation (out of fold): {best}")
     if args.write and rows[best]["free"]:
@@ -202,6 +223,8 @@ def main() -> None:
         metrics["val_mae"] = round(float(np.mean(rows[best]["val_mae"])), 4)
         shipped.update(
             rule="gated",
+            scale=round(scale, 4),
+            force_field=args.force_field,
             gate=[round(float(v), 6) for v in theta],
             chosen_on=f"validation splits (seeds 0-4): '{best}' has the lowest out-of-fold validation MAE of "
             f"{len(rows)} candidates (benchmarks/experiments/physics_stack.py); θ fitted on every validation record",

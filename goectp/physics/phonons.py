@@ -164,7 +164,8 @@ def cached_force_constants(
 
 
 class SevennetForceField:
-    """SevenNet-0 forces, many cells per forward pass (the checkpoint shipped inside the ``sevenn`` wheel)."""
+    """SevenNet forces, many cells per forward pass (checkpoints shipped inside the ``sevenn`` wheel: ``7net-0``,
+    the default, or ``7net-l3i5``)."""
 
     name = "sevennet"
 
@@ -182,6 +183,9 @@ class SevennetForceField:
 
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.model, config = load_sevennet(model_name, self.device)
+        #: cache folders and logs: "sevennet" for SevenNet-0, "sevennet-l3i5" for ``7net-l3i5``
+        self.name = "sevennet" if model_name == "7net-0" else f"sevennet-{model_name.removeprefix('7net-')}"
+        self.model_name = model_name
         self.model.set_is_batch_data(True)
         self.cutoff = float(config["cutoff"])
         self.type_map = dict(self.model.type_map)
@@ -197,7 +201,7 @@ class SevennetForceField:
             {s for a in atoms for s, z in zip(a.get_chemical_symbols(), a.numbers) if z not in self.type_map}
         )
         if unknown:
-            raise ValueError(f"SevenNet-0 has no parameters for {', '.join(unknown)}")
+            raise ValueError(f"SevenNet ({self.model_name}) has no parameters for {', '.join(unknown)}")
         out: list[np.ndarray] = []
         for chunk in _chunks(atoms, self.batch_atoms):
             graphs = [self._data_cls.from_numpy_dict(self._to_graph(a, self.cutoff, with_shift=False)) for a in chunk]
@@ -245,9 +249,12 @@ def _chunks(atoms: Sequence[Any], max_atoms: int):
 
 
 def force_field(name: str = "sevennet", **kwargs: Any) -> ForceField:
-    """A force field by name: 'sevennet' (SevenNet-0, default) or 'chgnet'."""
+    """A force field by name: 'sevennet' (SevenNet-0, default), 'sevennet-l3i5' (SevenNet-l3i5, larger, ~2.5× the
+    cost) or 'chgnet'."""
     if name == "sevennet":
         return SevennetForceField(**kwargs)
+    if name == "sevennet-l3i5":
+        return SevennetForceField(model_name="7net-l3i5", **kwargs)
     if name == "chgnet":
         return ChgnetForceField(**kwargs)
-    raise ValueError(f"unknown force field {name!r}: choose 'sevennet' or 'chgnet'")
+    raise ValueError(f"unknown force field {name!r}: choose 'sevennet', 'sevennet-l3i5' or 'chgnet'")
