@@ -23,6 +23,7 @@ from explorer.equivariance import EquivarianceCheck
 from explorer.live import add_on_demand
 from explorer.loader import StructureLoader
 from explorer.models import ModelSelector
+from explorer.physics_total import shipped_force_field
 from explorer.physics_view import PhysicsView
 from explorer.screening import ScreeningMap
 from explorer.session import SESSION_LIFETIME_MS, prepare_process, shared_screening_data
@@ -87,11 +88,12 @@ class Explorer(param.Parameterized):
         self.viewer = StructureViewer(
             models=self.models, structure=self.loader.param.structure, rotation=self.equivariance.param.rotation
         )
+        physics = {"forces": shipped_force_field(), **(physics or {})}  # the physics model's own force field
         self.physics = PhysicsView(
             models=self.models,
             structure=self.loader.param.structure,
             reference=self.loader.param.reference,
-            **(physics or {}),
+            **physics,
         )  # computes nothing until asked (its button)
         self._screening = screening  # else built on first use (its tab): most visitors never open the map
         if screening is not None:

@@ -25,6 +25,13 @@ def shipped_physics_config() -> Any:
     return pn.state.as_cached(f"goectp-physics-config-{path}-{path.stat().st_mtime_ns}", PhysicsConfig.load, path=path)
 
 
+def shipped_force_field() -> str:
+    """The force field of the shipped ``physics`` model ('sevennet' when none ships): the explorer computes the
+    physics term with it, so the corrected total is the model's own."""
+    config = shipped_physics_config()
+    return config.force_field if config is not None else "sevennet"
+
+
 def resolve_name(name: str | None) -> str | None:
     """A shipped model's folder name (an alias such as ``default`` resolved)."""
     from goectp.registry import model_aliases

@@ -285,7 +285,7 @@ class PhysicsView(pn.viewable.Viewer):
     # ------------------------------------------------------------------------------------------------ views
     def forces_label(self) -> str:
         name = self._forces_name()
-        return "SevenNet-0" if name == "sevennet" else name
+        return {"sevennet": "SevenNet-0", "sevennet-l3i5": "SevenNet-l3i5"}.get(name, name)
 
     def born_label(self) -> str:
         if self.born_model is not None:

@@ -316,6 +316,23 @@ def test_the_explorer_has_the_physics_tab_wired_to_the_loader(computed, born, fc
     assert PHYSICS_CACHE.get(app.physics._key(rutile())) is not None
 
 
+def test_the_explorer_computes_the_physics_term_with_the_physics_models_force_field(selector, monkeypatch):
+    """The tab's force field is the shipped physics model's (so its corrected ε is the model's own); an explicit
+    one wins."""
+    from dataclasses import replace
+
+    from explorer import physics_total
+    from explorer.app import Explorer
+    from goectp.physics.model import PhysicsConfig
+
+    assert physics_total.shipped_force_field() == physics_total.shipped_physics_config().force_field
+    config = replace(PhysicsConfig(rule="blend", scale=0.8, weight=0.5), force_field="sevennet-l3i5")
+    monkeypatch.setattr(physics_total, "shipped_physics_config", lambda: config)
+    app = Explorer(models=selector("sum"))
+    assert app.physics.forces == "sevennet-l3i5" and app.physics.forces_label() == "SevenNet-l3i5"
+    assert Explorer(models=selector("sum"), physics={"forces": "chgnet"}).physics.forces == "chgnet"
+
+
 @pytest.mark.slow
 def test_the_shipped_born_model_and_sevennet_on_rocksalt_mgo(tmp_path):
     """The real path: the shipped Born-charge ensemble (its member spread in the table) and SevenNet-0 forces."""
