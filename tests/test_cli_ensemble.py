@@ -52,16 +52,22 @@ def test_ensemble_needs_a_subcommand(capsys):
     assert exit_.value.code == 2
 
 
-def test_export_then_calibrate_a_tiny_run(tmp_path, monkeypatch, capsys):
-    """A real export (members, card naming the command) and calibration (calibration.json, card section)."""
+def train_tiny_run(tmp_path: Path, monkeypatch, splits: list[str], hidden: int) -> Path:
+    """``goectp train`` for one epoch on :func:`tiny_dataset` (the data directory pointed at it); the run folder."""
     data = tmp_path / "data"
     data.mkdir()
     with gzip.open(data / DIELECTRIC_FILE, "wt") as f:
         json.dump(tiny_dataset(), f)
     monkeypatch.setenv("GOECTP_DATA", str(data))
     run = tmp_path / "run"
-    train = ["train", "--splits", "0", "1", "2", "--epochs", "1", "--hidden", "8", "--num-rbf", "8"]
+    train = ["train", "--splits", *splits, "--epochs", "1", "--hidden", str(hidden), "--num-rbf", "8"]
     assert cli_main([*train, "--batch-size", "8", "--out", str(run), "--no-progress"]) == 0
+    return run
+
+
+def test_export_then_calibrate_a_tiny_run(tmp_path, monkeypatch, capsys):
+    """A real export (members, card naming the command) and calibration (calibration.json, card section)."""
+    run = train_tiny_run(tmp_path, monkeypatch, ["0", "1", "2"], hidden=8)
     notes = tmp_path / "notes.md"
     notes.write_text("Pretrained on nothing: a test.")
     argv = ["ensemble", "export", str(run), "--name", "tiny", "--assets", str(tmp_path / "models")]
@@ -93,14 +99,7 @@ def test_export_with_float16_stores_half_the_weight_bytes(tmp_path, monkeypatch,
     from goectp.checkpoint import safe_load
     from goectp.release.half import MIN_ELEMENTS
 
-    data = tmp_path / "data"
-    data.mkdir()
-    with gzip.open(data / DIELECTRIC_FILE, "wt") as f:
-        json.dump(tiny_dataset(), f)
-    monkeypatch.setenv("GOECTP_DATA", str(data))
-    run = tmp_path / "run"
-    train = ["train", "--splits", "0", "--epochs", "1", "--hidden", "32", "--num-rbf", "8", "--batch-size", "8"]
-    assert cli_main([*train, "--out", str(run), "--no-progress"]) == 0
+    run = train_tiny_run(tmp_path, monkeypatch, ["0"], hidden=32)
     export = ["ensemble", "export", str(run), "--assets", str(tmp_path / "models"), "--no-calibrate"]
     assert cli_main([*export, "--name", "full"]) == 0
     assert cli_main([*export, "--name", "half", "--float16"]) == 0

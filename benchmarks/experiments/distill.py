@@ -145,70 +145,80 @@ def teacher(args: argparse.Namespace) -> None:
     print(f"teacher tensors {per_split.shape} in {time.perf_counter() - start:.0f} s → {OUT / name}.npz")
 
 
-def train_students(args: argparse.Namespace) -> None:
-    import torch
-
+def split_setup(args: argparse.Namespace, k: int) -> tuple:
+    """``(init path, model started from it, canonical?, TrainConfig, the split's graph sets)`` for split ``k``."""
     from goectp.canonical import uses_canonical_cell
     from goectp.checkpoint import load_checkpoint, read_checkpoint
     from goectp.data.dataset import load_graph_set
-    from goectp.graph import build_crystal_graph
     from goectp.registry import resolve_model_path
-    from goectp.screening.pool import JsonPool
     from goectp.training.config import TrainConfig
-    from goectp.training.experiment import evaluate_test, split_graphs
+    from goectp.training.experiment import split_graphs
+
+    init = resolve_model_path(INIT_FAMILY) / f"split{k}.pt"
+    model = load_checkpoint(init)
+    canonical = uses_canonical_cell(model.config)
+    data = Path(args.data_dir) / "mp_dielectric_open.json.gz"
+    gs = load_graph_set(data, k=model.config.k_neighbors, canonical=canonical, progress=False)
+    base = read_checkpoint(init)["meta"]["train_config"]
+    changes = {"epochs": args.epochs, "lr": args.lr, "split_seed": k, "seed": k, "progress": False}
+    cfg = TrainConfig(**{**base, **changes})
+    return init, model, canonical, cfg, split_graphs(gs, cfg)
+
+
+def fine_tune(k: int, init: Path, model, cfg, parts: dict, extra: list, out: Path) -> None:
+    """Train on ``train_k`` (DFT labels) ∪ ``extra`` (teacher labels), choose on ``val_k``; ``out/result.json``."""
+    from goectp.checkpoint import load_checkpoint, read_checkpoint
+    from goectp.training.experiment import evaluate_test
     from goectp.training.loop import train
+
+    train_graphs = parts["train"].with_target("total")
+    for g in train_graphs:  # one batch holds both kinds: keep only what the extra graphs have (y)
+        for key in [key for key in g.keys() if key.startswith("y_")]:  # noqa: SIM118 - Data.keys()
+            del g[key]
+    start = time.perf_counter()
+    hist = train(model, train_graphs + extra, parts["val"].with_target("total"), cfg, out, fit_stats=False)
+    res = evaluate_test(load_checkpoint(out / "best.pt"), parts["test"], "total")
+    before = evaluate_test(load_checkpoint(init), parts["test"], "total")
+    row = {
+        "split": k,
+        "n_train": len(parts["train"]),
+        "n_pool": len(extra),
+        "best_epoch": hist["best_epoch"],
+        "val_mae": hist["best_val_mae"],
+        "test_mae": res["all"]["mae"],
+        "init_val_mae": read_checkpoint(init)["meta"]["val_mae"],
+        "init_test_mae": before["all"]["mae"],
+        "seconds": time.perf_counter() - start,
+    }
+    (out / "result.json").write_text(json.dumps(row, indent=1))
+    print(json.dumps(row), flush=True)
+
+
+def train_students(args: argparse.Namespace) -> None:
+    """Students on ``train_k`` ∪ the shared-pool sample of ``teacher`` (the first, failed route)."""
+    import torch
+
+    from goectp.graph import build_crystal_graph
+    from goectp.screening.pool import JsonPool
+    from goectp.structures import structure_from_dict
 
     torch.set_num_threads(args.threads)
     if args.insulators:
         return train_on_insulators(args)
     saved = np.load(OUT / "teacher.npz")
     want = {str(i): n for n, i in enumerate(saved["ids"])}
-    from goectp.structures import structure_from_dict
-
     pool: dict[int, object] = {}
     for cand in JsonPool(Path(args.data_dir) / "screening_candidates.json.gz"):
         if cand["id"] in want and cand.get("structure"):
             pool[want[cand["id"]]] = structure_from_dict(cand["structure"], cand["id"])
     for k in args.splits:
-        init = resolve_model_path(INIT_FAMILY) / f"split{k}.pt"
-        model = load_checkpoint(init)
-        cfg_model = model.config
-        canonical = uses_canonical_cell(cfg_model)
-        data = Path(args.data_dir) / "mp_dielectric_open.json.gz"
-        gs = load_graph_set(data, k=cfg_model.k_neighbors, canonical=canonical)
-        base = read_checkpoint(init)["meta"]["train_config"]
-        changes = {"epochs": args.epochs, "lr": args.lr, "split_seed": k, "seed": k, "progress": False}
-        cfg = TrainConfig(**{**base, **changes})
-        parts = split_graphs(gs, cfg)
+        init, model, canonical, cfg, parts = split_setup(args, k)
         extra = []
         for n, s in sorted(pool.items()):
-            g = build_crystal_graph(s, k=cfg_model.k_neighbors, canonical=canonical)
+            g = build_crystal_graph(s, k=model.config.k_neighbors, canonical=canonical)
             g.y = torch.from_numpy(saved["teacher"][k, n])[None]
             extra.append(g)
-        train_graphs = parts["train"].with_target("total")
-        for g in train_graphs:  # one batch holds both kinds: keep only what the pool graphs have (y)
-            for key in [k for k in g.keys() if k.startswith("y_")]:  # noqa: SIM118 - Data.keys()
-                del g[key]
-        train_graphs += extra
-        out = OUT / f"split{k}"
-        start = time.perf_counter()
-        hist = train(model, train_graphs, parts["val"].with_target("total"), cfg, out, fit_stats=False)
-        best = load_checkpoint(out / "best.pt")
-        res = evaluate_test(best, parts["test"], "total")
-        before = evaluate_test(load_checkpoint(init), parts["test"], "total")
-        row = {
-            "split": k,
-            "n_train": len(parts["train"]),
-            "n_pool": len(extra),
-            "best_epoch": hist["best_epoch"],
-            "val_mae": hist["best_val_mae"],
-            "test_mae": res["all"]["mae"],
-            "init_val_mae": read_checkpoint(init)["meta"]["val_mae"],
-            "init_test_mae": before["all"]["mae"],
-            "seconds": time.perf_counter() - start,
-        }
-        (out / "result.json").write_text(json.dumps(row, indent=1))
-        print(json.dumps(row), flush=True)
+        fine_tune(k, init, model, cfg, parts, extra, OUT / f"split{k}")
 
 
 def load_insulators() -> tuple[list[str], np.ndarray, dict]:
@@ -227,63 +237,22 @@ def train_on_insulators(args: argparse.Namespace) -> None:
     """Students on ``train_k`` (DFT labels) ∪ perturbed copies of ``train_k`` ∪ gapped pool (teacher ``k`` labels)."""
     import torch
 
-    from goectp.canonical import uses_canonical_cell
-    from goectp.checkpoint import load_checkpoint, read_checkpoint
-    from goectp.data.dataset import load_graph_set
     from goectp.graph import build_crystal_graph
-    from goectp.registry import resolve_model_path
     from goectp.structures import structure_from_dict
-    from goectp.training.config import TrainConfig
-    from goectp.training.experiment import evaluate_test, split_graphs
-    from goectp.training.loop import train
 
     ids, tensors, structures = load_insulators()
     for k in args.splits:
-        init = resolve_model_path(INIT_FAMILY) / f"split{k}.pt"
-        model = load_checkpoint(init)
-        canonical = uses_canonical_cell(model.config)
-        gs = load_graph_set(
-            Path(args.data_dir) / "mp_dielectric_open.json.gz",
-            k=model.config.k_neighbors,
-            canonical=canonical,
-            progress=False,
-        )
-        base = read_checkpoint(init)["meta"]["train_config"]
-        changes = {"epochs": args.epochs, "lr": args.lr, "split_seed": k, "seed": k, "progress": False}
-        cfg = TrainConfig(**{**base, **changes})
-        parts = split_graphs(gs, cfg)
+        init, model, canonical, cfg, parts = split_setup(args, k)
         train_ids = set(parts["train"].ids)
         extra = []
         for n, i in enumerate(ids):
             if "#" in i and i.split("#")[0] not in train_ids:
                 continue  # a copy of a validation or test record: never seen by split k
-            s = structure_from_dict(structures[i], i)
-            g = build_crystal_graph(s, k=model.config.k_neighbors, canonical=canonical)
+            structure = structure_from_dict(structures[i], i)
+            g = build_crystal_graph(structure, k=model.config.k_neighbors, canonical=canonical)
             g.y = torch.from_numpy(tensors[k, n]).float()[None]
             extra.append(g)
-        train_graphs = parts["train"].with_target("total")
-        for g in train_graphs:  # one batch holds both kinds: keep only what the extra graphs have (y)
-            for key in [key for key in g.keys() if key.startswith("y_")]:  # noqa: SIM118 - Data.keys()
-                del g[key]
-        out = OUT / f"insulators-split{k}"
-        start = time.perf_counter()
-        hist = train(model, train_graphs + extra, parts["val"].with_target("total"), cfg, out, fit_stats=False)
-        best = load_checkpoint(out / "best.pt")
-        res = evaluate_test(best, parts["test"], "total")
-        before = evaluate_test(load_checkpoint(init), parts["test"], "total")
-        row = {
-            "split": k,
-            "n_train": len(parts["train"]),
-            "n_pool": len(extra),
-            "best_epoch": hist["best_epoch"],
-            "val_mae": hist["best_val_mae"],
-            "test_mae": res["all"]["mae"],
-            "init_val_mae": read_checkpoint(init)["meta"]["val_mae"],
-            "init_test_mae": before["all"]["mae"],
-            "seconds": time.perf_counter() - start,
-        }
-        (out / "result.json").write_text(json.dumps(row, indent=1))
-        print(json.dumps(row), flush=True)
+        fine_tune(k, init, model, cfg, parts, extra, OUT / f"insulators-split{k}")
 
 
 def package(args: argparse.Namespace) -> None:
