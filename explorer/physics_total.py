@@ -55,8 +55,6 @@ def corrected_total(
     :class:`~goectp.physics.predict.IonicPhysics`; ``models``: the session's model selector), or
     ``(None, None, why not)``: the rule of ``assets/physics/physics.json`` applied to the selected model's
     mean, the ``electronic`` model's ε∞ and this view's ε_ion (:mod:`goectp.physics.model`)."""
-    from goectp.physics.model import combine_config
-
     config = shipped_physics_config()
     if config is None or result is None or models is None or structure is None:
         return None, None, "no physics model description (assets/physics/physics.json)"
@@ -68,8 +66,8 @@ def corrected_total(
     except Exception as exc:
         return None, None, f"the learned part failed: {type(exc).__name__}: {exc}"
     n_cell, unstable = len(result.cell), result.modes.num_unstable
-    usable = n_cell <= config.max_sites and (unstable == 0 or config.rule == "gated")
-    eps = combine_config(config, total[0], electronic, result, usable)
+    usable = n_cell <= config.max_sites and (unstable == 0 or config.keeps_unstable)
+    eps = config.combine(total[0], electronic, result, usable)
     if not usable:
         why = f"{n_cell} atoms > {config.max_sites}" if n_cell > config.max_sites else f"{unstable} unstable mode(s)"
         kept = " with the rule's size factor" if config.rule == "gated" else ""

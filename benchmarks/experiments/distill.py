@@ -257,6 +257,7 @@ def train_on_insulators(args: argparse.Namespace) -> None:
 
 def package(args: argparse.Namespace) -> None:
     """``runs/distill/student/split{k}/{best.pt,metrics.json}`` in the layout ``goectp ensemble export`` reads."""
+    from goectp.canonical import uses_canonical_cell
     from goectp.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
     from goectp.data.dataset import load_graph_set
     from goectp.data.paths import sha256_file
@@ -270,7 +271,8 @@ def package(args: argparse.Namespace) -> None:
         row = json.loads((src / "result.json").read_text())
         model = load_checkpoint(src / "best.pt")
         cfg = TrainConfig(**ck["meta"]["train_config"])
-        gs = load_graph_set(data, k=model.config.k_neighbors, canonical=uses_canonical(model), progress=False)
+        canonical = uses_canonical_cell(model.config)
+        gs = load_graph_set(data, k=model.config.k_neighbors, canonical=canonical, progress=False)
         parts = split_graphs(gs, cfg)
         meta = {
             "split_seed": k,
@@ -308,12 +310,6 @@ def package(args: argparse.Namespace) -> None:
         }
         (out / "metrics.json").write_text(json.dumps(summary, indent=1))
         print(f"split {k}: val {row['val_mae']:.3f} test {res['all']['mae']:.3f} → {out}")
-
-
-def uses_canonical(model) -> bool:
-    from goectp.canonical import uses_canonical_cell
-
-    return uses_canonical_cell(model.config)
 
 
 def report(args: argparse.Namespace) -> None:

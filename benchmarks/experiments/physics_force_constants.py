@@ -116,15 +116,22 @@ def run(args: argparse.Namespace) -> None:
             f.write(json.dumps(entry) + "\n")
 
 
+def log_entries(force_field: str) -> list[dict]:
+    """Every line of the ``run`` logs of ``force_field`` (all shards)."""
+    logs = sorted(OUT.glob(f"{force_field}-canonical-*.jsonl"))
+    return [json.loads(line) for p in logs for line in p.read_text().splitlines()]
+
+
+def with_dft_charges(entry: dict) -> bool:
+    """A logged record with ε_ion from DFT Born charges that obey the sum rule (|Σ Z*| < 0.1 e)."""
+    return "physics_ionic" in entry and entry["asr_error"] < 0.1
+
+
 def report(args: argparse.Namespace) -> None:
     from scipy.stats import spearmanr
 
-    lines = [
-        json.loads(line)
-        for p in sorted(OUT.glob(f"{args.force_field}-canonical-*.jsonl"))
-        for line in p.read_text().splitlines()
-    ]
-    ok = [e for e in lines if "physics_ionic" in e and e["asr_error"] < 0.1]
+    lines = log_entries(args.force_field)
+    ok = [e for e in lines if with_dft_charges(e)]
     phys = np.array([np.trace(e["physics_ionic"]) / 3 for e in ok])
     dft = np.array([np.trace(e["dft_ionic"]) / 3 for e in ok])
     stable = np.array([e["num_unstable"] == 0 for e in ok])
@@ -150,9 +157,8 @@ def compare(args: argparse.Namespace) -> None:
     from scipy.stats import spearmanr
 
     def entries(name: str) -> dict:
-        logs = sorted(OUT.glob(f"{name}-canonical-*.jsonl"))
-        found = [json.loads(line) for p in logs for line in p.read_text().splitlines()]
-        return {e["id"]: e for e in found if "physics_ionic" in e and e["asr_error"] < 0.1}
+        found = log_entries(name)
+        return {e["id"]: e for e in found if with_dft_charges(e) and e["n_sites"] <= args.max_sites}
 
     a, b = entries(args.force_field), entries(args.compare)
     common = sorted(set(a) & set(b))

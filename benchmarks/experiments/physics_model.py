@@ -40,9 +40,10 @@ def _born_model(seed: int):
     return model.double().eval()
 
 
-def physics_tensors(records, sets: dict[str, np.ndarray], cache: Path, seeds) -> dict:
-    """``{"eps": [S, N, 3, 3] (NaN where missing), "unstable": [S, N], "have": [S, N] bool}`` for the val and test
-    records of each split."""
+def physics_tensors(records, sets: dict[str, np.ndarray], cache: Path, seeds, model: str = "7net-0") -> dict:
+    """``{"eps": [S, N, 3, 3] (NaN where missing), "unstable": [S, N], "lowest": [S, N] (THz, the softest mode in
+    the sum), "have": [S, N] bool}`` for the val and test records of each split (force constants of the SevenNet
+    checkpoint ``model``, read from ``cache``)."""
     import sevenn
 
     from goectp.canonical import canonical_cell
@@ -51,11 +52,12 @@ def physics_tensors(records, sets: dict[str, np.ndarray], cache: Path, seeds) ->
     from goectp.physics.predict import point_group_average, point_group_of, predict_born_charges
 
     class Key:  # what force_constant_key reads of a force field: SevenNetForceField's version, without loading it
-        version = f"sevenn-{sevenn.__version__}-7net-0"
+        version = f"sevenn-{sevenn.__version__}-{model}"
 
     n = len(records)
     eps = np.full((len(seeds), n, 3, 3), np.nan)
     unstable = np.zeros((len(seeds), n), int)
+    lowest = np.full((len(seeds), n), np.nan)
     cells: dict[int, tuple] = {}
     for i, rec in enumerate(records):
         if not (sets["val"][:, i].any() or sets["test"][:, i].any()):
@@ -67,14 +69,15 @@ def physics_tensors(records, sets: dict[str, np.ndarray], cache: Path, seeds) ->
     print(f"force constants found for {len(cells)} of {n} records", flush=True)
     groups = {i: point_group_of(cell) for i, (cell, _) in cells.items()}  # as ionic_physics: the point-group average
     for k, seed in enumerate(seeds):
-        model = _born_model(seed)
+        born = _born_model(seed)
         for i, (cell, fc) in cells.items():
             if not (sets["val"][k, i] or sets["test"][k, i]):
                 continue
-            z, _ = predict_born_charges(cell, model)
+            z, _ = predict_born_charges(cell, born)
             modes = ionic_modes(z, fc.force_constants, fc.volume, fc.masses)
             eps[k, i], unstable[k, i] = point_group_average(modes.tensor, groups[i]), modes.num_unstable
-    return {"eps": eps, "unstable": unstable, "have": np.isfinite(eps).all(axis=(2, 3))}
+            lowest[k, i] = modes.softest_thz
+    return {"eps": eps, "unstable": unstable, "lowest": lowest, "have": np.isfinite(eps).all(axis=(2, 3))}
 
 
 def combine(name: str, default, electronic, phys, usable, s: float, w: float) -> np.ndarray:

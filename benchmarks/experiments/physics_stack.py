@@ -31,43 +31,6 @@ OUT = Path("runs/physics")
 LOSS = "mae"  # or "log" (--loss): what the parameters are fitted to
 
 
-def physics_details(records, sets, cache: Path, seeds, model: str = "7net-0") -> dict:
-    """Per split and record: ε_phys (stable modes), unstable count, lowest stable frequency (THz), have."""
-    import sevenn
-    from physics_model import _born_model
-
-    from goectp.canonical import canonical_cell
-    from goectp.physics.ionic import ionic_modes
-    from goectp.physics.phonons import ForceConstants, force_constant_key
-    from goectp.physics.predict import point_group_average, point_group_of, predict_born_charges
-
-    class Key:  # what force_constant_key reads of a force field, without loading it
-        version = f"sevenn-{sevenn.__version__}-{model}"
-
-    n = len(records)
-    eps = np.full((len(seeds), n, 3, 3), np.nan)
-    unstable = np.zeros((len(seeds), n), int)
-    lowest = np.full((len(seeds), n), np.nan)
-    cells = {}
-    for i, rec in enumerate(records):
-        if sets["val"][:, i].any() or sets["test"][:, i].any():
-            cell = canonical_cell(rec.structure)
-            path = cache / f"{force_constant_key(cell, Key)}.npz"
-            if path.is_file():
-                cells[i] = (cell, ForceConstants.from_npz(path), point_group_of(cell))
-    print(f"force constants for {len(cells)} records", flush=True)
-    for k, seed in enumerate(seeds):
-        model = _born_model(seed)
-        for i, (cell, fc, group) in cells.items():
-            if sets["val"][k, i] or sets["test"][k, i]:
-                z, _ = predict_born_charges(cell, model)
-                modes = ionic_modes(z, fc.force_constants, fc.volume, fc.masses)
-                eps[k, i] = point_group_average(modes.tensor, group)
-                unstable[k, i] = modes.num_unstable
-                lowest[k, i] = modes.softest_thz
-    return {"eps": eps, "unstable": unstable, "lowest": lowest}
-
-
 def fit(default, estimate, unstable, lowest, true, free: list[int], start: np.ndarray) -> np.ndarray:
     """θ of :func:`goectp.physics.combine.gated`: the ``free`` entries fitted (Nelder–Mead from ``start``) to the
     component MAE, or to ``|log ε̄ ratio|`` with ``--loss log``."""
@@ -93,7 +56,7 @@ def fit(default, estimate, unstable, lowest, true, free: list[int], start: np.nd
 
 
 def main() -> None:
-    from physics_model import tail_ratio
+    from physics_model import physics_tensors, tail_ratio
 
     from goectp.data.dielectric import read_dielectric_json
     from goectp.data.paths import data_dir
@@ -131,7 +94,7 @@ def main() -> None:
         if cached.is_file():
             with np.load(cached) as z:
                 return {k: z[k] for k in z.files}
-        out = physics_details(records, sets, Path("runs/phonons") / f"cache-{ff}", SPLIT_SEEDS, model)
+        out = physics_tensors(records, sets, Path("runs/phonons") / f"cache-{ff}", SPLIT_SEEDS, model)
         OUT.mkdir(parents=True, exist_ok=True)
         np.savez_compressed(cached, **out)
         return out
@@ -148,7 +111,7 @@ def main() -> None:
     true_ion = np.stack([np.trace(r.target("ionic")) / 3 for r in records])
     phys_mean = np.trace(phys["eps"], axis1=-2, axis2=-1) / 3
     use = sets["val"] & np.isfinite(phys_mean) & (phys["unstable"] == 0)
-    scale = float(np.median(true_ion[use.nonzero()[1]] / np.maximum(phys_mean[use], 1e-6)))
+    scale = round(float(np.median(true_ion[use.nonzero()[1]] / np.maximum(phys_mean[use], 1e-6))), 4)  # as stored
     print(f"{args.force_field}: physics term for {int(use.sum())} validation entries, scale s = {scale:.4f}")
     estimate = electronic + scale * phys["eps"]  # NaN where there are no force constants
     stable_only = np.where((phys["unstable"] == 0)[..., None, None], estimate, np.nan)
@@ -223,7 +186,7 @@ def main() -> None:
         metrics["val_mae"] = round(float(np.mean(rows[best]["val_mae"])), 4)
         shipped.update(
             rule="gated",
-            scale=round(scale, 4),
+            scale=scale,
             force_field=args.force_field,
             gate=[round(float(v), 6) for v in theta],
             chosen_on=f"validation splits (seeds 0-4): '{best}' has the lowest out-of-fold validation MAE of "

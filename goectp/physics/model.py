@@ -57,6 +57,30 @@ class PhysicsConfig:
         if not (isinstance(self.max_sites, int) and 1 <= self.max_sites <= 500):
             raise ValueError(f"physics.json: max_sites must be an integer in [1, 500], got {self.max_sites!r}")
 
+    @property
+    def keeps_unstable(self) -> bool:
+        """Whether a crystal with an unstable mode keeps a physics term (its stable modes): the ``gated`` rule."""
+        return self.rule == "gated"
+
+    def combine(self, total: np.ndarray, electronic: np.ndarray, term: Any, usable: bool) -> np.ndarray:
+        """``[3, 3]``: this rule on one crystal's learned ``total`` and ``electronic`` tensors and its
+        :class:`~goectp.physics.predict.IonicPhysics` ``term`` (``None`` when there is none)."""
+        physics = term.tensor if term is not None else np.full((3, 3), np.nan)
+        unstable = term.modes.num_unstable if term is not None else 0
+        softest = term.modes.softest_thz if term is not None else float("nan")
+        return combine_physics(
+            self.rule,
+            np.asarray(total, float).reshape(1, 3, 3),
+            np.asarray(electronic, float).reshape(1, 3, 3),
+            physics[None],
+            np.array([usable]),
+            self.scale,
+            self.weight,
+            gate=self.gate,
+            unstable=np.array([unstable]),
+            lowest_thz=np.array([softest]),
+        )[0]
+
     @classmethod
     def load(cls, path: str | Path) -> PhysicsConfig:
         path = Path(path)
@@ -73,16 +97,6 @@ class PhysicsModel:
 
     def __init__(self, config: PhysicsConfig, total: Any, electronic: Any, born: Any) -> None:
         self.config, self.total, self.electronic, self.born = config, total, electronic, born
-
-    @property
-    def uses_unstable(self) -> bool:
-        """Whether a crystal with an unstable mode keeps a physics term (its stable modes): the ``gated`` rule."""
-        return self.config.rule == "gated"
-
-    def combine(self, total: np.ndarray, electronic: np.ndarray, term: Any, usable: bool) -> np.ndarray:
-        """``[3, 3]``: the rule of ``physics.json`` on one crystal's learned ``total``, ``electronic`` and
-        :class:`~goectp.physics.predict.IonicPhysics` ``term`` (``None`` when there is none)."""
-        return combine_config(self.config, total, electronic, term, usable)
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> PhysicsModel:
@@ -135,10 +149,10 @@ class PhysicsModel:
                 why = f"{n_cell} atoms in the primitive cell (force constants up to {self.config.max_sites})"
             else:
                 term = ionic_physics(structure, self.born, forces or self.config.force_field)
-                if term.modes.num_unstable and not self.uses_unstable:
+                if term.modes.num_unstable and not self.config.keeps_unstable:
                     why = f"{term.modes.num_unstable} unstable mode(s) at this geometry"
             usable = term is not None and why is None
-            eps = self.combine(totals[i], electronic[i], term, usable)
+            eps = self.config.combine(totals[i], electronic[i], term, usable)
             out.append(
                 {
                     "eps_electronic": electronic[i].tolist(),
@@ -150,22 +164,3 @@ class PhysicsModel:
                 }
             )
         return out
-
-
-def combine_config(config: PhysicsConfig, total: np.ndarray, electronic: np.ndarray, term: Any, usable: bool):
-    """``[3, 3]``: ``config``'s rule on one crystal (:meth:`PhysicsModel.combine`; the explorer calls it too)."""
-    physics = term.tensor if term is not None else np.full((3, 3), np.nan)
-    unstable = term.modes.num_unstable if term is not None else 0
-    softest = term.modes.softest_thz if term is not None else float("nan")
-    return combine_physics(
-        config.rule,
-        np.asarray(total, float).reshape(1, 3, 3),
-        np.asarray(electronic, float).reshape(1, 3, 3),
-        physics[None],
-        np.array([usable]),
-        config.scale,
-        config.weight,
-        gate=config.gate,
-        unstable=np.array([unstable]),
-        lowest_thz=np.array([softest]),
-    )[0]
