@@ -126,7 +126,7 @@ def predict_summary(
     calibrated: bool = True,
     physics: bool = False,
     born_model: Any = None,
-    forces: Any = "sevennet",
+    forces: Any = None,
 ) -> list[dict[str, Any]]:
     """ε̄ ± σ, α ± σ, eigenvalues ± σ and the tensor ± σ of each structure, with out-of-distribution flags.
 
@@ -138,7 +138,8 @@ def predict_summary(
     the members that predict them apart (absent when none does).
 
     ``physics=True`` adds ``"physics"``: ε_ion from predicted Born charges and force constants
-    (:func:`goectp.physics.predict.ionic_physics`, ``born_model`` and ``forces`` passed on; seconds per structure,
+    (:func:`goectp.physics.predict.ionic_physics`, ``born_model`` and ``forces`` passed on, ``forces=None`` being the
+    ``physics`` model's own force field; seconds per structure,
     see its docstring): the tensor, ε̄_ion, the unstable modes, the dominant modes and the charges.
 
     ``model="physics"``: the shipped ``physics`` model (:class:`goectp.physics.model.PhysicsModel`): the default's
@@ -150,7 +151,6 @@ def predict_summary(
     if _is_physics(model):
         from goectp.physics.model import PhysicsModel
 
-        forces = None if forces == "sevennet" else forces
         records = PhysicsModel.load().predict_summary(load_structures(structures, max_sites), forces, calibrated)
         return [{**r, "model": "physics"} for r in records]
     if model is None or isinstance(model, (str, Path)):

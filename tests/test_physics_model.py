@@ -235,3 +235,30 @@ def test_the_api_reaches_the_physics_model_by_name(tmp_path, monkeypatch):
     (uncalibrated,) = goectp.predict_summary(cif, model="physics", calibrated=False)
     assert not uncalibrated["calibrated"]
     np.testing.assert_allclose(uncalibrated["eps_physics"], record["eps_physics"], atol=1e-10)
+
+
+def test_the_physics_term_uses_the_physics_models_force_field_unless_told(tmp_path, monkeypatch):
+    """`ionic_physics(forces=None)` (what `goectp predict --modes` and `predict_summary(physics=True)` call) computes
+    with the force field physics.json names, so the term shown is the one the `physics` model adds; 'sevennet' when
+    no physics model ships; a named force field wins."""
+    import goectp.physics.predict as predict
+    import goectp.registry
+    from goectp.physics.model import PHYSICS_FILE, shipped_force_field
+
+    (tmp_path / PHYSICS_FILE).parent.mkdir(parents=True)
+    monkeypatch.setattr(goectp.registry, "assets_dir", lambda: tmp_path)
+    assert shipped_force_field() == "sevennet"  # nothing ships
+    config = {"rule": "blend", "scale": 0.8, "weight": 0.3, "force_field": "sevennet-l3i5"}
+    (tmp_path / PHYSICS_FILE).write_text(json.dumps(config))
+    assert shipped_force_field() == "sevennet-l3i5"
+    asked = []
+
+    def refuse(name):
+        asked.append(name)
+        raise RuntimeError("no force field in this test")
+
+    monkeypatch.setattr(predict, "_force_field", refuse)
+    for forces in (None, "chgnet"):
+        with pytest.raises(RuntimeError, match="no force field"):
+            predict.ionic_physics(primitive_rocksalt(), forces=forces, cache_dir=None)
+    assert asked == ["sevennet-l3i5", "chgnet"]

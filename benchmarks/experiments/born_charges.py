@@ -67,8 +67,8 @@ def run(args: argparse.Namespace) -> None:
         print(f"split {seed}: " + ", ".join(f"{k} {len(v)}" for k, v in graphs.items()), flush=True)
         cfg = BornTrainConfig(epochs=args.epochs, hidden=args.hidden, num_layers=args.layers, seed=seed)
         model, info = train_born_model(graphs["train"], graphs["val"], cfg, log=print)
-        OUT.mkdir(parents=True, exist_ok=True)
-        save_checkpoint(OUT / f"split{seed}.pt", model, split_seed=seed, train_config=vars(cfg))
+        args.out.mkdir(parents=True, exist_ok=True)
+        save_checkpoint(args.out / f"split{seed}.pt", model, split_seed=seed, train_config=vars(cfg))
         result = {"split": seed, "train_config": vars(cfg), "best_val_mae": info["best_val_mae"]}
         preds = {}
         for name in ("val", "test"):
@@ -77,20 +77,20 @@ def run(args: argparse.Namespace) -> None:
             ids = [i for i, m in zip(data["ids"], part[name]) if m]
             preds.update({f"{name}:{i}": p for i, p in zip(ids, pred)})
         result["seconds_per_epoch"] = float(np.median([h["s"] for h in info["history"]]))
-        (OUT / f"split{seed}.json").write_text(json.dumps(result, indent=1))
-        np.savez_compressed(OUT / f"pred-split{seed}.npz", **preds)
+        (args.out / f"split{seed}.json").write_text(json.dumps(result, indent=1))
+        np.savez_compressed(args.out / f"pred-split{seed}.npz", **preds)
         print(
             f"split {seed}: test MAE {result['test']['mae']:.4f}"
             f" (per-element mean {result['test']['baseline_mae']:.4f})"
         )
 
 
-def report(_: argparse.Namespace) -> None:
+def report(args: argparse.Namespace) -> None:
     from pymatgen.core.periodic_table import Element
 
-    results = [json.loads(p.read_text()) for p in sorted(OUT.glob("split*.json"))]
+    results = [json.loads(p.read_text()) for p in sorted(args.out.glob("split*.json"))]
     if not results:
-        raise SystemExit(f"no results under {OUT}: run the training first")
+        raise SystemExit(f"no results under {args.out}: run the training first")
     print("| split | train epochs | val MAE (e) | test MAE (e) | per-element-mean test MAE (e) | test atoms |")
     print("|---|---|---|---|---|---|")
     for r in results:
@@ -153,6 +153,7 @@ def main() -> None:
     p.add_argument("--layers", type=int, default=2)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--n-dielectric", type=int, default=2733, help="records of the dielectric file (its splits)")
+    p.add_argument("--out", type=Path, default=OUT, help="where the checkpoints, metrics and predictions go")
     p.add_argument("--report", action="store_true")
     p.add_argument("--evaluate-shipped", action="store_true", help="test MAE of the shipped (float16) members")
     args = p.parse_args()

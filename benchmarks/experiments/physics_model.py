@@ -21,6 +21,7 @@ Candidates (``ε_phys`` = the physics ε_ion, ``ε∞`` = the electronic model, 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 from pathlib import Path
 
@@ -80,6 +81,28 @@ def physics_tensors(records, sets: dict[str, np.ndarray], cache: Path, seeds, mo
     return {"eps": eps, "unstable": unstable, "lowest": lowest, "have": np.isfinite(eps).all(axis=(2, 3))}
 
 
+FORCE_FIELD_MODELS = {"sevennet": "7net-0", "sevennet-l3i5": "7net-l3i5"}  # force_field name → SevenNet checkpoint
+
+
+def cached_physics_tensors(records, sets: dict[str, np.ndarray], force_field: str = "sevennet") -> dict:
+    """:func:`physics_tensors` of ``force_field``'s cache (``runs/phonons/cache-<force_field>``), kept in
+    ``runs/physics``; the file's name holds the number of cached force constants and a hash of the Born-charge
+    checkpoints ``runs/born/split<k>.pt``, so a growing cache or a retrained Born model computes it anew."""
+    from goectp.data.splits import SPLIT_SEEDS
+
+    cache = Path("runs/phonons") / f"cache-{force_field}"
+    n_files = len(list(cache.glob("*.npz")))
+    born = hashlib.sha256(b"".join(Path(f"runs/born/split{k}.pt").read_bytes() for k in SPLIT_SEEDS))
+    path = OUT / f"physics_details-{force_field}-{n_files}-born{born.hexdigest()[:8]}.npz"
+    if path.is_file():
+        with np.load(path) as z:
+            return {k: z[k] for k in z.files}
+    out = physics_tensors(records, sets, cache, SPLIT_SEEDS, FORCE_FIELD_MODELS[force_field])
+    OUT.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, **out)
+    return out
+
+
 def combine(name: str, default, electronic, phys, usable, s: float, w: float) -> np.ndarray:
     """The candidate ``name`` for one split ``[N, 3, 3]`` (:func:`goectp.physics.combine.combine_physics`)."""
     from goectp.physics.combine import combine_physics
@@ -105,7 +128,7 @@ def main() -> None:
     from goectp.uncertainty import Calibration, heldout_predictions, split_means, split_members
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--cache", default="runs/phonons/cache-sevennet")
+    p.add_argument("--force-field", default="sevennet", choices=sorted(FORCE_FIELD_MODELS))
     args = p.parse_args()
     records = read_dielectric_json(data_dir() / "mp_dielectric_open.json.gz")
     held_d, held_e = heldout_predictions("default"), heldout_predictions("electronic")
@@ -121,14 +144,7 @@ def main() -> None:
     electronic = split_means(held_e, sets["test"])
     true = held_d["true"]
     true_ion = np.stack([r.target("ionic") for r in records])
-    OUT.mkdir(parents=True, exist_ok=True)
-    cached = OUT / "physics_tensors.npz"
-    if cached.is_file():
-        with np.load(cached) as z:
-            phys = {k: z[k] for k in z.files}
-    else:
-        phys = physics_tensors(records, sets, Path(args.cache), SPLIT_SEEDS)
-        np.savez_compressed(cached, **phys)
+    phys = cached_physics_tensors(records, sets, args.force_field)
     usable = phys["have"] & (phys["unstable"] == 0)
     ion_mean = np.trace(true_ion, axis1=1, axis2=2) / 3
     # ranking of the ionic part alone, physics (predicted Z*) vs the default's ionic part (ε_d − ε∞)

@@ -92,6 +92,16 @@ class PhysicsConfig:
             raise ValueError(f"{path}: not a usable physics model description ({exc})"[:400]) from exc
 
 
+def shipped_force_field() -> str:
+    """The force field of the shipped ``physics`` model (``assets/physics/physics.json``), or ``"sevennet"`` when
+    none ships: what the physics term uses when no force field is named, so that ``goectp predict --modes`` and
+    ``predict_summary(physics=True)`` show the term the ``physics`` model adds."""
+    from goectp.registry import assets_dir
+
+    path = assets_dir() / PHYSICS_FILE
+    return PhysicsConfig.load(path).force_field if path.is_file() else "sevennet"
+
+
 class PhysicsModel:
     """The default's prediction with the physics term (see the module docstring)."""
 

@@ -130,15 +130,15 @@ def predict_born_charges(cell: Any, model: Any) -> tuple[np.ndarray, np.ndarray 
 
 
 #: The largest canonical cell :func:`ionic_physics` computes force constants for (≤ 6N force evaluations of N atoms;
-#: a median 4.4 s on one CPU thread at 13–20 atoms); the shipped ``physics`` model stops at 16
-#: (its validated range).
+#: a median 4.4 s on one CPU thread at 13–20 atoms); the shipped ``physics`` model stops at its ``max_sites`` (20,
+#: its validated range).
 MAX_PHYSICS_SITES = 40
 
 
 def ionic_physics(
     structure: Any,
     born_model: Any = None,
-    forces: ForceField | str = "sevennet",
+    forces: ForceField | str | None = None,
     born_charges: np.ndarray | None = None,
     cache_dir: str | Path | None = "default",
 ) -> IonicPhysics:
@@ -146,7 +146,8 @@ def ionic_physics(
 
     Args:
         born_model: a Born-charge model or ensemble (default: the shipped one); ignored with ``born_charges``.
-        forces: a :class:`~goectp.physics.phonons.ForceField` or its name ('sevennet', 'chgnet').
+        forces: a :class:`~goectp.physics.phonons.ForceField` or its name ('sevennet', 'sevennet-l3i5', 'chgnet');
+            ``None``: the shipped ``physics`` model's (:func:`goectp.physics.model.shipped_force_field`).
         born_charges: ``[N, 3, 3]`` charges of the *canonical cell's* sites, instead of predicting them.
         cache_dir: force-constant cache (``"default"``: ``$GOECTP_CACHE/phonons/<force field>``; ``None``: off).
     """
@@ -158,6 +159,10 @@ def ionic_physics(
             f"{len(cell)} atoms in the primitive cell: the physics term computes force constants for at most "
             f"{MAX_PHYSICS_SITES} (6N displaced cells of N atoms each)"
         )
+    if forces is None:
+        from goectp.physics.model import shipped_force_field
+
+        forces = shipped_force_field()
     ff = _force_field(forces)
     if cache_dir == "default":
         from goectp.data.paths import cache_dir as goectp_cache
