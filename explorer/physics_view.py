@@ -1,6 +1,6 @@
 """PhysicsView: why is this crystal high-κ? The physics term ε_ion = e²/(ε₀Ω) Z* Φ⁺ Z*ᵀ, mode by mode.
 
-On a button (it costs seconds: SevenNet-0 force constants, ≤ 6N force evaluations of the primitive cell), in a worker
+On a button (it costs seconds: SevenNet force constants, ≤ 6N force evaluations of the primitive cell), in a worker
 thread, cached per crystal for the server process: :func:`goectp.physics.predict.ionic_physics` with the predicted
 Born charges. Shows ε̄_ion from physics next to the model's ionic part (and DFT's for a data-set record), the Born
 charges per atom (table and ellipsoids in 3D), the optical modes ranked by their share of ε̄_ion (unstable modes
@@ -33,7 +33,7 @@ from explorer.tensor_view import matrix_html
 
 BORN_VIEW = "Born charges Z*"
 MODE_VIEW = "mode, animated"
-MAX_SITES = 40  # primitive-cell sites: ≤ 6N SevenNet-0 evaluations (about 5 s at 40 sites on one CPU thread)
+MAX_SITES = 40  # primitive-cell sites: ≤ 6N force evaluations of N atoms (cost by size: docs/physics.md)
 #: what the physics term is, one line
 WHAT = (
     "Physics term: ε_ion = e²/(ε₀Ω) Σ Z* Φ⁺ Z*ᵀ — Γ-point force constants Φ from {forces} (phonopy, ±0.01 Å central "
@@ -42,7 +42,7 @@ WHAT = (
 )
 #: the physics results of the server process, shared read-only by every session (keyed by model, forces, crystal)
 PHYSICS_CACHE = SharedPredictions(size=256)
-#: one computation at a time per process (SevenNet-0 uses every core it is given)
+#: one computation at a time per process (SevenNet uses every core it is given)
 _WORKER = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="goectp-physics")
 _SHIPPED: dict[tuple, Any] = {}
 _SHIPPED_LOCK = threading.Lock()
@@ -320,10 +320,10 @@ class PhysicsView(pn.viewable.Viewer):
             )
         if self.result is None:
             return pn.pane.Markdown(
-                "Not computed for this crystal yet. Cost, measured on a busy 2-core machine with the shipped "
-                "Born-charge ensemble and SevenNet-0: about 8 s for the first crystal of a server process (both "
-                "models load once), then 1–2 s for 2–6 atoms (≤ 6N force evaluations); a crystal computed once is "
-                "shown again at once (cached).",
+                "Not computed for this crystal yet. Cost, measured on one CPU thread with the shipped Born-charge "
+                "ensemble and SevenNet-l3i5 (the physics model's force field): about 5 s for the first crystal of a "
+                "server process (both models load once), then 1–2 s for 4–6 atoms (≤ 6N force evaluations; 13–20 atoms "
+                "a median 18 s on a loaded machine); a crystal computed once is shown again at once (cached).",
                 css_classes=["goectp-physics-idle"],
             )
         fc = self.result.force_constants

@@ -262,3 +262,41 @@ def test_the_physics_term_uses_the_physics_models_force_field_unless_told(tmp_pa
         with pytest.raises(RuntimeError, match="no force field"):
             predict.ionic_physics(primitive_rocksalt(), forces=forces, cache_dir=None)
     assert asked == ["sevennet-l3i5", "chgnet"]
+
+
+def test_the_gated_model_leaves_unstable_crystals_to_the_learned_tensor_when_chosen_so(tmp_path, monkeypatch):
+    """physics.json's ``keep_unstable`` (what the validation choice says): true, a crystal with unstable modes gets
+    the term of its stable modes through the gate; false, it keeps the learned tensor (times the size factor) and
+    says why: the shipped model must do what the evaluated candidate did."""
+    from goectp.api import build_model
+    from goectp.models import Ensemble
+    from goectp.physics.model import PhysicsConfig, PhysicsModel
+
+    def positive(model, shift):  # + shift·I at the readout (F I Fᵀ = I): ε̄ > 0, so the gate sees the estimate
+        with torch.no_grad():
+            model.head.mlp[4].bias[[0, 4, 8]] += shift
+        return model.double()
+
+    monkeypatch.setenv("GOECTP_CACHE", str(tmp_path))
+    torch.manual_seed(1)
+    total = Ensemble([positive(build_model(hidden=16, num_rbf=8), 5.0) for _ in range(2)])
+    electronic = Ensemble([positive(build_model(hidden=16, num_rbf=8), 2.0) for _ in range(2)])
+    theta = (0.0,) * 7  # w = σ(0) = 1/2, size factor 1
+    for keep in (True, False):
+        config = PhysicsConfig(rule="gated", scale=0.5, weight=0.3, max_sites=4, gate=theta, keep_unstable=keep)
+        model = PhysicsModel(config, total, electronic, _born_model(5))
+        (rec,) = model.predict_summary([primitive_rocksalt()], forces=PairSprings(k=-2.0))  # every optical mode soft
+        assert rec["physics"]["unstable_modes"] == 3
+        learned = np.array(rec["tensor"])
+        if keep:
+            assert rec["physics_used"] and rec["physics_skipped"] is None
+            estimate = np.array(rec["eps_electronic"]) + 0.5 * np.array(rec["physics"]["eps_ion"])
+            np.testing.assert_allclose(rec["eps_physics"], learned + 0.5 * (estimate - learned), atol=1e-10)
+            assert np.abs(estimate - learned).max() > 1  # the term moved it
+        else:
+            assert not rec["physics_used"] and "3 unstable mode(s)" in rec["physics_skipped"]
+            np.testing.assert_allclose(rec["eps_physics"], learned, atol=1e-12)
+    bad = tmp_path / "physics.json"
+    bad.write_text(json.dumps({"rule": "gated", "scale": 0.8, "weight": 0.3, "gate": theta, "keep_unstable": "no"}))
+    with pytest.raises(ValueError, match="keep_unstable must be true or false"):
+        PhysicsConfig.load(bad)

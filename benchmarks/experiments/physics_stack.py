@@ -13,7 +13,8 @@ stable ones). Every factor is a scalar invariant times an equivariant tensor, so
 
 Cross-fitting, so no number is in-sample: for test split ``k`` the parameters are fitted on the **validation**
 records of every split ``j`` (held out from the split-``j`` members that predict them) that are not in test split
-``k``; the loss is the component MAE (``scipy.optimize.minimize``, Nelder–Mead from the fixed blend). Validation
+``k``; the loss is the component MAE (``scipy.optimize.minimize``, Nelder–Mead from the fixed blend, restarted where
+it stops until the loss no longer falls). Validation
 MAE is reported out of fold (5 folds over the validation records).
 
     python benchmarks/experiments/physics_stack.py   # after physics_model.py's inputs exist (runs/born, the FC cache)
@@ -29,6 +30,8 @@ import numpy as np
 
 OUT = Path("runs/physics")
 LOSS = "mae"  # or "log" (--loss): what the parameters are fitted to
+#: Nelder–Mead restarts from its own result (a fit from the blend stalled at validation MAE 1.2951; restarted, 1.2628)
+RESTARTS = 8
 
 
 def trace3(eps: np.ndarray) -> np.ndarray:
@@ -54,7 +57,13 @@ def fit(default, estimate, unstable, lowest, true, free: list[int], start: np.nd
             return np.abs(np.log(np.maximum(pred_mean, 1e-3) / np.maximum(true_mean, 1e-3))).mean()
         return np.abs(pred - true).mean()
 
-    res = minimize(loss, start[free], method="Nelder-Mead", options={"maxiter": 4000, "xatol": 1e-4, "fatol": 1e-6})
+    options = {"maxiter": 4000, "xatol": 1e-4, "fatol": 1e-6}
+    res = minimize(loss, start[free], method="Nelder-Mead", options=options)
+    for _ in range(RESTARTS):  # the simplex stalls on this piecewise-linear loss: restart it where it stopped
+        again = minimize(loss, res.x, method="Nelder-Mead", options=options)
+        if again.fun >= res.fun - 1e-7:
+            break
+        res = again
     theta = start.copy()
     theta[free] = res.x
     return theta
@@ -191,10 +200,11 @@ def main() -> None:
             scale=scale,
             force_field=args.force_field,
             gate=[round(float(v), 6) for v in theta],
+            keep_unstable=bool(rows[best]["unstable_kept"]),
             chosen_on=f"validation splits (seeds 0-4): '{best}' has the lowest out-of-fold validation MAE of "
             f"{len(rows)} candidates (benchmarks/experiments/physics_stack.py); θ fitted on every validation record",
             command=shipped["command"].split("; python benchmarks/experiments/physics_stack.py")[0]
-            + "; python benchmarks/experiments/physics_stack.py --write",
+            + f"; python benchmarks/experiments/physics_stack.py --force-field {args.force_field} --write",
         )
         shipped["metrics_5_split_mean"]["gated"] = metrics
         shipped_path.write_text(json.dumps(shipped, indent=1) + "\n")

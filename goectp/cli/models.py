@@ -42,7 +42,7 @@ def physics_line() -> str:
     from goectp.registry import assets_dir
 
     line = (
-        "the default corrected by the physics term (Born charges × SevenNet-0 force constants; seconds per "
+        "the default corrected by the physics term (Born charges × SevenNet force constants; seconds per "
         "structure): goectp predict --model physics"
     )
     try:

@@ -38,8 +38,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--born-charges",
         action="store_true",
-        help="also the physics term: predicted Born charges per atom and ε_ion = e²/(ε₀Ω) Z* Φ⁺ Z*ᵀ with SevenNet-0"
-        " force constants (seconds per structure, cached)",
+        help="also the physics term: predicted Born charges per atom and ε_ion = e²/(ε₀Ω) Z* Φ⁺ Z*ᵀ with the physics"
+        " model's SevenNet force constants (seconds per structure, cached)",
     )
     p.add_argument(
         "--modes", type=int, default=0, metavar="K", help="also the K phonon modes with the largest share of ε̄_ion"

@@ -110,7 +110,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=0,
         metavar="N",
         help="re-rank the N best of the high-k list with the physics term (the shipped 'physics' model: Born charges"
-        " and SevenNet-0 force constants, seconds per candidate, cached) (default: off)",
+        " and SevenNet force constants, seconds per candidate, cached) (default: off)",
     )
     e = p.add_argument_group("execution")
     e.add_argument(

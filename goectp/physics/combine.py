@@ -2,7 +2,7 @@ r"""How the physics term joins a learned prediction: one definition for the expe
 
 With ``ε_d`` the learned total tensor, ``ε∞`` the learned electronic tensor and ``ε_phys`` the physics ε_ion
 (:mod:`goectp.physics.predict`), the physics estimate of the total is ``ε_p = ε∞ + s ε_phys`` (``s``: a global
-scale, SevenNet-0 being softer than DFT), and
+scale: the universal potentials are softer than DFT), and
 
 - ``replace``: ``ε_p``;
 - ``blend``: ``ε_d + w (ε_p − ε_d)``;

@@ -40,6 +40,8 @@ class PhysicsConfig:
     force_field: str = "sevennet"
     max_sites: int = 40
     gate: tuple[float, ...] | None = None  # θ of the ``gated`` rule (:func:`goectp.physics.combine.gated`)
+    #: under ``gated``: whether a crystal with unstable modes keeps the term of its stable modes (else the learned ε)
+    keep_unstable: bool = True
 
     def __post_init__(self) -> None:
         if self.rule not in RULES:
@@ -50,6 +52,8 @@ class PhysicsConfig:
             if not ok or not all(isinstance(v, (int, float)) and np.isfinite(v) and abs(v) <= 50 for v in gate):
                 raise ValueError(f"physics.json: gate must be {GATE_SIZE} numbers in [-50, 50], got {gate!r}"[:300])
             object.__setattr__(self, "gate", tuple(float(v) for v in gate))
+        if not isinstance(self.keep_unstable, bool):
+            raise ValueError(f"physics.json: keep_unstable must be true or false, got {self.keep_unstable!r}"[:300])
         for name in ("scale", "weight"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and np.isfinite(value) and 0 <= value <= 10):
@@ -59,8 +63,9 @@ class PhysicsConfig:
 
     @property
     def keeps_unstable(self) -> bool:
-        """Whether a crystal with an unstable mode keeps a physics term (its stable modes): the ``gated`` rule."""
-        return self.rule == "gated"
+        """Whether a crystal with an unstable mode keeps a physics term (its stable modes): the ``gated`` rule with
+        ``keep_unstable`` (the choice made on validation; the other rules leave such crystals to the learned ε)."""
+        return self.rule == "gated" and self.keep_unstable
 
     def combine(self, total: np.ndarray, electronic: np.ndarray, term: Any, usable: bool) -> np.ndarray:
         """``[3, 3]``: this rule on one crystal's learned ``total`` and ``electronic`` tensors and its

@@ -1,6 +1,6 @@
-"""ε_ion of one crystal from physics: predicted Born charges, SevenNet-0 force constants, the closed form mode by mode.
+"""ε_ion of one crystal from physics: predicted Born charges, SevenNet force constants, the closed form mode by mode.
 
-    result = ionic_physics(structure)            # the shipped Born-charge model and SevenNet-0, cached
+    result = ionic_physics(structure)   # the shipped Born-charge model and the physics model's force field, cached
     result.tensor, result.modes.frequency_thz, result.modes.shares(), result.born_charges
 
 Everything is computed on the crystal's canonical primitive cell (:func:`goectp.canonical.canonical_cell`, in the

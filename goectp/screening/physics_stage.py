@@ -2,9 +2,9 @@
 
 The first stage (or the funnel) ranks the pool by the learned model's ε̄. Large ε comes from soft polar modes, which
 the network under-predicts (docs/physics.md), so the ``physics_top`` best candidates of the high-κ list get the
-shipped ``physics`` model (:class:`goectp.physics.model.PhysicsModel`: predicted Born charges, SevenNet-0 force
-constants, the rule chosen on validation) and the list is re-ranked by the corrected score
-``ε̄_phys + κ·σ`` (σ stays the default's). Candidates beyond ``physics_top`` keep their order below.
+shipped ``physics`` model (:class:`goectp.physics.model.PhysicsModel`: predicted Born charges, force constants
+of the SevenNet checkpoint ``physics.json`` names, the rule chosen on validation) and the list is re-ranked by
+the corrected score ``ε̄_phys + κ·σ`` (σ stays the default's). Candidates beyond ``physics_top`` keep their order below.
 
 The learned ε of each candidate is the screen's own (its table's tensor columns): the stage runs only the ε∞ model
 and the physics term. Cost: seconds per candidate (force constants, cached per crystal), stated in the summary; a
