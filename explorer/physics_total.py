@@ -16,7 +16,7 @@ from explorer.models import ENSEMBLE_MEAN
 
 def shipped_physics_config() -> Any:
     """``assets/physics/physics.json`` read once per server process (``None`` when it is not shipped)."""
-    from goectp.physics.model import PHYSICS_FILE, PhysicsConfig
+    from goectp.physics.config import PHYSICS_FILE, PhysicsConfig
     from goectp.registry import assets_dir
 
     path = assets_dir() / PHYSICS_FILE

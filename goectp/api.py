@@ -67,7 +67,7 @@ def predict_graphs_and_parts(
 
 
 def _is_physics(model: Any) -> bool:
-    from goectp.physics.model import PHYSICS_MODEL_NAME
+    from goectp.physics.config import PHYSICS_MODEL_NAME
 
     return isinstance(model, str) and model == PHYSICS_MODEL_NAME
 

@@ -112,7 +112,7 @@ def test_the_explorer_menu_shows_the_selected_models_line(tmp_path, monkeypatch)
 def test_goectp_models_gives_the_physics_models_numbers(capsys):
     """With the shipped assets: the physics line carries the test MAE and ε̄ Spearman of ``physics.json``'s rule."""
     from goectp.cli import main
-    from goectp.physics.model import PHYSICS_FILE
+    from goectp.physics.config import PHYSICS_FILE
 
     raw = json.loads((assets_dir() / PHYSICS_FILE).read_text())
     metrics = raw["metrics_5_split_mean"][raw["rule"]]

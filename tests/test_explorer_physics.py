@@ -259,7 +259,7 @@ def test_the_physics_models_total_for_the_crystal_on_screen(computed, selector, 
     from types import SimpleNamespace
 
     from explorer import physics_total
-    from goectp.physics.model import PhysicsConfig
+    from goectp.physics.config import PhysicsConfig
 
     eps_inf, eps_ion = np.diag([5.0, 5.0, 7.0]), np.diag([40.0, 40.0, 90.0])
     monkeypatch.setattr(physics_total, "shared_electronic_prediction", lambda s, name: eps_inf)
@@ -323,7 +323,7 @@ def test_the_explorer_computes_the_physics_term_with_the_physics_models_force_fi
 
     from explorer import physics_total
     from explorer.app import Explorer
-    from goectp.physics.model import PhysicsConfig
+    from goectp.physics.config import PhysicsConfig
 
     assert physics_total.shipped_force_field() == physics_total.shipped_physics_config().force_field
     config = replace(PhysicsConfig(rule="blend", scale=0.8, weight=0.5), force_field="sevennet-l3i5")

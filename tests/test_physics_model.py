@@ -47,7 +47,7 @@ def test_combination_rules_by_hand_and_equivariant():
 
 def test_gated_rule_by_hand_a_blend_at_zero_gate_and_equivariant(tmp_path):
     from goectp.physics.combine import combine_physics
-    from goectp.physics.model import PhysicsConfig
+    from goectp.physics.config import PhysicsConfig
 
     d = np.stack([np.eye(3) * 10, np.diag([30.0, 30.0, 60.0]), np.eye(3) * 8])  # learned totals
     e = np.stack([np.eye(3) * 4, np.eye(3) * 5, np.eye(3) * 3])  # learned ε∞
@@ -93,7 +93,8 @@ def test_gated_rule_by_hand_a_blend_at_zero_gate_and_equivariant(tmp_path):
 def test_physics_model_corrects_the_default_where_it_can(tmp_path, monkeypatch):
     from goectp.api import build_model
     from goectp.models import Ensemble
-    from goectp.physics.model import PhysicsConfig, PhysicsModel
+    from goectp.physics.config import PhysicsConfig
+    from goectp.physics.model import PhysicsModel
 
     monkeypatch.setenv("GOECTP_CACHE", str(tmp_path))
     torch.manual_seed(1)
@@ -126,7 +127,7 @@ def test_goectp_predict_model_physics_blends_the_physics_term(capsys, tmp_path, 
 
     from goectp.cli import main
     from goectp.physics.combine import combine_physics
-    from goectp.physics.model import PHYSICS_FILE, PhysicsConfig
+    from goectp.physics.config import PHYSICS_FILE, PhysicsConfig
     from goectp.registry import assets_dir
 
     monkeypatch.setenv("GOECTP_CACHE", str(tmp_path))
@@ -158,7 +159,7 @@ def test_goectp_predict_model_physics_blends_the_physics_term(capsys, tmp_path, 
 
 
 def test_the_shipped_physics_description_loads():
-    from goectp.physics.model import PHYSICS_FILE, PhysicsConfig
+    from goectp.physics.config import PHYSICS_FILE, PhysicsConfig
     from goectp.registry import assets_dir
 
     config = PhysicsConfig.load(assets_dir() / PHYSICS_FILE)
@@ -173,7 +174,8 @@ def test_screen_physics_stage_reranks_the_top_of_the_high_k_list(tmp_path, monke
 
     from goectp.api import build_model
     from goectp.models import Ensemble
-    from goectp.physics.model import PhysicsConfig, PhysicsModel
+    from goectp.physics.config import PhysicsConfig
+    from goectp.physics.model import PhysicsModel
     from goectp.screening.physics_stage import PHYSICS_COLUMNS, physics_rerank
 
     monkeypatch.setenv("GOECTP_CACHE", str(tmp_path))
@@ -243,7 +245,7 @@ def test_the_physics_term_uses_the_physics_models_force_field_unless_told(tmp_pa
     no physics model ships; a named force field wins."""
     import goectp.physics.predict as predict
     import goectp.registry
-    from goectp.physics.model import PHYSICS_FILE, shipped_force_field
+    from goectp.physics.config import PHYSICS_FILE, shipped_force_field
 
     (tmp_path / PHYSICS_FILE).parent.mkdir(parents=True)
     monkeypatch.setattr(goectp.registry, "assets_dir", lambda: tmp_path)
@@ -270,7 +272,8 @@ def test_the_gated_model_leaves_unstable_crystals_to_the_learned_tensor_when_cho
     says why: the shipped model must do what the evaluated candidate did."""
     from goectp.api import build_model
     from goectp.models import Ensemble
-    from goectp.physics.model import PhysicsConfig, PhysicsModel
+    from goectp.physics.config import PhysicsConfig
+    from goectp.physics.model import PhysicsModel
 
     def positive(model, shift):  # + shift·I at the readout (F I Fᵀ = I): ε̄ > 0, so the gate sees the estimate
         with torch.no_grad():

@@ -38,7 +38,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 def physics_line() -> str:
     """The ``physics`` model's line: what it is and its 5-split test numbers from ``assets/physics/physics.json``."""
-    from goectp.physics.model import PHYSICS_FILE
+    from goectp.physics.config import PHYSICS_FILE
     from goectp.registry import assets_dir
 
     line = (

@@ -10,7 +10,7 @@ import numpy as np
 
 from goectp.canonical import uses_canonical_cell
 from goectp.cli.common import named, one_line, reason_code, shipped
-from goectp.physics.model import PHYSICS_MODEL_NAME
+from goectp.physics.config import PHYSICS_MODEL_NAME
 from goectp.structure_checks import MAX_SITES
 
 #: How ``goectp predict`` names the tensor a model predicts.
