@@ -1,7 +1,10 @@
 """Where the shipped ``physics`` model still misses the high-κ tail: the test records with DFT ε̄ ≥ 30 of the five
 splits, grouped by why (no force constants: a cell over 20 atoms; unstable modes, which keep the learned ε; a large DFT
 ε∞ ≥ 20; the term used), with the median predicted/true ε̄ per group for the shipped candidate (its cross-fitted θ per
-split, read from ``physics_stack.py``'s results), the physics estimate ``ε∞ + s ε_phys`` alone and the default.
+split, read from ``physics_stack.py``'s results), the physics estimate ``ε∞ + s ε_phys`` alone and the default; then
+the median DFT/physics ionic ε̄ on the validation records binned by the physics value (what a prediction knows) and by
+the DFT value (what the tail ratio selects on): a bias would show in the first, regression toward the mean in the
+second.
 
     python benchmarks/experiments/physics_tail.py   # after physics_stack.py --force-field sevennet-l3i5 --write
 """
@@ -65,6 +68,23 @@ def main() -> None:
                 f"| {group} | {len(r['model'])} | {np.median(r['model']):.3f} | {sum(x < 0.9 for x in r['model'])} | "
                 f"{est} | {np.median(r['default']):.3f} |"
             )
+    scale_by_bin(records, sets, phys)
+
+
+def scale_by_bin(records, sets, phys) -> None:
+    """Median DFT/physics ionic ε̄ (stable force constants, validation records), binned both ways."""
+    ionic = np.array([np.trace(r.target("ionic")) / 3 for r in records])
+    mean = np.trace(phys["eps"], axis1=-2, axis2=-1) / 3
+    k, i = (sets["val"] & np.isfinite(mean) & (phys["unstable"] == 0)).nonzero()
+    physics, dft = mean[k, i], ionic[i]
+    print("\n| ε̄_ion bin | records (by physics) | median DFT/physics | records (by DFT) | median DFT/physics |")
+    print("|---|---|---|---|---|")
+    for lo, hi in ((0, 2), (2, 5), (5, 10), (10, 20), (20, 50), (50, np.inf)):
+        by_p, by_d = (physics >= lo) & (physics < hi), (dft >= lo) & (dft < hi)
+        print(
+            f"| {lo}–{hi} | {by_p.sum()} | {np.median(dft[by_p] / physics[by_p]):.3f} | {by_d.sum()} | "
+            f"{np.median(dft[by_d] / physics[by_d]):.3f} |"
+        )
 
 
 if __name__ == "__main__":
