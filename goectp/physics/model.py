@@ -1,11 +1,12 @@
 """The shipped ``physics`` model: the default ensemble's prediction corrected by the physics term.
 
-``assets/physics/physics.json`` says how (chosen on the validation splits by
-``benchmarks/experiments/physics_model.py``): the rule of :mod:`goectp.physics.combine`, its scale ``s`` and weight
-``w``, the learned models it combines (``default`` for the total, ``electronic`` for ε∞), the Born-charge ensemble
-and the force field, and the largest canonical cell it computes force constants for (bigger cells keep the
-default's prediction). σ and the OOD flag are the default's (calibrated): the physics term moves the mean, and
-the coverage of that σ around the corrected mean is measured in docs/results.md.
+``assets/physics/physics.json`` (:class:`goectp.physics.config.PhysicsConfig`, chosen on the validation splits by
+``benchmarks/experiments/physics_stack.py``) says how: the rule of :mod:`goectp.physics.combine` with its scale ``s``
+and gate θ, the learned models it combines (``default`` for the total, ``electronic`` for ε∞), the Born-charge
+ensemble and the force field, whether crystals with unstable modes keep a term, and the largest canonical cell it
+computes force constants for (bigger cells keep the default's prediction, times the rule's size factor). σ and the
+OOD flag are the default's (calibrated): the physics term moves the mean, and the coverage of that σ around the
+corrected mean is measured in docs/physics.md (92.9 % of test ε̄).
 
     model = PhysicsModel.load()
     records = model.predict_summary(["TiO2.cif"])   # predict_summary's records + "eps_physics", "physics"
