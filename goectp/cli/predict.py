@@ -166,7 +166,10 @@ def print_row(r: dict) -> None:
         if r["physics_used"]:
             print(f"  physics term used: ε̄ {default_mean:.3f} (default) → {r['eps_mean']:.3f} (σ is the default's)")
         else:
-            print(f"  physics term not used ({r['physics_skipped']}): the default's prediction")
+            kept = "the default's prediction"
+            if not np.isclose(r["eps_mean"], default_mean, rtol=1e-9):  # the gated rule's size factor
+                kept += f" times the rule's size factor: ε̄ {default_mean:.3f} → {r['eps_mean']:.3f}"
+            print(f"  physics term not used ({r['physics_skipped']}): {kept}")
 
 
 def print_physics(p: dict, born: bool, modes: int) -> None:
