@@ -80,7 +80,7 @@ def write_demo_screening(
 
 class SpringForceField:
     """Forces of nearest-neighbour springs (constant ``k`` along every bond shorter than ``cutoff``, rest length
-    ``r0``): a cheap harmonic stand-in for SevenNet-0 in the physics view's tests and demos (never a result)."""
+    ``r0``): a cheap harmonic stand-in for SevenNet in the physics view's tests and demos (never a result)."""
 
     name = "springs"
     version = "springs-demo-1"
