@@ -108,6 +108,7 @@ def report(args: argparse.Namespace) -> None:
     for r in results:
         for z, (e, b, n) in r["test"]["per_element"].items():
             pooled.setdefault(int(z), []).append((e * n, b * n, n))
+    large_charges(args)
     rows = sorted(pooled.items(), key=lambda kv: -sum(x[2] for x in kv[1]))[:15]
     print("\n| element | test atoms (all splits) | model MAE | per-element-mean MAE |\n|---|---|---|---|")
     for z, vals in rows:
@@ -116,6 +117,25 @@ def report(args: argparse.Namespace) -> None:
             f"| {Element.from_Z(z).symbol} | {n} | {sum(v[0] for v in vals) / n:.3f} |"
             f" {sum(v[1] for v in vals) / n:.3f} |"
         )
+
+
+def large_charges(args: argparse.Namespace, threshold: float = 5.0) -> None:
+    """Shrinkage at the anomalous end: the median predicted/DFT tr(Z*)/3 over the test atoms with |tr(Z*)/3| ≥
+    ``threshold`` (what ε_ion squares), from ``pred-split<k>.npz``."""
+    data = _graphs(args.data_dir)
+    graphs = dict(zip(data["ids"], data["graphs"]))
+    pred, dft = [], []
+    for path in sorted(args.out.glob("pred-split*.npz")):
+        with np.load(path) as z:
+            for key in (k for k in z.files if k.startswith("test:")):
+                pred.append(np.trace(z[key], axis1=1, axis2=2) / 3)
+                dft.append(np.trace(graphs[key[5:]].born.numpy(), axis1=1, axis2=2) / 3)
+    pred, dft = np.concatenate(pred), np.concatenate(dft)
+    large = np.abs(dft) >= threshold
+    print(
+        f"\ntest atoms with |tr Z*/3| ≥ {threshold:g}: {int(large.sum())}, median predicted/DFT tr Z*/3 "
+        f"{np.median(pred[large] / dft[large]):.3f}"
+    )
 
 
 def evaluate_shipped(args: argparse.Namespace) -> None:
