@@ -26,10 +26,13 @@ def shipped_physics_config() -> Any:
 
 
 def shipped_force_field() -> str:
-    """The force field of the shipped ``physics`` model ('sevennet' when none ships): the explorer computes the
-    physics term with it, so the corrected total is the model's own."""
+    """The force field of the shipped ``physics`` model (:func:`goectp.physics.config.shipped_force_field`, from the
+    process-cached description): the explorer computes the physics term with it, so the corrected total is the
+    model's own."""
+    from goectp.physics.config import DEFAULT_FORCE_FIELD
+
     config = shipped_physics_config()
-    return config.force_field if config is not None else "sevennet"
+    return config.force_field if config is not None else DEFAULT_FORCE_FIELD
 
 
 def resolve_name(name: str | None) -> str | None:

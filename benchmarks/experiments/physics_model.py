@@ -103,6 +103,16 @@ def cached_physics_tensors(records, sets: dict[str, np.ndarray], force_field: st
     return out
 
 
+def physics_scale(records, sets: dict[str, np.ndarray], phys: dict) -> float:
+    """``s``: the median DFT/physics ionic ε̄ over the validation entries (every split) with a stable physics term."""
+    from goectp.tensor_stats import mean_eigenvalue
+
+    dft = mean_eigenvalue(np.stack([r.target("ionic") for r in records]))
+    physics = mean_eigenvalue(phys["eps"])
+    k, i = (sets["val"] & np.isfinite(physics) & (phys["unstable"] == 0)).nonzero()
+    return float(np.median(dft[i] / np.maximum(physics[k, i], 1e-6)))
+
+
 def combine(name: str, default, electronic, phys, usable, s: float, w: float) -> np.ndarray:
     """The candidate ``name`` for one split ``[N, 3, 3]`` (:func:`goectp.physics.combine.combine_physics`)."""
     from goectp.physics.combine import combine_physics
@@ -158,12 +168,7 @@ def main() -> None:
     for k, (m, a, b) in enumerate(rows):
         print(f"  split {k}: n {m}, physics {a:.3f}, default ionic part {b:.3f}")
     # scale s and weight w on the validation records (pooled over splits)
-    vsel = sets["val"] & usable
-    ratio = [
-        ion_mean[vsel[k]] / np.maximum(np.trace(phys["eps"][k][vsel[k]], axis1=1, axis2=2) / 3, 1e-6)
-        for k in range(len(SPLIT_SEEDS))
-    ]
-    s = float(np.median(np.concatenate(ratio)))
+    s = physics_scale(records, sets, phys)
     results = {}
     for name in ("default", "replace", "blend", "tail-blend", "log-blend"):
         best = None

@@ -34,11 +34,6 @@ LOSS = "mae"  # or "log" (--loss): what the parameters are fitted to
 RESTARTS = 8
 
 
-def trace3(eps: np.ndarray) -> np.ndarray:
-    """ε̄ = tr(ε)/3 over the last two axes."""
-    return np.trace(eps, axis1=-2, axis2=-1) / 3
-
-
 def fit(default, estimate, unstable, lowest, true, free: list[int], start: np.ndarray) -> np.ndarray:
     """θ of :func:`goectp.physics.combine.gated`: the ``free`` entries fitted (Nelder–Mead from ``start``) to the
     component MAE, or to ``|log ε̄ ratio|`` with ``--loss log``."""
@@ -70,7 +65,7 @@ def fit(default, estimate, unstable, lowest, true, free: list[int], start: np.nd
 
 
 def main() -> None:
-    from physics_model import cached_physics_tensors, tail_ratio
+    from physics_model import FORCE_FIELD_MODELS, cached_physics_tensors, physics_scale, tail_ratio
 
     from goectp.data.dielectric import read_dielectric_json
     from goectp.data.paths import data_dir
@@ -78,10 +73,11 @@ def main() -> None:
     from goectp.evaluation.metrics import headline_metrics
     from goectp.physics.combine import gated
     from goectp.registry import resolve_model_path
+    from goectp.tensor_stats import mean_eigenvalue
     from goectp.uncertainty import Calibration, heldout_predictions, split_means, split_members
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--force-field", default="sevennet", choices=["sevennet", "sevennet-l3i5"])
+    p.add_argument("--force-field", default="sevennet", choices=sorted(FORCE_FIELD_MODELS))
     p.add_argument("--only-with", default=None, help="another force field: use only the records both have")
     p.add_argument("--loss", choices=["mae", "log"], default="mae", help="fit to component MAE or |log ε̄ ratio|")
     p.add_argument("--write", action="store_true", help="ship the best candidate on validation in physics.json")
@@ -101,7 +97,7 @@ def main() -> None:
     ]
     sigma_mean = [  # the calibrated σ of ε̄ (the quantity the calibration is fitted on), as predict_summary reports it
         calibration.sigma(
-            "eps_mean", (np.trace(held_d["members"][o], axis1=-2, axis2=-1) / 3).std(axis=0), trace3(default[k]), len(o)
+            "eps_mean", mean_eigenvalue(held_d["members"][o]).std(axis=0), mean_eigenvalue(default[k]), len(o)
         )
         for k, o in enumerate(own)
     ]
@@ -115,12 +111,8 @@ def main() -> None:
     shipped_path = Path("assets/physics/physics.json")
     shipped = json.loads(shipped_path.read_text())
     S = len(SPLIT_SEEDS)
-    # s: the median DFT/physics ionic ε̄ over the validation records with a stable physics term (as physics_model.py)
-    true_ion = np.stack([np.trace(r.target("ionic")) / 3 for r in records])
-    phys_mean = np.trace(phys["eps"], axis1=-2, axis2=-1) / 3
-    use = sets["val"] & np.isfinite(phys_mean) & (phys["unstable"] == 0)
-    scale = round(float(np.median(true_ion[use.nonzero()[1]] / np.maximum(phys_mean[use], 1e-6))), 4)  # as stored
-    print(f"{args.force_field}: physics term for {int(use.sum())} validation entries, scale s = {scale:.4f}")
+    scale = round(physics_scale(records, sets, phys), 4)  # as stored in physics.json
+    print(f"{args.force_field}: scale s = {scale:.4f}")
     estimate = electronic + scale * phys["eps"]  # NaN where there are no force constants
     stable_only = np.where((phys["unstable"] == 0)[..., None, None], estimate, np.nan)
     blend = np.array([0.0, 0.0, np.log(0.3 / 0.7), 0, 0, 0, 0])  # the shipped blend, w = 0.3, as a gate
@@ -165,7 +157,8 @@ def main() -> None:
             h = headline_metrics(pred, true[m])
             h["tail_ratio"] = tail_ratio(pred, true[m])
             h["coverage_2sigma"] = float((np.abs(pred - true[m]) <= 2 * sigma[k][m]).mean())
-            h["coverage_2sigma_mean"] = float((np.abs(trace3(pred) - trace3(true[m])) <= 2 * sigma_mean[k][m]).mean())
+            miss = np.abs(mean_eigenvalue(pred) - mean_eigenvalue(true[m]))
+            h["coverage_2sigma_mean"] = float((miss <= 2 * sigma_mean[k][m]).mean())
             h["theta"] = theta.tolist()
             per_split.append(h)
         rows[name] = {

@@ -21,12 +21,12 @@ GROUPS = ("term used", "large ε∞ (DFT ε∞ ≥ 20)", "unstable modes (learne
 
 def main() -> None:
     from physics_model import cached_physics_tensors
-    from physics_stack import trace3
 
     from goectp.data.dielectric import read_dielectric_json
     from goectp.data.paths import data_dir
     from goectp.data.splits import SPLIT_SEEDS, split_masks
     from goectp.physics.combine import gated
+    from goectp.tensor_stats import mean_eigenvalue
     from goectp.uncertainty import heldout_predictions, split_means
 
     shipped = json.loads(Path("assets/physics/physics.json").read_text())
@@ -42,20 +42,21 @@ def main() -> None:
     estimate = electronic + shipped["scale"] * phys["eps"]
     if not rows["unstable_kept"]:
         estimate = np.where((phys["unstable"] == 0)[..., None, None], estimate, np.nan)
-    electronic_true = np.array([trace3(r.target("total") - r.target("ionic")) for r in records])
+    electronic_true = mean_eigenvalue(np.stack([r.target("total") - r.target("ionic") for r in records]))
     ratios: dict[str, dict[str, list]] = {g: {"model": [], "estimate": [], "default": []} for g in GROUPS}
     for k in range(len(SPLIT_SEEDS)):
         m = sets["test"][k]
         theta = np.array(rows["splits"][k]["theta"])
         pred = gated(theta, default[k][m], estimate[k][m], phys["unstable"][k][m], phys["lowest"][k][m])
-        t = trace3(true[m])
+        t = mean_eigenvalue(true[m])
         have, unstable = phys["have"][k][m], phys["unstable"][k][m] > 0
+        parts = {"model": pred, "estimate": estimate[k][m], "default": default[k][m]}
+        ratio = {name: mean_eigenvalue(eps) / t for name, eps in parts.items()}
         for i in np.nonzero(t >= 30)[0]:
             group = GROUPS[3] if not have[i] else GROUPS[2] if unstable[i] else GROUPS[1]
             group = GROUPS[0] if group == GROUPS[1] and electronic_true[m][i] < 20 else group
-            ratios[group]["model"].append(trace3(pred[i]) / t[i])
-            ratios[group]["estimate"].append(trace3(estimate[k][m][i]) / t[i])
-            ratios[group]["default"].append(trace3(default[k][m][i]) / t[i])
+            for name in parts:
+                ratios[group][name].append(ratio[name][i])
     total = sum(len(r["model"]) for r in ratios.values())
     pooled = np.median([x for r in ratios.values() for x in r["model"]])
     print(f"{ff}, '{best}': {total} test records with ε̄ ≥ 30 over the 5 splits, pooled median ratio {pooled:.3f}\n")
@@ -73,8 +74,10 @@ def main() -> None:
 
 def scale_by_bin(records, sets, phys) -> None:
     """Median DFT/physics ionic ε̄ (stable force constants, validation records), binned both ways."""
-    ionic = np.array([np.trace(r.target("ionic")) / 3 for r in records])
-    mean = np.trace(phys["eps"], axis1=-2, axis2=-1) / 3
+    from goectp.tensor_stats import mean_eigenvalue
+
+    ionic = mean_eigenvalue(np.stack([r.target("ionic") for r in records]))
+    mean = mean_eigenvalue(phys["eps"])
     k, i = (sets["val"] & np.isfinite(mean) & (phys["unstable"] == 0)).nonzero()
     physics, dft = mean[k, i], ionic[i]
     print("\n| ε̄_ion bin | records (by physics) | median DFT/physics | records (by DFT) | median DFT/physics |")

@@ -16,6 +16,8 @@ from goectp.physics.combine import GATE_SIZE, RULES, combine_physics
 PHYSICS_FILE = Path("physics") / "physics.json"
 #: The name under which ``goectp.predict``, ``goectp.predict_summary`` and ``goectp predict --model`` reach it.
 PHYSICS_MODEL_NAME = "physics"
+#: The force field when no physics model ships (and physics.json's default): SevenNet-0.
+DEFAULT_FORCE_FIELD = "sevennet"
 
 
 @dataclass(frozen=True)
@@ -28,7 +30,7 @@ class PhysicsConfig:
     total_model: str = "default"
     electronic_model: str = "electronic"
     born_model: str = "physics/born-charges"
-    force_field: str = "sevennet"
+    force_field: str = DEFAULT_FORCE_FIELD
     max_sites: int = 40
     gate: tuple[float, ...] | None = None  # θ of the ``gated`` rule (:func:`goectp.physics.combine.gated`)
     #: under ``gated``: whether a crystal with unstable modes keeps the term of its stable modes (else the learned ε)
@@ -95,4 +97,4 @@ def shipped_force_field() -> str:
     from goectp.registry import assets_dir
 
     path = assets_dir() / PHYSICS_FILE
-    return PhysicsConfig.load(path).force_field if path.is_file() else "sevennet"
+    return PhysicsConfig.load(path).force_field if path.is_file() else DEFAULT_FORCE_FIELD
