@@ -24,7 +24,7 @@ from goectp.physics import (
     ionic_modes,
 )
 from goectp.physics.born_data import SUM_RULE_TOLERANCE, cell_mapping, read_born_charges
-from goectp.physics.phonons import ForceConstants, cached_force_constants, gamma_force_constants
+from goectp.physics.phonons import ForceConstants, cached_force_constants, force_constant_key, gamma_force_constants
 from goectp.physics.site_symmetry import site_operations, symmetrize_site_tensors
 
 REPO = Path(__file__).resolve().parents[1]
@@ -165,6 +165,20 @@ def test_phonopy_recovers_known_force_constants_and_caches(tmp_path):
     assert ff.calls == calls and isinstance(cached, ForceConstants)
     np.testing.assert_array_equal(cached.force_constants, again.force_constants)
     assert len(list(tmp_path.glob("*.npz"))) == 1
+
+
+def test_the_cache_key_does_not_see_float_noise():
+    """1 − 1e-16 wraps to the same key as 0, and −1e-17 in the lattice to the same key as +0 (the sign of a zero
+    once changed keys between runs and lost 80 cached force constants)."""
+    s = primitive_rocksalt()
+    ff = HarmonicForceField(s, np.zeros((6, 6)))
+    lattice = s.lattice.matrix.copy()
+    lattice[lattice == 0] = -1e-17
+    noisy = Structure(Lattice(lattice), s.species, [[1 - 1e-16, -1e-17, 1e-17], s.frac_coords[1]])
+    assert noisy.frac_coords[0, 0] > 0.5  # pymatgen keeps 1 − 1e-16 unwrapped: the key must wrap it
+    assert force_constant_key(noisy, ff) == force_constant_key(s, ff)
+    moved = Structure(s.lattice, s.species, [[0.01, 0, 0], s.frac_coords[1]])
+    assert force_constant_key(moved, ff) != force_constant_key(s, ff)
 
 
 @pytest.mark.slow

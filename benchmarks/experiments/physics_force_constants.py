@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> None:
 
     from goectp.physics.born_data import cell_mapping
     from goectp.physics.ionic import acoustic_sum_rule_error, enforce_acoustic_sum_rule, ionic_modes
-    from goectp.physics.phonons import cached_force_constants, force_field
+    from goectp.physics.phonons import cached_force_constants, force_constant_key, force_field
 
     torch.set_num_threads(args.threads)
     ff = force_field(args.force_field)
@@ -79,9 +79,9 @@ def run(args: argparse.Namespace) -> None:
     cache = Path(args.cache or OUT / f"cache-{ff.name}")
     for row in rows:
         key, record, born = row
-        if key in done:
-            continue
         structure = cells[key]
+        if key in done and (cache / f"{force_constant_key(structure, ff)}.npz").is_file():
+            continue  # a logged record whose file was lost (a changed key) is computed again
         entry: dict = {"id": key, "n_sites": len(structure), "has_born": born is not None}
         start = time.perf_counter()
         try:

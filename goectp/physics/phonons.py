@@ -135,16 +135,25 @@ def gamma_force_constants(
 
 
 def force_constant_key(structure: Any, force_field: ForceField, displacement: float = 0.01) -> str:
-    """sha256 (24 hex) of the cell, species, positions (to 1e-8), the force field, displacement and recipe."""
+    """sha256 (24 hex) of the cell, species, positions (to 1e-8), the force field, displacement and recipe.
+
+    Float noise must not change the key: a fractional coordinate is wrapped *after* rounding (1 − 1e-16 and
+    −1e-17 both give 0.0, not 1.0) and a signed zero is written as 0.0.
+    """
     payload = {
-        "lattice": np.round(structure.lattice.matrix, 8).tolist(),
+        "lattice": _rounded(structure.lattice.matrix),
         "numbers": [int(site.specie.Z) for site in structure],
-        "frac": np.round(np.mod(structure.frac_coords, 1.0), 8).tolist(),
+        "frac": _rounded(np.round(np.mod(structure.frac_coords, 1.0), 8) % 1.0),
         "force_field": force_field.version,
         "displacement": displacement,
         "recipe": RECIPE_VERSION,
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def _rounded(values: np.ndarray) -> list:
+    """``values`` to 1e-8, ``-0.0`` made ``0.0`` (JSON writes the sign, so noise around zero would change a key)."""
+    return (np.round(values, 8) + 0.0).tolist()
 
 
 def cached_force_constants(
