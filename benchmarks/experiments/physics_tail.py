@@ -4,7 +4,7 @@ splits, grouped by why (no force constants: a cell over 20 atoms; unstable modes
 split, read from ``physics_stack.py``'s results), the physics estimate ``ε∞ + s ε_phys`` alone and the default; then
 the median DFT/physics ionic ε̄ on the validation records binned by the physics value (what a prediction knows) and by
 the DFT value (what the tail ratio selects on): a bias would show in the first, regression toward the mean in the
-second.
+second; then the same two views of the shipped model's and the default's ε̄ on the test records.
 
     python benchmarks/experiments/physics_tail.py   # after physics_stack.py --force-field sevennet-l3i5 --write
 """
@@ -44,6 +44,7 @@ def main() -> None:
         estimate = np.where((phys["unstable"] == 0)[..., None, None], estimate, np.nan)
     electronic_true = mean_eigenvalue(np.stack([r.target("total") - r.target("ionic") for r in records]))
     ratios: dict[str, dict[str, list]] = {g: {"model": [], "estimate": [], "default": []} for g in GROUPS}
+    pooled_means: dict[str, list] = {"true": [], "model": [], "default": []}  # ε̄ of every test record, all splits
     for k in range(len(SPLIT_SEEDS)):
         m = sets["test"][k]
         theta = np.array(rows["splits"][k]["theta"])
@@ -51,6 +52,12 @@ def main() -> None:
         t = mean_eigenvalue(true[m])
         have, unstable = phys["have"][k][m], phys["unstable"][k][m] > 0
         parts = {"model": pred, "estimate": estimate[k][m], "default": default[k][m]}
+        for name, values in (
+            ("true", t),
+            ("model", mean_eigenvalue(pred)),
+            ("default", mean_eigenvalue(default[k][m])),
+        ):
+            pooled_means[name].append(values)
         ratio = {name: mean_eigenvalue(eps) / t for name, eps in parts.items()}
         for i in np.nonzero(t >= 30)[0]:
             group = GROUPS[3] if not have[i] else GROUPS[2] if unstable[i] else GROUPS[1]
@@ -70,6 +77,27 @@ def main() -> None:
                 f"{est} | {np.median(r['default']):.3f} |"
             )
     scale_by_bin(records, sets, phys)
+    calibration_by_bin({name: np.concatenate(v) for name, v in pooled_means.items()})
+
+
+def calibration_by_bin(means: dict[str, np.ndarray]) -> None:
+    """The test records binned by each model's own ε̄ (median true/predicted: is a prediction of that size biased?)
+    and by the true ε̄ (median predicted/true: the tail ratio's view)."""
+    true = means["true"]
+    print(
+        "\n| ε̄ bin | model: records by prediction | median true/pred | records by truth | median pred/true |"
+        " default: by prediction | median true/pred | by truth | median pred/true |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for lo, hi in ((0, 10), (10, 20), (20, 30), (30, 50), (50, 100), (100, np.inf)):
+        cells = []
+        for name in ("model", "default"):
+            pred = means[name]
+            by_p, by_t = (pred >= lo) & (pred < hi), (true >= lo) & (true < hi)
+            med_p = f"{np.median(true[by_p] / pred[by_p]):.3f}" if by_p.any() else "–"
+            med_t = f"{np.median(pred[by_t] / true[by_t]):.3f}" if by_t.any() else "–"
+            cells += [str(by_p.sum()), med_p, str(by_t.sum()), med_t]
+        print(f"| {lo}–{hi} | " + " | ".join(cells) + " |")
 
 
 def scale_by_bin(records, sets, phys) -> None:

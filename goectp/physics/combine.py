@@ -27,6 +27,7 @@ prediction is kept. Every rule is a sum of tensors that each turn as ``R ε Rᵀ
 from __future__ import annotations
 
 import numpy as np
+from scipy.special import expit
 
 RULES = ("default", "replace", "blend", "tail-blend", "log-blend", "gated")
 #: ``θ`` of the ``gated`` rule: (a, b) of the size factor, c₀ and one weight per :func:`gate_features` column
@@ -60,7 +61,7 @@ def gated(theta: np.ndarray, default: np.ndarray, estimate: np.ndarray, unstable
         raise ValueError(f"the gated rule needs {GATE_SIZE} parameters, got shape {theta.shape}")
     default = np.asarray(default, float)
     x, log_d, usable = gate_features(default, estimate, unstable, lowest_thz)
-    w = usable / (1.0 + np.exp(-(theta[2] + x @ theta[3:])))
+    w = usable * expit(theta[2] + x @ theta[3:])  # the logistic σ, without overflow for a large argument
     step = np.where(usable[:, None, None], np.nan_to_num(np.asarray(estimate, float)) - default, 0.0)
     return (default + w[:, None, None] * step) * np.exp(theta[0] + theta[1] * log_d)[:, None, None]
 
