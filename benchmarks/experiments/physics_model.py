@@ -103,6 +103,18 @@ def cached_physics_tensors(records, sets: dict[str, np.ndarray], force_field: st
     return out
 
 
+def drop_large_cells(records, phys: dict, max_sites: int) -> int:
+    """Remove the physics term (in place) of the records whose canonical cell has more than ``max_sites`` atoms, as
+    the shipped model does (those keep the learned tensor); returns how many were dropped."""
+    from goectp.canonical import canonical_cell
+
+    have = phys["have"].any(axis=0)
+    large = [i for i in np.nonzero(have)[0] if len(canonical_cell(records[i].structure)) > max_sites]
+    phys["eps"][:, large] = np.nan
+    phys["have"][:, large] = False
+    return len(large)
+
+
 def physics_scale(records, sets: dict[str, np.ndarray], phys: dict) -> float:
     """``s``: the median DFT/physics ionic ε̄ over the validation entries (every split) with a stable physics term."""
     from goectp.tensor_stats import mean_eigenvalue

@@ -65,7 +65,7 @@ def fit(default, estimate, unstable, lowest, true, free: list[int], start: np.nd
 
 
 def main() -> None:
-    from physics_model import FORCE_FIELD_MODELS, cached_physics_tensors, physics_scale, tail_ratio
+    from physics_model import FORCE_FIELD_MODELS, cached_physics_tensors, drop_large_cells, physics_scale, tail_ratio
 
     from goectp.data.dielectric import read_dielectric_json
     from goectp.data.paths import data_dir
@@ -112,12 +112,8 @@ def main() -> None:
         missing = ~np.isfinite(other["eps"]).all(axis=(2, 3))
         phys["eps"][missing] = np.nan
     if args.max_sites is not None:  # as the shipped model does: larger cells keep the learned tensor
-        from goectp.canonical import canonical_cell
-
-        have = phys["have"].any(axis=0)
-        large = [i for i in np.nonzero(have)[0] if len(canonical_cell(records[i].structure)) > args.max_sites]
-        phys["eps"][:, large] = np.nan
-        print(f"physics term dropped for {len(large)} records over {args.max_sites} sites")
+        dropped = drop_large_cells(records, phys, args.max_sites)
+        print(f"physics term dropped for {dropped} records over {args.max_sites} sites")
     shipped_path = Path("assets/physics/physics.json")
     shipped = json.loads(shipped_path.read_text())
     S = len(SPLIT_SEEDS)
