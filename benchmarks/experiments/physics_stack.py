@@ -205,7 +205,9 @@ def main() -> None:
             chosen_on=f"validation splits (seeds 0-4): '{best}' has the lowest out-of-fold validation MAE of "
             f"{len(rows)} candidates (benchmarks/experiments/physics_stack.py); θ fitted on every validation record",
             command=shipped["command"].split("; python benchmarks/experiments/physics_stack.py")[0]
-            + f"; python benchmarks/experiments/physics_stack.py --force-field {args.force_field} --write",
+            + f"; python benchmarks/experiments/physics_stack.py --force-field {args.force_field}"
+            + (f" --max-sites {args.max_sites}" if args.max_sites is not None else "")
+            + " --write",
         )
         shipped["metrics_5_split_mean"]["gated"] = metrics
         shipped_path.write_text(json.dumps(shipped, indent=1) + "\n")
