@@ -160,9 +160,8 @@ def test_goectp_predict_model_physics_blends_the_physics_term(capsys, tmp_path, 
 
 def test_the_shipped_physics_description_loads():
     from goectp.physics.config import PHYSICS_FILE, PhysicsConfig
-    from goectp.registry import assets_dir
-
     from goectp.physics.predict import MAX_PHYSICS_SITES
+    from goectp.registry import assets_dir
 
     config = PhysicsConfig.load(assets_dir() / PHYSICS_FILE)
     assert config.rule == "gated" and len(config.gate) == 7 and 0.5 < config.scale < 1.5
