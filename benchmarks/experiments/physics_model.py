@@ -43,8 +43,9 @@ def _born_model(seed: int):
 
 def physics_tensors(records, sets: dict[str, np.ndarray], cache: Path, seeds, model: str = "7net-0") -> dict:
     """``{"eps": [S, N, 3, 3] (NaN where missing), "unstable": [S, N], "lowest": [S, N] (THz, the softest mode in
-    the sum), "have": [S, N] bool}`` for the val and test records of each split (force constants of the SevenNet
-    checkpoint ``model``, read from ``cache``)."""
+    the sum), "have": [S, N] bool, "sites": [N] (atoms in the canonical cell; 0 for a record in no val/test set)}``
+    for the val and test records of each split (force constants of the SevenNet checkpoint ``model``, read from
+    ``cache``)."""
     import sevenn
 
     from goectp.canonical import canonical_cell
@@ -59,11 +60,13 @@ def physics_tensors(records, sets: dict[str, np.ndarray], cache: Path, seeds, mo
     eps = np.full((len(seeds), n, 3, 3), np.nan)
     unstable = np.zeros((len(seeds), n), int)
     lowest = np.full((len(seeds), n), np.nan)
+    sites = np.zeros(n, int)
     cells: dict[int, tuple] = {}
     for i, rec in enumerate(records):
         if not (sets["val"][:, i].any() or sets["test"][:, i].any()):
             continue
         cell = canonical_cell(rec.structure)
+        sites[i] = len(cell)
         path = cache / f"{force_constant_key(cell, Key)}.npz"
         if path.is_file():
             cells[i] = (cell, ForceConstants.from_npz(path))
@@ -78,7 +81,8 @@ def physics_tensors(records, sets: dict[str, np.ndarray], cache: Path, seeds, mo
             modes = ionic_modes(z, fc.force_constants, fc.volume, fc.masses)
             eps[k, i], unstable[k, i] = point_group_average(modes.tensor, groups[i]), modes.num_unstable
             lowest[k, i] = modes.softest_thz
-    return {"eps": eps, "unstable": unstable, "lowest": lowest, "have": np.isfinite(eps).all(axis=(2, 3))}
+    have = np.isfinite(eps).all(axis=(2, 3))
+    return {"eps": eps, "unstable": unstable, "lowest": lowest, "have": have, "sites": sites}
 
 
 FORCE_FIELD_MODELS = {"sevennet": "7net-0", "sevennet-l3i5": "7net-l3i5"}  # force_field name → SevenNet checkpoint
@@ -93,7 +97,7 @@ def cached_physics_tensors(records, sets: dict[str, np.ndarray], force_field: st
     cache = Path("runs/phonons") / f"cache-{force_field}"
     n_files = len(list(cache.glob("*.npz")))
     born = hashlib.sha256(b"".join(Path(f"runs/born/split{k}.pt").read_bytes() for k in SPLIT_SEEDS))
-    path = OUT / f"physics_details-{force_field}-{n_files}-born{born.hexdigest()[:8]}.npz"
+    path = OUT / f"physics_details-v2-{force_field}-{n_files}-born{born.hexdigest()[:8]}.npz"  # v2: with "sites"
     if path.is_file():
         with np.load(path) as z:
             return {k: z[k] for k in z.files}
@@ -103,16 +107,13 @@ def cached_physics_tensors(records, sets: dict[str, np.ndarray], force_field: st
     return out
 
 
-def drop_large_cells(records, phys: dict, max_sites: int) -> int:
+def drop_large_cells(phys: dict, max_sites: int) -> int:
     """Remove the physics term (in place) of the records whose canonical cell has more than ``max_sites`` atoms, as
     the shipped model does (those keep the learned tensor); returns how many were dropped."""
-    from goectp.canonical import canonical_cell
-
-    have = phys["have"].any(axis=0)
-    large = [i for i in np.nonzero(have)[0] if len(canonical_cell(records[i].structure)) > max_sites]
+    large = phys["have"].any(axis=0) & (phys["sites"] > max_sites)
     phys["eps"][:, large] = np.nan
     phys["have"][:, large] = False
-    return len(large)
+    return int(large.sum())
 
 
 def physics_scale(records, sets: dict[str, np.ndarray], phys: dict) -> float:

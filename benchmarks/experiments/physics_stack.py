@@ -112,7 +112,7 @@ def main() -> None:
         missing = ~np.isfinite(other["eps"]).all(axis=(2, 3))
         phys["eps"][missing] = np.nan
     if args.max_sites is not None:  # as the shipped model does: larger cells keep the learned tensor
-        dropped = drop_large_cells(records, phys, args.max_sites)
+        dropped = drop_large_cells(phys, args.max_sites)
         print(f"physics term dropped for {dropped} records over {args.max_sites} sites")
     shipped_path = Path("assets/physics/physics.json")
     shipped = json.loads(shipped_path.read_text())

@@ -43,7 +43,7 @@ def main() -> None:
     default, electronic = split_means(held_d, sets["test"]), split_means(held_e, sets["test"])
     true = held_d["true"]
     phys = cached_physics_tensors(records, sets, ff)
-    drop_large_cells(records, phys, max_sites)  # as the shipped model: larger cells keep the learned tensor
+    drop_large_cells(phys, max_sites)  # as the shipped model: larger cells keep the learned tensor
     estimate = electronic + shipped["scale"] * phys["eps"]
     if not rows["unstable_kept"]:
         estimate = np.where((phys["unstable"] == 0)[..., None, None], estimate, np.nan)
