@@ -86,7 +86,7 @@ def test_masses_change_frequencies_not_the_tensor_and_modes_sum_to_it():
     n = 5
     born = enforce_acoustic_sum_rule(rng.normal(size=(n, 3, 3)))
     phi = random_force_constants(rng, n)
-    a = ionic_modes(born, phi, 80.0)
+    a = ionic_modes(born, phi, 80.0, masses=np.ones(n))
     b = ionic_modes(born, phi, 80.0, masses=rng.uniform(1, 200, n))
     np.testing.assert_allclose(a.tensor, b.tensor, rtol=1e-9, atol=1e-12)
     assert not np.allclose(a.frequency_thz, b.frequency_thz)
@@ -113,9 +113,32 @@ def test_closed_form_is_equivariant(reflect):
 def test_unstable_and_soft_modes_are_left_out_and_counted():
     born = np.stack([np.eye(3), -np.eye(3)])
     phi = np.kron(np.array([[1.0, -1.0], [-1.0, 1.0]]), np.diag([2.0, 2.0, -0.5]))  # z softens to ω² < 0
-    modes = ionic_modes(born, phi, 40.0)
+    modes = ionic_modes(born, phi, 40.0, masses=np.ones(2))
     assert modes.num_unstable == 1 and modes.included.sum() == 2
     assert modes.tensor[2, 2] == 0 and modes.tensor[0, 0] > 0
+
+
+def test_charges_off_the_sum_rule_are_corrected_so_the_masses_still_do_not_matter():
+    rng = np.random.default_rng(3)
+    n = 4
+    born = rng.normal(size=(n, 3, 3))  # Σ_i Z*_i ≠ 0
+    phi = random_force_constants(rng, n)
+    light = ionic_modes(born, phi, 70.0, masses=np.ones(n))
+    heavy = ionic_modes(born, phi, 70.0, masses=np.array([1.0, 16.0, 50.0, 200.0]))
+    np.testing.assert_allclose(light.tensor, heavy.tensor, rtol=1e-9, atol=1e-12)
+    enforced = ionic_modes(enforce_acoustic_sum_rule(born), phi, 70.0, masses=np.ones(n))
+    np.testing.assert_allclose(light.tensor, enforced.tensor, rtol=1e-12, atol=1e-12)
+
+
+def test_a_frequency_cutoff_needs_the_masses():
+    born = np.stack([np.eye(3), -np.eye(3)])
+    phi = np.kron(np.array([[1.0, -1.0], [-1.0, 1.0]]), np.eye(3))
+    with pytest.raises(ValueError, match="needs the atomic masses"):
+        ionic_modes(born, phi, 40.0, min_frequency_thz=0.3)
+    # without masses, what the pseudo-inverse keeps: a stiff spring counts, a null direction does not
+    weak = np.kron(np.array([[1.0, -1.0], [-1.0, 1.0]]), np.diag([1.0, 1.0, 0.0]))
+    eps = ionic_modes(born, weak, 40.0).tensor
+    assert eps[0, 0] > 0 and eps[2, 2] == 0
 
 
 def test_sum_rule_helpers_and_bad_shapes():
@@ -165,6 +188,30 @@ def test_phonopy_recovers_known_force_constants_and_caches(tmp_path):
     assert ff.calls == calls and isinstance(cached, ForceConstants)
     np.testing.assert_array_equal(cached.force_constants, again.force_constants)
     assert len(list(tmp_path.glob("*.npz"))) == 1
+
+
+@pytest.mark.parametrize("damage", ["truncated", "empty", "not a zip", "wrong shape"])
+def test_a_damaged_cache_file_is_computed_again(tmp_path, damage):
+    s = primitive_rocksalt()
+    phi = np.kron(np.array([[1.0, -1.0], [-1.0, 1.0]]), np.eye(3)) * 1.7
+    ff = HarmonicForceField(s, phi)
+    good = cached_force_constants(s, ff, tmp_path)
+    (path,) = tmp_path.glob("*.npz")
+    if damage == "truncated":
+        path.write_bytes(path.read_bytes()[:40])
+    elif damage == "empty":
+        path.write_bytes(b"")
+    elif damage == "not a zip":
+        path.write_bytes(b"\x00garbage" * 10)
+    else:
+        np.savez_compressed(path, force_constants=np.zeros((5, 5, 3, 3)), masses=np.ones(5), volume=1.0,
+                            num_displacements=1, seconds=0.0, force_field=np.array("x"))  # fmt: skip
+    calls = ff.calls
+    again = cached_force_constants(s, ff, tmp_path)
+    assert ff.calls > calls  # recomputed, not read
+    np.testing.assert_allclose(again.force_constants, good.force_constants, atol=1e-12)
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # the file replaced, no temporary left behind
+    assert ForceConstants.from_npz(path).force_constants.shape == (2, 2, 3, 3)
 
 
 def test_the_cache_key_does_not_see_float_noise():

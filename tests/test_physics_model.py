@@ -77,6 +77,13 @@ def test_gated_rule_by_hand_a_blend_at_zero_gate_and_equivariant(tmp_path):
         "gated", turn(d), turn(e), turn(p), usable, 0.5, 0.0, gate=theta, unstable=unstable, lowest_thz=softest
     )
     np.testing.assert_allclose(turned, turn(out), atol=1e-11)
+    # an estimate with a non-finite entry, or an unknown unstable count, is no term at all (not 1e308 or NaN)
+    broken, unknown = p.copy(), unstable.astype(float)
+    broken[0, 0, 1] = broken[0, 1, 0] = np.inf
+    unknown[2] = np.nan
+    robust = combine_physics("gated", d, e, broken, usable, 0.5, 0.0, gate=theta, unstable=unknown, lowest_thz=softest)
+    np.testing.assert_allclose(robust[0], d[0] * np.exp(theta[0] + theta[1] * np.log(10)), rtol=1e-12)
+    np.testing.assert_allclose(robust[1:], out[1:], rtol=1e-12)
     with pytest.raises(ValueError, match="needs 7 parameters"):
         gated(theta[:6])
     with pytest.raises(ValueError, match="needs gate, unstable and lowest_thz"):

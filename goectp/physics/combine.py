@@ -45,11 +45,13 @@ def gate_features(
 
     ``x`` = (``r = log(ε̄_p / ε̄_d)``, ``|r|``, ``log(1 + ω_min)`` of the softest stable mode in THz, the number of
     unstable modes capped at 3), zero where the estimate is unusable (missing, or either ε̄ ≤ 0)."""
-    eps_d, eps_p = _mean(np.asarray(default, float)), _mean(np.asarray(estimate, float))
-    usable = np.isfinite(eps_p) & (eps_p > 0) & (eps_d > 0)
+    estimate = np.asarray(estimate, float)
+    eps_d, eps_p = _mean(np.asarray(default, float)), _mean(estimate)
+    usable = np.isfinite(estimate).all(axis=(-2, -1)) & (eps_p > 0) & (eps_d > 0)
     r = np.log(np.where(usable, eps_p, 1.0) / np.where(usable, eps_d, 1.0))
     soft = np.log1p(np.maximum(np.nan_to_num(np.asarray(lowest_thz, float), nan=0.0), 0.0))
-    x = np.stack([r, np.abs(r), soft, np.minimum(np.asarray(unstable, float), 3.0)], axis=1)
+    count = np.minimum(np.nan_to_num(np.asarray(unstable, float), nan=0.0), 3.0)
+    x = np.stack([r, np.abs(r), soft, count], axis=1)
     return x * usable[:, None], np.log(np.maximum(eps_d, 1e-3)), usable
 
 
@@ -87,8 +89,9 @@ def combine_physics(
     out = default.copy()
     if rule == "default":
         return out
-    usable = np.asarray(usable, bool)
-    estimate = np.asarray(electronic, float) + scale * np.nan_to_num(np.asarray(physics, float))
+    physics = np.asarray(physics, float)
+    usable = np.asarray(usable, bool) & np.isfinite(physics).all(axis=(-2, -1))  # NaN or ±inf anywhere: no term
+    estimate = np.asarray(electronic, float) + scale * np.where(usable[:, None, None], physics, 0.0)
     if rule == "gated":
         if gate is None or unstable is None or lowest_thz is None:
             raise ValueError("the gated rule needs gate, unstable and lowest_thz")

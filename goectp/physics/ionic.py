@@ -34,6 +34,8 @@ E2_OVER_EPS0 = 4.0 * np.pi * 14.3996454784
 THZ = 15.633302
 #: 1 THz in cm⁻¹
 CM1_PER_THZ = 33.35641
+#: modes softer than this (THz) are left out of ε_ion: no finite static response
+SOFT_MODE_THZ = 0.3
 
 
 def acoustic_sum_rule_error(born: np.ndarray) -> float:
@@ -91,7 +93,7 @@ def ionic_modes(
     force_constants: np.ndarray,
     volume: float,
     masses: np.ndarray | None = None,
-    min_frequency_thz: float = 0.3,
+    min_frequency_thz: float | None = None,
 ) -> IonicModes:
     """The mode-by-mode ionic dielectric tensor (see the module docstring).
 
@@ -101,11 +103,18 @@ def ionic_modes(
         volume: cell volume Ω (Å³).
         masses: ``[N]`` atomic masses (amu); unit masses when ``None`` (ε_ion does not depend on them, the
             frequencies do).
-        min_frequency_thz: modes below this |frequency| are left out (no finite static response).
+        min_frequency_thz: modes below this frequency are left out (no finite static response). ``None``: 0.3 THz
+            (:data:`SOFT_MODE_THZ`) with masses; without them, a frequency means nothing, so only what the
+            pseudo-inverse of the closed form drops is left out (``ω² ≤ 1e-10 max ω²``). A number needs the masses.
+
+    Charges that break the acoustic sum rule are first made to obey it (:func:`enforce_acoustic_sum_rule`, the
+    correction the pseudo-inverse closed form implies), so the tensor does not depend on the masses.
     """
-    born = _born(born)
+    born = enforce_acoustic_sum_rule(born)
     n = len(born)
     phi = _square(force_constants, n)
+    if masses is None and min_frequency_thz is not None:
+        raise ValueError("a frequency cutoff (min_frequency_thz) needs the atomic masses")
     m = np.ones(n) if masses is None else np.asarray(masses, float)
     if m.shape != (n,) or not np.all(m > 0):
         raise ValueError(f"masses must be {n} positive numbers, got shape {m.shape}")
@@ -122,7 +131,10 @@ def ionic_modes(
     omega2, vectors = omega2[optical], vectors[:, optical]
     frequency = np.sign(omega2) * np.sqrt(np.abs(omega2)) * THZ
     charges = np.einsum("iac,ick->ka", born, (inv_sqrt_m[:, None] * vectors).reshape(n, 3, -1))  # [K, 3]
-    included = frequency >= min_frequency_thz
+    if min_frequency_thz is None and masses is None:
+        included = omega2 > 1e-10 * max(float(np.abs(omega2).max(initial=0.0)), 1e-300)
+    else:
+        included = frequency >= (SOFT_MODE_THZ if min_frequency_thz is None else min_frequency_thz)
     weight = np.where(included, E2_OVER_EPS0 / volume / np.where(included, omega2, 1.0), 0.0)
     contribution = weight[:, None, None] * charges[:, :, None] * charges[:, None, :]
     tensor = contribution.sum(axis=0) if len(contribution) else np.zeros((3, 3))

@@ -19,6 +19,7 @@ import hashlib
 import io
 import json
 import os
+import tempfile
 import time
 import warnings
 from collections.abc import Sequence
@@ -65,17 +66,24 @@ class ForceConstants:
     def to_npz(self, path: str | Path) -> None:
         """Write to ``path`` (plain arrays, read back without pickle); written atomically."""
         path = Path(path)
-        tmp = path.with_suffix(".tmp.npz")
-        np.savez_compressed(
-            tmp,
-            force_constants=self.force_constants.astype(np.float64),
-            masses=self.masses,
-            volume=np.float64(self.volume),
-            num_displacements=np.int64(self.num_displacements),
-            seconds=np.float64(self.seconds),
-            force_field=np.array(self.force_field),
-        )
-        os.replace(tmp, path)
+        # a temporary name of this writer's own (two processes may compute the same cell), renamed when complete
+        handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".part")
+        try:
+            with os.fdopen(handle, "wb") as stream:
+                np.savez_compressed(
+                    stream,
+                    force_constants=self.force_constants.astype(np.float64),
+                    masses=self.masses,
+                    volume=np.float64(self.volume),
+                    num_displacements=np.int64(self.num_displacements),
+                    seconds=np.float64(self.seconds),
+                    force_field=np.array(self.force_field),
+                )
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
 
     @classmethod
     def from_npz(cls, path: str | Path) -> ForceConstants:
@@ -164,8 +172,15 @@ def cached_force_constants(
         return gamma_force_constants(structure, force_field, displacement)
     path = Path(cache_dir) / f"{force_constant_key(structure, force_field, displacement)}.npz"
     if path.is_file():
-        with contextlib.suppress(OSError, ValueError, KeyError):
-            return ForceConstants.from_npz(path)
+        try:
+            stored = ForceConstants.from_npz(path)
+            n = len(structure)
+            if stored.force_constants.shape in ((n, n, 3, 3), (3 * n, 3 * n)) and stored.masses.shape == (n,):
+                return stored
+        except Exception:  # a damaged file (truncated, not a zip, bad arrays) is recomputed
+            pass
+        with contextlib.suppress(OSError):
+            path.unlink()
     result = gamma_force_constants(structure, force_field, displacement)
     path.parent.mkdir(parents=True, exist_ok=True)
     result.to_npz(path)
