@@ -19,4 +19,4 @@ if ! command -v chromium >/dev/null 2>&1; then
     echo "chromium not found (needs root/apt): the browser tests will be skipped" >&2
   fi
 fi
-echo "GoeCTP Explorer installed. Run the explorer with: panel serve explorer/app.py --show"
+echo "GoeCTP Explorer installed. Run the explorer with: python explorer/app.py --show   (serves on 127.0.0.1 only)"

@@ -242,7 +242,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python explorer/app.py",
         description=f"Serve the {TITLE} at http://ADDRESS:PORT/app.",
-        epilog="Sharing a server with other machines: see README (panel serve --address 0.0.0.0 "
+        epilog="Sharing a server with other machines: see docs/explorer.md (panel serve --address 0.0.0.0 "
         "--allow-websocket-origin HOST:PORT --num-procs N).",
     )
     parser.add_argument(

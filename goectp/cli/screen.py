@@ -25,8 +25,9 @@ eps_mean, anisotropy = lambda_max/lambda_min, acquisition scores mean + kappa*st
 resumes after an interruption when the same command is run again.
 
 Without --model, the screen is a funnel: `fast` ranks the whole pool and `default` re-scores the 200 best
-candidates of each list (on the shared pool this recovered all of the full default screen's top-60 lists in 1.4x
-fast's time; BENCHMARKS.md). Give --model default for the full single-stage screen.
+candidates of each list (on the shared pool this recalled 1.00 / 0.95 of the full default screen's high-k /
+anisotropy top-60 lists in about 1.18x fast's time; BENCHMARKS.md "Screening funnel"). Give --model default for
+the full single-stage screen.
 
 examples:
   goectp screen --export-assets    # shared pool -> runs/screening, explorer files -> assets/screening

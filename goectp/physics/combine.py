@@ -16,12 +16,13 @@ scale: the universal potentials are softer than DFT), and
       ε = e^{a + b \log ε̄_d}\,[ε_d + w(x)\,(ε_p − ε_d)], \qquad w(x) = σ(c_0 + c · x),
 
   with ``x`` the invariants of :func:`gate_features` (how far the physics estimate lies from the learned one, the
-  softest stable mode, the number of unstable modes; ``ε_phys`` then sums the stable modes, so a crystal with an
-  unstable mode still has a term). ``θ = (a, b, c₀, c₁…c₄)`` is fitted on the validation splits
+  softest stable mode, the number of unstable modes). ``θ = (a, b, c₀, c₁…c₄)`` is fitted on the validation splits
   (``benchmarks/experiments/physics_stack.py``).
 
-Where there is no usable physics term (no force constants, or an unstable mode at the given geometry) the learned
-prediction is kept. Every rule is a sum of tensors that each turn as ``R ε Rᵀ``, so the result is equivariant.
+Where there is no usable physics term (no force constants, or an unstable mode at the given geometry while the
+model's ``keep_unstable`` is false, as shipped) the learned prediction is kept (under ``gated``, times its size
+factor); with ``keep_unstable`` true, ``ε_phys`` of such a crystal sums its stable modes. Every rule is a sum of
+tensors that each turn as ``R ε Rᵀ``, so the result is equivariant.
 """
 
 from __future__ import annotations
