@@ -11,7 +11,6 @@ search (a thin needle, a huge vacuum, coordinates far outside the cell) are refu
 
 from __future__ import annotations
 
-import functools
 import os
 import re
 from pathlib import Path
@@ -19,6 +18,14 @@ from typing import Any
 
 import numpy as np
 
+from goectp.cif_text import (  # noqa: F401 - re-exported: the CIF grammar was part of this module
+    MAX_SPACE_GROUP_OPERATIONS,
+    cif_operation_problem,
+    cif_site_bounds,
+    cif_tokens,
+    read_cif_summary,
+    space_group_operations,
+)
 from goectp.io_formats import guess_format, normalize_format
 
 #: Cells larger than this are refused by default (graph size grows with k * n_sites).
@@ -28,8 +35,6 @@ MAX_FILE_BYTES = 50_000_000
 #: A CIF whose atom rows × symmetry operations exceed this many times ``max_sites`` is refused before the parse
 #: (pymatgen would generate and then merge that many sites).
 MAX_SYMMETRY_EXPANSION = 25
-#: The most operations any space group has (Fm-3m, Fd-3m … in their conventional, F-centred setting).
-MAX_SPACE_GROUP_OPERATIONS = 192
 #: A fractional coordinate beyond ± this is not a position in the cell (a broken file): refused.
 MAX_FRACTIONAL_COORDINATE = 1.0e3
 #: The longest lattice vector over the smallest cell height (the shortest distance between opposite faces).
@@ -118,120 +123,6 @@ def regular_file_size(path: Path) -> int:
         raise StructureError(f"{_short_path(path)}: cannot open ({exc.strerror or exc})", code="unparseable") from exc
 
 
-# ------------------------------------------------------------------------------------------------ CIF grammar
-#: One CIF token of a line: a comment, a quoted value (closed by its quote followed by white space), or a bare
-#: word. White space between tokens is skipped.
-_CIF_TOKEN = re.compile(
-    r"#[^\n]*"  # comment
-    r"|'[^\n]*?'(?=\s|$)"  # single-quoted value
-    r'|"[^\n]*?"(?=\s|$)'  # double-quoted value
-    r"|\S+"
-)
-_CIF_RESERVED = ("loop_", "data_", "save_", "global_", "stop_")
-_ATOM_KEYS = ("_atom_site_fract_", "_atom_site_cartn_")
-_SYMOP_KEYS = ("_symmetry_equiv_pos_as_xyz", "_space_group_symop_operation_xyz", "_space_group_symop.operation_xyz")
-_SG_NAME_KEYS = ("_symmetry_space_group_name_h-m", "_space_group_name_h-m_alt", "_space_group_name_hall")
-_SG_NUMBER_KEYS = ("_space_group_it_number", "_symmetry_int_tables_number", "_space_group.it_number")
-
-
-def cif_tokens(text: str) -> list[str]:
-    """The CIF's tokens without comments (quotes kept on quoted values; a text field is the one token ``;``).
-    Lines without quotes or ``#`` are split on white space (fast); the others go through the tokeniser."""
-    out: list[str] = []
-    in_field = False
-    for line in text.splitlines():
-        if line.startswith(";"):  # a text field opens or closes at the start of a line
-            in_field = not in_field
-            if in_field:
-                out.append(";")
-            continue
-        if in_field:
-            continue
-        if "#" in line or "'" in line or '"' in line:
-            out.extend(t for t in _CIF_TOKEN.findall(line) if not t.startswith("#"))
-        else:
-            out.extend(line.split())
-    return out
-
-
-@functools.lru_cache(maxsize=1)
-def _space_group_table() -> tuple[dict[str, int], dict[int, int]]:
-    """Operations (centring included) per space-group symbol (short, full, Hall; lower case, no spaces or ``_``)
-    and per number (the largest over its settings), from spglib's 530 settings (~0.1 s, once)."""
-    import spglib
-
-    by_symbol: dict[str, int] = {}
-    by_number: dict[int, int] = {}
-    for hall in range(1, 531):
-        sg = spglib.get_spacegroup_type(hall)
-        n = len(spglib.get_symmetry_from_database(hall)["rotations"])
-        for symbol in (sg.international_short, sg.international_full, sg.international, sg.hall_symbol):
-            key = _symbol_key(symbol)
-            by_symbol[key] = max(n, by_symbol.get(key, 0))
-        by_number[sg.number] = max(n, by_number.get(sg.number, 0))
-    return by_symbol, by_number
-
-
-def _symbol_key(symbol: str) -> str:
-    return symbol.strip().strip("'\"").replace(" ", "").replace("_", "").lower()
-
-
-def space_group_operations(symbol_or_number: str) -> int:
-    """The number of operations (centring included) of a space group given by its Hermann–Mauguin or Hall symbol
-    or its number; :data:`MAX_SPACE_GROUP_OPERATIONS` when it cannot tell (the worst case)."""
-    key = _symbol_key(symbol_or_number)
-    try:
-        by_symbol, by_number = _space_group_table()
-    except Exception:  # no spglib database: assume the worst
-        return MAX_SPACE_GROUP_OPERATIONS
-    if key.isdigit():
-        return by_number.get(int(key), MAX_SPACE_GROUP_OPERATIONS)
-    for variant in (key, key.split(":")[0]):  # "F m -3 m :1" origin choices
-        if variant in by_symbol:
-            return by_symbol[variant]
-    return MAX_SPACE_GROUP_OPERATIONS
-
-
-def _cif_site_bounds(text: str) -> tuple[int, int]:
-    """``(atom sites listed, × symmetry operations)`` of a CIF, read by the CIF grammar: loops hold their keys
-    (wherever the lines break) and then values up to the next key or reserved word; rows = values / keys. The
-    operations are those of the symmetry loop, or of the space group named by symbol or number (the larger)."""
-    tokens = cif_tokens(text)
-    rows = ops = 0
-    named: list[str] = []  # space groups given by symbol or number (pymatgen uses them when no operators are)
-    i, n = 0, len(tokens)
-    while i < n:
-        tok = tokens[i].lower()
-        if tok == "loop_":
-            i += 1
-            keys = []
-            while i < n and tokens[i].startswith("_"):
-                keys.append(tokens[i].lower())
-                i += 1
-            values = 0
-            while i < n and not tokens[i].startswith("_") and not tokens[i].lower().startswith(_CIF_RESERVED):
-                values += 1
-                i += 1
-            if any(k.startswith(_ATOM_KEYS) for k in keys):
-                rows += values // max(len(keys), 1)
-            elif any(k.startswith(_SYMOP_KEYS) for k in keys):
-                ops = max(ops, values // max(len(keys), 1))
-            continue
-        if tok.startswith("_") and i + 1 < n and not tokens[i + 1].startswith("_"):  # a key and its value
-            if tok.startswith(_SG_NAME_KEYS + _SG_NUMBER_KEYS) and tokens[i + 1] not in ("?", "."):
-                named.append(tokens[i + 1])
-            elif tok.startswith(_ATOM_KEYS):  # one atom given without a loop
-                rows = max(rows, 1)
-            elif tok.startswith(_SYMOP_KEYS):
-                ops = max(ops, 1)
-            i += 2
-            continue
-        i += 1
-    if not ops and named and rows:
-        ops = max(space_group_operations(v) for v in named)
-    return rows, rows * max(ops, 1)
-
-
 def _count(token: str) -> int | None:
     """``token`` as a site count when it is an integer (``int`` reads ``+5`` and ``1_000`` too), else ``None``."""
     try:
@@ -256,7 +147,7 @@ def site_count_bounds(text: str, fmt: str) -> tuple[int, int]:
     n = 0
     try:
         if fmt == "cif":
-            return _cif_site_bounds(text)
+            return cif_site_bounds(text)
         if fmt == "poscar":
             n = _poscar_sites(text.splitlines()[:8])
         elif fmt == "extxyz":
@@ -285,9 +176,10 @@ def precheck_structure_text(
 ) -> int | None:
     """Refuse, before any parsing, text that is empty, too large, or holds more than ``max_sites`` sites.
 
-    Returns the estimated site count (``None`` when the text does not tell); raises :class:`StructureError`
-    (codes ``empty``, ``file_too_large``, ``too_large``) naming ``name``. Cheap: safe to call on an upload in a
-    server's event loop.
+    Also refuses what :func:`text_format_problem` finds (code ``unparseable``), whatever ``max_sites``. Returns the
+    estimated site count (``None`` when the text does not tell or ``max_sites`` is ``None``); raises
+    :class:`StructureError` (codes ``empty``, ``file_too_large``, ``too_large``, ``unparseable``) naming ``name``.
+    Linear in the text's length: safe to call on an upload in a server's event loop.
     """
     name = _short(str(name))
     if not text.strip():
@@ -296,19 +188,24 @@ def precheck_structure_text(
         raise StructureError(
             f"{name}: {len(text):,} characters, more than the limit of {max_bytes:,}", code="file_too_large"
         )
-    count, at_most = site_count_bounds(text, fmt)
-    if max_sites is not None and count > max_sites:
-        at_least = "at least " if normalize_format(fmt) == "cif" else ""
-        raise StructureError(
-            f"{name}: {at_least}{count} sites, more than the limit of {max_sites} (raise max_sites to allow)",
-            code="too_large",
-        )
-    if max_sites is not None and at_most > MAX_SYMMETRY_EXPANSION * max_sites:
-        raise StructureError(
-            f"{name}: {count} atom sites × symmetry operations would generate up to {at_most:,} sites before "
-            f"merging, more than {MAX_SYMMETRY_EXPANSION} × the limit of {max_sites} (raise max_sites to allow)",
-            code="too_large",
-        )
+    count = 0
+    if max_sites is not None:
+        count, at_most = site_count_bounds(text, fmt)
+        if count > max_sites:
+            at_least = "at least " if normalize_format(fmt) == "cif" else ""
+            raise StructureError(
+                f"{name}: {at_least}{count} sites, more than the limit of {max_sites} (raise max_sites to allow)",
+                code="too_large",
+            )
+        if at_most > MAX_SYMMETRY_EXPANSION * max_sites:
+            raise StructureError(
+                f"{name}: {count} atom sites × symmetry operations would generate up to {at_most:,} sites before "
+                f"merging, more than {MAX_SYMMETRY_EXPANSION} × the limit of {max_sites} (raise max_sites to allow)",
+                code="too_large",
+            )
+    problem = text_format_problem(text, fmt) if fmt else ""
+    if problem:
+        raise StructureError(f"{name}: {problem}", code="unparseable")
     return count or None
 
 
@@ -328,7 +225,7 @@ def precheck_structure_file(
     if max_bytes is not None and size > max_bytes:
         raise StructureError(f"{name}: {size:,} bytes, more than the limit of {max_bytes:,}", code="file_too_large")
     fmt = normalize_format(fmt) if fmt else guess_format(path)
-    if fmt is None or max_sites is None:
+    if fmt is None:
         return None
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
@@ -337,21 +234,87 @@ def precheck_structure_file(
     return precheck_structure_text(text, fmt, max_sites=max_sites, name=name, max_bytes=None)
 
 
-def extxyz_frame_problem(text: str, max_atoms: int = 100_000) -> str:
-    """Why an extxyz text would stall a reader ("" when it would not): a frame whose atom count is not a number,
-    exceeds ``max_atoms`` or exceeds the lines left in the file (a reader would allocate or wait for them)."""
+#: the most per-atom columns an extxyz ``Properties=`` may declare (a reader allocates them for every atom)
+MAX_EXTXYZ_COLUMNS = 1_000
+_PROPERTIES = re.compile(r"properties=([\"']?)([^\s\"']*)\1", re.IGNORECASE)
+
+
+def _extxyz_comment_problem(comment: str) -> str:
+    """Why an extxyz frame's second line would make a reader allocate without bound ("" when it would not)."""
+    match = _PROPERTIES.search(comment)
+    if not match:
+        return ""
+    fields = match.group(2).split(":")
+    if len(fields) % 3:
+        return f"Properties={match.group(2)[:40]!r} is not name:type:count triples"
+    counts = [_count(c) for c in fields[2::3]]
+    if any(c is None or c < 1 for c in counts):
+        return f"Properties={match.group(2)[:40]!r} has a column count that is not a positive integer"
+    if sum(counts) > MAX_EXTXYZ_COLUMNS:
+        return f"Properties declares {sum(counts):,} columns per atom, more than {MAX_EXTXYZ_COLUMNS:,}"
+    return ""
+
+
+def extxyz_frames(text: str, max_atoms: int = 100_000) -> tuple[int, str]:
+    """``(frames, problem)`` of an extxyz text, from one pass: ``problem`` says why it would stall a reader ("" when
+    it would not): a frame whose atom count is not a number, exceeds ``max_atoms`` or the lines left in the file (a
+    reader would allocate or wait for them), or whose ``Properties=`` declares absurd columns."""
     lines = text.splitlines()
-    i = 0
+    i = frames = 0
     while i < len(lines):
         if not lines[i].strip():
             i += 1
             continue
         count = _count(lines[i].strip())
         if count is None or count < 0:
-            return f"line {i + 1}: {lines[i].strip()[:40]!r} is not an atom count"
+            return frames, f"line {i + 1}: {lines[i].strip()[:40]!r} is not an atom count"
         if count > max_atoms or count > len(lines) - i - 2:
-            return f"line {i + 1}: a frame of {count:,} atoms, but only {max(len(lines) - i - 2, 0):,} lines follow"
+            left = max(len(lines) - i - 2, 0)
+            return frames, f"line {i + 1}: a frame of {count:,} atoms, but only {left:,} lines follow"
+        problem = _extxyz_comment_problem(lines[i + 1]) if i + 1 < len(lines) else ""
+        if problem:
+            return frames, f"line {i + 2}: {problem}"
+        frames += 1
         i += count + 2
+    return frames, ""
+
+
+def extxyz_frame_problem(text: str, max_atoms: int = 100_000) -> str:
+    """The ``problem`` of :func:`extxyz_frames` ("" when a reader can read every frame in bounded memory)."""
+    return extxyz_frames(text, max_atoms)[1]
+
+
+def _poscar_species_problem(lines: list[str]) -> str:
+    """A VASP 5 POSCAR whose element line names more or fewer elements than its counts line has numbers: pymatgen
+    would pair them silently (``Na Cl`` over ``2`` reads as two Na)."""
+    if len(lines) < 7:
+        return ""
+    symbols = lines[5].split("#")[0].split("!")[0].split()
+    counts = lines[6].split("#")[0].split("!")[0].split()
+    named = bool(symbols) and all(_count(t) is None for t in symbols)
+    counted = bool(counts) and all(_count(t) is not None for t in counts)
+    if named and counted and len(symbols) != len(counts):
+        return f"{len(symbols)} element(s) on line 6 ({' '.join(symbols)[:40]}) but {len(counts)} count(s) on line 7"
+    return ""
+
+
+def text_format_problem(text: str, fmt: str) -> str:
+    """Why a file's text would be read wrongly or without bound by its format's parser ("" when it would not): a CIF
+    symmetry operation that is not one, an extxyz frame count or column count a reader would allocate, more than one
+    extxyz frame (one structure per file: a screen reads every frame of a pool's files), a POSCAR's elements that do
+    not match its counts."""
+    fmt = normalize_format(fmt)
+    if fmt == "cif":
+        return cif_operation_problem(read_cif_summary(text).operation_texts)
+    if fmt == "extxyz":
+        frames, problem = extxyz_frames(text)
+        if problem:
+            return problem
+        if frames > 1:
+            return f"{frames} frames: one structure per file (split it, or screen it: goectp screen --pool reads each)"
+        return ""
+    if fmt == "poscar":
+        return _poscar_species_problem(text.splitlines()[:8])
     return ""
 
 

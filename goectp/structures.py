@@ -141,12 +141,20 @@ SILENT_LOSS_WARNINGS = {
 }
 
 
-def _checked_parse(parse) -> Any:
+def _checked_parse(parse, name: str = "the text") -> Any:
     """``parse()`` with pymatgen's warnings recorded; a :class:`StructureError` for one in
-    :data:`SILENT_LOSS_WARNINGS` (the structure would silently differ from the file's)."""
+    :data:`SILENT_LOSS_WARNINGS` (the structure would silently differ from the file's), and, when the parse fails,
+    one that quotes the warnings (pymatgen warns the real reason, e.g. an occupancy over 1, then fails generically)."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        structure = parse()
+        try:
+            structure = parse()
+        except MemoryError as exc:
+            raise StructureError(f"{name}: reading it ran out of memory", code="out_of_memory") from exc
+        except Exception as exc:  # pymatgen raises many types for bad files
+            said = "; ".join(dict.fromkeys(str(w.message).strip()[:120] for w in caught))
+            detail = f"{type(exc).__name__}: {exc}"[:200] + (f"; the reader warned: {said}"[:300] if said else "")
+            raise StructureError(f"{name}: could not parse as a crystal structure ({detail})", "unparseable") from exc
     for w in caught:
         for start, problem in SILENT_LOSS_WARNINGS.items():
             if str(w.message).startswith(start):
@@ -180,7 +188,8 @@ def structure_from_file(
     max_sites: int | None = None,
     max_bytes: int | None = MAX_FILE_BYTES,
 ):
-    """Read a CIF / POSCAR / extxyz (or anything pymatgen or ASE reads) from ``path``.
+    """Read a CIF / POSCAR / extxyz / pymatgen-JSON file from ``path`` (other formats are refused: read them with
+    pymatgen or ASE and pass the object, so no file reaches a reader this module has not bounded).
 
     :func:`precheck_structure_file` runs first: ``max_sites`` (None: no limit here) and ``max_bytes`` refuse a
     file before the expensive parse.
@@ -204,8 +213,12 @@ def structure_from_file(
             code="unparseable",
         )
     compressed = path.suffix.lower() in COMPRESSED_SUFFIXES
-    if compressed and fmt is None:
-        raise StructureError(f"{_short(path.name)}: cannot tell the format; {FORMAT_HELP}", code="unparseable")
+    if fmt is None and not fnmatch(path.name.lower(), "*.json*"):  # no dispatch by name to other readers
+        raise StructureError(
+            f"{_short(path.name)}: cannot tell the format; {FORMAT_HELP} (or read it yourself with pymatgen/ASE "
+            "and pass the Structure/Atoms)",
+            code="unparseable",
+        )
     if compressed or fmt == "json" or (fmt is None and fnmatch(path.name.lower(), "*.json*")):
         text = read_structure_text(path, max_bytes)  # decompressed within max_bytes; JSON never reaches monty
         try:  # an uncompressed file's site count was checked above; a compressed one's is checked on its text
@@ -213,12 +226,12 @@ def structure_from_file(
         except StructureError as exc:
             raise StructureError(f"{_short(path.name)}: {exc}", code=exc.code) from exc
     try:
-        if fmt == "extxyz" or path.suffix.lower() == ".traj":  # ASE formats
+        if fmt == "extxyz":  # read by ASE
             from ase.io import read
             from pymatgen.io.ase import AseAtomsAdaptor
 
             return AseAtomsAdaptor.get_structure(read(str(path), index=0))
-        return _checked_parse(lambda: Structure.from_file(str(path)))
+        return _checked_parse(lambda: Structure.from_file(str(path)), _short(path.name))
     except StructureError:
         raise
     except Exception as exc:  # pymatgen/ASE raise many exception types for bad files
@@ -247,7 +260,7 @@ def structure_from_string(text: str, fmt: str, max_sites: int | None = None) -> 
             return structure_from_json_text(text)
         if fmt not in ("cif", "poscar"):
             raise StructureError(f"unknown structure format {fmt!r}", code="unparseable")
-        return _checked_parse(lambda: Structure.from_str(text, fmt=fmt))
+        return _checked_parse(lambda: Structure.from_str(text, fmt=fmt), f"the {fmt} text")
     except StructureError:
         raise
     except Exception as exc:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -37,11 +38,29 @@ class DielectricRecord:
         return self.tensors[name]
 
 
-def open_text(path: Path):
-    """A text file, gzipped or plain (by its magic bytes), opened as UTF-8."""
-    with open(path, "rb") as f:
-        magic = f.read(2)
-    return gzip.open(path, "rt", encoding="utf-8") if magic == b"\x1f\x8b" else open(path, encoding="utf-8")
+#: A dataset file larger than this once decompressed is refused (a 2 MB gzip can expand to gigabytes; the open set's
+#: file is 20 MB decompressed).
+MAX_DATASET_BYTES = 500_000_000
+
+
+def load_json_file(path: str | os.PathLike, what: str = "JSON", max_bytes: int = MAX_DATASET_BYTES) -> Any:
+    """The JSON value of a plain or gzipped file, read within ``max_bytes`` (decompressed); a ``ValueError`` naming
+    the file for anything unreadable: not JSON, not UTF-8, a corrupt archive, nesting too deep, too large."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as raw:
+            gzipped = raw.read(2) == b"\x1f\x8b"
+        with gzip.open(path, "rb") if gzipped else open(path, "rb") as f:
+            data = f.read(max_bytes + 1)
+        if len(data) > max_bytes:
+            raise ValueError(f"more than {max_bytes:,} bytes once decompressed")
+        return json.loads(data.decode("utf-8"))
+    except RecursionError as exc:
+        raise ValueError(f"{path}: not a readable {what} file (nested too deeply)") from exc
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc})"[:400]) from exc
+    except (OSError, EOFError, ValueError, zlib.error) as exc:  # JSONDecodeError and UnicodeDecodeError included
+        raise ValueError(f"{path}: not a readable {what} file ({exc})"[:400]) from exc
 
 
 #: No relative permittivity is this large (the open set's largest component is 427): a unit or parsing error.
@@ -116,11 +135,7 @@ def read_dielectric_json(path: str | os.PathLike) -> list[DielectricRecord]:
         raise FileNotFoundError(f"{path}: no such file")
     if not path.is_file():  # a folder, a device such as /dev/zero, a pipe
         raise ValueError(f"{path}: not a regular file")
-    with open_text(path) as f:
-        try:
-            data = json.load(f)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}: not valid JSON ({exc})") from exc
+    data = load_json_file(path, "dielectric-dataset JSON")
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a JSON object keyed by id (DTNet schema), got {type(data).__name__}")
     from goectp.structures import StructureError

@@ -9,7 +9,6 @@ and a damaged one raises a ``ValueError`` naming the file and the record.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from goectp.data.dielectric import open_text
+from goectp.data.dielectric import load_json_file
 from goectp.physics.ionic import acoustic_sum_rule_error
 
 #: records whose |Σ_i Z*_i| exceeds this (e) are damaged in the source (14 of 2,125 above 1, 105 above 0.1)
@@ -82,11 +81,7 @@ def parse_born_record(key: str, raw: Any, source: str = "<dict>") -> BornRecord:
 def read_born_charges(path: str | os.PathLike) -> dict[str, BornRecord]:
     """All records of a Born-charge file (gzipped or plain JSON), validated, keyed by id."""
     path = Path(path)
-    try:
-        with open_text(path) as f:
-            data = json.load(f)
-    except (OSError, EOFError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path}: not a readable Born-charge JSON file ({exc})"[:400]) from exc
+    data = load_json_file(path, "Born-charge JSON")
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected an object keyed by record id, got {type(data).__name__}")
     return {str(k): parse_born_record(k, v, str(path)) for k, v in data.items()}
