@@ -4,8 +4,11 @@ Every failure raises :class:`StructureError` (a ``ValueError``) whose message na
 is one of :data:`REASON_CODES`, so that the CLI, the explorer and the screening can show it instead of crashing.
 
 Cheap checks (:mod:`goectp.structure_checks`, re-exported here) run before the expensive parse and before any
-neighbour search: file kind and size, site counts from the text, cell shape and coordinates. Files from users are
-read in a worker process with a memory and a time limit (:mod:`goectp.isolation`).
+neighbour search: file kind and size, site counts and what each format's reader would read wrongly or without
+bound (:func:`~goectp.structure_checks.text_format_problem`), cell shape and coordinates. ``goectp predict``, the
+explorer and the screen also read user files in a worker process with a memory and a time limit
+(:mod:`goectp.isolation`); the Python API reads in the caller's process, after the same checks, and only the formats
+of :data:`~goectp.io_formats.FORMATS`.
 """
 
 from __future__ import annotations

@@ -126,3 +126,18 @@ def test_a_failed_parse_quotes_what_the_reader_warned(tmp_path):
     path.write_text(text.replace("0 0 0\n", "0 0 0 1.5\n").replace("0.5 0.5 0.5\n", "0.5 0.5 0.5 1\n"))
     with pytest.raises(StructureError, match=r"occupancy\.cif: could not parse .*the reader warned: .*occupanc"):
         load_structures(path)
+
+
+def test_a_pool_file_that_cannot_be_read_is_named_with_its_problem(tmp_path):
+    from goectp.screening.pool import PoolError, open_pool
+
+    deep, big, binary = tmp_path / "deep.json", tmp_path / "big.json", tmp_path / "binary.json"
+    deep.write_text("[" + "[" * 100_000 + "]" * 100_000 + "]")
+    big.write_text('[{"id": ' + "9" * 5000 + "}]")
+    binary.write_bytes(b'[{"id": "\xff\xfe"}]')
+    with pytest.raises(ValueError, match=r"deep\.json: element 0: nested too deeply"):
+        list(open_pool(str(deep)))
+    with pytest.raises(ValueError, match=r"big\.json: element 0: .*digits"):
+        list(open_pool(str(big)))
+    with pytest.raises(PoolError, match=r"binary\.json: not a readable JSON\(\.gz\) text file"):
+        open_pool(str(binary))

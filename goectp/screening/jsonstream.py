@@ -92,8 +92,23 @@ class _Reader:
 def iter_json_items(path: str | os.PathLike, block: int = BLOCK_CHARS) -> Iterator[tuple[str | int, Any]]:
     """Yield ``(index, element)`` of a top-level JSON array, or ``(key, value)`` of a top-level JSON object.
 
-    Raises ``ValueError`` naming the problem if the document is not an array/object or is malformed.
+    Raises ``ValueError`` naming the file, the element and the problem if the document is not an array/object, is
+    malformed, is not UTF-8, or holds an element nested too deeply or a number too long to convert.
     """
+    done = 0
+    try:
+        for item in _items(path, block):
+            yield item
+            done += 1
+    except RecursionError as exc:
+        raise ValueError(f"{Path(path).name}: element {done}: nested too deeply") from exc
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{Path(path).name}: not UTF-8 text (byte {exc.start}: {exc.reason})") from exc
+    except ValueError as exc:  # malformed JSON, a 5,000-digit integer, an element too long
+        raise ValueError(f"{Path(path).name}: element {done}: {exc}"[:400]) from exc
+
+
+def _items(path: str | os.PathLike, block: int) -> Iterator[tuple[str | int, Any]]:
     decoder = json.JSONDecoder()
     with open_text(path) as handle:
         reader = _Reader(handle, block)

@@ -207,8 +207,11 @@ def open_pool(spec: str | os.PathLike, max_sites: int | None = None) -> Any:
         )
     name = path.name.lower()
     if path.is_file() and (name.endswith(".json.gz") or name.endswith(".json")):
-        with _peek_open(path) as fh:
-            head = fh.read(4096).lstrip()
+        try:
+            with _peek_open(path) as fh:
+                head = fh.read(4096).lstrip()
+        except (OSError, EOFError, UnicodeDecodeError) as exc:  # not gzip, truncated, not UTF-8
+            raise PoolError(f"pool {path.name}: not a readable JSON(.gz) text file ({exc})"[:300]) from exc
         if head.startswith("["):
             return JsonPool(path)
         if head.startswith("{") and not _is_structure_json(path):
