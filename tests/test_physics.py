@@ -440,6 +440,12 @@ def test_the_standard_cell_gives_every_description_the_same_force_constants(tmp_
     basis = std.structure.lattice.matrix @ std.rotation.T @ np.linalg.inv(a.cell.lattice.matrix)  # same lattice:
     np.testing.assert_allclose(basis, np.rint(basis), atol=1e-6)  # an integer basis change
     assert abs(round(np.linalg.det(basis))) == 1 and sorted(std.structure.species) == sorted(a.cell.species)
+    # what an analysis of the cache reads (compute=False) are the numbers the prediction used; none for a new crystal
+    from goectp.physics.standard_cell import standard_force_constants
+
+    stored = standard_force_constants(c.cell, springs, tmp_path, compute=False)
+    np.testing.assert_array_equal(stored.force_constants, c.force_constants.force_constants)
+    assert standard_force_constants(primitive_rocksalt(), springs, tmp_path, compute=False) is None
 
 
 def test_ionic_physics_is_the_same_for_any_cell_and_turns_with_the_crystal(tmp_path):

@@ -53,7 +53,8 @@ def run(args: argparse.Namespace) -> None:
     from goectp.canonical import canonical_cell
     from goectp.physics.born_data import cell_mapping
     from goectp.physics.ionic import acoustic_sum_rule_error, enforce_acoustic_sum_rule, ionic_modes
-    from goectp.physics.phonons import cached_force_constants, force_constant_key, force_field
+    from goectp.physics.phonons import force_field
+    from goectp.physics.standard_cell import standard_force_constants
 
     torch.set_num_threads(args.threads)
     ff = force_field(args.force_field)
@@ -85,12 +86,13 @@ def run(args: argparse.Namespace) -> None:
         own = canonical_cell(record.structure) if born is not None and not born.same_structure_as_record else None
         own = own if own is not None and len(own) <= args.max_sites else None
         needed = [s for s in (structure, own) if s is not None]
-        if key in done and all((cache / f"{force_constant_key(s, ff)}.npz").is_file() for s in needed):
+        if key in done and all(standard_force_constants(s, ff, cache, compute=False) is not None for s in needed):
             continue  # a logged record whose file was lost (a changed key) is computed again
         entry: dict = {"id": key, "n_sites": len(structure), "has_born": born is not None}
         start = time.perf_counter()
         try:
-            fc, *_ = [cached_force_constants(s, ff, cache) for s in needed]
+            # on each cell's standard cell, as a prediction computes them (ionic_physics): the same numbers
+            fc, *_ = [standard_force_constants(s, ff, cache) for s in needed]
         except Exception as exc:  # one bad record must not stop a night's run; it is logged
             entry["error"] = f"{type(exc).__name__}: {exc}"
             with log.open("a") as f:

@@ -50,8 +50,8 @@ def physics_tensors(records, sets: dict[str, np.ndarray], cache: Path, seeds, mo
 
     from goectp.canonical import canonical_cell
     from goectp.physics.ionic import ionic_modes
-    from goectp.physics.phonons import ForceConstants, force_constant_key
     from goectp.physics.predict import point_group_average, point_group_of, predict_born_charges
+    from goectp.physics.standard_cell import standard_force_constants
 
     class Key:  # what force_constant_key reads of a force field: SevenNetForceField's version, without loading it
         version = f"sevenn-{sevenn.__version__}-{model}"
@@ -67,9 +67,9 @@ def physics_tensors(records, sets: dict[str, np.ndarray], cache: Path, seeds, mo
             continue
         cell = canonical_cell(rec.structure)
         sites[i] = len(cell)
-        path = cache / f"{force_constant_key(cell, Key)}.npz"
-        if path.is_file():
-            cells[i] = (cell, ForceConstants.from_npz(path))
+        fc = standard_force_constants(cell, Key, cache, compute=False)  # as ionic_physics reads them
+        if fc is not None:
+            cells[i] = (cell, fc)
     print(f"force constants found for {len(cells)} of {n} records", flush=True)
     groups = {i: point_group_of(cell) for i, (cell, _) in cells.items()}  # as ionic_physics: the point-group average
     for k, seed in enumerate(seeds):
@@ -97,7 +97,8 @@ def cached_physics_tensors(records, sets: dict[str, np.ndarray], force_field: st
     cache = Path("runs/phonons") / f"cache-{force_field}"
     n_files = len(list(cache.glob("*.npz")))
     born = hashlib.sha256(b"".join(Path(f"runs/born/split{k}.pt").read_bytes() for k in SPLIT_SEEDS))
-    path = OUT / f"physics_details-v2-{force_field}-{n_files}-born{born.hexdigest()[:8]}.npz"  # v2: with "sites"
+    # v3: force constants of the standard cell, as a prediction reads them (v2: with "sites")
+    path = OUT / f"physics_details-v3-{force_field}-{n_files}-born{born.hexdigest()[:8]}.npz"
     if path.is_file():
         with np.load(path) as z:
             return {k: z[k] for k in z.files}

@@ -164,24 +164,37 @@ def _rounded(values: np.ndarray) -> list:
     return (np.round(values, 8) + 0.0).tolist()
 
 
+def stored_force_constants(
+    structure: Any, force_field: ForceField, cache_dir: str | Path, displacement: float = 0.01
+) -> ForceConstants | None:
+    """The force constants of ``structure`` stored in ``cache_dir`` (``None`` when there are none, or the file is
+    damaged: truncated, not a zip, arrays of another cell; a damaged file is removed)."""
+    path = Path(cache_dir) / f"{force_constant_key(structure, force_field, displacement)}.npz"
+    if not path.is_file():
+        return None
+    try:
+        stored = ForceConstants.from_npz(path)
+        n = len(structure)
+        if stored.force_constants.shape in ((n, n, 3, 3), (3 * n, 3 * n)) and stored.masses.shape == (n,):
+            return stored
+    except Exception:  # a damaged file (truncated, not a zip, bad arrays) is computed again
+        pass
+    with contextlib.suppress(OSError):
+        path.unlink()
+    return None
+
+
 def cached_force_constants(
     structure: Any, force_field: ForceField, cache_dir: str | Path | None, displacement: float = 0.01
 ) -> ForceConstants:
     """:func:`gamma_force_constants`, read from / written to ``cache_dir/<key>.npz`` when ``cache_dir`` is set."""
     if cache_dir is None:
         return gamma_force_constants(structure, force_field, displacement)
-    path = Path(cache_dir) / f"{force_constant_key(structure, force_field, displacement)}.npz"
-    if path.is_file():
-        try:
-            stored = ForceConstants.from_npz(path)
-            n = len(structure)
-            if stored.force_constants.shape in ((n, n, 3, 3), (3 * n, 3 * n)) and stored.masses.shape == (n,):
-                return stored
-        except Exception:  # a damaged file (truncated, not a zip, bad arrays) is recomputed
-            pass
-        with contextlib.suppress(OSError):
-            path.unlink()
+    stored = stored_force_constants(structure, force_field, cache_dir, displacement)
+    if stored is not None:
+        return stored
     result = gamma_force_constants(structure, force_field, displacement)
+    path = Path(cache_dir) / f"{force_constant_key(structure, force_field, displacement)}.npz"
     path.parent.mkdir(parents=True, exist_ok=True)
     result.to_npz(path)
     return result

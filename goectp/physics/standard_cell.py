@@ -88,14 +88,20 @@ def _wrap(x: np.ndarray) -> np.ndarray:
     return np.where(y >= 1.0, 0.0, y)
 
 
-def standard_force_constants(cell: Any, force_field: Any, cache_dir: Any = None) -> Any:
-    """:func:`goectp.physics.phonons.cached_force_constants` of the standard cell, in ``cell``'s frame and order."""
+def standard_force_constants(cell: Any, force_field: Any, cache_dir: Any = None, compute: bool = True) -> Any:
+    """:func:`goectp.physics.phonons.cached_force_constants` of the standard cell, in ``cell``'s frame and order;
+    with ``compute=False`` only what ``cache_dir`` holds (``None`` when it holds none: for analyses of a cache)."""
     from dataclasses import replace
 
-    from goectp.physics.phonons import cached_force_constants
+    from goectp.physics.phonons import cached_force_constants, stored_force_constants
 
     standard = standard_cell(cell)
-    fc = cached_force_constants(standard.structure, force_field, cache_dir)
+    if compute:
+        fc = cached_force_constants(standard.structure, force_field, cache_dir)
+    else:
+        fc = stored_force_constants(standard.structure, force_field, cache_dir)
+        if fc is None:
+            return None
     inverse = np.empty(len(standard.order), dtype=int)
     inverse[standard.order] = np.arange(len(standard.order))
     return replace(fc, force_constants=to_cell_frame(fc.force_constants, standard), masses=fc.masses[inverse])
