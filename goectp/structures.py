@@ -144,7 +144,7 @@ SILENT_LOSS_WARNINGS = {
 }
 
 
-def _checked_parse(parse, name: str = "the text") -> Any:
+def _checked_parse(parse, failure: str = "could not parse the text as a crystal structure") -> Any:
     """``parse()`` with pymatgen's warnings recorded; a :class:`StructureError` for one in
     :data:`SILENT_LOSS_WARNINGS` (the structure would silently differ from the file's), and, when the parse fails,
     one that quotes the warnings (pymatgen warns the real reason, e.g. an occupancy over 1, then fails generically)."""
@@ -153,11 +153,11 @@ def _checked_parse(parse, name: str = "the text") -> Any:
         try:
             structure = parse()
         except MemoryError as exc:
-            raise StructureError(f"{name}: reading it ran out of memory", code="out_of_memory") from exc
+            raise StructureError(f"{failure} (it ran out of memory)", code="out_of_memory") from exc
         except Exception as exc:  # pymatgen raises many types for bad files
             said = "; ".join(dict.fromkeys(str(w.message).strip()[:120] for w in caught))
             detail = f"{type(exc).__name__}: {exc}"[:200] + (f"; the reader warned: {said}"[:300] if said else "")
-            raise StructureError(f"{name}: could not parse as a crystal structure ({detail})", "unparseable") from exc
+            raise StructureError(f"{failure} ({detail})", "unparseable") from exc
     for w in caught:
         for start, problem in SILENT_LOSS_WARNINGS.items():
             if str(w.message).startswith(start):
@@ -234,7 +234,9 @@ def structure_from_file(
             from pymatgen.io.ase import AseAtomsAdaptor
 
             return AseAtomsAdaptor.get_structure(read(str(path), index=0))
-        return _checked_parse(lambda: Structure.from_file(str(path)), _short(path.name))
+        return _checked_parse(
+            lambda: Structure.from_file(str(path)), f"{_short(path.name)}: could not parse as a crystal structure"
+        )
     except StructureError:
         raise
     except Exception as exc:  # pymatgen/ASE raise many exception types for bad files
@@ -263,7 +265,9 @@ def structure_from_string(text: str, fmt: str, max_sites: int | None = None) -> 
             return structure_from_json_text(text)
         if fmt not in ("cif", "poscar"):
             raise StructureError(f"unknown structure format {fmt!r}", code="unparseable")
-        return _checked_parse(lambda: Structure.from_str(text, fmt=fmt), f"the {fmt} text")
+        return _checked_parse(
+            lambda: Structure.from_str(text, fmt=fmt), f"could not parse the {fmt} text as a crystal structure"
+        )
     except StructureError:
         raise
     except Exception as exc:
