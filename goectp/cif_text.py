@@ -125,6 +125,7 @@ class CifSummary(NamedTuple):
     sites: int
     operations: int
     operation_texts: list[str]
+    blocks: int = 1
 
 
 def read_cif_summary(text: str) -> CifSummary:
@@ -167,7 +168,8 @@ def read_cif_summary(text: str) -> CifSummary:
         i += 1
     if not ops and named and rows:
         ops = max(space_group_operations(v) for v in named)
-    return CifSummary(rows, ops, texts)
+    blocks = sum(1 for t in tokens if t[:5].lower() == "data_")
+    return CifSummary(rows, ops, texts, blocks)
 
 
 _TERM = re.compile(r"([+-]?)([^+-]+)")

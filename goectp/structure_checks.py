@@ -300,12 +300,15 @@ def _poscar_species_problem(lines: list[str]) -> str:
 
 def text_format_problem(text: str, fmt: str) -> str:
     """Why a file's text would be read wrongly or without bound by its format's parser ("" when it would not): a CIF
-    symmetry operation that is not one, an extxyz frame count or column count a reader would allocate, more than one
-    extxyz frame (one structure per file: a screen reads every frame of a pool's files), a POSCAR's elements that do
-    not match its counts."""
+    with several data blocks (one structure per file; pymatgen merged or dropped sites) or a symmetry operation that
+    is not one, an extxyz frame count or column count a reader would allocate, more than one extxyz frame (a screen
+    reads every frame of a pool's files), a POSCAR's elements that do not match its counts."""
     fmt = normalize_format(fmt)
     if fmt == "cif":
-        return cif_operation_problem(read_cif_summary(text).operation_texts)
+        summary = read_cif_summary(text)
+        if summary.blocks > 1:
+            return f"{summary.blocks} data blocks: one structure per file (split it, or screen a folder of files)"
+        return cif_operation_problem(summary.operation_texts)
     if fmt == "extxyz":
         frames, problem = extxyz_frames(text)
         if problem:

@@ -141,3 +141,10 @@ def test_a_pool_file_that_cannot_be_read_is_named_with_its_problem(tmp_path):
         list(open_pool(str(big)))
     with pytest.raises(PoolError, match=r"binary\.json: not a readable JSON\(\.gz\) text file"):
         open_pool(str(binary))
+
+
+def test_a_cif_with_two_data_blocks_is_refused_by_name(tmp_path):
+    path = tmp_path / "two.cif"
+    path.write_text(CIF.format(op="'-x, -y, -z'") + CIF.format(op="'-x, -y, -z'").replace("data_NaCl", "data_KCl"))
+    with pytest.raises(StructureError, match=r"two\.cif: 2 data blocks: one structure per file"):
+        load_structures(path)
