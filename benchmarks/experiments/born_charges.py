@@ -78,7 +78,9 @@ def run(args: argparse.Namespace) -> None:
         part = {name: np.isin(index, split[name]) for name in ("train", "val", "test")}
         graphs = {name: [g for g, m in zip(data["graphs"], mask) if m] for name, mask in part.items()}
         print(f"split {seed}: " + ", ".join(f"{k} {len(v)}" for k, v in graphs.items()), flush=True)
-        cfg = BornTrainConfig(epochs=args.epochs, hidden=args.hidden, num_layers=args.layers, seed=seed)
+        cfg = BornTrainConfig(
+            epochs=args.epochs, hidden=args.hidden, num_layers=args.layers, seed=seed, huber_delta=args.huber_delta
+        )
         model, info = train_born_model(graphs["train"], graphs["val"], cfg, log=print)
         args.out.mkdir(parents=True, exist_ok=True)
         save_checkpoint(args.out / f"split{seed}.pt", model, split_seed=seed, train_config=vars(cfg))
@@ -244,6 +246,9 @@ def main() -> None:
     p.add_argument("--hidden", type=int, default=64)
     p.add_argument("--layers", type=int, default=2)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument(
+        "--huber-delta", type=float, default=0.5, help="e; large: a squared loss that shrinks large charges less"
+    )
     p.add_argument("--n-dielectric", type=int, default=2733, help="records of the dielectric file (its splits)")
     p.add_argument("--out", type=Path, default=OUT, help="where the checkpoints, metrics and predictions go")
     p.add_argument("--report", action="store_true")
