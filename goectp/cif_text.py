@@ -20,9 +20,8 @@ MAX_SPACE_GROUP_OPERATIONS = 192
 
 _SPACE = re.compile(r"\s+")
 _WORD = re.compile(r"\S+")
-_CLOSERS = {
-    quote: re.compile(quote + r"(?=\s|$)") for quote in ("'", '"')
-}  # a quote followed by white space or the end
+#: a closing quote: one followed by white space or the end of the line
+_CLOSERS = {quote: re.compile(quote + r"(?=\s|$)") for quote in ("'", '"')}
 _CIF_RESERVED = ("loop_", "data_", "save_", "global_", "stop_")
 _ATOM_KEYS = ("_atom_site_fract_", "_atom_site_cartn_")
 _SYMOP_KEYS = ("_symmetry_equiv_pos_as_xyz", "_space_group_symop_operation_xyz", "_space_group_symop.operation_xyz")
@@ -114,8 +113,7 @@ def space_group_operations(symbol_or_number: str) -> int:
 
 def cif_site_bounds(text: str) -> tuple[int, int]:
     """``(atom sites listed, × symmetry operations)`` of a CIF (:func:`read_cif_summary`)."""
-    summary = read_cif_summary(text)
-    return summary.sites, summary.sites * max(summary.operations, 1)
+    return read_cif_summary(text).bounds
 
 
 class CifSummary(NamedTuple):
@@ -126,6 +124,11 @@ class CifSummary(NamedTuple):
     operations: int
     operation_texts: list[str]
     blocks: int = 1
+
+    @property
+    def bounds(self) -> tuple[int, int]:
+        """``(atom sites listed, × symmetry operations)``."""
+        return self.sites, self.sites * max(self.operations, 1)
 
 
 def read_cif_summary(text: str) -> CifSummary:

@@ -20,6 +20,7 @@ import numpy as np
 
 from goectp.cif_text import (  # noqa: F401 - re-exported: the CIF grammar was part of this module
     MAX_SPACE_GROUP_OPERATIONS,
+    CifSummary,
     cif_operation_problem,
     cif_site_bounds,
     cif_tokens,
@@ -131,23 +132,29 @@ def _count(token: str) -> int | None:
         return None
 
 
+def _poscar_fields(line: str) -> list[str]:
+    """A POSCAR line's words before a ``#`` or ``!`` comment."""
+    return line.split("#")[0].split("!")[0].split()
+
+
 def _poscar_sites(lines: list[str]) -> int:
     for line in lines[5:7]:  # VASP 5 (symbols on line 6, counts on line 7) or VASP 4 (counts on line 6)
-        counts = [_count(p) for p in line.split("#")[0].split("!")[0].split()]
+        counts = [_count(p) for p in _poscar_fields(line)]
         if counts and all(c is not None for c in counts):
             return sum(counts)
     return 0
 
 
-def site_count_bounds(text: str, fmt: str) -> tuple[int, int]:
+def site_count_bounds(text: str, fmt: str, cif: CifSummary | None = None) -> tuple[int, int]:
     """``(at least, at most)`` sites that parsing ``text`` will give, from one pass over the text:
-    a CIF's atom sites and sites × symmetry operations, POSCAR's counts line, the first line of an extxyz file,
-    ``len(sites)`` of a pymatgen JSON. ``(0, 0)`` when the text does not tell (the parser then decides)."""
+    a CIF's atom sites and sites × symmetry operations (from ``cif`` when the caller has read it), POSCAR's counts
+    line, the first line of an extxyz file, ``len(sites)`` of a pymatgen JSON. ``(0, 0)`` when the text does not
+    tell (the parser then decides)."""
     fmt = normalize_format(fmt)
     n = 0
     try:
         if fmt == "cif":
-            return cif_site_bounds(text)
+            return (cif or read_cif_summary(text)).bounds
         if fmt == "poscar":
             n = _poscar_sites(text.splitlines()[:8])
         elif fmt == "extxyz":
@@ -189,8 +196,9 @@ def precheck_structure_text(
             f"{name}: {len(text):,} characters, more than the limit of {max_bytes:,}", code="file_too_large"
         )
     count = 0
+    cif = read_cif_summary(text) if fmt and normalize_format(fmt) == "cif" else None  # tokenised once for both checks
     if max_sites is not None:
-        count, at_most = site_count_bounds(text, fmt)
+        count, at_most = site_count_bounds(text, fmt, cif)
         if count > max_sites:
             at_least = "at least " if normalize_format(fmt) == "cif" else ""
             raise StructureError(
@@ -203,7 +211,7 @@ def precheck_structure_text(
                 f"merging, more than {MAX_SYMMETRY_EXPANSION} × the limit of {max_sites} (raise max_sites to allow)",
                 code="too_large",
             )
-    problem = text_format_problem(text, fmt) if fmt else ""
+    problem = text_format_problem(text, fmt, cif) if fmt else ""
     if problem:
         raise StructureError(f"{name}: {problem}", code="unparseable")
     return count or None
@@ -289,8 +297,7 @@ def _poscar_species_problem(lines: list[str]) -> str:
     would pair them silently (``Na Cl`` over ``2`` reads as two Na)."""
     if len(lines) < 7:
         return ""
-    symbols = lines[5].split("#")[0].split("!")[0].split()
-    counts = lines[6].split("#")[0].split("!")[0].split()
+    symbols, counts = _poscar_fields(lines[5]), _poscar_fields(lines[6])
     named = bool(symbols) and all(_count(t) is None for t in symbols)
     counted = bool(counts) and all(_count(t) is not None for t in counts)
     if named and counted and len(symbols) != len(counts):
@@ -298,14 +305,15 @@ def _poscar_species_problem(lines: list[str]) -> str:
     return ""
 
 
-def text_format_problem(text: str, fmt: str) -> str:
+def text_format_problem(text: str, fmt: str, cif: CifSummary | None = None) -> str:
     """Why a file's text would be read wrongly or without bound by its format's parser ("" when it would not): a CIF
     with several data blocks (one structure per file; pymatgen merged or dropped sites) or a symmetry operation that
     is not one, an extxyz frame count or column count a reader would allocate, more than one extxyz frame (a screen
-    reads every frame of a pool's files), a POSCAR's elements that do not match its counts."""
+    reads every frame of a pool's files), a POSCAR's elements that do not match its counts. ``cif``: the CIF's
+    :class:`~goectp.cif_text.CifSummary` when the caller has read it."""
     fmt = normalize_format(fmt)
     if fmt == "cif":
-        summary = read_cif_summary(text)
+        summary = cif or read_cif_summary(text)
         if summary.blocks > 1:
             return f"{summary.blocks} data blocks: one structure per file (split it, or screen a folder of files)"
         return cif_operation_problem(summary.operation_texts)

@@ -59,7 +59,7 @@ def load_json_file(path: str | os.PathLike, what: str = "JSON", max_bytes: int =
         raise ValueError(f"{path}: not a readable {what} file (nested too deeply)") from exc
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path}: not valid JSON ({exc})"[:400]) from exc
-    except (OSError, EOFError, ValueError, zlib.error) as exc:  # JSONDecodeError and UnicodeDecodeError included
+    except (OSError, EOFError, ValueError, zlib.error) as exc:  # a bad archive, not UTF-8, too large
         raise ValueError(f"{path}: not a readable {what} file ({exc})"[:400]) from exc
 
 

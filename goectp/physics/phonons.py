@@ -164,12 +164,16 @@ def _rounded(values: np.ndarray) -> list:
     return (np.round(values, 8) + 0.0).tolist()
 
 
+def _cache_path(structure: Any, force_field: ForceField, cache_dir: str | Path, displacement: float) -> Path:
+    return Path(cache_dir) / f"{force_constant_key(structure, force_field, displacement)}.npz"
+
+
 def stored_force_constants(
     structure: Any, force_field: ForceField, cache_dir: str | Path, displacement: float = 0.01
 ) -> ForceConstants | None:
     """The force constants of ``structure`` stored in ``cache_dir`` (``None`` when there are none, or the file is
     damaged: truncated, not a zip, arrays of another cell; a damaged file is removed)."""
-    path = Path(cache_dir) / f"{force_constant_key(structure, force_field, displacement)}.npz"
+    path = _cache_path(structure, force_field, cache_dir, displacement)
     if not path.is_file():
         return None
     try:
@@ -194,7 +198,7 @@ def cached_force_constants(
     if stored is not None:
         return stored
     result = gamma_force_constants(structure, force_field, displacement)
-    path = Path(cache_dir) / f"{force_constant_key(structure, force_field, displacement)}.npz"
+    path = _cache_path(structure, force_field, cache_dir, displacement)
     path.parent.mkdir(parents=True, exist_ok=True)
     result.to_npz(path)
     return result
