@@ -229,15 +229,17 @@ def test_the_cache_key_does_not_see_float_noise():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["sevennet", "sevennet-l3i5"])
+@pytest.mark.parametrize("name", ["sevennet", "sevennet-l3i5", "sevennet-mf-0"])
 def test_sevennet_gamma_phonon_of_rocksalt_nacl(name):
-    """SevenNet-0 (and -l3i5) through phonopy: sum rule, symmetry, and NaCl's TO mode near its measured 4.9 THz."""
+    """SevenNet-0, -l3i5, MF-0 (PBE) via phonopy: sum rule, symmetry, NaCl's TO mode near the measured 4.9 THz."""
     pytest.importorskip("sevenn")
     from goectp.physics.phonons import force_field
 
     s = primitive_rocksalt(5.64)
     ff = force_field(name, device="cpu")
-    assert ff.name == name and ff.version.endswith({"sevennet": "7net-0", "sevennet-l3i5": "7net-l3i5"}[name])
+    assert ff.name == name and ff.version.endswith(
+        {"sevennet": "7net-0", "sevennet-l3i5": "7net-l3i5", "sevennet-mf-0": "7net-mf-0-PBE"}[name]
+    )
     assert ff.batch_atoms <= 256  # memory: 2,048 atoms a pass took 11.5 GB (SevenNet-0) and 16 GB (-l3i5)
     fc = gamma_force_constants(s, ff)
     phi = fc.force_constants.transpose(0, 2, 1, 3).reshape(6, 6)
@@ -253,8 +255,28 @@ def test_sevennet_gamma_phonon_of_rocksalt_nacl(name):
 def test_an_unknown_force_field_is_named_with_the_choices():
     from goectp.physics.phonons import force_field
 
-    with pytest.raises(ValueError, match="unknown force field 'mace'.*'sevennet', 'sevennet-l3i5' or 'chgnet'"):
+    with pytest.raises(ValueError, match="unknown force field 'mace'.*'sevennet-mf-0' or 'chgnet'"):
         force_field("mace")
+
+
+@pytest.mark.slow
+def test_sevennet_fidelities_are_checked_and_give_different_forces():
+    """MF-0 takes a DFT fidelity by name (PBE by default, named in the cache key), a single-fidelity model none."""
+    pytest.importorskip("sevenn")
+    from ase import Atoms
+
+    from goectp.physics.phonons import force_field
+
+    with pytest.raises(ValueError, match="no fidelity 'HSE'.*'PBE', 'R2SCAN'"):
+        force_field("sevennet-mf-0", modal="HSE")
+    with pytest.raises(ValueError, match="single fidelity"):
+        force_field("sevennet", modal="PBE")
+    pbe, scan = force_field("sevennet-mf-0"), force_field("sevennet-mf-0", modal="R2SCAN")
+    assert (pbe.name, scan.name) == ("sevennet-mf-0", "sevennet-mf-0-r2scan") and pbe.version != scan.version
+    atoms = Atoms("NaCl", positions=[[0, 0, 0], [2.9, 0.1, 0]], cell=np.eye(3) * 5.64, pbc=True)
+    f_pbe, f_scan = pbe([atoms])[0], scan([atoms])[0]
+    np.testing.assert_allclose(f_pbe.sum(axis=0), 0, atol=1e-4)
+    assert np.abs(f_pbe - f_scan).max() > 1e-3  # the fidelity reaches the model
 
 
 # ---------------------------------------------------------------------------------------------------- data

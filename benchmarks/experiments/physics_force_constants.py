@@ -187,7 +187,8 @@ def compare(args: argparse.Namespace) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-dir", default="../shared/data")
-    p.add_argument("--force-field", default="sevennet", choices=["sevennet", "sevennet-l3i5", "chgnet"])
+    fields = ["sevennet", "sevennet-l3i5", "sevennet-mf-0", "chgnet"]
+    p.add_argument("--force-field", default="sevennet", choices=fields)
     p.add_argument("--max-sites", type=int, default=20)
     p.add_argument("--shard", default="0/1")
     p.add_argument("--threads", type=int, default=1)

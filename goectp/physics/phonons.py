@@ -206,7 +206,7 @@ def cached_force_constants(
 
 class SevennetForceField:
     """SevenNet forces, many cells per forward pass (checkpoints shipped inside the ``sevenn`` wheel: ``7net-0``,
-    the default, or ``7net-l3i5``)."""
+    the default, ``7net-l3i5``, or the multi-fidelity ``7net-mf-0`` with ``modal`` 'PBE' (default) or 'R2SCAN')."""
 
     name = "sevennet"
 
@@ -215,7 +215,13 @@ class SevennetForceField:
     #: 2,048 was killed for memory). Small batches bound the memory and are no slower.
     DEFAULT_BATCH_ATOMS = {"7net-0": 256}
 
-    def __init__(self, model_name: str = "7net-0", device: str | None = None, batch_atoms: int | None = None) -> None:
+    def __init__(
+        self,
+        model_name: str = "7net-0",
+        device: str | None = None,
+        batch_atoms: int | None = None,
+        modal: str | None = None,
+    ) -> None:
         try:
             import sevenn
             import sevenn.util
@@ -232,10 +238,19 @@ class SevennetForceField:
         #: cache folders and logs: "sevennet" for SevenNet-0, "sevennet-l3i5" for ``7net-l3i5``
         self.name = "sevennet" if model_name == "7net-0" else f"sevennet-{model_name.removeprefix('7net-')}"
         self.model_name = model_name
+        modals = sorted(getattr(self.model, "modal_map", None) or {})
+        if modals:  # a multi-fidelity checkpoint: which DFT functional's forces (the dielectric data is PBE)
+            modal = modal or "PBE"
+            if modal not in modals:
+                raise ValueError(f"SevenNet ({model_name}) has no fidelity {modal!r}: choose one of {modals}")
+            self.name += "" if modal == "PBE" else f"-{modal.lower()}"
+        elif modal is not None:
+            raise ValueError(f"SevenNet ({model_name}) has a single fidelity: no modal {modal!r}")
+        self.modal = modal
         self.model.set_is_batch_data(True)
         self.cutoff = float(config["cutoff"])
         self.type_map = dict(self.model.type_map)
-        self.version = f"sevenn-{sevenn.__version__}-{model_name}"
+        self.version = f"sevenn-{sevenn.__version__}-{model_name}" + (f"-{modal}" if modal else "")
         self.batch_atoms = batch_atoms or self.DEFAULT_BATCH_ATOMS.get(model_name, 128)
         self._to_graph, self._data_cls = unlabeled_atoms_to_graph, AtomGraphData
 
@@ -251,6 +266,8 @@ class SevennetForceField:
         out: list[np.ndarray] = []
         for chunk in _chunks(atoms, self.batch_atoms):
             graphs = [self._data_cls.from_numpy_dict(self._to_graph(a, self.cutoff, with_shift=False)) for a in chunk]
+            for graph in graphs if self.modal else ():
+                graph[key.DATA_MODALITY] = self.modal
             batch = Batch.from_data_list(graphs).to(self.device)
             forces = self.model(batch)[key.PRED_FORCE].detach().double().cpu().numpy()  # [Σ N, 3]
             sizes = np.cumsum([len(a) for a in chunk])[:-1]
@@ -296,11 +313,13 @@ def _chunks(atoms: Sequence[Any], max_atoms: int):
 
 def force_field(name: str = "sevennet", **kwargs: Any) -> ForceField:
     """A force field by name: 'sevennet' (SevenNet-0, default), 'sevennet-l3i5' (SevenNet-l3i5, larger, ~2.5× the
-    cost) or 'chgnet'."""
+    cost), 'sevennet-mf-0' (SevenNet-MF-0, its PBE fidelity) or 'chgnet'."""
     if name == "sevennet":
         return SevennetForceField(**kwargs)
     if name == "sevennet-l3i5":
         return SevennetForceField(model_name="7net-l3i5", **kwargs)
+    if name == "sevennet-mf-0":
+        return SevennetForceField(model_name="7net-mf-0", **kwargs)
     if name == "chgnet":
         return ChgnetForceField(**kwargs)
-    raise ValueError(f"unknown force field {name!r}: choose 'sevennet', 'sevennet-l3i5' or 'chgnet'")
+    raise ValueError(f"unknown force field {name!r}: choose 'sevennet', 'sevennet-l3i5', 'sevennet-mf-0' or 'chgnet'")

@@ -146,7 +146,7 @@ def ionic_physics(
 
     Args:
         born_model: a Born-charge model or ensemble (default: the shipped one); ignored with ``born_charges``.
-        forces: a :class:`~goectp.physics.phonons.ForceField` or its name ('sevennet', 'sevennet-l3i5', 'chgnet');
+        forces: a :class:`~goectp.physics.phonons.ForceField` or its name (:func:`~goectp.physics.phonons.force_field`);
             ``None``: the shipped ``physics`` model's (:func:`goectp.physics.config.shipped_force_field`).
         born_charges: ``[N, 3, 3]`` charges of the *canonical cell's* sites, instead of predicting them.
         cache_dir: force-constant cache (``"default"``: ``$GOECTP_CACHE/phonons/<force field>``; ``None``: off).
