@@ -271,7 +271,7 @@ def test_sevennet_fidelities_are_checked_and_give_different_forces():
         force_field("sevennet-mf-0", modal="HSE")
     with pytest.raises(ValueError, match="single fidelity"):
         force_field("sevennet", modal="PBE")
-    pbe, scan = force_field("sevennet-mf-0"), force_field("sevennet-mf-0", modal="R2SCAN")
+    pbe, scan = force_field("sevennet-mf-0"), force_field("sevennet-mf-0-r2scan")
     assert (pbe.name, scan.name) == ("sevennet-mf-0", "sevennet-mf-0-r2scan") and pbe.version != scan.version
     atoms = Atoms("NaCl", positions=[[0, 0, 0], [2.9, 0.1, 0]], cell=np.eye(3) * 5.64, pbc=True)
     f_pbe, f_scan = pbe([atoms])[0], scan([atoms])[0]

@@ -313,13 +313,14 @@ def _chunks(atoms: Sequence[Any], max_atoms: int):
 
 def force_field(name: str = "sevennet", **kwargs: Any) -> ForceField:
     """A force field by name: 'sevennet' (SevenNet-0, default), 'sevennet-l3i5' (SevenNet-l3i5, larger, ~2.5× the
-    cost), 'sevennet-mf-0' (SevenNet-MF-0, its PBE fidelity) or 'chgnet'."""
+    cost), 'sevennet-mf-0' (SevenNet-MF-0, its PBE fidelity; 'sevennet-mf-0-r2scan' its r²SCAN one) or 'chgnet'."""
     if name == "sevennet":
         return SevennetForceField(**kwargs)
     if name == "sevennet-l3i5":
         return SevennetForceField(model_name="7net-l3i5", **kwargs)
-    if name == "sevennet-mf-0":
-        return SevennetForceField(model_name="7net-mf-0", **kwargs)
+    if name in ("sevennet-mf-0", "sevennet-mf-0-r2scan"):
+        modal = "R2SCAN" if name.endswith("r2scan") else kwargs.pop("modal", None)
+        return SevennetForceField(model_name="7net-mf-0", modal=modal, **kwargs)
     if name == "chgnet":
         return ChgnetForceField(**kwargs)
     raise ValueError(f"unknown force field {name!r}: choose 'sevennet', 'sevennet-l3i5', 'sevennet-mf-0' or 'chgnet'")
