@@ -59,15 +59,17 @@ def test_gated_rule_by_hand_a_blend_at_zero_gate_and_equivariant(tmp_path):
 
     half = np.log(0.5 / 0.5)  # σ(0) = 1/2: the gate is a fixed blend with w = 1/2
     np.testing.assert_allclose(
-        gated([0, 0, half, 0, 0, 0, 0]), combine_physics("blend", d, e, p, usable, 0.5, 0.5), atol=1e-12
+        gated([0, 0, half, 0, 0, 0, 0, 0]), combine_physics("blend", d, e, p, usable, 0.5, 0.5), atol=1e-12
     )
-    np.testing.assert_allclose(gated([np.log(2), 0, -50, 0, 0, 0, 0]), 2 * d, rtol=1e-12)  # w ≈ 0, size × 2
-    theta = np.array([-0.2, 0.1, -0.5, 0.2, -0.1, 0.3, 0.4])
+    np.testing.assert_allclose(gated([np.log(2), 0, -50, 0, 0, 0, 0, 0]), 2 * d, rtol=1e-12)  # w ≈ 0, size × 2
+    theta = np.array([-0.2, 0.1, -0.5, 0.2, -0.1, 0.3, 0.4, -0.3])
     out = gated(theta)
-    for i in range(2):  # by hand: x = (r, |r|, log(1 + ω_min), unstable), w = σ(c₀ + c·x), size e^(a + b log ε̄_d)
+    for i in range(
+        2
+    ):  # by hand: x = (r, |r|, log(1 + ω_min), unstable, log ε̄_d), w = σ(c₀ + c·x), size e^(a + b log ε̄_d)
         eps_d, estimate = np.trace(d[i]) / 3, e[i] + 0.5 * p[i]
         r = np.log(np.trace(estimate) / 3 / eps_d)
-        w = 1 / (1 + np.exp(-(theta[2] + theta[3:] @ [r, abs(r), np.log1p(softest[i]), unstable[i]])))
+        w = 1 / (1 + np.exp(-(theta[2] + theta[3:] @ [r, abs(r), np.log1p(softest[i]), unstable[i], np.log(eps_d)])))
         expected = (d[i] + w * (estimate - d[i])) * np.exp(theta[0] + theta[1] * np.log(eps_d))
         np.testing.assert_allclose(out[i], expected, rtol=1e-12)
     np.testing.assert_allclose(out[2], d[2] * np.exp(theta[0] + theta[1] * np.log(8)), rtol=1e-12)  # no term: size
@@ -84,14 +86,14 @@ def test_gated_rule_by_hand_a_blend_at_zero_gate_and_equivariant(tmp_path):
     robust = combine_physics("gated", d, e, broken, usable, 0.5, 0.0, gate=theta, unstable=unknown, lowest_thz=softest)
     np.testing.assert_allclose(robust[0], d[0] * np.exp(theta[0] + theta[1] * np.log(10)), rtol=1e-12)
     np.testing.assert_allclose(robust[1:], out[1:], rtol=1e-12)
-    with pytest.raises(ValueError, match="needs 7 parameters"):
-        gated(theta[:6])
+    with pytest.raises(ValueError, match="needs 8 parameters"):
+        gated(theta[:7])
     with pytest.raises(ValueError, match="needs gate, unstable and lowest_thz"):
         combine_physics("gated", d, e, p, usable, 0.5, 0.0)
     bad = tmp_path / "physics.json"
-    for gate in (None, [0.1] * 6, [0.1] * 6 + [float("inf")], [0.1] * 6 + ["x"]):
+    for gate in (None, [0.1] * 7, [0.1] * 7 + [float("inf")], [0.1] * 7 + ["x"]):
         bad.write_text(json.dumps({"rule": "gated", "scale": 0.8, "weight": 0.3, "gate": gate}))
-        with pytest.raises(ValueError, match="physics.json.*gate must be 7 numbers"):
+        with pytest.raises(ValueError, match="physics.json.*gate must be 8 numbers"):
             PhysicsConfig.load(bad)
     bad.write_text(json.dumps({"rule": "gated", "scale": 0.8, "weight": 0.3, "gate": list(theta)}))
     assert PhysicsConfig.load(bad).gate == tuple(theta)
@@ -171,7 +173,7 @@ def test_the_shipped_physics_description_loads():
     from goectp.registry import assets_dir
 
     config = PhysicsConfig.load(assets_dir() / PHYSICS_FILE)
-    assert config.rule == "gated" and len(config.gate) == 7 and 0.5 < config.scale < 1.5
+    assert config.rule == "gated" and len(config.gate) == 8 and 0.5 < config.scale < 1.5
     assert 20 <= config.max_sites <= MAX_PHYSICS_SITES  # the validated range, within what ionic_physics computes
     assert (assets_dir() / config.born_model / "MODEL_CARD.md").is_file()
 
@@ -293,7 +295,7 @@ def test_the_gated_model_leaves_unstable_crystals_to_the_learned_tensor_when_cho
     torch.manual_seed(1)
     total = Ensemble([positive(build_model(hidden=16, num_rbf=8), 5.0) for _ in range(2)])
     electronic = Ensemble([positive(build_model(hidden=16, num_rbf=8), 2.0) for _ in range(2)])
-    theta = (0.0,) * 7  # w = σ(0) = 1/2, size factor 1
+    theta = (0.0,) * 8  # w = σ(0) = 1/2, size factor 1
     for keep in (True, False):
         config = PhysicsConfig(rule="gated", scale=0.5, weight=0.3, max_sites=4, gate=theta, keep_unstable=keep)
         model = PhysicsModel(config, total, electronic, _born_model(5))

@@ -42,14 +42,14 @@ def _born_model(seed: int):
 
 
 def physics_tensors(records, sets: dict[str, np.ndarray], cache: Path, seeds, model: str = "7net-0") -> dict:
-    """``{"eps": [S, N, 3, 3] (NaN where missing), "unstable": [S, N], "lowest": [S, N] (THz, the softest mode in
-    the sum), "have": [S, N] bool, "sites": [N] (atoms in the canonical cell; 0 for a record in no val/test set)}``
-    for the val and test records of each split (force constants of the SevenNet checkpoint ``model``, read from
-    ``cache``)."""
+    """``{"eps": [S, N, 3, 3] (NaN where missing), "unstable": [S, N], "unstable_beyond_noise": [S, N] (those below
+    −SOFT_MODE_THZ), "lowest": [S, N] (THz, the softest mode in the sum), "have": [S, N] bool, "sites": [N] (atoms
+    in the canonical cell; 0 for a record in no val/test set)}`` for the val and test records of each split (force
+    constants of the SevenNet checkpoint ``model``, read from ``cache``)."""
     import sevenn
 
     from goectp.canonical import canonical_cell
-    from goectp.physics.ionic import ionic_modes
+    from goectp.physics.ionic import SOFT_MODE_THZ, ionic_modes
     from goectp.physics.predict import point_group_average, point_group_of, predict_born_charges
     from goectp.physics.standard_cell import standard_force_constants
 
@@ -59,6 +59,7 @@ def physics_tensors(records, sets: dict[str, np.ndarray], cache: Path, seeds, mo
     n = len(records)
     eps = np.full((len(seeds), n, 3, 3), np.nan)
     unstable = np.zeros((len(seeds), n), int)
+    beyond_noise = np.zeros((len(seeds), n), int)
     lowest = np.full((len(seeds), n), np.nan)
     sites = np.zeros(n, int)
     cells: dict[int, tuple] = {}
@@ -81,8 +82,16 @@ def physics_tensors(records, sets: dict[str, np.ndarray], cache: Path, seeds, mo
             modes = ionic_modes(z, fc.force_constants, fc.volume, fc.masses)
             eps[k, i], unstable[k, i] = point_group_average(modes.tensor, groups[i]), modes.num_unstable
             lowest[k, i] = modes.softest_thz
+            beyond_noise[k, i] = int((modes.frequency_thz < -SOFT_MODE_THZ).sum())
     have = np.isfinite(eps).all(axis=(2, 3))
-    return {"eps": eps, "unstable": unstable, "lowest": lowest, "have": have, "sites": sites}
+    return {
+        "eps": eps,
+        "unstable": unstable,
+        "unstable_beyond_noise": beyond_noise,
+        "lowest": lowest,
+        "have": have,
+        "sites": sites,
+    }
 
 
 FORCE_FIELD_MODELS = {"sevennet": "7net-0", "sevennet-l3i5": "7net-l3i5"}  # force_field name → SevenNet checkpoint
@@ -97,8 +106,8 @@ def cached_physics_tensors(records, sets: dict[str, np.ndarray], force_field: st
     cache = Path("runs/phonons") / f"cache-{force_field}"
     n_files = len(list(cache.glob("*.npz")))
     born = hashlib.sha256(b"".join(Path(f"runs/born/split{k}.pt").read_bytes() for k in SPLIT_SEEDS))
-    # v3: force constants of the standard cell, as a prediction reads them (v2: with "sites")
-    path = OUT / f"physics_details-v3-{force_field}-{n_files}-born{born.hexdigest()[:8]}.npz"
+    # v4: with "unstable_beyond_noise" (v3: force constants of the standard cell, as a prediction reads them)
+    path = OUT / f"physics_details-v4-{force_field}-{n_files}-born{born.hexdigest()[:8]}.npz"
     if path.is_file():
         with np.load(path) as z:
             return {k: z[k] for k in z.files}

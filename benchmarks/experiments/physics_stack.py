@@ -7,7 +7,8 @@ where it is high (the learned models regress toward the mean):
 
     ε = exp(a + b · log ε̄_d) · [ε_d + w(x) (ε_p − ε_d)],   w(x) = sigmoid(c₀ + c · x)
 
-with ``x`` = (``log(ε̄_p / ε̄_d)``, ``|log(ε̄_p / ε̄_d)|``, lowest stable mode frequency, number of unstable modes) and
+with ``x`` = (``log(ε̄_p / ε̄_d)``, ``|log(ε̄_p / ε̄_d)|``, lowest stable mode frequency, number of unstable modes,
+``log ε̄_d``) and
 ``ε_p = ε∞ + s ε_phys`` as in :mod:`goectp.physics.combine` (for crystals with unstable modes ``ε_phys`` sums the
 stable ones). Every factor is a scalar invariant times an equivariant tensor, so the result turns as ``R ε Rᵀ``.
 
@@ -84,7 +85,14 @@ def main() -> None:
     p.add_argument(
         "--max-sites", type=int, default=None, help="use the physics term only for canonical cells up to this size"
     )
+    p.add_argument(
+        "--near-zero-stable",
+        action="store_true",
+        help="unstable only below -SOFT_MODE_THZ (a mode within 0.3 THz of zero is left out of the sum either way)",
+    )
     args = p.parse_args()
+    if args.write and args.near_zero_stable:
+        p.error("--write ships a model: the library counts every mode with ω < 0 as unstable (IonicModes.num_unstable)")
     if args.write and args.only_with:
         p.error("--write ships a model: not with --only-with (a paired comparison on part of the records)")
     global LOSS
@@ -107,6 +115,10 @@ def main() -> None:
     true = held_d["true"]
 
     phys = cached_physics_tensors(records, sets, args.force_field)
+    if args.near_zero_stable:
+        changed = int((phys["unstable"] != phys["unstable_beyond_noise"]).any(axis=0).sum())
+        print(f"--near-zero-stable: {changed} records with every unstable mode within 0.3 THz of zero count as stable")
+        phys["unstable"] = phys["unstable_beyond_noise"]
     if args.only_with:  # a paired comparison of two force fields: the records both cover
         other = cached_physics_tensors(records, sets, args.only_with)
         missing = ~np.isfinite(other["eps"]).all(axis=(2, 3))
@@ -121,7 +133,7 @@ def main() -> None:
     print(f"{args.force_field}: scale s = {scale:.4f}")
     estimate = electronic + scale * phys["eps"]  # NaN where there are no force constants
     stable_only = np.where((phys["unstable"] == 0)[..., None, None], estimate, np.nan)
-    blend = np.array([0.0, 0.0, np.log(0.3 / 0.7), 0, 0, 0, 0])  # the shipped blend, w = 0.3, as a gate
+    blend = np.array([0.0, 0.0, np.log(0.3 / 0.7), 0, 0, 0, 0, 0])  # the blend, w = 0.3, as a gate
     candidates = {  # (estimate, the θ entries fitted; the others stay at the blend's)
         "blend (shipped)": (stable_only, []),
         "blend, w fitted": (stable_only, [2]),
@@ -132,6 +144,8 @@ def main() -> None:
         "de-shrink only": (stable_only, [0, 1, 2]),
         "w(r, ω) + de-shrink, stable only": (stable_only, [0, 1, 2, 3, 5]),  # no |r|: monotone in r
         "w(r, ω, unstable) + de-shrink, unstable kept": (estimate, [0, 1, 2, 3, 5, 6]),
+        "w(r, ω, ε̄_d) + de-shrink, stable only": (stable_only, [0, 1, 2, 3, 5, 7]),
+        "w(r, ω, unstable, ε̄_d) + de-shrink, unstable kept": (estimate, [0, 1, 2, 3, 5, 6, 7]),
     }
 
     def pooled(est: np.ndarray, pool: list) -> tuple:

@@ -16,8 +16,8 @@ scale: the universal potentials are softer than DFT), and
       ε = e^{a + b \log ε̄_d}\,[ε_d + w(x)\,(ε_p − ε_d)], \qquad w(x) = σ(c_0 + c · x),
 
   with ``x`` the invariants of :func:`gate_features` (how far the physics estimate lies from the learned one, the
-  softest stable mode, the number of unstable modes). ``θ = (a, b, c₀, c₁…c₄)`` is fitted on the validation splits
-  (``benchmarks/experiments/physics_stack.py``).
+  softest stable mode, the number of unstable modes, the learned ε̄ itself). ``θ = (a, b, c₀, c₁…c₅)`` is fitted on
+  the validation splits (``benchmarks/experiments/physics_stack.py``).
 
 Where there is no usable physics term (no force constants, or an unstable mode at the given geometry while the
 model's ``keep_unstable`` is false, as shipped) the learned prediction is kept (under ``gated``, times its size
@@ -32,7 +32,7 @@ from scipy.special import expit
 
 RULES = ("default", "replace", "blend", "tail-blend", "log-blend", "gated")
 #: ``θ`` of the ``gated`` rule: (a, b) of the size factor, c₀ and one weight per :func:`gate_features` column
-GATE_SIZE = 7
+GATE_SIZE = 8
 
 
 def _mean(t: np.ndarray) -> np.ndarray:
@@ -42,18 +42,19 @@ def _mean(t: np.ndarray) -> np.ndarray:
 def gate_features(
     default: np.ndarray, estimate: np.ndarray, unstable: np.ndarray, lowest_thz: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(x [N, 4], log ε̄_d [N], usable [N])`` for the ``gated`` rule, all invariant scalars.
+    """``(x [N, 5], log ε̄_d [N], usable [N])`` for the ``gated`` rule, all invariant scalars.
 
     ``x`` = (``r = log(ε̄_p / ε̄_d)``, ``|r|``, ``log(1 + ω_min)`` of the softest stable mode in THz, the number of
-    unstable modes capped at 3), zero where the estimate is unusable (missing, or either ε̄ ≤ 0)."""
+    unstable modes capped at 3, ``log ε̄_d``), zero where the estimate is unusable (missing, or either ε̄ ≤ 0)."""
     estimate = np.asarray(estimate, float)
     eps_d, eps_p = _mean(np.asarray(default, float)), _mean(estimate)
     usable = np.isfinite(estimate).all(axis=(-2, -1)) & (eps_p > 0) & (eps_d > 0)
     r = np.log(np.where(usable, eps_p, 1.0) / np.where(usable, eps_d, 1.0))
     soft = np.log1p(np.maximum(np.nan_to_num(np.asarray(lowest_thz, float), nan=0.0), 0.0))
     count = np.minimum(np.nan_to_num(np.asarray(unstable, float), nan=0.0), 3.0)
-    x = np.stack([r, np.abs(r), soft, count], axis=1)
-    return x * usable[:, None], np.log(np.maximum(eps_d, 1e-3)), usable
+    log_d = np.log(np.maximum(eps_d, 1e-3))
+    x = np.stack([r, np.abs(r), soft, count, log_d], axis=1)
+    return x * usable[:, None], log_d, usable
 
 
 def gated(theta: np.ndarray, default: np.ndarray, estimate: np.ndarray, unstable, lowest_thz) -> np.ndarray:
