@@ -28,6 +28,8 @@ from pathlib import Path
 import numpy as np
 
 OUT = Path("runs/physics")
+#: canonical cells per Born-charge forward pass in :func:`physics_tensors`
+BATCH_CELLS = 64
 
 
 def _born_model(seed: int):
@@ -47,10 +49,12 @@ def physics_tensors(records, sets: dict[str, np.ndarray], cache: Path, seeds, mo
     in the canonical cell; 0 for a record in no val/test set)}`` for the val and test records of each split (force
     constants of the SevenNet checkpoint ``model``, read from ``cache``)."""
     import sevenn
+    import torch
+    from torch_geometric.data import Batch
 
     from goectp.canonical import canonical_cell
     from goectp.physics.ionic import SOFT_MODE_THZ, ionic_modes
-    from goectp.physics.predict import point_group_average, point_group_of, predict_born_charges
+    from goectp.physics.predict import born_charge_input, point_group_average, point_group_of
     from goectp.physics.standard_cell import standard_force_constants
 
     class Key:  # what force_constant_key reads of a force field: SevenNetForceField's version, without loading it
@@ -72,17 +76,23 @@ def physics_tensors(records, sets: dict[str, np.ndarray], cache: Path, seeds, mo
         if fc is not None:
             cells[i] = (cell, fc)
     print(f"force constants found for {len(cells)} of {n} records", flush=True)
+    born = [_born_model(seed) for seed in seeds]
+    k_neighbors = {model.config.k_neighbors for model in born}
+    assert len(k_neighbors) == 1, f"the split models read different graphs (k = {k_neighbors})"
+    inputs = {i: born_charge_input(cell, *k_neighbors) for i, (cell, _) in cells.items()}  # one graph per cell
     groups = {i: point_group_of(cell) for i, (cell, _) in cells.items()}  # as ionic_physics: the point-group average
-    for k, seed in enumerate(seeds):
-        born = _born_model(seed)
-        for i, (cell, fc) in cells.items():
-            if not (sets["val"][k, i] or sets["test"][k, i]):
-                continue
-            z, _ = predict_born_charges(cell, born)
-            modes = ionic_modes(z, fc.force_constants, fc.volume, fc.masses)
-            eps[k, i], unstable[k, i] = point_group_average(modes.tensor, groups[i]), modes.num_unstable
-            lowest[k, i] = modes.softest_thz
-            beyond_noise[k, i] = int((modes.frequency_thz < -SOFT_MODE_THZ).sum())
+    for k in range(len(seeds)):
+        held = [i for i in cells if sets["val"][k, i] or sets["test"][k, i]]
+        for start in range(0, len(held), BATCH_CELLS):  # many cells per pass: the same charges, ~10× faster
+            chunk = held[start : start + BATCH_CELLS]
+            with torch.no_grad():
+                out = born[k](Batch.from_data_list([inputs[i][0] for i in chunk])).double().numpy()
+            for i, z in zip(chunk, np.split(out, np.cumsum([len(inputs[i][1]) for i in chunk])[:-1])):
+                fc = cells[i][1]
+                modes = ionic_modes(z[inputs[i][1]], fc.force_constants, fc.volume, fc.masses)
+                eps[k, i], unstable[k, i] = point_group_average(modes.tensor, groups[i]), modes.num_unstable
+                lowest[k, i] = modes.softest_thz
+                beyond_noise[k, i] = int((modes.frequency_thz < -SOFT_MODE_THZ).sum())
     have = np.isfinite(eps).all(axis=(2, 3))
     return {
         "eps": eps,

@@ -108,19 +108,28 @@ def load_born_model(spec: str | Path | None = None):
     return load_model(path).double()
 
 
-def predict_born_charges(cell: Any, model: Any) -> tuple[np.ndarray, np.ndarray | None]:
-    """``(mean [N, 3, 3], std or None)`` of a Born-charge model on ``cell`` (a canonical cell), in its site order."""
-    from torch_geometric.data import Batch
-
+def born_charge_input(cell: Any, k_neighbors: int) -> tuple[Any, np.ndarray]:
+    """``(graph, order)``: the graph a Born-charge model reads for ``cell`` (a canonical cell) and the graph node of
+    each site (site ``j`` is node ``order[j]``); build it once to run several models, or batch many cells."""
     from goectp.graph import build_crystal_graph
     from goectp.models.born import with_site_operations
     from goectp.physics.born_data import cell_mapping
 
-    graph = with_site_operations(build_crystal_graph(cell, k=model.config.k_neighbors, canonical=True))
+    graph = with_site_operations(build_crystal_graph(cell, k=k_neighbors, canonical=True))
     weights = cell_mapping(graph.lattice[0].double().numpy(), graph.frac.double().numpy(), graph.z.numpy(), cell)
     if weights is None or weights.shape[0] != weights.shape[1]:
         raise ValueError("the graph's atoms do not map one to one onto the cell's sites")
-    order = weights.argmax(axis=0)  # site j is graph node order[j]
+    return graph, weights.argmax(axis=0)
+
+
+def predict_born_charges(
+    cell: Any, model: Any, model_input: tuple[Any, np.ndarray] | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(mean [N, 3, 3], std or None)`` of a Born-charge model on ``cell`` (a canonical cell), in its site order;
+    ``model_input``: :func:`born_charge_input` of this cell, when already built."""
+    from torch_geometric.data import Batch
+
+    graph, order = model_input or born_charge_input(cell, model.config.k_neighbors)
     batch = Batch.from_data_list([graph])
     with torch.no_grad():
         if hasattr(model, "member_charges"):
