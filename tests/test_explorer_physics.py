@@ -279,7 +279,7 @@ def test_the_physics_models_total_for_the_crystal_on_screen(computed, selector, 
     eps, learned, how = physics_total.corrected_total(unstable, rutile(), summed)
     np.testing.assert_allclose(eps, total, atol=1e-12)
     assert how.startswith("physics term not used (2 unstable mode(s))")
-    gate = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)  # w = σ(0) = 1/2 whatever the crystal, size kept
+    gate = (0.0,) * 8  # w = σ(0) = 1/2 whatever the crystal, size kept
     monkeypatch.setattr(physics_total, "shipped_physics_config", lambda: replace(config, rule="gated", gate=gate))
     eps, learned, how = physics_total.corrected_total(unstable, rutile(), summed)  # gated: stable modes still count
     np.testing.assert_allclose(eps, total + 0.5 * (eps_inf + 0.8 * eps_ion - total), atol=1e-12)
