@@ -9,7 +9,8 @@
 # Every step resumes where it stopped (re-run the same command). Nothing here is cached in git: a fresh machine pays
 # all of it. Measured on the 2-core development machine (2026-12-05): step 1 about 4-5 s per epoch per split on one
 # thread (5 × 120 epochs: ~50 min, two processes at a time ~30 min); step 2 about 2 h on two shards (one thread each;
-# ≤ 12 atoms in minutes, 13-20 atoms ~18 s and 21-30 atoms ~24 s per cell); step 3 minutes. With CUDA the force
+# ≤ 12 atoms in minutes, 13-20 atoms ~18 s and 21-30 atoms ~24 s per cell; 2026-12-06: 1 h 40 min on two shards
+# with the ≤ 8-atom cells already cached); step 3 about 4 min (physics_stack.py 3.5 min). With CUDA the force
 # field runs on the GPU (SHARDS=1 there).
 #   bash benchmarks/recipes/train_physics.sh             # all steps
 #   SHARDS=8 bash benchmarks/recipes/train_physics.sh    # more force-constant processes where cores allow
