@@ -43,11 +43,31 @@ def _born_model(seed: int):
     return model.double().eval()
 
 
-def physics_tensors(records, sets: dict[str, np.ndarray], cache: Path, seeds, model: str = "7net-0") -> dict:
+def element_means_per_split(seeds, n_records: int) -> list[dict[int, float]]:
+    """Per split, the mean DFT tr(Z*)/3 per element over that split's *training* records of the Born-charge set (the
+    graphs ``born_charges.py`` caches in ``runs/born/graphs.pt``)."""
+    from born_charges import _graphs
+
+    from goectp.data import random_split
+    from goectp.training.born import element_charges
+
+    data = _graphs("../shared/data")
+    index = np.asarray(data["index"])
+    out = []
+    for seed in seeds:
+        train = np.isin(index, random_split(n_records, seed)["train"])
+        out.append(element_charges([g for g, keep in zip(data["graphs"], train) if keep]))
+    return out
+
+
+def physics_tensors(
+    records, sets: dict[str, np.ndarray], cache: Path, seeds, model: str = "7net-0", stretch: float = 0.0
+) -> dict:
     """``{"eps": [S, N, 3, 3] (NaN where missing), "unstable": [S, N], "unstable_beyond_noise": [S, N] (those below
     −SOFT_MODE_THZ), "lowest": [S, N] (THz, the softest mode in the sum), "have": [S, N] bool, "sites": [N] (atoms
     in the canonical cell; 0 for a record in no val/test set)}`` for the val and test records of each split (force
-    constants of the SevenNet checkpoint ``model``, read from ``cache``)."""
+    constants of the SevenNet checkpoint ``model``, read from ``cache``). ``stretch`` β: an experiment on the charges'
+    shrinkage, each predicted Z* moved away from its element's training mean, ``Z* + β (Z* − m_e I)``."""
     import sevenn
     import torch
     from torch_geometric.data import Batch
@@ -77,6 +97,7 @@ def physics_tensors(records, sets: dict[str, np.ndarray], cache: Path, seeds, mo
             cells[i] = (cell, fc)
     print(f"force constants found for {len(cells)} of {n} records", flush=True)
     born = [_born_model(seed) for seed in seeds]
+    means = element_means_per_split(seeds, n) if stretch else None
     k_neighbors = {model.config.k_neighbors for model in born}
     assert len(k_neighbors) == 1, f"the split models read different graphs (k = {k_neighbors})"
     inputs = {i: born_charge_input(cell, *k_neighbors) for i, (cell, _) in cells.items()}  # one graph per cell
@@ -88,8 +109,12 @@ def physics_tensors(records, sets: dict[str, np.ndarray], cache: Path, seeds, mo
             with torch.no_grad():
                 out = born[k](Batch.from_data_list([inputs[i][0] for i in chunk])).double().numpy()
             for i, z in zip(chunk, np.split(out, np.cumsum([len(inputs[i][1]) for i in chunk])[:-1])):
-                fc = cells[i][1]
-                modes = ionic_modes(z[inputs[i][1]], fc.force_constants, fc.volume, fc.masses)
+                cell, fc = cells[i]
+                z = z[inputs[i][1]]
+                if stretch:
+                    m = np.array([means[k].get(site.specie.Z, 0.0) for site in cell])
+                    z = z + stretch * (z - m[:, None, None] * np.eye(3))
+                modes = ionic_modes(z, fc.force_constants, fc.volume, fc.masses)
                 eps[k, i], unstable[k, i] = point_group_average(modes.tensor, groups[i]), modes.num_unstable
                 lowest[k, i] = modes.softest_thz
                 beyond_noise[k, i] = int((modes.frequency_thz < -SOFT_MODE_THZ).sum())
@@ -107,7 +132,9 @@ def physics_tensors(records, sets: dict[str, np.ndarray], cache: Path, seeds, mo
 FORCE_FIELD_MODELS = {"sevennet": "7net-0", "sevennet-l3i5": "7net-l3i5"}  # force_field name → SevenNet checkpoint
 
 
-def cached_physics_tensors(records, sets: dict[str, np.ndarray], force_field: str = "sevennet") -> dict:
+def cached_physics_tensors(
+    records, sets: dict[str, np.ndarray], force_field: str = "sevennet", stretch: float = 0.0
+) -> dict:
     """:func:`physics_tensors` of ``force_field``'s cache (``runs/phonons/cache-<force_field>``), kept in
     ``runs/physics``; the file's name holds the number of cached force constants and a hash of the Born-charge
     checkpoints ``runs/born/split<k>.pt``, so a growing cache or a retrained Born model computes it anew."""
@@ -117,11 +144,12 @@ def cached_physics_tensors(records, sets: dict[str, np.ndarray], force_field: st
     n_files = len(list(cache.glob("*.npz")))
     born = hashlib.sha256(b"".join(Path(f"runs/born/split{k}.pt").read_bytes() for k in SPLIT_SEEDS))
     # v4: with "unstable_beyond_noise" (v3: force constants of the standard cell, as a prediction reads them)
-    path = OUT / f"physics_details-v4-{force_field}-{n_files}-born{born.hexdigest()[:8]}.npz"
+    tag = f"-stretch{stretch:g}" if stretch else ""
+    path = OUT / f"physics_details-v4-{force_field}-{n_files}-born{born.hexdigest()[:8]}{tag}.npz"
     if path.is_file():
         with np.load(path) as z:
             return {k: z[k] for k in z.files}
-    out = physics_tensors(records, sets, cache, SPLIT_SEEDS, FORCE_FIELD_MODELS[force_field])
+    out = physics_tensors(records, sets, cache, SPLIT_SEEDS, FORCE_FIELD_MODELS[force_field], stretch)
     OUT.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(path, **out)
     return out

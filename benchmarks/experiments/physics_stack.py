@@ -90,7 +90,15 @@ def main() -> None:
         action="store_true",
         help="unstable only below -SOFT_MODE_THZ (a mode within 0.3 THz of zero is left out of the sum either way)",
     )
+    p.add_argument(
+        "--charge-stretch",
+        type=float,
+        default=0.0,
+        help="an experiment: predicted Z* moved away from the element's training mean, Z* + β (Z* − m_e I)",
+    )
     args = p.parse_args()
+    if args.write and args.charge_stretch:
+        p.error("--write ships a model: the shipped path does not stretch the charges")
     if args.write and args.near_zero_stable:
         p.error("--write ships a model: the library counts every mode with ω < 0 as unstable (IonicModes.num_unstable)")
     if args.write and args.only_with:
@@ -114,7 +122,7 @@ def main() -> None:
     ]
     true = held_d["true"]
 
-    phys = cached_physics_tensors(records, sets, args.force_field)
+    phys = cached_physics_tensors(records, sets, args.force_field, args.charge_stretch)
     if args.near_zero_stable:
         changed = int((phys["unstable"] != phys["unstable_beyond_noise"]).any(axis=0).sum())
         print(f"--near-zero-stable: {changed} records with every unstable mode within 0.3 THz of zero count as stable")
@@ -200,6 +208,8 @@ def main() -> None:
     tag = "" if args.force_field == "sevennet" and not args.only_with else f"-{args.force_field}"
     tag += f"-only-with-{args.only_with}" if args.only_with else ""
     tag += f"-max{args.max_sites}" if args.max_sites is not None else ""
+    tag += f"-stretch{args.charge_stretch:g}" if args.charge_stretch else ""
+    tag += "-near-zero-stable" if args.near_zero_stable else ""
     (OUT / f"physics_stack-{LOSS}{tag}.json").write_text(json.dumps(rows, indent=1, default=float))
     best = min(rows, key=lambda n: np.mean(rows[n]["val_mae"]))
     print(f"\nbest on validation (out of fold): {best}")
