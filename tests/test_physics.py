@@ -255,7 +255,7 @@ def test_sevennet_gamma_phonon_of_rocksalt_nacl(name):
 def test_an_unknown_force_field_is_named_with_the_choices():
     from goectp.physics.phonons import force_field
 
-    with pytest.raises(ValueError, match="unknown force field 'mace'.*'sevennet-mf-0' or 'chgnet'"):
+    with pytest.raises(ValueError, match="unknown force field 'mace'.*'sevennet-mf-0-r2scan' or 'chgnet'"):
         force_field("mace")
 
 
@@ -271,6 +271,8 @@ def test_sevennet_fidelities_are_checked_and_give_different_forces():
         force_field("sevennet-mf-0", modal="HSE")
     with pytest.raises(ValueError, match="single fidelity"):
         force_field("sevennet", modal="PBE")
+    with pytest.raises(ValueError, match="is the R2SCAN fidelity"):
+        force_field("sevennet-mf-0-r2scan", modal="PBE")
     pbe, scan = force_field("sevennet-mf-0"), force_field("sevennet-mf-0-r2scan")
     assert (pbe.name, scan.name) == ("sevennet-mf-0", "sevennet-mf-0-r2scan") and pbe.version != scan.version
     atoms = Atoms("NaCl", positions=[[0, 0, 0], [2.9, 0.1, 0]], cell=np.eye(3) * 5.64, pbc=True)

@@ -235,7 +235,8 @@ class SevennetForceField:
 
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.model, config = load_sevennet(model_name, self.device)
-        #: cache folders and logs: "sevennet" for SevenNet-0, "sevennet-l3i5" for ``7net-l3i5``
+        #: cache folders and logs: "sevennet" for SevenNet-0, "sevennet-l3i5" for ``7net-l3i5``, "sevennet-mf-0"
+        #: (PBE) and "sevennet-mf-0-r2scan" for ``7net-mf-0``
         self.name = "sevennet" if model_name == "7net-0" else f"sevennet-{model_name.removeprefix('7net-')}"
         self.model_name = model_name
         modals = sorted(getattr(self.model, "modal_map", None) or {})
@@ -319,8 +320,12 @@ def force_field(name: str = "sevennet", **kwargs: Any) -> ForceField:
     if name == "sevennet-l3i5":
         return SevennetForceField(model_name="7net-l3i5", **kwargs)
     if name in ("sevennet-mf-0", "sevennet-mf-0-r2scan"):
-        modal = "R2SCAN" if name.endswith("r2scan") else kwargs.pop("modal", None)
+        modal = kwargs.pop("modal", None)
+        if name.endswith("r2scan") and modal not in (None, "R2SCAN"):
+            raise ValueError(f"force field {name!r} is the R2SCAN fidelity: no modal {modal!r}")
+        modal = "R2SCAN" if name.endswith("r2scan") else modal
         return SevennetForceField(model_name="7net-mf-0", modal=modal, **kwargs)
     if name == "chgnet":
         return ChgnetForceField(**kwargs)
-    raise ValueError(f"unknown force field {name!r}: choose 'sevennet', 'sevennet-l3i5', 'sevennet-mf-0' or 'chgnet'")
+    choices = "'sevennet', 'sevennet-l3i5', 'sevennet-mf-0', 'sevennet-mf-0-r2scan' or 'chgnet'"
+    raise ValueError(f"unknown force field {name!r}: choose {choices}")
