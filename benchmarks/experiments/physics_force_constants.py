@@ -185,10 +185,11 @@ def compare(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
+    from goectp.physics.phonons import FORCE_FIELDS
+
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-dir", default="../shared/data")
-    fields = ["sevennet", "sevennet-l3i5", "sevennet-mf-0", "sevennet-mf-0-r2scan", "chgnet"]
-    p.add_argument("--force-field", default="sevennet", choices=fields)
+    p.add_argument("--force-field", default="sevennet", choices=FORCE_FIELDS)
     p.add_argument("--max-sites", type=int, default=20)
     p.add_argument("--shard", default="0/1")
     p.add_argument("--threads", type=int, default=1)

@@ -49,9 +49,10 @@ def element_means_per_split(seeds, n_records: int) -> list[dict[int, float]]:
     from born_charges import _graphs
 
     from goectp.data import random_split
+    from goectp.data.paths import data_dir
     from goectp.training.born import element_charges
 
-    data = _graphs("../shared/data")
+    data = _graphs(str(data_dir()))
     index = np.asarray(data["index"])
     out = []
     for seed in seeds:
@@ -69,12 +70,10 @@ def physics_tensors(
     constants of the SevenNet checkpoint ``model``, read from ``cache``). ``stretch`` β: an experiment on the charges'
     shrinkage, each predicted Z* moved away from its element's training mean, ``Z* + β (Z* − m_e I)``."""
     import sevenn
-    import torch
-    from torch_geometric.data import Batch
 
     from goectp.canonical import canonical_cell
     from goectp.physics.ionic import SOFT_MODE_THZ, ionic_modes
-    from goectp.physics.predict import born_charge_input, point_group_average, point_group_of
+    from goectp.physics.predict import born_charge_input, born_charges_of_cells, point_group_average, point_group_of
     from goectp.physics.standard_cell import standard_force_constants
 
     class Key:  # what force_constant_key reads of a force field: SevenNetForceField's version, without loading it
@@ -104,13 +103,10 @@ def physics_tensors(
     groups = {i: point_group_of(cell) for i, (cell, _) in cells.items()}  # as ionic_physics: the point-group average
     for k in range(len(seeds)):
         held = [i for i in cells if sets["val"][k, i] or sets["test"][k, i]]
-        for start in range(0, len(held), BATCH_CELLS):  # many cells per pass: the same charges, ~10× faster
+        for start in range(0, len(held), BATCH_CELLS):  # many cells per pass: the same charges, 4.3× faster
             chunk = held[start : start + BATCH_CELLS]
-            with torch.no_grad():
-                out = born[k](Batch.from_data_list([inputs[i][0] for i in chunk])).double().numpy()
-            for i, z in zip(chunk, np.split(out, np.cumsum([len(inputs[i][1]) for i in chunk])[:-1])):
+            for i, z in zip(chunk, born_charges_of_cells([inputs[i] for i in chunk], born[k])):
                 cell, fc = cells[i]
-                z = z[inputs[i][1]]
                 if stretch:
                     m = np.array([means[k].get(site.specie.Z, 0.0) for site in cell])
                     z = z + stretch * (z - m[:, None, None] * np.eye(3))

@@ -267,8 +267,9 @@ class SevennetForceField:
         out: list[np.ndarray] = []
         for chunk in _chunks(atoms, self.batch_atoms):
             graphs = [self._data_cls.from_numpy_dict(self._to_graph(a, self.cutoff, with_shift=False)) for a in chunk]
-            for graph in graphs if self.modal else ():
-                graph[key.DATA_MODALITY] = self.modal
+            if self.modal:  # which DFT fidelity the multi-fidelity model answers for
+                for graph in graphs:
+                    graph[key.DATA_MODALITY] = self.modal
             batch = Batch.from_data_list(graphs).to(self.device)
             forces = self.model(batch)[key.PRED_FORCE].detach().double().cpu().numpy()  # [Σ N, 3]
             sizes = np.cumsum([len(a) for a in chunk])[:-1]
@@ -312,6 +313,10 @@ def _chunks(atoms: Sequence[Any], max_atoms: int):
         yield chunk
 
 
+#: the names :func:`force_field` knows
+FORCE_FIELDS = ("sevennet", "sevennet-l3i5", "sevennet-mf-0", "sevennet-mf-0-r2scan", "chgnet")
+
+
 def force_field(name: str = "sevennet", **kwargs: Any) -> ForceField:
     """A force field by name: 'sevennet' (SevenNet-0, default), 'sevennet-l3i5' (SevenNet-l3i5, larger, ~2.5× the
     cost), 'sevennet-mf-0' (SevenNet-MF-0, its PBE fidelity; 'sevennet-mf-0-r2scan' its r²SCAN one) or 'chgnet'."""
@@ -327,5 +332,5 @@ def force_field(name: str = "sevennet", **kwargs: Any) -> ForceField:
         return SevennetForceField(model_name="7net-mf-0", modal=modal, **kwargs)
     if name == "chgnet":
         return ChgnetForceField(**kwargs)
-    choices = "'sevennet', 'sevennet-l3i5', 'sevennet-mf-0', 'sevennet-mf-0-r2scan' or 'chgnet'"
+    choices = ", ".join(repr(n) for n in FORCE_FIELDS[:-1]) + f" or {FORCE_FIELDS[-1]!r}"
     raise ValueError(f"unknown force field {name!r}: choose {choices}")

@@ -12,6 +12,7 @@ forward pass.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -110,7 +111,7 @@ def load_born_model(spec: str | Path | None = None):
 
 def born_charge_input(cell: Any, k_neighbors: int) -> tuple[Any, np.ndarray]:
     """``(graph, order)``: the graph a Born-charge model reads for ``cell`` (a canonical cell) and the graph node of
-    each site (site ``j`` is node ``order[j]``); build it once to run several models, or batch many cells."""
+    each site (site ``j`` is node ``order[j]``)."""
     from goectp.graph import build_crystal_graph
     from goectp.models.born import with_site_operations
     from goectp.physics.born_data import cell_mapping
@@ -122,20 +123,28 @@ def born_charge_input(cell: Any, k_neighbors: int) -> tuple[Any, np.ndarray]:
     return graph, weights.argmax(axis=0)
 
 
-def predict_born_charges(
-    cell: Any, model: Any, model_input: tuple[Any, np.ndarray] | None = None
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """``(mean [N, 3, 3], std or None)`` of a Born-charge model on ``cell`` (a canonical cell), in its site order;
-    ``model_input``: :func:`born_charge_input` of this cell, when already built."""
+def born_charges_of_cells(inputs: Sequence[tuple[Any, np.ndarray]], model: Any) -> list[np.ndarray]:
+    """One Born-charge model (not an ensemble) on many cells in one forward pass: ``[N_c, 3, 3]`` per cell, in its
+    site order; ``inputs`` are :func:`born_charge_input` of each cell."""
     from torch_geometric.data import Batch
 
-    graph, order = model_input or born_charge_input(cell, model.config.k_neighbors)
-    batch = Batch.from_data_list([graph])
     with torch.no_grad():
-        if hasattr(model, "member_charges"):
-            members = model.member_charges(batch).double().numpy()[:, order]
-            return members.mean(axis=0), members.std(axis=0)
-        return model(batch).double().numpy()[order], None
+        out = model(Batch.from_data_list([graph for graph, _ in inputs])).double().numpy()  # [Σ N_c, 3, 3]
+    parts = np.split(out, np.cumsum([len(order) for _, order in inputs])[:-1])
+    return [part[order] for part, (_, order) in zip(parts, inputs)]
+
+
+def predict_born_charges(cell: Any, model: Any) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(mean [N, 3, 3], std or None)`` of a Born-charge model or ensemble on ``cell`` (a canonical cell), in its
+    site order."""
+    from torch_geometric.data import Batch
+
+    graph, order = born_charge_input(cell, model.config.k_neighbors)
+    if not hasattr(model, "member_charges"):
+        return born_charges_of_cells([(graph, order)], model)[0], None
+    with torch.no_grad():
+        members = model.member_charges(Batch.from_data_list([graph])).double().numpy()[:, order]
+    return members.mean(axis=0), members.std(axis=0)
 
 
 #: The largest canonical cell :func:`ionic_physics` computes force constants for (≤ 6N force evaluations of N atoms;
