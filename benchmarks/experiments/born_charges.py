@@ -7,6 +7,7 @@ per-element-mean baseline, and the predictions of every split's test (and valida
     python benchmarks/experiments/born_charges.py --sum-rule-tolerance 1 --out runs/born-tol1 --epochs 120
     python benchmarks/experiments/born_charges.py --sum-rule-tolerance 1 --evaluate-shipped --out runs/born-shipped
     python benchmarks/experiments/born_charges.py --compare runs/born-shipped runs/born-tol1 --sum-rule-tolerance 1
+    python benchmarks/experiments/born_charges.py --epochs 240 --seed-offset 1 --out runs/born-e240
 
 ``--sum-rule-tolerance`` (default 0.1 e, as the shipped charges were trained) also keeps the records whose charges
 break the acoustic sum rule by less, with the rule enforced (:func:`goectp.training.born.born_graphs`).
@@ -79,7 +80,11 @@ def run(args: argparse.Namespace) -> None:
         graphs = {name: [g for g, m in zip(data["graphs"], mask) if m] for name, mask in part.items()}
         print(f"split {seed}: " + ", ".join(f"{k} {len(v)}" for k, v in graphs.items()), flush=True)
         cfg = BornTrainConfig(
-            epochs=args.epochs, hidden=args.hidden, num_layers=args.layers, seed=seed, huber_delta=args.huber_delta
+            epochs=args.epochs,
+            hidden=args.hidden,
+            num_layers=args.layers,
+            seed=seed + 100 * args.seed_offset,
+            huber_delta=args.huber_delta,
         )
         model, info = train_born_model(graphs["train"], graphs["val"], cfg, log=print)
         args.out.mkdir(parents=True, exist_ok=True)
@@ -158,24 +163,47 @@ def large_charges(args: argparse.Namespace, threshold: float = 5.0) -> None:
     )
 
 
+def split_members(folder: Path, seed: int) -> list[Path]:
+    """The Born-charge checkpoints of split ``seed`` in ``folder``: ``split<k>.pt`` and any ``split<k>-<name>.pt``
+    (more members of that split, e.g. another training seed), sorted."""
+    files = sorted(p for p in Path(folder).glob(f"split{seed}*.pt") if p.stem.split("-")[0] == f"split{seed}")
+    if not files:
+        raise FileNotFoundError(f"no split{seed}.pt or split{seed}-*.pt in {folder}")
+    return files
+
+
+def load_split_model(folder: Path, seed: int):
+    """Split ``seed``'s Born-charge model of ``folder`` in float64: one checkpoint, or the mean of its members
+    (:class:`goectp.models.born.BornEnsemble`; the sum rule and the equivariance stay exact)."""
+    from goectp.models.born import BornEnsemble
+    from goectp.registry import load_model
+
+    files = split_members(folder, seed)
+    if len(files) == 1:
+        return load_model(files[0]).double().eval()
+    return BornEnsemble([load_model(f) for f in files], [f.stem for f in files]).double().eval()
+
+
 def evaluate_shipped(args: argparse.Namespace) -> None:
-    """The shipped ensemble (``assets/physics/born-charges``, as stored): member ``k`` on split ``k``'s test atoms,
-    next to the per-element-mean baseline of that split's training atoms (:func:`_metrics`)."""
+    """The members of ``--members`` (default: the shipped ``assets/physics/born-charges``, as stored): split ``k``'s
+    member(s) on split ``k``'s test atoms, next to the per-element-mean baseline of that split's training atoms
+    (:func:`_metrics`)."""
     import torch
 
     from goectp.data import random_split
-    from goectp.registry import assets_dir, load_model
+    from goectp.registry import assets_dir
     from goectp.training.born import element_charges, predict_born
 
     torch.set_num_threads(args.threads)
     data = _graphs(args.data_dir, args.sum_rule_tolerance)
     index = np.asarray(data["index"])
+    folder = args.members or assets_dir() / "physics" / "born-charges"
     results = []
     for seed in args.splits:
         split = random_split(args.n_dielectric, seed)
         part = {name: np.isin(index, split[name]) for name in ("train", "val", "test")}
         train, val, test = ([g for g, m in zip(data["graphs"], part[name]) if m] for name in ("train", "val", "test"))
-        model = load_model(assets_dir() / "physics" / "born-charges" / f"split{seed}.pt").double().eval()
+        model = load_split_model(folder, seed)
         pred = {"val": predict_born(model, val), "test": predict_born(model, test)}
         results.append(_metrics(pred["test"], test, element_charges(train)))
         if args.out != OUT:  # the members' predictions, for --compare
@@ -187,7 +215,8 @@ def evaluate_shipped(args: argparse.Namespace) -> None:
             }
             np.savez_compressed(args.out / f"pred-split{seed}.npz", **keyed)
         print(
-            f"split {seed}: shipped member, test MAE {results[-1]['mae']:.4f} e over {results[-1]['atoms']} atoms "
+            f"split {seed}: {len(split_members(folder, seed))} member(s) of {folder}, test MAE "
+            f"{results[-1]['mae']:.4f} e over {results[-1]['atoms']} atoms "
             f"(per-element mean {results[-1]['baseline_mae']:.4f})"
         )
     print(f"mean {np.mean([r['mae'] for r in results]):.4f} e")
@@ -247,12 +276,18 @@ def main() -> None:
     p.add_argument("--layers", type=int, default=2)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument(
+        "--seed-offset", type=int, default=0, help="training seed = split + 100 × this (another member for a split)"
+    )
+    p.add_argument(
         "--huber-delta", type=float, default=0.5, help="e; large: a squared loss that shrinks large charges less"
     )
     p.add_argument("--n-dielectric", type=int, default=2733, help="records of the dielectric file (its splits)")
     p.add_argument("--out", type=Path, default=OUT, help="where the checkpoints, metrics and predictions go")
     p.add_argument("--report", action="store_true")
     p.add_argument("--evaluate-shipped", action="store_true", help="test MAE of the shipped (float16) members")
+    p.add_argument(
+        "--members", type=Path, default=None, help="with --evaluate-shipped: another folder of split<k>[-*].pt"
+    )
     p.add_argument(
         "--sum-rule-tolerance",
         type=float,

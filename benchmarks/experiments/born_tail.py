@@ -53,14 +53,16 @@ def held_out_tail(data_dir: Path, min_eps: float, max_sites: int) -> list[tuple]
 
 def main() -> None:
     import torch
+    from born_charges import load_split_model
     from scipy.stats import spearmanr
 
     from goectp.physics.phonons import force_field
     from goectp.physics.predict import ionic_physics
-    from goectp.registry import load_model
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--runs", nargs="+", type=Path, required=True, help="folders of split<k>.pt Born-charge members")
+    p.add_argument(
+        "--runs", nargs="+", type=Path, required=True, help="folders of split<k>.pt (+ split<k>-*.pt) members"
+    )
     p.add_argument("--data-dir", type=Path, default=Path("../shared/data"))
     p.add_argument("--force-field", default="sevennet-l3i5")
     p.add_argument("--min-eps", type=float, default=30.0)
@@ -76,7 +78,7 @@ def main() -> None:
     print(
         f"{len(rows)} held-out records with DFT ε̄ ≥ {args.min_eps:g}, ≤ {args.max_sites} atoms, DFT charges", flush=True
     )
-    members = {(run, k): load_model(run / f"split{k}.pt").double().eval() for run in args.runs for k in range(5)}
+    members = {(run, k): load_split_model(run, k) for run in args.runs for k in range(5)}
     pairs: list[dict] = []
     start = time.perf_counter()
     for n, (rec, _, cell, z_dft, split_of) in enumerate(rows):

@@ -28,19 +28,17 @@ from pathlib import Path
 import numpy as np
 
 OUT = Path("runs/physics")
+#: the Born-charge members the experiments use (``split<k>.pt``, optionally more as ``split<k>-<name>.pt``)
+BORN_RUN = Path("runs/born")
 #: canonical cells per Born-charge forward pass in :func:`physics_tensors`
 BATCH_CELLS = 64
 
 
 def _born_model(seed: int):
-    from goectp.checkpoint import read_checkpoint
-    from goectp.models.born import BornChargeModel
-    from goectp.models.goectp import GoeCTPConfig
+    """Split ``seed``'s Born-charge member(s) in ``runs/born`` (``split<k>.pt``, any ``split<k>-*.pt``: the mean)."""
+    from born_charges import load_split_model
 
-    ckpt = read_checkpoint(Path("runs/born") / f"split{seed}.pt")
-    model = BornChargeModel(GoeCTPConfig(**ckpt["config"]))
-    model.load_state_dict(ckpt["state_dict"])
-    return model.double().eval()
+    return load_split_model(BORN_RUN, seed)
 
 
 def element_means_per_split(seeds, n_records: int) -> list[dict[int, float]]:
@@ -138,7 +136,9 @@ def cached_physics_tensors(
 
     cache = Path("runs/phonons") / f"cache-{force_field}"
     n_files = len(list(cache.glob("*.npz")))
-    born = hashlib.sha256(b"".join(Path(f"runs/born/split{k}.pt").read_bytes() for k in SPLIT_SEEDS))
+    from born_charges import split_members
+
+    born = hashlib.sha256(b"".join(f.read_bytes() for k in SPLIT_SEEDS for f in split_members(BORN_RUN, k)))
     # v4: with "unstable_beyond_noise" (v3: force constants of the standard cell, as a prediction reads them)
     tag = f"-stretch{stretch:g}" if stretch else ""
     path = OUT / f"physics_details-v4-{force_field}-{n_files}-born{born.hexdigest()[:8]}{tag}.npz"
