@@ -400,6 +400,33 @@ def test_born_model_on_a_cubic_site_is_isotropic():
         np.testing.assert_allclose(zi, zi[0, 0] * np.eye(3), atol=1e-10)
 
 
+def test_a_born_model_can_start_from_a_trained_backbone(tmp_path):
+    """born_model_from_backbone: the backbone's weights are the trained model's, the head is new, and the result is
+    still equivariant with the sum rule exact; a checkpoint of another kind is refused with its name."""
+    from goectp.checkpoint import save_checkpoint
+    from goectp.models.goectp import GoeCTP, GoeCTPConfig
+    from goectp.training.born import born_model_from_backbone
+
+    torch.manual_seed(3)
+    trained = GoeCTP(GoeCTPConfig(hidden=16, num_rbf=8))
+    path = save_checkpoint(tmp_path / "split0.pt", trained, split_seed=0)
+    model = born_model_from_backbone(path).double().eval()
+    for name, value in trained.state_dict().items():
+        if not name.startswith("head."):
+            torch.testing.assert_close(model.backbone.state_dict()[name].float(), value.float())
+    model.set_charges({22: 2.5, 8: -1.2}, scale=0.5)
+    s = rutile()
+    r = Rotation.random(random_state=9).as_matrix() * -1
+    turned = Structure(Lattice(s.lattice.matrix @ r.T), s.species, s.frac_coords)
+    z = _predict(model, s)
+    np.testing.assert_allclose(_predict(model, turned), r @ z @ r.T, atol=1e-5)
+    assert np.abs(z.sum(axis=0)).max() < 1e-12
+    born_path = tmp_path / "born.pt"
+    save_checkpoint(born_path, model, split_seed=0)
+    with pytest.raises(ValueError, match="born.pt: not a GoeCTP checkpoint"):
+        born_model_from_backbone(born_path)
+
+
 # ---------------------------------------------------------------------------------------------------- end to end
 class PairSprings:
     """Forces of nearest-neighbour springs (constant ``k`` along each bond of the reference cell, minimum image): a

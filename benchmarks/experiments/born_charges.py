@@ -8,6 +8,7 @@ per-element-mean baseline, and the predictions of every split's test (and valida
     python benchmarks/experiments/born_charges.py --sum-rule-tolerance 1 --evaluate-shipped --out runs/born-shipped
     python benchmarks/experiments/born_charges.py --compare runs/born-shipped runs/born-tol1 --sum-rule-tolerance 1
     python benchmarks/experiments/born_charges.py --epochs 240 --seed-offset 1 --out runs/born-e240
+    python benchmarks/experiments/born_charges.py --init-backbone pretrained-bulk-modulus-layers2 --out runs/born-ft
 
 ``--sum-rule-tolerance`` (default 0.1 e, as the shipped charges were trained) also keeps the records whose charges
 break the acoustic sum rule by less, with the rule enforced (:func:`goectp.training.born.born_graphs`).
@@ -68,6 +69,7 @@ def run(args: argparse.Namespace) -> None:
 
     from goectp.checkpoint import save_checkpoint
     from goectp.data import random_split
+    from goectp.registry import resolve_model_path
     from goectp.training.born import BornTrainConfig, predict_born, train_born_model
 
     torch.set_num_threads(args.threads)
@@ -85,6 +87,10 @@ def run(args: argparse.Namespace) -> None:
             num_layers=args.layers,
             seed=seed + 100 * args.seed_offset,
             huber_delta=args.huber_delta,
+            lr=args.lr,
+            init_backbone=str(resolve_model_path(args.init_backbone) / f"split{seed}.pt")
+            if args.init_backbone
+            else None,
         )
         model, info = train_born_model(graphs["train"], graphs["val"], cfg, log=print)
         args.out.mkdir(parents=True, exist_ok=True)
@@ -275,6 +281,12 @@ def main() -> None:
     p.add_argument("--hidden", type=int, default=64)
     p.add_argument("--layers", type=int, default=2)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (cosine decay)")
+    p.add_argument(
+        "--init-backbone",
+        default=None,
+        help="a model (name or folder) whose split<k>.pt backbone starts split k's Born model (same split: no leak)",
+    )
     p.add_argument(
         "--seed-offset", type=int, default=0, help="training seed = split + 100 × this (another member for a split)"
     )

@@ -60,13 +60,21 @@ def element_means_per_split(seeds, n_records: int) -> list[dict[int, float]]:
 
 
 def physics_tensors(
-    records, sets: dict[str, np.ndarray], cache: Path, seeds, model: str = "7net-0", stretch: float = 0.0
+    records,
+    sets: dict[str, np.ndarray],
+    cache: Path,
+    seeds,
+    model: str = "7net-0",
+    stretch: float = 0.0,
+    dft_charges: bool = False,
 ) -> dict:
     """``{"eps": [S, N, 3, 3] (NaN where missing), "unstable": [S, N], "unstable_beyond_noise": [S, N] (those below
     −SOFT_MODE_THZ), "lowest": [S, N] (THz, the softest mode in the sum), "have": [S, N] bool, "sites": [N] (atoms
     in the canonical cell; 0 for a record in no val/test set)}`` for the val and test records of each split (force
     constants of the SevenNet checkpoint ``model``, read from ``cache``). ``stretch`` β: an experiment on the charges'
-    shrinkage, each predicted Z* moved away from its element's training mean, ``Z* + β (Z* − m_e I)``."""
+    shrinkage, each predicted Z* moved away from its element's training mean, ``Z* + β (Z* − m_e I)``.
+    ``dft_charges``: an oracle, DFT's charges (sum rule enforced) wherever the Born file has them and the rule holds,
+    the predicted ones elsewhere — how far perfect charges would take the physics term."""
     import sevenn
 
     from goectp.canonical import canonical_cell
@@ -95,6 +103,7 @@ def physics_tensors(
     print(f"force constants found for {len(cells)} of {n} records", flush=True)
     born = [_born_model(seed) for seed in seeds]
     means = element_means_per_split(seeds, n) if stretch else None
+    oracle = dft_charges_of_cells(records, {i: cell for i, (cell, _) in cells.items()}) if dft_charges else {}
     k_neighbors = {model.config.k_neighbors for model in born}
     assert len(k_neighbors) == 1, f"the split models read different graphs (k = {k_neighbors})"
     inputs = {i: born_charge_input(cell, *k_neighbors) for i, (cell, _) in cells.items()}  # one graph per cell
@@ -105,6 +114,7 @@ def physics_tensors(
             chunk = held[start : start + BATCH_CELLS]
             for i, z in zip(chunk, born_charges_of_cells([inputs[i] for i in chunk], born[k])):
                 cell, fc = cells[i]
+                z = oracle.get(i, z)
                 if stretch:
                     m = np.array([means[k].get(site.specie.Z, 0.0) for site in cell])
                     z = z + stretch * (z - m[:, None, None] * np.eye(3))
@@ -123,11 +133,35 @@ def physics_tensors(
     }
 
 
+def dft_charges_of_cells(records, cells: dict[int, object]) -> dict[int, np.ndarray]:
+    """``{record index: DFT Born charges [N, 3, 3] on the sites of cells[i]}`` where the Born file holds charges that
+    obey the sum rule and its structure maps one to one onto the cell (the rule then enforced exactly)."""
+    from goectp.data.paths import data_dir
+    from goectp.physics.born_data import cell_mapping, read_born_charges
+    from goectp.physics.ionic import enforce_acoustic_sum_rule
+
+    born = read_born_charges(data_dir() / "mp_born_charges.json.gz")
+    out = {}
+    for i, cell in cells.items():
+        b = born.get(records[i].id)
+        if b is None or not b.sum_rule_holds or len(b.structure) != len(cell):
+            continue
+        weights = cell_mapping(cell.lattice.matrix.T, cell.frac_coords, [s.specie.Z for s in cell], b.structure)
+        if weights is not None:
+            out[i] = enforce_acoustic_sum_rule((weights @ b.born_charges.reshape(len(cell), 9)).reshape(-1, 3, 3))
+    print(f"DFT charges (oracle) for {len(out)} of {len(cells)} cells", flush=True)
+    return out
+
+
 FORCE_FIELD_MODELS = {"sevennet": "7net-0", "sevennet-l3i5": "7net-l3i5"}  # force_field name → SevenNet checkpoint
 
 
 def cached_physics_tensors(
-    records, sets: dict[str, np.ndarray], force_field: str = "sevennet", stretch: float = 0.0
+    records,
+    sets: dict[str, np.ndarray],
+    force_field: str = "sevennet",
+    stretch: float = 0.0,
+    dft_charges: bool = False,
 ) -> dict:
     """:func:`physics_tensors` of ``force_field``'s cache (``runs/phonons/cache-<force_field>``), kept in
     ``runs/physics``; the file's name holds the number of cached force constants and a hash of the Born-charge
@@ -140,12 +174,12 @@ def cached_physics_tensors(
 
     born = hashlib.sha256(b"".join(f.read_bytes() for k in SPLIT_SEEDS for f in split_members(BORN_RUN, k)))
     # v4: with "unstable_beyond_noise" (v3: force constants of the standard cell, as a prediction reads them)
-    tag = f"-stretch{stretch:g}" if stretch else ""
+    tag = (f"-stretch{stretch:g}" if stretch else "") + ("-dft-charges" if dft_charges else "")
     path = OUT / f"physics_details-v4-{force_field}-{n_files}-born{born.hexdigest()[:8]}{tag}.npz"
     if path.is_file():
         with np.load(path) as z:
             return {k: z[k] for k in z.files}
-    out = physics_tensors(records, sets, cache, SPLIT_SEEDS, FORCE_FIELD_MODELS[force_field], stretch)
+    out = physics_tensors(records, sets, cache, SPLIT_SEEDS, FORCE_FIELD_MODELS[force_field], stretch, dft_charges)
     OUT.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(path, **out)
     return out

@@ -96,7 +96,14 @@ def main() -> None:
         default=0.0,
         help="an experiment: predicted Z* moved away from the element's training mean, Z* + β (Z* − m_e I)",
     )
+    p.add_argument(
+        "--dft-charges",
+        action="store_true",
+        help="an oracle: DFT's Born charges wherever the Born file has them (how far perfect charges would go)",
+    )
     args = p.parse_args()
+    if args.write and args.dft_charges:
+        p.error("--write ships a model: the oracle uses DFT charges a prediction does not have")
     if args.write and args.charge_stretch:
         p.error("--write ships a model: the shipped path does not stretch the charges")
     if args.write and args.near_zero_stable:
@@ -122,7 +129,7 @@ def main() -> None:
     ]
     true = held_d["true"]
 
-    phys = cached_physics_tensors(records, sets, args.force_field, args.charge_stretch)
+    phys = cached_physics_tensors(records, sets, args.force_field, args.charge_stretch, args.dft_charges)
     if args.near_zero_stable:
         changed = int((phys["unstable"] != phys["unstable_beyond_noise"]).any(axis=0).sum())
         print(f"--near-zero-stable: {changed} records with every unstable mode within 0.3 THz of zero count as stable")
@@ -210,6 +217,7 @@ def main() -> None:
     tag += f"-max{args.max_sites}" if args.max_sites is not None else ""
     tag += f"-stretch{args.charge_stretch:g}" if args.charge_stretch else ""
     tag += "-near-zero-stable" if args.near_zero_stable else ""
+    tag += "-dft-charges" if args.dft_charges else ""
     (OUT / f"physics_stack-{LOSS}{tag}.json").write_text(json.dumps(rows, indent=1, default=float))
     best = min(rows, key=lambda n: np.mean(rows[n]["val_mae"]))
     print(f"\nbest on validation (out of fold): {best}")

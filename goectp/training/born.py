@@ -121,6 +121,26 @@ class BornTrainConfig:
     huber_delta: float = 0.5
     seed: int = 0
     dtype: str = "float32"
+    #: a GoeCTP checkpoint whose backbone (embeddings and message layers, not the head) starts the Born model; its
+    #: architecture then replaces ``hidden`` and ``num_layers`` (use a member trained on the same split's training set)
+    init_backbone: str | None = None
+
+
+def born_model_from_backbone(path: str | Path) -> BornChargeModel:
+    """A Born-charge model whose backbone is the trained GoeCTP checkpoint ``path``'s (its graph-level head dropped);
+    the per-atom head and the element charges start fresh."""
+    from goectp.checkpoint import load_checkpoint
+    from goectp.models.goectp import GoeCTP
+
+    trained = load_checkpoint(Path(path))
+    if not isinstance(trained, GoeCTP):
+        raise ValueError(f"{path}: not a GoeCTP checkpoint ({type(trained).__name__})")
+    model = BornChargeModel(trained.config)
+    state = {k: v for k, v in trained.state_dict().items() if not k.startswith("head.")}
+    missing, unexpected = model.backbone.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise ValueError(f"{path}: backbone weights do not fit (missing {missing}, unexpected {unexpected})")
+    return model
 
 
 def train_born_model(
@@ -130,9 +150,12 @@ def train_born_model(
     the history (per epoch: train loss, validation MAE, seconds)."""
     torch.manual_seed(cfg.seed)
     dtype = getattr(torch, cfg.dtype)
-    model = BornChargeModel(
-        GoeCTPConfig(variant="goectp", hidden=cfg.hidden, num_layers=cfg.num_layers, pooling="mean")
-    ).to(dtype)
+    if cfg.init_backbone:
+        model = born_model_from_backbone(cfg.init_backbone).to(dtype)
+    else:
+        model = BornChargeModel(
+            GoeCTPConfig(variant="goectp", hidden=cfg.hidden, num_layers=cfg.num_layers, pooling="mean")
+        ).to(dtype)
     charges = element_charges(train)
     residual = torch.cat([g.born - baseline_charges(g, charges) for g in train])
     model.set_charges(charges, scale=float(residual.std()))
