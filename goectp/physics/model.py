@@ -6,7 +6,7 @@ and gate θ, the learned models it combines (``default`` for the total, ``electr
 ensemble and the force field, whether crystals with unstable modes keep a term, and the largest canonical cell it
 computes force constants for (bigger cells keep the default's prediction, times the rule's size factor). σ and the
 OOD flag are the default's (calibrated): the physics term moves the mean, and the coverage of that σ around the
-corrected mean is measured in docs/physics.md (93.2 % of test ε̄).
+corrected mean is measured in docs/physics.md (93.6 % of test ε̄).
 
     model = PhysicsModel.load()
     records = model.predict_summary(["TiO2.cif"])   # predict_summary's records + "eps_physics", "physics"
