@@ -324,7 +324,8 @@ class PhysicsView(pn.viewable.Viewer):
                 "ensemble and SevenNet-l3i5 (the physics model's force field): about 5 s for the first crystal of a "
                 "server process (both models load once), then 1–2 s for 4–6 atoms (≤ 6N force evaluations; a median "
                 "18 s at 13–20 atoms and 21–34 s at 21–30 atoms on a loaded machine, up to ~80 s for a cell without "
-                "symmetry); a crystal computed once is shown again at once (cached).",
+                "symmetry; a median 64 s at 31–40 atoms, up to ~9 min); a crystal computed once is shown again at "
+                "once (cached).",
                 css_classes=["goectp-physics-idle"],
             )
         fc = self.result.force_constants

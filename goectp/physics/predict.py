@@ -149,7 +149,7 @@ def predict_born_charges(cell: Any, model: Any) -> tuple[np.ndarray, np.ndarray 
 
 #: The largest canonical cell :func:`ionic_physics` computes force constants for (≤ 6N force evaluations of N atoms;
 #: with SevenNet-l3i5 on one loaded CPU thread a median 18 s at 13–20 atoms, 34 s at 25–30); the shipped ``physics``
-#: model stops at its ``max_sites`` (30, its validated range).
+#: model stops at its ``max_sites`` (40 since the eighth session, chosen on validation).
 MAX_PHYSICS_SITES = 40
 
 
