@@ -427,6 +427,28 @@ def test_a_born_model_can_start_from_a_trained_backbone(tmp_path):
         born_model_from_backbone(born_path)
 
 
+def test_a_folder_with_two_members_per_split_is_one_born_ensemble(tmp_path):
+    """The shipped layout (split<k>.pt and split<k>-<run>.pt): every file of the folder is a member, a prediction is
+    their mean with their spread, and the mean keeps the sum rule exact."""
+    from goectp.canonical import canonical_cell
+    from goectp.checkpoint import save_checkpoint
+    from goectp.models.born import BornEnsemble
+    from goectp.physics.predict import load_born_model, predict_born_charges
+
+    members = [_born_model(seed) for seed in (4, 5)]
+    for member, name in zip(members, ("split0.pt", "split0-s2.pt")):
+        save_checkpoint(tmp_path / name, member.float(), split_seed=0)
+    ensemble = load_born_model(tmp_path)
+    assert isinstance(ensemble, BornEnsemble) and sorted(ensemble.names) == ["split0", "split0-s2"]
+    cell = canonical_cell(rutile())
+    mean, std = predict_born_charges(cell, ensemble)
+    each = np.stack([predict_born_charges(cell, m.double())[0] for m in members])
+    np.testing.assert_allclose(mean, each.mean(axis=0), atol=1e-6)
+    np.testing.assert_allclose(std, each.std(axis=0), atol=1e-6)
+    assert std.max() > 1e-3  # two different members
+    assert np.abs(mean.sum(axis=0)).max() < 1e-10
+
+
 # ---------------------------------------------------------------------------------------------------- end to end
 class PairSprings:
     """Forces of nearest-neighbour springs (constant ``k`` along each bond of the reference cell, minimum image): a
