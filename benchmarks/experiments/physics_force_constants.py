@@ -51,7 +51,6 @@ def run(args: argparse.Namespace) -> None:
     import torch
 
     from goectp.canonical import canonical_cell
-    from goectp.physics.born_data import cell_mapping
     from goectp.physics.ionic import acoustic_sum_rule_error, enforce_acoustic_sum_rule, ionic_modes
     from goectp.physics.phonons import force_field
     from goectp.physics.standard_cell import standard_force_constants
@@ -101,16 +100,12 @@ def run(args: argparse.Namespace) -> None:
         entry.update(seconds=time.perf_counter() - start, num_displacements=fc.num_displacements)
         entry["dft_ionic"] = record.target("ionic").tolist()
         if born is not None:
-            weights = cell_mapping(
-                structure.lattice.matrix.T, structure.frac_coords, [s.specie.Z for s in structure], born.structure
-            )
-            if weights is None:
+            z = born.charges_on(structure)
+            if z is None:
                 entry["error"] = "the canonical cell's atoms do not map onto the record's sites"
                 with log.open("a") as f:
                     f.write(json.dumps(entry) + "\n")
                 continue
-            z = weights @ born.born_charges.reshape(len(born.structure), 9)
-            z = z.reshape(-1, 3, 3)
             modes = ionic_modes(enforce_acoustic_sum_rule(z), fc.force_constants, fc.volume, fc.masses)
             entry.update(
                 asr_error=acoustic_sum_rule_error(z),

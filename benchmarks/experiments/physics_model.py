@@ -137,18 +137,18 @@ def dft_charges_of_cells(records, cells: dict[int, object]) -> dict[int, np.ndar
     """``{record index: DFT Born charges [N, 3, 3] on the sites of cells[i]}`` where the Born file holds charges that
     obey the sum rule and its structure maps one to one onto the cell (the rule then enforced exactly)."""
     from goectp.data.paths import data_dir
-    from goectp.physics.born_data import cell_mapping, read_born_charges
+    from goectp.physics.born_data import read_born_charges
     from goectp.physics.ionic import enforce_acoustic_sum_rule
 
     born = read_born_charges(data_dir() / "mp_born_charges.json.gz")
     out = {}
     for i, cell in cells.items():
         b = born.get(records[i].id)
-        if b is None or not b.sum_rule_holds or len(b.structure) != len(cell):
+        if b is None or not b.sum_rule_holds or len(b.structure) != len(cell):  # as measured: primitive files only
             continue
-        weights = cell_mapping(cell.lattice.matrix.T, cell.frac_coords, [s.specie.Z for s in cell], b.structure)
-        if weights is not None:
-            out[i] = enforce_acoustic_sum_rule((weights @ b.born_charges.reshape(len(cell), 9)).reshape(-1, 3, 3))
+        z = b.charges_on(cell)
+        if z is not None:
+            out[i] = enforce_acoustic_sum_rule(z)
     print(f"DFT charges (oracle) for {len(out)} of {len(cells)} cells", flush=True)
     return out
 

@@ -15,6 +15,7 @@ the mean of all of them. The card's ensemble table is measured on the stored fil
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -58,14 +59,11 @@ def main() -> None:
                 continue
             seed = int(path.stem[5:])
             ckpt = read_checkpoint(path)
-            meta = ckpt.get("meta", {})
             model = BornChargeModel(GoeCTPConfig(**ckpt["config"]))
             model.load_state_dict({k: v.float() for k, v in ckpt["state_dict"].items()})
             name = member_name(run, n == 0, seed)
             metrics = run / f"split{seed}.json"
             if metrics.is_file():  # a training run's own numbers
-                import json
-
                 r = json.loads(metrics.read_text())
                 meta = {
                     "train_config": r["train_config"],
@@ -74,7 +72,7 @@ def main() -> None:
                     "test_baseline_mae": r["test"]["baseline_mae"],
                 }
             else:  # an already shipped member: its stored metrics
-                meta = {k: meta[k] for k in ("train_config", "val_mae", "test_mae", "test_baseline_mae")}
+                meta = {k: ckpt["meta"][k] for k in ("train_config", "val_mae", "test_mae", "test_baseline_mae")}
             save_checkpoint(staging / f"{name}.pt", model.to(torch.float32), split_seed=seed, **meta)
             members.append({"name": name, "split": seed, **meta})
     store_float16([staging])

@@ -43,6 +43,14 @@ class BornRecord:
     def sum_rule_holds(self) -> bool:
         return self.sum_rule_error < SUM_RULE_TOLERANCE
 
+    def charges_on(self, cell: Any) -> np.ndarray | None:
+        """These charges on the sites of ``cell`` (e.g. the canonical primitive cell of ``structure``), ``[N, 3, 3]``
+        as stored (the sum rule not enforced), by :func:`cell_mapping`; ``None`` when the sites do not map."""
+        weights = cell_mapping(cell.lattice.matrix.T, cell.frac_coords, [s.specie.Z for s in cell], self.structure)
+        if weights is None:
+            return None
+        return (weights @ self.born_charges.reshape(len(self.structure), 9)).reshape(-1, 3, 3)
+
 
 def parse_born_record(key: str, raw: Any, source: str = "<dict>") -> BornRecord:
     """One record of the schema above, validated."""

@@ -124,8 +124,8 @@ def born_charge_input(cell: Any, k_neighbors: int) -> tuple[Any, np.ndarray]:
 
 
 def born_charges_of_cells(inputs: Sequence[tuple[Any, np.ndarray]], model: Any) -> list[np.ndarray]:
-    """One Born-charge model (not an ensemble) on many cells in one forward pass: ``[N_c, 3, 3]`` per cell, in its
-    site order; ``inputs`` are :func:`born_charge_input` of each cell."""
+    """A Born-charge model (an ensemble gives its members' mean) on many cells in one forward pass: ``[N_c, 3, 3]``
+    per cell, in its site order; ``inputs`` are :func:`born_charge_input` of each cell."""
     from torch_geometric.data import Batch
 
     with torch.no_grad():
