@@ -44,6 +44,8 @@ WHAT = (
 PHYSICS_CACHE = SharedPredictions(size=256)
 #: one computation at a time per process (SevenNet uses every core it is given)
 _WORKER = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="goectp-physics")
+#: how often a served view shows the progress of a computation in the worker (seconds)
+PROGRESS_INTERVAL = 0.5
 _SHIPPED: dict[tuple, Any] = {}
 _SHIPPED_LOCK = threading.Lock()
 
@@ -68,6 +70,10 @@ def shipped_born_model() -> Any:
             _SHIPPED.clear()
             _SHIPPED[key] = load_born_model().eval()
         return _SHIPPED[key]
+
+
+class ComputationCancelledError(Exception):
+    """Raised in the worker by the progress callback when the user pressed *Cancel*."""
 
 
 @contextlib.contextmanager
@@ -111,11 +117,14 @@ class PhysicsView(pn.viewable.Viewer):
         "made SevenNet-0's force constants of rutile 7-10x faster (1.2-1.8 s against 12.7 s)",
     )
     compute = param.Event(doc="Compute the physics term of the structure")
+    cancel = param.Event(doc="Stop the computation in progress (at its next batch of displaced cells)")
     # outputs
     result = param.Parameter(default=None)
     seconds = param.Number(default=0.0)
     cached = param.Boolean(default=False)
     busy = param.Boolean(default=False)
+    progress = param.Tuple(default=(0, 0), length=2, doc="Displaced cells (done, in all) of the computation running")
+    cancelled = param.String(default="", doc="What was done when the last computation was cancelled")
     error = param.String(default="")
     document = param.String(default="", doc="Standalone HTML of the 3D view")
 
@@ -124,6 +133,8 @@ class PhysicsView(pn.viewable.Viewer):
         self._layout: pn.Column | None = None
         self._pane = pn.pane.HTML("", sizing_mode="stretch_width", min_height=self.height)
         self._mode_options: dict[str, int] = {}  # the mode menu's entries (its widget is made when first shown)
+        self._stop = threading.Event()  # set by *Cancel*, read by the worker between batches
+        self._started = 0.0
         self._on_structure()
 
     # the widgets are made when first used (the tab is built on demand; every session constructs this view)
@@ -152,6 +163,14 @@ class PhysicsView(pn.viewable.Viewer):
         return button
 
     @cached_property
+    def _cancel_button(self) -> pn.widgets.Button:
+        button = pn.widgets.Button(
+            label="Cancel", color="light", css_classes=["goectp-physics-cancel"], visible=self.busy
+        )
+        button.on_click(lambda _e: self.param.trigger("cancel"))
+        return button
+
+    @cached_property
     def _mode_row(self) -> pn.Row:
         """The animation's controls: the mode and its amplitude."""
         amplitude = pn.widgets.FloatSlider.from_param(self.param.amplitude, label="amplitude (Å)", width=220, step=0.05)
@@ -172,8 +191,9 @@ class PhysicsView(pn.viewable.Viewer):
         """True when no Born-charge model is given and none is shipped."""
         return self.born_model is None and not shipped_born_path().exists()
 
-    def _run(self, structure: Structure) -> tuple[Any, float]:
-        """The physics term of ``structure`` and its wall time (seconds); cached for the process."""
+    def _run(self, structure: Structure, progress: Any = None) -> tuple[Any, float]:
+        """The physics term of ``structure`` and its wall time (seconds); cached for the process. ``progress(done,
+        total)`` is called between batches of displaced cells (:func:`~goectp.physics.predict.ionic_physics`)."""
         from goectp.canonical import canonical_cell
         from goectp.physics.predict import ionic_physics
 
@@ -185,7 +205,9 @@ class PhysicsView(pn.viewable.Viewer):
             )
         born = self.born_model if self.born_model is not None else shipped_born_model()
         with _torch_threads(self.num_threads):
-            physics = ionic_physics(structure, born_model=born, forces=self.forces, cache_dir=self.cache_dir)
+            physics = ionic_physics(
+                structure, born_model=born, forces=self.forces, cache_dir=self.cache_dir, progress=progress
+            )
         seconds = time.perf_counter() - start
         PHYSICS_CACHE.put(self._key(structure), (physics, seconds))
         return physics, seconds
@@ -203,27 +225,60 @@ class PhysicsView(pn.viewable.Viewer):
         else:
             self.compute_now()
 
-    def compute_now(self) -> None:
-        """Compute the physics term of the current structure in this thread (its force constants come from the
-        disk cache of :func:`~goectp.physics.predict.ionic_physics` when they are there)."""
-        structure = self.structure
-        self.param.update(busy=True, error="")
+    @param.depends("cancel", watch=True)
+    def _on_cancel(self) -> None:
+        if self.busy:
+            self._stop.set()
+
+    def _start(self) -> dict:
+        """Mark the view busy; returns the progress the worker writes (``done``, ``total``)."""
+        self._stop.clear()
+        self._started = time.perf_counter()
+        self.param.update(busy=True, error="", cancelled="", progress=(0, 0))
+        return {"done": 0, "total": 0}
+
+    def _reporter(self, state: dict, show: bool) -> Any:
+        """The worker's progress callback: records ``(done, total)`` in ``state`` (and shows it when ``show``: the
+        notebook's same-thread path) and stops the computation once *Cancel* was pressed."""
+
+        def report(done: int, total: int) -> None:
+            if self._stop.is_set():
+                raise ComputationCancelledError(f"{state['done']} of {state['total']} displaced cells")
+            state.update(done=done, total=total)
+            if show:
+                self.progress = (done, total)
+
+        return report
+
+    def _finish(self, structure: Structure, run: Any) -> None:
+        """Apply the worker's result, or say what stopped it."""
         try:
-            physics, seconds = self._run(structure)
+            physics, seconds = run()
+        except ComputationCancelledError as exc:
+            self.param.update(busy=False, cancelled=str(exc))
+            return
         except Exception as exc:
             self.param.update(busy=False, error=f"{type(exc).__name__}: {exc}")
             return
         self._apply(structure, physics, seconds, cached=False)
 
-    async def _compute_async(self) -> None:
+    def compute_now(self) -> None:
+        """Compute the physics term of the current structure in this thread (its force constants come from the
+        disk cache of :func:`~goectp.physics.predict.ionic_physics` when they are there)."""
         structure = self.structure
-        self.param.update(busy=True, error="")
-        try:
-            physics, seconds = await asyncio.get_running_loop().run_in_executor(_WORKER, self._run, structure)
-        except Exception as exc:
-            self.param.update(busy=False, error=f"{type(exc).__name__}: {exc}")
-            return
-        self._apply(structure, physics, seconds, cached=False)
+        report = self._reporter(self._start(), show=True)
+        self._finish(structure, lambda: self._run(structure, report))
+
+    async def _compute_async(self) -> None:
+        """Served: the computation runs in the worker thread; its progress is shown every
+        :data:`PROGRESS_INTERVAL` from this event-loop task (where the session's document may be changed)."""
+        structure = self.structure
+        state = self._start()
+        future = asyncio.get_running_loop().run_in_executor(_WORKER, self._run, structure, self._reporter(state, False))
+        while not future.done():
+            await asyncio.wait({future}, timeout=PROGRESS_INTERVAL)
+            self.progress = (state["done"], state["total"])
+        self._finish(structure, future.result)
 
     def _apply(self, structure: Structure, physics: Any, seconds: float, cached: bool) -> None:
         if structure is not self.structure:  # the user moved on: the result stays in the cache
@@ -251,7 +306,7 @@ class PhysicsView(pn.viewable.Viewer):
             self._mode_options = {}
             if self._made("_select"):
                 self._select.options = {}
-            self.param.update(result=None, seconds=0.0, cached=False, error="")
+            self.param.update(result=None, seconds=0.0, cached=False, error="", cancelled="")
 
     # ------------------------------------------------------------------------------------------------ model
     def missing_message(self) -> str:
@@ -296,11 +351,24 @@ class PhysicsView(pn.viewable.Viewer):
     def _sync_button(self) -> None:
         if self._made("_button"):
             self._button.disabled = self._button_disabled()
+        if self._made("_cancel_button"):
+            self._cancel_button.visible = self.busy
 
     def _button_disabled(self) -> bool:
         return self.busy or self.result is not None or self.model_missing or self.structure is None
 
-    @param.depends("result", "busy", "error", "structure")
+    def progress_text(self) -> str:
+        """The computation's progress in words: displaced cells done and an estimate of the time left."""
+        done, total = self.progress
+        if not total:
+            return "Waiting for the worker (one computation at a time per server) …"
+        text = f"Force constants: {done} of {total} displaced cells ({100 * done / total:.0f} %)"
+        if done:
+            left = (time.perf_counter() - self._started) / done * (total - done)
+            text += f", about {_duration(left)} left" if done < total else ", Born charges and modes …"
+        return text
+
+    @param.depends("result", "busy", "error", "structure", "progress", "cancelled")
     def _status(self) -> pn.viewable.Viewable:
         if self.model_missing:
             return pn.pane.Alert(
@@ -313,10 +381,20 @@ class PhysicsView(pn.viewable.Viewer):
                 css_classes=["goectp-physics-error"],
             )
         if self.busy:
+            done, total = self.progress
+            return pn.Column(
+                pn.pane.Alert(
+                    escape_text(self.progress_text()), alert_type="info", css_classes=["goectp-physics-busy"]
+                ),
+                pn.indicators.Progress(
+                    value=done if total else -1, max=max(total, 1), width=300, css_classes=["goectp-physics-progress"]
+                ),
+            )
+        if self.cancelled and self.result is None:
             return pn.pane.Alert(
-                "Computing the force constants (≤ 6N force evaluations) and the Born charges …",
-                alert_type="info",
-                css_classes=["goectp-physics-busy"],
+                escape_text(f"Cancelled after {self.cancelled}; nothing was cached. Press the button to start again."),
+                alert_type="warning",
+                css_classes=["goectp-physics-cancelled"],
             )
         if self.result is None:
             return pn.pane.Markdown(
@@ -324,8 +402,8 @@ class PhysicsView(pn.viewable.Viewer):
                 "ensemble and SevenNet-l3i5 (the physics model's force field): about 5 s for the first crystal of a "
                 "server process (both models load once), then 1–2 s for 4–6 atoms (≤ 6N force evaluations; a median "
                 "18 s at 13–20 atoms and 21–34 s at 21–30 atoms on a loaded machine, up to ~80 s for a cell without "
-                "symmetry; a median 64 s at 31–40 atoms, up to ~9 min); a crystal computed once is shown again at "
-                "once (cached).",
+                "symmetry; a median 64 s at 31–40 atoms, up to ~9 min: a progress bar with the time left and a Cancel "
+                "button show while it runs); a crystal computed once is shown again at once (cached).",
                 css_classes=["goectp-physics-idle"],
             )
         fc = self.result.force_constants
@@ -446,7 +524,7 @@ class PhysicsView(pn.viewable.Viewer):
                     "small force constants. The physics term computes both for the crystal on screen.",
                     sizing_mode="stretch_width",
                 ),
-                pn.Row(self._button),
+                pn.Row(self._button, self._cancel_button),
                 self._status,
                 self._comparison,
                 pn.widgets.RadioButtonGroup.from_param(
@@ -460,3 +538,9 @@ class PhysicsView(pn.viewable.Viewer):
                 css_classes=["goectp-physics"],
             )
         return self._layout
+
+
+def _duration(seconds: float) -> str:
+    """``"45 s"``, ``"3 min 20 s"``."""
+    seconds = max(0, round(seconds))
+    return f"{seconds} s" if seconds < 60 else f"{seconds // 60} min {seconds % 60:02d} s"

@@ -85,15 +85,22 @@ class SpringForceField:
     name = "springs"
     version = "springs-demo-1"
 
-    def __init__(self, k: float = 2.0, cutoff: float = 3.0, r0: float = 2.82) -> None:
+    def __init__(
+        self, k: float = 2.0, cutoff: float = 3.0, r0: float = 2.82, delay: float = 0.0, batch_atoms: int = 256
+    ) -> None:
         self.k, self.cutoff, self.r0 = k, cutoff, r0
+        #: seconds per displaced cell (to show a computation's progress) and atoms per batch (as SevenNet's)
+        self.delay, self.batch_atoms = delay, batch_atoms
         self.calls = 0
 
     def __call__(self, atoms: list) -> list[np.ndarray]:
+        import time
+
         from ase.neighborlist import neighbor_list
 
         out = []
         for a in atoms:
+            time.sleep(self.delay)
             self.calls += 1
             i, _j, d, vec = neighbor_list("ijdD", a, self.cutoff)
             f = np.zeros((len(a), 3))

@@ -13,5 +13,6 @@ from explorer.app import TITLE, Explorer
 from explorer.testing import SpringForceField, tiny_born_model
 
 pn.extension("tabulator", notifications=False)
-physics = {"born_model": tiny_born_model({22: 2.5, 8: -1.25}), "forces": SpringForceField(), "cache_dir": None}
+springs = SpringForceField(delay=0.6, batch_atoms=6)  # one displaced cell per batch, slow: the progress shows
+physics = {"born_model": tiny_born_model({22: 2.5, 8: -1.25}), "forces": springs, "cache_dir": None}
 Explorer(physics=physics).template().servable(title=TITLE)

@@ -499,7 +499,12 @@ def test_physics_tab_shows_born_charges_and_the_dominant_mode_moving(server, pla
             page.locator(".bk-tab", has_text="Why high-κ?").click()
             card = page.locator(".goectp-card-physics")
             card.locator(".goectp-physics-compute button").click()
+            # while the force constants run (0.6 s per displaced cell here): the progress in words, a bar, Cancel
+            card.locator(".goectp-physics-busy").get_by_text("displaced cells").wait_for(timeout=60_000)
+            assert card.locator(".goectp-physics-progress").first.is_visible()
+            assert card.locator(".goectp-physics-cancel button").is_visible()
             card.locator("#physics-eps-mean[data-value]").wait_for(timeout=120_000)
+            assert not card.locator(".goectp-physics-cancel button").is_visible()
             assert float(card.locator("#physics-eps-mean").get_attribute("data-value")) > 0
             assert card.locator("#physics-born-table tbody tr").count() == 6  # rutile's primitive cell
             assert card.locator("#physics-mode-table tbody tr").count() == 15  # 3N − 3 optical modes

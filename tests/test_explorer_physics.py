@@ -169,6 +169,67 @@ def test_the_result_is_cached_per_crystal_and_shown_at_once(computed, born, fc_c
     assert again.cached and again.result is view.result
 
 
+class OneCellAtATime(SpringForceField):
+    """Springs, one displaced cell per batch; ``during(view)`` runs inside the force evaluation (what a user does
+    while the computation runs)."""
+
+    version = "springs-one-cell"
+
+    def __init__(self, during=None, wait: float = 0.0) -> None:
+        super().__init__(delay=wait, batch_atoms=6)  # rutile: 6 atoms
+        self.during, self.view = during, None
+
+    def __call__(self, atoms):
+        assert len(atoms) == 1
+        if self.during is not None and self.calls == 2:
+            self.during(self.view)
+        return super().__call__(atoms)
+
+
+def test_progress_is_shown_and_cancel_stops_the_computation_without_caching(born, tmp_path):
+    springs = OneCellAtATime(during=lambda view: view.param.trigger("cancel"))
+    view = PhysicsView(structure=rutile(), born_model=born, forces=springs, cache_dir=tmp_path)
+    springs.view = view
+    seen = []
+    view.param.watch(lambda e: seen.append(e.new), "progress")
+    busy_text = []
+    springs.during = lambda v: (busy_text.append(v._status()), v.param.trigger("cancel"))
+    view.param.trigger("compute")  # not served: in this thread; Cancel pressed during the third batch
+    assert view.result is None and not view.busy and view.error == ""
+    total = seen[-1][1]
+    assert view.cancelled == f"2 of {total} displaced cells" and seen[-3:] == [(0, total), (1, total), (2, total)]
+    status = view._status()
+    assert isinstance(status, pn.pane.Alert) and "Cancelled after 2 of" in status.object
+    assert "nothing was cached" in status.object and not list(tmp_path.iterdir())
+    (alert, bar) = busy_text[0].objects  # while busy: the progress in words and as a bar, and a Cancel button
+    assert "Force constants: 2 of" in alert.object and "left" in alert.object and bar.value == 2
+    assert not view._button.disabled and not view._cancel_button.visible
+    springs.during = None  # press Compute again: it runs to the end and is cached
+    view.param.trigger("compute")
+    assert view.result is not None and view.cancelled == "" and view.progress[0] == view.progress[1] > 2
+    assert len(list(tmp_path.glob("*.npz"))) == 1
+
+
+def test_served_the_worker_reports_progress_to_the_session(born, tmp_path, monkeypatch):
+    """The served path: the force constants in the worker thread, the view's progress updated from the event loop
+    while it runs, the result applied at the end."""
+    import asyncio
+
+    import explorer.physics_view as physics_view
+
+    monkeypatch.setattr(physics_view, "PROGRESS_INTERVAL", 0.02)
+    springs = OneCellAtATime(wait=0.05)
+    view = PhysicsView(structure=rutile(), born_model=born, forces=springs, cache_dir=tmp_path)
+    seen = []
+    view.param.watch(lambda e: seen.append(e.new), "progress")
+    asyncio.run(view._compute_async())
+    total = seen[-1][1]
+    assert view.result is not None and not view.busy and total > 2
+    partial = {done for done, t in seen if t == total and 0 < done < total}
+    assert partial, f"no progress seen between the first and last cell: {seen}"
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+
+
 def test_a_missing_born_model_is_said_plainly(tmp_path, monkeypatch):
     monkeypatch.setenv("GOECTP_ASSETS", str(tmp_path))
     view = PhysicsView(structure=rutile(), forces=SpringForceField(), cache_dir=None)

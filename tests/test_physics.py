@@ -190,6 +190,33 @@ def test_phonopy_recovers_known_force_constants_and_caches(tmp_path):
     assert len(list(tmp_path.glob("*.npz"))) == 1
 
 
+def test_force_constant_progress_counts_batches_and_a_raise_stops_without_caching(tmp_path):
+    """progress(done, total): from 0 to every displaced cell in the force field's batches, the same force constants
+    as without it; an exception it raises stops the computation and nothing is cached."""
+    s = rutile()
+    rng = np.random.default_rng(4)
+    ff = HarmonicForceField(s, random_force_constants(rng, len(s)))
+    ff.batch_atoms = 2 * len(s)  # two displaced cells per batch
+    seen = []
+    fc = gamma_force_constants(s, ff, progress=lambda done, total: seen.append((done, total)))
+    total = fc.num_displacements
+    assert seen[0] == (0, total) and seen[-1] == (total, total) and len(seen) == 1 + -(-total // 2)
+    assert all(b[0] - a[0] in (1, 2) for a, b in zip(seen, seen[1:]))
+    np.testing.assert_array_equal(fc.force_constants, gamma_force_constants(s, ff).force_constants)
+
+    def stop(done, total):
+        if done >= 2:
+            raise KeyboardInterrupt("stopped by the caller")
+
+    with pytest.raises(KeyboardInterrupt, match="stopped by the caller"):
+        cached_force_constants(s, ff, tmp_path, progress=stop)
+    assert not list(tmp_path.iterdir())
+    cached_force_constants(s, ff, tmp_path)
+    calls = ff.calls
+    cached_force_constants(s, ff, tmp_path, progress=stop)  # cached: no evaluation, no progress
+    assert ff.calls == calls
+
+
 @pytest.mark.parametrize("damage", ["truncated", "empty", "not a zip", "wrong shape"])
 def test_a_damaged_cache_file_is_computed_again(tmp_path, damage):
     s = primitive_rocksalt()

@@ -22,7 +22,7 @@ import os
 import tempfile
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -98,10 +98,22 @@ class ForceConstants:
             )
 
 
+#: the progress callback of a force-constant computation: ``progress(cells done, cells in all)``
+Progress = Callable[[int, int], None]
+
+
 def gamma_force_constants(
-    structure: Any, force_field: ForceField, displacement: float = 0.01, symprec: float = 1e-3
+    structure: Any,
+    force_field: ForceField,
+    displacement: float = 0.01,
+    symprec: float = 1e-3,
+    progress: Progress | None = None,
 ) -> ForceConstants:
-    """Γ-point force constants of ``structure`` (a pymatgen ``Structure``) with ``force_field``'s forces."""
+    """Γ-point force constants of ``structure`` (a pymatgen ``Structure``) with ``force_field``'s forces.
+
+    ``progress(done, total)`` is called before the first force evaluation and after each batch of displaced cells
+    (batches of ``force_field.batch_atoms`` atoms, 256 when it has none: the force field's own batches, so the
+    forces are the same with or without it); an exception it raises stops the computation (a caller's cancel)."""
     try:
         from phonopy import Phonopy
         from phonopy.structure.atoms import PhonopyAtoms
@@ -127,7 +139,14 @@ def gamma_force_constants(
     for cell in cells:
         displaced = type(structure)(lattice, structure.species, cell.scaled_positions)
         atoms.append(AseAtomsAdaptor.get_atoms(displaced))
-    forces = np.stack([np.asarray(f, float) for f in force_field(atoms)])  # [K, N, 3]
+    forces = []
+    if progress is not None:
+        progress(0, len(atoms))
+    for chunk in _chunks(atoms, getattr(force_field, "batch_atoms", 256)):
+        forces += [np.asarray(f, float) for f in force_field(chunk)]
+        if progress is not None:
+            progress(len(forces), len(atoms))
+    forces = np.stack(forces)  # [K, N, 3]
     phonon.forces = forces
     with contextlib.redirect_stdout(io.StringIO()):
         phonon.produce_force_constants()
@@ -189,15 +208,20 @@ def stored_force_constants(
 
 
 def cached_force_constants(
-    structure: Any, force_field: ForceField, cache_dir: str | Path | None, displacement: float = 0.01
+    structure: Any,
+    force_field: ForceField,
+    cache_dir: str | Path | None,
+    displacement: float = 0.01,
+    progress: Progress | None = None,
 ) -> ForceConstants:
-    """:func:`gamma_force_constants`, read from / written to ``cache_dir/<key>.npz`` when ``cache_dir`` is set."""
+    """:func:`gamma_force_constants`, read from / written to ``cache_dir/<key>.npz`` when ``cache_dir`` is set
+    (``progress`` is called only when the force constants are computed)."""
     if cache_dir is None:
-        return gamma_force_constants(structure, force_field, displacement)
+        return gamma_force_constants(structure, force_field, displacement, progress=progress)
     stored = stored_force_constants(structure, force_field, cache_dir, displacement)
     if stored is not None:
         return stored
-    result = gamma_force_constants(structure, force_field, displacement)
+    result = gamma_force_constants(structure, force_field, displacement, progress=progress)
     path = _cache_path(structure, force_field, cache_dir, displacement)
     path.parent.mkdir(parents=True, exist_ok=True)
     result.to_npz(path)

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from goectp.physics.ionic import IonicModes, ionic_modes
-from goectp.physics.phonons import ForceConstants, ForceField, force_field
+from goectp.physics.phonons import ForceConstants, ForceField, Progress, force_field
 from goectp.physics.standard_cell import standard_force_constants
 
 #: the shipped Born-charge ensemble (one member per split), relative to the assets folder
@@ -159,6 +159,7 @@ def ionic_physics(
     forces: ForceField | str | None = None,
     born_charges: np.ndarray | None = None,
     cache_dir: str | Path | None = "default",
+    progress: Progress | None = None,
 ) -> IonicPhysics:
     """The physics ε_ion of ``structure`` (see the module docstring).
 
@@ -168,6 +169,8 @@ def ionic_physics(
             ``None``: the shipped ``physics`` model's (:func:`goectp.physics.config.shipped_force_field`).
         born_charges: ``[N, 3, 3]`` charges of the *canonical cell's* sites, instead of predicting them.
         cache_dir: force-constant cache (``"default"``: ``$GOECTP_CACHE/phonons/<force field>``; ``None``: off).
+        progress: ``progress(displaced cells done, in all)`` while force constants are computed (not when cached);
+            an exception it raises stops the computation, nothing cached (how the explorer cancels).
     """
     from goectp.canonical import canonical_cell
 
@@ -186,7 +189,8 @@ def ionic_physics(
         from goectp.data.paths import cache_dir as goectp_cache
 
         cache_dir = goectp_cache() / "phonons" / ff.name
-    fc = standard_force_constants(cell, ff, cache_dir)  # on the standard cell: the same numbers for every description
+    # on the standard cell: the same numbers for every description
+    fc = standard_force_constants(cell, ff, cache_dir, progress=progress)
     std = None
     if born_charges is None:
         born_charges, std = predict_born_charges(cell, born_model if born_model is not None else load_born_model())

@@ -88,16 +88,19 @@ def _wrap(x: np.ndarray) -> np.ndarray:
     return np.where(y >= 1.0, 0.0, y)
 
 
-def standard_force_constants(cell: Any, force_field: Any, cache_dir: Any = None, compute: bool = True) -> Any:
+def standard_force_constants(
+    cell: Any, force_field: Any, cache_dir: Any = None, compute: bool = True, progress: Any = None
+) -> Any:
     """:func:`goectp.physics.phonons.cached_force_constants` of the standard cell, in ``cell``'s frame and order;
-    with ``compute=False`` only what ``cache_dir`` holds (``None`` when it holds none: for analyses of a cache)."""
+    with ``compute=False`` only what ``cache_dir`` holds (``None`` when it holds none: for analyses of a cache).
+    ``progress``: see :func:`~goectp.physics.phonons.gamma_force_constants`."""
     from dataclasses import replace
 
     from goectp.physics.phonons import cached_force_constants, stored_force_constants
 
     standard = standard_cell(cell)
     if compute:
-        fc = cached_force_constants(standard.structure, force_field, cache_dir)
+        fc = cached_force_constants(standard.structure, force_field, cache_dir, progress=progress)
     else:
         fc = stored_force_constants(standard.structure, force_field, cache_dir)
         if fc is None:
