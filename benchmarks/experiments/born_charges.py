@@ -9,6 +9,12 @@ per-element-mean baseline, and the predictions of every split's test (and valida
     python benchmarks/experiments/born_charges.py --compare runs/born-shipped runs/born-tol1 --sum-rule-tolerance 1
     python benchmarks/experiments/born_charges.py --epochs 240 --seed-offset 1 --out runs/born-e240
     python benchmarks/experiments/born_charges.py --init-backbone pretrained-bulk-modulus-layers2 --out runs/born-ft
+    python benchmarks/experiments/born_charges.py --epochs 120 --ionic-weight 0.05 --seed-offset 6 --out runs/born-ion
+
+``--ionic-weight λ`` adds λ × the relative error of ε_ion at fixed force constants to the loss
+(:func:`goectp.training.born.ionic_operator`), on the records whose canonical cell has SevenNet-l3i5 force constants
+in ``runs/phonons/cache-sevennet-l3i5`` (``physics_force_constants.py`` fills it; no labels: the force field sees the
+structure only) and no unstable mode; the operators are kept in ``runs/born/ionic-ops-<force field>.npz``.
 
 ``--sum-rule-tolerance`` (default 0.1 e, as the shipped charges were trained) also keeps the records whose charges
 break the acoustic sum rule by less, with the rule enforced (:func:`goectp.training.born.born_graphs`).
@@ -52,6 +58,36 @@ def _graphs(data_dir: str, sum_rule_tolerance: float = SHIPPED_TOLERANCE):
     return data
 
 
+def _ionic_operators(data: dict, data_dir: str, force_field: str) -> list[np.ndarray | None]:
+    """Per Born graph of ``data``, its :func:`goectp.training.born.ionic_operator` in graph-node order from the cached
+    force constants of its canonical cell (``None``: none cached, an unstable mode or cells that do not map)."""
+    from physics_model import FORCE_FIELD_MODELS, cache_key
+
+    from goectp.canonical import canonical_cell
+    from goectp.physics.born_data import read_born_charges
+    from goectp.physics.standard_cell import standard_force_constants
+    from goectp.training.born import ionic_operator, node_mapping
+
+    path = GRAPHS.with_name(f"ionic-ops-{force_field}.npz")
+    if path.is_file():
+        with np.load(path, allow_pickle=False) as z:
+            return [z[i] if i in z.files else None for i in data["ids"]]
+    key, cache = cache_key(FORCE_FIELD_MODELS[force_field]), Path("runs/phonons") / f"cache-{force_field}"
+    born = read_born_charges(Path(data_dir) / "mp_born_charges.json.gz")
+    out: dict[str, np.ndarray] = {}
+    for n, (i, graph) in enumerate(zip(data["ids"], data["graphs"])):
+        cell = canonical_cell(born[i].structure)
+        fc = standard_force_constants(cell, key, cache, compute=False) if len(cell) <= 40 else None
+        op = None if fc is None else ionic_operator(fc.force_constants, fc.volume, fc.masses)
+        weights = None if op is None else node_mapping(graph, cell)
+        if weights is not None and weights.shape[0] == weights.shape[1] and np.allclose(weights.sum(axis=0), 1):
+            out[i] = np.einsum("ij,jkc->ikc", weights, op)  # cell order → graph-node order (a permutation)
+        if n % 200 == 0:
+            print(f"ionic operators: {n}/{len(data['ids'])} graphs, {len(out)} with one", flush=True)
+    np.savez_compressed(path, **out)
+    return [out.get(i) for i in data["ids"]]
+
+
 def _metrics(pred: list[np.ndarray], graphs: list, charges: dict[int, float]) -> dict:
     from goectp.training.born import baseline_charges
 
@@ -76,6 +112,11 @@ def run(args: argparse.Namespace) -> None:
     data = _graphs(args.data_dir, args.sum_rule_tolerance)
     index = np.asarray(data["index"])
     n_dielectric = args.n_dielectric
+    if args.ionic_weight:
+        from goectp.training.born import with_ionic_targets
+
+        count = with_ionic_targets(data["graphs"], _ionic_operators(data, args.data_dir, args.force_field))
+        print(f"ε_ion loss on {count} of {len(data['graphs'])} graphs (λ = {args.ionic_weight:g})", flush=True)
     for seed in args.splits:
         split = random_split(n_dielectric, seed)
         part = {name: np.isin(index, split[name]) for name in ("train", "val", "test")}
@@ -88,6 +129,7 @@ def run(args: argparse.Namespace) -> None:
             seed=seed + 100 * args.seed_offset,
             huber_delta=args.huber_delta,
             lr=args.lr,
+            ionic_weight=args.ionic_weight,
             init_backbone=str(resolve_model_path(args.init_backbone) / f"split{seed}.pt")
             if args.init_backbone
             else None,
@@ -100,6 +142,7 @@ def run(args: argparse.Namespace) -> None:
             "train_config": vars(cfg),
             "sum_rule_tolerance": args.sum_rule_tolerance,
             "best_val_mae": info["best_val_mae"],
+            "best_val_ionic": info["best_val_ionic"],
         }
         preds = {}
         for name in ("val", "test"):
@@ -293,6 +336,10 @@ def main() -> None:
     p.add_argument(
         "--huber-delta", type=float, default=0.5, help="e; large: a squared loss that shrinks large charges less"
     )
+    p.add_argument(
+        "--ionic-weight", type=float, default=0.0, help="λ of the ε_ion error at fixed force constants (0: off)"
+    )
+    p.add_argument("--force-field", default="sevennet-l3i5", help="whose cached force constants the ε_ion loss reads")
     p.add_argument("--n-dielectric", type=int, default=2733, help="records of the dielectric file (its splits)")
     p.add_argument("--out", type=Path, default=OUT, help="where the checkpoints, metrics and predictions go")
     p.add_argument("--report", action="store_true")

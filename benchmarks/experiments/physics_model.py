@@ -41,6 +41,17 @@ def _born_model(seed: int):
     return load_split_model(BORN_RUN, seed)
 
 
+def cache_key(model: str):
+    """What :func:`goectp.physics.phonons.force_constant_key` reads of a force field (SevenNet checkpoint ``model``'s
+    version), without loading it: for reading a force-constant cache."""
+    import sevenn
+
+    class Key:
+        version = f"sevenn-{sevenn.__version__}-{model}"
+
+    return Key
+
+
 def element_means_per_split(seeds, n_records: int) -> list[dict[int, float]]:
     """Per split, the mean DFT tr(Z*)/3 per element over that split's *training* records of the Born-charge set (the
     graphs ``born_charges.py`` caches in ``runs/born/graphs.pt``)."""
@@ -75,16 +86,12 @@ def physics_tensors(
     shrinkage, each predicted Z* moved away from its element's training mean, ``Z* + β (Z* − m_e I)``.
     ``dft_charges``: an oracle, DFT's charges (sum rule enforced) wherever the Born file has them and the rule holds,
     the predicted ones elsewhere — how far perfect charges would take the physics term."""
-    import sevenn
-
     from goectp.canonical import canonical_cell
     from goectp.physics.ionic import SOFT_MODE_THZ, ionic_modes
     from goectp.physics.predict import born_charge_input, born_charges_of_cells, point_group_average, point_group_of
     from goectp.physics.standard_cell import standard_force_constants
 
-    class Key:  # what force_constant_key reads of a force field: SevenNetForceField's version, without loading it
-        version = f"sevenn-{sevenn.__version__}-{model}"
-
+    key = cache_key(model)
     n = len(records)
     eps = np.full((len(seeds), n, 3, 3), np.nan)
     unstable = np.zeros((len(seeds), n), int)
@@ -97,7 +104,7 @@ def physics_tensors(
             continue
         cell = canonical_cell(rec.structure)
         sites[i] = len(cell)
-        fc = standard_force_constants(cell, Key, cache, compute=False)  # as ionic_physics reads them
+        fc = standard_force_constants(cell, key, cache, compute=False)  # as ionic_physics reads them
         if fc is not None:
             cells[i] = (cell, fc)
     print(f"force constants found for {len(cells)} of {n} records", flush=True)

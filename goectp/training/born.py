@@ -7,7 +7,10 @@ With a looser ``sum_rule_tolerance`` the records between the two are kept with t
 the rule exactly). Splits follow the dielectric set's (:func:`goectp.data.random_split` over the
 records of ``mp_dielectric_open.json.gz`` in file order), so a crystal in the test split of seed ``k`` is in no
 training set of seed ``k`` — for the charges or for the dielectric models — and the two can be combined without
-leaks. Loss: Huber on the nine components of every atom; AdamW; cosine decay; best validation MAE kept.
+leaks. Loss: Huber on the nine components of every atom, plus (``ionic_weight`` λ > 0) λ times the relative error of
+the ionic tensor the charges give at fixed force constants (:func:`ionic_operator`: what ε_ion squares is the charges'
+projection on the soft polar modes, which a per-atom loss weighs no more than any other component); AdamW; cosine
+decay; best validation loss kept.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from torch_geometric.loader import DataLoader
 from goectp.graph import build_crystal_graph
 from goectp.models.born import BornChargeModel, with_site_operations
 from goectp.models.goectp import GoeCTPConfig
+from goectp.physics.ionic import E2_OVER_EPS0, THZ, enforce_acoustic_sum_rule, ionic_modes
 
 logger = logging.getLogger(__name__)
 
@@ -110,6 +114,63 @@ def baseline_charges(graph, charges: dict[int, float]) -> torch.Tensor:
     return (q - q.mean())[:, None, None] * torch.eye(3, dtype=torch.float64)
 
 
+#: optical modes stored per graph for the ε_ion loss (3 per atom of a 40-atom cell, the largest with force constants)
+MAX_MODES = 120
+
+
+def ionic_operator(force_constants: np.ndarray, volume: float, masses: np.ndarray) -> np.ndarray | None:
+    """``A`` ``[N, K, 3]`` with ε_ion = Σ_k q_k q_kᵀ, ``q_k[a] = Σ_ic Z*_i[a, c] A[i, k, c]``, for charges that obey
+    the acoustic sum rule: ``A[i, m, c] = √(e²/(ε₀ Ω ω_m²)) e_m[i, c] / √M_i`` over the modes
+    :func:`~goectp.physics.ionic.ionic_modes` sums (the closed form, mode by mode). ``None`` when a mode is unstable
+    (the physics term is not used there)."""
+    n = len(masses)
+    modes = ionic_modes(np.zeros((n, 3, 3)), force_constants, volume, masses)
+    if modes.num_unstable:
+        return None
+    keep = modes.included
+    weight = np.sqrt(E2_OVER_EPS0 / volume) * THZ / modes.frequency_thz[keep]  # √(e²/ε₀Ω) / ω_m
+    vectors = modes.eigenvectors[keep] / np.sqrt(np.asarray(masses, float))[None, :, None]  # [K, N, 3]
+    return np.transpose(weight[:, None, None] * vectors, (1, 0, 2))
+
+
+def ionic_tensor(charges: torch.Tensor, operator: torch.Tensor, batch: torch.Tensor, num_graphs: int) -> torch.Tensor:
+    """ε_ion ``[G, 3, 3]`` of each graph from charges ``[N, 3, 3]`` and their :func:`ionic_operator` ``[N, K, 3]``
+    (zero-padded to a common K), nodes assigned to graphs by ``batch`` ``[N]``."""
+    per_node = torch.einsum("iac,ikc->iak", charges, operator)  # [N, 3, K]
+    mode_charges = per_node.new_zeros((num_graphs, *per_node.shape[1:])).index_add_(0, batch, per_node)  # [G, 3, K]
+    return torch.einsum("gak,gbk->gab", mode_charges, mode_charges)
+
+
+def with_ionic_targets(graphs: Sequence, operators: Sequence[np.ndarray | None]) -> int:
+    """Give every graph (in place) ``ionic_op`` ``[N, MAX_MODES, 3]`` (its :func:`ionic_operator` in graph-node
+    order, zero-padded; zeros without one), ``ionic_eps`` ``[1, 3, 3]`` (ε_ion of its DFT charges, sum rule
+    enforced) and ``has_ionic`` ``[1]``. Returns how many have an operator."""
+    count = 0
+    for graph, op in zip(graphs, operators):
+        n = graph.num_nodes
+        padded = np.zeros((n, MAX_MODES, 3))
+        if op is not None:
+            if op.shape[0] != n or op.shape[1] > MAX_MODES:
+                raise ValueError(f"an ionic operator of shape {op.shape} for a graph of {n} nodes")
+            padded[:, : op.shape[1]] = op
+            count += 1
+        target = np.einsum("iac,ikc->ak", enforce_acoustic_sum_rule(graph.born.double().numpy()), padded)
+        graph.ionic_op = torch.from_numpy(padded).float()
+        graph.ionic_eps = torch.from_numpy(target @ target.T)[None].float()
+        graph.has_ionic = torch.tensor([op is not None])
+    return count
+
+
+def ionic_error(charges: torch.Tensor, batch) -> torch.Tensor:
+    """Per graph of ``batch`` with an operator: mean |Δε_ion| over the nine components between ``charges`` ``[N, 3,
+    3]`` and the DFT charges, over (1 + the DFT charges' ε̄_ion) ``[G']``."""
+    eps = ionic_tensor(charges, batch.ionic_op.to(charges.dtype), batch.batch, batch.num_graphs)
+    target = batch.ionic_eps.to(eps.dtype)
+    scale = 1.0 + torch.diagonal(target, dim1=-2, dim2=-1).mean(-1)
+    err = (eps - target).abs().mean(dim=(1, 2)) / scale
+    return err[batch.has_ionic]
+
+
 @dataclass
 class BornTrainConfig:
     hidden: int = 64
@@ -121,6 +182,8 @@ class BornTrainConfig:
     huber_delta: float = 0.5
     seed: int = 0
     dtype: str = "float32"
+    #: λ: weight of the ε_ion error at fixed force constants (graphs need :func:`with_ionic_targets`; 0: charges only)
+    ionic_weight: float = 0.0
     #: a GoeCTP checkpoint whose backbone (embeddings and message layers, not the head) starts the Born model; its
     #: architecture then replaces ``hidden`` and ``num_layers`` (use a member trained on the same split's training set)
     init_backbone: str | None = None
@@ -146,8 +209,9 @@ def born_model_from_backbone(path: str | Path) -> BornChargeModel:
 def train_born_model(
     train: Sequence, val: Sequence, cfg: BornTrainConfig, log=logger.info
 ) -> tuple[BornChargeModel, dict]:
-    """Train on ``train``; keep the weights of the epoch with the lowest validation MAE. Returns the model and
-    the history (per epoch: train loss, validation MAE, seconds)."""
+    """Train on ``train``; keep the weights of the epoch with the lowest validation loss (charge MAE, plus λ times
+    the mean ε_ion error when ``cfg.ionic_weight`` λ > 0). Returns the model and the history (per epoch: train loss,
+    validation MAE, validation ε_ion error, seconds)."""
     torch.manual_seed(cfg.seed)
     dtype = getattr(torch, cfg.dtype)
     if cfg.init_backbone:
@@ -170,19 +234,44 @@ def train_born_model(
         model.train()
         total, count = 0.0, 0
         for batch in loader:
-            loss = fn.huber_loss(model(batch), batch.born.to(dtype), delta=cfg.huber_delta)
+            pred = model(batch)
+            loss = fn.huber_loss(pred, batch.born.to(dtype), delta=cfg.huber_delta)
+            if cfg.ionic_weight:
+                err = ionic_error(pred, batch)
+                loss = loss + cfg.ionic_weight * (err.mean() if len(err) else 0.0)
             opt.zero_grad()
             loss.backward()
             opt.step()
             sched.step()
             total, count = total + loss.item() * batch.num_graphs, count + batch.num_graphs
         mae = born_mae(model, val_loader)
-        history.append({"epoch": epoch, "train_loss": total / count, "val_mae": mae, "s": time.perf_counter() - start})
-        if mae < best:
-            best, best_state = mae, copy.deepcopy(model.state_dict())
-        log(f"  epoch {epoch:3d} loss {total / count:.4f} val MAE {mae:.4f} ({history[-1]['s']:.0f} s)")
+        ionic = ionic_val_error(model, val_loader) if cfg.ionic_weight else float("nan")
+        val_loss = mae + cfg.ionic_weight * ionic if cfg.ionic_weight else mae
+        history.append(
+            {
+                "epoch": epoch,
+                "train_loss": total / count,
+                "val_mae": mae,
+                "val_ionic": ionic,
+                "s": time.perf_counter() - start,
+            }
+        )
+        if val_loss < best:
+            best, best_state = val_loss, copy.deepcopy(model.state_dict())
+        log(
+            f"  epoch {epoch:3d} loss {total / count:.4f} val MAE {mae:.4f} ε_ion error {ionic:.4f}"
+            f" ({history[-1]['s']:.0f} s)"
+        )
     model.load_state_dict(best_state)
-    return model.double().eval(), {"history": history, "best_val_mae": best, "charges": charges}
+    best_epoch = min(
+        history, key=lambda h: h["val_mae"] + (cfg.ionic_weight * h["val_ionic"] if cfg.ionic_weight else 0)
+    )
+    return model.double().eval(), {
+        "history": history,
+        "best_val_mae": best_epoch["val_mae"],
+        "best_val_ionic": best_epoch["val_ionic"],
+        "charges": charges,
+    }
 
 
 @torch.no_grad()
@@ -195,6 +284,14 @@ def predict_born(model: BornChargeModel, graphs: Sequence, batch_size: int = 64)
         sizes = np.bincount(batch.batch.numpy(), minlength=batch.num_graphs)
         out += np.split(z, np.cumsum(sizes)[:-1])
     return out
+
+
+@torch.no_grad()
+def ionic_val_error(model: BornChargeModel, loader) -> float:
+    """Mean :func:`ionic_error` over the graphs of ``loader`` that have an ionic operator (NaN when none has)."""
+    model.eval()
+    errs = torch.cat([ionic_error(model(b).double(), b) for b in loader])
+    return float(errs.mean()) if len(errs) else float("nan")
 
 
 @torch.no_grad()
