@@ -160,8 +160,6 @@ def run(args: argparse.Namespace) -> None:
 
 
 def report(args: argparse.Namespace) -> None:
-    from pymatgen.core.periodic_table import Element
-
     results = [json.loads(p.read_text()) for p in sorted(args.out.glob("split*.json"))]
     if not results:
         raise SystemExit(f"no results under {args.out}: run the training first")
@@ -178,14 +176,21 @@ def report(args: argparse.Namespace) -> None:
     print(
         f"| mean | | {np.mean([r['val']['mae'] for r in results]):.4f} | {np.mean(mae):.4f} | {np.mean(base):.4f} | |"
     )
-    pooled: dict[int, list] = {}
-    for r in results:
-        for z, (e, b, n) in r["test"]["per_element"].items():
-            pooled.setdefault(int(z), []).append((e * n, b * n, n))
     large_charges(args)
-    rows = sorted(pooled.items(), key=lambda kv: -sum(x[2] for x in kv[1]))[:15]
+    per_element_table([r["test"] for r in results])
+
+
+def per_element_table(metrics: list[dict], rows: int = 15) -> None:
+    """The test MAE of the ``rows`` most common elements, pooled over the splits' :func:`_metrics`, next to the
+    per-element-mean baseline."""
+    from pymatgen.core.periodic_table import Element
+
+    pooled: dict[int, list] = {}
+    for m in metrics:
+        for z, (e, b, n) in m["per_element"].items():
+            pooled.setdefault(int(z), []).append((e * n, b * n, n))
     print("\n| element | test atoms (all splits) | model MAE | per-element-mean MAE |\n|---|---|---|---|")
-    for z, vals in rows:
+    for z, vals in sorted(pooled.items(), key=lambda kv: -sum(x[2] for x in kv[1]))[:rows]:
         n = sum(v[2] for v in vals)
         print(
             f"| {Element.from_Z(z).symbol} | {n} | {sum(v[0] for v in vals) / n:.3f} |"
@@ -269,6 +274,7 @@ def evaluate_shipped(args: argparse.Namespace) -> None:
             f"(per-element mean {results[-1]['baseline_mae']:.4f})"
         )
     print(f"mean {np.mean([r['mae'] for r in results]):.4f} e")
+    per_element_table(results)
 
 
 def compare(args: argparse.Namespace) -> None:

@@ -24,22 +24,25 @@ from goectp.evaluation.metrics import mean_tensor_baseline, summarize_splits
 from goectp.models import GoeCTPConfig
 from goectp.training import TrainConfig, run_split
 
+#: The paper's model as the recorded sweep ran it (docs/changelog.md, "Everything on split 0"): the input cell's frame,
+#: sum pooling, no symmetrisation and no frame averaging (added later). Pinned here, not taken from
+#: :class:`GoeCTPConfig`'s defaults, which have since become the shipped settings (primitive cell, mean pooling, …).
+PAPER = {"variant": "goectp", "cell_reduction": "none", "pooling": "sum", "symmetrize": False, "frame_average": False}
+BEST = {"pooling": "mean", "symmetrize": True}
+
 EXPERIMENTS: dict[str, tuple[dict, dict]] = {
-    "base": ({"variant": "goectp"}, {}),
-    "niggli": ({"variant": "goectp", "cell_reduction": "niggli"}, {}),
-    "mean_pool": ({"variant": "goectp", "pooling": "mean"}, {}),
-    "symmetrize": ({"variant": "goectp", "symmetrize": True}, {}),
-    "pos_def": ({"variant": "goectp", "positive_definite": True}, {}),
-    "best": ({"variant": "goectp", "pooling": "mean", "cell_reduction": "niggli", "symmetrize": True}, {}),
-    "best_prim": ({"variant": "goectp", "pooling": "mean", "cell_reduction": "primitive", "symmetrize": True}, {}),
-    "noframe_aug": ({"variant": "goectp", "use_frame": False}, {"augment_rotations": True}),
-    "best_noframe_aug": (
-        {"variant": "goectp", "pooling": "mean", "symmetrize": True, "use_frame": False},
-        {"augment_rotations": True},
-    ),
-    "mat": ({"variant": "mat"}, {}),
-    "icom": ({"variant": "icom"}, {}),
-    "filter100": ({"variant": "goectp"}, {"max_abs": 100.0}),
+    "base": (PAPER, {}),
+    "niggli": (PAPER | {"cell_reduction": "niggli"}, {}),
+    "mean_pool": (PAPER | {"pooling": "mean"}, {}),
+    "symmetrize": (PAPER | {"symmetrize": True}, {}),
+    "pos_def": (PAPER | {"positive_definite": True}, {}),
+    "best": (PAPER | BEST | {"cell_reduction": "niggli"}, {}),
+    "best_prim": (PAPER | BEST | {"cell_reduction": "primitive"}, {}),
+    "noframe_aug": (PAPER | {"use_frame": False}, {"augment_rotations": True}),
+    "best_noframe_aug": (PAPER | BEST | {"use_frame": False}, {"augment_rotations": True}),
+    "mat": (PAPER | {"variant": "mat"}, {}),
+    "icom": (PAPER | {"variant": "icom"}, {}),
+    "filter100": (PAPER, {"max_abs": 100.0}),
 }
 
 
