@@ -10,11 +10,15 @@ per-element-mean baseline, and the predictions of every split's test (and valida
     python benchmarks/experiments/born_charges.py --epochs 240 --seed-offset 1 --out runs/born-e240
     python benchmarks/experiments/born_charges.py --init-backbone pretrained-bulk-modulus-layers2 --out runs/born-ft
     python benchmarks/experiments/born_charges.py --epochs 120 --ionic-weight 0.05 --seed-offset 6 --out runs/born-ion
+    python benchmarks/experiments/born_charges.py --ionic-compare runs/born-m0 runs/born-ion --splits 0 1
 
-``--ionic-weight λ`` adds λ × the relative error of ε_ion at fixed force constants to the loss
-(:func:`goectp.training.born.ionic_operator`), on the records whose canonical cell has SevenNet-l3i5 force constants
-in ``runs/phonons/cache-sevennet-l3i5`` (``physics_force_constants.py`` fills it; no labels: the force field sees the
-structure only) and no unstable mode; the operators are kept in ``runs/born/ionic-ops-<force field>.npz``.
+``--ionic-compare A B …`` measures folders of members on each split's validation records with force constants: the
+charge MAE, the mean relative ε_ion error at fixed force constants, and on the high-κ ones (DFT ε̄ ≥ 30) the median
+ε̄_ion with predicted over DFT charges (what the tail ratio needs near 1). ``--ionic-weight λ`` adds λ × the
+relative error of ε_ion at fixed force constants to the loss (:func:`goectp.training.born.ionic_operator`), on the
+records whose canonical cell has SevenNet-l3i5 force constants in ``runs/phonons/cache-sevennet-l3i5``
+(``physics_force_constants.py`` fills it; no labels: the force field sees the structure only) and no unstable mode;
+the operators are kept in ``runs/born/ionic-ops-<force field>.npz``.
 
 ``--sum-rule-tolerance`` (default 0.1 e, as the shipped charges were trained) also keeps the records whose charges
 break the acoustic sum rule by less, with the rule enforced (:func:`goectp.training.born.born_graphs`).
@@ -217,6 +221,42 @@ def large_charges(args: argparse.Namespace, threshold: float = 5.0) -> None:
     )
 
 
+def ionic_compare(args: argparse.Namespace) -> None:
+    """The members of each ``--ionic-compare`` folder on split k's validation records (see the module docstring)."""
+    import torch
+    from torch_geometric.loader import DataLoader
+
+    from goectp.data import random_split
+    from goectp.data.dielectric import read_dielectric_json
+    from goectp.training.born import born_mae, ionic_tensor, ionic_val_error, with_ionic_targets
+
+    torch.set_num_threads(args.threads)
+    data = _graphs(args.data_dir)
+    with_ionic_targets(data["graphs"], _ionic_operators(data, args.data_dir, args.force_field))
+    records = read_dielectric_json(Path(args.data_dir) / "mp_dielectric_open.json.gz")
+    eps = {r.id: float(np.trace(r.target("total"))) / 3 for r in records}
+    index = np.asarray(data["index"])
+    print("| split | members | val charge MAE (e) | val ε_ion error | val high-κ records | their ε̄_ion pred/DFT Z* |")
+    print("|---|---|---|---|---|---|")
+    for seed in args.splits:
+        held = np.isin(index, random_split(args.n_dielectric, seed)["val"])
+        val = [g for g, m in zip(data["graphs"], held) if m]
+        tail = [g for i, g, m in zip(data["ids"], data["graphs"], held) if m and bool(g.has_ionic) and eps[i] >= 30]
+        for folder in args.ionic_compare:
+            model = load_split_model(folder, seed)
+            loader = DataLoader(val, batch_size=64)
+            batch = next(iter(DataLoader(tail, batch_size=len(tail))))
+            with torch.no_grad():
+                pred = ionic_tensor(model(batch).double(), batch.ionic_op.double(), batch.batch, batch.num_graphs)
+            ratio = np.trace(pred.numpy(), axis1=1, axis2=2) / np.trace(
+                batch.ionic_eps.double().numpy(), axis1=1, axis2=2
+            )
+            print(
+                f"| {seed} | `{folder}` | {born_mae(model, loader):.4f} | {ionic_val_error(model, loader):.4f} | "
+                f"{len(tail)} | {np.median(ratio):.3f} |"
+            )
+
+
 def split_members(folder: Path, seed: int) -> list[Path]:
     """The Born-charge checkpoints of split ``seed`` in ``folder``: ``split<k>.pt`` and any ``split<k>-<name>.pt``
     (more members of that split, e.g. another training seed), sorted."""
@@ -360,9 +400,12 @@ def main() -> None:
         help="keep records whose |Σ Z*| (e) is below this, the rule enforced (default: as shipped)",
     )
     p.add_argument("--compare", nargs=2, type=Path, metavar=("A", "B"), help="pair two runs' predictions")
+    p.add_argument("--ionic-compare", nargs="+", type=Path, help="folders of members: ε_ion at fixed force constants")
     args = p.parse_args()
     if args.compare:
         compare(args)
+    elif args.ionic_compare:
+        ionic_compare(args)
     elif args.evaluate_shipped:
         evaluate_shipped(args)
     else:
