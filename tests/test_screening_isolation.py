@@ -97,3 +97,28 @@ def test_isolated_and_in_process_screens_agree_and_the_overhead_is_small(context
     assert np.allclose(a.to_numpy(dtype=float), b.to_numpy(dtype=float), equal_nan=True)
     per_candidate = (min(times[True]) - min(times[False])) / len(records)
     assert per_candidate < 0.05, f"isolation costs {per_candidate * 1e3:.1f} ms per candidate"
+
+
+def test_the_local_clusters_workers_parse_in_bounded_readers_too(context):
+    """`goectp screen`'s default LocalCluster: its worker processes are not daemonic, so a candidate that kills its
+    reader is rejected there as well and the Dask worker lives on (a daemonic worker would parse in itself and die)."""
+    from goectp.screening.cluster import dask_client, workers_can_isolate
+
+    def screen_in_the_worker(context):  # built in the worker: the killer must not be unpickled by the scheduler
+        import os
+
+        from goectp.screening.worker import score_chunk as score
+
+        class Killer:
+            def __reduce__(self):
+                return (os._exit, (3,))
+
+        good = {"id": "good", "structure": _rocksalt(4.2), "source": "test", "band_gap": 2.0}
+        return score([good, {"id": "killer", "structure": Killer(), "source": "test", "band_gap": 2.0}], context)
+
+    with dask_client(workers=1, processes=True) as client:
+        assert workers_can_isolate(client)
+        rows = client.submit(screen_in_the_worker, context, pure=False).result().set_index("id")
+        assert rows.loc["killer", "reason_code"] == "worker_died" and rows.loc["good", "status"] == "scored"
+        again = client.submit(score_chunk, [_record(2, _rocksalt(4.3))], context, pure=False).result()
+        assert again.loc[0, "status"] == "scored"

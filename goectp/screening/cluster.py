@@ -14,8 +14,9 @@ def dask_client(
 ) -> Iterator[Any]:
     """Yield a ``distributed.Client``; a LocalCluster started here is shut down on exit.
 
-    ``processes=True`` gives each worker its own process (parallel graph building, which holds the GIL);
-    ``processes=False`` runs the workers as threads of this process (faster start, shared model cache).
+    ``processes=True`` gives each worker its own process (parallel graph building, which holds the GIL), not
+    daemonic, so that it can parse candidates in :mod:`goectp.isolation`'s bounded workers; ``processes=False`` runs
+    the workers as threads of this process (faster start, shared model cache).
     """
     from distributed import Client, LocalCluster
 
@@ -28,13 +29,18 @@ def dask_client(
         return
     if workers < 1:
         raise ValueError(f"--workers must be at least 1, got {workers}")
-    cluster = LocalCluster(
-        n_workers=workers,
-        threads_per_worker=threads_per_worker,
-        processes=processes,
-        dashboard_address=None,
-        silence_logs=logging.ERROR,
-    )
+    import dask
+
+    # non-daemonic worker processes may start goectp.isolation's bounded readers (a daemonic one may not have
+    # children, and would parse every candidate file in its own process, without a memory or time limit)
+    with dask.config.set({"distributed.worker.daemon": False}):
+        cluster = LocalCluster(
+            n_workers=workers,
+            threads_per_worker=threads_per_worker,
+            processes=processes,
+            dashboard_address=None,
+            silence_logs=logging.ERROR,
+        )
     client = Client(cluster)
     try:
         yield client
@@ -49,3 +55,14 @@ def worker_count(client: Any) -> int:
         return max(1, len(client.scheduler_info().get("workers", {})))
     except Exception:
         return 1
+
+
+def workers_can_isolate(client: Any) -> bool:
+    """Whether every connected worker may start :mod:`goectp.isolation`'s bounded readers (not a daemonic process:
+    a cluster started elsewhere, e.g. ``dask worker`` with its nanny's default, parses in the worker itself)."""
+    from goectp.screening.worker import _isolation_possible
+
+    try:
+        return all(client.run(_isolation_possible).values())
+    except Exception:
+        return False

@@ -200,11 +200,16 @@ def _run_dask(
 ) -> None:
     from distributed import as_completed
 
-    from goectp.screening.cluster import dask_client, worker_count
+    from goectp.screening.cluster import dask_client, worker_count, workers_can_isolate
 
     start = time.perf_counter()
     with dask_client(opts.workers, opts.scheduler, processes=opts.processes) as client:
         client.wait_for_workers(1)
+        if context.isolate and not workers_can_isolate(client):
+            log.warning(
+                "the Dask workers are daemonic processes: candidate files are parsed in the worker itself, without "
+                "goectp.isolation's memory and time limits (start them non-daemonic: distributed.worker.daemon: False)"
+            )
         ctx_future = client.scatter(context, broadcast=True, hash=False)
         warm = [
             client.submit(warm_up, ctx_future, workers=[addr], pure=False, allow_other_workers=False)
