@@ -799,3 +799,51 @@ def test_real_candidates_from_the_shared_pool(shared_data_dir, ensemble_dir, tmp
     assert ref.iloc[[i for i in range(len(ref)) if ref["mp_id"][i] == row["mp-id"]][0]][
         "eps_mean_dft"
     ] == pytest.approx(np.trace(t) / 3)
+
+
+def test_an_extxyz_pool_file_is_read_one_frame_at_a_time_and_keeps_every_frame(tmp_path, monkeypatch):
+    """Frames stream from ASE's iread (the first candidate comes after at most two frames were read), none is lost,
+    one frame keeps the file's id, and a bad frame rejects itself after the good ones."""
+    import ase.io
+    from ase.io import write
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    frames = [AseAtomsAdaptor.get_atoms(rocksalt(4.0 + 0.05 * i, "Mg", "O")) for i in range(6)]
+    write(str(tmp_path / "many.extxyz"), frames, format="extxyz")
+    write(str(tmp_path / "one.extxyz"), frames[:1], format="extxyz")
+    read = []
+    real_iread = ase.io.iread
+
+    def counting_iread(*args, **kwargs):
+        for atoms in real_iread(*args, **kwargs):
+            read.append(atoms)
+            yield atoms
+
+    monkeypatch.setattr(ase.io, "iread", counting_iread)
+    candidates = iter(open_pool(tmp_path / "many.extxyz"))
+    first = next(candidates)
+    assert first["id"] == "many#0" and len(read) <= 2
+    rest = list(candidates)
+    assert [c["id"] for c in rest] == [f"many#{i}" for i in range(1, 6)] and len(read) == 6
+    sizes = [round(Structure.from_dict(c["structure"]).lattice.a, 4) for c in [first, *rest]]
+    assert sizes == [round(f.cell.lengths()[0], 4) for f in frames]  # in file order, each frame once
+    assert [c["id"] for c in open_pool(tmp_path / "one.extxyz")] == ["one"]
+    text = (tmp_path / "many.extxyz").read_text().splitlines()
+    per_frame = len(text) // 6  # frame 3 names an element that does not exist: ASE fails there, not before
+    bad = text[: 3 * per_frame] + ["1", 'Lattice="4 0 0 0 4 0 0 0 4" Properties=species:S:1:pos:R:3', "Qq 0 0 0"]
+    (tmp_path / "bad.extxyz").write_text("\n".join(bad) + "\n")
+    got = list(open_pool(tmp_path / "bad.extxyz"))
+    assert [c["id"] for c in got[:3]] == ["bad#0", "bad#1", "bad#2"] and all(c.get("structure") for c in got[:3])
+    assert got[-1]["reject_code"] == "unparseable" and "frame 3" in got[-1]["reject_reason"]
+
+
+def test_the_screen_reports_the_formula_of_the_structure_it_scored(tmp_path, ensemble_dir):
+    """A pool record whose own formula contradicts its structure: the results carry the scored structure's."""
+    records = pool_records(3)
+    records[0] = dict(records[0], formula="KBr")
+    pool = tmp_path / "pool.json"
+    pool.write_text(json.dumps(records))
+    run = run_screening(run_opts(pool, ensemble_dir, tmp_path / "out"))
+    got = run.rankings.results.set_index("id")
+    expected = Structure.from_dict(records[0]["structure"]).composition.reduced_formula
+    assert got.loc[records[0]["id"], "formula"] == expected != "KBr"

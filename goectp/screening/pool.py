@@ -17,6 +17,7 @@ import hashlib
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -144,7 +145,6 @@ class FilePool:
     @staticmethod
     def _extxyz_candidates(path: Path, cid: str, start: int) -> Iterator[dict]:
         from ase.io import iread
-        from pymatgen.io.ase import AseAtomsAdaptor
 
         from goectp.structures import extxyz_frame_problem
 
@@ -155,8 +155,10 @@ class FilePool:
         if problem:  # checked on the text first: a lying atom count makes ASE allocate or wait for millions of lines
             yield make_candidate(cid, start, source=path.parent.name, reject=("unparseable", f"{path.name}: {problem}"))
             return
-        try:
-            frames = list(iread(str(path), index=":", format="extxyz"))
+        frames = iread(str(path), index=":", format="extxyz")  # one frame at a time: a pool file may hold many
+        ahead: list = []
+        try:  # two frames ahead: one frame keeps the file's id, several get <id>#<frame>
+            ahead = list(islice(frames, 2))
         except Exception as exc:  # ASE raises many types for bad files
             yield make_candidate(
                 cid,
@@ -165,30 +167,54 @@ class FilePool:
                 reject=("unparseable", f"{path.name}: could not parse as extxyz ({exc})"),
             )
             return
-        if not frames:
+        if not ahead:
             yield make_candidate(
                 cid, start, source=path.parent.name, reject=("unparseable", f"{path.name}: no frames in the file")
             )
             return
-        for i, atoms in enumerate(frames):
-            fid = cid if len(frames) == 1 else f"{cid}#{i}"
-            reject, structure = None, None
-            if not all(atoms.pbc):
-                reject = ("unparseable", f"{path.name} frame {i}: not periodic in all three directions")
+        single = len(ahead) == 1
+        i = 0
+        while True:
+            if ahead:
+                atoms = ahead.pop(0)
             else:
                 try:
-                    structure = AseAtomsAdaptor.get_structure(atoms).as_dict()
-                except Exception as exc:
-                    reject = ("unparseable", f"{path.name} frame {i}: {type(exc).__name__}: {exc}")
-            yield make_candidate(
-                fid,
-                start + i,
-                source=path.parent.name,
-                structure=structure,
-                band_gap=atoms.info.get("band_gap"),
-                material_id=atoms.info.get("material_id"),
-                reject=reject,
-            )
+                    atoms = next(frames, None)
+                except Exception as exc:  # a bad frame ends the file: the frames before it stay
+                    yield make_candidate(
+                        f"{cid}#{i}",
+                        start + i,
+                        source=path.parent.name,
+                        reject=("unparseable", f"{path.name} frame {i}: could not parse as extxyz ({exc})"),
+                    )
+                    return
+                if atoms is None:
+                    return
+            yield FilePool._frame_candidate(atoms, path, cid if single else f"{cid}#{i}", start + i, i)
+            i += 1
+
+    @staticmethod
+    def _frame_candidate(atoms: Any, path: Path, fid: str, index: int, frame: int) -> dict:
+        """The candidate of one extxyz frame (refused when not periodic in all three directions)."""
+        from pymatgen.io.ase import AseAtomsAdaptor
+
+        reject, structure = None, None
+        if not all(atoms.pbc):
+            reject = ("unparseable", f"{path.name} frame {frame}: not periodic in all three directions")
+        else:
+            try:
+                structure = AseAtomsAdaptor.get_structure(atoms).as_dict()
+            except Exception as exc:
+                reject = ("unparseable", f"{path.name} frame {frame}: {type(exc).__name__}: {exc}")
+        return make_candidate(
+            fid,
+            index,
+            source=path.parent.name,
+            structure=structure,
+            band_gap=atoms.info.get("band_gap"),
+            material_id=atoms.info.get("material_id"),
+            reject=reject,
+        )
 
 
 def open_pool(spec: str | os.PathLike, max_sites: int | None = None) -> Any:

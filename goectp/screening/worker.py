@@ -221,7 +221,7 @@ def score_chunk(candidates: list[dict], context: ScoringContext) -> pd.DataFrame
                 raise Rejected(rec["reject_code"], rec.get("reject_reason") or rec["reject_code"])
             structure, refused = _parse_and_check_bounded(rec, context)
             row["n_sites"], row["volume"] = len(structure), float(structure.volume)
-            row["formula"] = row["formula"] or structure.composition.reduced_formula
+            row["formula"] = structure.composition.reduced_formula  # what was scored, whatever the pool says
             if refused is not None:
                 raise refused
             if context.training is not None:
