@@ -21,7 +21,9 @@ version (no ``schema_version``; resume files with a ``model`` key instead of ``s
 Every load goes through :func:`safe_load`: ``torch.load(..., weights_only=True)``, so a file can only hold
 tensors and plain containers; a pickle that would run code, a text file or a truncated file raises
 :class:`CheckpointError` (a ``ValueError``) whose one-line message names the file. Nothing in a checkpoint is ever
-executed.
+executed. Nor is anything in it trusted: a model's ``config`` is range-checked (:class:`GoeCTPConfig`), the model is
+sized from the file's own weights before anything is allocated, and ``meta`` must be a dict of the expected types
+(:func:`checked_meta`); each failure is a :class:`CheckpointError` naming the file and the field.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from __future__ import annotations
 import io
 import os
 import tempfile
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -219,6 +222,39 @@ def load_cache(path: str | os.PathLike) -> Any:
     return safe_load(path, map_location=None, allow=cache_safe_globals())
 
 
+#: Metadata keys goectp reads, and the type each must have when present and not ``None``.
+META_TYPES: dict[str, type] = {
+    "target": str,
+    "split_seed": int,
+    "data_sha256": str,
+    "train_config": dict,
+    "run_config": dict,
+}
+#: Keys of ``meta["train_config"]`` goectp reads, and their types.
+TRAIN_CONFIG_TYPES: dict[str, type] = {"target": str, "split_seed": int}
+
+
+def _check_types(values: dict, types: dict[str, type], name: str, where: str) -> None:
+    """Each of ``types``' keys in ``values`` is ``None`` or of its type (an int is not a bool), else an error."""
+    for key, kind in types.items():
+        value = values.get(key)
+        if value is not None and (not isinstance(value, kind) or (kind is int and isinstance(value, bool))):
+            raise CheckpointError(f"{name}: its {where}[{key!r}] is a {type(value).__name__}, not a {kind.__name__}")
+
+
+def checked_meta(meta: Any, name: str) -> dict:
+    """A checkpoint's ``meta``: a dict whose keys that goectp reads (:data:`META_TYPES`, and ``train_config``'s
+    :data:`TRAIN_CONFIG_TYPES`) have the right types; absent or ``None`` → ``{}``. Else a :class:`CheckpointError`
+    naming the file and the key."""
+    if meta is None:
+        return {}
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{name}: its 'meta' is a {type(meta).__name__}, not a dict of metadata")
+    _check_types(meta, META_TYPES, name, "meta")
+    _check_types(meta.get("train_config") or {}, TRAIN_CONFIG_TYPES, name, "meta['train_config']")
+    return meta
+
+
 def read_checkpoint(
     source: Source,
     map_location: str | torch.device | None = "cpu",
@@ -247,7 +283,7 @@ def read_checkpoint(
         ckpt.pop("model")
     if not isinstance(ckpt.get("state_dict"), dict):
         raise CheckpointError(f"{name}: not a GoeCTP checkpoint (no 'state_dict' of weights)")
-    ckpt.setdefault("meta", {})
+    ckpt["meta"] = checked_meta(ckpt.get("meta"), name)
     ckpt["schema_version"] = version
     return ckpt
 
@@ -301,9 +337,8 @@ def _read_sum(ckpt: dict, name: str, folder: Path | None = None, map_location: A
             sub = _read_reference(sub, name, part, folder, map_location)
         if not isinstance(sub, dict) or sub.get("kind") == "sum" or not isinstance(sub.get("state_dict"), dict):
             raise CheckpointError(f"{name}: its {part} part is not a single GoeCTP checkpoint")
-        normalised[part] = {**sub, "meta": sub.get("meta") or {}}
-    meta = ckpt.get("meta")
-    return {**ckpt, "parts": normalised, "meta": meta if isinstance(meta, dict) else {}}
+        normalised[part] = {**sub, "meta": checked_meta(sub.get("meta"), f"{name} ({part} part)")}
+    return {**ckpt, "parts": normalised, "meta": checked_meta(ckpt.get("meta"), name)}
 
 
 def sum_checkpoint_dict(electronic: dict, ionic: dict) -> dict:
@@ -334,33 +369,114 @@ def sum_checkpoint_dict(electronic: dict, ionic: dict) -> dict:
     return ckpt
 
 
-def model_from_checkpoint(ckpt: dict, name: str = "checkpoint") -> GoeCTP | SumOfParts:
-    """Build the model a (normalised) checkpoint dict describes and load its weights."""
-    if ckpt.get("kind") == "sum":
-        parts = {part: model_from_checkpoint(sub, f"{name} ({part} part)") for part, sub in ckpt["parts"].items()}
-        for part, model in parts.items():
-            if member_target(model) != part:
-                raise CheckpointError(f"{name}: its {part} part predicts the {member_target(model)} tensor")
-            if (model.meta.get("train_config") or {}).get("max_abs") is not None:
-                raise CheckpointError(f"{name}: its {part} part was trained without the large records (max_abs)")
-        try:
-            config = graph_config([m.config for m in parts.values()], [f"{name} ({p})" for p in parts])
-        except ValueError as exc:
-            raise CheckpointError(str(exc)) from exc
-        return SumOfParts(parts, config, ckpt.get("meta", {})).eval()
-    if not isinstance(ckpt.get("config"), dict):
-        raise CheckpointError(f"{name}: not a GoeCTP model checkpoint (missing 'config')")
+#: Errors that building a model from its config can raise (a bad value, a size too large for memory).
+BUILD_ERRORS = (ValueError, TypeError, RuntimeError, MemoryError, OverflowError)
+#: A model may hold at most this many times the bytes of weights its file holds (float16-stored weights load into
+#: float32: 2×), plus :data:`BUILD_SLACK_BYTES`: weights that are views of one small tensor cannot make it allocate
+#: gigabytes.
+BUILD_EXPANSION = 4
+BUILD_SLACK_BYTES = 2**20
+
+
+def _one_line(exc: BaseException) -> str:
+    """``exc``'s message on one line (torch lists missing keys and size mismatches on lines of their own)."""
+    return (" ".join(str(exc).split()) or type(exc).__name__)[:300]
+
+
+def _check_target(model: nn.Module, name: str) -> None:
+    """A dielectric model's ``meta`` target is one of :data:`goectp.models.ensemble.TARGETS`."""
     try:
-        config = GoeCTPConfig(**ckpt["config"])
-        model = BornChargeModel(config) if ckpt.get("kind") == "born" else GoeCTP(config)
+        member_target(model)
+    except ValueError as exc:
+        raise CheckpointError(f"{name}: its meta['target'] / meta['train_config']['target']: {exc}") from exc
+
+
+def _stored_bytes(state: dict) -> int:
+    """Bytes of the distinct tensor storages in a state dict (shared or expanded views count once)."""
+    storages = {}
+    for value in state.values():
+        if isinstance(value, torch.Tensor):
+            storage = value.untyped_storage()
+            storages[(storage.data_ptr(), value.device)] = storage.nbytes()
+    return sum(storages.values())
+
+
+def _build_network(ckpt: dict, name: str) -> GoeCTP | BornChargeModel:
+    """The :class:`GoeCTP` (or Born-charge model) of a single checkpoint with its weights loaded. The config is
+    checked first, then the model is built on the meta device (no memory) to compare its tensors with the file's,
+    so a config that asks for more than the file holds is refused before anything is allocated."""
+    config = ckpt.get("config")
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{name}: not a GoeCTP model checkpoint (missing 'config')")
+    kind = ckpt.get("kind")
+    if kind is not None and not (isinstance(kind, str) and kind == "born"):
+        raise CheckpointError(f"{name}: not a model checkpoint (kind {str(kind)[:40]!r})")
+    cls = BornChargeModel if kind == "born" else GoeCTP
+    try:
+        config = GoeCTPConfig(**config)
     except TypeError as exc:  # unknown or missing config keys
         raise CheckpointError(f"{name}: its model config does not match this goectp version ({exc})") from exc
+    except ValueError as exc:  # a field out of range or of the wrong type: the message names it
+        raise CheckpointError(f"{name}: invalid model config: {exc}") from exc
+    state = ckpt["state_dict"]
+    odd = next((k for k, v in state.items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)), None)
+    if odd is not None or not state:
+        what = "no weights" if not state else f"a weight {str(odd)[:60]!r} that is not a named tensor"
+        raise CheckpointError(f"{name}: its state_dict holds {what}")
     try:
-        model.load_state_dict(ckpt["state_dict"])
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise CheckpointError(f"{name}: weights do not match the model config ({first})") from exc
-    model.meta = ckpt.get("meta", {})
+        with torch.device("meta"):
+            skeleton = cls(config)
+        with warnings.catch_warnings():  # copying into a meta tensor is a no-op; only names and shapes are checked
+            warnings.simplefilter("ignore")
+            skeleton.load_state_dict(state)
+    except BUILD_ERRORS as exc:
+        raise CheckpointError(f"{name}: weights do not match the model config ({_one_line(exc)})") from exc
+    needed = sum(t.numel() * t.element_size() for t in skeleton.state_dict().values())
+    stored = _stored_bytes(state)
+    if needed > BUILD_EXPANSION * stored + BUILD_SLACK_BYTES:
+        raise CheckpointError(
+            f"{name}: its model config needs {needed:,} bytes of weights but the file holds only {stored:,} "
+            "(tensors that are views of one another?)"
+        )
+    try:
+        model = cls(config)
+        model.load_state_dict(state)
+    except BUILD_ERRORS as exc:
+        raise CheckpointError(f"{name}: weights do not match the model config ({_one_line(exc)})") from exc
+    model.meta = checked_meta(ckpt.get("meta"), name)
+    if kind != "born":
+        _check_target(model, name)
+    return model.eval()
+
+
+def model_from_checkpoint(ckpt: dict, name: str = "checkpoint") -> GoeCTP | SumOfParts:
+    """Build the model a (normalised) checkpoint dict describes and load its weights; anything wrong with its
+    config, weights or metadata is a :class:`CheckpointError` naming ``name`` (and the field)."""
+    if ckpt.get("kind") != "sum":
+        return _build_network(ckpt, name)
+    parts = ckpt.get("parts")
+    if not isinstance(parts, dict) or sorted(parts) != sorted(PARTS):
+        raise CheckpointError(f"{name}: a sum checkpoint needs exactly the parts {PARTS}")
+    models = {}
+    for part, sub in parts.items():
+        if not isinstance(sub, dict) or sub.get("kind") is not None:
+            raise CheckpointError(f"{name}: its {part} part is not a single GoeCTP checkpoint")
+        models[part] = _build_network(sub, f"{name} ({part} part)")
+    for part, model in models.items():
+        if member_target(model) != part:
+            raise CheckpointError(f"{name}: its {part} part predicts the {member_target(model)} tensor")
+        if (model.meta.get("train_config") or {}).get("max_abs") is not None:
+            raise CheckpointError(f"{name}: its {part} part was trained without the large records (max_abs)")
+    try:
+        config = graph_config([m.config for m in models.values()], [f"{name} ({p})" for p in models])
+    except ValueError as exc:
+        raise CheckpointError(str(exc)) from exc
+    model = SumOfParts(models, config, checked_meta(ckpt.get("meta"), name))
+    _check_target(model, name)
+    if member_target(model) != "total":
+        raise CheckpointError(
+            f"{name}: a sum of ε∞ and ionic parts, but its meta says it predicts the {member_target(model)} tensor"
+        )
     return model.eval()
 
 

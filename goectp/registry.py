@@ -35,6 +35,23 @@ def assets_dir() -> Path:
 ALIASES_FILE = "aliases.json"
 #: ``assets/models/<name>/members.json``: an ensemble whose members are files of other shipped ensembles.
 MEMBERS_FILE = "members.json"
+#: Largest ``members.json`` / ``aliases.json`` read (the shipped ones are a few kB).
+MAX_JSON_BYTES = 2**20
+
+
+def _read_json(path: Path) -> object:
+    """The JSON value of a small registry file; ``ValueError`` for one over :data:`MAX_JSON_BYTES` or nested too
+    deeply to parse (``RecursionError``), ``OSError`` / ``UnicodeDecodeError`` as raised."""
+    import json
+
+    with open(path, "rb") as fh:
+        raw = fh.read(MAX_JSON_BYTES + 1)
+    if len(raw) > MAX_JSON_BYTES:
+        raise ValueError(f"larger than {MAX_JSON_BYTES:,} bytes")
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
 
 
 def model_aliases() -> dict[str, str]:
@@ -42,10 +59,8 @@ def model_aliases() -> dict[str, str]:
     path = assets_dir() / "models" / ALIASES_FILE
     if not path.is_file():
         return {}
-    import json
-
     try:
-        aliases = json.loads(path.read_text(encoding="utf-8"))
+        aliases = _read_json(path)
     except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
         problem = f"{type(exc).__name__}: {exc}"[:200]
         raise ValueError(f"{path}: damaged, not a JSON object of alias names ({problem})") from exc
@@ -93,13 +108,16 @@ def resolve_model_path(spec: str | os.PathLike) -> Path:
 
 def _manifest_members(folder: Path, verify: bool = True) -> list[tuple[str, Path]]:
     """``folder/members.json``: members that are files of sibling ensembles, each checked against its sha256."""
-    import json
-
     manifest = folder / MEMBERS_FILE
     try:
-        entries = json.loads(manifest.read_text())["members"]
-        listed = [(str(e["file"]), str(e["sha256"])) for e in entries]
-    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+        data = _read_json(manifest)
+        entries = data["members"] if isinstance(data, dict) else None
+        if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+            raise ValueError('expected {"members": [{"file": ..., "sha256": ...}, ...]}')
+        listed = [(e["file"], e["sha256"]) for e in entries]
+        if not all(isinstance(f, str) and isinstance(h, str) for f, h in listed):
+            raise ValueError("a member's file or sha256 is not a string")
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, RecursionError) as exc:
         raise CheckpointError(f"{manifest}: not a members list ({type(exc).__name__}: {exc})"[:300]) from exc
     if not listed:
         raise CheckpointError(f"{manifest}: lists no members")
@@ -150,8 +168,11 @@ def load_model(path_or_name: str | os.PathLike = "default", member: int | None =
     if member is not None:
         return load_checkpoint(members[member][1])
     models = [load_checkpoint(f) for _, f in members]
-    if all(isinstance(m, BornChargeModel) for m in models):  # a Born-charge ensemble (goectp.physics)
+    born = [isinstance(m, BornChargeModel) for m in models]
+    if all(born):  # a Born-charge ensemble (goectp.physics)
         return BornEnsemble(models, [n for n, _ in members]).eval()
+    if any(born):
+        raise CheckpointError(f"{path}: mixes Born-charge models with dielectric-tensor models")
     ensemble = Ensemble(models, [n for n, _ in members]).eval()
     ensemble.calibration = folder_calibration(path, ensemble)
     return ensemble
@@ -161,8 +182,8 @@ def members_by_split(spec: str | os.PathLike) -> dict[int, dict]:
     """``{split seed: checkpoint dict}`` of an ensemble (a shipped name or a folder); one member per seed."""
     members: dict[int, dict] = {}
     for f in checkpoint_files(spec):
-        ckpt = read_checkpoint(f)  # weights_only=True
-        seed = ckpt.get("meta", {}).get("split_seed")
+        ckpt = read_checkpoint(f)  # weights_only=True; meta["split_seed"] an int or None
+        seed = ckpt["meta"].get("split_seed")
         if seed is None or int(seed) in members:
             raise CheckpointError(f"{f}: {'no split seed' if seed is None else f'a second member of split {seed}'}")
         members[int(seed)] = ckpt

@@ -63,7 +63,10 @@ def member_target(model: nn.Module) -> str:
     metadata (``meta["train_config"]["target"]``, or ``meta["target"]``); ``total`` when the metadata is silent."""
 
     meta = getattr(model, "meta", None) or {}
-    for where in (meta, meta.get("train_config") or {}):
+    config = (meta.get("train_config") or {}) if isinstance(meta, dict) else None
+    if not isinstance(meta, dict) or not isinstance(config, dict):
+        raise ValueError("the model's checkpoint metadata (meta, meta['train_config']) is not a dict")
+    for where in (meta, config):
         value = where.get("target")
         if isinstance(value, str):
             if value not in TARGETS:

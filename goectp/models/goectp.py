@@ -8,6 +8,7 @@ orthogonal ``R`` (because ``F → R F``), and the tensor head's ``F ε̃ Fᵀ`` 
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import asdict, dataclass, field
 from typing import Literal, NamedTuple
 
@@ -22,6 +23,43 @@ from goectp.frame import polar_frame_torch
 from goectp.models.registry import VARIANTS
 from goectp.nn import GaussianRBF, LatticeEdgeLayer, MatformerLayer, MLPMessageLayer, ScalarHead, TensorHead
 from goectp.symmetry import symmetrize_tensors
+
+#: ``(lowest, highest)`` of GoeCTPConfig's integer sizes. The bounds are far above anything the project trains
+#: (hidden 64-128, 1-4 layers, 4 heads, 64 RBFs, k = 16, at most 243 node features) and low enough that a damaged
+#: or hostile checkpoint config cannot ask for millions of layers or a terabyte weight matrix.
+SIZE_LIMITS: dict[str, tuple[int, int]] = {
+    "hidden": (1, 4096),
+    "num_layers": (1, 64),
+    "heads": (1, 64),
+    "num_rbf": (2, 1024),  # GaussianRBF needs two centres
+    "k_neighbors": (1, 128),
+    "node_feature_dim": (0, 4096),
+}
+#: Largest ``rbf_cutoff`` (Å): the neighbour distances of a crystal graph are a few Å (shipped models: 8).
+MAX_RBF_CUTOFF = 50.0
+#: The string options of GoeCTPConfig besides ``variant`` (:data:`~goectp.models.registry.VARIANTS`).
+CHOICES: dict[str, tuple[str, ...]] = {
+    "atom_features": ("cgcnn", "embedding"),
+    "pooling": ("sum", "mean"),
+    "cell_reduction": ("none", "niggli", "primitive"),
+    "head": ("tensor", "scalar"),
+}
+#: The on/off options of GoeCTPConfig.
+FLAGS: tuple[str, ...] = (
+    "symmetrize",
+    "positive_definite",
+    "use_frame",
+    "sign_average",
+    "frame_average",
+    "decompose",
+    "log_head",
+)
+
+
+def _shown(value: object) -> str:
+    """``repr(value)`` cut to a length fit for a one-line message."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 @dataclass
@@ -62,16 +100,36 @@ class GoeCTPConfig:
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.variant not in VARIANTS:
-            raise ValueError(f"unknown variant {self.variant!r}; choose one of {VARIANTS}")
+        """Check every field (type, choice, range: :data:`SIZE_LIMITS`); a ``ValueError`` names the field."""
+        if not isinstance(self.variant, str) or self.variant not in VARIANTS:
+            raise ValueError(f"unknown variant {_shown(self.variant)}; choose one of {VARIANTS}")
         if self.num_layers is None:
             self.num_layers = 1 if self.variant == "goectp" else 4
-        if self.pooling not in ("sum", "mean"):
-            raise ValueError(f"pooling must be 'sum' or 'mean', got {self.pooling!r}")
-        if self.cell_reduction not in ("none", "niggli", "primitive"):
-            raise ValueError(f"cell_reduction must be 'none', 'niggli' or 'primitive', got {self.cell_reduction!r}")
-        if self.head not in ("tensor", "scalar"):
-            raise ValueError(f"head must be 'tensor' or 'scalar', got {self.head!r}")
+        for name, choices in CHOICES.items():
+            value = getattr(self, name)
+            if not isinstance(value, str) or value not in choices:
+                raise ValueError(f"{name} must be one of {choices}, got {_shown(value)}")
+        for name in FLAGS:
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be true or false, got {_shown(getattr(self, name))}")
+        for name, (low, high) in SIZE_LIMITS.items():
+            value = getattr(self, name)
+            if not isinstance(value, numbers.Integral) or isinstance(value, bool) or not low <= value <= high:
+                raise ValueError(f"{name} must be an integer from {low} to {high}, got {_shown(value)}")
+            setattr(self, name, int(value))  # e.g. a NumPy integer: a plain int, which a checkpoint can hold
+        cutoff = self.rbf_cutoff  # NaN and ±inf fail the range test
+        if not isinstance(cutoff, numbers.Real) or isinstance(cutoff, bool) or not 0 < cutoff <= MAX_RBF_CUTOFF:
+            raise ValueError(
+                f"rbf_cutoff must be a number of Å above 0 and at most {MAX_RBF_CUTOFF:g}, got {_shown(cutoff)}"
+            )
+        if self.variant != "goectp" and self.hidden % self.heads:
+            raise ValueError(
+                f"hidden ({self.hidden}) must be divisible by heads ({self.heads}) for variant {self.variant!r}"
+            )
+        if self.node_features is not None and (not isinstance(self.node_features, str) or len(self.node_features) > 64):
+            raise ValueError(f"node_features must be an extractor's name or none, got {_shown(self.node_features)}")
+        if not isinstance(self.extra, dict):
+            raise ValueError(f"extra must be a dict, got {_shown(self.extra)}")
         if (self.decompose or self.log_head) and self.head != "tensor":
             raise ValueError("decompose and log_head are options of the tensor head (head='tensor')")
         if self.log_head and (self.decompose or self.positive_definite):
