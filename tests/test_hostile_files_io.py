@@ -167,6 +167,19 @@ def test_torn_calibration_file_is_named(tmp_path):
     assert Calibration.from_dict(_calibration_dict()).quantities  # the shipped one is valid
 
 
+def test_an_oversized_calibration_file_is_refused_unread(tmp_path, monkeypatch):
+    from goectp.uncertainty import Calibration, calibration
+
+    path = tmp_path / "calibration.json"
+    path.write_text(json.dumps(_calibration_dict()))
+    assert Calibration.load(path).quantities
+    monkeypatch.setattr(calibration, "MAX_CALIBRATION_BYTES", 100)
+    monkeypatch.setattr(Path, "read_text", lambda *a, **k: pytest.fail("read an oversized calibration file"))
+    with pytest.raises(ValueError, match="more than a calibration holds") as info:
+        Calibration.load(path)
+    assert str(path) in str(info.value)
+
+
 # ------------------------------------------------------------------------------------------------ manifest
 def test_screening_manifest_is_atomic_and_a_torn_one_is_named(tmp_path, monkeypatch):
     from goectp.screening.store import ScreeningError, WorkDir

@@ -17,6 +17,8 @@ from goectp.uncertainty.ood import RARE_THRESHOLD, embedding_distance
 from goectp.uncertainty.sigma import calibrated_sigma, propagated_alpha_sigma, tau_hat
 
 CALIBRATION_FILE = "calibration.json"
+#: a calibration.json is a few kB; a larger file is refused unread (bounded memory)
+MAX_CALIBRATION_BYTES = 2**20
 CALIBRATION_VERSION = 1
 
 
@@ -194,6 +196,8 @@ class Calibration:
         if path.is_dir():
             path = path / CALIBRATION_FILE
         try:
+            if path.stat().st_size > MAX_CALIBRATION_BYTES:
+                raise ValueError(f"{path.stat().st_size:,} bytes, more than a calibration holds")
             text = path.read_text(encoding="utf-8")
             data = json.loads(text)
         except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:

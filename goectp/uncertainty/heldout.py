@@ -29,7 +29,7 @@ def training_masks(n: int, metas: Sequence[dict], targets: np.ndarray | None = N
     trained = np.zeros((len(metas), n), bool)
     test = np.zeros((len(metas), n), bool)
     for m, meta in enumerate(metas):
-        tc = meta.get("train_config", {})
+        tc = meta.get("train_config") or {}
         seed = meta.get("split_seed", tc.get("split_seed"))
         if seed is None:
             raise ValueError(f"member {m} has no split_seed in its checkpoint metadata: cannot tell what it saw")
@@ -129,7 +129,7 @@ def split_means(held: dict[str, Any], test_sets: np.ndarray) -> np.ndarray:
 
 
 def cfg_target(metas: Sequence[dict]) -> str:
-    return metas[0].get("train_config", {}).get("target", "total") if metas else "total"
+    return (metas[0].get("train_config") or {}).get("target", "total") if metas else "total"
 
 
 # ---------------------------------------------------------------------------------------------------- sub-ensembles
