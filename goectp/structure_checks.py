@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -132,31 +132,86 @@ def _count(token: str) -> int | None:
         return None
 
 
-def _poscar_fields(line: str) -> list[str]:
-    """A POSCAR line's words before a ``#`` or ``!`` comment."""
-    return line.split("#")[0].split("!")[0].split()
+#: pymatgen's ``Poscar.from_str`` reads element symbols from at most this many lines, then as many lines of counts
+_POSCAR_SYMBOL_LINES = 10
+#: what ends a POSCAR's first block for pymatgen (``re.split`` on it; the rest is velocities and the like)
+_POSCAR_BLANK_LINE = re.compile(r"\n\s*\n")
 
 
-def _poscar_sites(lines: list[str]) -> int:
-    for line in lines[5:7]:  # VASP 5 (symbols on line 6, counts on line 7) or VASP 4 (counts on line 6)
-        counts = [_count(p) for p in _poscar_fields(line)]
-        if counts and all(c is not None for c in counts):
-            return sum(counts)
-    return 0
+def _poscar_lines(text: str) -> tuple[list[str], int]:
+    """``(lines, offset)``: the first lines of a POSCAR's first block as pymatgen's ``Poscar.from_str`` reads them
+    (``\\n``-separated, up to the first blank line, cut at ``#``, stripped), as many as its symbols and counts can
+    span; ``lines[i]`` is line ``i + 1 + offset`` of ``text``. Linear; copies only those lines."""
+    data = text.rstrip()
+    blank = _POSCAR_BLANK_LINE.search(data)
+    start, end, offset, lines = 0, blank.start() if blank else len(data), 0, []
+    if blank is not None and blank.start() == 0:  # pymatgen drops the empty first block, reads "\n" + the second
+        following = _POSCAR_BLANK_LINE.search(data, blank.end())
+        start, end, lines = blank.end(), following.start() if following else len(data), [""]
+        offset = data.count("\n", 0, blank.end()) - 1
+    while len(lines) < 5 + 2 * _POSCAR_SYMBOL_LINES:
+        stop = data.find("\n", start, end)
+        line = data[start : end if stop < 0 else stop]
+        lines.append((line[: line.index("#")] if "#" in line else line).strip())
+        if stop < 0:
+            break
+        start = stop + 1
+    return lines, offset
+
+
+class _PoscarLayout(NamedTuple):
+    """Where a POSCAR's atom counts are, as pymatgen reads them (0-based indices into :func:`_poscar_lines`)."""
+
+    symbols: list[str] | None  #: ``None``: VASP 4 (no element line)
+    counts: list[int]
+    symbol_lines: range
+    count_lines: range
+
+
+def _poscar_layout(lines: list[str]) -> _PoscarLayout | None:
+    """The element symbols and atom counts pymatgen's ``Poscar.from_str`` reads from ``lines``, by its rule: counts
+    on line 6 (VASP 4), or symbol lines from line 6 until one whose first word is an integer (at most
+    :data:`_POSCAR_SYMBOL_LINES`), then as many count lines. ``None`` where pymatgen fails before it counts."""
+    if len(lines) < 6:
+        return None
+    try:
+        return _PoscarLayout(None, [int(word) for word in lines[5].split()], range(0), range(5, 6))
+    except ValueError:
+        pass
+    symbols = [word.split("/")[0].split("_")[0] for word in lines[5].split()]  # VASP 6 writes "Mg_pv/f474ac0d"
+    n_lines = 1
+    try:
+        for n_lines in range(1, _POSCAR_SYMBOL_LINES + 1):
+            if _count(lines[5 + n_lines].split()[0]) is not None:
+                break
+        for index in range(6, 5 + n_lines):
+            symbols.extend(lines[index].split())
+        count_lines = range(5 + n_lines, 5 + 2 * n_lines)
+        counts = [int(word) for index in count_lines for word in lines[index].split()]
+    except (IndexError, ValueError):  # an empty or missing line, or a count that is no integer: pymatgen raises
+        return None
+    return _PoscarLayout(symbols, counts, range(5, 5 + n_lines), count_lines)
+
+
+def _poscar_sites(text: str) -> int:
+    """The sites pymatgen builds from a POSCAR's counts (their sum; a negative count takes none away: pymatgen
+    allocates the others first), 0 when it reads none."""
+    layout = _poscar_layout(_poscar_lines(text)[0])
+    return sum(c for c in layout.counts if c > 0) if layout else 0
 
 
 def site_count_bounds(text: str, fmt: str, cif: CifSummary | None = None) -> tuple[int, int]:
     """``(at least, at most)`` sites that parsing ``text`` will give, from one pass over the text:
-    a CIF's atom sites and sites × symmetry operations (from ``cif`` when the caller has read it), POSCAR's counts
-    line, the first line of an extxyz file, ``len(sites)`` of a pymatgen JSON. ``(0, 0)`` when the text does not
-    tell (the parser then decides)."""
+    a CIF's atom sites and sites × symmetry operations (from ``cif`` when the caller has read it), a POSCAR's counts
+    (on the lines pymatgen reads them from), the first line of an extxyz file, ``len(sites)`` of a pymatgen JSON.
+    ``(0, 0)`` when the text does not tell (the parser then decides)."""
     fmt = normalize_format(fmt)
     n = 0
     try:
         if fmt == "cif":
             return (cif or read_cif_summary(text)).bounds
         if fmt == "poscar":
-            n = _poscar_sites(text.splitlines()[:8])
+            n = _poscar_sites(text)
         elif fmt == "extxyz":
             n = _count(text.lstrip().split("\n", 1)[0].strip()) or 0
         elif fmt == "json":
@@ -244,47 +299,107 @@ def precheck_structure_file(
 
 #: the most per-atom columns an extxyz ``Properties=`` may declare (a reader allocates them for every atom)
 MAX_EXTXYZ_COLUMNS = 1_000
-_PROPERTIES = re.compile(r"properties=([\"']?)([^\s\"']*)\1", re.IGNORECASE)
+#: the longest extxyz comment (second) line read: ASE parses it character by character (about 1 s per MB)
+MAX_EXTXYZ_COMMENT_CHARS = 100_000
+# A comment line of plain pairs: ``key`` or ``key=value``, the value unquoted or within one pair of quotes or
+# brackets, none empty, no backslash. ASE's ``key_val_str_to_dict`` splits such a line exactly as these regexes do
+# (in C, not character by character); any other line is parsed by ASE's own function.
+_XYZ_WORD = r"[^\s=\"'{}\[\]\\]+"
+_XYZ_PAIR = rf"({_XYZ_WORD})(?:=({_XYZ_WORD}|\"[^\"\\]+\"|'[^'\\]+'|\{{[^}}\\]+\}}|\[[^\]\\]+\]))?"
+_XYZ_PLAIN = re.compile(rf"(?:{_XYZ_PAIR}(?:\s+|\Z))*")
+_XYZ_PAIRS = re.compile(_XYZ_PAIR)
+_XYZ_SPLITS = re.compile(r"[\s,]")  # where ASE splits a value into the numbers or booleans it tries
+#: what ASE drops from a key (escapes, quotes, brackets): a key it reads as ``Properties`` is spelt so without them
+_XYZ_KEY_NOISE = str.maketrans("", "", "\\\"'{}[]")
+
+
+def _ase_key_values(comment: str) -> dict[str, Any]:
+    """ASE's own reading of an extxyz comment line (imported only for lines the regexes above do not split)."""
+    from ase.io.extxyz import key_val_str_to_dict
+
+    return key_val_str_to_dict(comment)
+
+
+def _extxyz_properties(comment: str) -> Any:
+    """The ``Properties`` value ASE reads from an extxyz comment line (``None`` without one or when ASE fails on
+    the line): the last ``Properties`` key, after ASE's quoting, escapes and value conversion."""
+    comment = comment.strip()
+    if "Properties" not in comment and "Properties" not in comment.translate(_XYZ_KEY_NOISE):
+        return None
+    try:
+        if not _XYZ_PLAIN.fullmatch(comment):
+            return _ase_key_values(comment).get("Properties")
+        last = None
+        for pair in _XYZ_PAIRS.finditer(comment):
+            if pair.group(1) == "Properties":
+                last = pair
+        if last is None or last.group(2) is None:
+            return None  # a key without a value is True to ASE
+        value = last.group(2)[1:-1] if last.group(2)[0] in "\"'{[" else last.group(2)
+        if ":" in value and not _XYZ_SPLITS.search(value):
+            return value  # no number, boolean or JSON: ASE keeps the string as it is
+        return _ase_key_values(last.group(0)).get("Properties")  # ASE's conversion of that one pair
+    except Exception:  # ASE raises as much on the same line: it reads no columns
+        return None
 
 
 def _extxyz_comment_problem(comment: str) -> str:
-    """Why an extxyz frame's second line would make a reader allocate without bound ("" when it would not)."""
-    match = _PROPERTIES.search(comment)
-    if not match:
-        return ""
-    fields = match.group(2).split(":")
+    """Why an extxyz frame's second line would make ASE allocate without bound ("" when it would not): longer than
+    :data:`MAX_EXTXYZ_COMMENT_CHARS`, or a ``Properties`` (the one ASE uses: :func:`_extxyz_properties`) that is
+    not ``name:type:count`` triples or declares more than :data:`MAX_EXTXYZ_COLUMNS` columns."""
+    if len(comment) > MAX_EXTXYZ_COMMENT_CHARS:
+        return f"a comment line of {len(comment):,} characters, more than the limit of {MAX_EXTXYZ_COMMENT_CHARS:,}"
+    properties = _extxyz_properties(comment)
+    if not isinstance(properties, str):
+        return ""  # the default columns, or a value ASE cannot split into any
+    fields = properties.split(":")
     if len(fields) % 3:
-        return f"Properties={match.group(2)[:40]!r} is not name:type:count triples"
+        return f"Properties={_short(properties, 40)!r} is not name:type:count triples"
     counts = [_count(c) for c in fields[2::3]]
     if any(c is None or c < 1 for c in counts):
-        return f"Properties={match.group(2)[:40]!r} has a column count that is not a positive integer"
+        return f"Properties={_short(properties, 40)!r} has a column count that is not a positive integer"
     if sum(counts) > MAX_EXTXYZ_COLUMNS:
         return f"Properties declares {sum(counts):,} columns per atom, more than {MAX_EXTXYZ_COLUMNS:,}"
     return ""
 
 
-def extxyz_frames(text: str, max_atoms: int = 100_000) -> tuple[int, str]:
-    """``(frames, problem)`` of an extxyz text, from one pass: ``problem`` says why it would stall a reader ("" when
-    it would not): a frame whose atom count is not a number, exceeds ``max_atoms`` or the lines left in the file (a
-    reader would allocate or wait for them), or whose ``Properties=`` declares absurd columns."""
-    lines = text.splitlines()
-    i = frames = 0
+def _extxyz_frame_lines(lines: list[str], max_atoms: int) -> tuple[list[int], str]:
+    """The indices of an extxyz text's frame headers (atom-count lines) in ``lines``, and why the frame after the
+    last would stall a reader ("" when there is none): a count that is not a number, exceeds ``max_atoms`` or the
+    lines left (a reader would allocate or wait for them)."""
+    i, starts = 0, []
     while i < len(lines):
         if not lines[i].strip():
             i += 1
             continue
         count = _count(lines[i].strip())
         if count is None or count < 0:
-            return frames, f"line {i + 1}: {lines[i].strip()[:40]!r} is not an atom count"
+            return starts, f"line {i + 1}: {_short(lines[i].strip(), 40)!r} is not an atom count"
         if count > max_atoms or count > len(lines) - i - 2:
             left = max(len(lines) - i - 2, 0)
-            return frames, f"line {i + 1}: a frame of {count:,} atoms, but only {left:,} lines follow"
-        problem = _extxyz_comment_problem(lines[i + 1]) if i + 1 < len(lines) else ""
-        if problem:
-            return frames, f"line {i + 2}: {problem}"
-        frames += 1
+            return starts, f"line {i + 1}: a frame of {count:,} atoms, but only {left:,} lines follow"
+        starts.append(i)
         i += count + 2
-    return frames, ""
+    return starts, ""
+
+
+def extxyz_frames(text: str, max_atoms: int = 100_000, max_frames: int | None = None) -> tuple[int, str]:
+    """``(frames, problem)`` of an extxyz text, in linear time: ``problem`` says why it would stall a reader ("" when
+    it would not): a frame whose atom count is not a number, exceeds ``max_atoms`` or the lines left in the file (a
+    reader would allocate or wait for them), or whose comment line is too long or declares absurd ``Properties``
+    columns (read as ASE reads them). Lines end at ``\\n`` only, as ASE reads a text (a file's ``\\r\\n`` and ``\\r``
+    are ``\\n`` once read as text). With ``max_frames``, a text of more frames has its comment lines unread."""
+    lines = text.split("\n")
+    if lines and not lines[-1]:
+        lines.pop()  # the final newline ends the last line
+    starts, problem = _extxyz_frame_lines(lines, max_atoms)
+    if max_frames is not None and len(starts) > max_frames and not problem:
+        return len(starts), ""
+    for frame, i in enumerate(starts):
+        comment_problem = _extxyz_comment_problem(lines[i + 1]) if i + 1 < len(lines) else ""
+        if comment_problem:
+            return frame, f"line {i + 2}: {comment_problem}"
+    return len(starts), problem
 
 
 def extxyz_frame_problem(text: str, max_atoms: int = 100_000) -> str:
@@ -292,16 +407,28 @@ def extxyz_frame_problem(text: str, max_atoms: int = 100_000) -> str:
     return extxyz_frames(text, max_atoms)[1]
 
 
-def _poscar_species_problem(lines: list[str]) -> str:
-    """A VASP 5 POSCAR whose element line names more or fewer elements than its counts line has numbers: pymatgen
-    would pair them silently (``Na Cl`` over ``2`` reads as two Na)."""
-    if len(lines) < 7:
+def _poscar_species_problem(text: str) -> str:
+    """A POSCAR whose element lines name more or fewer elements than its count lines have numbers (pymatgen would
+    pair them silently: ``Na Cl`` over ``2`` reads as two Na; or allocate the counts it can pair, then fail), or with
+    a negative count (pymatgen allocates the others first). Lines as pymatgen reads them (:func:`_poscar_layout`)."""
+    lines, offset = _poscar_lines(text)
+    layout = _poscar_layout(lines)
+    if layout is None:
         return ""
-    symbols, counts = _poscar_fields(lines[5]), _poscar_fields(lines[6])
-    named = bool(symbols) and all(_count(t) is None for t in symbols)
-    counted = bool(counts) and all(_count(t) is not None for t in counts)
-    if named and counted and len(symbols) != len(counts):
-        return f"{len(symbols)} element(s) on line 6 ({' '.join(symbols)[:40]}) but {len(counts)} count(s) on line 7"
+
+    def where(rows: range) -> str:
+        first, last = rows.start + 1 + offset, rows.stop + offset
+        return f"line {first}" if first == last else f"lines {first}–{last}"
+
+    negative = next((c for c in layout.counts if c < 0), None)
+    if negative is not None:
+        return f"a negative atom count ({negative}) on {where(layout.count_lines)}"
+    symbols, counts = layout.symbols, layout.counts
+    if symbols is not None and len(symbols) != len(counts):
+        return (
+            f"{len(symbols)} element(s) on {where(layout.symbol_lines)} ({_short(' '.join(symbols), 40)}) but "
+            f"{len(counts)} count(s) on {where(layout.count_lines)}"
+        )
     return ""
 
 
@@ -318,14 +445,14 @@ def text_format_problem(text: str, fmt: str, cif: CifSummary | None = None) -> s
             return f"{summary.blocks} data blocks: one structure per file (split it, or screen a folder of files)"
         return cif_operation_problem(summary.operation_texts)
     if fmt == "extxyz":
-        frames, problem = extxyz_frames(text)
+        frames, problem = extxyz_frames(text, max_frames=1)  # a text of several frames is refused as that
         if problem:
             return problem
         if frames > 1:
             return f"{frames} frames: one structure per file (split it, or screen it: goectp screen --pool reads each)"
         return ""
     if fmt == "poscar":
-        return _poscar_species_problem(text.splitlines()[:8])
+        return _poscar_species_problem(text)
     return ""
 
 
