@@ -434,8 +434,9 @@ def _poscar_species_problem(text: str) -> str:
 
 def text_format_problem(text: str, fmt: str, cif: CifSummary | None = None) -> str:
     """Why a file's text would be read wrongly or without bound by its format's parser ("" when it would not): a CIF
-    with several data blocks (one structure per file; pymatgen merged or dropped sites) or a symmetry operation that
-    is not one, an extxyz frame count or column count a reader would allocate, more than one extxyz frame (a screen
+    with several data blocks (one structure per file; pymatgen merged or dropped sites), a cell no crystal has (e.g.
+    a negative length), text that would stall pymatgen's reader or a symmetry operation that is not one, an extxyz
+    frame count or column count a reader would allocate, more than one extxyz frame (a screen
     reads every frame of a pool's files), a POSCAR's elements that do not match its counts. ``cif``: the CIF's
     :class:`~goectp.cif_text.CifSummary` when the caller has read it."""
     fmt = normalize_format(fmt)
@@ -443,7 +444,8 @@ def text_format_problem(text: str, fmt: str, cif: CifSummary | None = None) -> s
         summary = cif or read_cif_summary(text)
         if summary.blocks > 1:
             return f"{summary.blocks} data blocks: one structure per file (split it, or screen a folder of files)"
-        return cif_operation_problem(summary.operation_texts)
+        # a cell no crystal has, text that would stall pymatgen's reader, or an operation that is not a symmetry
+        return summary.problem or cif_operation_problem(summary.operation_texts)
     if fmt == "extxyz":
         frames, problem = extxyz_frames(text, max_frames=1)  # a text of several frames is refused as that
         if problem:
