@@ -231,6 +231,26 @@ def load_checked(path: str, max_sites: int, canonical: bool = False) -> Any:
     return _canonical_checked(load_structures(path, max_sites=max_sites)[0], canonical)
 
 
+def load_untrusted(paths: str | os.PathLike | list, max_sites: int | None = None) -> list:
+    """Structures of user files, each parsed and checked in the shared bounded worker (what ``goectp predict`` does):
+    a file past the memory or time limit raises :class:`~goectp.structure_checks.StructureError` naming it
+    (``out_of_memory``, ``timeout``, ``worker_died``) and this process lives on. ``max_sites``: default
+    :data:`goectp.structures.MAX_SITES`. (``goectp.predict`` and ``load_structures`` parse in the caller's process.)"""
+    from goectp.structures import MAX_SITES
+
+    limit = MAX_SITES if max_sites is None else max_sites
+    pool = shared_pool()
+    out = []
+    for path in paths if isinstance(paths, list | tuple) else [paths]:
+        name = os.fspath(path)
+        try:
+            out.append(pool.run(load_checked, name, limit, name=name))
+        except StructureError as exc:  # the checks say what is wrong; the file is named here, once
+            label = _short(os.path.basename(name))
+            raise StructureError(str(exc) if label in str(exc) else f"{label}: {exc}", exc.code) from exc
+    return out
+
+
 def load_text_checked(text: str, fmt: str, max_sites: int, canonical: bool = False) -> Any:
     """:func:`load_checked` of file contents in format ``fmt`` (an upload, a fuzzed text)."""
     from goectp.structures import load_structures, structure_from_string

@@ -257,3 +257,32 @@ def test_neighbour_search_wraps_far_atoms_and_keeps_their_images(bounded):
             np.linalg.norm((s.frac_coords[p] + images - s.frac_coords[c]) @ lattice.matrix, axis=1), d
         )
     np.testing.assert_allclose(edges["near"], edges["far"], atol=1e-6)
+
+
+def test_load_untrusted_parses_in_the_bounded_worker_and_names_the_file(tmp_path, monkeypatch):
+    """The Python API's bounded reader: the same structure as load_structures; a refused file and a worker over its
+    memory limit are StructureErrors naming the file, and the next file loads."""
+    import goectp.isolation as isolation
+    from goectp.structures import StructureError, load_structures
+
+    good = tmp_path / "NaCl.vasp"
+    good.write_text(poscar(CUBE, "0 0 0\n0.5 0.5 0.5"))
+    bad = tmp_path / "overlap.vasp"
+    bad.write_text(poscar(CUBE, "0 0 0\n0.001 0 0"))
+    (got,) = isolation.load_untrusted(good)
+    assert got == load_structures(good)[0]
+    with pytest.raises(StructureError) as info:
+        isolation.load_untrusted([good, bad])
+    assert "overlap.vasp" in str(info.value)
+    real = isolation.shared_pool(1, 256, 20)
+
+    class Hungry:  # the worker asks for 8 GB: over its 256 MB limit
+        def run(self, fn, *args, name: str = "", **kwargs):
+            return real.run(bytearray, 8 * 2**30, name=name)
+
+    monkeypatch.setattr(isolation, "shared_pool", lambda *args: Hungry())
+    with pytest.raises(StructureError) as info:
+        isolation.load_untrusted(str(good))
+    assert info.value.code == "out_of_memory" and "NaCl.vasp" in str(info.value)
+    monkeypatch.undo()
+    assert len(isolation.load_untrusted([good])[0]) == 2
