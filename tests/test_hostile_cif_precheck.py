@@ -279,3 +279,25 @@ def test_a_file_whose_cif_problem_is_named_is_refused_before_pymatgen(tmp_path, 
         with pytest.raises(StructureError) as info:
             load_structures(tmp_path / name)
         assert name in str(info.value) and ("length" in str(info.value) or "blank lines" in str(info.value))
+
+
+def test_cifs_pymatgen_writes_for_real_crystals_pass_the_precheck(shared_data_dir):
+    """No false alarm on ordinary files: CIFs of 40 crystals of the shared data set, written by pymatgen in P1 and
+    with their symmetry operations (conventional cell), pass the pre-check; its site bounds hold what pymatgen reads."""
+    from pymatgen.io.cif import CifWriter
+
+    from goectp.data.dielectric import read_dielectric_json
+    from goectp.structure_checks import site_count_bounds
+    from goectp.structures import precheck_structure_text, structure_from_string
+
+    records = read_dielectric_json(shared_data_dir / "mp_dielectric_open.json.gz")
+    for i in np.random.default_rng(0).choice(len(records), 40, replace=False):
+        structure = records[i].structure
+        for symprec in (None, 0.01):
+            text = str(CifWriter(structure, symprec=symprec))
+            precheck_structure_text(text, "cif", name=f"{records[i].id}.cif")
+            parsed = structure_from_string(text, "cif")
+            low, high = site_count_bounds(text, "cif")
+            assert low <= len(parsed) <= high, (records[i].id, symprec, low, len(parsed), high)
+            if symprec is None:
+                assert len(parsed) == len(structure)
