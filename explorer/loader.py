@@ -106,7 +106,7 @@ class ExampleGallery:
         key = (str(path.resolve()), path.stat().st_mtime_ns, max_sites)
         with _GALLERY_LOCK:
             if key not in _GALLERY_CACHE:
-                structure = structure_from_file(path)
+                structure = structure_from_file(path, max_sites=max_sites)  # counted before the parse
                 _GALLERY_CACHE[key] = prepare_structure(structure, f"{name} (example)", max_sites=max_sites)
             return _GALLERY_CACHE[key]
 

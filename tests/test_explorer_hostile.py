@@ -446,3 +446,21 @@ def test_error_texts_in_the_equivariance_card_and_screening_tab_are_shown_as_tex
     data.problem = f"could not read {XSS_SEARCH}"
     alert = ScreeningMap(data=data).__panel__()[0].object
     assert "<script" not in alert and "&lt;script" in alert
+
+
+def test_a_gallery_example_with_too_many_sites_is_refused_before_pymatgen_parses_it(tmp_path, monkeypatch):
+    """An example folder is a file the explorer opens too: its site count is read from the text first."""
+    import pymatgen.io.cif
+
+    from goectp.structures import StructureError
+
+    rows = "\n".join(f"Na{i} Na {i / 3000:.6f} 0 0 1" for i in range(3000))
+    (tmp_path / "big.cif").write_text(
+        "data_big\n_cell_length_a 4\n_cell_length_b 4\n_cell_length_c 4\n_cell_angle_alpha 90\n_cell_angle_beta 90\n"
+        "_cell_angle_gamma 90\n_symmetry_space_group_name_H-M 'P 1'\nloop_\n_atom_site_label\n_atom_site_type_symbol\n"
+        "_atom_site_fract_x\n_atom_site_fract_y\n_atom_site_fract_z\n_atom_site_occupancy\n" + rows + "\n"
+    )
+    (tmp_path / "index.json").write_text(json.dumps({"examples": [{"name": "big", "file": "big.cif"}]}))
+    monkeypatch.setattr(pymatgen.io.cif.CifParser, "__init__", lambda *a, **k: pytest.fail("pymatgen parsed it"))
+    with pytest.raises(StructureError, match="3000 sites, more than the limit"):
+        ExampleGallery(tmp_path).prepared("big")
