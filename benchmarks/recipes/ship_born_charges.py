@@ -34,10 +34,8 @@ def main() -> None:
     import torch
     from born_charges import _graphs, _metrics, load_split_model
 
-    from goectp.checkpoint import read_checkpoint, save_checkpoint
+    from goectp.checkpoint import model_from_checkpoint, read_checkpoint, save_checkpoint
     from goectp.data import random_split
-    from goectp.models.born import BornChargeModel
-    from goectp.models.goectp import GoeCTPConfig
     from goectp.registry import assets_dir
     from goectp.release.half import store_float16
     from goectp.training.born import element_charges, predict_born
@@ -59,8 +57,7 @@ def main() -> None:
                 continue
             seed = int(path.stem[5:])
             ckpt = read_checkpoint(path)
-            model = BornChargeModel(GoeCTPConfig(**ckpt["config"]))
-            model.load_state_dict({k: v.float() for k, v in ckpt["state_dict"].items()})
+            model = model_from_checkpoint(ckpt, str(path)).float()  # config and weights checked, as any load
             name = member_name(run, n == 0, seed)
             metrics = run / f"split{seed}.json"
             if metrics.is_file():  # a training run's own numbers
