@@ -77,30 +77,6 @@ def _ascii(text: str) -> str:
     return text.encode("ascii", "ignore").decode("ascii")
 
 
-def _line_tokens(line: str) -> list[str]:
-    """One line's tokens in the CIF grammar: a comment ends the line; a quoted value runs to its quote followed by
-    white space (no such quote: a bare word); anything else is a bare word. Linear in the line's length."""
-    closers = {q: [m.start() for m in pattern.finditer(line)] for q, pattern in _CLOSERS.items() if q in line}
-    out: list[str] = []
-    pos, n = 0, len(line)
-    while True:
-        space = _SPACE.match(line, pos)
-        pos = space.end() if space else pos
-        if pos >= n or line[pos] == "#":
-            return out
-        quote = line[pos]
-        if quote in closers:
-            ends = closers[quote]
-            k = bisect.bisect_right(ends, pos)  # the first closing quote after the opening one
-            if k < len(ends):
-                out.append(line[pos : ends[k] + 1])
-                pos = ends[k] + 1
-                continue
-        word = _WORD.match(line, pos)
-        out.append(word.group())
-        pos = word.end()
-
-
 def _reader_line_tokens(line: str, rescan: list[int]) -> list[str]:
     """One line's tokens as pymatgen's pattern ``([^'"\\s]\\S*)|'(.*?)'(?!\\S)|"(.*?)"(?!\\S)`` finds them (comments
     already removed): a quoted value (quotes kept) runs to its quote followed by white space; a quote with no such
@@ -157,11 +133,12 @@ def _field_tokens(text: str, line_tokens, field) -> list[str]:
 
 
 def cif_tokens(text: str) -> list[str]:
-    """The CIF's tokens (quotes kept on quoted values; a text field is the one token ``;``), its lines read as pymatgen
-    reads them (non-ASCII characters removed; a text field closes at a line starting with ``;``, whose rest is read
-    on) but its comments as the CIF grammar ends them (never inside a quoted value). The site counts read the tokens
-    exactly as pymatgen does (:func:`read_cif_summary`)."""
-    return _field_tokens(_ascii(text), _line_tokens, lambda content: ";")
+    """The CIF's tokens as pymatgen reads a block's text (quotes kept on quoted values; a text field is the one token
+    ``;``): comments removed (a ``#`` after white space, even inside quotes), then non-ASCII characters; a quote that
+    never closes is skipped; a text field closes at a line starting with ``;``, whose rest is read on. The tokeniser
+    :func:`read_cif_summary` counts with, on one block."""
+    tokens = functools.partial(_reader_line_tokens, rescan=[0])
+    return _field_tokens(_ascii(_COMMENT.sub("", text)), tokens, lambda content: ";")
 
 
 def _reader_blocks(text: str, rescan: list[int]) -> list[list[str]]:
