@@ -3,7 +3,8 @@
 Before the parse (milliseconds, from the text): :func:`precheck_structure_text` / :func:`precheck_structure_file`
 refuse a file that is too big or holds too many sites, counted the way each format's grammar reads it (a CIF is
 tokenised: comments, quoted values, text fields and keys on the ``loop_`` line are read as CIF reads them; a space
-group given by operators, name or number bounds the symmetry expansion alike).
+group given by operators, name or number bounds the symmetry expansion alike). Each format's grammar has its
+module: :mod:`goectp.cif_text`, :mod:`goectp.poscar_text`, :mod:`goectp.extxyz_text`.
 
 After the parse (:func:`check_cell_shape`, :func:`wrapped`): cells whose shape would blow up any neighbour or lattice
 search (a thin needle, a huge vacuum, coordinates far outside the cell) are refused or wrapped, before the search.
@@ -14,7 +15,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
@@ -27,7 +28,11 @@ from goectp.cif_text import (  # noqa: F401 - re-exported: the CIF grammar was p
     read_cif_summary,
     space_group_operations,
 )
+from goectp.extxyz_text import extxyz_frame_problem, extxyz_frames  # noqa: F401 - the first re-exported
 from goectp.io_formats import guess_format, normalize_format
+from goectp.poscar_text import poscar_sites, poscar_species_problem
+from goectp.text_values import count_value
+from goectp.text_values import short as _short
 
 #: Cells larger than this are refused by default (graph size grows with k * n_sites).
 MAX_SITES = 500
@@ -83,10 +88,6 @@ class StructureError(ValueError):
         return type(self), (str(self), self.code)
 
 
-def _short(name: str, limit: int = 80) -> str:
-    return name if len(name) <= limit else name[: limit - 1] + "…"
-
-
 def _short_path(path: Path, limit: int = 100) -> str:
     """The path, or ``…/<shortened file name>`` when it is long (the name is what the user recognises)."""
     return str(path) if len(str(path)) <= limit else f"…/{_short(path.name, 60)}"
@@ -124,82 +125,6 @@ def regular_file_size(path: Path) -> int:
         raise StructureError(f"{_short_path(path)}: cannot open ({exc.strerror or exc})", code="unparseable") from exc
 
 
-def _count(token: str) -> int | None:
-    """``token`` as a site count when it is an integer (``int`` reads ``+5`` and ``1_000`` too), else ``None``."""
-    try:
-        return int(token)
-    except ValueError:
-        return None
-
-
-#: pymatgen's ``Poscar.from_str`` reads element symbols from at most this many lines, then as many lines of counts
-_POSCAR_SYMBOL_LINES = 10
-#: what ends a POSCAR's first block for pymatgen (``re.split`` on it; the rest is velocities and the like)
-_POSCAR_BLANK_LINE = re.compile(r"\n\s*\n")
-
-
-def _poscar_lines(text: str) -> tuple[list[str], int]:
-    """``(lines, offset)``: the first lines of a POSCAR's first block as pymatgen's ``Poscar.from_str`` reads them
-    (``\\n``-separated, up to the first blank line, cut at ``#``, stripped), as many as its symbols and counts can
-    span; ``lines[i]`` is line ``i + 1 + offset`` of ``text``. Linear; copies only those lines."""
-    data = text.rstrip()
-    blank = _POSCAR_BLANK_LINE.search(data)
-    start, end, offset, lines = 0, blank.start() if blank else len(data), 0, []
-    if blank is not None and blank.start() == 0:  # pymatgen drops the empty first block, reads "\n" + the second
-        following = _POSCAR_BLANK_LINE.search(data, blank.end())
-        start, end, lines = blank.end(), following.start() if following else len(data), [""]
-        offset = data.count("\n", 0, blank.end()) - 1
-    while len(lines) < 5 + 2 * _POSCAR_SYMBOL_LINES:
-        stop = data.find("\n", start, end)
-        line = data[start : end if stop < 0 else stop]
-        lines.append((line[: line.index("#")] if "#" in line else line).strip())
-        if stop < 0:
-            break
-        start = stop + 1
-    return lines, offset
-
-
-class _PoscarLayout(NamedTuple):
-    """Where a POSCAR's atom counts are, as pymatgen reads them (0-based indices into :func:`_poscar_lines`)."""
-
-    symbols: list[str] | None  #: ``None``: VASP 4 (no element line)
-    counts: list[int]
-    symbol_lines: range
-    count_lines: range
-
-
-def _poscar_layout(lines: list[str]) -> _PoscarLayout | None:
-    """The element symbols and atom counts pymatgen's ``Poscar.from_str`` reads from ``lines``, by its rule: counts
-    on line 6 (VASP 4), or symbol lines from line 6 until one whose first word is an integer (at most
-    :data:`_POSCAR_SYMBOL_LINES`), then as many count lines. ``None`` where pymatgen fails before it counts."""
-    if len(lines) < 6:
-        return None
-    try:
-        return _PoscarLayout(None, [int(word) for word in lines[5].split()], range(0), range(5, 6))
-    except ValueError:
-        pass
-    symbols = [word.split("/")[0].split("_")[0] for word in lines[5].split()]  # VASP 6 writes "Mg_pv/f474ac0d"
-    n_lines = 1
-    try:
-        for n_lines in range(1, _POSCAR_SYMBOL_LINES + 1):
-            if _count(lines[5 + n_lines].split()[0]) is not None:
-                break
-        for index in range(6, 5 + n_lines):
-            symbols.extend(lines[index].split())
-        count_lines = range(5 + n_lines, 5 + 2 * n_lines)
-        counts = [int(word) for index in count_lines for word in lines[index].split()]
-    except (IndexError, ValueError):  # an empty or missing line, or a count that is no integer: pymatgen raises
-        return None
-    return _PoscarLayout(symbols, counts, range(5, 5 + n_lines), count_lines)
-
-
-def _poscar_sites(text: str) -> int:
-    """The sites pymatgen builds from a POSCAR's counts (their sum; a negative count takes none away: pymatgen
-    allocates the others first), 0 when it reads none."""
-    layout = _poscar_layout(_poscar_lines(text)[0])
-    return sum(c for c in layout.counts if c > 0) if layout else 0
-
-
 def site_count_bounds(text: str, fmt: str, cif: CifSummary | None = None) -> tuple[int, int]:
     """``(at least, at most)`` sites that parsing ``text`` will give, from one pass over the text:
     a CIF's atom sites and sites × symmetry operations (from ``cif`` when the caller has read it), a POSCAR's counts
@@ -211,9 +136,9 @@ def site_count_bounds(text: str, fmt: str, cif: CifSummary | None = None) -> tup
         if fmt == "cif":
             return (cif or read_cif_summary(text)).bounds
         if fmt == "poscar":
-            n = _poscar_sites(text)
+            n = poscar_sites(text)
         elif fmt == "extxyz":
-            n = _count(text.lstrip().split("\n", 1)[0].strip()) or 0
+            n = count_value(text.lstrip().split("\n", 1)[0].strip()) or 0
         elif fmt == "json":
             import json
 
@@ -297,141 +222,6 @@ def precheck_structure_file(
     return precheck_structure_text(text, fmt, max_sites=max_sites, name=name, max_bytes=None)
 
 
-#: the most per-atom columns an extxyz ``Properties=`` may declare (a reader allocates them for every atom)
-MAX_EXTXYZ_COLUMNS = 1_000
-#: the longest extxyz comment (second) line read: ASE parses it character by character (about 1 s per MB)
-MAX_EXTXYZ_COMMENT_CHARS = 100_000
-# A comment line of plain pairs: ``key`` or ``key=value``, the value unquoted or within one pair of quotes or
-# brackets, none empty, no backslash. ASE's ``key_val_str_to_dict`` splits such a line exactly as these regexes do
-# (in C, not character by character); any other line is parsed by ASE's own function.
-_XYZ_WORD = r"[^\s=\"'{}\[\]\\]+"
-_XYZ_PAIR = rf"({_XYZ_WORD})(?:=({_XYZ_WORD}|\"[^\"\\]+\"|'[^'\\]+'|\{{[^}}\\]+\}}|\[[^\]\\]+\]))?"
-_XYZ_PLAIN = re.compile(rf"(?:{_XYZ_PAIR}(?:\s+|\Z))*")
-_XYZ_PAIRS = re.compile(_XYZ_PAIR)
-_XYZ_SPLITS = re.compile(r"[\s,]")  # where ASE splits a value into the numbers or booleans it tries
-#: what ASE drops from a key (escapes, quotes, brackets): a key it reads as ``Properties`` is spelt so without them
-_XYZ_KEY_NOISE = str.maketrans("", "", "\\\"'{}[]")
-
-
-def _ase_key_values(comment: str) -> dict[str, Any]:
-    """ASE's own reading of an extxyz comment line (imported only for lines the regexes above do not split)."""
-    from ase.io.extxyz import key_val_str_to_dict
-
-    return key_val_str_to_dict(comment)
-
-
-def _extxyz_properties(comment: str) -> Any:
-    """The ``Properties`` value ASE reads from an extxyz comment line (``None`` without one or when ASE fails on
-    the line): the last ``Properties`` key, after ASE's quoting, escapes and value conversion."""
-    comment = comment.strip()
-    if "Properties" not in comment and "Properties" not in comment.translate(_XYZ_KEY_NOISE):
-        return None
-    try:
-        if not _XYZ_PLAIN.fullmatch(comment):
-            return _ase_key_values(comment).get("Properties")
-        last = None
-        for pair in _XYZ_PAIRS.finditer(comment):
-            if pair.group(1) == "Properties":
-                last = pair
-        if last is None or last.group(2) is None:
-            return None  # a key without a value is True to ASE
-        value = last.group(2)[1:-1] if last.group(2)[0] in "\"'{[" else last.group(2)
-        if ":" in value and not _XYZ_SPLITS.search(value):
-            return value  # no number, boolean or JSON: ASE keeps the string as it is
-        return _ase_key_values(last.group(0)).get("Properties")  # ASE's conversion of that one pair
-    except Exception:  # ASE raises as much on the same line: it reads no columns
-        return None
-
-
-def _extxyz_comment_problem(comment: str) -> str:
-    """Why an extxyz frame's second line would make ASE allocate without bound ("" when it would not): longer than
-    :data:`MAX_EXTXYZ_COMMENT_CHARS`, or a ``Properties`` (the one ASE uses: :func:`_extxyz_properties`) that is
-    not ``name:type:count`` triples or declares more than :data:`MAX_EXTXYZ_COLUMNS` columns."""
-    if len(comment) > MAX_EXTXYZ_COMMENT_CHARS:
-        return f"a comment line of {len(comment):,} characters, more than the limit of {MAX_EXTXYZ_COMMENT_CHARS:,}"
-    properties = _extxyz_properties(comment)
-    if not isinstance(properties, str):
-        return ""  # the default columns, or a value ASE cannot split into any
-    fields = properties.split(":")
-    if len(fields) % 3:
-        return f"Properties={_short(properties, 40)!r} is not name:type:count triples"
-    counts = [_count(c) for c in fields[2::3]]
-    if any(c is None or c < 1 for c in counts):
-        return f"Properties={_short(properties, 40)!r} has a column count that is not a positive integer"
-    if sum(counts) > MAX_EXTXYZ_COLUMNS:
-        return f"Properties declares {sum(counts):,} columns per atom, more than {MAX_EXTXYZ_COLUMNS:,}"
-    return ""
-
-
-def _extxyz_frame_lines(lines: list[str], max_atoms: int) -> tuple[list[int], str]:
-    """The indices of an extxyz text's frame headers (atom-count lines) in ``lines``, and why the frame after the
-    last would stall a reader ("" when there is none): a count that is not a number, exceeds ``max_atoms`` or the
-    lines left (a reader would allocate or wait for them)."""
-    i, starts = 0, []
-    while i < len(lines):
-        if not lines[i].strip():
-            i += 1
-            continue
-        count = _count(lines[i].strip())
-        if count is None or count < 0:
-            return starts, f"line {i + 1}: {_short(lines[i].strip(), 40)!r} is not an atom count"
-        if count > max_atoms or count > len(lines) - i - 2:
-            left = max(len(lines) - i - 2, 0)
-            return starts, f"line {i + 1}: a frame of {count:,} atoms, but only {left:,} lines follow"
-        starts.append(i)
-        i += count + 2
-    return starts, ""
-
-
-def extxyz_frames(text: str, max_atoms: int = 100_000, max_frames: int | None = None) -> tuple[int, str]:
-    """``(frames, problem)`` of an extxyz text, in linear time: ``problem`` says why it would stall a reader ("" when
-    it would not): a frame whose atom count is not a number, exceeds ``max_atoms`` or the lines left in the file (a
-    reader would allocate or wait for them), or whose comment line is too long or declares absurd ``Properties``
-    columns (read as ASE reads them). Lines end at ``\\n`` only, as ASE reads a text (a file's ``\\r\\n`` and ``\\r``
-    are ``\\n`` once read as text). With ``max_frames``, a text of more frames has its comment lines unread."""
-    lines = text.split("\n")
-    if lines and not lines[-1]:
-        lines.pop()  # the final newline ends the last line
-    starts, problem = _extxyz_frame_lines(lines, max_atoms)
-    if max_frames is not None and len(starts) > max_frames and not problem:
-        return len(starts), ""
-    for frame, i in enumerate(starts):
-        comment_problem = _extxyz_comment_problem(lines[i + 1]) if i + 1 < len(lines) else ""
-        if comment_problem:
-            return frame, f"line {i + 2}: {comment_problem}"
-    return len(starts), problem
-
-
-def extxyz_frame_problem(text: str, max_atoms: int = 100_000) -> str:
-    """The ``problem`` of :func:`extxyz_frames` ("" when a reader can read every frame in bounded memory)."""
-    return extxyz_frames(text, max_atoms)[1]
-
-
-def _poscar_species_problem(text: str) -> str:
-    """A POSCAR whose element lines name more or fewer elements than its count lines have numbers (pymatgen would
-    pair them silently: ``Na Cl`` over ``2`` reads as two Na; or allocate the counts it can pair, then fail), or with
-    a negative count (pymatgen allocates the others first). Lines as pymatgen reads them (:func:`_poscar_layout`)."""
-    lines, offset = _poscar_lines(text)
-    layout = _poscar_layout(lines)
-    if layout is None:
-        return ""
-
-    def where(rows: range) -> str:
-        first, last = rows.start + 1 + offset, rows.stop + offset
-        return f"line {first}" if first == last else f"lines {first}–{last}"
-
-    negative = next((c for c in layout.counts if c < 0), None)
-    if negative is not None:
-        return f"a negative atom count ({negative}) on {where(layout.count_lines)}"
-    symbols, counts = layout.symbols, layout.counts
-    if symbols is not None and len(symbols) != len(counts):
-        return (
-            f"{len(symbols)} element(s) on {where(layout.symbol_lines)} ({_short(' '.join(symbols), 40)}) but "
-            f"{len(counts)} count(s) on {where(layout.count_lines)}"
-        )
-    return ""
-
-
 def text_format_problem(text: str, fmt: str, cif: CifSummary | None = None) -> str:
     """Why a file's text would be read wrongly or without bound by its format's parser ("" when it would not): a CIF
     with several data blocks (one structure per file; pymatgen merged or dropped sites), a cell no crystal has (e.g.
@@ -454,7 +244,7 @@ def text_format_problem(text: str, fmt: str, cif: CifSummary | None = None) -> s
             return f"{frames} frames: one structure per file (split it, or screen it: goectp screen --pool reads each)"
         return ""
     if fmt == "poscar":
-        return _poscar_species_problem(text)
+        return poscar_species_problem(text)
     return ""
 
 

@@ -14,15 +14,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pymatgen.core import Structure
 
+from goectp.extxyz_text import MAX_EXTXYZ_COMMENT_CHARS, extxyz_frame_problem, extxyz_properties
+from goectp.poscar_text import poscar_sites, poscar_species_problem
 from goectp.screening.pool import FilePool
-from goectp.structure_checks import (
-    MAX_EXTXYZ_COMMENT_CHARS,
-    _extxyz_properties,
-    _poscar_sites,
-    _poscar_species_problem,
-    extxyz_frame_problem,
-    site_count_bounds,
-)
+from goectp.structure_checks import site_count_bounds
 from goectp.structures import StructureError, load_structures, precheck_structure_text, structure_from_string
 
 HEAD = "comment\n1.0\n4 0 0\n0 4 0\n0 0 4\n"
@@ -76,18 +71,18 @@ def test_poscar_symbols_and_counts_that_do_not_pair_are_refused_naming_their_lin
         load_structures(path)
     assert err.value.code == "unparseable"
     more_counts = HEAD + "Na\nCl\n1 1\n1\nDirect\n0 0 0\n0.5 0.5 0.5\n0 0.5 0\n"  # pymatgen: IndexError
-    assert "2 element(s) on lines 6–7 (Na Cl) but 3 count(s) on lines 8–9" in _poscar_species_problem(more_counts)
+    assert "2 element(s) on lines 6–7 (Na Cl) but 3 count(s) on lines 8–9" in poscar_species_problem(more_counts)
     one_line = HEAD + "Na Cl\n2\nDirect\n0 0 0\n0.5 0.5 0.5\n"  # the message the first audit's test expects
-    assert _poscar_species_problem(one_line) == "2 element(s) on line 6 (Na Cl) but 1 count(s) on line 7"
+    assert poscar_species_problem(one_line) == "2 element(s) on line 6 (Na Cl) but 1 count(s) on line 7"
     shifted = "\n\n" + mismatch.split("\n", 1)[1]  # pymatgen: an empty comment, the next block; lines as in the file
-    assert "on lines 7–8 (Na Cl K) but 2 count(s) on lines 9–10" in _poscar_species_problem(shifted)
+    assert "on lines 7–8 (Na Cl K) but 2 count(s) on lines 9–10" in poscar_species_problem(shifted)
     err = refused_fast(mismatch, "poscar")
     assert err.code == "unparseable"
 
 
 def test_negative_poscar_counts_are_refused():
     hiding = HEAD + "Na Cl\n50000000 -49999999\nDirect\n0 0 0\n"  # sums to 1; pymatgen allocated 50 M first
-    assert _poscar_sites(hiding) == 50_000_000
+    assert poscar_sites(hiding) == 50_000_000
     assert refused_fast(hiding, "poscar").code == "too_large"
     err = refused_fast(HEAD + "Na Cl\n2 -1\nDirect\n0 0 0\n", "poscar", max_sites=None)
     assert err.code == "unparseable" and "a negative atom count (-1) on line 7" in str(err)
@@ -97,9 +92,9 @@ def test_poscar_lines_are_split_where_pymatgen_splits_them():
     form_feed = HEAD + "1\x0c50000000\nDirect\n0 0 0\n"  # one line to pymatgen (VASP 4 counts), two to splitlines
     assert refused_fast(form_feed, "poscar").code == "too_large"
     comments = HEAD + "Na Cl ! not # a comment to pymatgen: '!' is\n1 1\nDirect\n0 0 0\n0.5 0.5 0.5\n"
-    assert "4 element(s) on line 6 (Na Cl ! not)" in _poscar_species_problem(comments)
+    assert "4 element(s) on line 6 (Na Cl ! not)" in poscar_species_problem(comments)
     after_blank = HEAD + "Na\n1\nDirect\n0 0 0\n\n" + "Cl\n" * 30  # velocities etc. after a blank line: not read
-    assert _poscar_sites(after_blank) == 1 and not _poscar_species_problem(after_blank)
+    assert poscar_sites(after_blank) == 1 and not poscar_species_problem(after_blank)
 
 
 VALID_POSCARS = {
@@ -119,7 +114,7 @@ def test_valid_poscars_load_with_the_site_count_pymatgen_builds(name):
     text = VALID_POSCARS[name]
     expected = pymatgen_sites(text)
     assert site_count_bounds(text, "poscar") == (len(expected), len(expected))
-    assert _poscar_species_problem(text) == ""
+    assert poscar_species_problem(text) == ""
     loaded = structure_from_string(text, "poscar", max_sites=500)
     assert len(loaded) == len(expected) and loaded.composition == expected.composition
 
@@ -147,8 +142,8 @@ def test_the_poscar_site_count_is_what_pymatgen_builds_on_generated_files(text):
         built = len(pymatgen_sites(text))
     except Exception:  # pymatgen refuses most: the pre-check need not
         return
-    if not _poscar_species_problem(text):  # else a mismatch pymatgen read silently: refused
-        assert _poscar_sites(text) == built, text
+    if not poscar_species_problem(text):  # else a mismatch pymatgen read silently: refused
+        assert poscar_sites(text) == built, text
 
 
 # ------------------------------------------------------------------------------------------------ extxyz
@@ -214,7 +209,7 @@ def test_an_extxyz_comment_line_longer_than_the_limit_is_refused_before_ase_pars
 
 
 def test_a_multi_frame_text_is_refused_without_parsing_its_comment_lines(monkeypatch):
-    import goectp.structure_checks as checks
+    import goectp.extxyz_text as checks
 
     frames = f"2\n{LATTICE} Prop\\erties=species:S:1:pos:R:3\n{ATOMS}" * 2000
     assert extxyz_frame_problem(frames) == ""  # a screen reads every frame: each comment line is checked
@@ -252,5 +247,5 @@ def test_the_properties_read_from_generated_comment_lines_are_the_ones_ase_reads
         expected = key_val_str_to_dict(comment.strip()).get("Properties")
     except Exception:
         expected = None
-    found = _extxyz_properties(comment)
+    found = extxyz_properties(comment)
     assert (found if isinstance(found, str) else None) == (expected if isinstance(expected, str) else None), comment
