@@ -18,8 +18,8 @@ Training resume files (``last.pt``) use the same ``state_dict`` key plus the opt
 (ByteTensors) and the loop's bookkeeping (:func:`save_training_state`). Files written before the schema had a
 version (no ``schema_version``; resume files with a ``model`` key instead of ``state_dict``) still load.
 
-Every load goes through :func:`safe_load`: ``torch.load(..., weights_only=True)``, so a file can only hold
-tensors and plain containers; a pickle that would run code, a text file or a truncated file raises
+Every load goes through :func:`~goectp.torch_files.safe_load`: ``torch.load(..., weights_only=True)``, so a file
+can only hold tensors and plain containers; a pickle that would run code, a text file or a truncated file raises
 :class:`CheckpointError` (a ``ValueError``) whose one-line message names the file. Nothing in a checkpoint is ever
 executed. Nor is anything in it trusted: a model's ``config`` is range-checked (:class:`GoeCTPConfig`), the model is
 sized from the file's own weights before anything is allocated, and ``meta`` must be a dict of the expected types
@@ -30,47 +30,30 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
 import warnings
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from goectp.graph import CrystalGraph
 from goectp.models import PARTS, GoeCTP, GoeCTPConfig, SumOfParts
 from goectp.models.born import BornChargeModel
 from goectp.models.ensemble import graph_config, member_target
+from goectp.torch_files import (  # noqa: F401 - re-exported: they were part of this module
+    CheckpointError,
+    Source,
+    atomic_save,
+    cache_safe_globals,
+    describe_source,
+    load_cache,
+    safe_load,
+)
 
 #: Version of the checkpoint dict written by :func:`save_checkpoint` / :func:`save_training_state`.
 SCHEMA_VERSION = 1
 #: Version of a sum checkpoint that names a part by reference; the newest version this goectp reads.
 SHARED_PARTS_VERSION = 2
-
-Source = str | os.PathLike | bytes | io.BytesIO
-
-
-class CheckpointError(ValueError):
-    """A file that is not a usable GoeCTP checkpoint; the message names the file and the problem."""
-
-
-# ------------------------------------------------------------------------------------------------ writing
-def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
-    """``torch.save`` to a temporary file in the same folder, then ``os.replace``: readers never see a partial
-    file, and an interrupted write leaves the previous file intact."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def checkpoint_dict(model: GoeCTP | BornChargeModel, **meta: Any) -> dict:
@@ -117,111 +100,6 @@ def save_training_state(
     )
 
 
-# ------------------------------------------------------------------------------------------------ reading
-def _describe(source: Source) -> str:
-    if isinstance(source, (bytes, bytearray, io.BytesIO)):
-        return "<checkpoint bytes>"
-    return str(source)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    line = text[0] if text else ""
-    if "Weights only load failed" in line:  # torch's long message: keep the reason only
-        body = str(exc)
-        for marker in ("Unsupported global:", "Unsupported operand", "WeightsUnpickler error:"):
-            i = body.find(marker)
-            if i >= 0:
-                line = body[i:].splitlines()[0]
-                break
-    return f"{type(exc).__name__}: {line}"[:300]
-
-
-def safe_load(
-    source: Source, map_location: str | torch.device | None = "cpu", allow: Iterable[Any] = (), name: str | None = None
-) -> Any:
-    """``torch.load(source, weights_only=True)``; any failure becomes a one-line :class:`CheckpointError`.
-
-    ``allow`` lists extra classes the file may hold (e.g. cached graphs): they are reconstructed from data,
-    never called as arbitrary code. ``name`` is used in messages (default: the path).
-    """
-    name = name or _describe(source)
-    if isinstance(source, (bytes, bytearray)):
-        source = io.BytesIO(source)
-    elif not isinstance(source, io.BytesIO):
-        path = Path(source)
-        if not path.is_file():
-            raise CheckpointError(f"{name}: no such checkpoint file")
-        if path.stat().st_size == 0:
-            raise CheckpointError(f"{name}: the file is empty, not a checkpoint")
-    # a .pt is a zip archive: its declared sizes are read before anything is decompressed. torch.save stores its
-    # entries uncompressed; compressed entries may inflate to at most 256 MiB in all (a zip bomb: gigabytes).
-    import zipfile
-
-    inflate_limit = 256 * 2**20
-    try:
-        opened = source if isinstance(source, io.BytesIO) else open(source, "rb")  # noqa: SIM115 - closed below
-        try:
-            if zipfile.is_zipfile(opened):
-                entries = zipfile.ZipFile(opened).infolist()
-                inflated = sum(e.file_size for e in entries if e.compress_type != zipfile.ZIP_STORED)
-                lying = [
-                    e.filename
-                    for e in entries
-                    if e.compress_type == zipfile.ZIP_STORED and e.file_size != e.compress_size
-                ]
-                if inflated > inflate_limit or lying:
-                    raise CheckpointError(
-                        f"{name}: refused before decompressing: its compressed entries declare {inflated:,} bytes, "
-                        f"more than the limit of {inflate_limit:,} (a zip bomb?)"
-                        if not lying
-                        else f"{name}: refused: stored entry {lying[0][:80]!r} declares a size it does not have"
-                    )
-        finally:
-            if opened is source:
-                source.seek(0)
-            else:
-                opened.close()
-    except CheckpointError:
-        raise
-    except (OSError, zipfile.BadZipFile, ValueError, EOFError) as exc:
-        raise CheckpointError(f"{name}: not a valid checkpoint ({_first_line(exc)})") from exc
-    try:
-        allow = list(allow)
-        if allow:
-            with torch.serialization.safe_globals(allow):
-                return torch.load(source, map_location=map_location, weights_only=True)
-        return torch.load(source, map_location=map_location, weights_only=True)
-    except (OSError, MemoryError) as exc:
-        if isinstance(exc, (FileNotFoundError, PermissionError)):
-            raise CheckpointError(f"{name}: cannot read the file ({_first_line(exc)})") from exc
-        raise CheckpointError(f"{name}: not a valid checkpoint ({_first_line(exc)})") from exc
-    except Exception as exc:  # UnpicklingError, RuntimeError (truncated zip), EOFError, ValueError, ...
-        raise CheckpointError(
-            f"{name}: not a valid checkpoint, or one holding code, which is never loaded ({_first_line(exc)})"
-        ) from exc
-
-
-def cache_safe_globals() -> list[Any]:
-    """The classes goectp's own data caches hold besides tensors (crystal graphs, NumPy arrays): data only."""
-    import numpy as np
-    from torch_geometric.data.data import DataEdgeAttr, DataTensorAttr
-    from torch_geometric.data.storage import GlobalStorage
-
-    try:
-        from numpy._core.multiarray import _reconstruct
-    except ImportError:  # NumPy < 2
-        from numpy.core.multiarray import _reconstruct
-    dtypes = [type(np.dtype(t)) for t in ("f4", "f8", "i4", "i8", "u1", "b1", "U1", "c16")]
-    return [CrystalGraph, GlobalStorage, DataEdgeAttr, DataTensorAttr, np.ndarray, np.dtype, _reconstruct, *dtypes]
-
-
-def load_cache(path: str | os.PathLike) -> Any:
-    """A goectp data cache (graphs, features) written with ``torch.save``, loaded with ``weights_only=True`` and
-    :func:`cache_safe_globals` allowed."""
-    return safe_load(path, map_location=None, allow=cache_safe_globals())
-
-
 #: Metadata keys goectp reads, and the type each must have when present and not ``None``.
 META_TYPES: dict[str, type] = {
     "target": str,
@@ -263,7 +141,7 @@ def read_checkpoint(
 ) -> dict:
     """The checkpoint dict of any schema version, normalised to the current keys (``state_dict``, ``meta``); a sum
     checkpoint's parts given by reference are read from their files (``resolve_parts=False``: a sum is refused)."""
-    name = name or _describe(source)
+    name = name or describe_source(source)
     ckpt = safe_load(source, map_location=map_location, name=name)
     if not isinstance(ckpt, dict):
         raise CheckpointError(f"{name}: not a GoeCTP checkpoint (holds a {type(ckpt).__name__}, not a dict)")
@@ -497,7 +375,7 @@ def load_checkpoint(
     source: Source, map_location: str | torch.device = "cpu", name: str | None = None
 ) -> GoeCTP | SumOfParts:
     """A model from a checkpoint file (or its bytes; ``name`` for messages); never executes code from the file."""
-    name = name or _describe(source)
+    name = name or describe_source(source)
     return model_from_checkpoint(read_checkpoint(source, map_location, name=name), name)
 
 
