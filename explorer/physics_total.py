@@ -14,6 +14,26 @@ from pymatgen.core import Structure
 from explorer.models import ENSEMBLE_MEAN
 
 
+def model_ionic(models: Any, structure: Structure | None) -> tuple[np.ndarray | None, str]:
+    """``(ε_ion [3, 3] or None, what)``: the ionic part the selected model (:class:`explorer.models.ModelSelector`)
+    predicts for ``structure``, when it has one (its target, or the ionic part of decomposed members)."""
+    if models is None or structure is None:
+        return None, "no model"
+    try:
+        target = models.target
+        if target == "ionic":
+            mean, _ = models.predict_one(structure)
+            return mean, f"the model {models.model_name} (target ε ionic)"
+        parts = models.predict_parts([structure]) if target != "electronic" else {}
+    except Exception as exc:
+        return None, f"the model failed: {type(exc).__name__}: {exc}"
+    if "ionic" in parts:
+        count = len(parts["ionic"])
+        total = models.n_members if models.mode == ENSEMBLE_MEAN else 1
+        return parts["ionic"][:, 0].mean(axis=0), f"the ionic part of {count} of the {total} members"
+    return None, f"the model {models.model_name} predicts ε {target} with no ionic part apart"
+
+
 def shipped_physics_config() -> Any:
     """``assets/physics/physics.json`` read once per server process (``None`` when it is not shipped)."""
     from goectp.physics.config import PHYSICS_FILE, PhysicsConfig

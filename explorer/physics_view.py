@@ -10,12 +10,9 @@ flagged), and a mode animated in 3D (:mod:`explorer.physics_scene`).
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
-import contextlib
 import threading
 import time
 from functools import cached_property
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,10 +20,19 @@ import panel as pn
 import param
 from pymatgen.core import Structure
 
-from explorer.models import ENSEMBLE_MEAN, ModelSelector, SharedPredictions, structure_key
+from explorer.models import ModelSelector, structure_key
+from explorer.physics_compute import (
+    PHYSICS_CACHE,
+    PHYSICS_WORKER,
+    ComputationCancelledError,
+    duration_text,
+    shipped_born_model,
+    shipped_born_path,
+    torch_threads,
+)
 from explorer.physics_scene import AMPLITUDE, N_FRAMES, born_document, mode_displacements, mode_document
 from explorer.physics_tables import born_table_html, mode_rows, mode_table_html, table_css
-from explorer.physics_total import corrected_total
+from explorer.physics_total import corrected_total, model_ionic
 from explorer.safe import escape_html, escape_text
 from explorer.scene import iframe, threedmol_available
 from explorer.tensor_view import matrix_html
@@ -40,53 +46,8 @@ WHAT = (
     "differences on the canonical primitive cell), Born effective charges Z* predicted by {born}; each optical mode "
     "adds e²/(ε₀Ω) Z̃ Z̃ᵀ/ω²."
 )
-#: the physics results of the server process, shared read-only by every session (keyed by model, forces, crystal)
-PHYSICS_CACHE = SharedPredictions(size=256)
-#: one computation at a time per process (SevenNet uses every core it is given)
-_WORKER = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="goectp-physics")
 #: how often a served view shows the progress of a computation in the worker (seconds)
 PROGRESS_INTERVAL = 0.5
-_SHIPPED: dict[tuple, Any] = {}
-_SHIPPED_LOCK = threading.Lock()
-
-
-def shipped_born_path() -> Path:
-    from goectp.physics.predict import BORN_MODEL
-    from goectp.registry import assets_dir
-
-    return assets_dir() / BORN_MODEL
-
-
-def shipped_born_model() -> Any:
-    """The shipped Born-charge ensemble, loaded once per process (FileNotFoundError while it is not shipped)."""
-    from goectp.physics.predict import load_born_model
-
-    path = shipped_born_path()
-    if not path.exists():
-        return load_born_model()  # raises the library's FileNotFoundError, which says how to train one
-    key = (str(path), path.stat().st_mtime_ns)
-    with _SHIPPED_LOCK:
-        if key not in _SHIPPED:
-            _SHIPPED.clear()
-            _SHIPPED[key] = load_born_model().eval()
-        return _SHIPPED[key]
-
-
-class ComputationCancelledError(Exception):
-    """Raised in the worker by the progress callback when the user pressed *Cancel*."""
-
-
-@contextlib.contextmanager
-def _torch_threads(n: int | None):
-    import torch
-
-    previous = torch.get_num_threads()
-    if n is not None:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 class PhysicsView(pn.viewable.Viewer):
@@ -204,7 +165,7 @@ class PhysicsView(pn.viewable.Viewer):
                 f"{n} sites in the primitive cell: the explorer computes the physics term up to {MAX_SITES}"
             )
         born = self.born_model if self.born_model is not None else shipped_born_model()
-        with _torch_threads(self.num_threads):
+        with torch_threads(self.num_threads):
             physics = ionic_physics(
                 structure, born_model=born, forces=self.forces, cache_dir=self.cache_dir, progress=progress
             )
@@ -274,7 +235,9 @@ class PhysicsView(pn.viewable.Viewer):
         :data:`PROGRESS_INTERVAL` from this event-loop task (where the session's document may be changed)."""
         structure = self.structure
         state = self._start()
-        future = asyncio.get_running_loop().run_in_executor(_WORKER, self._run, structure, self._reporter(state, False))
+        future = asyncio.get_running_loop().run_in_executor(
+            PHYSICS_WORKER, self._run, structure, self._reporter(state, False)
+        )
         while not future.done():
             await asyncio.wait({future}, timeout=PROGRESS_INTERVAL)
             self.progress = (state["done"], state["total"])
@@ -316,22 +279,8 @@ class PhysicsView(pn.viewable.Viewer):
         )
 
     def model_ionic(self) -> tuple[np.ndarray | None, str]:
-        """``(ε_ion [3, 3] or None, what)``: the model's ionic part for the structure, when it has one."""
-        if self.models is None or self.structure is None:
-            return None, "no model"
-        try:
-            target = self.models.target
-            if target == "ionic":
-                mean, _ = self.models.predict_one(self.structure)
-                return mean, f"the model {self.models.model_name} (target ε ionic)"
-            parts = self.models.predict_parts([self.structure]) if target != "electronic" else {}
-        except Exception as exc:
-            return None, f"the model failed: {type(exc).__name__}: {exc}"
-        if "ionic" in parts:
-            count = len(parts["ionic"])
-            total = self.models.n_members if self.models.mode == ENSEMBLE_MEAN else 1
-            return parts["ionic"][:, 0].mean(axis=0), f"the ionic part of {count} of the {total} members"
-        return None, f"the model {self.models.model_name} predicts ε {target} with no ionic part apart"
+        """:func:`explorer.physics_total.model_ionic` of the structure with the selected model."""
+        return model_ionic(self.models, self.structure)
 
     def corrected_total(self) -> tuple[np.ndarray | None, np.ndarray | None, str]:
         """:func:`explorer.physics_total.corrected_total` of the computed structure with the selected model."""
@@ -365,7 +314,7 @@ class PhysicsView(pn.viewable.Viewer):
         text = f"Force constants: {done} of {total} displaced cells ({100 * done / total:.0f} %)"
         if done:
             left = (time.perf_counter() - self._started) / done * (total - done)
-            text += f", about {_duration(left)} left" if done < total else ", Born charges and modes …"
+            text += f", about {duration_text(left)} left" if done < total else ", Born charges and modes …"
         return text
 
     @param.depends("result", "busy", "error", "structure", "progress", "cancelled")
@@ -538,9 +487,3 @@ class PhysicsView(pn.viewable.Viewer):
                 css_classes=["goectp-physics"],
             )
         return self._layout
-
-
-def _duration(seconds: float) -> str:
-    """``"45 s"``, ``"3 min 20 s"``."""
-    seconds = max(0, round(seconds))
-    return f"{seconds} s" if seconds < 60 else f"{seconds // 60} min {seconds % 60:02d} s"
