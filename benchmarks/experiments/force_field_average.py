@@ -22,7 +22,7 @@ FORCE_FIELDS = {
 
 
 def main() -> None:
-    import sevenn
+    from physics_model import cache_key
     from scipy.stats import spearmanr
 
     from goectp.canonical import canonical_cell
@@ -37,14 +37,7 @@ def main() -> None:
     p.add_argument("--max-sites", type=int, default=8)
     args = p.parse_args()
 
-    def key(version: str):
-        class Key:  # what the cache key reads of a force field
-            pass
-
-        Key.version = f"sevenn-{sevenn.__version__}-{version}"
-        return Key
-
-    fields = {name: (key(v), args.caches / folder) for name, (v, folder) in FORCE_FIELDS.items()}
+    fields = {name: (cache_key(v), args.caches / folder) for name, (v, folder) in FORCE_FIELDS.items()}
     born = read_born_charges(args.data_dir / "mp_born_charges.json.gz")
     rows = []
     for rec in read_dielectric_json(args.data_dir / "mp_dielectric_open.json.gz"):

@@ -257,15 +257,12 @@ def train_born_model(
             }
         )
         if val_loss < best:
-            best, best_state = val_loss, copy.deepcopy(model.state_dict())
+            best, best_state, best_epoch = val_loss, copy.deepcopy(model.state_dict()), history[-1]
         log(
             f"  epoch {epoch:3d} loss {total / count:.4f} val MAE {mae:.4f} ε_ion error {ionic:.4f}"
             f" ({history[-1]['s']:.0f} s)"
         )
     model.load_state_dict(best_state)
-    best_epoch = min(
-        history, key=lambda h: h["val_mae"] + (cfg.ionic_weight * h["val_ionic"] if cfg.ionic_weight else 0)
-    )
     return model.double().eval(), {
         "history": history,
         "best_val_mae": best_epoch["val_mae"],
