@@ -160,7 +160,7 @@ GUARDED_CALLS = {
     ("Structure", "from_dict"): "goectp/structures.py",
     ("Structure", "from_file"): "goectp/structures.py",
     ("Structure", "from_str"): "goectp/structures.py",
-    ("torch", "load"): "goectp/checkpoint.py",
+    ("torch", "load"): "goectp/torch_files.py",
     ("pickle", "load"): None,
     ("pickle", "loads"): None,
     ("pd", "read_pickle"): None,
@@ -184,7 +184,7 @@ def test_untrusted_bytes_are_decoded_in_one_place_each():
                     name = node.name.rpartition(".")[2]
                 if name in GUARDED_NAMES and GUARDED_NAMES[name] != rel:
                     offenders.append(f"{rel}:{getattr(node, 'lineno', '?')} {name}")
-    assert not offenders, "use goectp.structures / goectp.checkpoint / goectp.data.safe_pickle: " + ", ".join(offenders)
+    assert not offenders, "use goectp.structures, goectp.torch_files, goectp.data.safe_pickle: " + ", ".join(offenders)
 
 
 # ------------------------------------------------------------------------------------------------ logging
