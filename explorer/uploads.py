@@ -144,7 +144,7 @@ def prepare_text(text: str, filename: str, max_sites: int = MAX_SITES) -> Prepar
     if problem:
         return Prepared(error=f"{filename}: {problem}")
     try:
-        structure = structure_from_string(text, fmt)
+        structure = structure_from_string(text, fmt, max_sites=max_sites)
     except StructureError as exc:
         return Prepared(error=f"{filename}: {exc}")
     return prepare_structure(structure, filename, max_sites=max_sites)

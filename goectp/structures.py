@@ -188,14 +188,14 @@ def read_structure_text(path: str | os.PathLike, max_bytes: int | None = MAX_FIL
 def structure_from_file(
     path: str | os.PathLike,
     fmt: str | None = None,
-    max_sites: int | None = None,
+    max_sites: int | None = MAX_SITES,
     max_bytes: int | None = MAX_FILE_BYTES,
 ):
     """Read a CIF / POSCAR / extxyz / pymatgen-JSON file from ``path`` (other formats are refused: read them with
     pymatgen or ASE and pass the object, so no file reaches a reader this module has not bounded).
 
-    :func:`precheck_structure_file` runs first: ``max_sites`` (None: no limit here) and ``max_bytes`` refuse a
-    file before the expensive parse.
+    :func:`precheck_structure_file` runs first: ``max_sites`` (default :data:`MAX_SITES`, the limit
+    :func:`load_structures` applies; ``None`` lifts it) and ``max_bytes`` refuse a file before the expensive parse.
     """
     from pymatgen.core import Structure
 
@@ -244,9 +244,9 @@ def structure_from_file(
         raise StructureError(msg, code="unparseable") from exc
 
 
-def structure_from_string(text: str, fmt: str, max_sites: int | None = None) -> Any:
-    """Parse ``text`` in format ``fmt`` ('cif', 'poscar', 'extxyz', 'json'); ``max_sites`` is checked on the text
-    first (:func:`precheck_structure_text`)."""
+def structure_from_string(text: str, fmt: str, max_sites: int | None = MAX_SITES) -> Any:
+    """Parse ``text`` in format ``fmt`` ('cif', 'poscar', 'extxyz', 'json'); ``max_sites`` (default
+    :data:`MAX_SITES`; ``None`` lifts it) is checked on the text first (:func:`precheck_structure_text`)."""
     from pymatgen.core import Structure
 
     fmt = normalize_format(fmt)

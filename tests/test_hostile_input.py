@@ -22,6 +22,7 @@ from goectp.cli import main as cli_main
 from goectp.csvsafe import csv_safe_frame, neutralize_cell, restore_cell, write_csv
 from goectp.models import Ensemble
 from goectp.structures import (
+    MAX_SITES,
     StructureError,
     estimate_site_count,
     load_structures,
@@ -29,6 +30,7 @@ from goectp.structures import (
     precheck_structure_text,
     site_count_bounds,
     structure_from_file,
+    structure_from_string,
     validate_structure,
 )
 
@@ -568,6 +570,18 @@ def test_a_20k_site_cif_is_refused_in_milliseconds(tmp_path):
     with pytest.raises(StructureError, match="limit of 500"):
         structure_from_file(path, max_sites=500)
     assert time.perf_counter() - start < 1.0
+
+
+def test_reading_a_file_has_the_same_site_limit_by_default(tmp_path):
+    """structure_from_file / structure_from_string refuse what load_structures would (MAX_SITES) unless asked."""
+    text = p1_cif(MAX_SITES + 1, a=40.0)
+    path = tmp_path / "big.cif"
+    path.write_text(text)
+    for read in (lambda: structure_from_file(path), lambda: structure_from_string(text, "cif")):
+        with pytest.raises(StructureError, match=f"limit of {MAX_SITES}") as info:
+            read()
+        assert info.value.code == "too_large"
+    assert len(structure_from_file(path, max_sites=None)) == MAX_SITES + 1
 
 
 def test_site_count_estimates_from_text():
