@@ -7,29 +7,32 @@ r"""Uncertainty: calibrated ensemble σ and out-of-distribution (OOD) flags, sto
 
 Why calibrate on held-out *sub-ensembles*
 ------------------------------------------
-The shipped ensembles have 5 members, each trained on a different random 80/10/10 split (split seeds 0-4,
-:func:`goectp.data.random_split`). Any record of the data file is in the training set of ~4 of the 5 members, so the
-full ensemble's spread on it is not the spread a user sees on a new crystal (members agree on what they fitted).
+The shipped ensembles' members were each trained on one of five random 80/10/10 splits (split seeds 0-4,
+:func:`goectp.data.random_split`): ``fast`` and the other families have one member per split, the 25-member default
+(``combined``) five per split. Any record of the data file is in the training set of ~4 in 5 members, so the full
+ensemble's spread on it is not the spread a user sees on a new crystal (members agree on what they fitted).
 What is honest: for each record *i*, the members that did **not** train on it (its split is val or test for them;
-val only chose the epoch) form an unseen sub-ensemble :math:`U_i`. Records with :math:`|U_i| \ge 2` (about a quarter
-of the data) give a mean :math:`\mu_U`, a member spread and the truth — a held-out prediction with its own spread,
-the same construct the deployed ensemble produces on a new crystal. (Using only the members' test sets would leave
-~8 % of the records, too few for a fit; the benchmark reports the test-only subset separately.)
+val only chose the epoch) form an unseen sub-ensemble :math:`U_i`. Records with :math:`|U_i| \ge 2` (732 of 2,733
+for a 5-member family, 1,823 for the default) give a mean :math:`\mu_U`, a member spread and the truth — a
+held-out prediction with its own spread, the same construct the deployed ensemble produces on a new crystal. (Using
+only the members' test sets would leave ~8 % of the records, too few for a fit; the benchmark reports the test-only
+subset separately.)
 
 The spread of ``n`` members is the population std (``ddof=0``, as :func:`goectp.predict` returns it); it is turned
 into an estimate of the member standard deviation :math:`\hat\tau = \sigma_{\rm pop}\sqrt{n/(n-1)}` so that
-sub-ensembles of 2-5 members and the deployed 5-member ensemble are on one scale. The calibrated σ is
+sub-ensembles of any size and the deployed ensemble are on one scale. The calibrated σ is
 
 .. math::  \sigma_{\rm cal}^2 = (s\,\hat\tau)^2 + (c\,|\mu|)^2
 
-per quantity (tensor components, ε̄, α): ``form = "scale"`` (c = 0) or ``"scale+relative"`` (an error floor that
-grows with |ε|; for α it grows with α - 1). Fitting (:func:`fit_form`) is a conformal-style quantile fit: s (and
-c) such that the ±1σ and ±2σ coverages of the calibration points lie in the bands 60-75 % and 90-97 %, closest to
-the Gaussian 68.3 % / 95.4 %; the form with the better 5-fold *out-of-fold* coverage is kept (:func:`fit_quantity`).
-The errors are heavy-tailed (a few % of crystals, soft-mode/ferroelectric-like, miss by about ε itself), so no
-single σ gives both Gaussian coverages; a relative floor c|μ| is what the data choose.
-Sub-ensembles of 2-3 members have a noisier spread and a noisier mean than the
-5-member ensemble, so the calibrated σ is, if anything, slightly conservative for the deployed ensemble.
+for the diagonal tensor components and for ε̄: ``form = "scale"`` (c = 0: s is the quantile for which ±2σ covers
+95.4 %) or ``"scale+relative"`` (an error floor that grows with |μ|; s and c on a grid such that the ±2σ and ±1σ
+coverages of the calibration points lie in the bands 90-97 % and 60-75 %, closest to the Gaussian 68.3 % / 95.4 %;
+:func:`fit_form`). The form with the better 5-fold *out-of-fold* band coverage is kept, out-of-fold Gaussian NLL
+breaking ties (:func:`fit_quantity`). σ(α) is propagated from the calibrated eigenvalue σ's times a fitted factor
+(:func:`propagated_alpha_sigma`, :func:`fit_propagated`). The errors are heavy-tailed (a few % of crystals,
+soft-mode/ferroelectric-like, miss by about ε itself), so no single σ gives both Gaussian coverages; a relative
+floor c|μ| is what the data choose. Sub-ensembles smaller than the deployed ensemble have a noisier spread and a
+noisier mean, so the calibrated σ is, if anything, slightly conservative for the deployed ensemble.
 
 OOD flags (:meth:`Calibration.ood`)
 -----------------------------------
@@ -67,6 +70,7 @@ from goectp.uncertainty.sigma import (
     QUANTITIES,
     calibrated_sigma,
     coverage,
+    fit_factor,
     fit_quantity,
     gaussian_nll,
     propagated_alpha_sigma,
@@ -89,6 +93,7 @@ __all__ = [
     "embedding_stats",
     "ensemble_fingerprint",
     "fit_calibration",
+    "fit_factor",
     "fit_quantity",
     "folder_calibration",
     "gaussian_nll",

@@ -245,6 +245,8 @@ def fit_calibration(held: dict[str, Any], seed: int = 0, records: np.ndarray | N
             "n_calibration_records": n_cal,
             "method": "unseen sub-ensembles (members whose training set excludes the record, |U| >= 2); "
             "sigma_cal^2 = (s*tau_hat)^2 + (c*|mu|)^2, tau_hat = ddof-1 member std; "
-            "s: +-2 sigma covers 95.4 %; form by 5-fold out-of-fold NLL",
+            "form 'scale' (s: +-2 sigma covers 95.4 %) or 'scale+relative' (s, c fitted to the coverage bands "
+            "+-2 sigma 90-97 %, +-1 sigma 60-75 %), chosen by 5-fold out-of-fold band coverage, then NLL; "
+            "anisotropy: propagated from the eigenvalue sigmas times a fitted factor",
         },
     )
