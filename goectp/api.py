@@ -98,7 +98,7 @@ def predict(
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, not {batch_size!r}")
-    if _is_physics(model):  # the default corrected by the physics term: its σ is the default's
+    if _is_physics(model):  # the default corrected by the physics term (σ: the default's × sigma_scale)
         records = predict_summary(structures, model, device, batch_size, max_sites, calibrated)
         mean = np.array([r["eps_physics"] for r in records])
         return (mean, np.array([r["tensor_std"] for r in records])) if return_std else mean

@@ -258,3 +258,16 @@ def test_shipped_calibrations_cover_the_band_out_of_fold(name):
     for quantity, params in cal.quantities.items():
         selected = params["selection"][params["form"]]
         assert 0.90 <= selected["coverage_2sigma_oof"] <= 0.97, (name, quantity, selected)
+
+
+def test_fit_factor_recovers_the_scale_of_gaussian_errors():
+    """Errors drawn with σ = 2.5 × base: the fitted factor gives ±2σ coverage inside the 90-97 % band and lands
+    near 2.5 (a Gaussian's ±1σ 68 % also lies in its band, so the tie-break picks the Gaussian coverages)."""
+    from goectp.uncertainty import coverage, fit_factor
+
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0.5, 2.0, 20_000)
+    err = np.abs(rng.normal(size=base.size)) * 2.5 * base
+    k = fit_factor(err, base)
+    assert k == pytest.approx(2.5, rel=0.03)
+    assert 0.90 <= coverage(err, k * base, 2) <= 0.97 and 0.60 <= coverage(err, k * base, 1) <= 0.75

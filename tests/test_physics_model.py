@@ -127,10 +127,52 @@ def test_physics_model_corrects_the_default_where_it_can(tmp_path, monkeypatch):
     assert str(bad) in str(info.value)
 
 
+def test_the_physics_models_sigma_is_the_defaults_times_its_groups_factor(tmp_path, monkeypatch):
+    """``sigma_scale = (k_used, k_not_used)``: every calibrated σ of a record times its group's factor; an
+    uncalibrated σ (raw member spread) is left alone; the description refuses factors out of (0, 10]."""
+    from goectp.api import build_model
+    from goectp.models import Ensemble
+    from goectp.physics.config import PhysicsConfig
+    from goectp.physics.model import PhysicsModel
+    from goectp.uncertainty import Calibration, attach_calibration
+
+    monkeypatch.setenv("GOECTP_CACHE", str(tmp_path))
+    torch.manual_seed(1)
+    total = Ensemble([build_model(hidden=16, num_rbf=8).double() for _ in range(3)])
+    electronic = Ensemble([build_model(hidden=16, num_rbf=8).double() for _ in range(2)])
+    scale = {"form": "scale", "s": 2.0, "c": 0.0}
+    attach_calibration(
+        total, Calibration({"tensor": scale, "eps_mean": scale, "anisotropy": {"form": "propagated", "k": 1.0}}, {})
+    )
+    crystals = [primitive_rocksalt(), rutile()]  # the term used; 6 atoms > max_sites: not used
+    plain, scaled = (
+        PhysicsModel(
+            PhysicsConfig(rule="replace", scale=0.5, weight=1.0, max_sites=4, sigma_scale=k),
+            total,
+            electronic,
+            _born_model(5),
+        ).predict_summary(crystals, forces=PairSprings(), calibrated=cal)
+        for k, cal in ((None, True), ((0.5, 3.0), True))
+    )
+    assert [r["physics_used"] for r in scaled] == [True, False] and [r["sigma_factor"] for r in scaled] == [0.5, 3.0]
+    for before, after, k in zip(plain, scaled, (0.5, 3.0)):
+        assert before["sigma_factor"] == 1.0 and after["eps_physics"] == before["eps_physics"]  # the mean unchanged
+        for key in ("eps_mean_std", "anisotropy_std", "eigenvalues_std", "tensor_std"):
+            np.testing.assert_allclose(after[key], k * np.asarray(before[key]), rtol=1e-12)
+    config = PhysicsConfig(rule="replace", scale=0.5, weight=1.0, max_sites=4, sigma_scale=(0.5, 3.0))
+    raw = PhysicsModel(config, total, electronic, _born_model(5)).predict_summary(
+        crystals, forces=PairSprings(), calibrated=False
+    )
+    assert [r["sigma_factor"] for r in raw] == [1.0, 1.0] and raw[0]["eps_mean_std"] < plain[0]["eps_mean_std"]
+    for bad in ([0, 1], [1.0], [1.0, float("inf")], "1,2", [1.0, 11.0]):
+        with pytest.raises(ValueError, match="sigma_scale must be 2 numbers"):
+            PhysicsConfig(rule="replace", scale=0.5, weight=1.0, sigma_scale=bad)
+
+
 @pytest.mark.slow
 def test_goectp_predict_model_physics_blends_the_physics_term(capsys, tmp_path, monkeypatch):
     """`goectp predict --model physics` on MgO: the default's tensor moved by the shipped rule toward ε∞ + s ε_phys,
-    the default's σ kept, and the physics term reported; `--no-frame` is refused with it."""
+    σ the default's times the shipped factor, and the physics term reported; `--no-frame` is refused with it."""
     pytest.importorskip("sevenn")
     from pathlib import Path
 
@@ -160,9 +202,13 @@ def test_goectp_predict_model_physics_blends_the_physics_term(capsys, tmp_path, 
     )[0]
     np.testing.assert_allclose(row["tensor"], expected, atol=1e-9)
     assert not np.allclose(row["tensor"], row["eps_default"], atol=1e-3)  # the term moved the prediction
-    assert row["eps_mean_std"] > 0 and row["calibrated"]
+    assert row["eps_mean_std"] > 0 and row["calibrated"] and row["sigma_factor"] == config.sigma_factor(True)
     assert main(["predict", cif, "--model", "physics"]) == 0
-    assert "physics term used: ε̄" in capsys.readouterr().out
+    assert (
+        f"physics term used: ε̄ {float(np.trace(row['eps_default']) / 3):.3f} (default) → "
+        in (out := capsys.readouterr().out)
+        and f"σ: the default's × {config.sigma_factor(True):.2f}" in out
+    )
     assert main(["predict", cif, "--model", "physics", "--no-frame"]) == 2  # a usage error
     assert "--no-frame" in capsys.readouterr().err
 
@@ -175,6 +221,7 @@ def test_the_shipped_physics_description_loads():
     config = PhysicsConfig.load(assets_dir() / PHYSICS_FILE)
     assert config.rule == "gated" and len(config.gate) == 8 and 0.5 < config.scale < 1.5
     assert 20 <= config.max_sites <= MAX_PHYSICS_SITES  # the validated range, within what ionic_physics computes
+    assert config.sigma_factor(True) < 1 < config.sigma_factor(False)  # tighter with the term, wider without
     assert (assets_dir() / config.born_model / "MODEL_CARD.md").is_file()
 
 
@@ -219,12 +266,16 @@ def test_screen_physics_stage_reranks_the_top_of_the_high_k_list(tmp_path, monke
     assert list(out["id"][:3]) == list(out["id"][:3][np.argsort(-out["score_physics"][:3].to_numpy(), kind="stable")])
     assert out["id"].iloc[-1] == "tail" and np.isnan(row.loc["tail", "score_physics"])
     assert info["top"] == 3 and info["n_used"] == 1 and info["seconds_per_candidate"] >= 0
+    model.config = PhysicsConfig(rule="replace", scale=0.5, weight=1.0, max_sites=4, sigma_scale=(0.5, 3.0))
+    row = physics_rerank(top, pool, 3, kappa=1.0, model=model, forces=PairSprings())[0].set_index("id")
+    assert row.loc["nacl", "score_physics"] == pytest.approx(expected + 0.5)  # ε̄ + κ k σ, with σ = 1 in the table
+    assert row.loc["big", "score_physics"] == pytest.approx(900 + 3.0)
 
 
 @pytest.mark.slow
 def test_the_api_reaches_the_physics_model_by_name(tmp_path, monkeypatch):
     """`goectp.predict_summary(model="physics")` / `goectp.predict(model="physics")` are the shipped PhysicsModel's
-    records and corrected tensor (σ: the default's calibrated σ)."""
+    records and corrected tensor (σ: the default's calibrated σ times the factor of ``sigma_scale``)."""
     pytest.importorskip("sevenn")
     from pathlib import Path
 
@@ -244,6 +295,10 @@ def test_the_api_reaches_the_physics_model_by_name(tmp_path, monkeypatch):
     _, raw = goectp.predict(cif, model="physics", return_std=True, calibrated=False)  # the members' own spread
     _, default_raw = goectp.predict(cif, model="default", return_std=True, calibrated=False)
     np.testing.assert_allclose(raw, default_raw, atol=1e-6)
+    _, default_sigma = goectp.predict(cif, model="default", return_std=True)
+    factor = PhysicsModel.load().config.sigma_factor(record["physics_used"])
+    assert factor != 1.0 and record["sigma_factor"] == factor  # the shipped model has its own σ factors
+    np.testing.assert_allclose(sigma, factor * default_sigma, rtol=1e-5, atol=1e-6)  # float32 vs float64 zeros
     assert not np.allclose(raw, sigma, atol=1e-4)  # the calibration does rescale it
     (uncalibrated,) = goectp.predict_summary(cif, model="physics", calibrated=False)
     assert not uncalibrated["calibrated"]

@@ -116,6 +116,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
                     eps_electronic=summary["eps_electronic"],
                     physics_used=summary["physics_used"],
                     physics_skipped=summary["physics_skipped"],
+                    sigma_factor=summary["sigma_factor"],
                 )
                 if summary["physics"] is not None:
                     rows[-1]["physics"] = summary["physics"]
@@ -163,13 +164,15 @@ def print_row(r: dict) -> None:
         print(f"  mean eigenvalue ε̄ = {r['eps_mean']:.3f}   anisotropy λmax/λmin = {r['anisotropy']:.3f}")
     if r.get("model") == "physics":
         default_mean = float(np.trace(r["eps_default"]) / 3)
+        factor = r.get("sigma_factor", 1.0)
+        sigma = f"σ: the default's × {factor:.2f}" if factor != 1.0 else "σ: the default's"
         if r["physics_used"]:
-            print(f"  physics term used: ε̄ {default_mean:.3f} (default) → {r['eps_mean']:.3f} (σ is the default's)")
+            print(f"  physics term used: ε̄ {default_mean:.3f} (default) → {r['eps_mean']:.3f} ({sigma})")
         else:
             kept = "the default's prediction"
             if not np.isclose(r["eps_mean"], default_mean, rtol=1e-9):  # the gated rule's size factor
                 kept += f" times the rule's size factor: ε̄ {default_mean:.3f} → {r['eps_mean']:.3f}"
-            print(f"  physics term not used ({r['physics_skipped']}): {kept}")
+            print(f"  physics term not used ({r['physics_skipped']}): {kept} ({sigma})")
 
 
 def print_physics(p: dict, born: bool, modes: int) -> None:

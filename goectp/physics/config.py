@@ -35,6 +35,9 @@ class PhysicsConfig:
     gate: tuple[float, ...] | None = None  # θ of the ``gated`` rule (:func:`goectp.physics.combine.gated`)
     #: under ``gated``: whether a crystal with unstable modes keeps the term of its stable modes (else the learned ε)
     keep_unstable: bool = True
+    #: ``(k_used, k_not_used)``: factors on the default's calibrated σ for crystals with and without the physics
+    #: term, fitted on validation (``physics_stack.py``); ``None``: the default's σ as it is
+    sigma_scale: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         if self.rule not in RULES:
@@ -51,6 +54,12 @@ class PhysicsConfig:
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and np.isfinite(value) and 0 <= value <= 10):
                 raise ValueError(f"physics.json: {name} must be a number in [0, 10], got {value!r}")
+        if self.sigma_scale is not None:
+            ks = self.sigma_scale
+            ok = isinstance(ks, (list, tuple)) and len(ks) == 2
+            if not ok or not all(isinstance(k, (int, float)) and np.isfinite(k) and 0 < k <= 10 for k in ks):
+                raise ValueError(f"physics.json: sigma_scale must be 2 numbers in (0, 10], got {ks!r}"[:300])
+            object.__setattr__(self, "sigma_scale", (float(ks[0]), float(ks[1])))
         if not (isinstance(self.max_sites, int) and 1 <= self.max_sites <= 500):
             raise ValueError(f"physics.json: max_sites must be an integer in [1, 500], got {self.max_sites!r}")
 
@@ -59,6 +68,10 @@ class PhysicsConfig:
         """Whether a crystal with an unstable mode keeps a physics term (its stable modes): the ``gated`` rule with
         ``keep_unstable`` (the choice made on validation; the other rules leave such crystals to the learned ε)."""
         return self.rule == "gated" and self.keep_unstable
+
+    def sigma_factor(self, used: bool) -> float:
+        """The factor on the default's calibrated σ for a crystal with (``used``) or without the physics term."""
+        return 1.0 if self.sigma_scale is None else self.sigma_scale[0 if used else 1]
 
     def combine(self, total: np.ndarray, electronic: np.ndarray, term: Any, usable: bool) -> np.ndarray:
         """``[3, 3]``: this rule on one crystal's learned ``total`` and ``electronic`` tensors and its

@@ -4,9 +4,9 @@
 ``benchmarks/experiments/physics_stack.py``) says how: the rule of :mod:`goectp.physics.combine` with its scale ``s``
 and gate θ, the learned models it combines (``default`` for the total, ``electronic`` for ε∞), the Born-charge
 ensemble and the force field, whether crystals with unstable modes keep a term, and the largest canonical cell it
-computes force constants for (bigger cells keep the default's prediction, times the rule's size factor). σ and the
-OOD flag are the default's (calibrated): the physics term moves the mean, and the coverage of that σ around the
-corrected mean is measured in docs/physics.md (93.6 % of test ε̄).
+computes force constants for (bigger cells keep the default's prediction, times the rule's size factor). The OOD
+flag is the default's; σ is the default's calibrated σ times a factor for crystals with the term and another for
+those without (``sigma_scale``, fitted to the coverage bands on validation; its test coverage is in docs/physics.md).
 
     model = PhysicsModel.load()
     records = model.predict_summary(["TiO2.cif"])   # predict_summary's records + "eps_physics", "physics"
@@ -44,10 +44,11 @@ class PhysicsModel:
         return cls(config, total, electronic, born)
 
     def predict_summary(self, structures: Any, forces: Any = None, calibrated: bool = True) -> list[dict[str, Any]]:
-        """:func:`goectp.api.predict_summary`'s records of the total model (σ calibrated unless ``calibrated`` is
-        false), plus ``"eps_electronic"`` (ε∞), ``"physics"`` (:meth:`~goectp.physics.predict.IonicPhysics.summary`,
-        or ``None`` with ``"physics_skipped"`` saying why), ``"eps_physics"`` (the corrected tensor),
-        ``"eps_physics_mean"`` and ``"physics_used"``."""
+        """:func:`goectp.api.predict_summary`'s records of the total model (a calibrated σ, unless ``calibrated`` is
+        false, times the ``sigma_scale`` factor of the crystal's group), plus ``"eps_electronic"`` (ε∞),
+        ``"physics"`` (:meth:`~goectp.physics.predict.IonicPhysics.summary`, or ``None`` with
+        ``"physics_skipped"`` saying why), ``"eps_physics"`` (the corrected tensor),
+        ``"eps_physics_mean"``, ``"physics_used"`` and ``"sigma_factor"`` (the factor applied to every σ)."""
         from goectp.inference import graphs_for, run_model
         from goectp.structures import load_structures
 
@@ -57,6 +58,11 @@ class PhysicsModel:
         corrections = self.correct(loaded, total.predictions.mean(axis=0), forces)
         for rec, correction in zip(records, corrections):
             rec.update(correction)
+            rec["sigma_factor"] = self.config.sigma_factor(rec["physics_used"]) if rec["calibrated"] else 1.0
+            for key in ("eps_mean_std", "anisotropy_std"):
+                rec[key] *= rec["sigma_factor"]
+            for key in ("eigenvalues_std", "tensor_std"):
+                rec[key] = (np.asarray(rec[key]) * rec["sigma_factor"]).tolist()
         return records
 
     def correct(self, structures: Any, totals: np.ndarray, forces: Any = None) -> list[dict[str, Any]]:

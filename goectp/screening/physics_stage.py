@@ -73,7 +73,8 @@ def physics_rerank(
     head["eps_mean_physics"] = values
     head["physics_used"] = used
     head["physics_note"] = notes
-    head["score_physics"] = np.asarray(values) + kappa * head["eps_mean_std"].to_numpy(float)
+    factor = np.array([model.config.sigma_factor(ok) for ok in used])  # the physics model's σ (sigma_scale)
+    head["score_physics"] = np.asarray(values) + kappa * factor * head["eps_mean_std"].to_numpy(float)
     head = head.sort_values("score_physics", ascending=False, kind="stable")
     head["rank_physics"] = np.arange(1, len(head) + 1)
     rest = top_high_k.iloc[len(head) :].copy()
