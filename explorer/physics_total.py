@@ -89,7 +89,7 @@ def corrected_total(
     except Exception as exc:
         return None, None, f"the learned part failed: {type(exc).__name__}: {exc}"
     n_cell, unstable = len(result.cell), result.modes.num_unstable
-    usable = n_cell <= config.max_sites and (unstable == 0 or config.keeps_unstable)
+    usable = term_usable(result, config)
     eps = config.combine(total[0], electronic, result, usable)
     if not usable:
         why = f"{n_cell} atoms > {config.max_sites}" if n_cell > config.max_sites else f"{unstable} unstable mode(s)"
@@ -105,3 +105,23 @@ def corrected_total(
         total[0],
         f"rule {config.rule!r} (w = {config.weight:g}, s = {config.scale:.3g}), chosen on validation",
     )
+
+
+def term_usable(result: Any, config: Any) -> bool:
+    """Whether the physics model uses the term of ``result`` (an :class:`~goectp.physics.predict.IonicPhysics`):
+    a cell within ``max_sites`` and no unstable mode, unless the rule keeps the stable ones."""
+    return len(result.cell) <= config.max_sites and (result.modes.num_unstable == 0 or config.keeps_unstable)
+
+
+def corrected_sigma(result: Any, structure: Structure | None, models: Any) -> float | None:
+    """σ of the physics model's ε̄ for ``structure``, as ``goectp predict --model physics`` gives it: the selected
+    ensemble's calibrated σ of ε̄ times the shipped factor of the crystal's group (``sigma_scale``: with or
+    without the term); ``None`` without a physics description, a result or a calibration."""
+    config = shipped_physics_config()
+    if config is None or result is None or models is None or structure is None or models.calibration is None:
+        return None
+    try:
+        sigma = float(models.statistics([structure])["eps_mean_std"][0])
+    except Exception:
+        return None
+    return sigma * config.sigma_factor(term_usable(result, config))

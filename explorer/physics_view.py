@@ -32,7 +32,7 @@ from explorer.physics_compute import (
 )
 from explorer.physics_scene import AMPLITUDE, N_FRAMES, born_document, mode_displacements, mode_document
 from explorer.physics_tables import born_table_html, mode_rows, mode_table_html, table_css
-from explorer.physics_total import corrected_total, model_ionic
+from explorer.physics_total import corrected_sigma, corrected_total, model_ionic
 from explorer.safe import escape_html, escape_text
 from explorer.scene import iframe, threedmol_available
 from explorer.tensor_view import matrix_html
@@ -389,9 +389,11 @@ class PhysicsView(pn.viewable.Viewer):
         corrected, learned, how = self.corrected_total()
         if corrected is not None:
             blocks.append(matrix_html(corrected, "ε, physics model", "physics-model-eps", digits=2))
+            sigma = corrected_sigma(self.result, self.structure, self.models)
+            plus_minus = f" ± {sigma:.2f}" if sigma is not None else ""  # calibrated, with the physics model's factor
             lines.append(
                 f"<span id='physics-model-eps-mean' data-value='{np.trace(corrected) / 3:.6f}'>ε̄ physics model = "
-                f"<b>{np.trace(corrected) / 3:.2f}</b> (learned: {np.trace(learned) / 3:.2f}; "
+                f"<b>{np.trace(corrected) / 3:.2f}</b>{plus_minus} (learned: {np.trace(learned) / 3:.2f}; "
                 f"{escape_html(how)})</span>"
             )
         else:

@@ -358,6 +358,37 @@ def test_the_physics_models_total_for_the_crystal_on_screen(computed, selector, 
     view.models = None
 
 
+def test_the_physics_models_sigma_for_the_crystal_on_screen(computed, selector, monkeypatch):
+    """ε̄ ± σ of the physics model: the selected ensemble's calibrated σ of ε̄ times the shipped factor of the
+    crystal's group (term used / not), as `goectp predict --model physics` gives it; no ± without a calibration."""
+    from types import SimpleNamespace
+
+    from explorer import physics_total
+    from goectp.physics.config import PhysicsConfig
+    from goectp.uncertainty import Calibration, attach_calibration
+
+    monkeypatch.setattr(physics_total, "shared_electronic_prediction", lambda s, name: np.diag([5.0, 5.0, 7.0]))
+    config = PhysicsConfig(rule="blend", scale=0.8, weight=0.5, total_model="sum", max_sites=10, sigma_scale=(0.5, 3))
+    monkeypatch.setattr(physics_total, "shipped_physics_config", lambda: config)
+    summed = selector("sum")
+    modes = SimpleNamespace(num_unstable=0, softest_thz=2.0)
+    stable = SimpleNamespace(cell=[0] * 6, modes=modes, tensor=np.diag([40.0, 40.0, 90.0]))
+    assert physics_total.corrected_sigma(stable, rutile(), summed) is None  # no calibration: no σ to scale
+    floor = {"form": "scale+relative", "s": 1.0, "c": 0.1}  # one member: σ = 0.1 |ε̄| (no spread)
+    calibration = Calibration({"tensor": floor, "eps_mean": floor, "anisotropy": {"form": "propagated", "k": 1.0}}, {})
+    attach_calibration(summed.model, calibration)
+    learned = summed.statistics([rutile()])["eps_mean"][0]
+    assert physics_total.corrected_sigma(stable, rutile(), summed) == pytest.approx(0.5 * 0.1 * abs(learned))
+    too_big = SimpleNamespace(cell=[0] * 12, modes=modes, tensor=stable.tensor)  # not used: the other factor
+    assert physics_total.corrected_sigma(too_big, rutile(), summed) == pytest.approx(3 * 0.1 * abs(learned))
+    view, _ = computed
+    view.models = summed
+    eps, _, _ = view.corrected_total()
+    sigma = physics_total.corrected_sigma(view.result, view.structure, summed)
+    assert f"ε̄ physics model = <b>{np.trace(eps) / 3:.2f}</b> ± {sigma:.2f} (learned" in view._comparison().object
+    view.models = None
+
+
 def test_the_explorer_has_the_physics_tab_wired_to_the_loader(computed, born, fc_cache, selector):
     from explorer.app import PHYSICS_TAB, Explorer
     from explorer.loader import DatasetIndex, StructureLoader
