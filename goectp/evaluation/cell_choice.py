@@ -153,6 +153,8 @@ def measure_drift(
 def markdown_table(
     drift: dict[tuple, np.ndarray], variants: Sequence[str], settings: Sequence[tuple[str, str, bool, bool]]
 ) -> str:
+    """The Markdown table of :func:`measure_drift`'s ``drift``: one row per variant and setting, ``median / max``
+    drift per perturbation."""
     header = (
         "| model | cell_reduction | pooling | symmetrize | sign_average | "
         + " | ".join(f"{p}: median / max" for p in PERTURBATIONS)

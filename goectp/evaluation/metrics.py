@@ -15,6 +15,7 @@ predicted top-5 %, and the MAE per crystal system. :func:`mean_spearman`, :func:
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy.stats import rankdata, spearmanr
@@ -22,18 +23,26 @@ from scipy.stats import rankdata, spearmanr
 from goectp.data.splits import CRYSTAL_SYSTEMS, random_split
 from goectp.tensor_stats import anisotropy, eigenvalues, mean_eigenvalue, refractive_indices
 
+if TYPE_CHECKING:
+    from goectp.data.dataset import GraphSet
+
 EWT_THRESHOLDS = (0.25, 0.10, 0.05)
 #: true-ε̄ bins of the headline table: < 10, 10-30, 30-100, ≥ 100
 EPS_BINS = ((0, 10), (10, 30), (30, 100), (100, np.inf))
+#: "filtered" results leave out records with any |component| >= this (the DTNet/GoeCTP filter)
+OUTLIER_ABS = 100.0
 
 
 # ε̄, eigenvalues and α (inf when λmin <= 0) come from the one tensor-statistics module.
 __all__ = [
     "EPS_BINS",
     "EWT_THRESHOLDS",
+    "OUTLIER_ABS",
+    "all_and_filtered_metrics",
     "anisotropy",
     "eigenvalues",
     "headline_metrics",
+    "inlier_mask",
     "mean_eigenvalue",
     "mean_spearman",
     "mean_tensor_baseline",
@@ -46,7 +55,8 @@ __all__ = [
 
 
 def tensor_metrics(pred: np.ndarray, true: np.ndarray) -> dict[str, float]:
-    """All metrics for ``[n, 3, 3]`` predictions and targets."""
+    """The metrics of the module docstring for ``[n, 3, 3]`` predictions and targets: ``n``, ``mae``,
+    ``frobenius``, ``mae_eps_mean``, ``mae_eigenvalues`` and ``ewt_25``/``ewt_10``/``ewt_5`` (fractions)."""
     pred, true = np.asarray(pred, np.float64), np.asarray(true, np.float64)
     if pred.shape != true.shape or pred.shape[-2:] != (3, 3):
         raise ValueError(f"pred and true must both be [n, 3, 3], got {pred.shape} and {true.shape}")
@@ -78,6 +88,24 @@ def per_system_mae(pred: np.ndarray, true: np.ndarray, systems: list[str]) -> di
     return out
 
 
+def inlier_mask(true: np.ndarray) -> np.ndarray:
+    """``[n]`` bool: the records of ``true`` ``[n, 3, 3]`` with every |component| < :data:`OUTLIER_ABS`."""
+    return np.abs(true).max(axis=(1, 2)) < OUTLIER_ABS
+
+
+def all_and_filtered_metrics(pred: np.ndarray, true: np.ndarray, systems: list[str]) -> dict[str, dict]:
+    """:func:`tensor_metrics` plus ``"per_system"`` (:func:`per_system_mae`) on all records (``"all"``) and on
+    those of :func:`inlier_mask` (``"filtered"``); ``systems`` is the crystal system of each record."""
+    keep = inlier_mask(true)
+    return {
+        "all": {**tensor_metrics(pred, true), "per_system": per_system_mae(pred, true, systems)},
+        "filtered": {
+            **tensor_metrics(pred[keep], true[keep]),
+            "per_system": per_system_mae(pred[keep], true[keep], [s for s, k in zip(systems, keep) if k]),
+        },
+    }
+
+
 def summarize_splits(per_split: list[dict[str, float]]) -> dict[str, tuple[float, float]]:
     """Mean and std over splits of each metric present in every split."""
     keys = set.intersection(*(set(d) for d in per_split))
@@ -97,7 +125,7 @@ def headline_metrics(pred: np.ndarray, true: np.ndarray, systems: np.ndarray | N
     pred, true = np.asarray(pred, np.float64), np.asarray(true, np.float64)
     err = np.abs(pred - true).mean(axis=(1, 2))
     eps_true, eps_pred = mean_eigenvalue(true), mean_eigenvalue(pred)
-    keep = np.abs(true).max(axis=(1, 2)) < 100
+    keep = inlier_mask(true)
     top = max(1, round(0.05 * len(true)))
     true_top, pred_top = set(np.argsort(-eps_true)[:top]), set(np.argsort(-eps_pred)[:top])
     out = {
@@ -154,20 +182,12 @@ def rank_error_share(pred: np.ndarray, true: np.ndarray, test_sets: np.ndarray) 
     return np.mean(shares, axis=0).tolist()
 
 
-def mean_tensor_baseline(gs, split_seed: int, target: str = "total") -> dict:
+def mean_tensor_baseline(gs: GraphSet, split_seed: int, target: str = "total") -> dict[str, dict]:
     """The training split's mean tensor predicted for every test record of split ``split_seed`` of the graph set
-    ``gs``: its :func:`tensor_metrics` and :func:`per_system_mae` on all test records (``"all"``) and on those with
-    every |component| < 100 (``"filtered"``), the reference row of the result tables."""
+    ``gs``, scored by :func:`all_and_filtered_metrics`: the reference row of the result tables."""
     idx = random_split(len(gs), split_seed)
     train_mean = gs.subset(idx["train"]).targets(target).mean(axis=0)
     test = gs.subset(idx["test"])
     true = test.targets(target)
     pred = np.broadcast_to(train_mean, true.shape)
-    keep = np.abs(true).max(axis=(1, 2)) < 100
-    return {
-        "all": {**tensor_metrics(pred, true), "per_system": per_system_mae(pred, true, test.crystal_systems)},
-        "filtered": {
-            **tensor_metrics(pred[keep], true[keep]),
-            "per_system": per_system_mae(pred[keep], true[keep], [s for s, k in zip(test.crystal_systems, keep) if k]),
-        },
-    }
+    return all_and_filtered_metrics(pred, true, test.crystal_systems)

@@ -7,10 +7,14 @@ from pathlib import Path
 
 from goectp.data.splits import CRYSTAL_SYSTEMS
 
+#: Columns of the Table 2 layout: the MAE on all test records, then per crystal system.
 COLUMNS = ("all", *CRYSTAL_SYSTEMS)
+#: Columns of :func:`metrics_markdown` (keys of :func:`goectp.evaluation.metrics.tensor_metrics`).
+METRIC_COLUMNS = ("mae", "frobenius", "mae_eps_mean", "mae_eigenvalues", "ewt_25", "ewt_10", "ewt_5")
 
 
 def _fmt(v: tuple[float, float] | float | None, digits: int = 3) -> str:
+    """``mean ± std`` (the std left out when 0), a plain number, or ``–`` for a missing value."""
     if v is None:
         return "–"
     if isinstance(v, tuple):
@@ -18,20 +22,22 @@ def _fmt(v: tuple[float, float] | float | None, digits: int = 3) -> str:
     return f"{v:.{digits}f}"
 
 
+def _model_table(rows: dict[str, dict[str, tuple[float, float]]], columns: tuple[str, ...]) -> str:
+    """A Markdown table: one row per model of ``rows`` (name → {column → (mean, std)}), one column per ``columns``."""
+    head = "| model | " + " | ".join(columns) + " |\n|---|" + "---|" * len(columns) + "\n"
+    return head + "".join(
+        f"| {name} | " + " | ".join(_fmt(r.get(c)) for c in columns) + " |\n" for name, r in rows.items()
+    )
+
+
 def table2_markdown(rows: dict[str, dict[str, tuple[float, float]]]) -> str:
     """``rows``: model name → {column → (mean, std)}. One row per model, columns all + crystal systems."""
-    head = "| model | " + " | ".join(COLUMNS) + " |\n|---|" + "---|" * len(COLUMNS) + "\n"
-    return head + "".join(
-        f"| {name} | " + " | ".join(_fmt(r.get(c)) for c in COLUMNS) + " |\n" for name, r in rows.items()
-    )
+    return _model_table(rows, COLUMNS)
 
 
 def metrics_markdown(rows: dict[str, dict[str, tuple[float, float]]]) -> str:
-    cols = ("mae", "frobenius", "mae_eps_mean", "mae_eigenvalues", "ewt_25", "ewt_10", "ewt_5")
-    head = "| model | " + " | ".join(cols) + " |\n|---|" + "---|" * len(cols) + "\n"
-    return head + "".join(
-        f"| {name} | " + " | ".join(_fmt(r.get(c)) for c in cols) + " |\n" for name, r in rows.items()
-    )
+    """``rows``: model name → {metric → (mean, std)}. One row per model, columns :data:`METRIC_COLUMNS`."""
+    return _model_table(rows, METRIC_COLUMNS)
 
 
 def write_report(path: str | Path, title: str, sections: dict[str, str], data: dict) -> None:

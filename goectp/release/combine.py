@@ -18,15 +18,22 @@ import numpy as np
 
 from goectp.checkpoint import read_checkpoint
 from goectp.data import DIELECTRIC_FILE, data_dir, sha256_file, split_masks
+from goectp.evaluation.metrics import inlier_mask
 from goectp.registry import MEMBERS_FILE, checkpoint_files, is_model_name, load_model, resolve_model_path
 from goectp.uncertainty import heldout_predictions
 
 
-def per_split_mae(members: np.ndarray, split_of: np.ndarray, true: np.ndarray, seeds: list[int]) -> dict:
-    """Component MAE of the mean of the members of each split on its validation and test sets (and |ε| < 100)."""
+def per_split_mae(
+    members: np.ndarray, split_of: np.ndarray, true: np.ndarray, seeds: list[int]
+) -> dict[str, np.ndarray]:
+    """Component MAE of the mean of the members of each split on its validation and test sets (and the test records
+    with every |component| < 100): ``{"val", "test", "test_filtered"}``, each ``[len(seeds)]``.
+
+    ``members`` ``[M, N, 3, 3]`` (predictions of every record), ``split_of`` ``[M]`` (each member's split seed),
+    ``true`` ``[N, 3, 3]``."""
     masks = split_masks(len(true), seeds)
     val, test = masks["val"], masks["test"]
-    keep = np.abs(true).max(axis=(1, 2)) < 100
+    keep = inlier_mask(true)
     out = {"val": [], "test": [], "test_filtered": []}
     for i, seed in enumerate(seeds):
         pred = members[split_of == seed].mean(axis=0)
@@ -60,13 +67,13 @@ def combine_ensembles(
     ensemble = load_model(out)  # raises if the members cannot share graphs
 
     # each family and the combination, per split, from the members' predictions of every record
-    split_seed = {name: int(read_checkpoint(f)["meta"]["split_seed"]) for _, f, name in sources}
+    split_seed = {member: int(read_checkpoint(f)["meta"]["split_seed"]) for _, f, member in sources}
     seeds = sorted(set(split_seed.values()))
     preds = heldout_predictions(out, progress=True)
     true = preds["true"]
-    by_file = {name: (family, split_seed[name]) for family, _, name in sources}
-    family_of = np.array([by_file[name][0] for name in preds["files"]])  # the members' order in ``preds``
-    split_of = np.array([by_file[name][1] for name in preds["files"]])
+    by_member = {member: (family, split_seed[member]) for family, _, member in sources}
+    family_of = np.array([by_member[member][0] for member in preds["files"]])  # the members' order in ``preds``
+    split_of = np.array([by_member[member][1] for member in preds["files"]])
     rows = {}
     for family in families:
         sel = family_of == family
@@ -87,8 +94,8 @@ def combine_ensembles(
     base = rows[f"`{best_family}` alone"]["val"]
     comb = rows[f"`{name}` (all {len(sources)} members)"]["val"]
     member_lines = "\n".join(
-        f"| `{name}` | `{family}/{f.name}` | {split_seed[name]} | `{sha256_file(f)[:16]}…` |"
-        for family, f, name in sources
+        f"| `{member}` | `{family}/{f.name}` | {split_seed[member]} | `{sha256_file(f)[:16]}…` |"
+        for family, f, member in sources
     )
     size = sum(f.stat().st_size for _, f, _ in sources) / 1e6
     note_text = "\n" + Path(notes).read_text().strip() + "\n" if notes else ""

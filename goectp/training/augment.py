@@ -7,17 +7,21 @@ turn together); equivariance *tests* instead rebuild graphs from rotated structu
 from __future__ import annotations
 
 import torch
+from torch_geometric.data import Batch
 
 
-def random_orthogonal(n: int, generator: torch.Generator | None = None, dtype=torch.float64) -> torch.Tensor:
+def random_orthogonal(
+    n: int, generator: torch.Generator | None = None, dtype: torch.dtype = torch.float64
+) -> torch.Tensor:
     """``[n, 3, 3]`` Haar-random orthogonal matrices (QR of a Gaussian, sign-fixed), half of them reflections."""
     a = torch.randn(n, 3, 3, generator=generator, dtype=dtype)
     q, r = torch.linalg.qr(a)
     return q * torch.sign(torch.diagonal(r, dim1=-2, dim2=-1)).unsqueeze(-2)
 
 
-def rotate_batch(batch, q: torch.Tensor):
-    """Apply per-graph orthogonal ``q`` ``[B, 3, 3]`` to a batch in place and return it."""
+def rotate_batch(batch: Batch, q: torch.Tensor) -> Batch:
+    """Apply per-graph orthogonal ``q`` ``[B, 3, 3]`` to a batch in place and return it: edge vectors, lattices,
+    symmetry operations (``Q S Qᵀ``) and tensor targets (``Q y Qᵀ``) all turn."""
     q = q.to(batch.edge_vec.device)
     node_graph = batch.batch
     edge_graph = node_graph[batch.edge_index[1]]

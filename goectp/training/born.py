@@ -19,16 +19,18 @@ import copy
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+from pymatgen.core import Structure
 from torch.nn import functional as fn
+from torch_geometric.data import Batch
 from torch_geometric.loader import DataLoader
 
-from goectp.graph import build_crystal_graph
+from goectp.graph import CrystalGraph, build_crystal_graph
 from goectp.models.born import BornChargeModel, with_site_operations
 from goectp.models.goectp import GoeCTPConfig
 from goectp.physics.ionic import E2_OVER_EPS0, THZ, enforce_acoustic_sum_rule, ionic_modes
@@ -57,7 +59,6 @@ def born_graphs(
     :data:`~goectp.physics.born_data.SUM_RULE_TOLERANCE`."""
     from goectp.data.dielectric import read_dielectric_json
     from goectp.physics.born_data import SUM_RULE_TOLERANCE, read_born_charges
-    from goectp.physics.ionic import enforce_acoustic_sum_rule
 
     tolerance = SUM_RULE_TOLERANCE if sum_rule_tolerance is None else sum_rule_tolerance
 
@@ -90,7 +91,7 @@ def born_graphs(
     return BornGraphs(ids, graphs, np.array(index), skipped)
 
 
-def node_mapping(graph, structure, tol: float = 0.1) -> np.ndarray | None:
+def node_mapping(graph: CrystalGraph, structure: Structure, tol: float = 0.1) -> np.ndarray | None:
     """:func:`goectp.physics.born_data.cell_mapping` from a crystal graph's cell to ``structure``'s sites."""
     from goectp.physics.born_data import cell_mapping
 
@@ -108,7 +109,7 @@ def element_charges(graphs: Sequence) -> dict[int, float]:
     return {z: float(np.mean(v)) for z, v in sums.items()}
 
 
-def baseline_charges(graph, charges: dict[int, float]) -> torch.Tensor:
+def baseline_charges(graph: CrystalGraph, charges: dict[int, float]) -> torch.Tensor:
     """Per-element isotropic mean charges, sum rule enforced: ``(q_i − mean_j q_j) I`` ``[N, 3, 3]``."""
     q = torch.tensor([charges.get(z, 0.0) for z in graph.z.tolist()], dtype=torch.float64)
     return (q - q.mean())[:, None, None] * torch.eye(3, dtype=torch.float64)
@@ -161,7 +162,7 @@ def with_ionic_targets(graphs: Sequence, operators: Sequence[np.ndarray | None])
     return count
 
 
-def ionic_error(charges: torch.Tensor, batch) -> torch.Tensor:
+def ionic_error(charges: torch.Tensor, batch: Batch) -> torch.Tensor:
     """Per graph of ``batch`` with an operator: mean |Δε_ion| over the nine components between ``charges`` ``[N, 3,
     3]`` and the DFT charges, over (1 + the DFT charges' ε̄_ion) ``[G']``."""
     eps = ionic_tensor(charges, batch.ionic_op.to(charges.dtype), batch.batch, batch.num_graphs)
@@ -173,6 +174,8 @@ def ionic_error(charges: torch.Tensor, batch) -> torch.Tensor:
 
 @dataclass
 class BornTrainConfig:
+    """Settings of :func:`train_born_model`; the model is a mean-pooled ``goectp`` backbone with a per-atom head."""
+
     hidden: int = 64
     num_layers: int = 2
     epochs: int = 60
@@ -181,6 +184,7 @@ class BornTrainConfig:
     weight_decay: float = 1e-5
     huber_delta: float = 0.5
     seed: int = 0
+    #: torch dtype the model trains in (it is returned in float64)
     dtype: str = "float32"
     #: λ: weight of the ε_ion error at fixed force constants (graphs need :func:`with_ionic_targets`; 0: charges only)
     ionic_weight: float = 0.0
@@ -207,11 +211,14 @@ def born_model_from_backbone(path: str | Path) -> BornChargeModel:
 
 
 def train_born_model(
-    train: Sequence, val: Sequence, cfg: BornTrainConfig, log=logger.info
+    train: Sequence, val: Sequence, cfg: BornTrainConfig, log: Callable[[str], None] = logger.info
 ) -> tuple[BornChargeModel, dict]:
-    """Train on ``train``; keep the weights of the epoch with the lowest validation loss (charge MAE, plus λ times
-    the mean ε_ion error when ``cfg.ionic_weight`` λ > 0). Returns the model and the history (per epoch: train loss,
-    validation MAE, validation ε_ion error, seconds)."""
+    """Train on the graphs ``train`` (with ``born``, see :func:`born_graphs`); keep the weights of the epoch with the
+    lowest validation loss (charge MAE, plus λ times the mean ε_ion error when ``cfg.ionic_weight`` λ > 0).
+
+    Returns the model (float64, eval mode) and ``{"history": [{"epoch" (0-based), "train_loss", "val_mae",
+    "val_ionic" (NaN without λ), "s"}, ...], "best_val_mae", "best_val_ionic", "charges"}`` (``charges``:
+    :func:`element_charges` of ``train``)."""
     torch.manual_seed(cfg.seed)
     dtype = getattr(torch, cfg.dtype)
     if cfg.init_backbone:
@@ -228,7 +235,7 @@ def train_born_model(
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps = cfg.epochs * math.ceil(len(train) / cfg.batch_size)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
-    best, best_state, history = math.inf, None, []
+    best, best_state, history = math.inf, None, []  # best validation loss, its weights
     for epoch in range(cfg.epochs):
         start = time.perf_counter()
         model.train()
@@ -257,7 +264,7 @@ def train_born_model(
             }
         )
         if val_loss < best:
-            best, best_state, best_epoch = val_loss, copy.deepcopy(model.state_dict()), history[-1]
+            best, best_state, best_record = val_loss, copy.deepcopy(model.state_dict()), history[-1]
         log(
             f"  epoch {epoch:3d} loss {total / count:.4f} val MAE {mae:.4f} ε_ion error {ionic:.4f}"
             f" ({history[-1]['s']:.0f} s)"
@@ -265,8 +272,8 @@ def train_born_model(
     model.load_state_dict(best_state)
     return model.double().eval(), {
         "history": history,
-        "best_val_mae": best_epoch["val_mae"],
-        "best_val_ionic": best_epoch["val_ionic"],
+        "best_val_mae": best_record["val_mae"],
+        "best_val_ionic": best_record["val_ionic"],
         "charges": charges,
     }
 
@@ -284,7 +291,7 @@ def predict_born(model: BornChargeModel, graphs: Sequence, batch_size: int = 64)
 
 
 @torch.no_grad()
-def ionic_val_error(model: BornChargeModel, loader) -> float:
+def ionic_val_error(model: BornChargeModel, loader: DataLoader) -> float:
     """Mean :func:`ionic_error` over the graphs of ``loader`` that have an ionic operator (NaN when none has)."""
     model.eval()
     errs = torch.cat([ionic_error(model(b).double(), b) for b in loader])
@@ -292,8 +299,8 @@ def ionic_val_error(model: BornChargeModel, loader) -> float:
 
 
 @torch.no_grad()
-def born_mae(model: BornChargeModel, loader) -> float:
-    """Mean |Δ| over the nine components of every atom."""
+def born_mae(model: BornChargeModel, loader: DataLoader) -> float:
+    """Mean |Δ| (e) over the nine components of every atom of ``loader``'s graphs."""
     model.eval()
     errs = [(model(b).double() - b.born).abs().mean(dim=(1, 2)) for b in loader]
     return float(torch.cat(errs).mean())

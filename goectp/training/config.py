@@ -52,6 +52,10 @@ class TrainConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size"):  # 0 epochs divided by zero in the learning-rate schedule
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an integer of at least 1, got {value!r}")
         if self.loss not in LOSSES:
             raise ValueError(f"unknown loss {self.loss!r}: choose one of {', '.join(LOSSES)}")
         if self.relative_mean_weight < 0:
@@ -62,4 +66,5 @@ class TrainConfig:
             raise ValueError(f"ema_decay must be in (0, 1) or none, got {self.ema_decay}")
 
     def to_dict(self) -> dict:
+        """The fields as a plain dict (stored in checkpoints and ``metrics.json``)."""
         return asdict(self)

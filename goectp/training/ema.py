@@ -25,6 +25,7 @@ class ExponentialMovingAverage:
             p.requires_grad_(False)
 
     def current_decay(self) -> float:
+        """``d = min(decay, (1 + n) / (10 + n))`` after ``n`` updates."""
         return min(self.decay, (1 + self.steps) / (10 + self.steps))
 
     @torch.no_grad()
@@ -40,6 +41,7 @@ class ExponentialMovingAverage:
                 avg.copy_(source[name])
 
     def state_dict(self) -> dict:
+        """``{"decay", "steps", "weights"}``: what ``last.pt`` stores to resume the average."""
         return {"decay": self.decay, "steps": self.steps, "weights": self.model.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:

@@ -11,17 +11,15 @@ from goectp.api import predict_graphs
 from goectp.checkpoint import load_checkpoint
 from goectp.data.dataset import GraphSet
 from goectp.data.splits import random_split
-from goectp.evaluation.metrics import per_system_mae, tensor_metrics
+from goectp.evaluation.metrics import all_and_filtered_metrics
 from goectp.models import GoeCTP, GoeCTPConfig
 from goectp.training.config import TrainConfig
 from goectp.training.loop import set_seed, train
 
-#: Test records with any |component| >= this are also reported separately (the DTNet/GoeCTP filter).
-OUTLIER_ABS = 100.0
-
 
 def split_graphs(gs: GraphSet, cfg: TrainConfig) -> dict[str, GraphSet]:
-    """Random 80/10/10 split by ``cfg.split_seed``; ``cfg.max_abs`` filters train/val (the test set is kept whole)."""
+    """Random 80/10/10 split by ``cfg.split_seed`` → ``{"train", "val", "test"}``; ``cfg.max_abs`` filters train/val
+    (the test set is kept whole). Raises ``ValueError`` when a part comes out empty."""
     idx = random_split(len(gs), cfg.split_seed)
     parts = {k: gs.subset(v) for k, v in idx.items()}
     if cfg.max_abs is not None:
@@ -38,19 +36,11 @@ def split_graphs(gs: GraphSet, cfg: TrainConfig) -> dict[str, GraphSet]:
 
 
 def evaluate_test(model: GoeCTP, test: GraphSet, target: str, device: str | None = None) -> dict:
-    """Metrics on the whole test set and on the test set without |component| >= 100 records."""
+    """``model``'s :func:`~goectp.evaluation.metrics.all_and_filtered_metrics` on ``test`` (``"all"``; ``"filtered"``:
+    without the records with any |component| >= 100), with ``"pred"`` and ``"true"`` ``[n, 3, 3]``."""
     true = test.targets(target)
     pred = predict_graphs(test.graphs, model, device=device)
-    keep = np.abs(true).max(axis=(1, 2)) < OUTLIER_ABS
-    return {
-        "all": {**tensor_metrics(pred, true), "per_system": per_system_mae(pred, true, test.crystal_systems)},
-        "filtered": {
-            **tensor_metrics(pred[keep], true[keep]),
-            "per_system": per_system_mae(pred[keep], true[keep], [s for s, k in zip(test.crystal_systems, keep) if k]),
-        },
-        "pred": pred,
-        "true": true,
-    }
+    return {**all_and_filtered_metrics(pred, true, test.crystal_systems), "pred": pred, "true": true}
 
 
 def run_split(
@@ -65,6 +55,8 @@ def run_split(
 ) -> dict:
     """Train on one split and evaluate its best-validation checkpoint on the test set.
 
+    Writes, besides :func:`~goectp.training.loop.train`'s files, ``out_dir/test_predictions.npz`` (ids, pred, true,
+    crystal_system) and ``out_dir/metrics.json``; returns the content of ``metrics.json``.
     ``init_state``: a state dict (e.g. a pretrained backbone) loaded before training (``strict=False``).
     ``run_meta``: more checkpoint metadata (the CLI's ``run_config``: the ``--config`` file and its content).
     """

@@ -1,8 +1,9 @@
-"""The training loop: read it top to bottom.
+"""The training loop: read :func:`train` top to bottom.
 
 Best-validation checkpointing: ``best.pt`` holds the weights of the epoch with the lowest validation MAE (that is
 the model evaluated and shipped; with ``ema_decay``, the weights' moving average is validated and saved instead);
-``last.pt`` holds everything needed to resume (weights, optimiser, scheduler, epoch, RNG state, history, average).
+``last.pt`` holds everything needed to resume (weights, optimiser, scheduler, epoch, RNG state, history, average);
+``history.json`` one record per epoch.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.nn import functional as fn
+from torch.optim.lr_scheduler import LambdaLR
+from torch_geometric.data import Batch
 from torch_geometric.loader import DataLoader
 from tqdm.auto import tqdm
 
@@ -30,15 +33,18 @@ logger = logging.getLogger(__name__)
 
 
 def set_seed(seed: int) -> None:
+    """Seed NumPy's and torch's global generators (the weights' initialisation draws from torch's)."""
     np.random.seed(seed)
     torch.manual_seed(seed)
 
 
 def target_stats(graphs: list, attr: str = "y", log: bool = False) -> tuple[float, float]:
-    """``(scale, shift)`` of the graphs' ``attr``: shift = mean of ε̄ (isotropic part), scale = std of the remaining
-    components; with ``log`` those of the matrix logarithm.
+    """``(scale, shift)`` of the graphs' ``attr`` (``[1, 3, 3]`` per graph): shift = mean of ε̄
+    (the isotropic part), scale = std of all components of ``y − shift·I``; with ``log`` those of the matrix
+    logarithm (:func:`log_tensor`).
 
-    Scalar targets (``y`` ``[1]`` per graph, for pretraining): shift = mean, scale = std.
+    Scalar targets (``y`` ``[1]`` per graph, for pretraining): shift = mean, scale = std (1 for a single graph).
+    The scale is floored at 1e-3.
     """
     y = torch.cat([getattr(g, attr) for g in graphs]).double()
     if log:
@@ -81,7 +87,13 @@ def log_tensor(eps: torch.Tensor) -> torch.Tensor:
     return (vec * lam.clamp_min(MIN_LOG_EIGENVALUE).log().unsqueeze(-2)) @ vec.transpose(-1, -2)
 
 
-def model_loss(model: GoeCTP, batch, cfg: TrainConfig) -> torch.Tensor:
+def _check_loss_fits_head(model: GoeCTP, cfg: TrainConfig) -> None:
+    """``relative_mean_weight`` needs the plain tensor head: a decomposed or log head predicts no ε to weigh."""
+    if cfg.relative_mean_weight and (model.config.decompose or model.config.log_head):
+        raise ValueError("relative_mean_weight needs the plain tensor head (not --decompose or --log-head)")
+
+
+def model_loss(model: GoeCTP, batch: Batch, cfg: TrainConfig) -> torch.Tensor:
     """The training loss of one batch, on what the model's head predicts.
 
     - plain head: ``loss(ε, y)``, plus ``w · mean |tr ε − tr y| / tr y`` with ``w = cfg.relative_mean_weight``;
@@ -97,8 +109,7 @@ def model_loss(model: GoeCTP, batch, cfg: TrainConfig) -> torch.Tensor:
             relative = (pred.diagonal(dim1=-2, dim2=-1).sum(-1) - true_trace).abs() / true_trace
             loss = loss + cfg.relative_mean_weight * relative.mean()
         return loss
-    if cfg.relative_mean_weight:
-        raise ValueError("relative_mean_weight needs the plain tensor head (not --decompose or --log-head)")
+    _check_loss_fits_head(model, cfg)
     parts = model.forward_parts(batch)
     if model.config.log_head:
         with torch.no_grad():
@@ -117,6 +128,15 @@ def fit_target_stats(model: GoeCTP, graphs: list) -> None:
         model.set_target_stats(*target_stats(graphs, log=cfg.log_head))
 
 
+def polynomial_decay(opt: torch.optim.Optimizer, cfg: TrainConfig, total_steps: int) -> LambdaLR:
+    """The learning rate per optimiser step ``s``: ``lr_s = lr_end + (lr − lr_end) (1 − min(s, S) / S)^p`` with
+    ``S = total_steps`` and ``p = cfg.lr_power`` (1: linear), from ``cfg.lr`` down to ``cfg.lr_end``."""
+    end_factor = cfg.lr_end / cfg.lr
+    return LambdaLR(
+        opt, lambda s: end_factor + (1 - end_factor) * (1 - min(s, total_steps) / total_steps) ** cfg.lr_power
+    )
+
+
 def train(
     model: GoeCTP,
     train_graphs: list,
@@ -128,14 +148,19 @@ def train(
     stop_after: int | None = None,
     fit_stats: bool = True,
 ) -> dict:
-    """Train ``model`` on graphs whose ``y`` is the target tensor; returns the history and best validation MAE.
+    """Train ``model`` on graphs whose ``y`` is the target (tensor, or scalar for pretraining).
 
-    ``resume`` continues from ``out_dir/last.pt``; ``stop_after`` ends this call after that many epochs in total
-    (a time-boxed job; the schedule still follows ``cfg.epochs``, and a later ``resume`` continues it).
-    ``fit_stats=False`` keeps the head's target scale and mean (fine-tuning a tensor model that already has them).
+    Writes ``out_dir/best.pt`` (with ``meta`` as extra checkpoint metadata), ``last.pt`` and ``history.json``
+    (see the module docstring). ``resume`` continues from ``out_dir/last.pt``; ``stop_after`` ends this call after
+    that many epochs in total (a time-boxed job; the schedule still follows ``cfg.epochs``, and a later ``resume``
+    continues it). ``fit_stats=False`` keeps the head's target scale and mean (fine-tuning a tensor model that
+    already has them).
+
+    Returns ``{"best_val_mae", "best_epoch" (1-based; -1 before any), "history": [{"epoch", "train_loss",
+    "val_mae", "lr", "seconds"}, ...]}``.
     """
-    if cfg.relative_mean_weight and (model.config.decompose or model.config.log_head):  # before any folder is made
-        raise ValueError("relative_mean_weight needs the plain tensor head (not --decompose or --log-head)")
+    # -- 1. check the settings fit the model, then data, seeds and device
+    _check_loss_fits_head(model, cfg)  # before any folder is made
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     set_seed(cfg.seed)
@@ -149,16 +174,14 @@ def train(
         fit_target_stats(model, train_graphs)
     model.to(device)
 
+    # -- 2. optimiser, learning-rate schedule, augmentation generator, weight average, progress record
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    total_steps = cfg.epochs * math.ceil(len(train_graphs) / cfg.batch_size)
-    end_factor = cfg.lr_end / cfg.lr
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: end_factor + (1 - end_factor) * (1 - min(s, total_steps) / total_steps) ** cfg.lr_power
-    )
+    sched = polynomial_decay(opt, cfg, total_steps=cfg.epochs * math.ceil(len(train_graphs) / cfg.batch_size))
     aug_gen = torch.Generator().manual_seed(cfg.seed + 1)
     state = {"epoch": 0, "best_val": float("inf"), "best_epoch": -1, "history": []}
     ema = ExponentialMovingAverage(model, cfg.ema_decay) if cfg.ema_decay is not None else None
 
+    # -- 3. resume: restore everything ``last.pt`` holds
     if resume and (out / "last.pt").exists():
         ckpt = load_training_state(out / "last.pt", map_location=device)  # weights_only=True
         model.load_state_dict(ckpt["state_dict"])
@@ -174,6 +197,7 @@ def train(
             ema.load_state_dict(ckpt["ema"])
         logger.info("resumed from epoch %d (best val MAE %.4f)", state["epoch"], state["best_val"])
 
+    # -- 4. the epochs: train, validate, checkpoint, report
     bar = tqdm(
         range(state["epoch"], cfg.epochs),
         desc="epochs",
@@ -186,7 +210,7 @@ def train(
             break
         model.train()
         t0, losses = time.perf_counter(), []
-        for batch in train_loader:
+        for batch in train_loader:  # one optimiser step per batch
             batch = batch.to(device)
             if cfg.augment_rotations:
                 rotate_batch(batch, random_orthogonal(batch.num_graphs, aug_gen))
@@ -200,6 +224,7 @@ def train(
             if ema is not None:
                 ema.update(model)
             losses.append(loss.item())
+
         evaluated = ema.model if ema is not None else model  # the weights that are validated and saved
         val_mae = evaluate_mae(evaluated, val_loader, device)
         rec = {
@@ -211,12 +236,12 @@ def train(
         }
         state["history"].append(rec)
         state["epoch"] = epoch + 1
-        if val_mae < state["best_val"]:
+        if val_mae < state["best_val"]:  # best.pt: the weights shipped
             state["best_val"], state["best_epoch"] = val_mae, epoch + 1
             save_checkpoint(
                 out / "best.pt", evaluated, train_config=cfg.to_dict(), epoch=epoch + 1, val_mae=val_mae, **(meta or {})
             )
-        save_training_state(
+        save_training_state(  # last.pt: everything a resume needs
             out / "last.pt",
             model,
             opt,
@@ -236,5 +261,7 @@ def train(
                 state["best_val"],
                 rec["seconds"],
             )
+
+    # -- 5. the history
     (out / "history.json").write_text(json.dumps(state["history"], indent=1))
     return {"best_val_mae": state["best_val"], "best_epoch": state["best_epoch"], "history": state["history"]}

@@ -95,10 +95,10 @@ def train_splits_on_dask(
                 model_config,
                 cfg,
                 str(out),
-                resume,
-                init_from,
-                run_meta,
-                1,
+                resume=resume,
+                init_from=init_from,
+                run_meta=run_meta,
+                threads=1,  # one single-threaded worker process per split
                 pure=False,
                 key=f"train-split-{cfg['split_seed']}-{time.time_ns()}",
             )
@@ -132,6 +132,7 @@ def sequential_or_parallel(
 
 
 def _threads() -> int:
+    """Torch's current thread count (a split trained in this process keeps it)."""
     import torch
 
     return torch.get_num_threads()
