@@ -271,3 +271,18 @@ def test_fit_factor_recovers_the_scale_of_gaussian_errors():
     k = fit_factor(err, base)
     assert k == pytest.approx(2.5, rel=0.03)
     assert 0.90 <= coverage(err, k * base, 2) <= 0.97 and 0.60 <= coverage(err, k * base, 1) <= 0.75
+
+
+def test_the_reliability_plot_leaves_the_callers_matplotlib_backend_alone(tmp_path):
+    import matplotlib
+
+    from goectp.release.calibrate import LEVELS, plot_reliability
+
+    before = matplotlib.get_backend()
+    matplotlib.use("svg")  # a caller's own backend (a notebook's, say): not Agg
+    try:
+        curve = {"before": np.asarray(LEVELS) * 0.8, "after": np.asarray(LEVELS)}
+        path = plot_reliability({"eps_mean": curve, "tensor": curve}, tmp_path / "r.png", "title")
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and matplotlib.get_backend() == "svg"
+    finally:
+        matplotlib.use(before)

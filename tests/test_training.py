@@ -319,6 +319,9 @@ def test_the_relative_mean_term_adds_the_relative_error_of_the_trace(tmp_path):
     with pytest.raises(ValueError, match="plain tensor head"):  # refused before training starts
         train(Head(), [], [], TrainConfig(relative_mean_weight=1.0), out_dir=tmp_path / "run")
     assert not (tmp_path / "run").exists()
+    with pytest.raises(ValueError, match="decompose learns the total tensor"):  # also before any folder is made
+        train(Head(), [], [], TrainConfig(target="ionic"), out_dir=tmp_path / "run")
+    assert not (tmp_path / "run").exists()
 
 
 def test_weight_average_follows_the_recursion_with_warm_up():

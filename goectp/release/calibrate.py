@@ -51,12 +51,10 @@ def reliability_curves(held: dict, cal: Calibration) -> dict[str, dict[str, np.n
 
 def plot_reliability(curves: dict, path: Path, title: str) -> Path:
     """The reliability diagram (before/after, ε̄ and the diagonal components) as a PNG at ``path``."""
-    import matplotlib
+    from matplotlib.figure import Figure  # not pyplot: the caller's backend (a notebook's) stays as it is
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(8, 3.8), sharey=True)
+    fig = Figure(figsize=(8, 3.8))
+    axes = fig.subplots(1, 2, sharey=True)
     for ax, (q, label) in zip(axes, (("eps_mean", "ε̄ (mean eigenvalue)"), ("tensor", "diagonal components"))):
         ax.plot([0, 1], [0, 1], color="#999", lw=1, ls="--", label="ideal")
         ax.plot(LEVELS, curves[q]["before"], "o-", color="#d62728", ms=3, label="raw member std")
@@ -69,7 +67,6 @@ def plot_reliability(curves: dict, path: Path, title: str) -> Path:
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=80)  # small: one per shipped ensemble, in git
-    plt.close(fig)
     return path
 
 

@@ -161,6 +161,8 @@ def train(
     """
     # -- 1. check the settings fit the model, then data, seeds and device
     _check_loss_fits_head(model, cfg)  # before any folder is made
+    if model.config.decompose and cfg.target != "total":
+        raise ValueError(f"decompose learns the total tensor from its two parts, not the {cfg.target!r} one")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     set_seed(cfg.seed)
@@ -168,8 +170,6 @@ def train(
     loader_gen = torch.Generator().manual_seed(cfg.seed)
     train_loader = DataLoader(train_graphs, batch_size=cfg.batch_size, shuffle=True, generator=loader_gen)
     val_loader = DataLoader(val_graphs, batch_size=cfg.batch_size)
-    if model.config.decompose and cfg.target != "total":
-        raise ValueError(f"decompose learns the total tensor from its two parts, not the {cfg.target!r} one")
     if fit_stats:
         fit_target_stats(model, train_graphs)
     model.to(device)
