@@ -9,21 +9,20 @@ import asyncio
 import concurrent.futures
 import contextlib
 import functools
-import gzip
 import json
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import panel as pn
 import param
 from pymatgen.core import Structure
 
+from explorer.dataset_index import DatasetIndex
 from explorer.html_blocks import alert_html
 from explorer.live import add_on_demand, live_pane
-from explorer.paths import DATASET_FILE, data_dir, examples_dir
+from explorer.paths import DATASET_FILE, examples_dir
 from explorer.safe import escape_html
 from explorer.session import running_on_server
 from explorer.uploads import (  # noqa: F401 - re-exported: the upload steps' public names
@@ -109,86 +108,6 @@ class ExampleGallery:
                 structure = structure_from_file(path, max_sites=max_sites)  # counted before the parse
                 _GALLERY_CACHE[key] = prepare_structure(structure, f"{name} (example)", max_sites=max_sites)
             return _GALLERY_CACHE[key]
-
-
-class DatasetIndex:
-    """Lazy view of ``mp_dielectric_open.json.gz``: loaded on first use, then kept (about 1 s to load)."""
-
-    def __init__(self, directory: str | Path | None = None) -> None:
-        self.directory = Path(directory) if directory else data_dir()
-        self._records: dict[str, dict] | None = None
-        self._formulas: dict[str, str] = {}
-
-    @property
-    def path(self) -> Path | None:
-        return self.directory / DATASET_FILE if self.directory else None
-
-    @property
-    def available(self) -> bool:
-        return self.path is not None and self.path.is_file()
-
-    @property
-    def loaded(self) -> bool:
-        return self._records is not None
-
-    def _load(self) -> dict[str, dict]:
-        if self._records is None:
-            if not self.available:
-                raise FileNotFoundError(f"dataset not found: {self.path} (set GOECTP_DATA to its directory)")
-            from pymatgen.core import Composition
-
-            with gzip.open(self.path, "rt", encoding="utf-8") as fh:
-                records = json.load(fh)
-            for key, rec in records.items():
-                counts: dict[str, float] = {}
-                for site in rec["structure"]["sites"]:
-                    for sp in site["species"]:
-                        counts[sp["element"]] = counts.get(sp["element"], 0.0) + sp["occu"]
-                self._formulas[key] = Composition(counts).reduced_formula
-            self._records = records
-        return self._records
-
-    def __len__(self) -> int:
-        return len(self._load())
-
-    def search(self, query: str, limit: int = 50) -> list[tuple[str, str, int]]:
-        """Records whose id or reduced formula matches ``query``: ``[(id, formula, n_sites)]``.
-
-        An exact id, an exact formula (in any order, e.g. ``O3SrTi`` = ``SrTiO3``) or a substring of either.
-        """
-        records = self._load()
-        q = query.strip()
-        if not q:
-            return []
-        try:
-            from pymatgen.core import Composition
-
-            canonical = Composition(q).reduced_formula
-        except Exception:
-            canonical = None
-        ql = q.lower()
-        exact, partial = [], []
-        for key, formula in self._formulas.items():
-            if key.lower() == ql or formula == canonical:
-                exact.append(key)
-            elif ql in key.lower() or ql in formula.lower():
-                partial.append(key)
-        hits = (exact + partial)[:limit]
-        return [(k, self._formulas[k], len(records[k]["structure"]["sites"])) for k in hits]
-
-    def record(self, key: str) -> tuple[Any, dict[str, Any]]:
-        """``(Structure, reference)`` with reference = DFT tensors ``electronic/ionic/total`` (3x3), band gap, id."""
-        from goectp.structures import structure_from_dict
-
-        records = self._load()
-        if key not in records:
-            raise KeyError(f"no record {key!r} in {DATASET_FILE}")
-        rec = records[key]
-        reference = {name: np.asarray(rec[name], dtype=np.float64) for name in ("electronic", "ionic", "total")}
-        reference.update(
-            id=key, band_gap=rec.get("band_gap"), source=rec.get("source", ""), material_id=rec.get("material_id")
-        )
-        return structure_from_dict(rec["structure"], f"record {key[:80]!r}"), reference
 
 
 # ---------------------------------------------------------------------------------------------------- component
@@ -330,7 +249,7 @@ class StructureLoader(pn.viewable.Viewer):
     def search_dataset(self, query: str) -> list[tuple[str, str, int]]:
         try:
             hits = self.dataset.search(query)
-        except FileNotFoundError as exc:
+        except (FileNotFoundError, ValueError) as exc:  # ValueError: a damaged data file, named
             self.error = str(exc)
             return []
         self._dataset_results = {f"{k} — {f} ({n} sites)": k for k, f, n in hits}
@@ -342,7 +261,7 @@ class StructureLoader(pn.viewable.Viewer):
     def load_dataset_record(self, key: str) -> bool:
         try:
             structure, reference = self.dataset.record(key)
-        except (KeyError, FileNotFoundError) as exc:
+        except (KeyError, FileNotFoundError, ValueError) as exc:
             self.error = str(exc)
             return False
         return self.set_structure(structure, f"{key} (dataset)", "dataset", reference=reference)
@@ -382,7 +301,7 @@ class StructureLoader(pn.viewable.Viewer):
         self.search_dataset(query)
 
     def _load_dataset_quietly(self) -> None:
-        with contextlib.suppress(FileNotFoundError):  # search_dataset reports it
+        with contextlib.suppress(FileNotFoundError, ValueError):  # search_dataset reports it
             len(self.dataset)
 
     def _load_choice(self, _event: Any = None) -> None:

@@ -9,7 +9,6 @@ the view is :class:`explorer.screening.ScreeningMap`.
 
 from __future__ import annotations
 
-import gzip
 import json
 from functools import cached_property
 from pathlib import Path
@@ -23,6 +22,7 @@ from explorer.paths import SCREENING_STRUCTURES_FILE as STRUCTURES_FILE
 from explorer.paths import SCREENING_TOP_HIGH_K_FILE as TOP_HIGH_K_FILE
 from explorer.paths import SCREENING_TRAINING_FILE as TRAINING_FILE
 from goectp.csvsafe import restore_frame
+from goectp.data.dielectric import MAX_DATASET_BYTES, load_json_file
 
 RESULT_COLUMNS = (
     "id",
@@ -55,6 +55,8 @@ OPTIONAL_COLUMNS = [
 PHYSICS_COLUMNS = ("eps_mean_physics", "physics_used")
 #: Band-gap classes: a known metal (gap == 0: a static ε has no meaning), an insulator, or a gap nobody computed.
 GAP_INSULATOR, GAP_METAL, GAP_UNKNOWN = "insulator (gap > 0)", "metal (gap = 0)", "unknown gap"
+#: Largest structures file read, once decompressed (the shared pool is 24 MB): a small gzip bomb is refused.
+MAX_JSON_BYTES = MAX_DATASET_BYTES
 UNKNOWN_GAP_X = -0.4  # where candidates with an unknown gap are drawn (left of the axis origin, own marker)
 
 
@@ -237,11 +239,11 @@ class ScreeningData:
 
 
 def _read_json_object(path: Path, shape) -> dict:
-    """``shape(json of the gzipped file at path)``; a :class:`ValueError` naming the file for any problem."""
+    """``shape(json of the gzipped file at path)``; a :class:`ValueError` naming the file for any problem (read
+    within the library's size limit once decompressed: a small gzip bomb never fills the server's memory)."""
     try:
-        with gzip.open(path, "rt", encoding="utf-8") as fh:
-            out = shape(json.load(fh))
-    except Exception as exc:  # not gzip, not JSON, or not the expected layout
+        out = shape(load_json_file(path, "JSON(.gz)", MAX_JSON_BYTES))
+    except Exception as exc:  # too large, not gzip, not JSON, or not the expected layout
         raise ValueError(f"could not read {path.name}: {type(exc).__name__}: {exc}"[:300]) from exc
     if not isinstance(out, dict):
         raise ValueError(f"could not read {path.name}: expected an object keyed by candidate id")

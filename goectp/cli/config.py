@@ -28,6 +28,7 @@ import argparse
 import dataclasses
 import hashlib
 import json
+import math
 import re
 import types
 import typing
@@ -67,11 +68,15 @@ def _parse_scalar(kind: type, optional: bool) -> Any:
         if optional and text.strip().lower() in {"none", "null", "off"}:
             return None
         try:
-            return kind(text)
+            value = kind(text)
         except ValueError:
+            value = None
+        if value is None or (kind is float and not math.isfinite(value)):  # nan / inf: a run of NaN losses
             raise argparse.ArgumentTypeError(
-                f"expected {kind.__name__}{' or none' if optional else ''}, got {text!r}"
-            ) from None
+                f"expected {'a finite ' if kind is float else ''}{kind.__name__}{' or none' if optional else ''}, "
+                f"got {text!r}"
+            )
+        return value
 
     convert.__name__ = kind.__name__  # argparse names the type in its error messages
     return convert
@@ -184,13 +189,36 @@ def add_config_arguments(
 
 
 # ------------------------------------------------------------------------------------------------ --config FILE
+#: Largest run config file read (a run config is a few hundred bytes).
+MAX_CONFIG_BYTES = 1 << 20
+
+
+def _loader_without_aliases(yaml: Any) -> type:
+    """``yaml.SafeLoader`` refusing aliases (``*name``): nine lines of nested aliases expand to 10⁹ strings when the
+    config is recorded (the "billion laughs")."""
+
+    class NoAliasLoader(yaml.SafeLoader):
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            if self.check_event(yaml.AliasEvent):
+                mark = self.peek_event().start_mark
+                raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed in a run config", mark)
+            return super().compose_node(parent, index)
+
+    return NoAliasLoader
+
+
 def read_config_file(path: str | Path) -> dict[str, Any]:
     """A TOML (``tomllib``) or YAML (``pyyaml``, if installed) file as a dict; :class:`ConfigFileError` otherwise."""
     path = Path(path)
     try:
-        raw = path.read_bytes()
+        if path.exists() and not path.is_file():  # a folder, /dev/zero, a pipe: read forever or fail oddly
+            raise ConfigFileError(f"{path}: not a regular file")
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:
         raise ConfigFileError(f"cannot read the config file {path}: {exc.strerror or exc}") from exc
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigFileError(f"{path}: larger than {MAX_CONFIG_BYTES:,} bytes; not a run config")
     suffix = path.suffix.lower()
     if suffix in {".yaml", ".yml"}:
         try:
@@ -198,7 +226,7 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         except ImportError as exc:
             raise ConfigFileError(f"{path}: reading YAML needs pyyaml (pip install pyyaml); or use TOML") from exc
         try:
-            data = yaml.safe_load(raw.decode("utf-8")) or {}
+            data = yaml.load(raw.decode("utf-8"), Loader=_loader_without_aliases(yaml)) or {}  # a SafeLoader
         except (yaml.YAMLError, UnicodeDecodeError) as exc:
             raise ConfigFileError(f"{path}: not valid YAML ({exc})") from exc
     else:
@@ -226,11 +254,65 @@ def check_config(data: dict[str, Any], path: str | Path, parser: argparse.Argume
             raise ConfigFileError(f"{path}: unknown section [{section}]; use {', '.join(f'[{s}]' for s in SECTIONS)}")
         if not isinstance(values, dict):
             raise ConfigFileError(f"{path}: [{section}] must be a table of keys, got {type(values).__name__}")
-        for key in values:
+        for key, value in values.items():
             if key not in known.get(section, set()):
                 raise ConfigFileError(
                     f"{path}: unknown key {key!r} in [{section}]; known keys: {', '.join(sorted(known[section]))}"
                 )
+            problem = _value_problem(parser, section, key, value)
+            if problem:
+                raise ConfigFileError(f"{path}: [{section}] {key} = {str(value)[:60]!r}: {problem}")
+
+
+def _kind_problem(value: Any, kind: Any, choices: typing.Sequence | None = None) -> str | None:
+    """Why ``value`` (from a config file) is not a ``kind`` (bool, int, float, str) among ``choices``, or None."""
+    if kind is bool:
+        ok, want = isinstance(value, bool), "true or false"
+    elif kind is int:
+        ok, want = isinstance(value, int) and not isinstance(value, bool), "an integer"
+    elif kind is float:
+        ok, want = isinstance(value, (int, float)) and not isinstance(value, bool), "a finite number"
+        try:
+            ok = ok and math.isfinite(value)  # TOML and YAML spell nan and inf: a run of NaN losses
+        except OverflowError:  # a YAML integer too large for a float
+            ok = False
+    elif kind is str:
+        ok, want = isinstance(value, str), "a string"
+    else:  # dicts and other structured fields: their dataclass checks them
+        return None
+    if not ok:
+        return f"expected {want}, got {type(value).__name__}"
+    if choices and value not in choices:
+        return f"expected one of {', '.join(map(str, choices))}"
+    return None
+
+
+def _value_problem(parser: argparse.ArgumentParser, section: str, key: str, value: Any) -> str | None:
+    """Why a config file's ``value`` for ``key`` cannot be used (the type of its dataclass field or option), or None."""
+    actions = {a.dest: a for a in parser._actions}
+    if section == "run":
+        action = actions[key]
+        if action.nargs == 0:  # a flag
+            return _kind_problem(value, bool)
+        if value is None and action.default is None:
+            return None
+        many = action.nargs in ("+", "*")
+        if many and not isinstance(value, list):
+            return "expected a list"
+        kind = action.type if action.type in (int, float) else str  # other types (Path, ...) convert text
+        for item in value if many else [value]:
+            problem = _kind_problem(item, kind, action.choices)
+            if problem:
+                return problem
+        return None
+    kind, optional = _unwrap_optional({n: t for n, t, _ in field_specs(_classes(parser)[section])}[key])
+    if value is None:
+        return None if optional else "expected a value, got null"
+    action = actions.get(_dest(section, key))
+    choices = [c for c in action.choices if c is not None] if action is not None and action.choices else None
+    if typing.get_origin(kind) is typing.Literal:
+        kind, choices = str, choices or list(typing.get_args(kind))
+    return _kind_problem(value, kind, choices)
 
 
 def _config_fields(parser: argparse.ArgumentParser) -> dict[str, set[str]]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import math
 import os
 import zlib
 from dataclasses import dataclass, field
@@ -43,9 +44,23 @@ class DielectricRecord:
 MAX_DATASET_BYTES = 500_000_000
 
 
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``json.loads``' ``object_pairs_hook``: an object naming a key twice is refused (``json`` would keep the last
+    value silently: a record, or a tensor, lost without a word)."""
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise ValueError(f"the key {key[:80]!r} appears twice in one object (duplicate id or field)")
+            seen.add(key)
+    return out
+
+
 def load_json_file(path: str | os.PathLike, what: str = "JSON", max_bytes: int = MAX_DATASET_BYTES) -> Any:
     """The JSON value of a plain or gzipped file, read within ``max_bytes`` (decompressed); a ``ValueError`` naming
-    the file for anything unreadable: not JSON, not UTF-8, a corrupt archive, nesting too deep, too large."""
+    the file for anything unreadable: not JSON, not UTF-8, a corrupt archive, nesting too deep, too large, a key
+    given twice in one object."""
     path = Path(path)
     try:
         with open(path, "rb") as raw:
@@ -54,7 +69,7 @@ def load_json_file(path: str | os.PathLike, what: str = "JSON", max_bytes: int =
             data = f.read(max_bytes + 1)
         if len(data) > max_bytes:
             raise ValueError(f"more than {max_bytes:,} bytes once decompressed")
-        return json.loads(data.decode("utf-8"))
+        return json.loads(data.decode("utf-8"), object_pairs_hook=_unique_keys)
     except RecursionError as exc:
         raise ValueError(f"{path}: not a readable {what} file (nested too deeply)") from exc
     except json.JSONDecodeError as exc:
@@ -70,7 +85,7 @@ MAX_COMPONENT = 1.0e5
 def _tensor(value: Any, key: str, rid: str) -> np.ndarray:
     try:
         arr = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:  # OverflowError: a 400-digit integer
         raise ValueError(f"record {rid}: {key} tensor is not a matrix of numbers ({exc})"[:300]) from exc
     if arr.shape == (6,):  # Voigt-like order 11 22 33 23 13 12 is NOT assumed: refuse ambiguity
         raise ValueError(f"record {rid}: {key} tensor has 6 components; give the full 3x3 matrix")
@@ -83,6 +98,19 @@ def _tensor(value: Any, key: str, rid: str) -> np.ndarray:
             f"record {rid}: {key} tensor has a component of {np.abs(arr).max():.3g}, beyond ±{MAX_COMPONENT:g}"
         )
     return 0.5 * (arr + arr.T)
+
+
+def _band_gap(value: Any, rid: str) -> float | None:
+    """A record's band gap (eV): ``None``, or a finite number >= 0 (NaN, ±inf, a negative gap or a number too large
+    for a float are refused: downstream they would silently mean "unknown" or "metal")."""
+    try:
+        gap = None if value is None else float(value)
+    except (TypeError, ValueError, OverflowError):
+        gap = float("nan")
+    if gap is not None and not (math.isfinite(gap) and gap >= 0):
+        shown = str(value)[:40]
+        raise ValueError(f"record {rid}: band_gap must be a number or null (a finite gap >= 0 eV), not {shown!r}")
+    return gap
 
 
 def parse_dielectric_dict(data: dict[str, dict]) -> list[DielectricRecord]:
@@ -107,11 +135,7 @@ def parse_dielectric_dict(data: dict[str, dict]) -> list[DielectricRecord]:
         tensors = {k: _tensor(entry[k], k, rid) for k in TARGETS if entry.get(k) is not None}
         if not tensors:
             raise ValueError(f"record {rid}: no dielectric tensor among {TARGETS}")
-        gap = entry.get("band_gap")
-        try:
-            gap = None if gap is None else float(gap)
-        except (TypeError, ValueError):
-            raise ValueError(f"record {rid}: band_gap must be a number or null, not {str(gap)[:40]!r}") from None
+        gap = _band_gap(entry.get("band_gap"), rid)
         known = {"structure", *TARGETS, "band_gap", "material_id", "source"}
         extra = {k: v for k, v in entry.items() if k not in known}
         records.append(

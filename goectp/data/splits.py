@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 #: The five split seeds used for every reported number and the shipped ensemble.
@@ -35,8 +37,14 @@ def split_masks(n: int, seeds: tuple[int, ...] | list[int] = SPLIT_SEEDS) -> dic
 
 
 def crystal_system(structure, symprec: float = CRYSTAL_SYSTEM_SYMPREC) -> str:
-    """Crystal system from spglib (``SpacegroupAnalyzer(symprec).get_crystal_system()``); 'triclinic' on failure."""
+    """Crystal system from spglib (``SpacegroupAnalyzer(symprec).get_crystal_system()``); 'triclinic' on failure.
+
+    A ``symprec`` that is not a finite number above 0 is a ``ValueError`` (spglib crashes the process on NaN or a
+    negative tolerance)."""
     from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+
+    if not (isinstance(symprec, (int, float)) and math.isfinite(symprec) and symprec > 0):
+        raise ValueError(f"symprec must be a finite tolerance above 0 Å, got {symprec!r}")
 
     try:
         return SpacegroupAnalyzer(structure, symprec=symprec).get_crystal_system()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -80,6 +81,16 @@ class ScreeningOptions:
             )
         if self.physics_top < 0:
             raise ValueError(f"physics_top must be >= 0, got {self.physics_top}")
+        if self.batch_size < 1 or (self.torch_threads is not None and self.torch_threads < 0):
+            raise ValueError(
+                f"batch_size must be >= 1 and torch_threads >= 0, got {self.batch_size} and {self.torch_threads}"
+            )
+        for name in ("kappa", "min_gap", "aniso_min_gap"):  # NaN: every comparison false, empty lists without a word
+            value = getattr(self, name)
+            if value is not None and not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number, got {value}")
+        if self.symprec and not (math.isfinite(self.symprec) and self.symprec > 0):  # spglib segfaults on these
+            raise ValueError(f"symprec must be a tolerance above 0 Å (0 or none skips the column), got {self.symprec}")
 
     @property
     def work_dir(self) -> Path:

@@ -85,8 +85,8 @@ def load_training_index(path: str | os.PathLike, volume_tol: float = VOLUME_TOL)
             raise ValueError(f"{path}: record {key!r} has no 'structure'; not a training dataset")
         try:
             formula, n_sites, volume = formula_sites_volume(rec["structure"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"{path}: record {key!r} has a malformed structure ({exc})") from exc
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:  # OverflowError: a 400-digit number
+            raise ValueError(f"{path}: record {key!r} has a malformed structure ({exc})"[:400]) from exc
         index.add(rec.get("id") or str(key), rec.get("material_id"), formula, n_sites, volume)
     return index
 

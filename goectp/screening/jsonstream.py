@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -93,7 +94,8 @@ def iter_json_items(path: str | os.PathLike, block: int = BLOCK_CHARS) -> Iterat
     """Yield ``(index, element)`` of a top-level JSON array, or ``(key, value)`` of a top-level JSON object.
 
     Raises ``ValueError`` naming the file, the element and the problem if the document is not an array/object, is
-    malformed, is not UTF-8, or holds an element nested too deeply or a number too long to convert.
+    malformed, is not UTF-8, is a truncated or corrupt gzip archive, or holds an element nested too deeply or a
+    number too long to convert.
     """
     done = 0
     try:
@@ -106,6 +108,8 @@ def iter_json_items(path: str | os.PathLike, block: int = BLOCK_CHARS) -> Iterat
         raise ValueError(f"{Path(path).name}: not UTF-8 text (byte {exc.start}: {exc.reason})") from exc
     except ValueError as exc:  # malformed JSON, a 5,000-digit integer, an element too long
         raise ValueError(f"{Path(path).name}: element {done}: {exc}"[:400]) from exc
+    except (EOFError, OSError, zlib.error) as exc:  # a truncated or corrupt gzip archive, met after its first block
+        raise ValueError(f"{Path(path).name}: element {done}: not a readable JSON(.gz) file ({exc})"[:400]) from exc
 
 
 def _items(path: str | os.PathLike, block: int) -> Iterator[tuple[str | int, Any]]:
