@@ -68,16 +68,21 @@ def fit(default, estimate, unstable, lowest, true, free: list[int], start: np.nd
     return theta
 
 
-def sigma_points(pred, true, sigma_mean, sigma_tensor, finite) -> dict[str, np.ndarray]:
-    """What the σ fit needs of some records: |ε̄ error|, the default's calibrated σ of ε̄ and the tensor's, the
-    component errors, and whether the physics term was used (a finite estimate)."""
-    from goectp.tensor_stats import mean_eigenvalue
+def sigma_points(pred, true, sigma_mean, sigma_tensor, sigma_alpha, finite) -> dict[str, np.ndarray]:
+    """What the σ fit needs of some records: the errors of ε̄, of the components and of α = λmax/λmin, the
+    default's calibrated σ of each, and whether the physics term was used (a finite estimate)."""
+    from goectp.tensor_stats import anisotropy_ratio, mean_eigenvalue
 
+    alpha = [anisotropy_ratio(np.linalg.eigvalsh(0.5 * (t + np.swapaxes(t, -1, -2))))[0] for t in (pred, true)]
+    with np.errstate(invalid="ignore"):
+        err_alpha = np.abs(alpha[0] - alpha[1])
     return {
         "err": np.abs(mean_eigenvalue(pred) - mean_eigenvalue(true)),
         "sigma": sigma_mean,
         "err_tensor": np.abs(pred - true),
         "sigma_tensor": sigma_tensor,
+        "err_alpha": err_alpha,
+        "sigma_alpha": sigma_alpha,
         "used": finite.all(axis=(1, 2)),
     }
 
@@ -92,9 +97,9 @@ def fit_sigma_scale(points: dict[str, list[dict]]) -> tuple[list[float], dict[st
     scale = [round(fit_factor(val["err"][g], val["sigma"][g]), 4) for g in (val["used"], ~val["used"])]
     print(
         "\n| σ of the physics model | records | ±1σ of ε̄ | ±2σ of ε̄ | ±2σ of the components | the same, an error "
-        f"< {NOISE} counting as covered |"
+        f"< {NOISE} counting as covered | ±2σ of α |"
     )
-    print("|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|")
     out = {}
     for part, pts in (("validation (out of fold)", val), ("test", test)):
         factor = np.where(pts["used"], scale[0], scale[1])
@@ -104,7 +109,11 @@ def fit_sigma_scale(points: dict[str, list[dict]]) -> tuple[list[float], dict[st
                 c1, c2 = coverage(pts["err"][g], sig[g], 1), coverage(pts["err"][g], sig[g], 2)
                 c2t = coverage(pts["err_tensor"][g], sig_t[g], 2)
                 c2n = float(np.mean((pts["err_tensor"][g] <= 2 * sig_t[g]) | (pts["err_tensor"][g] < NOISE)))
-                print(f"| {part}, {group}, {label} | {int(g.sum())} | {c1:.3f} | {c2:.3f} | {c2t:.3f} | {c2n:.3f} |")
+                c2a = coverage(pts["err_alpha"][g], f[g] * pts["sigma_alpha"][g], 2)
+                print(
+                    f"| {part}, {group}, {label} | {int(g.sum())} | {c1:.3f} | {c2:.3f} | {c2t:.3f} | {c2n:.3f} | "
+                    f"{c2a:.3f} |"
+                )
                 if part == "test" and group == "all" and label != "default's σ":
                     out = {"coverage_1sigma_mean_fitted": round(c1, 4), "coverage_2sigma_mean_fitted": round(c2, 4)}
     return scale, out
@@ -119,7 +128,7 @@ def main() -> None:
     from goectp.evaluation.metrics import headline_metrics
     from goectp.physics.combine import gated
     from goectp.registry import resolve_model_path
-    from goectp.tensor_stats import mean_eigenvalue
+    from goectp.tensor_stats import ensemble_statistics, mean_eigenvalue
     from goectp.uncertainty import Calibration, heldout_predictions, split_means, split_members
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -171,6 +180,9 @@ def main() -> None:
             "eps_mean", mean_eigenvalue(held_d["members"][o]).std(axis=0), mean_eigenvalue(default[k]), len(o)
         )
         for k, o in enumerate(own)
+    ]
+    sigma_alpha = [  # the calibrated σ of α = λmax/λmin (propagated from the eigenvalues' σ), as predict_summary's
+        ensemble_statistics(held_d["members"][o], calibration)["anisotropy_std"] for o in own
     ]
     true = held_d["true"]
 
@@ -230,7 +242,7 @@ def main() -> None:
             pred = gated(theta, d, e, u, lo)
             val_mae.append(float(np.abs(pred - t).mean()))
             errors[name]["val"].append(
-                sigma_points(pred, t, sigma_mean[f][sets["val"][f]], sigma[f][sets["val"][f]], np.isfinite(e))
+                sigma_points(pred, t, *(q[f][sets["val"][f]] for q in (sigma_mean, sigma, sigma_alpha)), np.isfinite(e))
             )
             val_scores.append({**headline_metrics(pred, t), "tail_ratio": tail_ratio(pred, t)})
         per_split = []
@@ -246,7 +258,7 @@ def main() -> None:
             h["theta"] = theta.tolist()
             per_split.append(h)
             errors[name]["test"].append(
-                sigma_points(pred, true[m], sigma_mean[k][m], sigma[k][m], np.isfinite(est[k][m]))
+                sigma_points(pred, true[m], sigma_mean[k][m], sigma[k][m], sigma_alpha[k][m], np.isfinite(est[k][m]))
             )
         rows[name] = {
             "val_mae": val_mae,
