@@ -119,3 +119,4 @@ def test_goectp_models_gives_the_physics_models_numbers(capsys):
     assert main(["models"]) == 0
     line = [r for r in capsys.readouterr().out.splitlines() if r.startswith("physics ")][0]
     assert f"test MAE {metrics['mae']:.3f}, ε̄ Spearman {metrics['spearman_eps_mean']:.3f}" in line
+    assert line.endswith(f", ±2σ {100 * metrics['coverage_2sigma_mean_fitted']:.1f} %")

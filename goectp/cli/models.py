@@ -37,7 +37,8 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def physics_line() -> str:
-    """The ``physics`` model's line: what it is and its 5-split test numbers from ``assets/physics/physics.json``."""
+    """The ``physics`` model's line: what it is and its 5-split test numbers from ``assets/physics/physics.json``
+    (test MAE, ε̄ Spearman, and the ±2σ coverage of ε̄ with its own σ)."""
     from goectp.physics.config import PHYSICS_FILE
     from goectp.registry import assets_dir
 
@@ -48,6 +49,8 @@ def physics_line() -> str:
     try:
         raw = json.loads((assets_dir() / PHYSICS_FILE).read_text(encoding="utf-8"))
         m = raw["metrics_5_split_mean"][raw["rule"]]
-        return f"{line} — test MAE {float(m['mae']):.3f}, ε̄ Spearman {float(m['spearman_eps_mean']):.3f}"
+        line += f" — test MAE {float(m['mae']):.3f}, ε̄ Spearman {float(m['spearman_eps_mean']):.3f}"
+        coverage = m.get("coverage_2sigma_mean_fitted")  # its own σ (sigma_scale), when fitted
+        return line + (f", ±2σ {100 * float(coverage):.1f} %" if coverage is not None else "")
     except (OSError, ValueError, KeyError, TypeError):  # no description shipped: the line without numbers
         return line
