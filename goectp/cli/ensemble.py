@@ -10,9 +10,9 @@ The release path of a trained ensemble: export a training run with a model card,
 combine shipped ensembles into one.
 
 examples:
-  goectp ensemble export runs/paper/best --name default --float16 --command "goectp train ... --out runs/paper/best"
+  goectp ensemble export runs/mine --name mine --float16 --command "goectp train ... --out runs/mine"
   goectp ensemble calibrate --model default    # a shipped name, or a folder of split*.pt members
-  goectp ensemble combine chgnet pretrained-bulk-modulus --name combined
+  goectp ensemble combine pretrained-bulk-modulus-chgnet fast --name both
   goectp ensemble share decomposed-bulk-modulus-layers2 --parts-from electronic
   goectp ensemble float16 fast electronic     # weight matrices stored as float16 (then re-calibrate)
 """
