@@ -90,6 +90,17 @@ def test_export_then_calibrate_a_tiny_run(tmp_path, monkeypatch, capsys):
     card = (folder / "MODEL_CARD.md").read_text()
     assert "## Calibration" in card and f"goectp ensemble calibrate --model {folder.name}" in card
 
+    (tmp_path / "models" / "aliases.json").write_text(json.dumps({"default": "tiny"}))
+    bare = ["ensemble", "export", str(run), "--assets", str(tmp_path / "models"), "--no-calibrate"]
+    assert cli_main([*bare, "--name", "default"]) != 0  # a folder "default" would hide the alias
+    assert "'default' is an alias" in capsys.readouterr().err and not (tmp_path / "models" / "default").exists()
+    assert cli_main(bare) == 0  # no --name: the run folder's name
+    assert sorted(p.name for p in (tmp_path / "models" / run.name).glob("*.pt")) == [
+        "split0.pt",
+        "split1.pt",
+        "split2.pt",
+    ]
+
 
 def test_export_with_float16_stores_half_the_weight_bytes(tmp_path, monkeypatch, capsys):
     """`--float16`: the weight matrices of the exported members are float16, the card says so, and the members

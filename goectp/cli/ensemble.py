@@ -70,7 +70,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
 
     export.add_argument("run", type=Path, help="folder with split*/best.pt and split*/metrics.json")
-    export.add_argument("--name", default="default", help="folder name under --assets (default: %(default)s)")
+    export.add_argument(
+        "--name", default=None, help="folder name under --assets (default: the run folder's name; not an alias)"
+    )
     export.add_argument("--command", default="", help="the command line that produced the run (for the card)")
     export.add_argument(
         "--float16", action="store_true", help="store the weight matrices as float16 (half the bytes; as `float16`)"

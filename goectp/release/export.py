@@ -12,6 +12,7 @@ from goectp.checkpoint import SCHEMA_VERSION, atomic_save, read_checkpoint
 from goectp.data import DIELECTRIC_FILE, data_dir, sha256_file
 from goectp.evaluation import table2_markdown
 from goectp.evaluation.metrics import summarize_splits
+from goectp.registry import ALIASES_FILE
 
 #: How the card names each target.
 TARGET_DESCRIPTIONS = {
@@ -36,7 +37,7 @@ LIMITS = {
 
 def export_ensemble(
     run: str | Path,
-    name: str = "default",
+    name: str | None = None,
     assets: str | Path = "assets/models",
     command: str = "",
     notes: str | Path | None = None,
@@ -49,9 +50,20 @@ def export_ensemble(
     ``float16``: store the weight matrices as float16 (:mod:`goectp.release.half`; half the bytes, predictions
     within ~1e-3), before the calibration is fitted.
 
+    ``name``: the folder under ``assets`` (default: the run folder's name); a name that ``assets/aliases.json``
+    uses as an alias (``default``) is refused, since a folder of that name would hide the alias.
+
     Returns ``(folder, card, median test MAE)``. ``calibrate`` fits ``calibration.json`` as well (a re-exported
     ensemble must never ship a stale one).
     """
+    name = name or Path(run).resolve().name
+    aliases_file = Path(assets) / ALIASES_FILE
+    aliases = json.loads(aliases_file.read_text()) if aliases_file.is_file() else {}
+    if isinstance(aliases, dict) and name in aliases:
+        raise ValueError(
+            f"{name!r} is an alias in {aliases_file} (→ {aliases[name]!r}): a folder of that name would hide it; "
+            "export under another --name (and point the alias at it to make it the default)"
+        )
     out = Path(assets) / name
     out.mkdir(parents=True, exist_ok=True)
     metrics, rows = [], []
