@@ -57,7 +57,10 @@ DESCRIPTIONS = {
     "pretrained-bulk-modulus-layers2": "family of the default: bulk-modulus pretraining, 2 layers, no CHGNet",
     "decomposed-bulk-modulus-chgnet-layers2": "family of the default: ε∞ model + an ionic-only network (CHGNet "
     "features) per member",
-    "decomposed-bulk-modulus-layers2": "family of the default: ε∞ model + an ionic-only network (no CHGNet) per member",
+    "decomposed-bulk-modulus-layers2": (
+        "family of the default: ε∞ model (CHGNet features, shared with electronic) + an ionic-only network without "
+        "CHGNet per member"
+    ),
 }
 
 
