@@ -431,8 +431,7 @@ def test_the_shipped_born_model_and_sevennet_on_rocksalt_mgo(tmp_path):
     pytest.importorskip("sevenn")
     from explorer.physics_view import shipped_born_path
 
-    if not shipped_born_path().exists():
-        pytest.skip("no Born-charge model shipped")
+    assert shipped_born_path().is_dir()  # shipped in assets/physics: its absence is a failure, not a skip
     mgo = Structure.from_spacegroup("Fm-3m", Lattice.cubic(4.21), ["Mg", "O"], [[0, 0, 0], [0.5, 0.5, 0.5]])
     view = PhysicsView(structure=mgo, cache_dir=tmp_path)
     assert not view.model_missing and not view._button.disabled

@@ -102,8 +102,9 @@ def test_goectp_ensemble_float16_command(assets, capsys):
     assert "4 checkpoint files rewritten" in out and "members.json" in out and "re-fit each calibration" in out
     load_model(models / "combined")
     assert cli_main(args) == 0 and "0 checkpoint files rewritten" in capsys.readouterr().out
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as refused:
         cli_main(["ensemble", "float16"])  # names at least one ensemble
+    assert refused.value.code == 2 and "the following arguments are required: models" in capsys.readouterr().err
 
 
 def test_the_shipped_assets_fit_their_budget_with_float16_weights():

@@ -66,8 +66,11 @@ def test_goectp_screen_runs_the_funnel_from_the_command_line(tmp_path, models, c
     assert main(args) == 0
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["rescore"]["model"] == str(good) and 4 <= summary["rescore"]["n_rescored"] <= 8
-    with pytest.raises(SystemExit):
-        main([*args[:6], "--rescore-top", "1", *args[8:]])  # fewer than --top: refused
+    capsys.readouterr()
+    assert args[7:9] == ["--rescore-top", "4"]
+    assert main([*args[:7], "--rescore-top", "1", *args[9:]]) == 1  # fewer than --top: refused
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: rescore_top must be at least the list size top=2 when a rescore model is given, got 1"]
 
 
 def _physics_screen(tmp_path, model, n: int, physics_top: int, top: int) -> list[str]:

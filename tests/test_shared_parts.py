@@ -108,7 +108,9 @@ def test_a_reference_only_reaches_an_unchanged_checkpoint_of_a_sibling_folder(as
     rewrite(**good)
     with pytest.raises(CheckpointError, match="load it from its file"):
         load_checkpoint(member.read_bytes())
-    assert load_checkpoint(member) is not None
+    electronic = load_checkpoint(models / "electronic" / "split0.pt").state_dict()
+    shared = load_checkpoint(member).parts["electronic"].state_dict()  # the part is the referenced file's network
+    assert shared.keys() == electronic.keys() and all(torch.equal(v, electronic[k]) for k, v in shared.items())
 
 
 def test_goectp_ensemble_share_command(assets, capsys):
