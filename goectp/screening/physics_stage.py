@@ -4,7 +4,10 @@ The first stage (or the funnel) ranks the pool by the learned model's ε̄. Larg
 the network under-predicts (docs/physics.md), so the ``physics_top`` best candidates of the high-κ list get the
 shipped ``physics`` model (:class:`goectp.physics.model.PhysicsModel`: predicted Born charges, force constants
 of the SevenNet checkpoint ``physics.json`` names, the rule chosen on validation) and the list is re-ranked by
-the corrected score ``ε̄_phys + κ·σ`` (σ stays the default's). Candidates beyond ``physics_top`` keep their order below.
+the corrected score ``ε̄_phys + κ·k·σ`` (σ the default's, k the physics model's factor for crystals with or without
+the term: its ``sigma_scale``). Candidates beyond ``physics_top`` keep their order below. The candidates are
+corrected one after the other in this process (two Dask worker processes were twice as slow on two cores:
+``benchmarks/speed/bench_physics_stage_workers.py``).
 
 The learned ε of each candidate is the screen's own (its table's tensor columns): the stage runs only the ε∞ model
 and the physics term. Cost: seconds per candidate (force constants, cached per crystal), stated in the summary; a
@@ -41,8 +44,31 @@ def table_tensors(table: pd.DataFrame) -> np.ndarray:
     return np.stack([np.stack([xx, xy, xz], -1), np.stack([xy, yy, yz], -1), np.stack([xz, yz, zz], -1)], 1)
 
 
+def correct_candidate(
+    model: Any, record: dict | None, tensor: np.ndarray, forces: Any = None
+) -> tuple[float | None, bool, str | None]:
+    """``(ε̄ with the physics term, whether the term was used, a note)`` for one pool ``record`` whose learned mean
+    tensor is ``tensor [3, 3]``; ``(None, False, why)`` when its term fails (it then keeps its learned ε̄)."""
+    try:
+        if record is None:
+            raise KeyError("not in the pool")
+        rec = model.correct([parse_candidate(record)], tensor[None], forces=forces)[0]  # the screen's ε, not run again
+        ok, note, value = rec["physics_used"], rec["physics_skipped"], rec["eps_physics_mean"]
+        unstable = (rec.get("physics") or {}).get("unstable_modes", 0)
+        if ok and unstable:  # kept under keep_unstable (its stable modes summed): say so, a relaxation is due
+            note = f"{unstable} unstable mode(s) at this geometry: the stable ones summed"
+        return float(value), bool(ok), note
+    except (KeyError, Rejected, ValueError, ArithmeticError, RuntimeError) as exc:  # one candidate, not the list
+        return None, False, f"physics term failed: {str(exc)[:200]}"
+
+
 def physics_rerank(
-    top_high_k: pd.DataFrame, pool, n: int, kappa: float, model: Any = None, forces: Any = None
+    top_high_k: pd.DataFrame,
+    pool,
+    n: int,
+    kappa: float,
+    model: Any = None,
+    forces: Any = None,
 ) -> tuple[pd.DataFrame, dict]:
     """``top_high_k`` with :data:`PHYSICS_COLUMNS`, its first ``n`` rows re-ordered by ``score_physics``; and a
     summary (``top``, ``n_used``, ``seconds``, ``seconds_per_candidate``). ``model`` (default: the shipped
@@ -54,22 +80,11 @@ def physics_rerank(
     head = top_high_k.head(n).copy()
     wanted = set(head["id"])
     records = {rec["id"]: rec for rec in pool if rec.get("id") in wanted}
-    values, used, notes = [], [], []
-    tensors = table_tensors(head)
-    for cid, eps_mean, tensor in zip(head["id"], head["eps_mean"], tensors):
-        value, ok, note = float(eps_mean), False, None
-        try:
-            structure = parse_candidate(records[cid])
-            rec = model.correct([structure], tensor[None], forces=forces)[0]  # the screen's own ε, not run again
-            ok, note, value = rec["physics_used"], rec["physics_skipped"], rec["eps_physics_mean"]
-            unstable = (rec["physics"] or {}).get("unstable_modes", 0)
-            if ok and unstable:  # kept under keep_unstable (its stable modes summed): say so, a relaxation is due
-                note = f"{unstable} unstable mode(s) at this geometry: the stable ones summed"
-        except (KeyError, Rejected, ValueError, ArithmeticError, RuntimeError) as exc:  # one candidate, not the list
-            note = f"physics term failed: {str(exc)[:200]}"
-        values.append(value)
-        used.append(bool(ok))
-        notes.append(note)
+    items = [(records.get(cid), tensor) for cid, tensor in zip(head["id"], table_tensors(head))]
+    corrected = [correct_candidate(model, record, tensor, forces) for record, tensor in items]
+    values = [float(eps) if value is None else value for (value, _, _), eps in zip(corrected, head["eps_mean"])]
+    used = [ok for _, ok, _ in corrected]
+    notes = [note for _, _, note in corrected]
     head["eps_mean_physics"] = values
     head["physics_used"] = used
     head["physics_note"] = notes
