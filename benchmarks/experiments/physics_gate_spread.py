@@ -13,7 +13,7 @@ session.
 from __future__ import annotations
 
 import numpy as np
-from scipy.optimize import minimize
+from physics_stack import restarted_nelder_mead
 from scipy.special import expit
 
 #: the candidates: θ entries fitted (0, 1: size factor; 2: c₀; 3: r; 5: softest mode; 8: the default's spread)
@@ -37,7 +37,7 @@ def gated_with_spread(theta, default, estimate, unstable, lowest, sigma) -> np.n
 
 
 def fit(columns: tuple, free: list[int]) -> np.ndarray:
-    """θ minimising the component MAE on ``columns`` (Nelder–Mead restarted where it stalls, as physics_stack.py)."""
+    """θ minimising the component MAE on ``columns`` (:func:`physics_stack.restarted_nelder_mead`)."""
     *inputs, true = columns
 
     def loss(values):
@@ -45,15 +45,8 @@ def fit(columns: tuple, free: list[int]) -> np.ndarray:
         theta[free] = values
         return np.abs(gated_with_spread(theta, *inputs) - true).mean()
 
-    options = {"maxiter": 4000, "xatol": 1e-4, "fatol": 1e-6}
-    res = minimize(loss, START[free], method="Nelder-Mead", options=options)
-    for _ in range(8):
-        again = minimize(loss, res.x, method="Nelder-Mead", options=options)
-        if again.fun >= res.fun - 1e-7:
-            break
-        res = again
     theta = START.copy()
-    theta[free] = res.x
+    theta[free] = restarted_nelder_mead(loss, START[free])
     return theta
 
 

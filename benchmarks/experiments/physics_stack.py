@@ -41,8 +41,6 @@ RESTARTS = 8
 def fit(default, estimate, unstable, lowest, true, free: list[int], start: np.ndarray) -> np.ndarray:
     """θ of :func:`goectp.physics.combine.gated`: the ``free`` entries fitted (Nelder–Mead from ``start``) to the
     component MAE, or to ``|log ε̄ ratio|`` with ``--loss log``."""
-    from scipy.optimize import minimize
-
     from goectp.physics.combine import gated
 
     true_mean = np.trace(true, axis1=-2, axis2=-1) / 3
@@ -56,16 +54,24 @@ def fit(default, estimate, unstable, lowest, true, free: list[int], start: np.nd
             return np.abs(np.log(np.maximum(pred_mean, 1e-3) / np.maximum(true_mean, 1e-3))).mean()
         return np.abs(pred - true).mean()
 
+    theta = start.copy()
+    theta[free] = restarted_nelder_mead(loss, start[free])
+    return theta
+
+
+def restarted_nelder_mead(loss, x0: np.ndarray) -> np.ndarray:
+    """The minimum of ``loss`` by Nelder–Mead from ``x0``, restarted where it stops (up to :data:`RESTARTS` times)
+    until the loss no longer falls: the simplex stalls on a piecewise-linear loss like the MAE."""
+    from scipy.optimize import minimize
+
     options = {"maxiter": 4000, "xatol": 1e-4, "fatol": 1e-6}
-    res = minimize(loss, start[free], method="Nelder-Mead", options=options)
-    for _ in range(RESTARTS):  # the simplex stalls on this piecewise-linear loss: restart it where it stopped
+    res = minimize(loss, x0, method="Nelder-Mead", options=options)
+    for _ in range(RESTARTS):
         again = minimize(loss, res.x, method="Nelder-Mead", options=options)
         if again.fun >= res.fun - 1e-7:
             break
         res = again
-    theta = start.copy()
-    theta[free] = res.x
-    return theta
+    return res.x
 
 
 def sigma_points(pred, true, sigma_mean, sigma_tensor, sigma_alpha, finite) -> dict[str, np.ndarray]:
