@@ -30,6 +30,7 @@ from explorer.physics_compute import (
     shipped_born_path,
     torch_threads,
 )
+from explorer.physics_export import physics_download_links
 from explorer.physics_scene import AMPLITUDE, N_FRAMES, born_document, mode_displacements, mode_document
 from explorer.physics_tables import born_table_html, mode_rows, mode_table_html, table_css
 from explorer.physics_total import corrected_sigma, corrected_total, model_ionic
@@ -387,9 +388,9 @@ class PhysicsView(pn.viewable.Viewer):
         else:
             lines.append(f"<span id='model-eps-mean'>model: {escape_html(what)}</span>")
         corrected, learned, how = self.corrected_total()
+        sigma = corrected_sigma(self.result, self.structure, self.models) if corrected is not None else None
         if corrected is not None:
             blocks.append(matrix_html(corrected, "ε, physics model", "physics-model-eps", digits=2))
-            sigma = corrected_sigma(self.result, self.structure, self.models)
             plus_minus = f" ± {sigma:.2f}" if sigma is not None else ""  # calibrated, with the physics model's factor
             lines.append(
                 f"<span id='physics-model-eps-mean' data-value='{np.trace(corrected) / 3:.6f}'>ε̄ physics model = "
@@ -409,9 +410,11 @@ class PhysicsView(pn.viewable.Viewer):
                 f"<span style='color:#c53030'>{modes.num_unstable} unstable mode(s) (ω² &lt; 0 at this geometry): left "
                 "out of the sum, so ε_ion from physics may be too small.</span>"
             )
+        model_part = dict(corrected=corrected, learned=learned, sigma=sigma, how=how, dft_ionic=ref.get("ionic"))
+        downloads = physics_download_links(phys, self.structure.composition.reduced_formula, **model_part)
         html = (
             f"<div style='display:flex;gap:24px;flex-wrap:wrap'>{''.join(blocks)}</div>"
-            f"<div style='display:flex;flex-direction:column;gap:2px;margin-top:6px'>{''.join(lines)}</div>"
+            f"<div style='display:flex;flex-direction:column;gap:2px;margin-top:6px'>{''.join(lines)}</div>{downloads}"
         )
         return pn.pane.HTML(html, sizing_mode="stretch_width", css_classes=["goectp-physics-comparison"])
 

@@ -389,6 +389,50 @@ def test_the_physics_models_sigma_for_the_crystal_on_screen(computed, selector, 
     view.models = None
 
 
+def test_the_physics_downloads_carry_the_term_the_view_shows(computed, selector, monkeypatch):
+    """*Physics JSON* and *Modes CSV*: links carrying the files; the JSON holds the view's ε_ion, every optical mode
+    (shares of the included ones summing to 1), the charges per site and, with the default selected, the physics
+    model's ε and σ; the CSV one row per optical mode."""
+    import base64
+    import io
+    import json
+
+    import pandas as pd
+
+    from explorer import physics_total
+    from goectp.physics.config import PhysicsConfig
+
+    def download(html: str, css_class: str) -> str:
+        match = re.search(rf"class='{css_class}' download='[^']+' href='data:[^;]+;charset=utf-8;base64,([^']+)'", html)
+        assert match, f"no {css_class} link"
+        return base64.b64decode(match.group(1)).decode()
+
+    view, _ = computed
+    phys = view.result
+    n_modes = 3 * len(phys.cell) - 3
+    document = json.loads(download(view._comparison().object, "goectp-physics-json"))
+    np.testing.assert_allclose(document["eps_ion"], phys.tensor, atol=1e-12)
+    assert document["formula"] == "TiO2" and document["eps_ion_mean"] == pytest.approx(phys.eps_mean)
+    assert len(document["modes"]) == n_modes and len(document["born_charges"]) == len(phys.cell)
+    shares = sum(m["share"] for m in document["modes"] if m["included"])
+    assert shares == pytest.approx(1.0) and "physics_model" not in document
+    np.testing.assert_allclose(document["born_charges"][0]["tensor"], phys.born_charges[0], atol=1e-12)
+    table = pd.read_csv(io.StringIO(download(view._comparison().object, "goectp-modes-csv")))
+    assert len(table) == n_modes and set(table["formula"]) == {"TiO2"}
+    monkeypatch.setattr(physics_total, "shared_electronic_prediction", lambda s, name: np.diag([5.0, 5.0, 7.0]))
+    config = PhysicsConfig(rule="blend", scale=0.8, weight=0.5, total_model="sum", max_sites=10)
+    monkeypatch.setattr(physics_total, "shipped_physics_config", lambda: config)
+    view.models = selector("sum")
+    try:
+        eps, learned, how = view.corrected_total()
+        model = json.loads(download(view._comparison().object, "goectp-physics-json"))["physics_model"]
+        np.testing.assert_allclose(model["eps"], eps, atol=1e-12)
+        np.testing.assert_allclose(model["learned_eps"], learned, atol=1e-12)
+        assert model["how"] == how and model["eps_mean_sigma"] is None  # no calibration on this selector
+    finally:
+        view.models = None
+
+
 def test_the_explorer_has_the_physics_tab_wired_to_the_loader(computed, born, fc_cache, selector):
     from explorer.app import PHYSICS_TAB, Explorer
     from explorer.loader import DatasetIndex, StructureLoader
