@@ -164,7 +164,7 @@ def test_the_physics_models_sigma_is_the_defaults_times_its_groups_factor(tmp_pa
         crystals, forces=PairSprings(), calibrated=False
     )
     assert [r["sigma_factor"] for r in raw] == [1.0, 1.0] and raw[0]["eps_mean_std"] < plain[0]["eps_mean_std"]
-    for bad in ([0, 1], [1.0], [1.0, float("inf")], "1,2", [1.0, 11.0]):
+    for bad in ([0, 1], [1.0], [1.0, float("inf")], "1,2", [1.0, 11.0], [True, 1.0]):
         with pytest.raises(ValueError, match="sigma_scale must be 2 numbers"):
             PhysicsConfig(rule="replace", scale=0.5, weight=1.0, sigma_scale=bad)
 

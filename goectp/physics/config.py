@@ -57,7 +57,8 @@ class PhysicsConfig:
         if self.sigma_scale is not None:
             ks = self.sigma_scale
             ok = isinstance(ks, (list, tuple)) and len(ks) == 2
-            if not ok or not all(isinstance(k, (int, float)) and np.isfinite(k) and 0 < k <= 10 for k in ks):
+            number = lambda k: isinstance(k, (int, float)) and not isinstance(k, bool)  # noqa: E731
+            if not ok or not all(number(k) and np.isfinite(k) and 0 < k <= 10 for k in ks):
                 raise ValueError(f"physics.json: sigma_scale must be 2 numbers in (0, 10], got {ks!r}"[:300])
             object.__setattr__(self, "sigma_scale", (float(ks[0]), float(ks[1])))
         if not (isinstance(self.max_sites, int) and 1 <= self.max_sites <= 500):
