@@ -74,9 +74,10 @@ def restarted_nelder_mead(loss, x0: np.ndarray) -> np.ndarray:
     return res.x
 
 
-def sigma_points(pred, true, sigma_mean, sigma_tensor, sigma_alpha, finite) -> dict[str, np.ndarray]:
+def sigma_points(pred, true, sigma_mean, sigma_tensor, sigma_alpha, finite, unstable) -> dict[str, np.ndarray]:
     """What the σ fit needs of some records: the errors of ε̄, of the components and of α = λmax/λmin, the
-    default's calibrated σ of each, and whether the physics term was used (a finite estimate)."""
+    default's calibrated σ of each, whether the physics term was used (a finite estimate) and whether the crystal
+    has unstable modes."""
     from goectp.tensor_stats import anisotropy_ratio, mean_eigenvalue
 
     alpha = [anisotropy_ratio(np.linalg.eigvalsh(0.5 * (t + np.swapaxes(t, -1, -2))))[0] for t in (pred, true)]
@@ -90,6 +91,7 @@ def sigma_points(pred, true, sigma_mean, sigma_tensor, sigma_alpha, finite) -> d
         "err_alpha": err_alpha,
         "sigma_alpha": sigma_alpha,
         "used": finite.all(axis=(1, 2)),
+        "unstable": np.asarray(unstable) > 0,
     }
 
 
@@ -109,7 +111,14 @@ def fit_sigma_scale(points: dict[str, list[dict]]) -> tuple[list[float], dict[st
     out = {}
     for part, pts in (("validation (out of fold)", val), ("test", test)):
         factor = np.where(pts["used"], scale[0], scale[1])
-        for group, g in (("term used", pts["used"]), ("term not used", ~pts["used"]), ("all", pts["used"] | True)):
+        groups = (
+            ("term used", pts["used"]),
+            ("term not used", ~pts["used"]),
+            ("  of which unstable modes", ~pts["used"] & pts["unstable"]),
+            ("  of which no force constants (cell > max_sites)", ~pts["used"] & ~pts["unstable"]),
+            ("all", pts["used"] | True),
+        )
+        for group, g in groups:
             for label, f in (("default's σ", np.ones_like(factor)), (f"× {scale}", factor)):
                 sig, sig_t = f * pts["sigma"], f[:, None, None] * pts["sigma_tensor"]
                 c1, c2 = coverage(pts["err"][g], sig[g], 1), coverage(pts["err"][g], sig[g], 2)
@@ -248,7 +257,9 @@ def main() -> None:
             pred = gated(theta, d, e, u, lo)
             val_mae.append(float(np.abs(pred - t).mean()))
             errors[name]["val"].append(
-                sigma_points(pred, t, *(q[f][sets["val"][f]] for q in (sigma_mean, sigma, sigma_alpha)), np.isfinite(e))
+                sigma_points(
+                    pred, t, *(q[f][sets["val"][f]] for q in (sigma_mean, sigma, sigma_alpha)), np.isfinite(e), u
+                )
             )
             val_scores.append({**headline_metrics(pred, t), "tail_ratio": tail_ratio(pred, t)})
         per_split = []
@@ -264,7 +275,15 @@ def main() -> None:
             h["theta"] = theta.tolist()
             per_split.append(h)
             errors[name]["test"].append(
-                sigma_points(pred, true[m], sigma_mean[k][m], sigma[k][m], sigma_alpha[k][m], np.isfinite(est[k][m]))
+                sigma_points(
+                    pred,
+                    true[m],
+                    sigma_mean[k][m],
+                    sigma[k][m],
+                    sigma_alpha[k][m],
+                    np.isfinite(est[k][m]),
+                    phys["unstable"][k][m],
+                )
             )
         rows[name] = {
             "val_mae": val_mae,
