@@ -115,8 +115,9 @@ def term_usable(result: Any, config: Any) -> bool:
 
 def corrected_sigma(result: Any, structure: Structure | None, models: Any) -> float | None:
     """σ of the physics model's ε̄ for ``structure``, as ``goectp predict --model physics`` gives it: the selected
-    ensemble's calibrated σ of ε̄ times the shipped factor of the crystal's group (``sigma_scale``: with or
-    without the term); ``None`` without a physics description, a result or a calibration."""
+    ensemble's calibrated σ of ε̄ times the shipped factor of the crystal's group (``sigma_scale``: with the term,
+    or without it for unstable modes; 1 otherwise); ``None`` without a physics description, a result or a
+    calibration."""
     config = shipped_physics_config()
     if config is None or result is None or models is None or structure is None or models.calibration is None:
         return None
@@ -124,4 +125,4 @@ def corrected_sigma(result: Any, structure: Structure | None, models: Any) -> fl
         sigma = float(models.statistics([structure])["eps_mean_std"][0])
     except Exception:
         return None
-    return sigma * config.sigma_factor(term_usable(result, config))
+    return sigma * config.sigma_factor(term_usable(result, config), result.modes.num_unstable > 0)

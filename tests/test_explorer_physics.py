@@ -379,8 +379,11 @@ def test_the_physics_models_sigma_for_the_crystal_on_screen(computed, selector, 
     attach_calibration(summed.model, calibration)
     learned = summed.statistics([rutile()])["eps_mean"][0]
     assert physics_total.corrected_sigma(stable, rutile(), summed) == pytest.approx(0.5 * 0.1 * abs(learned))
-    too_big = SimpleNamespace(cell=[0] * 12, modes=modes, tensor=stable.tensor)  # not used: the other factor
-    assert physics_total.corrected_sigma(too_big, rutile(), summed) == pytest.approx(3 * 0.1 * abs(learned))
+    too_big = SimpleNamespace(cell=[0] * 12, modes=modes, tensor=stable.tensor)  # no term: the default's σ
+    assert physics_total.corrected_sigma(too_big, rutile(), summed) == pytest.approx(0.1 * abs(learned))
+    soft = SimpleNamespace(num_unstable=2, softest_thz=2.0)  # no term for its unstable modes: the other factor
+    unstable = SimpleNamespace(cell=[0] * 6, modes=soft, tensor=stable.tensor)
+    assert physics_total.corrected_sigma(unstable, rutile(), summed) == pytest.approx(3 * 0.1 * abs(learned))
     view, _ = computed
     view.models = summed
     eps, _, _ = view.corrected_total()

@@ -128,8 +128,9 @@ def test_physics_model_corrects_the_default_where_it_can(tmp_path, monkeypatch):
 
 
 def test_the_physics_models_sigma_is_the_defaults_times_its_groups_factor(tmp_path, monkeypatch):
-    """``sigma_scale = (k_used, k_not_used)``: every calibrated σ of a record times its group's factor; an
-    uncalibrated σ (raw member spread) is left alone; the description refuses factors out of (0, 10]."""
+    """``sigma_scale = (k_term, k_unstable)``: every calibrated σ of a record times its group's factor (1 for a cell
+    over max_sites: the default's prediction, the default's σ); an uncalibrated σ (raw member spread) is left alone;
+    the description refuses factors out of (0, 10]."""
     from goectp.api import build_model
     from goectp.models import Ensemble
     from goectp.physics.config import PhysicsConfig
@@ -144,21 +145,29 @@ def test_the_physics_models_sigma_is_the_defaults_times_its_groups_factor(tmp_pa
     attach_calibration(
         total, Calibration({"tensor": scale, "eps_mean": scale, "anisotropy": {"form": "propagated", "k": 1.0}}, {})
     )
-    crystals = [primitive_rocksalt(), rutile()]  # the term used; 6 atoms > max_sites: not used
-    plain, scaled = (
-        PhysicsModel(
-            PhysicsConfig(rule="replace", scale=0.5, weight=1.0, max_sites=4, sigma_scale=k),
-            total,
-            electronic,
-            _born_model(5),
-        ).predict_summary(crystals, forces=PairSprings(), calibrated=cal)
-        for k, cal in ((None, True), ((0.5, 3.0), True))
+
+    def records(sigma_scale, forces, crystals):
+        config = PhysicsConfig(rule="replace", scale=0.5, weight=1.0, max_sites=4, sigma_scale=sigma_scale)
+        return PhysicsModel(config, total, electronic, _born_model(5)).predict_summary(crystals, forces=forces)
+
+    cases = (  # the term used; 6 atoms > max_sites: no force constants; every optical mode soft: unstable
+        (PairSprings(), [primitive_rocksalt(), rutile()], [0.5, 1.0]),
+        (PairSprings(k=-2.0), [primitive_rocksalt()], [3.0]),
     )
-    assert [r["physics_used"] for r in scaled] == [True, False] and [r["sigma_factor"] for r in scaled] == [0.5, 3.0]
-    for before, after, k in zip(plain, scaled, (0.5, 3.0)):
-        assert before["sigma_factor"] == 1.0 and after["eps_physics"] == before["eps_physics"]  # the mean unchanged
-        for key in ("eps_mean_std", "anisotropy_std", "eigenvalues_std", "tensor_std"):
-            np.testing.assert_allclose(after[key], k * np.asarray(before[key]), rtol=1e-12)
+    for i, (forces, crystals, factors) in enumerate(cases):
+        monkeypatch.setenv("GOECTP_CACHE", str(tmp_path / str(i)))  # the two spring sets share a cache key
+        plain, scaled = (records(k, forces, crystals) for k in (None, (0.5, 3.0)))
+        assert [r["sigma_factor"] for r in scaled] == factors and [r["sigma_factor"] for r in plain] == [1.0] * len(
+            factors
+        )
+        for before, after, k in zip(plain, scaled, factors):
+            assert after["eps_physics"] == before["eps_physics"]  # the mean unchanged
+            for key in ("eps_mean_std", "anisotropy_std", "eigenvalues_std", "tensor_std"):
+                np.testing.assert_allclose(after[key], k * np.asarray(before[key]), rtol=1e-12)
+    assert not scaled[0]["physics_used"] and "unstable mode(s)" in scaled[0]["physics_skipped"]
+    monkeypatch.setenv("GOECTP_CACHE", str(tmp_path / "0"))  # the stable springs again
+    crystals = [primitive_rocksalt(), rutile()]
+    plain = records(None, PairSprings(), crystals)
     config = PhysicsConfig(rule="replace", scale=0.5, weight=1.0, max_sites=4, sigma_scale=(0.5, 3.0))
     raw = PhysicsModel(config, total, electronic, _born_model(5)).predict_summary(
         crystals, forces=PairSprings(), calibrated=False
@@ -221,7 +230,8 @@ def test_the_shipped_physics_description_loads():
     config = PhysicsConfig.load(assets_dir() / PHYSICS_FILE)
     assert config.rule == "gated" and len(config.gate) == 8 and 0.5 < config.scale < 1.5
     assert 20 <= config.max_sites <= MAX_PHYSICS_SITES  # the validated range, within what ionic_physics computes
-    assert config.sigma_factor(True) < 1 < config.sigma_factor(False)  # tighter with the term, wider without
+    assert config.sigma_factor(True) < 1 < config.sigma_factor(False, unstable=True)  # tighter with the term
+    assert config.sigma_factor(False) == 1.0  # a cell over max_sites: the default's prediction and σ
     assert (assets_dir() / config.born_model / "MODEL_CARD.md").is_file()
 
 
@@ -269,7 +279,7 @@ def test_screen_physics_stage_reranks_the_top_of_the_high_k_list(tmp_path, monke
     model.config = PhysicsConfig(rule="replace", scale=0.5, weight=1.0, max_sites=4, sigma_scale=(0.5, 3.0))
     row = physics_rerank(top, pool, 3, kappa=1.0, model=model, forces=PairSprings())[0].set_index("id")
     assert row.loc["nacl", "score_physics"] == pytest.approx(expected + 0.5)  # ε̄ + κ k σ, with σ = 1 in the table
-    assert row.loc["big", "score_physics"] == pytest.approx(900 + 3.0)
+    assert row.loc["big", "score_physics"] == pytest.approx(900 + 1.0)  # no force constants: the default's σ
 
 
 @pytest.mark.slow
@@ -296,7 +306,7 @@ def test_the_api_reaches_the_physics_model_by_name(tmp_path, monkeypatch):
     _, default_raw = goectp.predict(cif, model="default", return_std=True, calibrated=False)
     np.testing.assert_allclose(raw, default_raw, atol=1e-6)
     _, default_sigma = goectp.predict(cif, model="default", return_std=True)
-    factor = PhysicsModel.load().config.sigma_factor(record["physics_used"])
+    factor = PhysicsModel.load().config.sigma_factor(record["physics_used"], record["physics"]["unstable_modes"] > 0)
     assert factor != 1.0 and record["sigma_factor"] == factor  # the shipped model has its own σ factors
     np.testing.assert_allclose(sigma, factor * default_sigma, rtol=1e-5, atol=1e-6)  # float32 vs float64 zeros
     assert not np.allclose(raw, sigma, atol=1e-4)  # the calibration does rescale it

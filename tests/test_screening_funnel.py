@@ -93,7 +93,7 @@ def test_goectp_screen_physics_top_reranks_the_high_k_list(tmp_path, models, mon
     asked = []
 
     class Reverse:
-        config = SimpleNamespace(rule="stand-in", sigma_factor=lambda used: 1.0)  # the default's σ as it is
+        config = SimpleNamespace(rule="stand-in", sigma_factor=lambda used, unstable: 1.0)  # the default's σ as it is
 
         def correct(self, structures, totals, forces=None):
             assert totals.shape == (1, 3, 3)  # the screen's own tensor, not predicted again

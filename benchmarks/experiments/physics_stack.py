@@ -96,13 +96,15 @@ def sigma_points(pred, true, sigma_mean, sigma_tensor, sigma_alpha, finite, unst
 
 
 def fit_sigma_scale(points: dict[str, list[dict]]) -> tuple[list[float], dict[str, float]]:
-    """``[k_used, k_not_used]``: factors on the default's calibrated σ for crystals with and without the physics
-    term, fitted to the coverage bands (:func:`goectp.uncertainty.fit_factor`) on the out-of-fold validation
-    points; prints their coverage on validation and test before and after, and returns the test figures."""
+    """``[k_term, k_unstable]``: factors on the default's calibrated σ for crystals with the physics term and for
+    those left without it by unstable modes, fitted to the coverage bands (:func:`goectp.uncertainty.fit_factor`)
+    on the out-of-fold validation points (crystals without force constants keep the default's prediction and its
+    σ: factor 1); prints the coverage on validation and test before and after, and returns the test figures."""
     from goectp.uncertainty import coverage, fit_factor
 
     val, test = ({k: np.concatenate([p[k] for p in points[part]]) for k in points[part][0]} for part in points)
-    scale = [round(fit_factor(val["err"][g], val["sigma"][g]), 4) for g in (val["used"], ~val["used"])]
+    groups = (val["used"], ~val["used"] & val["unstable"])
+    scale = [round(fit_factor(val["err"][g], val["sigma"][g]), 4) if g.any() else 1.0 for g in groups]
     print(
         "\n| σ of the physics model | records | ±1σ of ε̄ | ±2σ of ε̄ | ±2σ of the components | the same, an error "
         f"< {NOISE} counting as covered | ±2σ of α |"
@@ -110,7 +112,7 @@ def fit_sigma_scale(points: dict[str, list[dict]]) -> tuple[list[float], dict[st
     print("|---|---|---|---|---|---|---|")
     out = {}
     for part, pts in (("validation (out of fold)", val), ("test", test)):
-        factor = np.where(pts["used"], scale[0], scale[1])
+        factor = np.where(pts["used"], scale[0], np.where(pts["unstable"], scale[1], 1.0))
         groups = (
             ("term used", pts["used"]),
             ("term not used", ~pts["used"]),
@@ -334,11 +336,12 @@ def main() -> None:
         shipped["metrics_5_split_mean"]["gated"] = {**metrics, **sigma_metrics}
         shipped["sigma_scale"] = sigma_scale
         shipped["sigma_note"] = (
-            "sigma_scale = (k_used, k_not_used): the physics model's sigma is the default's calibrated sigma times "
-            "k_used for a crystal with the physics term and k_not_used for one without (unstable modes, a cell over "
-            "max_sites), each fitted to the coverage bands (goectp.uncertainty.fit_factor: +-2 sigma inside 90-97 %) "
-            "on the out-of-fold validation predictions of the chosen candidate; coverage_*_mean_fitted: eps_mean "
-            "within +-1/+-2 sigma on the five test splits pooled (physics_stack.py prints both groups)"
+            "sigma_scale = (k_term, k_unstable): the physics model's sigma is the default's calibrated sigma times "
+            "k_term for a crystal with the physics term, k_unstable for one left without it by unstable modes, and 1 "
+            "for one without force constants (a cell over max_sites: the default's prediction and its sigma); each "
+            "factor fitted to the coverage bands (goectp.uncertainty.fit_factor: +-2 sigma inside 90-97 %) on the "
+            "out-of-fold validation predictions of the chosen candidate; coverage_*_mean_fitted: eps_mean within "
+            "+-1/+-2 sigma on the five test splits pooled (physics_stack.py prints every group)"
         )
         shipped_path.write_text(json.dumps(shipped, indent=1) + "\n")
         print(f"{shipped_path}: rule gated, θ = {np.round(theta, 4).tolist()}, {metrics}")

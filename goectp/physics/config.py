@@ -35,8 +35,9 @@ class PhysicsConfig:
     gate: tuple[float, ...] | None = None  # θ of the ``gated`` rule (:func:`goectp.physics.combine.gated`)
     #: under ``gated``: whether a crystal with unstable modes keeps the term of its stable modes (else the learned ε)
     keep_unstable: bool = True
-    #: ``(k_used, k_not_used)``: factors on the default's calibrated σ for crystals with and without the physics
-    #: term, fitted on validation (``physics_stack.py``); ``None``: the default's σ as it is
+    #: ``(k_term, k_unstable)``: factors on the default's calibrated σ for crystals with the physics term and for
+    #: crystals left without it for their unstable modes, fitted on validation (``physics_stack.py``); a crystal
+    #: without force constants (a cell over ``max_sites``) keeps the default's σ; ``None``: the default's σ for all
     sigma_scale: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
@@ -70,9 +71,12 @@ class PhysicsConfig:
         ``keep_unstable`` (the choice made on validation; the other rules leave such crystals to the learned ε)."""
         return self.rule == "gated" and self.keep_unstable
 
-    def sigma_factor(self, used: bool) -> float:
-        """The factor on the default's calibrated σ for a crystal with (``used``) or without the physics term."""
-        return 1.0 if self.sigma_scale is None else self.sigma_scale[0 if used else 1]
+    def sigma_factor(self, used: bool, unstable: bool = False) -> float:
+        """The factor on the default's calibrated σ for a crystal with the physics term (``used``), without it for its
+        ``unstable`` modes, or without it otherwise (1: its prediction is the default's, and so is its σ)."""
+        if self.sigma_scale is None or not (used or unstable):
+            return 1.0
+        return self.sigma_scale[0 if used else 1]
 
     def combine(self, total: np.ndarray, electronic: np.ndarray, term: Any, usable: bool) -> np.ndarray:
         """``[3, 3]``: this rule on one crystal's learned ``total`` and ``electronic`` tensors and its

@@ -6,7 +6,8 @@ and gate θ, the learned models it combines (``default`` for the total, ``electr
 ensemble and the force field, whether crystals with unstable modes keep a term, and the largest canonical cell it
 computes force constants for (bigger cells keep the default's prediction, times the rule's size factor). The OOD
 flag is the default's; σ is the default's calibrated σ times a factor for crystals with the term and another for
-those without (``sigma_scale``, fitted to the coverage bands on validation; its test coverage is in docs/physics.md).
+those left without it by unstable modes (``sigma_scale``, fitted to the coverage bands on validation; its test
+coverage is in docs/physics.md); a cell over ``max_sites`` keeps the default's σ with its prediction.
 
     model = PhysicsModel.load()
     records = model.predict_summary(["TiO2.cif"])   # predict_summary's records + "eps_physics", "physics"
@@ -58,7 +59,8 @@ class PhysicsModel:
         corrections = self.correct(loaded, total.predictions.mean(axis=0), forces)
         for rec, correction in zip(records, corrections):
             rec.update(correction)
-            rec["sigma_factor"] = self.config.sigma_factor(rec["physics_used"]) if rec["calibrated"] else 1.0
+            unstable = bool((rec["physics"] or {}).get("unstable_modes", 0))
+            rec["sigma_factor"] = self.config.sigma_factor(rec["physics_used"], unstable) if rec["calibrated"] else 1.0
             for key in ("eps_mean_std", "anisotropy_std"):
                 rec[key] *= rec["sigma_factor"]
             for key in ("eigenvalues_std", "tensor_std"):

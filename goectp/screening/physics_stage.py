@@ -4,10 +4,10 @@ The first stage (or the funnel) ranks the pool by the learned model's ε̄. Larg
 the network under-predicts (docs/physics.md), so the ``physics_top`` best candidates of the high-κ list get the
 shipped ``physics`` model (:class:`goectp.physics.model.PhysicsModel`: predicted Born charges, force constants
 of the SevenNet checkpoint ``physics.json`` names, the rule chosen on validation) and the list is re-ranked by
-the corrected score ``ε̄_phys + κ·k·σ`` (σ the default's, k the physics model's factor for crystals with or without
-the term: its ``sigma_scale``). Candidates beyond ``physics_top`` keep their order below. The candidates are
-corrected one after the other in this process (two Dask worker processes were twice as slow on two cores:
-``benchmarks/speed/bench_physics_stage_workers.py``).
+the corrected score ``ε̄_phys + κ·k·σ`` (σ the default's, k the physics model's factor for crystals with the term or
+left without it by unstable modes: its ``sigma_scale``). Candidates beyond ``physics_top`` keep their order below.
+The candidates are corrected one after the other in this process (two Dask worker processes were twice as slow on
+two cores: ``benchmarks/speed/bench_physics_stage_workers.py``).
 
 The learned ε of each candidate is the screen's own (its table's tensor columns): the stage runs only the ε∞ model
 and the physics term. Cost: seconds per candidate (force constants, cached per crystal), stated in the summary; a
@@ -46,9 +46,10 @@ def table_tensors(table: pd.DataFrame) -> np.ndarray:
 
 def correct_candidate(
     model: Any, record: dict | None, tensor: np.ndarray, forces: Any = None
-) -> tuple[float | None, bool, str | None]:
-    """``(ε̄ with the physics term, whether the term was used, a note)`` for one pool ``record`` whose learned mean
-    tensor is ``tensor [3, 3]``; ``(None, False, why)`` when its term fails (it then keeps its learned ε̄)."""
+) -> tuple[float | None, bool, str | None, bool]:
+    """``(ε̄ with the physics term, whether the term was used, a note, whether it has unstable modes)`` for one pool
+    ``record`` whose learned mean tensor is ``tensor [3, 3]``; ``(None, False, why, False)`` when its term fails
+    (it then keeps its learned ε̄)."""
     try:
         if record is None:
             raise KeyError("not in the pool")
@@ -57,9 +58,9 @@ def correct_candidate(
         unstable = (rec.get("physics") or {}).get("unstable_modes", 0)
         if ok and unstable:  # kept under keep_unstable (its stable modes summed): say so, a relaxation is due
             note = f"{unstable} unstable mode(s) at this geometry: the stable ones summed"
-        return float(value), bool(ok), note
+        return float(value), bool(ok), note, bool(unstable)
     except (KeyError, Rejected, ValueError, ArithmeticError, RuntimeError) as exc:  # one candidate, not the list
-        return None, False, f"physics term failed: {str(exc)[:200]}"
+        return None, False, f"physics term failed: {str(exc)[:200]}", False
 
 
 def physics_rerank(
@@ -82,13 +83,13 @@ def physics_rerank(
     records = {rec["id"]: rec for rec in pool if rec.get("id") in wanted}
     items = [(records.get(cid), tensor) for cid, tensor in zip(head["id"], table_tensors(head))]
     corrected = [correct_candidate(model, record, tensor, forces) for record, tensor in items]
-    values = [float(eps) if value is None else value for (value, _, _), eps in zip(corrected, head["eps_mean"])]
-    used = [ok for _, ok, _ in corrected]
-    notes = [note for _, _, note in corrected]
+    values = [float(eps) if value is None else value for (value, *_), eps in zip(corrected, head["eps_mean"])]
+    used = [ok for _, ok, _, _ in corrected]
+    notes = [note for _, _, note, _ in corrected]
     head["eps_mean_physics"] = values
     head["physics_used"] = used
     head["physics_note"] = notes
-    factor = np.array([model.config.sigma_factor(ok) for ok in used])  # the physics model's σ (sigma_scale)
+    factor = np.array([model.config.sigma_factor(ok, unstable) for _, ok, _, unstable in corrected])  # its σ
     head["score_physics"] = np.asarray(values) + kappa * factor * head["eps_mean_std"].to_numpy(float)
     head = head.sort_values("score_physics", ascending=False, kind="stable")
     head["rank_physics"] = np.arange(1, len(head) + 1)
