@@ -72,15 +72,18 @@ def shared_electronic_prediction(structure: Structure, name: str) -> np.ndarray:
 
 
 def corrected_total(
-    result: Any, structure: Structure | None, models: Any
+    result: Any, structure: Structure | None, models: Any, forces: str | None = None
 ) -> tuple[np.ndarray | None, np.ndarray | None, str]:
     """``(ε of the shipped physics model, the learned ε it corrects, what)`` for ``structure`` (``result``: its
-    :class:`~goectp.physics.predict.IonicPhysics`; ``models``: the session's model selector), or
-    ``(None, None, why not)``: the rule of ``assets/physics/physics.json`` applied to the selected model's
-    mean, the ``electronic`` model's ε∞ and this view's ε_ion (:mod:`goectp.physics.model`)."""
+    :class:`~goectp.physics.predict.IonicPhysics`; ``models``: the session's model selector; ``forces``: the name of
+    the force field ``result`` was computed with), or ``(None, None, why not)``: the rule of
+    ``assets/physics/physics.json`` applied to the selected model's mean, the ``electronic`` model's ε∞ and this
+    view's ε_ion (:mod:`goectp.physics.model`), only when ε_ion comes from the force field the rule was fitted on."""
     config = shipped_physics_config()
     if config is None or result is None or models is None or structure is None:
         return None, None, "no physics model description (assets/physics/physics.json)"
+    if forces is not None and forces != config.force_field:  # θ and s were fitted on that force field's ε_ion
+        return None, None, f"the physics model's rule is fitted on {config.force_field} force constants, not {forces}"
     if resolve_name(models.model_name) != resolve_name(config.total_model) or models.mode != ENSEMBLE_MEAN:
         return None, None, f"the physics model corrects the {config.total_model!r} ensemble mean: select it above"
     try:

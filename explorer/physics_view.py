@@ -33,7 +33,7 @@ from explorer.physics_compute import (
 from explorer.physics_export import physics_download_links
 from explorer.physics_scene import AMPLITUDE, N_FRAMES, born_document, mode_displacements, mode_document
 from explorer.physics_tables import born_table_html, mode_rows, mode_table_html, table_css
-from explorer.physics_total import corrected_sigma, corrected_total, model_ionic
+from explorer.physics_total import corrected_sigma, corrected_total, model_ionic, shipped_force_field
 from explorer.safe import escape_html, escape_text
 from explorer.scene import iframe, threedmol_available
 from explorer.tensor_view import matrix_html
@@ -64,7 +64,9 @@ class PhysicsView(pn.viewable.Viewer):
     reference = param.Dict(default=None, allow_None=True, allow_refs=True, doc="DFT tensors of a data-set record")
     models = param.ClassSelector(class_=ModelSelector, default=None, allow_None=True)
     born_model = param.Parameter(default=None, doc="Born-charge model (None: the shipped ensemble)")
-    forces = param.Parameter(default="sevennet", doc="Force field: 'sevennet', 'chgnet' or an object")
+    forces = param.Parameter(
+        default=None, doc="Force field: a name ('sevennet', 'chgnet', …), an object or None (the physics model's)"
+    )
     cache_dir = param.Parameter(default="default", doc="Force-constant cache (see ionic_physics)")
     show = param.Selector(default=BORN_VIEW, objects=[BORN_VIEW, MODE_VIEW])
     mode = param.Integer(default=0, bounds=(0, None), doc="Index of the animated mode (default: the dominant one)")
@@ -140,6 +142,8 @@ class PhysicsView(pn.viewable.Viewer):
 
     # ------------------------------------------------------------------------------------------------ compute
     def _forces_name(self) -> str:
+        if self.forces is None:  # the physics model's own (assets/physics/physics.json), as the app passes it
+            return shipped_force_field()
         return self.forces if isinstance(self.forces, str) else str(self.forces.version)
 
     def _key(self, structure: Structure) -> tuple:
@@ -285,7 +289,7 @@ class PhysicsView(pn.viewable.Viewer):
 
     def corrected_total(self) -> tuple[np.ndarray | None, np.ndarray | None, str]:
         """:func:`explorer.physics_total.corrected_total` of the computed structure with the selected model."""
-        return corrected_total(self.result, self.structure, self.models)
+        return corrected_total(self.result, self.structure, self.models, self._forces_name())
 
     # ------------------------------------------------------------------------------------------------ views
     def forces_label(self) -> str:

@@ -324,7 +324,9 @@ def test_the_physics_models_total_for_the_crystal_on_screen(computed, selector, 
 
     eps_inf, eps_ion = np.diag([5.0, 5.0, 7.0]), np.diag([40.0, 40.0, 90.0])
     monkeypatch.setattr(physics_total, "shared_electronic_prediction", lambda s, name: eps_inf)
-    config = PhysicsConfig(rule="blend", scale=0.8, weight=0.5, total_model="sum", max_sites=10)
+    config = PhysicsConfig(  # fitted, as it were, on the springs' ε_ion: the force field the view computed with
+        rule="blend", scale=0.8, weight=0.5, total_model="sum", max_sites=10, force_field=SpringForceField.version
+    )
     monkeypatch.setattr(physics_total, "shipped_physics_config", lambda: config)
     stable = SimpleNamespace(cell=[0] * 6, modes=SimpleNamespace(num_unstable=0, softest_thz=2.0), tensor=eps_ion)
     plain = selector("plain", "plain")
@@ -355,7 +357,16 @@ def test_the_physics_models_total_for_the_crystal_on_screen(computed, selector, 
     assert f"ε̄ physics model = <b>{np.trace(eps) / 3:.2f}</b> (learned: {np.trace(learned) / 3:.2f}" in html
     view.models = plain
     assert "select it above" in view._comparison().object and "physics-model-eps-mean" in view._comparison().object
+    view.models = summed  # a rule fitted on another force field's ε_ion is not applied to this one's
+    monkeypatch.setattr(physics_total, "shipped_physics_config", lambda: replace(config, force_field="sevennet-l3i5"))
+    eps, learned, how = view.corrected_total()
+    assert eps is None and how == (
+        f"the physics model's rule is fitted on sevennet-l3i5 force constants, not {SpringForceField.version}"
+    )
+    assert "fitted on sevennet-l3i5" in view._comparison().object
     view.models = None
+    default = PhysicsView(structure=rutile())  # no force field given: the physics model's own, as the app passes it
+    assert default._forces_name() == physics_total.shipped_force_field() == "sevennet-l3i5"
 
 
 def test_the_physics_models_sigma_for_the_crystal_on_screen(computed, selector, monkeypatch):
@@ -368,7 +379,15 @@ def test_the_physics_models_sigma_for_the_crystal_on_screen(computed, selector, 
     from goectp.uncertainty import Calibration, attach_calibration
 
     monkeypatch.setattr(physics_total, "shared_electronic_prediction", lambda s, name: np.diag([5.0, 5.0, 7.0]))
-    config = PhysicsConfig(rule="blend", scale=0.8, weight=0.5, total_model="sum", max_sites=10, sigma_scale=(0.5, 3))
+    config = PhysicsConfig(
+        rule="blend",
+        scale=0.8,
+        weight=0.5,
+        total_model="sum",
+        max_sites=10,
+        sigma_scale=(0.5, 3),
+        force_field=SpringForceField.version,
+    )
     monkeypatch.setattr(physics_total, "shipped_physics_config", lambda: config)
     summed = selector("sum")
     modes = SimpleNamespace(num_unstable=0, softest_thz=2.0)
@@ -423,7 +442,9 @@ def test_the_physics_downloads_carry_the_term_the_view_shows(computed, selector,
     table = pd.read_csv(io.StringIO(download(view._comparison().object, "goectp-modes-csv")))
     assert len(table) == n_modes and set(table["formula"]) == {"TiO2"}
     monkeypatch.setattr(physics_total, "shared_electronic_prediction", lambda s, name: np.diag([5.0, 5.0, 7.0]))
-    config = PhysicsConfig(rule="blend", scale=0.8, weight=0.5, total_model="sum", max_sites=10)
+    config = PhysicsConfig(  # fitted, as it were, on the springs' ε_ion: the force field the view computed with
+        rule="blend", scale=0.8, weight=0.5, total_model="sum", max_sites=10, force_field=SpringForceField.version
+    )
     monkeypatch.setattr(physics_total, "shipped_physics_config", lambda: config)
     view.models = selector("sum")
     try:
@@ -474,7 +495,8 @@ def test_the_explorer_computes_the_physics_term_with_the_physics_models_force_fi
 
 @pytest.mark.slow
 def test_the_shipped_born_model_and_sevennet_on_rocksalt_mgo(tmp_path):
-    """The real path: the shipped Born-charge ensemble (its member spread in the table) and SevenNet-0 forces."""
+    """The real path: the shipped Born-charge ensemble (its member spread in the table) and, with no force field
+    given, the physics model's own (SevenNet-l3i5)."""
     pytest.importorskip("sevenn")
     from explorer.physics_view import shipped_born_path
 
@@ -488,4 +510,4 @@ def test_the_shipped_born_model_and_sevennet_on_rocksalt_mgo(tmp_path):
     assert [r["species"] for r in rows] == ["Mg", "O"] and 1.5 < rows[0]["mean"] < 2.5  # DFT: Z*(Mg) ≈ 1.96
     assert all(r["spread"] is not None for r in rows)  # an ensemble: its members' spread
     assert view.result.modes.num_unstable == 0 and 3 < view.result.eps_mean < 20  # DFT ε̄_ion of MgO: about 6.5
-    assert "SevenNet-0" in view._status().object and "shipped Born-charge ensemble" in view._status().object
+    assert "SevenNet-l3i5" in view._status().object and "shipped Born-charge ensemble" in view._status().object
