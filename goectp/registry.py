@@ -54,9 +54,10 @@ def _read_json(path: Path) -> object:
         raise ValueError("nested too deeply") from None
 
 
-def model_aliases() -> dict[str, str]:
-    """Shipped aliases (``"default"`` → the most accurate ensemble), read from ``assets/models/aliases.json``."""
-    path = assets_dir() / "models" / ALIASES_FILE
+def model_aliases(models_dir: str | Path | None = None) -> dict[str, str]:
+    """Shipped aliases (``"default"`` → the most accurate ensemble), read from ``aliases.json`` in ``models_dir``
+    (default: ``assets/models``)."""
+    path = (Path(models_dir) if models_dir is not None else assets_dir() / "models") / ALIASES_FILE
     if not path.is_file():
         return {}
     try:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import math
 import os
 import zlib
 from dataclasses import dataclass, field
@@ -16,6 +15,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+
+from goectp.text_values import finite_float
 
 Target = Literal["total", "electronic", "ionic"]
 TARGETS: tuple[str, ...] = ("total", "electronic", "ionic")
@@ -103,11 +104,8 @@ def _tensor(value: Any, key: str, rid: str) -> np.ndarray:
 def _band_gap(value: Any, rid: str) -> float | None:
     """A record's band gap (eV): ``None``, or a finite number >= 0 (NaN, ±inf, a negative gap or a number too large
     for a float are refused: downstream they would silently mean "unknown" or "metal")."""
-    try:
-        gap = None if value is None else float(value)
-    except (TypeError, ValueError, OverflowError):
-        gap = float("nan")
-    if gap is not None and not (math.isfinite(gap) and gap >= 0):
+    gap = finite_float(value)
+    if value is not None and (gap is None or gap < 0):
         shown = str(value)[:40]
         raise ValueError(f"record {rid}: band_gap must be a number or null (a finite gap >= 0 eV), not {shown!r}")
     return gap

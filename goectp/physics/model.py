@@ -59,8 +59,8 @@ class PhysicsModel:
         corrections = self.correct(loaded, total.predictions.mean(axis=0), forces)
         for rec, correction in zip(records, corrections):
             rec.update(correction)
-            unstable = bool((rec["physics"] or {}).get("unstable_modes", 0))
-            rec["sigma_factor"] = self.config.sigma_factor(rec["physics_used"], unstable) if rec["calibrated"] else 1.0
+            if not rec["calibrated"]:  # the factor belongs to the calibrated σ, not to the members' raw spread
+                rec["sigma_factor"] = 1.0
             for key in ("eps_mean_std", "anisotropy_std"):
                 rec[key] *= rec["sigma_factor"]
             for key in ("eigenvalues_std", "tensor_std"):
@@ -70,7 +70,8 @@ class PhysicsModel:
     def correct(self, structures: Any, totals: np.ndarray, forces: Any = None) -> list[dict[str, Any]]:
         """The physics correction of learned ``totals [n, 3, 3]`` (the default's mean, e.g. from a screen's table):
         per structure ``"eps_electronic"``, ``"physics"``, ``"physics_skipped"``, ``"physics_used"``,
-        ``"eps_physics"`` and ``"eps_physics_mean"`` (see :meth:`predict_summary`), without running the default."""
+        ``"eps_physics"``, ``"eps_physics_mean"`` and ``"sigma_factor"`` (the factor on the default's calibrated σ
+        for this crystal's group; see :meth:`predict_summary`), without running the default."""
         from goectp.canonical import canonical_cell
         from goectp.inference import graphs_for, run_model
         from goectp.physics.predict import ionic_physics
@@ -90,6 +91,7 @@ class PhysicsModel:
                 if term.modes.num_unstable and not self.config.keeps_unstable:
                     why = f"{term.modes.num_unstable} unstable mode(s) at this geometry"
             usable = term is not None and why is None
+            unstable = term is not None and term.modes.num_unstable > 0
             eps = self.config.combine(totals[i], electronic[i], term, usable)
             out.append(
                 {
@@ -99,6 +101,7 @@ class PhysicsModel:
                     "physics_used": bool(usable),
                     "eps_physics": eps.tolist(),
                     "eps_physics_mean": float(np.trace(eps) / 3),
+                    "sigma_factor": self.config.sigma_factor(usable, unstable),
                 }
             )
         return out

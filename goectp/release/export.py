@@ -12,7 +12,7 @@ from goectp.checkpoint import SCHEMA_VERSION, atomic_save, read_checkpoint
 from goectp.data import DIELECTRIC_FILE, data_dir, sha256_file
 from goectp.evaluation import table2_markdown
 from goectp.evaluation.metrics import summarize_splits
-from goectp.registry import ALIASES_FILE
+from goectp.registry import ALIASES_FILE, model_aliases
 
 #: How the card names each target.
 TARGET_DESCRIPTIONS = {
@@ -57,12 +57,11 @@ def export_ensemble(
     ensemble must never ship a stale one).
     """
     name = name or Path(run).resolve().name
-    aliases_file = Path(assets) / ALIASES_FILE
-    aliases = json.loads(aliases_file.read_text()) if aliases_file.is_file() else {}
-    if isinstance(aliases, dict) and name in aliases:
+    aliases = model_aliases(assets)
+    if name in aliases:
         raise ValueError(
-            f"{name!r} is an alias in {aliases_file} (→ {aliases[name]!r}): a folder of that name would hide it; "
-            "export under another --name (and point the alias at it to make it the default)"
+            f"{name!r} is an alias in {Path(assets) / ALIASES_FILE} (→ {aliases[name]!r}): a folder of that name "
+            "would hide it; export under another --name (and point the alias at it to make it the default)"
         )
     out = Path(assets) / name
     out.mkdir(parents=True, exist_ok=True)

@@ -14,20 +14,13 @@ can be shipped to Dask workers:
 
 from __future__ import annotations
 
-import math
 from typing import Any
+
+from goectp.text_values import finite_float
 
 
 class PoolError(ValueError):
     """A pool that cannot be opened or read; the message says why."""
-
-
-def _float_or_none(value: Any) -> float | None:
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        return None
-    return out if math.isfinite(out) else None
 
 
 def _str_or_none(value: Any) -> str | None:
@@ -53,7 +46,7 @@ def make_candidate(
         "pool_index": int(pool_index),
         "source": _str_or_none(source),
         "formula": _str_or_none(formula),
-        "band_gap": _float_or_none(band_gap),
+        "band_gap": finite_float(band_gap),
         "material_id": _str_or_none(material_id),
         "structure": structure,
         "text": text,

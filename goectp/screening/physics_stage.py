@@ -46,10 +46,10 @@ def table_tensors(table: pd.DataFrame) -> np.ndarray:
 
 def correct_candidate(
     model: Any, record: dict | None, tensor: np.ndarray, forces: Any = None
-) -> tuple[float | None, bool, str | None, bool]:
-    """``(ε̄ with the physics term, whether the term was used, a note, whether it has unstable modes)`` for one pool
-    ``record`` whose learned mean tensor is ``tensor [3, 3]``; ``(None, False, why, False)`` when its term fails
-    (it then keeps its learned ε̄)."""
+) -> tuple[float | None, bool, str | None, float]:
+    """``(ε̄ with the physics term, whether the term was used, a note, the factor on its σ)`` for one pool ``record``
+    whose learned mean tensor is ``tensor [3, 3]``; ``(None, False, why, 1.0)`` when its term fails (it then keeps
+    its learned ε̄ and σ)."""
     try:
         if record is None:
             raise KeyError("not in the pool")
@@ -58,18 +58,13 @@ def correct_candidate(
         unstable = (rec.get("physics") or {}).get("unstable_modes", 0)
         if ok and unstable:  # kept under keep_unstable (its stable modes summed): say so, a relaxation is due
             note = f"{unstable} unstable mode(s) at this geometry: the stable ones summed"
-        return float(value), bool(ok), note, bool(unstable)
+        return float(value), bool(ok), note, float(rec.get("sigma_factor", 1.0))
     except (KeyError, Rejected, ValueError, ArithmeticError, RuntimeError) as exc:  # one candidate, not the list
-        return None, False, f"physics term failed: {str(exc)[:200]}", False
+        return None, False, f"physics term failed: {str(exc)[:200]}", 1.0
 
 
 def physics_rerank(
-    top_high_k: pd.DataFrame,
-    pool,
-    n: int,
-    kappa: float,
-    model: Any = None,
-    forces: Any = None,
+    top_high_k: pd.DataFrame, pool, n: int, kappa: float, model: Any = None, forces: Any = None
 ) -> tuple[pd.DataFrame, dict]:
     """``top_high_k`` with :data:`PHYSICS_COLUMNS`, its first ``n`` rows re-ordered by ``score_physics``; and a
     summary (``top``, ``n_used``, ``seconds``, ``seconds_per_candidate``). ``model`` (default: the shipped
@@ -89,8 +84,8 @@ def physics_rerank(
     head["eps_mean_physics"] = values
     head["physics_used"] = used
     head["physics_note"] = notes
-    factor = np.array([model.config.sigma_factor(ok, unstable) for _, ok, _, unstable in corrected])  # its σ
-    head["score_physics"] = np.asarray(values) + kappa * factor * head["eps_mean_std"].to_numpy(float)
+    sigma_factors = np.array([k for *_, k in corrected])  # the physics model's σ (its sigma_scale)
+    head["score_physics"] = np.asarray(values) + kappa * sigma_factors * head["eps_mean_std"].to_numpy(float)
     head = head.sort_values("score_physics", ascending=False, kind="stable")
     head["rank_physics"] = np.arange(1, len(head) + 1)
     rest = top_high_k.iloc[len(head) :].copy()

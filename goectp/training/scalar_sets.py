@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 from goectp.checkpoint import CheckpointError, atomic_save, load_cache
 from goectp.data.paths import CANDIDATES_FILE, cache_dir, data_dir, sha256_file
 from goectp.graph import CrystalGraph, build_crystal_graph
+from goectp.text_values import finite_float
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ def _from_pool(sources: tuple[str, ...], value: Callable[[dict], float | None]) 
     def select(entries: list[dict]) -> list[tuple[str, dict, float]]:
         out = []
         for e in entries:
-            v = _number(value(e)) if e["source"].startswith(sources) else None
+            v = finite_float(value(e)) if e["source"].startswith(sources) else None
             if v is not None:
                 out.append((e["id"], e["structure"], v))
         return out
@@ -61,7 +62,7 @@ def _log_modulus(key: str) -> Callable[[dict], float | None]:
 
     def value(e: dict) -> float | None:
         extra = e.get("extra")
-        m = _number(extra.get(key)) if isinstance(extra, dict) else None
+        m = finite_float(extra.get(key)) if isinstance(extra, dict) else None
         return math.log10(m) if m is not None and m > 0 else None
 
     return value
@@ -110,17 +111,6 @@ def read_candidate_pool(path: str | os.PathLike) -> list[dict]:
     return entries
 
 
-def _number(value: Any) -> float | None:
-    """A finite float, or None for anything else (null, a bool, a list, NaN, a number too large for a float)."""
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        out = float(value)
-    except (TypeError, ValueError, OverflowError):
-        return None
-    return out if math.isfinite(out) else None
-
-
 def records_from_megnet(entries: Iterable[dict]) -> list[ScalarRecord]:
     """Parse jarvis-tools ``megnet2`` (``formation_energy_per_atom``) or ``megnet`` (``e_form``) entries, eV/atom."""
     from goectp.data.loaders import structure_from_jarvis_atoms
@@ -154,12 +144,14 @@ def read_scalar_json(path: str | os.PathLike) -> list[ScalarRecord]:
     data = load_json_file(path, "scalar-dataset JSON")
     if not isinstance(data, dict) or any(not isinstance(v, dict) or "value" not in v for v in data.values()):
         raise ValueError(f"{path}: expected {{id: {{'structure': ..., 'value': float}}}}")
-    bad = next((k for k, v in data.items() if _number(v["value"]) is None), None)
+    bad = next((k for k, v in data.items() if finite_float(v["value"]) is None), None)
     if bad is not None:
         shown = str(data[bad]["value"])[:40]
         raise ValueError(f"{path}: record {bad[:80]!r}: 'value' must be a finite number, not {shown!r}")
     return [
-        ScalarRecord(str(k), structure_from_dict(v.get("structure"), f"{path.name}: record {k!r}"), _number(v["value"]))
+        ScalarRecord(
+            str(k), structure_from_dict(v.get("structure"), f"{path.name}: record {k!r}"), finite_float(v["value"])
+        )
         for k, v in data.items()
     ]
 
